@@ -1,0 +1,17 @@
+//! # hoist-core
+//!
+//! The provider-neutral heart of Hoist: the domain model, the four provider traits
+//! ([`ScalingProvider`], [`InstanceCatalog`], [`BillingProvider`], [`MetricsSource`]), the
+//! error type, the pure policy engine, the deterministic simulated cloud, provider layers and
+//! (behind the `testkit` feature) the conformance suite every provider must pass.
+//!
+//! This crate depends on no cloud SDK, HTTP client or TLS stack.
+
+pub mod engine;
+pub mod error;
+pub mod model;
+pub mod provider;
+
+pub use error::{Error, ErrorKind, Result};
+pub use model::*;
+pub use provider::*;

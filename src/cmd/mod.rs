@@ -1,0 +1,61 @@
+//! One module per subcommand. Each exposes `Args` (clap) and `run(Args) -> CliResult`.
+
+use std::fmt;
+use std::process::ExitCode;
+
+pub mod capacity;
+pub mod evaluate;
+pub mod forecast;
+pub mod plan;
+pub mod plugins;
+pub mod run;
+pub mod schema;
+pub mod simulate;
+pub mod validate;
+
+/// What a subcommand returns: an exit code on success, a [`CliError`] otherwise.
+pub type CliResult = Result<ExitCode, CliError>;
+
+/// A failure with the exit code it maps to: 2 for invalid input, 1 for runtime failures.
+#[derive(Debug)]
+pub enum CliError {
+    /// The user's input is wrong (file, flag, policy): exit code 2.
+    Input(String),
+    /// Something failed while running: exit code 1.
+    Runtime(String),
+}
+
+impl CliError {
+    /// Invalid input, exit code 2.
+    pub fn input(message: impl fmt::Display) -> Self {
+        CliError::Input(message.to_string())
+    }
+
+    /// Runtime failure, exit code 1.
+    pub fn runtime(message: impl fmt::Display) -> Self {
+        CliError::Runtime(message.to_string())
+    }
+
+    /// Prints the message to stderr and returns the exit code.
+    pub fn report(self) -> ExitCode {
+        match self {
+            CliError::Input(message) => {
+                eprintln!("error: {message}");
+                ExitCode::from(2)
+            }
+            CliError::Runtime(message) => {
+                eprintln!("error: {message}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// Builds the tokio runtime subcommands use for async work.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::runtime(format!("cannot start the async runtime: {e}")))
+}
