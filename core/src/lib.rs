@@ -7,11 +7,13 @@
 //!
 //! This crate depends on no cloud SDK, HTTP client or TLS stack.
 
+pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod model;
 pub mod provider;
 
+pub use clock::{Clock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use model::*;
 pub use provider::*;
