@@ -10,8 +10,10 @@
 pub mod clock;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod model;
 pub mod provider;
+pub mod registry;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
