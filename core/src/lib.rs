@@ -8,12 +8,14 @@
 //! This crate depends on no cloud SDK, HTTP client or TLS stack.
 
 pub mod clock;
+pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod model;
 pub mod provider;
 pub mod registry;
+pub mod trace;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
