@@ -12,6 +12,7 @@ pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod layers;
 pub mod model;
 pub mod provider;
 pub mod registry;

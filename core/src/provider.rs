@@ -39,6 +39,12 @@ pub trait ScalingProvider: Send + Sync + Debug + 'static {
     /// What this provider supports.
     fn capabilities(&self) -> ScalingCapabilities;
 
+    /// How this provider shows itself in logs: its name, or for a layer the nesting, such as
+    /// `Retry(DryRun(sim))`.
+    fn describe(&self) -> String {
+        self.name().to_owned()
+    }
+
     /// Every group this provider manages.
     async fn list_groups(&self) -> Result<Vec<ScalingGroup>>;
 
@@ -80,6 +86,12 @@ pub struct CatalogCapabilities {
 pub trait InstanceCatalog: Send + Sync + Debug + 'static {
     /// What this catalog supports.
     fn capabilities(&self) -> CatalogCapabilities;
+
+    /// How this value shows itself in logs: its type's name, or for a layer the nesting, such
+    /// as `Retry(SimCatalog)`.
+    fn describe(&self) -> String {
+        short_type_name::<Self>().to_owned()
+    }
 
     /// Every class on offer.
     async fn instance_classes(&self) -> Result<Vec<InstanceClass>>;
@@ -149,6 +161,12 @@ pub trait BillingProvider: Send + Sync + Debug + 'static {
     /// What this provider supports.
     fn capabilities(&self) -> BillingCapabilities;
 
+    /// How this value shows itself in logs: its type's name, or for a layer the nesting, such
+    /// as `Retry(SimCatalog)`.
+    fn describe(&self) -> String {
+        short_type_name::<Self>().to_owned()
+    }
+
     /// Actual cost for a period.
     async fn cost(&self, query: &CostQuery) -> Result<Vec<CostEntry>>;
 
@@ -179,6 +197,12 @@ pub trait MetricsSource: Send + Sync + Debug + 'static {
     /// What this source supports.
     fn capabilities(&self) -> MetricsCapabilities;
 
+    /// How this value shows itself in logs: its type's name, or for a layer the nesting, such
+    /// as `Retry(SimCatalog)`.
+    fn describe(&self) -> String {
+        short_type_name::<Self>().to_owned()
+    }
+
     /// Samples of `query` in `range`, one per `step_seconds` where the source resamples.
     async fn query_range(
         &self,
@@ -186,6 +210,15 @@ pub trait MetricsSource: Send + Sync + Debug + 'static {
         range: TimeRange,
         step_seconds: u32,
     ) -> Result<Vec<TimeSeries>>;
+}
+
+/// The last path segment of a type's name (`SimCatalog` for `hoist_core::sim::SimCatalog`),
+/// keeping generic arguments whole.
+fn short_type_name<T: ?Sized>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    let head = full.split('<').next().unwrap_or(full);
+    let start = head.rfind("::").map_or(0, |i| i + 2);
+    &full[start..]
 }
 
 /// One named provider as the engine sees it: a scaling provider and whichever of the other
