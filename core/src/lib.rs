@@ -7,7 +7,10 @@
 //!
 //! This crate depends on no cloud SDK, HTTP client or TLS stack.
 
+pub mod audit;
 pub mod clock;
+pub mod config;
+pub mod control;
 pub mod duration;
 pub mod engine;
 pub mod error;

@@ -260,7 +260,9 @@ impl InstanceClass {
 }
 
 /// A signal the engine can scale on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricKind {
     /// Average CPU utilisation of ready instances, as a fraction 0..=1.

@@ -6,6 +6,13 @@
 //! replayed bit for bit by the simulator. Memory that policies need across evaluations
 //! (stabilisation windows, cooldowns) lives in [`DecisionMemory`], owned by the caller.
 
+mod decide;
+mod memory;
+pub mod schedule;
+
+pub use decide::decide;
+pub use memory::DecisionMemory;
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};

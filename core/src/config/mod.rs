@@ -1,0 +1,533 @@
+//! The policy file: named providers, groups with their bounds, policies and guards, and run
+//! settings. YAML on disk, validated on load; every error names the file, the line and the field.
+//!
+//! ```yaml
+//! providers:
+//!   sim:
+//!     simulated: { seed: 7 }
+//! groups:
+//!   - name: web
+//!     provider: sim
+//!     min: 2
+//!     max: 20
+//!     policies:
+//!       - target_tracking: { metric: utilization, target: 0.6 }
+//! ```
+//!
+//! Parsing is [`load_file`] / [`parse_str`]; semantic checks (bounds, targets, cron
+//! expressions, provider names) run in the same call, and all problems are reported at once.
+
+mod load;
+mod locate;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::HumanDuration;
+use crate::model::MetricKind;
+
+pub use load::{ConfigError, ConfigErrors, PolicyDocument, load_file, parse_str};
+pub use locate::LocationIndex;
+
+/// A whole policy file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Format version; only `1` exists.
+    #[serde(default = "default_version")]
+    pub version: u32,
+    /// Named providers: each a cloud, account or region, the simulated cloud, or a plugin.
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Named metrics sources other than the providers' own (e.g. a Prometheus server).
+    #[serde(default)]
+    pub metrics_sources: BTreeMap<String, ProviderConfig>,
+    /// How the autoscaler runs.
+    #[serde(default)]
+    pub run: RunConfig,
+    /// The groups to scale.
+    pub groups: Vec<GroupConfig>,
+    /// Alert routing (see the telemetry documentation); checked by the alerting component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
+    pub alerts: Option<serde_json::Value>,
+}
+
+fn default_version() -> u32 {
+    1
+}
+
+/// One provider: a map with exactly one kind key (`simulated`, `aws`, ...) holding that kind's
+/// settings, or `plugin: PATH` with an optional `config:` map for a plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProviderConfig(pub BTreeMap<String, serde_json::Value>);
+
+impl ProviderConfig {
+    /// The kind and the settings the factory of that kind receives. For plugins the settings are
+    /// the whole map (`plugin` and `config`).
+    pub fn kind_and_settings(&self) -> Result<(&str, serde_json::Value), String> {
+        if self.0.contains_key("plugin") {
+            if let Some(extra) = self.0.keys().find(|k| *k != "plugin" && *k != "config") {
+                return Err(format!(
+                    "unknown field `{extra}` in a plugin provider; a plugin provider has `plugin: PATH` and optionally `config:`"
+                ));
+            }
+            let settings = serde_json::Value::Object(
+                self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            );
+            return Ok(("plugin", settings));
+        }
+        let mut keys = self.0.keys();
+        match (keys.next(), keys.next()) {
+            (Some(kind), None) => Ok((kind.as_str(), self.0[kind].clone())),
+            (None, _) => Err(
+                "a provider needs its kind as its one key, e.g. `simulated: {}` or `aws: {region: eu-west-1}`"
+                    .to_owned(),
+            ),
+            (Some(a), Some(b)) => Err(format!(
+                "a provider has exactly one kind key, found `{a}` and `{b}`"
+            )),
+        }
+    }
+}
+
+impl JsonSchema for ProviderConfig {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Provider".into()
+    }
+
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A provider: exactly one kind key with its settings (`simulated`, `aws`, ...), or `plugin: PATH` with an optional `config` map.",
+            "type": "object",
+            "minProperties": 1,
+            "properties": {
+                "simulated": { "type": "object", "description": "The deterministic simulated cloud." },
+                "aws": { "type": "object", "description": "Amazon EC2 Auto Scaling." },
+                "prometheus": { "type": "object", "description": "A Prometheus server as a metrics source." },
+                "plugin": { "type": "string", "description": "Path to a provider plugin library." },
+                "config": { "type": "object", "description": "A plugin's own configuration." }
+            },
+            "additionalProperties": { "type": "object" }
+        })
+    }
+}
+
+/// How `hoist run` runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Time between evaluations.
+    #[serde(default = "default_interval")]
+    pub interval: HumanDuration,
+    /// On the simulated cloud: how much virtual time `hoist run` covers.
+    #[serde(default = "default_duration")]
+    pub duration: HumanDuration,
+    /// Where the audit log (JSON lines, one object per decision) goes, relative to the policy
+    /// file. Default: `hoist-audit.jsonl` in the working directory.
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
+    /// Every group is evaluated but nothing is changed.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            interval: default_interval(),
+            duration: default_duration(),
+            audit_log: None,
+            dry_run: false,
+        }
+    }
+}
+
+fn default_interval() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+
+fn default_duration() -> HumanDuration {
+    HumanDuration::from_secs(86_400)
+}
+
+/// One scaling group and how to scale it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// The group's name (and its id on the provider unless `id` is given).
+    pub name: String,
+    /// The provider it lives on (a key of `providers`).
+    pub provider: String,
+    /// The group's id on the provider, when it differs from `name`.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Never fewer instances than this.
+    pub min: u32,
+    /// Never more instances than this.
+    pub max: u32,
+    /// Where this group's metrics come from, and source-specific queries per signal.
+    #[serde(default)]
+    pub metrics: Option<GroupMetricsConfig>,
+    /// The policies; several merge: scale out if any says so, scale in only if all agree.
+    pub policies: Vec<PolicyConfig>,
+    /// Cooldowns, protection, dry run and freshness limits.
+    #[serde(default)]
+    pub guards: GuardsConfig,
+}
+
+impl GroupConfig {
+    /// The group's id on its provider.
+    pub fn provider_id(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The metrics every policy of this group reads.
+    pub fn metrics_needed(&self) -> Vec<MetricKind> {
+        let mut kinds: Vec<MetricKind> = self
+            .policies
+            .iter()
+            .filter_map(|p| p.metric().cloned())
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
+}
+
+/// Where a group's metrics come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMetricsConfig {
+    /// A key of `metrics_sources`; default: the group's provider.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Source-specific queries by signal name (`utilization`, `request_rate`, `queue_depth`,
+    /// `latency_p95`, `latency_p99`, `error_rate`, or a custom name); `{group}` is replaced by
+    /// the group's id.
+    #[serde(default)]
+    pub queries: BTreeMap<String, String>,
+}
+
+/// One policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PolicyConfig {
+    /// Keep a metric at a target (Kubernetes HPA semantics).
+    TargetTracking(TargetTracking),
+    /// Adjust by steps according to how far a metric is from bounds.
+    Step(StepScaling),
+    /// Add or remove a fixed number when a metric crosses upper or lower bounds.
+    Threshold(Threshold),
+    /// Capacity by calendar (cron with time zone).
+    Scheduled(Scheduled),
+}
+
+impl PolicyConfig {
+    /// The policy's kind, as written in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PolicyConfig::TargetTracking(_) => "target_tracking",
+            PolicyConfig::Step(_) => "step",
+            PolicyConfig::Threshold(_) => "threshold",
+            PolicyConfig::Scheduled(_) => "scheduled",
+        }
+    }
+
+    /// The metric the policy reads, if any.
+    pub fn metric(&self) -> Option<&MetricKind> {
+        match self {
+            PolicyConfig::TargetTracking(p) => Some(&p.metric),
+            PolicyConfig::Step(p) => Some(&p.metric),
+            PolicyConfig::Threshold(p) => Some(&p.metric),
+            PolicyConfig::Scheduled(_) => None,
+        }
+    }
+}
+
+/// Target tracking with Kubernetes HPA semantics: desired = ceil(current × metric / target)
+/// outside a tolerance band, stabilised and rate-limited per direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetTracking {
+    /// The signal.
+    pub metric: MetricKind,
+    /// The target: a fraction for utilisation and error rate, per instance for request rate
+    /// and queue depth, seconds for latency.
+    pub target: f64,
+    /// How the metric relates to capacity; default by metric (see [`Aggregation`]).
+    #[serde(default)]
+    pub aggregation: Option<Aggregation>,
+    /// No change while |metric / target − 1| ≤ tolerance.
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+    /// Scale-out behaviour.
+    #[serde(default = "Behavior::default_scale_up")]
+    pub scale_up: Behavior,
+    /// Scale-in behaviour.
+    #[serde(default = "Behavior::default_scale_down")]
+    pub scale_down: Behavior,
+}
+
+fn default_tolerance() -> f64 {
+    0.1
+}
+
+/// How a metric relates to capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// An average per ready instance (utilisation): desired = ceil(ready × value / target).
+    Average,
+    /// A total over the group (request rate, queue depth); the target is per instance:
+    /// desired = ceil(value / target).
+    Total,
+    /// Not proportional to capacity (latency, error rate): desired = ceil(current × value / target).
+    Ratio,
+}
+
+impl Aggregation {
+    /// The default aggregation of a metric.
+    pub fn default_for(metric: &MetricKind) -> Aggregation {
+        match metric {
+            MetricKind::Utilization => Aggregation::Average,
+            MetricKind::RequestRate | MetricKind::QueueDepth => Aggregation::Total,
+            MetricKind::LatencyP95
+            | MetricKind::LatencyP99
+            | MetricKind::ErrorRate
+            | MetricKind::Custom(_) => Aggregation::Ratio,
+        }
+    }
+}
+
+/// Stabilisation and rate limits for one direction (the HPA `behavior` field).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Behavior {
+    /// Recommendations within this window are considered: scale out to the lowest of them,
+    /// scale in to the highest.
+    #[serde(default)]
+    pub stabilization_window: HumanDuration,
+    /// Rate limits; `select` picks which applies when several do.
+    #[serde(default)]
+    pub limits: Vec<RateLimit>,
+    /// `max` allows the largest change of the limits, `min` the smallest, `disabled` forbids
+    /// this direction.
+    #[serde(default)]
+    pub select: Select,
+}
+
+impl Behavior {
+    fn default_scale_up() -> Behavior {
+        // Kubernetes defaults: no stabilisation; max(4 pods, 100 %) per 15 s.
+        Behavior {
+            stabilization_window: HumanDuration::from_secs(0),
+            limits: vec![
+                RateLimit {
+                    instances: Some(4),
+                    percent: None,
+                    period: HumanDuration::from_secs(15),
+                },
+                RateLimit {
+                    instances: None,
+                    percent: Some(100.0),
+                    period: HumanDuration::from_secs(15),
+                },
+            ],
+            select: Select::Max,
+        }
+    }
+
+    fn default_scale_down() -> Behavior {
+        // Kubernetes defaults: 300 s stabilisation; 100 % per 15 s.
+        Behavior {
+            stabilization_window: HumanDuration::from_secs(300),
+            limits: vec![RateLimit {
+                instances: None,
+                percent: Some(100.0),
+                period: HumanDuration::from_secs(15),
+            }],
+            select: Select::Max,
+        }
+    }
+}
+
+/// A rate limit: at most `instances` or `percent` of current capacity per `period`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Absolute change per period.
+    #[serde(default)]
+    pub instances: Option<u32>,
+    /// Change per period as a percentage of the capacity at the start of the period.
+    #[serde(default)]
+    pub percent: Option<f64>,
+    /// The period.
+    pub period: HumanDuration,
+}
+
+/// Which rate limit applies when several do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Select {
+    /// The one allowing the largest change.
+    #[default]
+    Max,
+    /// The one allowing the smallest change.
+    Min,
+    /// No change in this direction.
+    Disabled,
+}
+
+/// Step scaling: adjust capacity by the step the metric falls in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepScaling {
+    /// The signal.
+    pub metric: MetricKind,
+    /// How `adjust` is read.
+    #[serde(default)]
+    pub adjustment: AdjustmentType,
+    /// The steps; metric bounds are absolute values, `from` inclusive and `to` exclusive.
+    pub steps: Vec<Step>,
+}
+
+/// How a step's `adjust` is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AdjustmentType {
+    /// Add `adjust` instances (negative removes).
+    #[default]
+    Change,
+    /// Add `adjust` percent of current capacity (at least one instance).
+    Percent,
+    /// Set capacity to `adjust`.
+    Exact,
+}
+
+/// One step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Lower bound (inclusive); none is −∞.
+    #[serde(default)]
+    pub from: Option<f64>,
+    /// Upper bound (exclusive); none is +∞.
+    #[serde(default)]
+    pub to: Option<f64>,
+    /// The adjustment.
+    pub adjust: i64,
+}
+
+/// Threshold scaling: add when above `upper`, remove when below `lower`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    /// The signal.
+    pub metric: MetricKind,
+    /// Scale out when the metric is above this for `periods` samples.
+    #[serde(default)]
+    pub upper: Option<f64>,
+    /// Scale in when the metric is below this for `periods` samples.
+    #[serde(default)]
+    pub lower: Option<f64>,
+    /// Instances added on a breach of `upper`.
+    #[serde(default = "one")]
+    pub scale_out_by: u32,
+    /// Instances removed on a breach of `lower`.
+    #[serde(default = "one")]
+    pub scale_in_by: u32,
+    /// Consecutive samples that must breach.
+    #[serde(default = "one")]
+    pub periods: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Scheduled capacity: from each cron occurrence, for `duration`, hold the group at or above
+/// `min`, at or below `max`, or at `desired`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Scheduled {
+    /// Cron expression, five fields (minute hour day-of-month month day-of-week).
+    pub cron: String,
+    /// IANA time zone the cron expression is read in.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// How long each occurrence lasts.
+    pub duration: HumanDuration,
+    /// Floor while active.
+    #[serde(default)]
+    pub min: Option<u32>,
+    /// Ceiling while active.
+    #[serde(default)]
+    pub max: Option<u32>,
+    /// Exact capacity while active.
+    #[serde(default)]
+    pub desired: Option<u32>,
+}
+
+fn default_timezone() -> String {
+    "UTC".to_owned()
+}
+
+/// Guards around every decision of a group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuardsConfig {
+    /// Wait at least this long after a scale-out before the next one.
+    #[serde(default)]
+    pub scale_out_cooldown: HumanDuration,
+    /// Wait at least this long after any scaling before a scale-in.
+    #[serde(default = "default_scale_in_cooldown")]
+    pub scale_in_cooldown: HumanDuration,
+    /// Never scale in.
+    #[serde(default)]
+    pub scale_in_protection: bool,
+    /// Decide and record, never act.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// A metric sample older than this is stale and makes its policy hold.
+    #[serde(default = "default_metric_max_age")]
+    pub metric_max_age: HumanDuration,
+    /// At most this many instances added in one decision.
+    #[serde(default)]
+    pub max_scale_out_step: Option<u32>,
+    /// At most this many instances removed in one decision.
+    #[serde(default)]
+    pub max_scale_in_step: Option<u32>,
+}
+
+impl Default for GuardsConfig {
+    fn default() -> Self {
+        GuardsConfig {
+            scale_out_cooldown: HumanDuration::default(),
+            scale_in_cooldown: default_scale_in_cooldown(),
+            scale_in_protection: false,
+            dry_run: false,
+            metric_max_age: default_metric_max_age(),
+            max_scale_out_step: None,
+            max_scale_in_step: None,
+        }
+    }
+}
+
+fn default_scale_in_cooldown() -> HumanDuration {
+    HumanDuration::from_secs(0)
+}
+
+fn default_metric_max_age() -> HumanDuration {
+    HumanDuration::from_secs(300)
+}
+
+/// The JSON Schema of the policy file, for editors.
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(PolicyFile);
+    serde_json::to_value(schema).unwrap_or_default()
+}

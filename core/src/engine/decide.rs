@@ -1,0 +1,592 @@
+//! The decision function: each policy recommends, the recommendations merge (scale out if any
+//! says so, scale in only if all agree), then bounds and guards apply.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::memory::DecisionMemory;
+use super::schedule;
+use super::{Decision, Direction, Observation, Reason};
+use crate::config::{
+    AdjustmentType, Aggregation, Behavior, GroupConfig, PolicyConfig, Scheduled, Select,
+    StepScaling, TargetTracking, Threshold,
+};
+use crate::model::{MetricKind, Sample};
+
+/// What one policy says.
+enum Vote {
+    /// A capacity.
+    Capacity(u32),
+    /// No usable input: keep the current capacity (this blocks scale-in, never scale-out by
+    /// others).
+    Hold,
+    /// Not voting (a scheduled policy outside its window, or one that only moves bounds).
+    Abstain,
+}
+
+/// Decides the desired capacity of one group. Pure: no I/O, no clock; `memory` carries what
+/// stabilisation windows need from earlier evaluations.
+pub fn decide(
+    group: &GroupConfig,
+    observation: &Observation<'_>,
+    memory: &mut DecisionMemory,
+) -> Decision {
+    let now = observation.now;
+    let snapshot = observation.group;
+    let current = snapshot.desired;
+    let mut reasons: Vec<Reason> = Vec::with_capacity(group.policies.len() + 2);
+
+    if memory.recommendations.len() != group.policies.len() {
+        memory.recommendations = vec![Default::default(); group.policies.len()];
+        memory.crons = vec![None; group.policies.len()];
+    }
+
+    // Effective bounds: the policy's, within the provider's own.
+    let mut floor = group.min.max(snapshot.provider_min);
+    let mut ceiling = group.max.min(snapshot.provider_max);
+    if floor > ceiling {
+        reasons.push(Reason {
+            source: "guard.bounds".into(),
+            recommended: None,
+            message: format!(
+                "policy bounds [{}, {}] and provider bounds [{}, {}] do not overlap; holding",
+                group.min, group.max, snapshot.provider_min, snapshot.provider_max
+            ),
+        });
+        return finish(group, observation, current, reasons);
+    }
+
+    let mut votes: Vec<u32> = Vec::with_capacity(group.policies.len());
+    let mut holds = 0usize;
+    for (index, policy) in group.policies.iter().enumerate() {
+        let source = format!("policies[{index}].{}", policy.kind());
+        let (vote, message) = match policy {
+            PolicyConfig::TargetTracking(tt) => {
+                target_tracking(tt, group, observation, memory, index)
+            }
+            PolicyConfig::Step(step) => step_scaling(step, group, observation),
+            PolicyConfig::Threshold(th) => threshold(th, group, observation),
+            PolicyConfig::Scheduled(s) => {
+                scheduled(s, now, memory, index, &mut floor, &mut ceiling)
+            }
+        };
+        let recommended = match vote {
+            Vote::Capacity(n) => {
+                votes.push(n);
+                Some(n)
+            }
+            Vote::Hold => {
+                holds += 1;
+                None
+            }
+            Vote::Abstain => None,
+        };
+        reasons.push(Reason {
+            source,
+            recommended,
+            message,
+        });
+    }
+    // A schedule may have narrowed the bounds past each other; the group's own bounds win.
+    if floor > ceiling {
+        floor = ceiling;
+    }
+
+    let out = votes.iter().copied().filter(|&v| v > current).max();
+    let mut desired = if let Some(out) = out {
+        out
+    } else if !votes.is_empty() && holds == 0 && votes.iter().all(|&v| v < current) {
+        votes.iter().copied().max().unwrap_or(current)
+    } else {
+        if holds > 0 && votes.iter().any(|&v| v < current) {
+            reasons.push(Reason {
+                source: "merge".into(),
+                recommended: Some(current),
+                message: "scale-in needs every policy to agree, and a policy without usable metrics holds".into(),
+            });
+        }
+        current
+    };
+
+    // Guards that may stop a change, unless the bounds force it.
+    let guards = &group.guards;
+    if desired > current {
+        if let Some(last) = memory.last_scale_out
+            && now - last < guards.scale_out_cooldown.as_delta()
+        {
+            reasons.push(guard_reason(
+                "guard.scale_out_cooldown",
+                current,
+                format!(
+                    "scale-out cooldown of {} since the last scale-out at {}",
+                    guards.scale_out_cooldown,
+                    last.format("%H:%M:%S")
+                ),
+            ));
+            desired = current;
+        }
+        if let Some(step) = guards.max_scale_out_step
+            && desired > current.saturating_add(step)
+        {
+            desired = current.saturating_add(step);
+            reasons.push(guard_reason(
+                "guard.max_scale_out_step",
+                desired,
+                format!("at most {step} instances added per decision"),
+            ));
+        }
+    } else if desired < current {
+        if guards.scale_in_protection {
+            reasons.push(guard_reason(
+                "guard.scale_in_protection",
+                current,
+                "scale-in protection is on".into(),
+            ));
+            desired = current;
+        } else if let Some(last) = memory.last_scale
+            && now - last < guards.scale_in_cooldown.as_delta()
+        {
+            reasons.push(guard_reason(
+                "guard.scale_in_cooldown",
+                current,
+                format!(
+                    "scale-in cooldown of {} since the last change at {}",
+                    guards.scale_in_cooldown,
+                    last.format("%H:%M:%S")
+                ),
+            ));
+            desired = current;
+        } else if let Some(step) = guards.max_scale_in_step
+            && desired < current.saturating_sub(step)
+        {
+            desired = current.saturating_sub(step);
+            reasons.push(guard_reason(
+                "guard.max_scale_in_step",
+                desired,
+                format!("at most {step} instances removed per decision"),
+            ));
+        }
+    }
+
+    // Bounds always hold, whatever the policies and guards said.
+    if desired < floor {
+        reasons.push(guard_reason(
+            "guard.min",
+            floor,
+            format!("raised to the minimum of {floor}"),
+        ));
+        desired = floor;
+    } else if desired > ceiling {
+        reasons.push(guard_reason(
+            "guard.max",
+            ceiling,
+            format!("capped at the maximum of {ceiling}"),
+        ));
+        desired = ceiling;
+    }
+
+    memory.prune(now, history_to_keep(group));
+    finish(group, observation, desired, reasons)
+}
+
+fn guard_reason(source: &str, recommended: u32, message: String) -> Reason {
+    Reason {
+        source: source.to_owned(),
+        recommended: Some(recommended),
+        message,
+    }
+}
+
+fn finish(
+    group: &GroupConfig,
+    observation: &Observation<'_>,
+    desired: u32,
+    reasons: Vec<Reason>,
+) -> Decision {
+    let current = observation.group.desired;
+    let direction = match desired.cmp(&current) {
+        std::cmp::Ordering::Greater => Direction::Out,
+        std::cmp::Ordering::Less => Direction::In,
+        std::cmp::Ordering::Equal => Direction::Hold,
+    };
+    Decision {
+        group: observation.group.id.clone(),
+        at: observation.now,
+        current,
+        desired,
+        direction,
+        instance_class: None,
+        reasons,
+        dry_run: group.guards.dry_run,
+    }
+}
+
+/// How long memory must reach back: the longest stabilisation window, rate-limit period and
+/// cooldown of the group.
+fn history_to_keep(group: &GroupConfig) -> TimeDelta {
+    let mut keep = group
+        .guards
+        .scale_in_cooldown
+        .as_delta()
+        .max(group.guards.scale_out_cooldown.as_delta());
+    for policy in &group.policies {
+        if let PolicyConfig::TargetTracking(tt) = policy {
+            for behavior in [&tt.scale_up, &tt.scale_down] {
+                keep = keep.max(behavior.stabilization_window.as_delta());
+                for limit in &behavior.limits {
+                    keep = keep.max(limit.period.as_delta());
+                }
+            }
+        }
+    }
+    keep
+}
+
+/// The latest sample of `metric`, if it is usable; otherwise why not.
+pub(crate) fn latest_value(
+    observation: &Observation<'_>,
+    metric: &MetricKind,
+    max_age: TimeDelta,
+) -> Result<f64, String> {
+    let samples = observation
+        .metrics
+        .get(metric)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let Some(last) = samples.last() else {
+        return Err(format!("no {metric} samples; holding"));
+    };
+    check_sample(observation.now, metric, last, max_age)
+}
+
+fn check_sample(
+    now: DateTime<Utc>,
+    metric: &MetricKind,
+    sample: &Sample,
+    max_age: TimeDelta,
+) -> Result<f64, String> {
+    let age = now - sample.at;
+    if age > max_age {
+        return Err(format!(
+            "{metric} is stale: the newest sample is {}s old (limit {}s); holding",
+            age.num_seconds(),
+            max_age.num_seconds()
+        ));
+    }
+    if sample.at > now + TimeDelta::seconds(1) {
+        return Err(format!(
+            "{metric} sample is {}s in the future; holding",
+            (sample.at - now).num_seconds()
+        ));
+    }
+    if !sample.value.is_finite() {
+        return Err(format!("{metric} is {}; holding", sample.value));
+    }
+    if sample.value < 0.0 {
+        return Err(format!("{metric} is negative ({}); holding", sample.value));
+    }
+    Ok(sample.value)
+}
+
+fn ceil_to_u32(value: f64) -> u32 {
+    let v = value.ceil();
+    if v <= 0.0 {
+        0
+    } else if v >= f64::from(u32::MAX) {
+        u32::MAX
+    } else {
+        v as u32
+    }
+}
+
+/// Target tracking, following the Kubernetes HPA controller
+/// (`pkg/controller/podautoscaler/replica_calculator.go` and `horizontal.go`):
+/// raw recommendation from the usage ratio outside the tolerance, then the stabilisation window
+/// (`stabilizeRecommendationWithBehaviors`), then the rate limits
+/// (`convertDesiredReplicasWithBehaviorRate`).
+fn target_tracking(
+    tt: &TargetTracking,
+    group: &GroupConfig,
+    observation: &Observation<'_>,
+    memory: &mut DecisionMemory,
+    index: usize,
+) -> (Vote, String) {
+    let snapshot = observation.group;
+    let current = snapshot.desired;
+    let value = match latest_value(observation, &tt.metric, group.guards.metric_max_age.as_delta()) {
+        Ok(v) => v,
+        Err(why) => return (Vote::Hold, why),
+    };
+    let aggregation = tt.aggregation.unwrap_or_else(|| Aggregation::default_for(&tt.metric));
+    let ready = snapshot.ready;
+    let (ratio, raw) = match aggregation {
+        Aggregation::Average | Aggregation::Ratio => {
+            if ready == 0 {
+                return (
+                    Vote::Hold,
+                    format!("{} = {value:.3} but no instance is ready yet; holding", tt.metric),
+                );
+            }
+            let ratio = value / tt.target;
+            (ratio, ceil_to_u32(f64::from(ready) * ratio))
+        }
+        Aggregation::Total => {
+            let ratio = if current == 0 {
+                f64::INFINITY
+            } else {
+                value / (tt.target * f64::from(current))
+            };
+            (ratio, ceil_to_u32(value / tt.target))
+        }
+    };
+    let within_tolerance = (ratio - 1.0).abs() <= tt.tolerance;
+    let raw = if within_tolerance { current } else { raw };
+
+    // Stabilisation: scale up to the lowest, down to the highest recent recommendation.
+    let history = &mut memory.recommendations[index];
+    let now = observation.now;
+    let up_cutoff = now - tt.scale_up.stabilization_window.as_delta();
+    let down_cutoff = now - tt.scale_down.stabilization_window.as_delta();
+    let mut up = raw;
+    let mut down = raw;
+    for &(at, rec) in history.iter() {
+        if at > up_cutoff {
+            up = up.min(rec);
+        }
+        if at > down_cutoff {
+            down = down.max(rec);
+        }
+    }
+    history.push_back((now, raw));
+    let mut stabilised = current;
+    if stabilised < up {
+        stabilised = up;
+    }
+    if stabilised > down {
+        stabilised = down;
+    }
+
+    // Rate limits per direction.
+    let limited = if stabilised > current {
+        stabilised.min(scale_up_limit(&tt.scale_up, current, memory, now))
+    } else if stabilised < current {
+        stabilised.max(scale_down_limit(&tt.scale_down, current, memory, now))
+    } else {
+        stabilised
+    };
+
+    let mut message = format!(
+        "{} = {value:.3}, target {} ({aggregation:?}), ratio {ratio:.2}",
+        tt.metric, tt.target
+    );
+    if within_tolerance {
+        message.push_str(&format!(" within tolerance {}", tt.tolerance));
+    } else {
+        message.push_str(&format!(" → {raw}"));
+    }
+    if stabilised != raw {
+        message.push_str(&format!(", stabilised to {stabilised}"));
+    }
+    if limited != stabilised {
+        message.push_str(&format!(", rate-limited to {limited}"));
+    }
+    (Vote::Capacity(limited), message)
+}
+
+fn scale_up_limit(behavior: &Behavior, current: u32, memory: &DecisionMemory, now: DateTime<Utc>) -> u32 {
+    if behavior.select == Select::Disabled {
+        return current;
+    }
+    let mut best: Option<u32> = None;
+    for limit in &behavior.limits {
+        let (added, removed) = memory.changes_since(now, limit.period.as_delta());
+        let period_start = (i64::from(current) - added + removed).max(0) as f64;
+        let allowed = match (limit.instances, limit.percent) {
+            (Some(n), _) => period_start + f64::from(n),
+            (None, Some(p)) => (period_start * (1.0 + p / 100.0)).ceil(),
+            (None, None) => continue,
+        };
+        let allowed = ceil_to_u32(allowed);
+        best = Some(match (best, behavior.select) {
+            (None, _) => allowed,
+            (Some(b), Select::Min) => b.min(allowed),
+            (Some(b), _) => b.max(allowed),
+        });
+    }
+    best.unwrap_or(u32::MAX)
+}
+
+fn scale_down_limit(
+    behavior: &Behavior,
+    current: u32,
+    memory: &DecisionMemory,
+    now: DateTime<Utc>,
+) -> u32 {
+    if behavior.select == Select::Disabled {
+        return current;
+    }
+    let mut best: Option<u32> = None;
+    for limit in &behavior.limits {
+        let (added, removed) = memory.changes_since(now, limit.period.as_delta());
+        let period_start = (i64::from(current) - added + removed).max(0) as f64;
+        let allowed = match (limit.instances, limit.percent) {
+            (Some(n), _) => (period_start - f64::from(n)).max(0.0),
+            (None, Some(p)) => (period_start * (1.0 - p / 100.0)).max(0.0),
+            (None, None) => continue,
+        };
+        let allowed = ceil_to_u32(allowed);
+        // For scale-in, the policy allowing the largest change is the lowest floor.
+        best = Some(match (best, behavior.select) {
+            (None, _) => allowed,
+            (Some(b), Select::Min) => b.max(allowed),
+            (Some(b), _) => b.min(allowed),
+        });
+    }
+    best.unwrap_or(0)
+}
+
+fn step_scaling(step: &StepScaling, group: &GroupConfig, observation: &Observation<'_>) -> (Vote, String) {
+    let current = observation.group.desired;
+    let value = match latest_value(observation, &step.metric, group.guards.metric_max_age.as_delta()) {
+        Ok(v) => v,
+        Err(why) => return (Vote::Hold, why),
+    };
+    let matched = step.steps.iter().position(|s| {
+        s.from.is_none_or(|from| value >= from) && s.to.is_none_or(|to| value < to)
+    });
+    let Some(i) = matched else {
+        return (
+            Vote::Capacity(current),
+            format!("{} = {value:.3} is in no step; keeping {current}", step.metric),
+        );
+    };
+    let adjust = step.steps[i].adjust;
+    let target = match step.adjustment {
+        AdjustmentType::Change => i64::from(current) + adjust,
+        AdjustmentType::Exact => adjust,
+        AdjustmentType::Percent => {
+            let change = f64::from(current) * adjust as f64 / 100.0;
+            // At least one instance in the direction asked, as AWS's MinAdjustmentMagnitude of 1.
+            let change = if change > 0.0 {
+                change.ceil().max(1.0)
+            } else if change < 0.0 {
+                change.floor().min(-1.0)
+            } else {
+                0.0
+            };
+            i64::from(current) + change as i64
+        }
+    };
+    let target = target.clamp(0, i64::from(u32::MAX)) as u32;
+    (
+        Vote::Capacity(target),
+        format!(
+            "{} = {value:.3} is in step {i} ({:?} {adjust}) → {target}",
+            step.metric, step.adjustment
+        ),
+    )
+}
+
+fn threshold(th: &Threshold, group: &GroupConfig, observation: &Observation<'_>) -> (Vote, String) {
+    let current = observation.group.desired;
+    let max_age = group.guards.metric_max_age.as_delta();
+    let samples = observation
+        .metrics
+        .get(&th.metric)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let periods = th.periods as usize;
+    if samples.len() < periods {
+        return (
+            Vote::Hold,
+            format!(
+                "{} has {} samples, {periods} needed; holding",
+                th.metric,
+                samples.len()
+            ),
+        );
+    }
+    let window = &samples[samples.len() - periods..];
+    // The newest sample must be fresh; every sample in the window must be a real value.
+    if let Err(why) = check_sample(observation.now, &th.metric, &window[periods - 1], max_age) {
+        return (Vote::Hold, why);
+    }
+    if window.iter().any(|s| !s.value.is_finite() || s.value < 0.0) {
+        return (
+            Vote::Hold,
+            format!("{} has an invalid sample in its last {periods}; holding", th.metric),
+        );
+    }
+    let values: Vec<f64> = window.iter().map(|s| s.value).collect();
+    let last = values[values.len() - 1];
+    if let Some(upper) = th.upper
+        && values.iter().all(|&v| v > upper)
+    {
+        let target = current.saturating_add(th.scale_out_by);
+        return (
+            Vote::Capacity(target),
+            format!(
+                "{} = {last:.3} above {upper} for {periods} samples → +{} = {target}",
+                th.metric, th.scale_out_by
+            ),
+        );
+    }
+    if let Some(lower) = th.lower
+        && values.iter().all(|&v| v < lower)
+    {
+        let target = current.saturating_sub(th.scale_in_by);
+        return (
+            Vote::Capacity(target),
+            format!(
+                "{} = {last:.3} below {lower} for {periods} samples → −{} = {target}",
+                th.metric, th.scale_in_by
+            ),
+        );
+    }
+    (
+        Vote::Capacity(current),
+        format!("{} = {last:.3} within thresholds; keeping {current}", th.metric),
+    )
+}
+
+fn scheduled(
+    s: &Scheduled,
+    now: DateTime<Utc>,
+    memory: &mut DecisionMemory,
+    index: usize,
+    floor: &mut u32,
+    ceiling: &mut u32,
+) -> (Vote, String) {
+    if memory.crons[index].is_none() {
+        memory.crons[index] = schedule::parse_cron(&s.cron).ok();
+    }
+    let (Some(cron), Ok(tz)) = (&memory.crons[index], s.timezone.parse::<chrono_tz::Tz>()) else {
+        return (Vote::Abstain, format!("schedule `{}` cannot be read; ignored", s.cron));
+    };
+    if !schedule::is_active(cron, tz, s.duration.as_delta(), now) {
+        return (Vote::Abstain, format!("schedule `{}` ({}) not active", s.cron, s.timezone));
+    }
+    let mut parts = Vec::new();
+    if let Some(desired) = s.desired {
+        *floor = (*floor).max(desired);
+        *ceiling = (*ceiling).min(desired);
+        parts.push(format!("desired {desired}"));
+    }
+    if let Some(min) = s.min {
+        *floor = (*floor).max(min);
+        parts.push(format!("min {min}"));
+    }
+    if let Some(max) = s.max {
+        *ceiling = (*ceiling).min(max);
+        parts.push(format!("max {max}"));
+    }
+    (
+        Vote::Abstain,
+        format!(
+            "schedule `{}` ({}) active for {}: {}",
+            s.cron,
+            s.timezone,
+            s.duration,
+            parts.join(", ")
+        ),
+    )
+}
