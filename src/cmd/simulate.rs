@@ -1,14 +1,479 @@
-//! `hoist simulate`.
+//! `hoist simulate`: replay a demand trace through one policy (a policy file or a built-in
+//! baseline) and score it against the oracles O1 and O2 (see `EVALUATION.md`).
 
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hoist_core::eval::policy::PolicyController;
+use hoist_core::eval::{
+    Billing, BuiltIn, Controller, Demand, ReplayOptions, ReplayParams, Scale, SimulationResult,
+    simulate, svg,
+};
+use hoist_core::trace::{Trace, load_trace};
 
 use super::{CliError, CliResult};
 
+/// The replay model's options, shared by `simulate` and `evaluate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// Scale the trace so the peak of the whole trace needs this many instances.
+    #[arg(long, default_value_t = 100)]
+    pub peak_instances: u32,
+    /// Target utilisation of the reactive baselines (hpa, target-tracking).
+    #[arg(long, default_value_t = 0.7)]
+    pub target: f64,
+    /// Time from asking for an instance to it serving.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub boot_delay: Duration,
+    /// Delay of the metric pipeline.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub metric_lag: Duration,
+    /// Averaging period of the metrics.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub metric_period: Duration,
+    /// Billing: `per-second` (60 s minimum), `per-second:<minimum>` or `per-hour`.
+    #[arg(long, default_value = "per-second", value_parser = Billing::parse)]
+    pub billing: Billing,
+    /// Price of one instance per hour.
+    #[arg(long, default_value_t = 0.10)]
+    pub price: f64,
+    /// Lower bound of capacity (every controller but O1).
+    #[arg(long, default_value_t = 1)]
+    pub min_instances: u32,
+    /// Upper bound of capacity (every controller but O1).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_instances: u32,
+    /// Work units per second one instance serves at 100 % (for request-rate, queue and latency
+    /// signals of policy files).
+    #[arg(long, default_value_t = 100.0)]
+    pub capacity: f64,
+    /// Seed (recorded; the replay has no random element yet).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl ModelArgs {
+    /// The replay parameters.
+    pub fn params(&self) -> Result<ReplayParams, CliError> {
+        let params = ReplayParams {
+            peak_instances: self.peak_instances,
+            boot_delay: self.boot_delay,
+            metric_lag: self.metric_lag,
+            metric_period: self.metric_period,
+            billing: self.billing,
+            price_per_hour: self.price,
+            min_instances: self.min_instances,
+            max_instances: self.max_instances,
+            capacity_per_instance: self.capacity,
+            target_utilization: self.target,
+            seed: self.seed,
+        };
+        params.validate().map_err(CliError::input)?;
+        Ok(params)
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = hoist_core::duration::parse_duration(text)?;
+    if d.subsec_nanos() != 0 {
+        return Err(format!("{text}: use whole seconds"));
+    }
+    Ok(d)
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{text:?}: {e} (expected RFC 3339, e.g. 2024-01-01T00:00:00Z)"))
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// A table for people.
+    Table,
+    /// One JSON object.
+    Json,
+}
+
 /// Options of `hoist simulate`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The demand trace (`timestamp,value` CSV, or .csv.gz).
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// A policy file, or a built-in: o1, o2, static-peak, static-mean, hpa, target-tracking.
+    #[arg(long)]
+    pub policy: String,
+    /// The group of the policy file to replay (default: the first).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Replay only steps at or after this time (RFC 3339); the scale still comes from the whole
+    /// trace.
+    #[arg(long, value_parser = parse_time)]
+    pub from: Option<DateTime<Utc>>,
+    /// Replay only steps before this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<DateTime<Utc>>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Write a chart (chart.svg) and a summary (summary.md) into this directory.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    /// The replay model.
+    pub model: ModelArgs,
+}
+
+/// Loads a trace, naming the file and line on error.
+pub fn load(path: &Path) -> Result<Trace, CliError> {
+    load_trace(path).map_err(CliError::input)
+}
+
+/// A policy to replay: a built-in or a policy file's group.
+pub enum PolicySpec {
+    /// A built-in.
+    BuiltIn(BuiltIn),
+    /// A group of a policy file.
+    File {
+        /// Display name.
+        name: String,
+        /// The controller template (cloned per run).
+        controller: PolicyController,
+    },
+}
+
+impl PolicySpec {
+    /// Parses `--policy`: a built-in's name, or a policy file.
+    pub fn parse(text: &str, group: Option<&str>) -> Result<PolicySpec, CliError> {
+        if let Some(b) = BuiltIn::parse(text) {
+            return Ok(PolicySpec::BuiltIn(b));
+        }
+        let path = Path::new(text);
+        if !path.exists() {
+            return Err(CliError::input(format!(
+                "--policy {text:?} is neither a built-in (o1, o2, static-peak, static-mean, hpa, target-tracking) nor an existing file"
+            )));
+        }
+        let doc = hoist_core::config::load_file(path).map_err(CliError::input)?;
+        let interval = doc.policy.run.interval.as_delta().num_seconds();
+        let chosen = match group {
+            Some(g) => doc.policy.groups.iter().find(|x| x.name == g).ok_or_else(|| {
+                CliError::input(format!("{}: no group named {g:?}", path.display()))
+            })?,
+            None => doc
+                .policy
+                .groups
+                .first()
+                .ok_or_else(|| CliError::input(format!("{}: no groups", path.display())))?,
+        };
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| text.to_owned());
+        let name = if doc.policy.groups.len() > 1 {
+            format!("{stem}/{}", chosen.name)
+        } else {
+            stem
+        };
+        let controller = PolicyController::new(&name, chosen.clone(), interval)
+            .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+        Ok(PolicySpec::File { name, controller })
+    }
+
+    /// Display name.
+    pub fn name(&self) -> String {
+        match self {
+            PolicySpec::BuiltIn(b) => b.name().to_owned(),
+            PolicySpec::File { name, .. } => name.clone(),
+        }
+    }
+
+    /// A fresh controller (None for O1).
+    pub fn controller(&self, params: &ReplayParams, scale: &Scale) -> Option<Box<dyn Controller>> {
+        match self {
+            PolicySpec::BuiltIn(b) => b.controller(params, scale),
+            PolicySpec::File { controller, .. } => Some(Box::new(controller.clone())),
+        }
+    }
+
+    /// Whether it is a policy file.
+    pub fn is_file(&self) -> bool {
+        matches!(self, PolicySpec::File { .. })
+    }
+}
 
 /// Runs `hoist simulate`.
-pub fn run(_args: Args) -> CliResult {
-    Err::<ExitCode, _>(CliError::runtime("`hoist simulate` is not built yet"))
+pub fn run(args: Args) -> CliResult {
+    let params = args.model.params()?;
+    let spec = PolicySpec::parse(&args.policy, args.group.as_deref())?;
+    let whole = load(&args.trace)?;
+    let scale = Scale::for_peak(&whole, params.peak_instances).map_err(CliError::input)?;
+    let window = whole.window(args.from, args.until);
+    let demand = Demand::new(&window, scale).map_err(CliError::input)?;
+    let options = ReplayOptions {
+        record_series: args.report.is_some(),
+    };
+    let started = std::time::Instant::now();
+    let controller = spec.controller(&params, &scale);
+    let result = simulate(&demand, &params, &spec.name(), controller, options)
+    .map_err(CliError::runtime)?;
+    let elapsed = started.elapsed();
+    let info = RunInfo {
+        trace: args.trace.display().to_string(),
+        policy: args.policy.clone(),
+        from: window.start,
+        until: window.end(),
+        scale,
+        params: params.clone(),
+        elapsed_seconds: elapsed.as_secs_f64(),
+        steps: demand.len(),
+    };
+    match args.output {
+        Output::Json => {
+            let value = json_object(&result, &info);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).map_err(CliError::runtime)?
+            );
+        }
+        Output::Table => print!("{}", table(&result, &info)),
+    }
+    if let Some(dir) = &args.report {
+        write_report(dir, &result, &info)?;
+        if args.output == Output::Table {
+            println!("report written to {}", dir.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What identifies a run besides the model parameters.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    /// Trace path.
+    pub trace: String,
+    /// Policy as given.
+    pub policy: String,
+    /// Window start.
+    pub from: DateTime<Utc>,
+    /// Window end (exclusive).
+    pub until: DateTime<Utc>,
+    /// The scale.
+    pub scale: Scale,
+    /// The model.
+    pub params: ReplayParams,
+    /// Wall time of the simulation (policy + both oracles), seconds.
+    pub elapsed_seconds: f64,
+    /// Trace steps replayed.
+    pub steps: usize,
+}
+
+/// The parameters object of a run.
+pub fn parameters_json(info: &RunInfo, result: &SimulationResult) -> serde_json::Value {
+    let p = &info.params;
+    serde_json::json!({
+        "trace": info.trace,
+        "policy": info.policy,
+        "from": info.from.to_rfc3339(),
+        "until": info.until.to_rfc3339(),
+        "steps": info.steps,
+        "peak_instances": p.peak_instances,
+        "scale_instances_per_unit": info.scale.instances_per_unit,
+        "trace_peak": info.scale.trace_peak,
+        "target_utilization": p.target_utilization,
+        "boot_delay_seconds": p.boot_delay.as_secs(),
+        "metric_lag_seconds": p.metric_lag.as_secs(),
+        "metric_period_seconds": p.metric_period.as_secs(),
+        "billing": p.billing,
+        "price_per_hour": p.price_per_hour,
+        "min_instances": p.min_instances,
+        "max_instances": p.max_instances,
+        "capacity_per_instance": p.capacity_per_instance,
+        "seed": p.seed,
+        "tick_seconds": result.tick_seconds,
+    })
+}
+
+fn json_object(r: &SimulationResult, info: &RunInfo) -> serde_json::Value {
+    let s = &r.score;
+    serde_json::json!({
+        "theta_u": s.theta_u,
+        "theta_o": s.theta_o,
+        "tau_u": s.tau_u,
+        "tau_o": s.tau_o,
+        "jitter": s.jitter,
+        "under_instance_hours": s.under_instance_hours,
+        "over_instance_hours": s.over_instance_hours,
+        "cost": s.cost,
+        "cost_ratio_o1": r.cost_ratio_o1,
+        "cost_ratio_o2": r.cost_ratio_o2,
+        "actions": s.actions,
+        "parameters": parameters_json(info, r),
+        "oracles": {
+            "o1_cost": r.o1_cost,
+            "o2_cost": r.o2_cost,
+            "o2_lower_bound_cost": r.o2_lower_bound_cost,
+            "o2_exact": r.o2_exact,
+        },
+        "scored_hours": s.scored_hours,
+        "elapsed_seconds": info.elapsed_seconds,
+    })
+}
+
+fn parameter_lines(info: &RunInfo, r: &SimulationResult) -> String {
+    let p = &info.params;
+    let mut out = String::new();
+    let _ = writeln!(out, "trace            {}", info.trace);
+    let _ = writeln!(out, "policy           {}", info.policy);
+    let _ = writeln!(
+        out,
+        "window           {} .. {} ({} steps, {:.1} h scored)",
+        info.from.to_rfc3339(),
+        info.until.to_rfc3339(),
+        info.steps,
+        r.score.scored_hours
+    );
+    let _ = writeln!(
+        out,
+        "scale            peak {} instances = trace peak {} ({:.6e} instances per unit)",
+        p.peak_instances, info.scale.trace_peak, info.scale.instances_per_unit
+    );
+    let _ = writeln!(out, "target           {}", p.target_utilization);
+    let _ = writeln!(
+        out,
+        "boot delay       {} s; metric lag {} s; metric period {} s; tick {} s",
+        p.boot_delay.as_secs(),
+        p.metric_lag.as_secs(),
+        p.metric_period.as_secs(),
+        r.tick_seconds
+    );
+    let _ = writeln!(out, "billing          {}, {} per instance-hour", p.billing, p.price_per_hour);
+    let _ = writeln!(
+        out,
+        "bounds           {}..{} instances; capacity {} work units/s per instance",
+        p.min_instances, p.max_instances, p.capacity_per_instance
+    );
+    let _ = writeln!(out, "seed             {}", p.seed);
+    out
+}
+
+fn table(r: &SimulationResult, info: &RunInfo) -> String {
+    let s = &r.score;
+    let mut out = parameter_lines(info, r);
+    out.push('\n');
+    let rows: [(&str, String); 11] = [
+        ("θ_U (accuracy under)", format!("{:.3} %", s.theta_u)),
+        ("θ_O (accuracy over)", format!("{:.3} %", s.theta_o)),
+        ("τ_U (time under)", format!("{:.3} %", s.tau_u)),
+        ("τ_O (time over)", format!("{:.3} %", s.tau_o)),
+        ("jitter", format!("{:.3} /h", s.jitter)),
+        ("under-provisioned", format!("{:.1} instance-h", s.under_instance_hours)),
+        ("over-provisioned", format!("{:.1} instance-h", s.over_instance_hours)),
+        ("cost", format!("{:.2}", s.cost)),
+        ("cost ratio to O1", format!("{:.4}", r.cost_ratio_o1)),
+        (
+            "cost ratio to O2",
+            format!(
+                "{:.4}{}",
+                r.cost_ratio_o2,
+                if r.o2_exact { "" } else { " (O2 not proven optimal here)" }
+            ),
+        ),
+        ("scaling actions", s.actions.to_string()),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(out, "{k:<24} {v:>16}");
+    }
+    let _ = writeln!(
+        out,
+        "\nO1 cost {:.2}; O2 cost {:.2} (lower bound {:.2}, {}); {:.3} s",
+        r.o1_cost,
+        r.o2_cost,
+        r.o2_lower_bound_cost,
+        if r.o2_exact { "exact" } else { "best level plan" },
+        info.elapsed_seconds
+    );
+    out
+}
+
+fn write_report(dir: &Path, r: &SimulationResult, info: &RunInfo) -> Result<(), CliError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::runtime(format!("cannot create {}: {e}", dir.display())))?;
+    let title = format!("{} on {}", r.policy, trace_name(&info.trace));
+    let subtitle = format!(
+        "peak {} instances · target {} · boot {} s · lag {} s · {}",
+        info.params.peak_instances,
+        info.params.target_utilization,
+        info.params.boot_delay.as_secs(),
+        info.params.metric_lag.as_secs(),
+        info.params.billing
+    );
+    let chart = svg::timeseries(&title, &subtitle, &r.series);
+    let chart_path = dir.join("chart.svg");
+    std::fs::write(&chart_path, chart)
+        .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", chart_path.display())))?;
+    let s = &r.score;
+    let mut md = String::new();
+    let _ = writeln!(md, "# {title}\n");
+    let _ = writeln!(md, "![demand and supply](chart.svg)\n");
+    let _ = writeln!(md, "| metric | value |\n|---|---|");
+    for (k, v) in [
+        ("θ_U", format!("{:.3} %", s.theta_u)),
+        ("θ_O", format!("{:.3} %", s.theta_o)),
+        ("τ_U", format!("{:.3} %", s.tau_u)),
+        ("τ_O", format!("{:.3} %", s.tau_o)),
+        ("jitter", format!("{:.3} per hour", s.jitter)),
+        ("under-provisioned", format!("{:.1} instance-hours", s.under_instance_hours)),
+        ("over-provisioned", format!("{:.1} instance-hours", s.over_instance_hours)),
+        ("cost", format!("{:.2}", s.cost)),
+        ("cost ratio to O1", format!("{:.4}", r.cost_ratio_o1)),
+        ("cost ratio to O2", format!("{:.4}", r.cost_ratio_o2)),
+        ("scaling actions", s.actions.to_string()),
+    ] {
+        let _ = writeln!(md, "| {k} | {v} |");
+    }
+    let _ = writeln!(md, "\n## Parameters\n\n```\n{}```\n", parameter_lines(info, r));
+    let _ = writeln!(md, "Re-run:\n\n```\n{}\n```", rerun_command(info));
+    let path = dir.join("summary.md");
+    std::fs::write(&path, md)
+        .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", path.display())))?;
+    Ok(())
+}
+
+fn trace_name(path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_owned())
+}
+
+fn rerun_command(info: &RunInfo) -> String {
+    let p = &info.params;
+    let billing = match p.billing {
+        Billing::PerHour => "per-hour".to_owned(),
+        Billing::PerSecond { minimum_seconds } => format!("per-second:{minimum_seconds}s"),
+    };
+    format!(
+        "hoist simulate --trace {} --policy {} --from {} --until {} --peak-instances {} --target {} --boot-delay {}s --metric-lag {}s --metric-period {}s --billing {} --price {} --min-instances {} --max-instances {} --capacity {} --seed {}",
+        info.trace,
+        info.policy,
+        info.from.to_rfc3339(),
+        info.until.to_rfc3339(),
+        p.peak_instances,
+        p.target_utilization,
+        p.boot_delay.as_secs(),
+        p.metric_lag.as_secs(),
+        p.metric_period.as_secs(),
+        billing,
+        p.price_per_hour,
+        p.min_instances,
+        p.max_instances,
+        p.capacity_per_instance,
+        p.seed
+    )
 }
