@@ -1,14 +1,394 @@
-//! `hoist evaluate`.
+//! `hoist evaluate`: every policy × every trace in a folder, scored on each trace's test part,
+//! with the frontier of each reactive baseline and a verdict per policy.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use hoist_core::eval::compare::{
+    FRONTIER_TARGETS, Frontier, FrontierPoint, SPEEDUP_EPSILON_PERCENT, Verdict,
+    below_every_frontier, elastic_speedup,
+};
+use hoist_core::eval::svg::{self, PolicyPoint};
+use hoist_core::eval::{
+    BuiltIn, Demand, Oracles, ReplayOptions, ReplayParams, Scale, SimulationResult, replay,
+};
+use hoist_core::trace::{TraceError, load_trace};
+
+use super::simulate::{ModelArgs, PolicySpec};
 use super::{CliError, CliResult};
 
 /// Options of `hoist evaluate`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// A folder of demand traces (`*.csv`, `*.csv.gz`); files that are not `timestamp,value`
+    /// demand traces are skipped with a note.
+    #[arg(long)]
+    pub traces: PathBuf,
+    /// A policy file to score (repeatable). Every built-in baseline is always scored.
+    #[arg(long = "policy")]
+    pub policies: Vec<String>,
+    /// Share of each trace, at its end, that is scored (the test part); the part before is for
+    /// fitting policies and is not scored.
+    #[arg(long, default_value_t = 0.5)]
+    pub test_fraction: f64,
+    /// Write the comparison as Markdown here (charts go next to it, in `<stem>-charts/`).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Write the comparison as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    /// The replay model.
+    pub model: ModelArgs,
+}
+
+/// One policy's row on one trace.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Row {
+    policy: String,
+    #[serde(flatten)]
+    result: SimulationResult,
+    speedup_over_hpa: f64,
+    verdicts: Vec<(String, Verdict)>,
+    below_every_frontier: Option<bool>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct TraceReport {
+    trace: String,
+    file: String,
+    steps: usize,
+    step_seconds: i64,
+    test_from: String,
+    test_until: String,
+    scale_instances_per_unit: f64,
+    trace_peak: f64,
+    o2_exact: bool,
+    rows: Vec<Row>,
+    frontiers: Vec<Frontier>,
+    chart: Option<String>,
+}
+
+struct Progress {
+    done: usize,
+    total: usize,
+}
+
+impl Progress {
+    fn step(&mut self, what: &str) {
+        self.done += 1;
+        let width = 30;
+        let filled = width * self.done / self.total.max(1);
+        eprint!(
+            "\r[{}{}] {}/{} {what:<40}",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            self.done,
+            self.total
+        );
+        let _ = std::io::stderr().flush();
+    }
+}
 
 /// Runs `hoist evaluate`.
-pub fn run(_args: Args) -> CliResult {
-    Err::<ExitCode, _>(CliError::runtime("`hoist evaluate` is not built yet"))
+pub fn run(args: Args) -> CliResult {
+    let params = args.model.params()?;
+    if !(args.test_fraction > 0.0 && args.test_fraction <= 1.0) {
+        return Err(CliError::input(format!(
+            "--test-fraction {} must be in (0, 1]",
+            args.test_fraction
+        )));
+    }
+    let mut specs: Vec<PolicySpec> = BuiltIn::ALL.into_iter().map(PolicySpec::BuiltIn).collect();
+    for p in &args.policies {
+        let spec = PolicySpec::parse(p, None)?;
+        if !spec.is_file() {
+            return Err(CliError::input(format!(
+                "--policy {p}: built-ins are always scored; give policy files here"
+            )));
+        }
+        specs.push(spec);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.traces)
+        .map_err(|e| CliError::input(format!("{}: {e}", args.traces.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.to_string_lossy();
+            n.ends_with(".csv") || n.ends_with(".csv.gz")
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(CliError::input(format!(
+            "{}: no .csv or .csv.gz traces",
+            args.traces.display()
+        )));
+    }
+    let chart_dir = args.markdown.as_ref().map(|m| {
+        let stem = m.file_stem().map_or("results".into(), |s| s.to_string_lossy().into_owned());
+        m.with_file_name(format!("{stem}-charts"))
+    });
+    if let Some(dir) = &chart_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CliError::runtime(format!("cannot create {}: {e}", dir.display())))?;
+    }
+
+    let runs_per_trace = specs.len() + 2 * FRONTIER_TARGETS.len();
+    let mut progress = Progress {
+        done: 0,
+        total: files.len() * runs_per_trace,
+    };
+    let mut reports = Vec::new();
+    let mut skipped = Vec::new();
+    for file in &files {
+        let whole = match load_trace(file) {
+            Ok(t) => t,
+            Err(TraceError::Header { found, .. }) => {
+                skipped.push((file.clone(), format!("header {found:?} is not `timestamp,value`: not a demand trace")));
+                progress.done += runs_per_trace;
+                continue;
+            }
+            Err(e) => return Err(CliError::input(e)),
+        };
+        let scale = Scale::for_peak(&whole, params.peak_instances).map_err(CliError::input)?;
+        let split = ((whole.len() as f64) * (1.0 - args.test_fraction)).floor() as usize;
+        let test = whole.window(Some(whole.at(split)), None);
+        let demand = Demand::new(&test, scale).map_err(CliError::input)?;
+        let oracles = Oracles::compute(&demand, &params).map_err(CliError::runtime)?;
+        let mut results: Vec<SimulationResult> = Vec::new();
+        for spec in &specs {
+            progress.step(&format!("{} × {}", whole.name, spec.name()));
+            let result = match spec.controller(&params, &scale) {
+                None => oracles.result(&spec.name(), oracles.o1.clone(), demand.step_seconds, Vec::new()),
+                Some(mut c) => {
+                    let out = replay(&demand, &params, &mut *c, ReplayOptions::default())
+                        .map_err(CliError::runtime)?;
+                    oracles.result(&spec.name(), out.score, out.tick_seconds, Vec::new())
+                }
+            };
+            results.push(result);
+        }
+        let mut frontiers = Vec::new();
+        for baseline in [BuiltIn::Hpa, BuiltIn::TargetTracking] {
+            let mut points = Vec::new();
+            for &target in &FRONTIER_TARGETS {
+                progress.step(&format!("{} × {} @ {target:.2}", whole.name, baseline.name()));
+                let p = ReplayParams {
+                    target_utilization: target,
+                    ..params.clone()
+                };
+                let mut c = baseline.controller(&p, &scale).ok_or_else(|| CliError::runtime("no controller"))?;
+                let out = replay(&demand, &p, &mut *c, ReplayOptions::default()).map_err(CliError::runtime)?;
+                let r = oracles.result(baseline.name(), out.score, out.tick_seconds, Vec::new());
+                points.push(FrontierPoint {
+                    target,
+                    tau_u: r.score.tau_u,
+                    cost_ratio_o1: r.cost_ratio_o1,
+                });
+            }
+            frontiers.push(Frontier {
+                baseline: baseline.name().to_owned(),
+                points,
+            });
+        }
+        let hpa = results
+            .iter()
+            .find(|r| r.policy == "hpa")
+            .map(|r| r.score.clone())
+            .ok_or_else(|| CliError::runtime("hpa missing"))?;
+        let rows: Vec<Row> = results
+            .into_iter()
+            .map(|r| {
+                let verdicts: Vec<(String, Verdict)> = frontiers
+                    .iter()
+                    .map(|f| (f.baseline.clone(), f.verdict(r.score.tau_u, r.cost_ratio_o1)))
+                    .collect();
+                let v: Vec<Verdict> = verdicts.iter().map(|x| x.1).collect();
+                Row {
+                    policy: r.policy.clone(),
+                    speedup_over_hpa: elastic_speedup(&r.score, &hpa),
+                    below_every_frontier: below_every_frontier(&v),
+                    verdicts,
+                    result: r,
+                }
+            })
+            .collect();
+        let chart = if let Some(dir) = &chart_dir {
+            let points: Vec<PolicyPoint> = rows
+                .iter()
+                .filter(|r| !matches!(r.policy.as_str(), "hpa" | "target-tracking" | "static-peak"))
+                .map(|r| PolicyPoint {
+                    name: r.policy.clone(),
+                    tau_u: r.result.score.tau_u,
+                    cost_ratio_o1: r.result.cost_ratio_o1,
+                })
+                .collect();
+            let svg = svg::frontier(
+                &format!("{}: cost against risk (test part)", whole.name),
+                &format!(
+                    "frontiers sweep the target 0.50–0.95 · peak {} instances · boot {} s · lag {} s · {}",
+                    params.peak_instances,
+                    params.boot_delay.as_secs(),
+                    params.metric_lag.as_secs(),
+                    params.billing
+                ),
+                &frontiers,
+                &points,
+            );
+            let name = format!("{}-frontier.svg", whole.name);
+            let path = dir.join(&name);
+            std::fs::write(&path, svg)
+                .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", path.display())))?;
+            Some(format!(
+                "{}/{name}",
+                dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+            ))
+        } else {
+            None
+        };
+        reports.push(TraceReport {
+            trace: whole.name.clone(),
+            file: file.display().to_string(),
+            steps: demand.len(),
+            step_seconds: demand.step_seconds,
+            test_from: test.start.to_rfc3339(),
+            test_until: test.end().to_rfc3339(),
+            scale_instances_per_unit: scale.instances_per_unit,
+            trace_peak: scale.trace_peak,
+            o2_exact: oracles.o2_exact(),
+            rows,
+            frontiers,
+            chart,
+        });
+    }
+    eprintln!();
+    let markdown = render_markdown(&reports, &skipped, &params, &args);
+    match &args.markdown {
+        Some(path) => std::fs::write(path, &markdown)
+            .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", path.display())))?,
+        None => print!("{markdown}"),
+    }
+    if let Some(path) = &args.json {
+        let value = serde_json::json!({
+            "parameters": params,
+            "test_fraction": args.test_fraction,
+            "speedup_epsilon_percent": SPEEDUP_EPSILON_PERCENT,
+            "traces": reports,
+            "skipped": skipped.iter().map(|(f, why)| serde_json::json!({"file": f.display().to_string(), "why": why})).collect::<Vec<_>>(),
+        });
+        let text = serde_json::to_string_pretty(&value).map_err(CliError::runtime)?;
+        std::fs::write(path, text)
+            .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verdict_text(row: &Row) -> String {
+    let overall = match row.below_every_frontier {
+        Some(true) => "**below every frontier**",
+        Some(false) => "not below",
+        None => "no baseline setting as safe",
+    };
+    let parts: Vec<String> = row
+        .verdicts
+        .iter()
+        .map(|(b, v)| format!("{b}: {}", v.label()))
+        .collect();
+    format!("{overall} ({})", parts.join("; "))
+}
+
+fn render_markdown(
+    reports: &[TraceReport],
+    skipped: &[(PathBuf, String)],
+    params: &ReplayParams,
+    args: &Args,
+) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "Model: peak {} instances per trace · boot delay {} s · metric lag {} s · metric period {} s · billing {} at {} per instance-hour · bounds {}..{} · reactive target {} · seed {} · scored on the last {:.0} % of each trace (test part).",
+        params.peak_instances,
+        params.boot_delay.as_secs(),
+        params.metric_lag.as_secs(),
+        params.metric_period.as_secs(),
+        params.billing,
+        params.price_per_hour,
+        params.min_instances,
+        params.max_instances,
+        params.target_utilization,
+        params.seed,
+        args.test_fraction * 100.0
+    );
+    let _ = writeln!(
+        md,
+        "\nθ and τ in %; jitter per hour; under/over in instance-hours; speedup = elastic speedup over `hpa` (geometric mean of hpa/policy over θ_U, θ_O, τ_U, τ_O; zeros replaced by ε = {SPEEDUP_EPSILON_PERCENT} %). Verdict: below a frontier = cheaper than every setting of that baseline (target 0.50–0.95) whose τ_U is no higher.\n"
+    );
+    for r in reports {
+        let _ = writeln!(
+            md,
+            "### {}\n\nTest part {} → {} ({} steps of {} s); scale {:.6e} instances per unit (trace peak {}). O2 {}.\n",
+            r.trace,
+            r.test_from,
+            r.test_until,
+            r.steps,
+            r.step_seconds,
+            r.scale_instances_per_unit,
+            r.trace_peak,
+            if r.o2_exact {
+                "is proven optimal (cost equals the lower bound)"
+            } else {
+                "is the best level plan, above the lower bound (not proven optimal)"
+            }
+        );
+        let _ = writeln!(
+            md,
+            "| policy | θ_U | θ_O | τ_U | τ_O | jitter | under | over | cost | ÷O1 | ÷O2 | actions | speedup | verdict |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
+        for row in &r.rows {
+            let s = &row.result.score;
+            let _ = writeln!(
+                md,
+                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {:.3} | {:.3} | {} | {:.2} | {} |",
+                row.policy,
+                s.theta_u,
+                s.theta_o,
+                s.tau_u,
+                s.tau_o,
+                s.jitter,
+                s.under_instance_hours,
+                s.over_instance_hours,
+                s.cost,
+                row.result.cost_ratio_o1,
+                row.result.cost_ratio_o2,
+                s.actions,
+                row.speedup_over_hpa,
+                verdict_text(row)
+            );
+        }
+        let _ = writeln!(md, "\nFrontiers (target: τ_U %, cost ÷ O1):\n");
+        for f in &r.frontiers {
+            let pts: Vec<String> = f
+                .points
+                .iter()
+                .map(|p| format!("{:.2}: {:.2} %, {:.3}", p.target, p.tau_u, p.cost_ratio_o1))
+                .collect();
+            let _ = writeln!(md, "- `{}`: {}", f.baseline, pts.join(" · "));
+        }
+        if let Some(chart) = &r.chart {
+            let _ = writeln!(md, "\n![{} frontier]({chart})\n", r.trace);
+        }
+        md.push('\n');
+    }
+    for (file, why) in skipped {
+        let _ = writeln!(md, "Skipped `{}`: {why}.\n", display_name(file));
+    }
+    md
+}
+
+fn display_name(p: &Path) -> String {
+    p.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
 }
