@@ -14,12 +14,13 @@ pub mod control;
 pub mod duration;
 pub mod engine;
 pub mod error;
-pub mod eval;
 pub mod events;
 pub mod layers;
 pub mod model;
 pub mod provider;
 pub mod registry;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod trace;
 
 pub use clock::{Clock, SystemClock};
