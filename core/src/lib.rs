@@ -14,6 +14,7 @@ pub mod control;
 pub mod duration;
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod events;
 pub mod layers;
 pub mod model;
