@@ -59,14 +59,14 @@ use crate::provider::{
     BillingProvider, InstanceCatalog, MetricsSource, ProviderSet, ScalingProvider,
 };
 
-mod circuit;
-mod dry_run;
-mod fault;
-mod metrics;
-mod retry;
-mod rng;
-mod timeout;
-mod wrap;
+pub mod circuit;
+pub mod dry_run;
+pub mod fault;
+pub mod metrics;
+pub mod retry;
+pub mod rng;
+pub mod timeout;
+pub mod wrap;
 
 pub use circuit::{CircuitBreaker, CircuitBreakerLayer, CircuitState};
 pub use dry_run::{DryRun, DryRunLayer, RecordedWrite, WriteRequest};
