@@ -399,10 +399,15 @@ async fn removes_chosen_instance(t: &ConformanceTarget) -> CheckResult {
     match t.writes {
         WriteMode::Applied => removes_applied(t, &before).await?,
         WriteMode::Recorded => {
-            let g = wait_for_victim(t)
-                .await
-                .map_err(|m| format!("{m}; a dry-run target needs an active instance to choose"))?;
-            let victim = pick_victim(&g).map(|i| i.id.clone()).unwrap_or_default();
+            let g = describe(t).await?;
+            let Some(victim) = pick_victim(&g).map(|i| i.id.clone()) else {
+                return Ok(Outcome::skipped(format!(
+                    "group {:?} has no pending or running instance that is not protected from \
+                     scale-in, and with recorded writes the suite cannot launch one; give the \
+                     target a group with desired_capacity >= 1",
+                    t.group
+                )));
+            };
             let mut modes = vec![false];
             if g.desired_capacity > g.min_size {
                 modes.push(true);

@@ -1,0 +1,82 @@
+//! The `plugin` provider kind for the [`hoist_core::registry::ProviderRegistry`]: a policy file
+//! says `providers: { pool: { plugin: ./libstatic_pool.so, config: {...} } }` and gets the
+//! plugin's traits as an ordinary provider. The path resolves against the policy file's
+//! directory; `config` goes to the plugin, which validates it.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use hoist_core::Error;
+use hoist_core::registry::{BuildContext, BuiltProvider, ProviderFactory};
+use serde::Deserialize;
+
+use crate::loader::PluginLibrary;
+
+/// Settings of a `plugin` provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSettings {
+    /// The plugin library; relative to the policy file's directory.
+    pub plugin: PathBuf,
+    /// The plugin's own configuration (an empty map when absent).
+    #[serde(default = "empty_map")]
+    pub config: serde_json::Value,
+}
+
+fn empty_map() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+/// Builds providers of kind `plugin` by loading their library.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PluginFactory;
+
+impl PluginFactory {
+    /// The factory.
+    pub fn new() -> Self {
+        PluginFactory
+    }
+
+    fn settings(ctx: &BuildContext<'_>) -> Result<PluginSettings, Error> {
+        let settings: PluginSettings =
+            serde_path_to_error::deserialize(ctx.settings).map_err(|e| {
+                Error::config(format!(
+                    "provider `{}`: invalid plugin settings at `{}`: {} (expected `plugin: PATH` \
+                     and an optional `config:` map)",
+                    ctx.name,
+                    e.path(),
+                    e.inner()
+                ))
+            })?;
+        Ok(settings)
+    }
+
+    fn open(ctx: &BuildContext<'_>, settings: &PluginSettings) -> Result<PluginLibrary, Error> {
+        let path = ctx.base_dir.join(&settings.plugin);
+        PluginLibrary::open(&path).map_err(|e| Error::from(e).with_provider(ctx.name.to_owned()))
+    }
+}
+
+#[async_trait]
+impl ProviderFactory for PluginFactory {
+    fn kind(&self) -> &str {
+        "plugin"
+    }
+
+    /// Checks the settings and that the library loads with this host's ABI; the plugin's own
+    /// configuration is checked when it is built.
+    fn validate(&self, ctx: BuildContext<'_>) -> hoist_core::Result<()> {
+        let settings = Self::settings(&ctx)?;
+        Self::open(&ctx, &settings).map(|_| ())
+    }
+
+    async fn build(&self, ctx: BuildContext<'_>) -> hoist_core::Result<BuiltProvider> {
+        let settings = Self::settings(&ctx)?;
+        let library = Self::open(&ctx, &settings)?;
+        let set = library
+            .instantiate(ctx.name, ctx.base_dir, &settings.config)
+            .await
+            .map_err(|e| Error::from(e).with_provider(ctx.name.to_owned()))?;
+        Ok(BuiltProvider { set, clock: None })
+    }
+}

@@ -1,0 +1,367 @@
+//! What crosses the plugin boundary as JSON: operation names, their requests, the plugin's
+//! metadata, instance information and errors. Both the loader and the author's kit use these
+//! types, so the two sides cannot disagree about a field.
+//!
+//! Replies of successful operations are the trait method's return value serialised as JSON
+//! (`null` for `()`). New operations and new optional fields may be added within one ABI
+//! version; a side that does not know an operation answers [`hoist_core::ErrorKind::Unsupported`].
+
+use std::fmt;
+use std::path::PathBuf;
+
+use hoist_core::{
+    BillingCapabilities, CapacityType, CatalogCapabilities, CostQuery, Error, ErrorKind,
+    InstanceId, MetricQuery, MetricsCapabilities, ScalingCapabilities, TimeRange,
+};
+use serde::{Deserialize, Serialize};
+
+/// One of the four provider traits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// [`hoist_core::ScalingProvider`] (always provided).
+    Scaling,
+    /// [`hoist_core::InstanceCatalog`].
+    Catalog,
+    /// [`hoist_core::BillingProvider`].
+    Billing,
+    /// [`hoist_core::MetricsSource`].
+    Metrics,
+}
+
+impl Capability {
+    /// The name used in metadata (`scaling`, `catalog`, `billing`, `metrics`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Scaling => "scaling",
+            Capability::Catalog => "catalog",
+            Capability::Billing => "billing",
+            Capability::Metrics => "metrics",
+        }
+    }
+
+    /// The operations of this trait.
+    pub fn operations(self) -> &'static [Operation] {
+        use Operation::*;
+        match self {
+            Capability::Scaling => &[
+                ListGroups,
+                DescribeGroup,
+                SetDesiredCapacity,
+                RemoveInstances,
+                SetInstanceClass,
+                Activities,
+            ],
+            Capability::Catalog => &[InstanceClasses, InstanceClass],
+            Capability::Billing => &[Cost, Forecast, Price],
+            Capability::Metrics => &[QueryRange],
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An operation: one trait method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// `ScalingProvider::list_groups`, request `{}`.
+    ListGroups,
+    /// `ScalingProvider::describe_group`, request [`GroupRequest`].
+    DescribeGroup,
+    /// `ScalingProvider::set_desired_capacity`, request [`SetDesiredRequest`].
+    SetDesiredCapacity,
+    /// `ScalingProvider::remove_instances`, request [`RemoveInstancesRequest`].
+    RemoveInstances,
+    /// `ScalingProvider::set_instance_class`, request [`SetInstanceClassRequest`].
+    SetInstanceClass,
+    /// `ScalingProvider::activities`, request [`GroupRequest`].
+    Activities,
+    /// `InstanceCatalog::instance_classes`, request `{}`.
+    InstanceClasses,
+    /// `InstanceCatalog::instance_class`, request [`NameRequest`].
+    InstanceClass,
+    /// `BillingProvider::cost`, request [`CostQuery`].
+    Cost,
+    /// `BillingProvider::forecast`, request [`CostQuery`].
+    Forecast,
+    /// `BillingProvider::price`, request [`PriceRequest`].
+    Price,
+    /// `MetricsSource::query_range`, request [`QueryRangeRequest`].
+    QueryRange,
+}
+
+impl Operation {
+    /// Every operation.
+    pub const ALL: [Operation; 12] = [
+        Operation::ListGroups,
+        Operation::DescribeGroup,
+        Operation::SetDesiredCapacity,
+        Operation::RemoveInstances,
+        Operation::SetInstanceClass,
+        Operation::Activities,
+        Operation::InstanceClasses,
+        Operation::InstanceClass,
+        Operation::Cost,
+        Operation::Forecast,
+        Operation::Price,
+        Operation::QueryRange,
+    ];
+
+    /// The wire name (`scaling.set_desired_capacity`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::ListGroups => "scaling.list_groups",
+            Operation::DescribeGroup => "scaling.describe_group",
+            Operation::SetDesiredCapacity => "scaling.set_desired_capacity",
+            Operation::RemoveInstances => "scaling.remove_instances",
+            Operation::SetInstanceClass => "scaling.set_instance_class",
+            Operation::Activities => "scaling.activities",
+            Operation::InstanceClasses => "catalog.instance_classes",
+            Operation::InstanceClass => "catalog.instance_class",
+            Operation::Cost => "billing.cost",
+            Operation::Forecast => "billing.forecast",
+            Operation::Price => "billing.price",
+            Operation::QueryRange => "metrics.query_range",
+        }
+    }
+
+    /// The operation with wire name `name`.
+    pub fn from_name(name: &str) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|op| op.as_str() == name)
+    }
+
+    /// The trait it belongs to.
+    pub fn capability(self) -> Capability {
+        match self {
+            Operation::ListGroups
+            | Operation::DescribeGroup
+            | Operation::SetDesiredCapacity
+            | Operation::RemoveInstances
+            | Operation::SetInstanceClass
+            | Operation::Activities => Capability::Scaling,
+            Operation::InstanceClasses | Operation::InstanceClass => Capability::Catalog,
+            Operation::Cost | Operation::Forecast | Operation::Price => Capability::Billing,
+            Operation::QueryRange => Capability::Metrics,
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request without arguments.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Empty {}
+
+/// A request naming a group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRequest {
+    /// The group id.
+    pub group: String,
+}
+
+/// Request of [`Operation::SetDesiredCapacity`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetDesiredRequest {
+    /// The group id.
+    pub group: String,
+    /// Instances wanted.
+    pub desired: u32,
+}
+
+/// Request of [`Operation::RemoveInstances`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoveInstancesRequest {
+    /// The group id.
+    pub group: String,
+    /// The instances to remove.
+    pub instances: Vec<InstanceId>,
+    /// Lower desired capacity by as many.
+    pub decrement: bool,
+}
+
+/// Request of [`Operation::SetInstanceClass`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetInstanceClassRequest {
+    /// The group id.
+    pub group: String,
+    /// The new instance class.
+    pub instance_class: String,
+}
+
+/// A request naming an instance class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NameRequest {
+    /// The class name.
+    pub name: String,
+}
+
+/// Request of [`Operation::Price`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriceRequest {
+    /// The class.
+    pub instance_class: String,
+    /// The zone.
+    pub zone: String,
+    /// How it is bought.
+    pub capacity_type: CapacityType,
+}
+
+/// Request of [`Operation::QueryRange`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryRangeRequest {
+    /// What to ask for.
+    pub query: MetricQuery,
+    /// The period.
+    pub range: TimeRange,
+    /// Resolution in seconds.
+    pub step_seconds: u32,
+}
+
+/// Request of [`Operation::Cost`] and [`Operation::Forecast`].
+pub type CostRequest = CostQuery;
+
+/// What a plugin says about itself, without any configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The plugin's name (`static-pool`).
+    pub name: String,
+    /// The plugin's own version.
+    pub version: String,
+    /// A one-line description.
+    pub description: String,
+    /// The ABI version it was built for.
+    pub abi_version: u32,
+    /// The version of the `hoist-plugin` crate it was built with.
+    pub kit_version: String,
+    /// The traits it implements (always including `scaling`).
+    pub provides: Vec<Capability>,
+    /// The wire names of the operations it answers.
+    pub operations: Vec<String>,
+}
+
+/// What the host sends to create an instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateRequest {
+    /// The provider's name in the policy file.
+    pub name: String,
+    /// The directory relative paths in `config` resolve against (the policy file's directory).
+    pub base_dir: PathBuf,
+    /// The plugin's own configuration, validated by the plugin.
+    pub config: serde_json::Value,
+}
+
+/// What a created instance can do; the reply of `create`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    /// Scaling capabilities.
+    pub scaling: ScalingCapabilities,
+    /// Catalog capabilities, when the plugin provides a catalog.
+    pub catalog: Option<CatalogCapabilities>,
+    /// Billing capabilities, when the plugin provides billing.
+    pub billing: Option<BillingCapabilities>,
+    /// Metrics capabilities, when the plugin provides metrics.
+    pub metrics: Option<MetricsCapabilities>,
+}
+
+/// A [`hoist_core::Error`] on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireError {
+    /// The [`ErrorKind`] name (`not_found`, `throttled`, ...); unknown names read as `other`.
+    pub kind: String,
+    /// Whether a retry may help.
+    pub retryable: bool,
+    /// The message, verbatim.
+    pub message: String,
+    /// The error's source chain as text, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl WireError {
+    /// The wire form of `error`.
+    pub fn from_error(error: &Error) -> Self {
+        let mut chain = Vec::new();
+        let mut source = std::error::Error::source(error);
+        while let Some(s) = source {
+            chain.push(s.to_string());
+            source = s.source();
+        }
+        WireError {
+            kind: error.kind().as_str().to_owned(),
+            retryable: error.is_retryable(),
+            message: error.message().to_owned(),
+            source: (!chain.is_empty()).then(|| chain.join(": ")),
+        }
+    }
+
+    /// The error it stands for; `provider` and `operation` are the host's names for them.
+    pub fn into_error(self, provider: &str, operation: &str) -> Error {
+        let kind = serde_json::from_value::<ErrorKind>(serde_json::Value::String(self.kind))
+            .unwrap_or(ErrorKind::Other);
+        let mut error = Error::new(kind, self.message)
+            .with_retryable(self.retryable)
+            .with_provider(provider)
+            .with_operation(operation);
+        if let Some(source) = self.source {
+            error = error.with_source(source);
+        }
+        error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_names_round_trip_and_are_unique() {
+        let mut names: Vec<&str> = Operation::ALL.iter().map(|op| op.as_str()).collect();
+        for op in Operation::ALL {
+            assert_eq!(Operation::from_name(op.as_str()), Some(op));
+            assert!(op.capability().operations().contains(&op));
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Operation::ALL.len());
+        assert_eq!(Operation::from_name("scaling.nope"), None);
+    }
+
+    #[test]
+    fn errors_cross_with_kind_retryability_message_and_source() {
+        let original = Error::new(ErrorKind::Throttled, "slow down")
+            .with_retryable(false)
+            .with_source(std::io::Error::other("socket closed"));
+        let wire: WireError =
+            serde_json::from_slice(&serde_json::to_vec(&WireError::from_error(&original)).unwrap())
+                .unwrap();
+        let back = wire.into_error("pool", "scaling.list_groups");
+        assert_eq!(back.kind(), ErrorKind::Throttled);
+        assert!(!back.is_retryable());
+        assert_eq!(back.message(), "slow down");
+        assert_eq!(
+            back.to_string(),
+            "pool scaling.list_groups: slow down (throttled): socket closed"
+        );
+    }
+
+    #[test]
+    fn unknown_error_kinds_read_as_other() {
+        let wire = WireError {
+            kind: "from_the_future".into(),
+            retryable: true,
+            message: "m".into(),
+            source: None,
+        };
+        let error = wire.into_error("p", "o");
+        assert_eq!(error.kind(), ErrorKind::Other);
+        assert!(error.is_retryable());
+    }
+}
