@@ -220,3 +220,30 @@ async fn metrics_layer_emits_one_timed_event_per_call() {
         ]
     );
 }
+
+#[tokio::test]
+async fn layer_stack_applies_the_recommended_order() {
+    use hoist_core::layers::LayerStack;
+    let cloud = FakeCloud::new();
+    let full = LayerStack::new()
+        .dry_run(DryRunLayer::new())
+        .retry(RetryLayer::new())
+        .timeout(TimeoutLayer::new(Duration::from_secs(1)))
+        .metrics(MetricsLayer::new(Arc::new(NoEvents)))
+        .circuit_breaker(CircuitBreakerLayer::new());
+    assert_eq!(
+        full.apply(cloud.provider_set()).describe(),
+        "DryRun(Retry(CircuitBreaker(Metrics(Timeout(fake)))))"
+    );
+    let some = LayerStack::new()
+        .retry(RetryLayer::new())
+        .timeout(TimeoutLayer::new(Duration::from_secs(1)));
+    assert_eq!(
+        some.apply(cloud.provider_set()).describe(),
+        "Retry(Timeout(fake))"
+    );
+    assert_eq!(
+        LayerStack::new().apply(cloud.provider_set()).describe(),
+        "fake"
+    );
+}

@@ -16,7 +16,8 @@
 //! [`ScalingProvider::describe`] (and `Display`) show the nesting, such as `Retry(DryRun(sim))`.
 //!
 //! A [`Layer`] wraps one trait object at a time, or a whole [`ProviderSet`] with
-//! [`ProviderSet::with_layer`]. The layer added last is the outermost.
+//! [`ProviderSet::with_layer`]. The layer added last is the outermost. [`LayerStack`] applies
+//! the layers you give it in the recommended order below.
 //!
 //! # Composition order
 //!
@@ -65,6 +66,7 @@ pub mod fault;
 pub mod metrics;
 pub mod retry;
 pub mod rng;
+pub mod stack;
 pub mod timeout;
 pub mod wrap;
 
@@ -74,6 +76,7 @@ pub use fault::{FaultLayer, InjectedFault, Operations};
 pub use metrics::MetricsLayer;
 pub use retry::{Jitter, RetryLayer};
 pub use rng::SplitMix64;
+pub use stack::LayerStack;
 pub use timeout::TimeoutLayer;
 pub use wrap::{Call, Intercept, Layered};
 

@@ -263,12 +263,11 @@ async fn sets_desired_within_bounds(t: &ConformanceTarget) -> CheckResult {
     for desired in [next, before.min_size] {
         let g = set_and_wait(t, desired).await?;
         if t.writes == WriteMode::Recorded {
-            let g = after_settling(t, desired_is(before.desired_capacity))
+            after_settling(t, desired_is(before.desired_capacity))
                 .await
                 .map_err(|m| {
                     format!("with recorded writes nothing may change, but {m} (asked {desired})")
                 })?;
-            let _ = g;
         } else if g.min_size != before.min_size || g.max_size != before.max_size {
             return Err(format!(
                 "set_desired_capacity({:?}, {desired}) changed the bounds from [{}, {}] to \
