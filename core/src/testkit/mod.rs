@@ -23,6 +23,24 @@
 //!
 //! Each check is also a public function (`check_*`) returning an [`Outcome`], for a provider
 //! crate that wants to run one at a time.
+//!
+//! # Targets
+//!
+//! - **A cloud against its test server** (an AWS API emulator, say): the provider's
+//!   [`ProviderSet`], the wall clock, and a settle time long enough for the emulator's
+//!   instances to appear (`with_settle(Duration::from_secs(2), 10)` polls for up to 20 s).
+//! - **The simulated cloud**: `cloud.provider_set(name)` with `with_clock(cloud.clock())` and a
+//!   settle time of at least the boot delay; settling advances virtual time, so it costs
+//!   nothing.
+//! - **A layer**: the layered set; a dry run adds [`ConformanceTarget::with_recorded_writes`],
+//!   under which valid writes must succeed, invalid ones must fail as on the provider, and
+//!   nothing may change.
+//! - **A plugin**: the [`ProviderSet`] the plugin loader returns, exactly like a built-in
+//!   provider.
+//!
+//! The group must exist with `min_size < max_size`. The suite changes its desired capacity
+//! (within bounds), removes instances it chose and changes its class, then puts desired capacity
+//! and class back and checks that they are (`scaling.group_restored`).
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,0 +1,2 @@
+//! Prometheus as a Hoist metrics source.
+#![forbid(unsafe_code)]

@@ -1,0 +1,647 @@
+//! The alert conditions, as a pure state machine over the control loop's events: given an
+//! event and the time, [`AlertRules::observe`] returns the alerts that start firing and the
+//! ones that resolve. No I/O and no clock of its own, so every rule is tested exactly.
+//!
+//! - `scaling_action_failed`: `Acted` with an error `after_failures` times in a row on a group;
+//!   resolves on the next successful action.
+//! - `pinned_at_max`: a `Decided` whose desired capacity is at the group's maximum (the policy
+//!   maximum last seen in `GroupObserved`, or a `guard.max` reason) while a reason recommended
+//!   more, holding for `for`; resolves on the first decision where that is no longer true.
+//! - `metrics_missing`: `MetricsMissing` for a metric, in every evaluation for `for`; resolves
+//!   when an evaluation of the group (its `Decided`) passes without that metric missing.
+//! - `circuit_open`: `Circuit { open: true }` held for `for`; resolves on `open: false`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use hoist_core::events::Event;
+
+use super::config::{EffectiveRule, RulesConfig};
+use super::{Alert, AlertName, AlertStatus, Severity};
+
+/// What changed after one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// A new alert fires.
+    Fire(Alert),
+    /// An active alert's details changed (the last error, the current values); re-sends carry
+    /// the new text, nothing is sent at once.
+    Update(Alert),
+    /// An active alert resolved.
+    Resolve(Alert),
+}
+
+type GroupKey = (String, String);
+
+/// A condition that has held since `since`, and the alert once it fired.
+#[derive(Debug, Clone)]
+struct Pending {
+    since: DateTime<Utc>,
+    firing: bool,
+}
+
+/// The state of every rule.
+#[derive(Debug)]
+pub struct AlertRules {
+    action_failed_after: u32,
+    action_failed_severity: Severity,
+    action_failed_enabled: bool,
+    pinned: EffectiveRule,
+    missing: EffectiveRule,
+    circuit: EffectiveRule,
+    extra_labels: BTreeMap<String, String>,
+    /// Policy maximum per group, from `GroupObserved`.
+    max_seen: BTreeMap<GroupKey, u32>,
+    /// Consecutive failed actions per group, with the first failure's time.
+    failures: BTreeMap<GroupKey, (u32, DateTime<Utc>, bool)>,
+    pinned_state: BTreeMap<GroupKey, Pending>,
+    /// (provider, group, metric) -> condition state.
+    missing_state: BTreeMap<(String, String, String), Pending>,
+    /// Metrics reported missing in the current evaluation of each group.
+    missing_this_round: BTreeMap<GroupKey, BTreeSet<String>>,
+    circuit_state: BTreeMap<String, Pending>,
+    /// The active alerts by de-duplication key.
+    active: BTreeMap<String, Alert>,
+}
+
+impl AlertRules {
+    /// Rules from configuration, adding `extra_labels` to every alert.
+    pub fn new(rules: &RulesConfig, extra_labels: BTreeMap<String, String>) -> Self {
+        AlertRules {
+            action_failed_after: rules.scaling_action_failed.after_failures.max(1),
+            action_failed_severity: rules.scaling_action_failed.severity,
+            action_failed_enabled: rules.scaling_action_failed.enabled,
+            pinned: rules.pinned_at_max(),
+            missing: rules.metrics_missing(),
+            circuit: rules.circuit_open(),
+            extra_labels,
+            max_seen: BTreeMap::new(),
+            failures: BTreeMap::new(),
+            pinned_state: BTreeMap::new(),
+            missing_state: BTreeMap::new(),
+            missing_this_round: BTreeMap::new(),
+            circuit_state: BTreeMap::new(),
+            active: BTreeMap::new(),
+        }
+    }
+
+    /// The alerts firing now.
+    pub fn active(&self) -> impl Iterator<Item = &Alert> {
+        self.active.values()
+    }
+
+    /// Feeds one event observed at `now`; returns what changed.
+    pub fn observe(&mut self, event: &Event, now: DateTime<Utc>) -> Vec<Transition> {
+        let mut out = Vec::new();
+        match event {
+            Event::GroupObserved {
+                provider,
+                group,
+                max,
+                ..
+            } => {
+                let key = (provider.clone(), group.id.clone());
+                self.max_seen.insert(key.clone(), *max);
+                self.missing_this_round.remove(&key);
+            }
+            Event::Acted {
+                provider,
+                group,
+                from,
+                to,
+                error,
+            } if self.action_failed_enabled => {
+                let key = (provider.clone(), group.clone());
+                match error {
+                    Some((kind, message)) => {
+                        let entry = self.failures.entry(key.clone()).or_insert((0, now, false));
+                        entry.0 += 1;
+                        let (count, since, was_firing) = *entry;
+                        if count >= self.action_failed_after {
+                            let alert = self.alert(
+                                AlertName::ScalingActionFailed,
+                                self.action_failed_severity,
+                                provider,
+                                Some(group),
+                                None,
+                                format!("Scaling {provider}/{group} fails ({kind})"),
+                                format!(
+                                    "{count} scaling action(s) in a row on group {group} of provider {provider} failed; \
+                                     the last asked for {from} -> {to} instances and failed with {kind}: {message}"
+                                ),
+                                since,
+                            );
+                            if let Some(entry) = self.failures.get_mut(&key) {
+                                entry.2 = true;
+                            }
+                            out.push(self.raise(alert, was_firing));
+                        }
+                    }
+                    None => {
+                        if let Some((_, _, firing)) = self.failures.remove(&key)
+                            && firing
+                        {
+                            out.extend(self.clear(
+                                AlertName::ScalingActionFailed,
+                                provider,
+                                Some(group),
+                                None,
+                                now,
+                            ));
+                        }
+                    }
+                }
+            }
+            Event::Decided { provider, decision } => {
+                let key = (provider.clone(), decision.group.clone());
+                if self.pinned.enabled {
+                    let wanted = decision
+                        .reasons
+                        .iter()
+                        .filter(|r| !r.source.starts_with("guard."))
+                        .filter_map(|r| r.recommended)
+                        .max();
+                    let at_max = self
+                        .max_seen
+                        .get(&key)
+                        .is_some_and(|max| decision.desired >= *max)
+                        || decision.reasons.iter().any(|r| r.source == "guard.max");
+                    let pinned = at_max && wanted.is_some_and(|w| w > decision.desired);
+                    if pinned {
+                        let wanted = wanted.unwrap_or(decision.desired);
+                        let state = self.pinned_state.entry(key.clone()).or_insert(Pending {
+                            since: now,
+                            firing: false,
+                        });
+                        let (since, was_firing) = (state.since, state.firing);
+                        if held_for(since, now, self.pinned.for_duration) {
+                            if let Some(state) = self.pinned_state.get_mut(&key) {
+                                state.firing = true;
+                            }
+                            let alert = self.alert(
+                                AlertName::PinnedAtMax,
+                                self.pinned.severity,
+                                provider,
+                                Some(&decision.group),
+                                None,
+                                format!(
+                                    "{provider}/{} pinned at its maximum of {} instances",
+                                    decision.group, decision.desired
+                                ),
+                                format!(
+                                    "Group {} of provider {provider} is held at its maximum of {} instances while its \
+                                     policies ask for {wanted}: demand exceeds the capacity it may use. Raise `max` or \
+                                     check the load.",
+                                    decision.group, decision.desired
+                                ),
+                                since,
+                            );
+                            out.push(self.raise(alert, was_firing));
+                        }
+                    } else if let Some(state) = self.pinned_state.remove(&key)
+                        && state.firing
+                    {
+                        out.extend(self.clear(
+                            AlertName::PinnedAtMax,
+                            provider,
+                            Some(&decision.group),
+                            None,
+                            now,
+                        ));
+                    }
+                }
+                // The evaluation of this group is over: metrics not reported missing in it are
+                // back.
+                let missing_now = self.missing_this_round.remove(&key).unwrap_or_default();
+                let recovered: Vec<(String, String, String)> = self
+                    .missing_state
+                    .keys()
+                    .filter(|(p, g, m)| *p == key.0 && *g == key.1 && !missing_now.contains(m))
+                    .cloned()
+                    .collect();
+                for k in recovered {
+                    if let Some(state) = self.missing_state.remove(&k)
+                        && state.firing
+                    {
+                        out.extend(self.clear(
+                            AlertName::MetricsMissing,
+                            &k.0,
+                            Some(&k.1),
+                            Some(&k.2),
+                            now,
+                        ));
+                    }
+                }
+            }
+            Event::MetricsMissing {
+                provider,
+                group,
+                metric,
+                reason,
+            } if self.missing.enabled => {
+                let metric = metric.name().to_owned();
+                self.missing_this_round
+                    .entry((provider.clone(), group.clone()))
+                    .or_default()
+                    .insert(metric.clone());
+                let state_key = (provider.clone(), group.clone(), metric.clone());
+                let state = self
+                    .missing_state
+                    .entry(state_key.clone())
+                    .or_insert(Pending {
+                        since: now,
+                        firing: false,
+                    });
+                let (since, was_firing) = (state.since, state.firing);
+                if held_for(since, now, self.missing.for_duration) {
+                    if let Some(state) = self.missing_state.get_mut(&state_key) {
+                        state.firing = true;
+                    }
+                    let alert = self.alert(
+                        AlertName::MetricsMissing,
+                        self.missing.severity,
+                        provider,
+                        Some(group),
+                        Some(&metric),
+                        format!("Metric {metric} of {provider}/{group} is unusable; the group holds"),
+                        format!(
+                            "The metric {metric} that a policy of group {group} (provider {provider}) scales on \
+                             is missing, stale or invalid, so the group keeps its capacity: {reason}"
+                        ),
+                        since,
+                    );
+                    out.push(self.raise(alert, was_firing));
+                }
+            }
+            Event::Circuit { provider, open } if self.circuit.enabled => {
+                if *open {
+                    let state = self
+                        .circuit_state
+                        .entry(provider.clone())
+                        .or_insert(Pending {
+                            since: now,
+                            firing: false,
+                        });
+                    let (since, was_firing) = (state.since, state.firing);
+                    if held_for(since, now, self.circuit.for_duration) {
+                        if let Some(state) = self.circuit_state.get_mut(provider) {
+                            state.firing = true;
+                        }
+                        let alert = self.alert(
+                            AlertName::CircuitOpen,
+                            self.circuit.severity,
+                            provider,
+                            None,
+                            None,
+                            format!("Circuit to provider {provider} is open"),
+                            format!(
+                                "Calls to provider {provider} failed repeatedly and its circuit breaker opened: \
+                                 Hoist does not call it (and cannot scale its groups) until it closes."
+                            ),
+                            since,
+                        );
+                        out.push(self.raise(alert, was_firing));
+                    }
+                } else if let Some(state) = self.circuit_state.remove(provider)
+                    && state.firing
+                {
+                    out.extend(self.clear(AlertName::CircuitOpen, provider, None, None, now));
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn alert(
+        &self,
+        name: AlertName,
+        severity: Severity,
+        provider: &str,
+        group: Option<&String>,
+        metric: Option<&String>,
+        summary: String,
+        description: String,
+        starts_at: DateTime<Utc>,
+    ) -> Alert {
+        Alert {
+            name,
+            severity,
+            status: AlertStatus::Firing,
+            provider: provider.to_owned(),
+            group: group.cloned(),
+            metric: metric.cloned(),
+            summary,
+            description,
+            starts_at,
+            ends_at: None,
+            extra_labels: self.extra_labels.clone(),
+        }
+    }
+
+    fn raise(&mut self, alert: Alert, was_firing: bool) -> Transition {
+        self.active.insert(alert.dedup_key(), alert.clone());
+        if was_firing {
+            Transition::Update(alert)
+        } else {
+            Transition::Fire(alert)
+        }
+    }
+
+    fn clear(
+        &mut self,
+        name: AlertName,
+        provider: &str,
+        group: Option<&String>,
+        metric: Option<&String>,
+        now: DateTime<Utc>,
+    ) -> Option<Transition> {
+        let probe = Alert {
+            name,
+            severity: Severity::Info,
+            status: AlertStatus::Firing,
+            provider: provider.to_owned(),
+            group: group.cloned(),
+            metric: metric.cloned(),
+            summary: String::new(),
+            description: String::new(),
+            starts_at: now,
+            ends_at: None,
+            extra_labels: BTreeMap::new(),
+        };
+        self.active
+            .remove(&probe.dedup_key())
+            .map(|alert| Transition::Resolve(alert.resolved(now)))
+    }
+}
+
+fn held_for(since: DateTime<Utc>, now: DateTime<Utc>, duration: std::time::Duration) -> bool {
+    let needed = TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX);
+    now - since >= needed
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+    use hoist_core::engine::{Decision, Direction, GroupSnapshot, Reason};
+    use hoist_core::{ErrorKind, MetricKind};
+
+    use super::*;
+    use crate::alerts::config::{ActionFailedRule, DurationRule};
+
+    fn t(minutes: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap() + TimeDelta::minutes(minutes)
+    }
+
+    fn rules(for_minutes: u64) -> AlertRules {
+        let d = Duration::from_secs(for_minutes * 60);
+        let rule = DurationRule {
+            enabled: Some(true),
+            for_duration: Some(d.into()),
+            severity: None,
+        };
+        AlertRules::new(
+            &RulesConfig {
+                scaling_action_failed: ActionFailedRule {
+                    after_failures: 2,
+                    ..Default::default()
+                },
+                pinned_at_max: rule.clone(),
+                metrics_missing: rule.clone(),
+                circuit_open: rule,
+            },
+            BTreeMap::new(),
+        )
+    }
+
+    fn observed(max: u32) -> Event {
+        Event::GroupObserved {
+            provider: "sim".into(),
+            group: GroupSnapshot {
+                id: "web".into(),
+                desired: max,
+                ready: max,
+                pending: 0,
+                provider_min: 0,
+                provider_max: 1000,
+                instance_class: "c".into(),
+            },
+            min: 1,
+            max,
+            cost_per_hour: None,
+            currency: None,
+        }
+    }
+
+    fn decided(desired: u32, recommended: u32, at: DateTime<Utc>) -> Event {
+        Event::Decided {
+            provider: "sim".into(),
+            decision: Decision {
+                group: "web".into(),
+                at,
+                current: desired,
+                desired,
+                direction: Direction::Hold,
+                instance_class: None,
+                reasons: vec![Reason {
+                    source: "target_tracking[0]".into(),
+                    recommended: Some(recommended),
+                    message: "m".into(),
+                }],
+                dry_run: false,
+            },
+        }
+    }
+
+    fn acted(ok: bool) -> Event {
+        Event::Acted {
+            provider: "sim".into(),
+            group: "web".into(),
+            from: 2,
+            to: 3,
+            error: (!ok).then(|| (ErrorKind::QuotaExceeded, "vCPU quota".to_owned())),
+        }
+    }
+
+    fn names(transitions: &[Transition]) -> Vec<String> {
+        transitions
+            .iter()
+            .map(|t| match t {
+                Transition::Fire(a) => format!("fire {}", a.dedup_key()),
+                Transition::Update(a) => format!("update {}", a.dedup_key()),
+                Transition::Resolve(a) => format!("resolve {}", a.dedup_key()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn failing_actions_fire_after_the_threshold_and_resolve_on_success() {
+        let mut r = rules(0);
+        assert!(r.observe(&acted(false), t(0)).is_empty());
+        let fired = r.observe(&acted(false), t(1));
+        assert_eq!(names(&fired), ["fire hoist/scaling_action_failed/sim/web"]);
+        let Transition::Fire(alert) = &fired[0] else {
+            unreachable!()
+        };
+        assert_eq!(alert.starts_at, t(0));
+        assert_eq!(alert.severity, Severity::Critical);
+        assert!(
+            alert.description.contains("vCPU quota"),
+            "{}",
+            alert.description
+        );
+        assert_eq!(
+            names(&r.observe(&acted(false), t(2))),
+            ["update hoist/scaling_action_failed/sim/web"]
+        );
+        let resolved = r.observe(&acted(true), t(3));
+        assert_eq!(
+            names(&resolved),
+            ["resolve hoist/scaling_action_failed/sim/web"]
+        );
+        let Transition::Resolve(alert) = &resolved[0] else {
+            unreachable!()
+        };
+        assert_eq!(alert.ends_at, Some(t(3)));
+        assert_eq!(r.active().count(), 0);
+        // One failure after a success starts counting again.
+        assert!(r.observe(&acted(false), t(4)).is_empty());
+    }
+
+    #[test]
+    fn pinned_at_max_needs_demand_above_max_for_the_duration() {
+        let mut r = rules(5);
+        r.observe(&observed(10), t(0));
+        // At max but nobody wants more: not pinned.
+        assert!(r.observe(&decided(10, 10, t(0)), t(0)).is_empty());
+        assert!(r.observe(&decided(10, 14, t(1)), t(1)).is_empty());
+        assert!(r.observe(&decided(10, 14, t(4)), t(4)).is_empty());
+        let fired = r.observe(&decided(10, 14, t(6)), t(6));
+        assert_eq!(names(&fired), ["fire hoist/pinned_at_max/sim/web"]);
+        let Transition::Fire(alert) = &fired[0] else {
+            unreachable!()
+        };
+        assert!(
+            alert.description.contains("ask for 14"),
+            "{}",
+            alert.description
+        );
+        assert_eq!(alert.starts_at, t(1));
+        // Below max: resolved.
+        assert_eq!(
+            names(&r.observe(&decided(8, 8, t(7)), t(7))),
+            ["resolve hoist/pinned_at_max/sim/web"]
+        );
+    }
+
+    #[test]
+    fn pinned_without_an_observed_max_uses_the_guard_reason() {
+        let mut r = rules(0);
+        let Event::Decided {
+            provider,
+            mut decision,
+        } = decided(6, 9, t(0))
+        else {
+            unreachable!()
+        };
+        decision.reasons.push(Reason {
+            source: "guard.max".into(),
+            recommended: Some(6),
+            message: "capped".into(),
+        });
+        let fired = r.observe(&Event::Decided { provider, decision }, t(0));
+        assert_eq!(names(&fired), ["fire hoist/pinned_at_max/sim/web"]);
+    }
+
+    #[test]
+    fn metrics_missing_fires_when_it_persists_and_resolves_after_a_clean_evaluation() {
+        let mut r = rules(2);
+        let missing = |at| Event::MetricsMissing {
+            provider: "sim".into(),
+            group: "web".into(),
+            metric: MetricKind::RequestRate,
+            reason: format!("stale at {at}"),
+        };
+        for minute in 0..2 {
+            r.observe(&observed(10), t(minute));
+            assert!(r.observe(&missing(minute), t(minute)).is_empty());
+            assert!(r.observe(&decided(3, 3, t(minute)), t(minute)).is_empty());
+        }
+        r.observe(&observed(10), t(2));
+        assert_eq!(
+            names(&r.observe(&missing(2), t(2))),
+            ["fire hoist/metrics_missing/sim/web/request_rate"]
+        );
+        assert!(r.observe(&decided(3, 3, t(2)), t(2)).is_empty());
+        r.observe(&observed(10), t(3));
+        assert_eq!(
+            names(&r.observe(&decided(3, 3, t(3)), t(3))),
+            ["resolve hoist/metrics_missing/sim/web/request_rate"]
+        );
+    }
+
+    #[test]
+    fn a_single_gap_shorter_than_for_does_not_fire() {
+        let mut r = rules(2);
+        let missing = Event::MetricsMissing {
+            provider: "sim".into(),
+            group: "web".into(),
+            metric: MetricKind::Utilization,
+            reason: "empty".into(),
+        };
+        r.observe(&observed(10), t(0));
+        r.observe(&missing, t(0));
+        r.observe(&decided(3, 3, t(0)), t(0));
+        r.observe(&observed(10), t(1));
+        r.observe(&decided(3, 3, t(1)), t(1));
+        // The condition restarted: two minutes after the first gap is not two minutes of gap.
+        r.observe(&observed(10), t(2));
+        assert!(r.observe(&missing, t(2)).is_empty());
+    }
+
+    #[test]
+    fn circuit_open_fires_and_resolves() {
+        let mut r = rules(0);
+        let open = |open| Event::Circuit {
+            provider: "aws".into(),
+            open,
+        };
+        assert_eq!(
+            names(&r.observe(&open(true), t(0))),
+            ["fire hoist/circuit_open/aws"]
+        );
+        assert_eq!(
+            names(&r.observe(&open(true), t(1))),
+            ["update hoist/circuit_open/aws"]
+        );
+        assert_eq!(
+            names(&r.observe(&open(false), t(2))),
+            ["resolve hoist/circuit_open/aws"]
+        );
+        assert!(r.observe(&open(false), t(3)).is_empty());
+    }
+
+    #[test]
+    fn disabled_rules_stay_quiet() {
+        let mut config = RulesConfig::default();
+        config.circuit_open.enabled = Some(false);
+        config.scaling_action_failed.enabled = false;
+        let mut r = AlertRules::new(&config, BTreeMap::new());
+        assert!(
+            r.observe(
+                &Event::Circuit {
+                    provider: "aws".into(),
+                    open: true
+                },
+                t(0)
+            )
+            .is_empty()
+        );
+        for i in 0..5 {
+            assert!(r.observe(&acted(false), t(i)).is_empty());
+        }
+    }
+}
