@@ -20,6 +20,7 @@ pub mod layers;
 pub mod model;
 pub mod provider;
 pub mod registry;
+pub mod sim;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod trace;

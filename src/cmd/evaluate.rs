@@ -127,7 +127,9 @@ pub fn run(args: Args) -> CliResult {
         )));
     }
     let chart_dir = args.markdown.as_ref().map(|m| {
-        let stem = m.file_stem().map_or("results".into(), |s| s.to_string_lossy().into_owned());
+        let stem = m
+            .file_stem()
+            .map_or("results".into(), |s| s.to_string_lossy().into_owned());
         m.with_file_name(format!("{stem}-charts"))
     });
     if let Some(dir) = &chart_dir {
@@ -146,7 +148,10 @@ pub fn run(args: Args) -> CliResult {
         let whole = match load_trace(file) {
             Ok(t) => t,
             Err(TraceError::Header { found, .. }) => {
-                skipped.push((file.clone(), format!("header {found:?} is not `timestamp,value`: not a demand trace")));
+                skipped.push((
+                    file.clone(),
+                    format!("header {found:?} is not `timestamp,value`: not a demand trace"),
+                ));
                 progress.done += runs_per_trace;
                 continue;
             }
@@ -161,7 +166,12 @@ pub fn run(args: Args) -> CliResult {
         for spec in &specs {
             progress.step(&format!("{} × {}", whole.name, spec.name()));
             let result = match spec.controller(&params, &scale) {
-                None => oracles.result(&spec.name(), oracles.o1.clone(), demand.step_seconds, Vec::new()),
+                None => oracles.result(
+                    &spec.name(),
+                    oracles.o1.clone(),
+                    demand.step_seconds,
+                    Vec::new(),
+                ),
                 Some(mut c) => {
                     let out = replay(&demand, &params, &mut *c, ReplayOptions::default())
                         .map_err(CliError::runtime)?;
@@ -174,13 +184,20 @@ pub fn run(args: Args) -> CliResult {
         for baseline in [BuiltIn::Hpa, BuiltIn::TargetTracking] {
             let mut points = Vec::new();
             for &target in &FRONTIER_TARGETS {
-                progress.step(&format!("{} × {} @ {target:.2}", whole.name, baseline.name()));
+                progress.step(&format!(
+                    "{} × {} @ {target:.2}",
+                    whole.name,
+                    baseline.name()
+                ));
                 let p = ReplayParams {
                     target_utilization: target,
                     ..params.clone()
                 };
-                let mut c = baseline.controller(&p, &scale).ok_or_else(|| CliError::runtime("no controller"))?;
-                let out = replay(&demand, &p, &mut *c, ReplayOptions::default()).map_err(CliError::runtime)?;
+                let mut c = baseline
+                    .controller(&p, &scale)
+                    .ok_or_else(|| CliError::runtime("no controller"))?;
+                let out = replay(&demand, &p, &mut *c, ReplayOptions::default())
+                    .map_err(CliError::runtime)?;
                 let r = oracles.result(baseline.name(), out.score, out.tick_seconds, Vec::new());
                 points.push(FrontierPoint {
                     target,
@@ -203,7 +220,12 @@ pub fn run(args: Args) -> CliResult {
             .map(|r| {
                 let verdicts: Vec<(String, Verdict)> = frontiers
                     .iter()
-                    .map(|f| (f.baseline.clone(), f.verdict(r.score.tau_u, r.cost_ratio_o1)))
+                    .map(|f| {
+                        (
+                            f.baseline.clone(),
+                            f.verdict(r.score.tau_u, r.cost_ratio_o1),
+                        )
+                    })
                     .collect();
                 let v: Vec<Verdict> = verdicts.iter().map(|x| x.1).collect();
                 Row {
@@ -243,7 +265,9 @@ pub fn run(args: Args) -> CliResult {
                 .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", path.display())))?;
             Some(format!(
                 "{}/{name}",
-                dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+                dir.file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
             ))
         } else {
             None

@@ -162,9 +162,14 @@ impl PolicySpec {
         let doc = hoist_core::config::load_file(path).map_err(CliError::input)?;
         let interval = doc.policy.run.interval.as_delta().num_seconds();
         let chosen = match group {
-            Some(g) => doc.policy.groups.iter().find(|x| x.name == g).ok_or_else(|| {
-                CliError::input(format!("{}: no group named {g:?}", path.display()))
-            })?,
+            Some(g) => doc
+                .policy
+                .groups
+                .iter()
+                .find(|x| x.name == g)
+                .ok_or_else(|| {
+                    CliError::input(format!("{}: no group named {g:?}", path.display()))
+                })?,
             None => doc
                 .policy
                 .groups
@@ -220,8 +225,8 @@ pub fn run(args: Args) -> CliResult {
     };
     let started = std::time::Instant::now();
     let controller = spec.controller(&params, &scale);
-    let result = simulate(&demand, &params, &spec.name(), controller, options)
-    .map_err(CliError::runtime)?;
+    let result =
+        simulate(&demand, &params, &spec.name(), controller, options).map_err(CliError::runtime)?;
     let elapsed = started.elapsed();
     let info = RunInfo {
         trace: args.trace.display().to_string(),
@@ -352,7 +357,11 @@ fn parameter_lines(info: &RunInfo, r: &SimulationResult) -> String {
         p.metric_period.as_secs(),
         r.tick_seconds
     );
-    let _ = writeln!(out, "billing          {}, {} per instance-hour", p.billing, p.price_per_hour);
+    let _ = writeln!(
+        out,
+        "billing          {}, {} per instance-hour",
+        p.billing, p.price_per_hour
+    );
     let _ = writeln!(
         out,
         "bounds           {}..{} instances; capacity {} work units/s per instance",
@@ -372,8 +381,14 @@ fn table(r: &SimulationResult, info: &RunInfo) -> String {
         ("τ_U (time under)", format!("{:.3} %", s.tau_u)),
         ("τ_O (time over)", format!("{:.3} %", s.tau_o)),
         ("jitter", format!("{:.3} /h", s.jitter)),
-        ("under-provisioned", format!("{:.1} instance-h", s.under_instance_hours)),
-        ("over-provisioned", format!("{:.1} instance-h", s.over_instance_hours)),
+        (
+            "under-provisioned",
+            format!("{:.1} instance-h", s.under_instance_hours),
+        ),
+        (
+            "over-provisioned",
+            format!("{:.1} instance-h", s.over_instance_hours),
+        ),
         ("cost", format!("{:.2}", s.cost)),
         ("cost ratio to O1", format!("{:.4}", r.cost_ratio_o1)),
         (
@@ -381,7 +396,11 @@ fn table(r: &SimulationResult, info: &RunInfo) -> String {
             format!(
                 "{:.4}{}",
                 r.cost_ratio_o2,
-                if r.o2_exact { "" } else { " (O2 not proven optimal here)" }
+                if r.o2_exact {
+                    ""
+                } else {
+                    " (O2 not proven optimal here)"
+                }
             ),
         ),
         ("scaling actions", s.actions.to_string()),
@@ -395,7 +414,11 @@ fn table(r: &SimulationResult, info: &RunInfo) -> String {
         r.o1_cost,
         r.o2_cost,
         r.o2_lower_bound_cost,
-        if r.o2_exact { "exact" } else { "best level plan" },
+        if r.o2_exact {
+            "exact"
+        } else {
+            "best level plan"
+        },
         info.elapsed_seconds
     );
     out
@@ -428,8 +451,14 @@ fn write_report(dir: &Path, r: &SimulationResult, info: &RunInfo) -> Result<(), 
         ("τ_U", format!("{:.3} %", s.tau_u)),
         ("τ_O", format!("{:.3} %", s.tau_o)),
         ("jitter", format!("{:.3} per hour", s.jitter)),
-        ("under-provisioned", format!("{:.1} instance-hours", s.under_instance_hours)),
-        ("over-provisioned", format!("{:.1} instance-hours", s.over_instance_hours)),
+        (
+            "under-provisioned",
+            format!("{:.1} instance-hours", s.under_instance_hours),
+        ),
+        (
+            "over-provisioned",
+            format!("{:.1} instance-hours", s.over_instance_hours),
+        ),
         ("cost", format!("{:.2}", s.cost)),
         ("cost ratio to O1", format!("{:.4}", r.cost_ratio_o1)),
         ("cost ratio to O2", format!("{:.4}", r.cost_ratio_o2)),
@@ -437,7 +466,11 @@ fn write_report(dir: &Path, r: &SimulationResult, info: &RunInfo) -> Result<(), 
     ] {
         let _ = writeln!(md, "| {k} | {v} |");
     }
-    let _ = writeln!(md, "\n## Parameters\n\n```\n{}```\n", parameter_lines(info, r));
+    let _ = writeln!(
+        md,
+        "\n## Parameters\n\n```\n{}```\n",
+        parameter_lines(info, r)
+    );
     let _ = writeln!(md, "Re-run:\n\n```\n{}\n```", rerun_command(info));
     let path = dir.join("summary.md");
     std::fs::write(&path, md)

@@ -1,11 +1,11 @@
 //! The baselines as replay controllers: static capacity, and adapters for the HPA and target
 //! tracking algorithms (which live in their own modules as plain state machines).
 
+use super::ReplayParams;
 use super::fleet::Removal;
 use super::hpa::Hpa;
 use super::replay::{Controller, StartContext, View, requirement_per_step};
 use super::target_tracking::TargetTracking;
-use super::ReplayParams;
 
 /// A fixed capacity for the whole replay (static peak, static mean).
 #[derive(Debug, Clone)]
@@ -77,7 +77,10 @@ impl Controller for Baseline {
     /// Reactive baselines start with the capacity the first step needs at their target
     /// (`ceil(D / target)`), as a group that was sized for the load before the replay began.
     fn start(&mut self, ctx: &StartContext<'_>) -> u32 {
-        let first = requirement_per_step(ctx.demand).first().copied().unwrap_or(0);
+        let first = requirement_per_step(ctx.demand)
+            .first()
+            .copied()
+            .unwrap_or(0);
         let first_demand = ctx
             .demand
             .instances
@@ -113,7 +116,11 @@ impl Controller for Baseline {
                 } else {
                     None
                 };
-                t.evaluate(view.desired, view.ready, warming, datapoint)
+                // The load the datapoint describes: utilisation × the capacity it was measured on.
+                let measured = view
+                    .signal(super::Signal::ReadyInstances, 0)
+                    .unwrap_or(f64::from(view.ready));
+                t.evaluate(view.desired, measured, warming, datapoint)
             }
         }
     }

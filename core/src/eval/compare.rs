@@ -9,13 +9,20 @@ use super::Score;
 pub const SPEEDUP_EPSILON_PERCENT: f64 = 0.01;
 
 /// The target utilisations a reactive baseline is swept over for its frontier.
-pub const FRONTIER_TARGETS: [f64; 10] = [0.50, 0.55, 0.60, 0.65, 0.70, 0.75, 0.80, 0.85, 0.90, 0.95];
+pub const FRONTIER_TARGETS: [f64; 10] =
+    [0.50, 0.55, 0.60, 0.65, 0.70, 0.75, 0.80, 0.85, 0.90, 0.95];
 
 /// Elastic speedup of `policy` over `baseline`: the geometric mean over θ_U, θ_O, τ_U, τ_O of
 /// baseline / policy, zeros replaced by [`SPEEDUP_EPSILON_PERCENT`]. Above 1: the policy is
 /// more elastic.
 pub fn elastic_speedup(policy: &Score, baseline: &Score) -> f64 {
-    let eps = |x: f64| if x > SPEEDUP_EPSILON_PERCENT { x } else { SPEEDUP_EPSILON_PERCENT };
+    let eps = |x: f64| {
+        if x > SPEEDUP_EPSILON_PERCENT {
+            x
+        } else {
+            SPEEDUP_EPSILON_PERCENT
+        }
+    };
     let pairs = [
         (baseline.theta_u, policy.theta_u),
         (baseline.theta_o, policy.theta_o),

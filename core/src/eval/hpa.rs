@@ -109,7 +109,11 @@ pub struct HpaConfig {
 impl HpaConfig {
     /// The Kubernetes defaults: tolerance 0.1, 15 s sync, up `max(4 pods, 100 %)` per 15 s
     /// with no window, down 100 % per 15 s with a 300 s window.
-    pub fn kubernetes_default(target_utilization: f64, min_replicas: u32, max_replicas: u32) -> Self {
+    pub fn kubernetes_default(
+        target_utilization: f64,
+        min_replicas: u32,
+        max_replicas: u32,
+    ) -> Self {
         HpaConfig {
             target_utilization,
             tolerance: 0.1,
@@ -250,7 +254,11 @@ impl Hpa {
                 .scale_up
                 .stabilization_window_seconds
                 .max(self.config.scale_down.stabilization_window_seconds);
-        while self.recommendations.front().is_some_and(|&(at, _)| at <= oldest) {
+        while self
+            .recommendations
+            .front()
+            .is_some_and(|&(at, _)| at <= oldest)
+        {
             self.recommendations.pop_front();
         }
         self.recommendations.push_back((now, raw));

@@ -50,8 +50,8 @@ use crate::trace::Trace;
 pub use baselines::{Baseline, StaticCapacity};
 pub use fleet::Removal;
 pub use replay::{
-    Controller, QUEUE_LIMIT_SECONDS, ReplayOptions, ReplayOutcome, SeriesPoint, Signal, StartContext, View, replay,
-    requirement_per_step, tick_seconds,
+    Controller, QUEUE_LIMIT_SECONDS, ReplayOptions, ReplayOutcome, SeriesPoint, Signal,
+    StartContext, View, replay, requirement_per_step, tick_seconds,
 };
 pub use score::Score;
 
@@ -275,7 +275,10 @@ impl Scale {
             .iter()
             .flatten()
             .fold((0.0, 0usize), |(s, n), v| {
-                (s + f64::from(instances_needed(v * instances_per_unit)), n + 1)
+                (
+                    s + f64::from(instances_needed(v * instances_per_unit)),
+                    n + 1,
+                )
             });
         Ok(Scale {
             instances_per_unit,
@@ -323,10 +326,7 @@ impl Demand {
         if step_seconds <= 0 || trace.step.subsec_nanos() != 0 {
             return Err(EvalError::Trace {
                 name: trace.name.clone(),
-                what: format!(
-                    "step {} is not a whole number of seconds",
-                    trace.step
-                ),
+                what: format!("step {} is not a whole number of seconds", trace.step),
             });
         }
         if trace.values.iter().all(Option::is_none) {

@@ -123,9 +123,8 @@ impl Controller for O2 {
     fn start(&mut self, ctx: &StartContext<'_>) -> u32 {
         let (plan, initial, lower_bound_ticks) = plan(ctx);
         self.plan = plan;
-        self.lower_bound_cost = lower_bound_ticks as f64 * ctx.tick_seconds as f64
-            * ctx.params.price_per_hour
-            / 3600.0;
+        self.lower_bound_cost =
+            lower_bound_ticks as f64 * ctx.tick_seconds as f64 * ctx.params.price_per_hour / 3600.0;
         initial
     }
 

@@ -10,8 +10,8 @@
 
 use chrono::TimeDelta;
 
-use super::replay::{Controller, Signal, StartContext, View, requirement_per_step};
 use super::ReplayParams;
+use super::replay::{Controller, Signal, StartContext, View, requirement_per_step};
 use crate::config::GroupConfig;
 use crate::engine::{DecisionMemory, GroupSnapshot, MetricWindows, Observation, decide};
 use crate::model::{MetricKind, Sample};
@@ -84,7 +84,10 @@ impl Controller for PolicyController {
     /// for the load before the replay began).
     fn start(&mut self, ctx: &StartContext<'_>) -> u32 {
         self.metric_period_seconds = ctx.params.metric_period.as_secs() as i64;
-        let first = requirement_per_step(ctx.demand).first().copied().unwrap_or(1);
+        let first = requirement_per_step(ctx.demand)
+            .first()
+            .copied()
+            .unwrap_or(1);
         first.clamp(self.group.min, self.group.max.max(self.group.min))
     }
 
@@ -94,8 +97,7 @@ impl Controller for PolicyController {
             let mut samples = Vec::with_capacity(HISTORY_PERIODS);
             for back in (0..HISTORY_PERIODS).rev() {
                 let value = view.signal(*signal, back);
-                let at = view.at
-                    - TimeDelta::seconds(self.metric_period_seconds * back as i64);
+                let at = view.at - TimeDelta::seconds(self.metric_period_seconds * back as i64);
                 if back > 0 && value.is_none() && samples.is_empty() {
                     // Before the replay had data: no sample at all.
                     continue;

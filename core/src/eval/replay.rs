@@ -44,9 +44,11 @@ pub enum Signal {
     LatencyP99 = 4,
     /// Share of arriving work shed because the queue was full, 0..=1.
     ErrorRate = 5,
+    /// Mean ready instances over the period: the capacity the utilisation was measured on.
+    ReadyInstances = 6,
 }
 
-const SIGNALS: usize = 6;
+const SIGNALS: usize = 7;
 
 /// Seconds of ready capacity the queue holds before it sheds work.
 pub const QUEUE_LIMIT_SECONDS: f64 = 60.0;
@@ -222,10 +224,13 @@ pub fn replay(
     let period = controller.period_seconds(params, step).max(1);
     let tick = tick_seconds(step, period, params);
     let ticks_per_step = (step / tick) as usize;
-    let n_ticks = demand.len().checked_mul(ticks_per_step).ok_or_else(|| EvalError::Trace {
-        name: demand.name.clone(),
-        what: "too many ticks".into(),
-    })?;
+    let n_ticks = demand
+        .len()
+        .checked_mul(ticks_per_step)
+        .ok_or_else(|| EvalError::Trace {
+            name: demand.name.clone(),
+            what: "too many ticks".into(),
+        })?;
     let period_every = (period / tick) as usize;
     let lag_ticks = (params.metric_lag.as_secs() as i64 / tick) as usize;
     let period_ticks = ((params.metric_period.as_secs() as i64 / tick) as usize).max(1);
@@ -254,7 +259,11 @@ pub fn replay(
     );
     let mut score = ScoreAcc::default();
     let mut actions = 0u64;
-    let mut series = Vec::with_capacity(if options.record_series { demand.len() } else { 0 });
+    let mut series = Vec::with_capacity(if options.record_series {
+        demand.len()
+    } else {
+        0
+    });
     let tick_delta = TimeDelta::seconds(tick);
 
     for s in 0..demand.len() {
@@ -342,6 +351,7 @@ impl Signals {
     #[inline]
     fn push(&mut self, demand_instances: Option<f64>, ready: u32) {
         let mut values = [f64::NAN; SIGNALS];
+        values[Signal::ReadyInstances as usize] = f64::from(ready);
         if let Some(d) = demand_instances {
             if ready > 0 {
                 values[Signal::Utilization as usize] = (d / f64::from(ready)).min(1.0);
@@ -352,8 +362,10 @@ impl Signals {
         }
         let prev = self.pushed % self.ring;
         let next = (self.pushed + 1) % self.ring;
-        let used = if self.full { SIGNALS } else { 1 };
-        for (k, &v) in values.iter().enumerate().take(used) {
+        for (k, &v) in values.iter().enumerate() {
+            if !self.full && k != 0 && k != Signal::ReadyInstances as usize {
+                continue;
+            }
             let known = !v.is_nan();
             self.sums[next][k] = self.sums[prev][k] + if known { v } else { 0.0 };
             self.counts[next][k] = self.counts[prev][k] + u32::from(known);

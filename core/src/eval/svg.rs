@@ -83,7 +83,14 @@ fn header(out: &mut String, title: &str, subtitle: &str) {
     );
 }
 
-fn axes(out: &mut String, f: &Frame, xticks: &[(f64, String)], yticks: &[f64], xlabel: &str, ylabel: &str) {
+fn axes(
+    out: &mut String,
+    f: &Frame,
+    xticks: &[(f64, String)],
+    yticks: &[f64],
+    xlabel: &str,
+    ylabel: &str,
+) {
     let (l, r, t, b) = (LEFT, WIDTH - RIGHT, TOP, HEIGHT - BOTTOM);
     for &y in yticks {
         let py = f.y(y);
@@ -129,7 +136,11 @@ fn legend(out: &mut String, entries: &[(String, String, bool)]) {
     let x = WIDTH - RIGHT + 16.0;
     for (i, (label, color, dashed)) in entries.iter().enumerate() {
         let y = TOP + 10.0 + i as f64 * 20.0;
-        let dash = if *dashed { r#" stroke-dasharray="6,4""# } else { "" };
+        let dash = if *dashed {
+            r#" stroke-dasharray="6,4""#
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
             r#"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{color}" stroke-width="2.5"{dash}/><text x="{}" y="{}">{}</text>"#,
@@ -141,8 +152,19 @@ fn legend(out: &mut String, entries: &[(String, String, bool)]) {
     }
 }
 
-fn polyline(out: &mut String, points: &[(f64, Option<f64>)], f: &Frame, color: &str, width: f64, dashed: bool) {
-    let dash = if dashed { r#" stroke-dasharray="6,4""# } else { "" };
+fn polyline(
+    out: &mut String,
+    points: &[(f64, Option<f64>)],
+    f: &Frame,
+    color: &str,
+    width: f64,
+    dashed: bool,
+) {
+    let dash = if dashed {
+        r#" stroke-dasharray="6,4""#
+    } else {
+        ""
+    };
     let mut segment = String::new();
     let flush = |out: &mut String, segment: &mut String| {
         if !segment.is_empty() {
@@ -182,7 +204,8 @@ pub fn timeseries(title: &str, subtitle: &str, series: &[SeriesPoint]) -> String
         return out;
     }
     let t0 = series[0].at.timestamp() as f64;
-    let mean = |vals: Vec<f64>| (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64);
+    let mean =
+        |vals: Vec<f64>| (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64);
     let mut demand = Vec::new();
     let mut ready = Vec::new();
     let mut desired = Vec::new();
@@ -190,9 +213,21 @@ pub fn timeseries(title: &str, subtitle: &str, series: &[SeriesPoint]) -> String
     let mut has_forecast = false;
     for chunk in series.chunks(bucket) {
         let x = (chunk[0].at.timestamp() as f64 - t0) / 3600.0;
-        demand.push((x, mean(chunk.iter().filter_map(|p| p.needed).map(f64::from).collect())));
+        demand.push((
+            x,
+            mean(
+                chunk
+                    .iter()
+                    .filter_map(|p| p.needed)
+                    .map(f64::from)
+                    .collect(),
+            ),
+        ));
         ready.push((x, mean(chunk.iter().map(|p| f64::from(p.ready)).collect())));
-        desired.push((x, mean(chunk.iter().map(|p| f64::from(p.desired)).collect())));
+        desired.push((
+            x,
+            mean(chunk.iter().map(|p| f64::from(p.desired)).collect()),
+        ));
         let fc = mean(chunk.iter().filter_map(|p| p.forecast).collect());
         has_forecast |= fc.is_some();
         forecast.push((x, fc));
@@ -213,18 +248,19 @@ pub fn timeseries(title: &str, subtitle: &str, series: &[SeriesPoint]) -> String
         y1: ymax,
     };
     let span_days = x1 / 24.0;
-    let xticks: Vec<(f64, String)> = nice_ticks(0.0, if span_days >= 2.0 { span_days } else { x1 }, 8)
-        .into_iter()
-        .map(|v| {
-            if span_days >= 2.0 {
-                let at = series[0].at + chrono::TimeDelta::seconds((v * 86400.0) as i64);
-                (v * 24.0, at.format("%Y-%m-%d").to_string())
-            } else {
-                let at = series[0].at + chrono::TimeDelta::seconds((v * 3600.0) as i64);
-                (v, at.format("%m-%d %H:%M").to_string())
-            }
-        })
-        .collect();
+    let xticks: Vec<(f64, String)> =
+        nice_ticks(0.0, if span_days >= 2.0 { span_days } else { x1 }, 8)
+            .into_iter()
+            .map(|v| {
+                if span_days >= 2.0 {
+                    let at = series[0].at + chrono::TimeDelta::seconds((v * 86400.0) as i64);
+                    (v * 24.0, at.format("%Y-%m-%d").to_string())
+                } else {
+                    let at = series[0].at + chrono::TimeDelta::seconds((v * 3600.0) as i64);
+                    (v, at.format("%m-%d %H:%M").to_string())
+                }
+            })
+            .collect();
     let yticks = nice_ticks(0.0, ymax, 6);
     axes(&mut out, &f, &xticks, &yticks, "time (UTC)", "instances");
     polyline(&mut out, &desired, &f, COLORS[4], 1.2, true);
@@ -232,8 +268,16 @@ pub fn timeseries(title: &str, subtitle: &str, series: &[SeriesPoint]) -> String
     polyline(&mut out, &ready, &f, COLORS[0], 1.8, false);
     let mut entries = vec![
         ("demand D(t)".to_owned(), "#444".to_owned(), false),
-        ("supply S(t) (ready)".to_owned(), COLORS[0].to_owned(), false),
-        ("asked for (incl. booting)".to_owned(), COLORS[4].to_owned(), true),
+        (
+            "supply S(t) (ready)".to_owned(),
+            COLORS[0].to_owned(),
+            false,
+        ),
+        (
+            "asked for (incl. booting)".to_owned(),
+            COLORS[4].to_owned(),
+            true,
+        ),
     ];
     if has_forecast {
         polyline(&mut out, &forecast, &f, COLORS[2], 1.5, true);
@@ -257,7 +301,12 @@ pub struct PolicyPoint {
 
 /// Cost ratio to O1 against τ_U: each baseline's frontier (its settings joined in target order,
 /// labelled with the target) and each policy as a point. Lower-left is better.
-pub fn frontier(title: &str, subtitle: &str, frontiers: &[Frontier], policies: &[PolicyPoint]) -> String {
+pub fn frontier(
+    title: &str,
+    subtitle: &str,
+    frontiers: &[Frontier],
+    policies: &[PolicyPoint],
+) -> String {
     let mut out = String::new();
     header(&mut out, title, subtitle);
     let xs = frontiers
@@ -323,7 +372,11 @@ pub fn frontier(title: &str, subtitle: &str, frontiers: &[Frontier], policies: &
                 p.target
             );
         }
-        entries.push((format!("{} frontier (target)", fr.baseline), color.to_owned(), false));
+        entries.push((
+            format!("{} frontier (target)", fr.baseline),
+            color.to_owned(),
+            false,
+        ));
     }
     for (i, p) in policies.iter().enumerate() {
         if !p.cost_ratio_o1.is_finite() {

@@ -7,7 +7,7 @@
 //!   alarm fires when **3 consecutive** datapoints are above the target, the scale-in alarm when
 //!   **15 consecutive** datapoints are below it. A missing datapoint breaks a streak.
 //! - Capacity is adjusted in proportion to the metric: the capacity needed is
-//!   `ready × metric / target`; the policy **rounds up the instances to add** and **rounds down
+//!   `measured instances × metric / target`; the policy **rounds up the instances to add** and **rounds down
 //!   the instances to remove** (so it never removes the capacity that would bring the metric over
 //!   target), which with a whole current capacity gives `ceil(needed)` both ways.
 //! - **Warm-up** (default 300 s from launch): instances in warm-up are not counted in the
@@ -86,10 +86,20 @@ impl TargetTracking {
     }
 
     /// One evaluation with a new datapoint (`None`: missing). `desired` is the group's desired
-    /// capacity, `ready` its in-service instances, `warming` those (booting or ready) still in
+    /// capacity, `measured` the in-service instances the datapoint was measured on (their mean
+    /// over its period), `warming` those (booting or ready) still in
     /// warm-up. Returns the new desired capacity.
-    pub fn evaluate(&mut self, desired: u32, ready: u32, warming: u32, datapoint: Option<f64>) -> u32 {
-        let keep = self.config.scale_out_periods.max(self.config.scale_in_periods);
+    pub fn evaluate(
+        &mut self,
+        desired: u32,
+        measured: f64,
+        warming: u32,
+        datapoint: Option<f64>,
+    ) -> u32 {
+        let keep = self
+            .config
+            .scale_out_periods
+            .max(self.config.scale_in_periods);
         self.datapoints.push_back(datapoint);
         while self.datapoints.len() > keep {
             self.datapoints.pop_front();
@@ -99,7 +109,9 @@ impl TargetTracking {
         let Some(latest) = datapoint else {
             return desired.clamp(min, max);
         };
-        let needed = latest * f64::from(ready) / target;
+        // Capacity needed; 1e-9 forgives float error so that e.g. 10 × 0.98 / 0.7 is 14, not
+        // 14.000000000000002.
+        let needed = latest * measured / target - 1e-9;
         if self.streak(self.config.scale_out_periods, |v| v > target) {
             // Round up the instances to add.
             let add = (needed - f64::from(desired)).ceil();
