@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod providers;
 
 /// Hoist: one policy engine for every cloud.
 #[derive(Debug, Parser)]

@@ -8,6 +8,7 @@ pub mod evaluate;
 pub mod forecast;
 pub mod plan;
 pub mod plugins;
+pub mod policy;
 pub mod run;
 pub mod schema;
 pub mod simulate;
@@ -49,6 +50,15 @@ impl CliError {
             }
         }
     }
+}
+
+/// Output format of commands that print results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// A table for people.
+    Table,
+    /// JSON for machines.
+    Json,
 }
 
 /// Builds the tokio runtime subcommands use for async work.

@@ -1,14 +1,277 @@
-//! `hoist run`.
+//! `hoist run`: the autoscaler. On the simulated cloud it runs in virtual time for the policy's
+//! `run.duration` and prints a summary; on real providers it runs until interrupted.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use super::{CliError, CliResult};
+use hoist_core::audit::{AuditLog, AuditRecord, fingerprint};
+use hoist_core::control::{Action, GroupOutcome};
+use hoist_core::duration::HumanDuration;
+use hoist_core::engine::Direction;
+use hoist_core::{CostGranularity, CostQuery, TimeRange};
+
+use super::{CliError, CliResult, policy, runtime};
 
 /// Options of `hoist run`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The policy file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Evaluate every group once, act, and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Decide and record, but change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// On the simulated cloud: virtual time to cover (default: the policy's `run.duration`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<HumanDuration>,
+    /// Where to append the audit log (default: the policy's `run.audit_log`, else
+    /// `hoist-audit.jsonl` in the working directory).
+    #[arg(long, value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
+    /// Print only the summary, not each scaling action.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_duration(text: &str) -> Result<HumanDuration, String> {
+    hoist_core::duration::parse_duration(text).map(HumanDuration)
+}
+
+#[derive(Debug, Default)]
+struct GroupTally {
+    provider: String,
+    evaluations: u64,
+    scale_outs: u64,
+    scale_ins: u64,
+    failures: u64,
+    holds_for_metrics: u64,
+    lowest: Option<u32>,
+    highest: Option<u32>,
+    last: Option<u32>,
+}
 
 /// Runs `hoist run`.
-pub fn run(_args: Args) -> CliResult {
-    Err::<ExitCode, _>(CliError::runtime("`hoist run` is not built yet"))
+pub fn run(args: Args) -> CliResult {
+    let registry = policy::registry();
+    let document = policy::load(&args.file, &registry)?;
+    let audit_path = args
+        .audit_log
+        .clone()
+        .or_else(|| {
+            document
+                .policy
+                .run
+                .audit_log
+                .as_ref()
+                .map(|p| document.base_dir.join(p))
+        })
+        .unwrap_or_else(|| PathBuf::from("hoist-audit.jsonl"));
+    let audit = Arc::new(AuditLog::open(&audit_path).map_err(CliError::input)?);
+    let text = std::fs::read(&args.file).unwrap_or_default();
+
+    runtime()?.block_on(async {
+        let built = policy::build(&document, &registry).await?;
+        let virtual_time = built.virtual_time;
+        let providers = built.providers;
+        let mut control = built
+            .control
+            .with_audit(Arc::clone(&audit))
+            .with_dry_run(args.dry_run);
+        let start = control.clock().now();
+        audit
+            .append(&AuditRecord::ConfigLoaded {
+                at: start,
+                file: &args.file.display().to_string(),
+                fingerprint: fingerprint(&text),
+            })
+            .map_err(CliError::runtime)?;
+
+        let mode = if virtual_time {
+            "virtual time"
+        } else {
+            "wall clock"
+        };
+        if !args.quiet {
+            println!(
+                "hoist: {} group(s) from {}, evaluating every {} in {mode}; audit log {}",
+                control.groups().len(),
+                args.file.display(),
+                document.policy.run.interval,
+                audit_path.display()
+            );
+        }
+        let mut tallies: BTreeMap<String, GroupTally> = BTreeMap::new();
+        let quiet = args.quiet;
+        let mut on_outcome = |outcome: &GroupOutcome| {
+            record(&mut tallies, outcome);
+            if !quiet {
+                print_outcome(outcome);
+            }
+        };
+
+        if args.once {
+            for outcome in control.evaluate_once().await {
+                on_outcome(&outcome);
+            }
+        } else if virtual_time {
+            let duration = args.duration.unwrap_or(document.policy.run.duration);
+            let until = start + duration.as_delta();
+            control
+                .run(Some(until), &mut on_outcome)
+                .await
+                .map_err(CliError::runtime)?;
+        } else {
+            tokio::select! {
+                result = control.run(None, &mut on_outcome) => result.map_err(CliError::runtime)?,
+                _ = tokio::signal::ctrl_c() => {
+                    println!("hoist: interrupted, stopping");
+                }
+            }
+        }
+        let end = control.clock().now();
+
+        println!();
+        println!(
+            "summary: {} → {} ({})",
+            start.format("%Y-%m-%d %H:%M"),
+            end.format("%Y-%m-%d %H:%M"),
+            HumanDuration((end - start).to_std().unwrap_or_default())
+        );
+        println!(
+            "{:<20} {:>6} {:>6} {:>6} {:>6} {:>9} {:>8}",
+            "GROUP", "EVALS", "OUT", "IN", "FAILED", "RANGE", "FINAL"
+        );
+        for (group, t) in &tallies {
+            println!(
+                "{:<20} {:>6} {:>6} {:>6} {:>6} {:>9} {:>8}",
+                group,
+                t.evaluations,
+                t.scale_outs,
+                t.scale_ins,
+                t.failures,
+                format!("{}–{}", t.lowest.unwrap_or(0), t.highest.unwrap_or(0)),
+                t.last.map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
+            );
+            if t.holds_for_metrics > 0 {
+                println!(
+                    "{:<20} held {} time(s) for missing or unusable metrics",
+                    "", t.holds_for_metrics
+                );
+            }
+        }
+        for (name, provider) in &providers {
+            let Some(billing) = &provider.set.billing else {
+                continue;
+            };
+            if !billing.capabilities().actual_cost || end <= start {
+                continue;
+            }
+            let query = CostQuery {
+                range: TimeRange { start, end },
+                granularity: CostGranularity::Daily,
+                group_by: None,
+            };
+            if let Ok(entries) = billing.cost(&query).await {
+                let total: f64 = entries.iter().map(|e| e.amount.amount).sum();
+                let currency = entries
+                    .first()
+                    .map(|e| e.amount.currency.to_string())
+                    .unwrap_or_else(|| "USD".into());
+                println!("cost on {name}: {total:.2} {currency}");
+            }
+        }
+        let failures: u64 = tallies.values().map(|t| t.failures).sum();
+        if failures > 0 {
+            return Err(CliError::runtime(format!(
+                "{failures} scaling action(s) or observation(s) failed (see above and {})",
+                audit_path.display()
+            )));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn record(tallies: &mut BTreeMap<String, GroupTally>, outcome: &GroupOutcome) {
+    match outcome {
+        GroupOutcome::ObserveFailed {
+            provider, group, ..
+        } => {
+            let t = tallies.entry(group.clone()).or_default();
+            t.provider.clone_from(provider);
+            t.evaluations += 1;
+            t.failures += 1;
+        }
+        GroupOutcome::Decided {
+            provider,
+            decision,
+            action,
+        } => {
+            let t = tallies.entry(decision.group.clone()).or_default();
+            t.provider.clone_from(provider);
+            t.evaluations += 1;
+            match (decision.direction, action) {
+                (_, Action::Failed(_)) => t.failures += 1,
+                (Direction::Out, _) => t.scale_outs += 1,
+                (Direction::In, _) => t.scale_ins += 1,
+                (Direction::Hold, _) => {}
+            }
+            if decision
+                .reasons
+                .iter()
+                .any(|r| r.message.ends_with("holding") || r.source.starts_with("metrics."))
+            {
+                t.holds_for_metrics += 1;
+            }
+            let applied = if matches!(action, Action::Applied) {
+                decision.desired
+            } else {
+                decision.current
+            };
+            t.lowest = Some(t.lowest.map_or(applied, |v| v.min(applied)));
+            t.highest = Some(t.highest.map_or(applied, |v| v.max(applied)));
+            t.last = Some(applied);
+        }
+    }
+}
+
+fn print_outcome(outcome: &GroupOutcome) {
+    match outcome {
+        GroupOutcome::ObserveFailed {
+            provider,
+            group,
+            error,
+        } => println!("{group} on {provider}: cannot observe: {error}"),
+        GroupOutcome::Decided {
+            decision, action, ..
+        } => {
+            if decision.direction == Direction::Hold && !matches!(action, Action::Failed(_)) {
+                return;
+            }
+            let why = decision
+                .reasons
+                .iter()
+                .find(|r| r.recommended == Some(decision.desired))
+                .or_else(|| decision.reasons.first())
+                .map(|r| format!("{}: {}", r.source, r.message))
+                .unwrap_or_default();
+            let status = match action {
+                Action::Applied => String::new(),
+                Action::DryRun => " [dry run]".into(),
+                Action::Unchanged => String::new(),
+                Action::Failed(e) => format!(" [FAILED: {e}]"),
+            };
+            println!(
+                "{}  {:<16} {:>4} → {:<4}{status}  {why}",
+                decision.at.format("%Y-%m-%d %H:%M:%S"),
+                decision.group,
+                decision.current,
+                decision.desired,
+            );
+        }
+    }
 }

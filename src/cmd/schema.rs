@@ -1,4 +1,4 @@
-//! `hoist schema`.
+//! `hoist schema`: the JSON Schema of the policy file format, for editors.
 
 use std::process::ExitCode;
 
@@ -8,7 +8,11 @@ use super::{CliError, CliResult};
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-/// Runs `hoist schema`.
+/// Prints the schema as pretty JSON.
 pub fn run(_args: Args) -> CliResult {
-    Err::<ExitCode, _>(CliError::runtime("`hoist schema` is not built yet"))
+    let schema = hoist_core::config::json_schema();
+    let text = serde_json::to_string_pretty(&schema)
+        .map_err(|e| CliError::runtime(format!("cannot encode the schema: {e}")))?;
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,14 +1,46 @@
-//! `hoist validate`.
+//! `hoist validate`: check policy files without touching any provider.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{CliError, CliResult};
+use super::{CliError, CliResult, policy};
 
 /// Options of `hoist validate`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Policy files to check.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
 
-/// Runs `hoist validate`.
-pub fn run(_args: Args) -> CliResult {
-    Err::<ExitCode, _>(CliError::runtime("`hoist validate` is not built yet"))
+/// Runs `hoist validate`: prints `FILE: ok` for each valid file; exit 2 when any is invalid.
+pub fn run(args: Args) -> CliResult {
+    let registry = policy::registry();
+    let mut failures = Vec::new();
+    for file in &args.files {
+        match policy::load(file, &registry) {
+            Ok(document) => println!(
+                "{}: ok ({} group{}, {} provider{})",
+                file.display(),
+                document.policy.groups.len(),
+                if document.policy.groups.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                document.policy.providers.len(),
+                if document.policy.providers.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+            ),
+            Err(CliError::Input(message) | CliError::Runtime(message)) => failures.push(message),
+        }
+    }
+    if failures.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(CliError::input(failures.join("\n")))
+    }
 }

@@ -35,6 +35,7 @@ pub fn decide(
     let current = snapshot.desired;
     let mut reasons: Vec<Reason> = Vec::with_capacity(group.policies.len() + 2);
 
+    memory.note_ready(now, snapshot.ready);
     if memory.recommendations.len() != group.policies.len() {
         memory.recommendations = vec![Default::default(); group.policies.len()];
         memory.crons = vec![None; group.policies.len()];
@@ -247,6 +248,15 @@ pub(crate) fn latest_value(
     metric: &MetricKind,
     max_age: TimeDelta,
 ) -> Result<f64, String> {
+    latest_sample(observation, metric, max_age).map(|(_, value)| value)
+}
+
+/// The latest usable sample of `metric` with its time.
+fn latest_sample(
+    observation: &Observation<'_>,
+    metric: &MetricKind,
+    max_age: TimeDelta,
+) -> Result<(DateTime<Utc>, f64), String> {
     let samples = observation
         .metrics
         .get(metric)
@@ -255,7 +265,7 @@ pub(crate) fn latest_value(
     let Some(last) = samples.last() else {
         return Err(format!("no {metric} samples; holding"));
     };
-    check_sample(observation.now, metric, last, max_age)
+    check_sample(observation.now, metric, last, max_age).map(|value| (last.at, value))
 }
 
 fn check_sample(
@@ -287,8 +297,10 @@ fn check_sample(
     Ok(sample.value)
 }
 
+/// Ceiling to an instance count. A relative 1e-9 slack absorbs float error, so that
+/// 15 × 0.2 / 0.6 is 5 as it is in the HPA's integer milli-unit arithmetic.
 fn ceil_to_u32(value: f64) -> u32 {
-    let v = value.ceil();
+    let v = (value - value.abs() * 1e-9).ceil();
     if v <= 0.0 {
         0
     } else if v >= f64::from(u32::MAX) {
@@ -312,18 +324,33 @@ fn target_tracking(
 ) -> (Vote, String) {
     let snapshot = observation.group;
     let current = snapshot.desired;
-    let value = match latest_value(observation, &tt.metric, group.guards.metric_max_age.as_delta()) {
+    let (sampled_at, value) = match latest_sample(
+        observation,
+        &tt.metric,
+        group.guards.metric_max_age.as_delta(),
+    ) {
         Ok(v) => v,
         Err(why) => return (Vote::Hold, why),
     };
-    let aggregation = tt.aggregation.unwrap_or_else(|| Aggregation::default_for(&tt.metric));
-    let ready = snapshot.ready;
+    let aggregation = tt
+        .aggregation
+        .unwrap_or_else(|| Aggregation::default_for(&tt.metric));
+    // A lagged sample describes the instances that were ready when it was taken; scaling the
+    // ratio by today's count would count freshly booted instances twice and overshoot.
+    let ready = memory
+        .ready_at(sampled_at)
+        .unwrap_or(snapshot.ready)
+        .min(snapshot.ready.max(1));
+    let ready = if snapshot.ready == 0 { 0 } else { ready };
     let (ratio, raw) = match aggregation {
         Aggregation::Average | Aggregation::Ratio => {
             if ready == 0 {
                 return (
                     Vote::Hold,
-                    format!("{} = {value:.3} but no instance is ready yet; holding", tt.metric),
+                    format!(
+                        "{} = {value:.3} but no instance is ready yet; holding",
+                        tt.metric
+                    ),
                 );
             }
             let ratio = value / tt.target;
@@ -356,7 +383,11 @@ fn target_tracking(
             down = down.max(rec);
         }
     }
-    history.push_back((now, raw));
+    // A second evaluation at the same instant replaces the first rather than counting twice.
+    match history.back_mut() {
+        Some(last) if last.0 == now => last.1 = raw,
+        _ => history.push_back((now, raw)),
+    }
     let mut stabilised = current;
     if stabilised < up {
         stabilised = up;
@@ -392,7 +423,12 @@ fn target_tracking(
     (Vote::Capacity(limited), message)
 }
 
-fn scale_up_limit(behavior: &Behavior, current: u32, memory: &DecisionMemory, now: DateTime<Utc>) -> u32 {
+fn scale_up_limit(
+    behavior: &Behavior,
+    current: u32,
+    memory: &DecisionMemory,
+    now: DateTime<Utc>,
+) -> u32 {
     if behavior.select == Select::Disabled {
         return current;
     }
@@ -444,19 +480,31 @@ fn scale_down_limit(
     best.unwrap_or(0)
 }
 
-fn step_scaling(step: &StepScaling, group: &GroupConfig, observation: &Observation<'_>) -> (Vote, String) {
+fn step_scaling(
+    step: &StepScaling,
+    group: &GroupConfig,
+    observation: &Observation<'_>,
+) -> (Vote, String) {
     let current = observation.group.desired;
-    let value = match latest_value(observation, &step.metric, group.guards.metric_max_age.as_delta()) {
+    let value = match latest_value(
+        observation,
+        &step.metric,
+        group.guards.metric_max_age.as_delta(),
+    ) {
         Ok(v) => v,
         Err(why) => return (Vote::Hold, why),
     };
-    let matched = step.steps.iter().position(|s| {
-        s.from.is_none_or(|from| value >= from) && s.to.is_none_or(|to| value < to)
-    });
+    let matched = step
+        .steps
+        .iter()
+        .position(|s| s.from.is_none_or(|from| value >= from) && s.to.is_none_or(|to| value < to));
     let Some(i) = matched else {
         return (
             Vote::Capacity(current),
-            format!("{} = {value:.3} is in no step; keeping {current}", step.metric),
+            format!(
+                "{} = {value:.3} is in no step; keeping {current}",
+                step.metric
+            ),
         );
     };
     let adjust = step.steps[i].adjust;
@@ -513,7 +561,10 @@ fn threshold(th: &Threshold, group: &GroupConfig, observation: &Observation<'_>)
     if window.iter().any(|s| !s.value.is_finite() || s.value < 0.0) {
         return (
             Vote::Hold,
-            format!("{} has an invalid sample in its last {periods}; holding", th.metric),
+            format!(
+                "{} has an invalid sample in its last {periods}; holding",
+                th.metric
+            ),
         );
     }
     let values: Vec<f64> = window.iter().map(|s| s.value).collect();
@@ -544,7 +595,10 @@ fn threshold(th: &Threshold, group: &GroupConfig, observation: &Observation<'_>)
     }
     (
         Vote::Capacity(current),
-        format!("{} = {last:.3} within thresholds; keeping {current}", th.metric),
+        format!(
+            "{} = {last:.3} within thresholds; keeping {current}",
+            th.metric
+        ),
     )
 }
 
@@ -560,10 +614,16 @@ fn scheduled(
         memory.crons[index] = schedule::parse_cron(&s.cron).ok();
     }
     let (Some(cron), Ok(tz)) = (&memory.crons[index], s.timezone.parse::<chrono_tz::Tz>()) else {
-        return (Vote::Abstain, format!("schedule `{}` cannot be read; ignored", s.cron));
+        return (
+            Vote::Abstain,
+            format!("schedule `{}` cannot be read; ignored", s.cron),
+        );
     };
     if !schedule::is_active(cron, tz, s.duration.as_delta(), now) {
-        return (Vote::Abstain, format!("schedule `{}` ({}) not active", s.cron, s.timezone));
+        return (
+            Vote::Abstain,
+            format!("schedule `{}` ({}) not active", s.cron, s.timezone),
+        );
     }
     let mut parts = Vec::new();
     if let Some(desired) = s.desired {

@@ -21,6 +21,9 @@ pub struct DecisionMemory {
     pub(crate) last_scale: Option<DateTime<Utc>>,
     /// Parsed cron expressions per policy index.
     pub(crate) crons: Vec<Option<Cron>>,
+    /// Ready instances at each evaluation: (time, ready), to read a lagged sample against the
+    /// capacity that produced it.
+    pub(crate) ready_history: VecDeque<(DateTime<Utc>, u32)>,
 }
 
 impl DecisionMemory {
@@ -61,6 +64,23 @@ impl DecisionMemory {
         (added, removed)
     }
 
+    /// Remembers how many instances were ready at `now`.
+    pub(crate) fn note_ready(&mut self, now: DateTime<Utc>, ready: u32) {
+        match self.ready_history.back_mut() {
+            Some(last) if last.0 == now => last.1 = ready,
+            _ => self.ready_history.push_back((now, ready)),
+        }
+    }
+
+    /// Ready instances at `at`: the last observation at or before it, if any.
+    pub(crate) fn ready_at(&self, at: DateTime<Utc>) -> Option<u32> {
+        self.ready_history
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= at)
+            .map(|(_, ready)| *ready)
+    }
+
     /// Drops history older than `keep`.
     pub(crate) fn prune(&mut self, now: DateTime<Utc>, keep: TimeDelta) {
         let cutoff = now - keep;
@@ -69,8 +89,16 @@ impl DecisionMemory {
                 history.pop_front();
             }
         }
-        while self.scale_events.front().is_some_and(|(at, _)| *at < cutoff) {
+        while self
+            .scale_events
+            .front()
+            .is_some_and(|(at, _)| *at < cutoff)
+        {
             self.scale_events.pop_front();
+        }
+        // Keep one entry at or before the cutoff so lookups inside the window still resolve.
+        while self.ready_history.len() > 1 && self.ready_history[1].0 <= cutoff {
+            self.ready_history.pop_front();
         }
     }
 }

@@ -17,7 +17,12 @@ pub fn parse_cron(expression: &str) -> Result<Cron, String> {
 }
 
 /// Whether an occurrence of `cron` in `tz` started in `(now − duration, now]`.
-pub fn is_active(cron: &Cron, tz: chrono_tz::Tz, duration: chrono::TimeDelta, now: DateTime<Utc>) -> bool {
+pub fn is_active(
+    cron: &Cron,
+    tz: chrono_tz::Tz,
+    duration: chrono::TimeDelta,
+    now: DateTime<Utc>,
+) -> bool {
     let local_now = now.with_timezone(&tz);
     let window_start = local_now - duration;
     match cron.find_next_occurrence(&window_start, false) {
