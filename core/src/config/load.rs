@@ -4,9 +4,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::PolicyFile;
 use super::locate::LocationIndex;
 use super::validate::validate;
-use super::PolicyFile;
 
 /// One problem in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +102,15 @@ pub fn load_file(path: &Path) -> Result<PolicyDocument, ConfigErrors> {
 
 /// Parses and validates policy text read from `path`.
 pub fn parse_str(path: &Path, text: &str) -> Result<PolicyDocument, ConfigErrors> {
+    if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        return Err(ConfigErrors(vec![ConfigError {
+            file: path.to_owned(),
+            line: Some(1),
+            column: None,
+            field: None,
+            message: "the policy file is empty; it needs `providers:` and `groups:` (see examples/quickstart.yaml)".to_owned(),
+        }]));
+    }
     let policy: PolicyFile = serde_saphyr::from_str(text).map_err(|e| {
         let loc = e.location();
         ConfigErrors(vec![ConfigError {
@@ -142,10 +151,7 @@ fn syntax_message(error: &serde_saphyr::Error) -> String {
     let first = full.lines().next().unwrap_or(&full).trim();
     // serde-saphyr renders "error: line L column C: message" followed by a snippet; keep the
     // message and let ConfigError print the location.
-    let message = first
-        .strip_prefix("error: ")
-        .unwrap_or(first)
-        .trim();
+    let message = first.strip_prefix("error: ").unwrap_or(first).trim();
     let message = match message.find(": ") {
         Some(i) if message[..i].starts_with("line ") => &message[i + 2..],
         _ => message,

@@ -1,0 +1,203 @@
+//! The `hoist` binary on policy files: every example validates, plans and runs on the simulated
+//! cloud; every broken file gives exit code 2 and a message naming the file, line and field,
+//! never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn hoist(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run hoist")
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Example policy files that run on the simulated cloud alone.
+fn simulated_examples() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .filter(|p| {
+            let body = std::fs::read_to_string(p).unwrap();
+            body.contains("simulated:") && !body.contains("plugin:")
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "expected the simulated examples, found {files:?}");
+    files
+}
+
+#[test]
+fn every_example_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in simulated_examples() {
+        let out = hoist(&["validate", file.to_str().unwrap()], dir.path());
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{}: {stdout}{stderr}", file.display());
+        assert!(stdout.contains(": ok"), "{stdout}");
+    }
+}
+
+#[test]
+fn every_simulated_example_runs_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in simulated_examples() {
+        let audit = dir.path().join("audit.jsonl");
+        let out = hoist(
+            &[
+                "run",
+                file.to_str().unwrap(),
+                "--duration",
+                "6h",
+                "--audit-log",
+                audit.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{}: {stdout}{stderr}", file.display());
+        assert!(stdout.contains("summary:"), "{stdout}");
+        assert!(stdout.contains("cost on sim:"), "{stdout}");
+        // One audit record per group per evaluation, each a JSON object with reasons.
+        let log = std::fs::read_to_string(&audit).unwrap();
+        let decisions: Vec<serde_json::Value> = log
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|v: &serde_json::Value| v["record"] == "decision")
+            .collect();
+        assert!(decisions.len() >= 6 * 60 / 2, "{} decisions", decisions.len());
+        assert!(decisions.iter().all(|d| d["reasons"].as_array().is_some_and(|r| !r.is_empty())));
+        std::fs::remove_file(&audit).unwrap();
+    }
+}
+
+#[test]
+fn the_quickstart_scales_out_in_the_afternoon_and_back_in_at_night() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = root().join("examples/quickstart.yaml");
+    let out = hoist(&["run", file.to_str().unwrap(), "--quiet"], dir.path());
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let log = std::fs::read_to_string(dir.path().join("hoist-audit.jsonl")).unwrap();
+    let applied: Vec<(String, u64)> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["record"] == "decision")
+        .map(|v| (v["at"].as_str().unwrap().to_owned(), v["desired"].as_u64().unwrap()))
+        .collect();
+    let at = |hour: &str| {
+        applied
+            .iter()
+            .find(|(t, _)| t.starts_with(hour))
+            .map(|(_, d)| *d)
+            .unwrap_or_else(|| panic!("no decision at {hour}"))
+    };
+    // The demand peaks at 15:00 UTC and is lowest at 03:00: capacity follows it.
+    let afternoon = at("2026-03-02T15:30");
+    let night = at("2026-03-03T03:30");
+    assert!(afternoon > night + 5, "afternoon {afternoon}, night {night}");
+    assert!(applied.iter().all(|(_, d)| (3..=60).contains(d)));
+}
+
+#[test]
+fn plan_prints_json_for_machines() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = root().join("examples/horizontal-scaling.yml");
+    let out = hoist(&["plan", file.to_str().unwrap(), "--output", "json"], dir.path());
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).expect("plan is JSON");
+    let groups = plan["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    for g in groups {
+        assert!(g["current"].is_u64() && g["desired"].is_u64(), "{g}");
+        assert!(!g["reasons"].as_array().unwrap().is_empty(), "{g}");
+    }
+    // plan is a dry run: it writes no audit log.
+    assert!(!dir.path().join("hoist-audit.jsonl").exists());
+}
+
+#[test]
+fn run_once_evaluates_a_single_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = root().join("examples/quickstart.yaml");
+    let out = hoist(&["run", file.to_str().unwrap(), "--once"], dir.path());
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let log = std::fs::read_to_string(dir.path().join("hoist-audit.jsonl")).unwrap();
+    assert_eq!(log.lines().filter(|l| l.contains("\"decision\"")).count(), 1);
+}
+
+#[test]
+fn schema_is_json_schema_of_the_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hoist(&["schema"], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(schema["properties"]["groups"].is_object(), "{schema}");
+    assert!(schema["properties"]["providers"].is_object());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for kind in ["target_tracking", "step", "threshold", "scheduled", "scale_in_cooldown"] {
+        assert!(text.contains(kind), "schema lacks {kind}");
+    }
+}
+
+/// (file, line, what the message must mention)
+const BROKEN: &[(&str, u32, &str)] = &[
+    ("syntax-error.yaml", 8, ""),
+    ("unknown-field.yaml", 9, "maximum_instances"),
+    ("min-above-max.yaml", 7, "groups[0].min"),
+    ("zero-target.yaml", 12, "target"),
+    ("negative-target.yaml", 12, "target"),
+    ("unknown-provider.yaml", 6, "groups[0].provider"),
+    ("unknown-provider-kind.yaml", 3, "gcp-classic"),
+    ("missing-trace.yaml", 4, "no-such-trace.csv"),
+    ("bad-sim-setting.yaml", 7, "work_per_instanse"),
+    ("bad-cron.yaml", 10, "timezone"),
+    ("empty.yaml", 1, "empty"),
+];
+
+#[test]
+fn broken_policy_files_exit_2_naming_file_line_and_field() {
+    let fixtures = root().join("tests/fixtures/broken");
+    for command in ["validate", "plan", "run"] {
+        for (file, line, needle) in BROKEN {
+            let path = fixtures.join(file);
+            let out = hoist(&[command, path.to_str().unwrap()], &fixtures);
+            let (stdout, stderr) = text(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command} {file}: {stdout}{stderr}"
+            );
+            assert!(
+                stderr.contains(&format!("{file}:{line}")),
+                "{command} {file}: no file:line in {stderr}"
+            );
+            assert!(stderr.contains(needle), "{command} {file}: no `{needle}` in {stderr}");
+            assert!(!stderr.contains("panicked"), "{stderr}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_file_is_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hoist(&["validate", "nope.yaml"], dir.path());
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("nope.yaml") && stderr.contains("cannot read"), "{stderr}");
+}
