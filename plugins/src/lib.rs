@@ -8,6 +8,8 @@
 //! - [`protocol`]: the JSON shapes both sides exchange.
 //! - [`kit`] and [`export_plugin!`]: for plugin authors; implement the core traits in ordinary
 //!   async Rust and export them without writing `unsafe` or FFI code.
+//! - [`test_support`]: for a plugin's tests: find the built library (and, with the `testkit`
+//!   feature, run `hoist_core::testkit`'s conformance suite through the loader).
 //! - [`loader`]: for hosts; [`load`] / [`PluginLibrary`] turn a library into a
 //!   [`hoist_core::ProviderSet`], and [`PluginFactory`] registers the `plugin` provider kind.
 //!
@@ -19,6 +21,7 @@ pub mod factory;
 pub mod kit;
 pub mod loader;
 pub mod protocol;
+pub mod test_support;
 
 /// Re-exported so plugins and the export macro name the same core crate as the kit.
 pub use hoist_core;

@@ -1,5 +1,5 @@
-//! Finds the plugin libraries cargo built for this test or bench: they are dev-dependencies of
-//! `hoist-plugin`, so their `cdylib`s sit next to the test executable in `target/<profile>/deps`.
+//! Shared by the tests and the bench: the plugin libraries cargo built for them (dev-dependencies
+//! of `hoist-plugin`, so their `cdylib`s sit next to the test executable) and a small inventory.
 
 #![allow(dead_code)]
 
@@ -7,28 +7,11 @@ use std::path::PathBuf;
 
 /// The built shared library of crate `crate_name` (`hoist_plugin_static_pool`).
 pub fn plugin_library(crate_name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let deps = exe.parent().expect("the deps directory").to_owned();
-    let file = format!(
-        "{}{crate_name}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    );
-    for dir in [deps.clone(), deps.parent().unwrap_or(&deps).to_owned()] {
-        let candidate = dir.join(&file);
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    panic!(
-        "{file} was not built next to {}; it is a dev-dependency of hoist-plugin, so \
-         `cargo test -p hoist-plugin` builds it",
-        exe.display()
-    )
+    hoist_plugin::test_support::built_library(crate_name).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A small inventory for the static pool: one class, pool `web` (3 machines, min 1) and pool
-/// `batch` (2 machines, min 0).
+/// A small inventory for the static pool: pool `web` (3 machines of class `r640`, min 1) and
+/// pool `batch` (2 machines of class `r740xd`, min 0).
 pub const INVENTORY: &str = "
 classes:
   - { name: r640, vcpus: 32, memory_mib: 262144, price_per_hour: 0.35 }

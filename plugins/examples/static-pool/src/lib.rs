@@ -125,7 +125,7 @@ impl StaticPool {
                 PathBuf::from(name)
             }
         };
-        let state = load_state(&state_file, &inventory)?;
+        let state = load_state(&state_file, &inventory, config.warmup.get())?;
         let pool = StaticPool {
             inventory,
             state_file,
@@ -284,7 +284,7 @@ impl StaticPool {
     }
 }
 
-fn load_state(path: &Path, inventory: &Inventory) -> Result<State, Error> {
+fn load_state(path: &Path, inventory: &Inventory, warmup: Duration) -> Result<State, Error> {
     let mut state = match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice::<State>(&bytes).map_err(|e| {
             Error::config(format!(
@@ -301,7 +301,9 @@ fn load_state(path: &Path, inventory: &Inventory) -> Result<State, Error> {
             )));
         }
     };
-    let now = Utc::now();
+    // Machines taken as enabled on the first run are already serving: past their warmup.
+    let since =
+        Utc::now() - chrono::TimeDelta::from_std(warmup).unwrap_or(chrono::TimeDelta::zero());
     let mut changed = false;
     for pool in &inventory.pools {
         let entry = state.pools.entry(pool.id.clone()).or_insert_with(|| {
@@ -312,7 +314,7 @@ fn load_state(path: &Path, inventory: &Inventory) -> Result<State, Error> {
                     .machines
                     .iter()
                     .take(pool.min_size as usize)
-                    .map(|m| (m.id.clone(), now))
+                    .map(|m| (m.id.clone(), since))
                     .collect(),
                 ..PoolState::default()
             }
@@ -548,3 +550,126 @@ impl Plugin for StaticPool {
 }
 
 hoist_plugin::export_plugin!(StaticPool, provides: [catalog]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVENTORY: &str = "
+classes:
+  - { name: small, vcpus: 2, memory_mib: 4096, price_per_hour: 0.05 }
+pools:
+  - id: web
+    instance_class: small
+    min_size: 1
+    machines:
+      - { id: m1, address: 10.0.0.1 }
+      - { id: m2, address: 10.0.0.2 }
+      - { id: m3, address: 10.0.0.3, protected: true }
+";
+
+    fn pool_with(dir: &Path, extra: serde_json::Value) -> StaticPool {
+        std::fs::write(dir.join("inv.yaml"), INVENTORY).unwrap();
+        let mut config = serde_json::json!({ "inventory": "inv.yaml" });
+        config
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        StaticPool::new(serde_json::from_value(config).unwrap(), dir).unwrap()
+    }
+
+    fn ids(group: &ScalingGroup) -> Vec<&str> {
+        group.instances.iter().map(|i| i.id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn hooks_run_with_placeholders_in_enable_and_disable_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("hooks.log");
+        let log_arg = log.display().to_string();
+        let pool = pool_with(
+            dir.path(),
+            serde_json::json!({
+                "on_enable": ["sh", "-c", format!("echo enable {{pool}} {{machine}} {{address}} >> {log_arg}")],
+                "on_disable": ["sh", "-c", format!("echo disable {{machine}} >> {log_arg}")],
+            }),
+        );
+        pool.set_desired_capacity("web", 3).await.unwrap();
+        pool.set_desired_capacity("web", 1).await.unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            text, "enable web m2 10.0.0.2\nenable web m3 10.0.0.3\ndisable m2\ndisable m1\n",
+            "m1 was enabled at start; scaling in disables the most recently enabled unprotected \
+             machines first and keeps the protected m3"
+        );
+        assert_eq!(ids(&pool.describe_group("web").await.unwrap()), ["m3"]);
+    }
+
+    #[tokio::test]
+    async fn protected_machines_stop_a_scale_in_with_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("inv.yaml"),
+            INVENTORY.replace(
+                "address: 10.0.0.2 }",
+                "address: 10.0.0.2, protected: true }",
+            ),
+        )
+        .unwrap();
+        let config = serde_json::json!({ "inventory": "inv.yaml" });
+        let pool = StaticPool::new(serde_json::from_value(config).unwrap(), dir.path()).unwrap();
+        pool.set_desired_capacity("web", 3).await.unwrap();
+        let err = pool.set_desired_capacity("web", 1).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict);
+        assert!(err.message().contains("protected from scale-in"), "{err}");
+        let group = pool.describe_group("web").await.unwrap();
+        assert_eq!(ids(&group), ["m2", "m3"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_enable_command_keeps_what_succeeded_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool_with(
+            dir.path(),
+            serde_json::json!({ "on_enable": ["sh", "-c", "[ {machine} != m3 ] || { echo no power >&2; exit 3; }"] }),
+        );
+        let err = pool.set_desired_capacity("web", 3).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Transient);
+        assert!(err.message().contains("no power"), "{err}");
+        let group = pool.describe_group("web").await.unwrap();
+        assert_eq!(ids(&group), ["m1", "m2"]);
+        // And it is remembered.
+        let again = pool_with(dir.path(), serde_json::json!({}));
+        assert_eq!(
+            ids(&again.describe_group("web").await.unwrap()),
+            ["m1", "m2"]
+        );
+    }
+
+    #[tokio::test]
+    async fn warmup_reports_pending_then_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool_with(dir.path(), serde_json::json!({ "warmup": "1h" }));
+        pool.set_desired_capacity("web", 2).await.unwrap();
+        let group = pool.describe_group("web").await.unwrap();
+        assert_eq!(group.pending(), 1, "m2 was just enabled");
+        let later = pool.group(
+            pool.pool("web").unwrap(),
+            &pool.state.lock().await.pools["web"],
+            Utc::now() + chrono::TimeDelta::hours(2),
+        );
+        assert_eq!((later.pending(), later.ready()), (0, 2));
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_state_file_is_a_configuration_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("inv.yaml"), INVENTORY).unwrap();
+        std::fs::write(dir.path().join("inv.yaml.state.json"), "{ not json").unwrap();
+        let config =
+            serde_json::from_value(serde_json::json!({ "inventory": "inv.yaml" })).unwrap();
+        let err = StaticPool::new(config, dir.path()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.message().contains("inv.yaml.state.json"), "{err}");
+    }
+}
