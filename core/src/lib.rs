@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod events;
+pub mod forecast;
 pub mod layers;
 pub mod model;
 pub mod provider;

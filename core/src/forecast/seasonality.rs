@@ -1,0 +1,144 @@
+//! Seasonality detection: does a series repeat every day, every week, or both, at its step?
+//!
+//! The test is the autocorrelation of the linearly detrended series (gaps skipped pairwise). A
+//! daily period is accepted when the correlation at one day is strong and clearly above the
+//! correlation at half a day (the anti-phase). A weekly period is accepted when the correlation
+//! at one week is strong and clearly above the mean correlation at one to six days: a series that
+//! only repeats daily correlates as well at six days as at seven.
+
+use chrono::TimeDelta;
+use serde::{Deserialize, Serialize};
+
+/// The seasonal periods found in a series, in steps of the series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Seasonality {
+    /// Steps per day, when the series repeats daily.
+    pub daily_steps: Option<usize>,
+    /// Steps per week, when the series also repeats weekly.
+    pub weekly_steps: Option<usize>,
+}
+
+impl Seasonality {
+    /// The longest period found (weekly before daily), in steps.
+    pub fn longest_steps(&self) -> Option<usize> {
+        self.weekly_steps.or(self.daily_steps)
+    }
+
+    /// The periods found, shortest first.
+    pub fn periods(&self) -> Vec<usize> {
+        self.daily_steps
+            .into_iter()
+            .chain(self.weekly_steps)
+            .collect()
+    }
+}
+
+/// Minimum autocorrelation at the period for it to count.
+const MIN_CORRELATION: f64 = 0.3;
+/// How far the daily correlation must exceed the half-day one.
+const DAILY_MARGIN: f64 = 0.2;
+/// How far the weekly correlation must exceed the mean of the one-to-six-day ones.
+const WEEKLY_MARGIN: f64 = 0.04;
+
+/// Steps in `period`, when `step` divides it exactly.
+pub fn steps_in(period: TimeDelta, step: TimeDelta) -> Option<usize> {
+    let step_ms = step.num_milliseconds();
+    let period_ms = period.num_milliseconds();
+    (step_ms > 0 && period_ms % step_ms == 0)
+        .then(|| usize::try_from(period_ms / step_ms).ok())
+        .flatten()
+        .filter(|steps| *steps >= 2)
+}
+
+/// Detects daily and weekly periods of `values` (one per `step`, `None` for a gap). A period
+/// needs at least two full cycles of history, and a step that divides it.
+pub fn detect_seasonality(values: &[Option<f64>], step: TimeDelta) -> Seasonality {
+    let mut found = Seasonality::default();
+    let Some(day) = steps_in(TimeDelta::days(1), step) else {
+        return found;
+    };
+    let detrended = detrend(values);
+    if values.len() >= 2 * day {
+        let at_day = autocorrelation(&detrended, day);
+        let at_half_day = autocorrelation(&detrended, day / 2);
+        if at_day >= MIN_CORRELATION && at_day - at_half_day >= DAILY_MARGIN {
+            found.daily_steps = Some(day);
+        }
+    }
+    let week = 7 * day;
+    if values.len() >= 2 * week {
+        let at_week = autocorrelation(&detrended, week);
+        let other_days = (1..7)
+            .map(|k| autocorrelation(&detrended, k * day))
+            .sum::<f64>()
+            / 6.0;
+        if at_week >= MIN_CORRELATION && at_week - other_days >= WEEKLY_MARGIN {
+            found.weekly_steps = Some(week);
+        }
+    }
+    found
+}
+
+/// Removes the least-squares line through the present values.
+fn detrend(values: &[Option<f64>]) -> Vec<Option<f64>> {
+    let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (t, v) in values.iter().enumerate() {
+        if let Some(y) = v.filter(|y| y.is_finite()) {
+            let x = t as f64;
+            n += 1.0;
+            sx += x;
+            sy += y;
+            sxx += x * x;
+            sxy += x * y;
+        }
+    }
+    let denominator = n * sxx - sx * sx;
+    let slope = if n >= 2.0 && denominator != 0.0 {
+        (n * sxy - sx * sy) / denominator
+    } else {
+        0.0
+    };
+    let intercept = if n > 0.0 { (sy - slope * sx) / n } else { 0.0 };
+    values
+        .iter()
+        .enumerate()
+        .map(|(t, v)| {
+            v.filter(|y| y.is_finite())
+                .map(|y| y - intercept - slope * t as f64)
+        })
+        .collect()
+}
+
+/// The autocorrelation at `lag` over the pairs where both values are present (each pair's
+/// values centred on the pairs' means), 0 when fewer than 3 pairs or no variance.
+pub fn autocorrelation(values: &[Option<f64>], lag: usize) -> f64 {
+    if lag == 0 || lag >= values.len() {
+        return 0.0;
+    }
+    let pairs = || {
+        values[lag..]
+            .iter()
+            .zip(values)
+            .filter_map(|(a, b)| Some(((*a)?, (*b)?)))
+    };
+    let (mut n, mut sa, mut sb) = (0.0, 0.0, 0.0);
+    for (a, b) in pairs() {
+        n += 1.0;
+        sa += a;
+        sb += b;
+    }
+    if n < 3.0 {
+        return 0.0;
+    }
+    let (ma, mb) = (sa / n, sb / n);
+    let (mut cov, mut va, mut vb) = (0.0, 0.0, 0.0);
+    for (a, b) in pairs() {
+        cov += (a - ma) * (b - mb);
+        va += (a - ma) * (a - ma);
+        vb += (b - mb) * (b - mb);
+    }
+    if va <= 0.0 || vb <= 0.0 {
+        return 0.0;
+    }
+    cov / (va * vb).sqrt()
+}
