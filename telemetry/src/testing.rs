@@ -42,6 +42,7 @@ pub struct RecordingReceiver {
     requests: Arc<Mutex<Vec<RecordedRequest>>>,
     arrived: Arc<Notify>,
     status: Arc<AtomicU16>,
+    reply: Arc<Mutex<Bytes>>,
 }
 
 impl RecordingReceiver {
@@ -58,13 +59,20 @@ impl RecordingReceiver {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let arrived = Arc::new(Notify::new());
         let status = Arc::new(AtomicU16::new(200));
-        let (r, a, s) = (
+        let reply = Arc::new(Mutex::new(Bytes::from_static(b"ok")));
+        let (r, a, s, b) = (
             Arc::clone(&requests),
             Arc::clone(&arrived),
             Arc::clone(&status),
+            Arc::clone(&reply),
         );
         let server = http::spawn(listener, move |request| {
-            let (r, a, s) = (Arc::clone(&r), Arc::clone(&a), Arc::clone(&s));
+            let (r, a, s, b) = (
+                Arc::clone(&r),
+                Arc::clone(&a),
+                Arc::clone(&s),
+                Arc::clone(&b),
+            );
             async move {
                 let (parts, body) = request.into_parts();
                 let headers = parts
@@ -88,7 +96,13 @@ impl RecordingReceiver {
                 a.notify_waiters();
                 let status = StatusCode::from_u16(s.load(Ordering::Relaxed))
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                http::text(status, "text/plain", "ok")
+                let body = b.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let content_type = if body.starts_with(b"{") || body.starts_with(b"[") {
+                    "application/json"
+                } else {
+                    "text/plain"
+                };
+                http::text(status, content_type, body)
             }
         })?;
         Ok(RecordingReceiver {
@@ -96,6 +110,7 @@ impl RecordingReceiver {
             requests,
             arrived,
             status,
+            reply,
         })
     }
 
@@ -123,6 +138,12 @@ impl RecordingReceiver {
     /// The status later requests get.
     pub fn set_status(&self, status: u16) {
         self.status.store(status, Ordering::Relaxed);
+    }
+
+    /// The status and body later requests get (JSON bodies are labelled `application/json`).
+    pub fn set_reply(&self, status: u16, body: impl Into<Bytes>) {
+        self.set_status(status);
+        *self.reply.lock().unwrap_or_else(|e| e.into_inner()) = body.into();
     }
 
     /// Waits up to `timeout` for a request that satisfies `predicate` (including ones already
