@@ -128,10 +128,18 @@ pub fn plan(
     }
     let observed_peak = values.iter().flatten().copied().fold(f64::MIN, f64::max);
 
-    let weekday_factors = weekday_factors(&history);
-    let factor = |d: NaiveDate| weekday_factors[d.weekday().num_days_from_monday() as usize];
     let first_day = history[0].0;
     let index = |d: NaiveDate| (d - first_day).num_days() as f64;
+    // Weekday factors on peaks detrended by a first slope, so growth within a week is not
+    // mistaken for a weekday effect.
+    let raw: Vec<(f64, f64)> = history.iter().map(|(d, p)| (index(*d), *p)).collect();
+    let first_slope = theil_sen_xy(&raw);
+    let detrended: Vec<(NaiveDate, f64)> = history
+        .iter()
+        .map(|(d, p)| (*d, p - first_slope * index(*d)))
+        .collect();
+    let weekday_factors = weekday_factors(&detrended);
+    let factor = |d: NaiveDate| weekday_factors[d.weekday().num_days_from_monday() as usize];
     // Theil-Sen on the adjusted peaks, by day index (gaps between days respected).
     let adjusted: Vec<(f64, f64)> = history
         .iter()

@@ -50,8 +50,9 @@ pub fn steps_in(period: TimeDelta, step: TimeDelta) -> Option<usize> {
         .filter(|steps| *steps >= 2)
 }
 
-/// Detects daily and weekly periods of `values` (one per `step`, `None` for a gap). A period
-/// needs at least two full cycles of history, and a step that divides it.
+/// Detects daily and weekly periods of `values` (one per `step`, `None` for a gap). A daily
+/// period needs two days of history, a weekly one ten and a half days, and a step that divides
+/// it.
 pub fn detect_seasonality(values: &[Option<f64>], step: TimeDelta) -> Seasonality {
     let mut found = Seasonality::default();
     let Some(day) = steps_in(TimeDelta::days(1), step) else {
@@ -66,7 +67,8 @@ pub fn detect_seasonality(values: &[Option<f64>], step: TimeDelta) -> Seasonalit
         }
     }
     let week = 7 * day;
-    if values.len() >= 2 * week {
+    // One and a half weeks: a 14-day history with its last day held back still qualifies.
+    if values.len() >= week + week / 2 {
         let at_week = autocorrelation(&detrended, week);
         let other_days = (1..7)
             .map(|k| autocorrelation(&detrended, k * day))
