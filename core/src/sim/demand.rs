@@ -143,8 +143,8 @@ pub(crate) enum Demand {
     Generator {
         spec: GeneratorSpec,
         seed: u64,
-        /// Spikes of the day last computed: (day number, [(start, end) in seconds of epoch]).
-        spike_cache: Option<(i64, Vec<(i64, i64)>)>,
+        /// Spikes of the days last computed: (day number, [(start, end) in epoch seconds]).
+        spike_cache: Vec<(i64, Vec<(i64, i64)>)>,
     },
     Trace {
         trace: Arc<Trace>,
@@ -175,7 +175,7 @@ impl Demand {
                 Demand::Generator {
                     spec: g.clone(),
                     seed,
-                    spike_cache: None,
+                    spike_cache: Vec::new(),
                 }
             }
             DemandSpec::Trace(t) => {
@@ -274,11 +274,7 @@ impl Demand {
                     let days_back = duration.div_euclid(86_400) + 1;
                     let mut active = 0usize;
                     for dd in (day - days_back)..=day {
-                        let spikes = day_spikes(spec, *seed, dd, spike_cache);
-                        active += spikes
-                            .iter()
-                            .filter(|(s, e)| *s <= secs && secs < *e)
-                            .count();
+                        active += active_spikes(spec, *seed, dd, spike_cache, secs);
                     }
                     d += active as f64 * spec.spike_magnitude * spec.base;
                 }
@@ -288,17 +284,23 @@ impl Demand {
     }
 }
 
-/// The spikes starting on day `day` (days since the epoch), as `[start, end)` epoch seconds.
-fn day_spikes(
+/// How many of the spikes starting on day `day` (days since the epoch) are active at epoch
+/// second `secs`.
+fn active_spikes(
     spec: &GeneratorSpec,
     seed: u64,
     day: i64,
-    cache: &mut Option<(i64, Vec<(i64, i64)>)>,
-) -> Vec<(i64, i64)> {
-    if let Some((d, spikes)) = cache
-        && *d == day
-    {
-        return spikes.clone();
+    cache: &mut Vec<(i64, Vec<(i64, i64)>)>,
+    secs: i64,
+) -> usize {
+    let count = |spikes: &[(i64, i64)]| {
+        spikes
+            .iter()
+            .filter(|(s, e)| *s <= secs && secs < *e)
+            .count()
+    };
+    if let Some((_, spikes)) = cache.iter().find(|(d, _)| *d == day) {
+        return count(spikes);
     }
     // Poisson count by inversion, then uniform start times in the day.
     let mut k = 0u64;
@@ -318,8 +320,13 @@ fn day_spikes(
             (s, s + duration)
         })
         .collect();
-    *cache = Some((day, spikes.clone()));
-    spikes
+    let n = count(&spikes);
+    // Keep the few most recent days (a spike can reach back at most a few days).
+    if cache.len() >= 8 {
+        cache.remove(0);
+    }
+    cache.push((day, spikes));
+    n
 }
 
 #[cfg(test)]

@@ -75,6 +75,8 @@ pub(crate) struct InstanceRec {
     pub group: usize,
     pub class: usize,
     pub zone: String,
+    /// Index of `zone` in the group's zones.
+    zone_index: usize,
     pub capacity_type: CapacityType,
     pub launched_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -521,20 +523,22 @@ impl World {
     /// they become ready after `boot_delay`.
     fn launch(&mut self, gi: usize, n: u32, class: usize, boot_delay: TimeDelta) -> Vec<usize> {
         let mut out = Vec::with_capacity(n as usize);
+        let mut per_zone = vec![0usize; self.groups[gi].zones.len()];
+        for &i in &self.groups[gi].active {
+            if let Some(c) = per_zone.get_mut(self.instances[i].zone_index) {
+                *c += 1;
+            }
+        }
         for _ in 0..n {
             let g = &self.groups[gi];
             // The zone with the fewest active instances, the first on a tie.
-            let zone = g
-                .zones
-                .iter()
-                .min_by_key(|z| {
-                    g.active
-                        .iter()
-                        .filter(|&&i| &self.instances[i].zone == *z)
-                        .count()
-                })
-                .cloned()
-                .unwrap_or_default();
+            let zone_index = (0..per_zone.len())
+                .min_by_key(|&z| per_zone[z])
+                .unwrap_or(0);
+            if let Some(c) = per_zone.get_mut(zone_index) {
+                *c += 1;
+            }
+            let zone = g.zones.get(zone_index).cloned().unwrap_or_default();
             let capacity_type = g.capacity_type;
             let price = self
                 .offering_price(class, &zone, capacity_type)
@@ -550,6 +554,7 @@ impl World {
                 group: gi,
                 class,
                 zone,
+                zone_index,
                 capacity_type,
                 launched_at: self.now,
                 ended_at: None,
