@@ -36,7 +36,10 @@ fn simulated_examples() -> Vec<PathBuf> {
         })
         .collect();
     files.sort();
-    assert!(files.len() >= 3, "expected the simulated examples, found {files:?}");
+    assert!(
+        files.len() >= 3,
+        "expected the simulated examples, found {files:?}"
+    );
     files
 }
 
@@ -46,7 +49,12 @@ fn every_example_validates() {
     for file in simulated_examples() {
         let out = hoist(&["validate", file.to_str().unwrap()], dir.path());
         let (stdout, stderr) = text(&out);
-        assert_eq!(out.status.code(), Some(0), "{}: {stdout}{stderr}", file.display());
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {stdout}{stderr}",
+            file.display()
+        );
         assert!(stdout.contains(": ok"), "{stdout}");
     }
 }
@@ -68,7 +76,12 @@ fn every_simulated_example_runs_and_reports() {
             dir.path(),
         );
         let (stdout, stderr) = text(&out);
-        assert_eq!(out.status.code(), Some(0), "{}: {stdout}{stderr}", file.display());
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {stdout}{stderr}",
+            file.display()
+        );
         assert!(stdout.contains("summary:"), "{stdout}");
         assert!(stdout.contains("cost on sim:"), "{stdout}");
         // One audit record per group per evaluation, each a JSON object with reasons.
@@ -78,8 +91,16 @@ fn every_simulated_example_runs_and_reports() {
             .map(|l| serde_json::from_str(l).unwrap())
             .filter(|v: &serde_json::Value| v["record"] == "decision")
             .collect();
-        assert!(decisions.len() >= 6 * 60 / 2, "{} decisions", decisions.len());
-        assert!(decisions.iter().all(|d| d["reasons"].as_array().is_some_and(|r| !r.is_empty())));
+        assert!(
+            decisions.len() >= 6 * 60 / 2,
+            "{} decisions",
+            decisions.len()
+        );
+        assert!(
+            decisions
+                .iter()
+                .all(|d| d["reasons"].as_array().is_some_and(|r| !r.is_empty()))
+        );
         std::fs::remove_file(&audit).unwrap();
     }
 }
@@ -96,7 +117,12 @@ fn the_quickstart_scales_out_in_the_afternoon_and_back_in_at_night() {
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|v| v["record"] == "decision")
-        .map(|v| (v["at"].as_str().unwrap().to_owned(), v["desired"].as_u64().unwrap()))
+        .map(|v| {
+            (
+                v["at"].as_str().unwrap().to_owned(),
+                v["desired"].as_u64().unwrap(),
+            )
+        })
         .collect();
     let at = |hour: &str| {
         applied
@@ -108,7 +134,10 @@ fn the_quickstart_scales_out_in_the_afternoon_and_back_in_at_night() {
     // The demand peaks at 15:00 UTC and is lowest at 03:00: capacity follows it.
     let afternoon = at("2026-03-02T15:30");
     let night = at("2026-03-03T03:30");
-    assert!(afternoon > night + 5, "afternoon {afternoon}, night {night}");
+    assert!(
+        afternoon > night + 5,
+        "afternoon {afternoon}, night {night}"
+    );
     assert!(applied.iter().all(|(_, d)| (3..=60).contains(d)));
 }
 
@@ -116,7 +145,10 @@ fn the_quickstart_scales_out_in_the_afternoon_and_back_in_at_night() {
 fn plan_prints_json_for_machines() {
     let dir = tempfile::tempdir().unwrap();
     let file = root().join("examples/horizontal-scaling.yml");
-    let out = hoist(&["plan", file.to_str().unwrap(), "--output", "json"], dir.path());
+    let out = hoist(
+        &["plan", file.to_str().unwrap(), "--output", "json"],
+        dir.path(),
+    );
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     let plan: serde_json::Value = serde_json::from_str(&stdout).expect("plan is JSON");
@@ -138,7 +170,10 @@ fn run_once_evaluates_a_single_time() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     let log = std::fs::read_to_string(dir.path().join("hoist-audit.jsonl")).unwrap();
-    assert_eq!(log.lines().filter(|l| l.contains("\"decision\"")).count(), 1);
+    assert_eq!(
+        log.lines().filter(|l| l.contains("\"decision\"")).count(),
+        1
+    );
 }
 
 #[test]
@@ -150,7 +185,13 @@ fn schema_is_json_schema_of_the_format() {
     assert!(schema["properties"]["groups"].is_object(), "{schema}");
     assert!(schema["properties"]["providers"].is_object());
     let text = String::from_utf8_lossy(&out.stdout);
-    for kind in ["target_tracking", "step", "threshold", "scheduled", "scale_in_cooldown"] {
+    for kind in [
+        "target_tracking",
+        "step",
+        "threshold",
+        "scheduled",
+        "scale_in_cooldown",
+    ] {
         assert!(text.contains(kind), "schema lacks {kind}");
     }
 }
@@ -187,7 +228,10 @@ fn broken_policy_files_exit_2_naming_file_line_and_field() {
                 stderr.contains(&format!("{file}:{line}")),
                 "{command} {file}: no file:line in {stderr}"
             );
-            assert!(stderr.contains(needle), "{command} {file}: no `{needle}` in {stderr}");
+            assert!(
+                stderr.contains(needle),
+                "{command} {file}: no `{needle}` in {stderr}"
+            );
             assert!(!stderr.contains("panicked"), "{stderr}");
         }
     }
@@ -199,5 +243,8 @@ fn a_missing_file_is_invalid_input() {
     let out = hoist(&["validate", "nope.yaml"], dir.path());
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr.contains("nope.yaml") && stderr.contains("cannot read"), "{stderr}");
+    assert!(
+        stderr.contains("nope.yaml") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
 }

@@ -52,8 +52,11 @@ impl AuditLog {
     pub fn open(path: &Path) -> Result<AuditLog> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
-                Error::new(ErrorKind::Config, format!("cannot create {}", parent.display()))
-                    .with_source(e)
+                Error::new(
+                    ErrorKind::Config,
+                    format!("cannot create {}", parent.display()),
+                )
+                .with_source(e)
             })?;
         }
         let file = OpenOptions::new()
@@ -92,8 +95,9 @@ impl AuditLog {
         let Some(out) = guard.as_mut() else {
             return Ok(());
         };
-        let line = serde_json::to_string(record)
-            .map_err(|e| Error::new(ErrorKind::Other, "cannot encode an audit record").with_source(e))?;
+        let line = serde_json::to_string(record).map_err(|e| {
+            Error::new(ErrorKind::Other, "cannot encode an audit record").with_source(e)
+        })?;
         out.write_all(line.as_bytes())
             .and_then(|()| out.write_all(b"\n"))
             .and_then(|()| out.flush())

@@ -13,7 +13,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::audit::{AuditLog, AuditRecord};
 use crate::clock::Clock;
 use crate::config::GroupConfig;
-use crate::engine::{self, Decision, DecisionMemory, GroupSnapshot, MetricWindows, Observation, Reason};
+use crate::engine::{
+    self, Decision, DecisionMemory, GroupSnapshot, MetricWindows, Observation, Reason,
+};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink};
 use crate::model::{CapacityType, InstanceState, MetricKind, MetricQuery, ScalingGroup, TimeRange};
@@ -317,7 +319,12 @@ impl ControlLoop {
             }
             return (windows, problems);
         };
-        let lookback = managed.config.guards.metric_max_age.as_delta().max(TimeDelta::minutes(10))
+        let lookback = managed
+            .config
+            .guards
+            .metric_max_age
+            .as_delta()
+            .max(TimeDelta::minutes(10))
             + TimeDelta::from_std(self.interval).unwrap_or_default() * 5;
         let range = TimeRange {
             start: now - lookback,
@@ -373,7 +380,11 @@ impl ControlLoop {
             self.prices.insert(key.clone(), price);
         }
         let (per_hour, currency) = self.prices.get(&key)?.clone()?;
-        let active = group.instances.iter().filter(|i| i.state.is_active()).count() as f64;
+        let active = group
+            .instances
+            .iter()
+            .filter(|i| i.state.is_active())
+            .count() as f64;
         Some((per_hour * active, currency))
     }
 }

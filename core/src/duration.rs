@@ -156,7 +156,11 @@ mod tests {
     fn rejects_bad_durations_with_a_hint() {
         assert!(parse_duration("5").unwrap_err().contains("missing unit"));
         assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("m5").unwrap_err().contains("expected a number"));
+        assert!(
+            parse_duration("m5")
+                .unwrap_err()
+                .contains("expected a number")
+        );
         assert!(parse_duration("").is_err());
     }
 

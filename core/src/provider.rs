@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    Activity, CapacityType, InstanceClass, InstanceId, MetricKind, MetricQuery, Money,
-    Price, ScalingGroup, TimeRange, TimeSeries,
+    Activity, CapacityType, InstanceClass, InstanceId, MetricKind, MetricQuery, Money, Price,
+    ScalingGroup, TimeRange, TimeSeries,
 };
 
 /// What a [`ScalingProvider`] supports.
@@ -65,8 +65,11 @@ pub trait ScalingProvider: Send + Sync + Debug + 'static {
 
     /// Change the instance class new instances get (the vertical move); returns the activity
     /// that replaces existing instances, when the provider starts one.
-    async fn set_instance_class(&self, group: &str, instance_class: &str)
-    -> Result<Option<Activity>>;
+    async fn set_instance_class(
+        &self,
+        group: &str,
+        instance_class: &str,
+    ) -> Result<Option<Activity>>;
 
     /// Recent and in-flight activities on the group.
     async fn activities(&self, group: &str) -> Result<Vec<Activity>>;

@@ -102,7 +102,10 @@ pub fn load_file(path: &Path) -> Result<PolicyDocument, ConfigErrors> {
 
 /// Parses and validates policy text read from `path`.
 pub fn parse_str(path: &Path, text: &str) -> Result<PolicyDocument, ConfigErrors> {
-    if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
         return Err(ConfigErrors(vec![ConfigError {
             file: path.to_owned(),
             line: Some(1),

@@ -196,7 +196,10 @@ mod tests {
         let index = LocationIndex::build(text);
         assert_eq!(index.locate("groups[0].max").map(|l| l.0), Some(7));
         assert_eq!(index.locate("groups[0].min").map(|l| l.0), Some(6));
-        assert_eq!(index.locate("providers.sim.simulated").map(|l| l.0), Some(3));
+        assert_eq!(
+            index.locate("providers.sim.simulated").map(|l| l.0),
+            Some(3)
+        );
         // A field that is absent points at its parent.
         assert_eq!(index.locate("groups[0].policies").map(|l| l.0), Some(5));
     }

@@ -14,7 +14,10 @@ pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
     if policy.version != 1 {
         push(
             "version".into(),
-            format!("unsupported version {}; this build reads version 1", policy.version),
+            format!(
+                "unsupported version {}; this build reads version 1",
+                policy.version
+            ),
         );
     }
     for (name, provider) in policy.providers.iter().chain(&policy.metrics_sources) {
@@ -66,10 +69,7 @@ pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
         if group.min > group.max {
             push(
                 at("min"),
-                format!(
-                    "min ({}) is greater than max ({})",
-                    group.min, group.max
-                ),
+                format!("min ({}) is greater than max ({})", group.min, group.max),
             );
         }
         if group.max == 0 {
@@ -219,7 +219,10 @@ fn validate_limit(limit: &RateLimit, path: &str, push: &mut impl FnMut(String, S
 fn validate_steps(step: &StepScaling, base: &str, push: &mut impl FnMut(String, String)) {
     validate_metric(&step.metric, &format!("{base}.metric"), push);
     if step.steps.is_empty() {
-        push(format!("{base}.steps"), "at least one step is needed".into());
+        push(
+            format!("{base}.steps"),
+            "at least one step is needed".into(),
+        );
         return;
     }
     let mut ranges: Vec<(f64, f64, usize)> = Vec::new();
