@@ -369,3 +369,32 @@ fn the_plugin_refuses_a_host_of_another_abi_version() {
         std::mem::forget(library);
     }
 }
+
+#[tokio::test]
+async fn the_example_policy_file_builds_its_plugin_provider() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/static-pool");
+    let document = hoist_plugin::hoist_core::config::load_file(&example.join("policy.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (kind, mut settings) = document.policy.providers["pool"]
+        .kind_and_settings()
+        .unwrap();
+    assert_eq!(kind, "plugin");
+    // The file names the default target directory; point at the library this test run built.
+    settings["plugin"] = json!(static_pool());
+    // Keep the state file out of the source tree.
+    let state = tempfile::tempdir().unwrap();
+    settings["config"]["state_file"] = json!(state.path().join("state.json"));
+    let ctx = BuildContext {
+        name: "pool",
+        settings: &settings,
+        base_dir: &document.base_dir,
+        groups: &[],
+    };
+    let built = PluginFactory.build(ctx).await.unwrap();
+    let web = built.set.scaling.describe_group("web").await.unwrap();
+    assert_eq!(
+        (web.min_size, web.max_size, web.desired_capacity),
+        (1, 4, 1)
+    );
+    assert_eq!(document.policy.groups[0].provider, "pool");
+}
