@@ -226,7 +226,7 @@ impl PluginLibrary {
         let library =
             unsafe { libloading::Library::new(&absolute) }.map_err(|e| LoadError::NotALibrary {
                 path: path.clone(),
-                reason: e.to_string(),
+                reason: error_chain(&e),
             })?;
         let library: &'static libloading::Library = Box::leak(Box::new(library));
 
@@ -400,6 +400,18 @@ impl PluginLibrary {
             error: Box::new(error),
         }
     }
+}
+
+/// `error` and its sources, `: `-separated (libloading keeps the loader's message in a source).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Opens the plugin at `path` and creates one provider from `config` (named after the plugin,

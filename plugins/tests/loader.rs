@@ -174,6 +174,12 @@ fn a_file_that_is_not_a_library_is_refused() {
     let error = PluginLibrary::open(&path).unwrap_err();
     assert!(matches!(error, LoadError::NotALibrary { .. }), "{error:?}");
     assert_names_file_and_advice(&error, &path, "crate-type = [\"cdylib\"]");
+    // The dynamic loader's own reason is kept.
+    assert!(error.to_string().contains("libfake.so"), "{error}");
+    let LoadError::NotALibrary { reason, .. } = &error else {
+        unreachable!()
+    };
+    assert!(reason.contains("dlopen failed: "), "{reason}");
 }
 
 #[test]
