@@ -143,7 +143,7 @@ pub enum PolicySpec {
         /// Display name.
         name: String,
         /// The controller template (cloned per run).
-        controller: PolicyController,
+        controller: Box<PolicyController>,
     },
 }
 
@@ -187,7 +187,10 @@ impl PolicySpec {
         };
         let controller = PolicyController::new(&name, chosen.clone(), interval)
             .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
-        Ok(PolicySpec::File { name, controller })
+        Ok(PolicySpec::File {
+            name,
+            controller: Box::new(controller),
+        })
     }
 
     /// Display name.
@@ -202,7 +205,7 @@ impl PolicySpec {
     pub fn controller(&self, params: &ReplayParams, scale: &Scale) -> Option<Box<dyn Controller>> {
         match self {
             PolicySpec::BuiltIn(b) => b.controller(params, scale),
-            PolicySpec::File { controller, .. } => Some(Box::new(controller.clone())),
+            PolicySpec::File { controller, .. } => Some(controller.clone()),
         }
     }
 

@@ -3,8 +3,8 @@
 //!
 //! Every `run.interval` of the policy file the engine gets a [`GroupSnapshot`] (desired, ready,
 //! booting) and [`MetricWindows`] with one sample per metric period for the last
-//! [`HISTORY_PERIODS`] periods of each signal the group's policies read, each stamped at the end
-//! of its (lagged) period. A period without data (a trace gap, no ready instance) is a `NaN`
+//! [`HISTORY_PERIODS`] periods of each signal the group's policies read, each stamped with the time
+//! the pipeline delivered it. A period without data (a trace gap, no ready instance) is a `NaN`
 //! sample, which the engine treats as missing. Applied decisions are recorded in the engine's
 //! memory, as the control loop does.
 
@@ -97,7 +97,7 @@ impl Controller for PolicyController {
             let mut samples = Vec::with_capacity(HISTORY_PERIODS);
             for back in (0..HISTORY_PERIODS).rev() {
                 let value = view.signal(*signal, back);
-                let at = view.at - TimeDelta::seconds(self.metric_period_seconds * back as i64);
+                let at = view.at() - TimeDelta::seconds(self.metric_period_seconds * back as i64);
                 if back > 0 && value.is_none() && samples.is_empty() {
                     // Before the replay had data: no sample at all.
                     continue;
@@ -119,12 +119,21 @@ impl Controller for PolicyController {
             instance_class: "replay".to_owned(),
         };
         let observation = Observation {
-            now: view.at,
+            now: view.at(),
             group: &snapshot,
             metrics: &metrics,
             forecast: None,
         };
         let decision = decide(&self.group, &observation, &mut self.memory);
+        if std::env::var_os("HOIST_EVAL_DEBUG").is_some() && view.tick < 2000 {
+            eprintln!(
+                "{} {} {:?} {:?}",
+                view.at(),
+                view.desired,
+                decision.desired,
+                decision.reasons
+            );
+        }
         if !decision.dry_run {
             self.memory.record_applied(&decision);
             decision.desired

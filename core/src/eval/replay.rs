@@ -62,14 +62,13 @@ pub struct View<'a> {
     pub tick: usize,
     /// Seconds since the replay started.
     pub now_seconds: i64,
-    /// Wall time of this tick.
-    pub at: DateTime<Utc>,
     /// Capacity asked for (ready + booting).
     pub desired: u32,
     /// Ready instances.
     pub ready: u32,
     /// Booting instances.
     pub pending: u32,
+    start: DateTime<Utc>,
     fleet: &'a Fleet,
     signals: &'a Signals,
     lag_ticks: usize,
@@ -77,6 +76,11 @@ pub struct View<'a> {
 }
 
 impl View<'_> {
+    /// Wall time of this tick.
+    pub fn at(&self) -> DateTime<Utc> {
+        self.start + TimeDelta::seconds(self.now_seconds)
+    }
+
     /// The mean utilisation of ready instances over the last metric period (lagged).
     pub fn utilization(&self) -> Option<f64> {
         self.signal(Signal::Utilization, 0)
@@ -264,7 +268,6 @@ pub fn replay(
     } else {
         0
     });
-    let tick_delta = TimeDelta::seconds(tick);
 
     for s in 0..demand.len() {
         let need = demand.needed[s];
@@ -277,7 +280,7 @@ pub fn replay(
                 let view = View {
                     tick: i,
                     now_seconds: now,
-                    at: demand.start + tick_delta * i as i32,
+                    start: demand.start,
                     desired: fleet.total(),
                     ready: fleet.n_ready,
                     pending: fleet.n_booting,

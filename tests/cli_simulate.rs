@@ -1,0 +1,203 @@
+//! `hoist simulate` and `hoist evaluate` as a user runs them, on traces the tests write.
+
+use std::path::Path;
+use std::process::Command;
+
+fn hoist() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hoist"))
+}
+
+fn write_trace(dir: &Path, name: &str, minutes: usize) -> std::path::PathBuf {
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..minutes {
+        let v = 50.0 + 40.0 * ((i as f64) / 60.0).sin() + if i % 97 == 0 { 30.0 } else { 0.0 };
+        let h = i / 60;
+        let m = i % 60;
+        text.push_str(&format!(
+            "2024-01-{:02}T{:02}:{m:02}:00Z,{v}\n",
+            1 + h / 24,
+            h % 24
+        ));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn every_builtin_prints_the_json_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write_trace(dir.path(), "wave.csv", 600);
+    for policy in [
+        "o1",
+        "o2",
+        "static-peak",
+        "static-mean",
+        "hpa",
+        "target-tracking",
+    ] {
+        let out = hoist()
+            .args(["simulate", "--trace"])
+            .arg(&trace)
+            .args(["--policy", policy, "--output", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{policy}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for key in [
+            "theta_u",
+            "theta_o",
+            "tau_u",
+            "tau_o",
+            "jitter",
+            "under_instance_hours",
+            "over_instance_hours",
+            "cost",
+            "cost_ratio_o1",
+            "cost_ratio_o2",
+            "actions",
+        ] {
+            assert!(v[key].is_number(), "{policy}: {key} missing");
+        }
+        assert_eq!(v["parameters"]["peak_instances"], 100);
+        assert_eq!(v["parameters"]["boot_delay_seconds"], 120);
+        match policy {
+            "o1" => {
+                assert_eq!(v["tau_u"], 0.0);
+                assert_eq!(v["cost_ratio_o1"], 1.0);
+            }
+            "o2" | "static-peak" => {
+                assert_eq!(v["tau_u"], 0.0);
+                assert!(v["cost_ratio_o1"].as_f64().unwrap() >= 1.0);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn bad_input_exits_2_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "timestamp,value\n2024-01-01T00:00:00Z,1\n2024-01-01T00:01:00Z,abc\n",
+    )
+    .unwrap();
+    let out = hoist()
+        .args(["simulate", "--trace"])
+        .arg(&bad)
+        .args(["--policy", "hpa"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.csv:3"), "{err}");
+    let good = write_trace(dir.path(), "ok.csv", 30);
+    let out = hoist()
+        .args(["simulate", "--trace"])
+        .arg(&good)
+        .args(["--policy", "nonsense"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = hoist()
+        .args(["simulate", "--trace"])
+        .arg(&good)
+        .args(["--policy", "hpa", "--target", "1.5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn report_writes_a_chart_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write_trace(dir.path(), "wave.csv", 300);
+    let report = dir.path().join("report");
+    let out = hoist()
+        .args(["simulate", "--trace"])
+        .arg(&trace)
+        .args(["--policy", "target-tracking", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = std::fs::read_to_string(report.join("chart.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("polyline") && svg.contains("instances"));
+    let md = std::fs::read_to_string(report.join("summary.md")).unwrap();
+    assert!(md.contains("hoist simulate --trace") && md.contains("cost ratio to O1"));
+}
+
+#[test]
+fn a_policy_file_goes_through_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write_trace(dir.path(), "wave.csv", 600);
+    let policy = dir.path().join("web.yaml");
+    std::fs::write(
+        &policy,
+        "providers:\n  sim:\n    simulated: {}\nrun:\n  interval: 1m\ngroups:\n  - name: web\n    provider: sim\n    min: 2\n    max: 300\n    policies:\n      - target_tracking: { metric: utilization, target: 0.6 }\n",
+    )
+    .unwrap();
+    let out = hoist()
+        .args(["simulate", "--trace"])
+        .arg(&trace)
+        .arg("--policy")
+        .arg(&policy)
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["actions"].as_u64().unwrap() > 0, "the engine scaled: {v}");
+}
+
+#[test]
+fn evaluate_writes_tables_and_frontier_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = dir.path().join("traces");
+    std::fs::create_dir(&traces).unwrap();
+    write_trace(&traces, "a.csv", 400);
+    write_trace(&traces, "b.csv", 300);
+    std::fs::write(
+        traces.join("panel.csv"),
+        "timestamp,vm,cores\n2024-01-01T00:00:00Z,1,2\n",
+    )
+    .unwrap();
+    let md = dir.path().join("out.md");
+    let json = dir.path().join("out.json");
+    let out = hoist()
+        .args(["evaluate", "--traces"])
+        .arg(&traces)
+        .arg("--markdown")
+        .arg(&md)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        text.contains("### a") && text.contains("### b") && text.contains("Skipped `panel.csv`")
+    );
+    assert!(dir.path().join("out-charts/a-frontier.svg").exists());
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["traces"].as_array().unwrap().len(), 2);
+}
