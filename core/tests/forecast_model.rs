@@ -163,12 +163,8 @@ fn model_follows_a_noise_free_seasonal_series() {
 fn gaps_are_tolerated() {
     let mut series = seasonal_series(3 * 168, 0.0, 4.0, 3);
     // A 30 h outage, scattered missing hours, and missing values at the very end.
-    for t in 200..230 {
-        series[t] = None;
-    }
-    for t in (0..series.len()).step_by(17) {
-        series[t] = None;
-    }
+    series[200..230].fill(None);
+    series.iter_mut().step_by(17).for_each(|v| *v = None);
     let n = series.len();
     series[n - 1] = None;
     series[n - 2] = None;

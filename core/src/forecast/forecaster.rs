@@ -4,7 +4,7 @@
 //! `max_history` of samples aggregated into buckets of `step`. [`Forecaster::forecast`] refits
 //! the model when the last fit is older than `refresh_interval` and serves the cached forecast
 //! otherwise. It refuses until the history spans `min_history`. Each fit also runs the quality
-//! check of [`quality`](super::quality): the model is refitted without the last day, which is
+//! check of [`quality`](super::quality::assess): the model is refitted without the last day, which is
 //! then forecast and compared with what happened; a level shift in the last hours is looked
 //! for in the same comparison.
 //!
