@@ -1,9 +1,14 @@
-//! The provider kinds compiled into this `hoist`: the simulated cloud always, the others by
-//! Cargo feature.
+//! The provider kinds compiled into this `hoist`: the simulated cloud and plugins always, the
+//! others by Cargo feature (all on by default).
+
+use std::sync::Arc;
 
 use hoist_core::registry::ProviderRegistry;
 
 /// Registers every provider kind of this build.
 pub fn register_all(registry: &mut ProviderRegistry) {
     hoist_core::registry::register_builtins(registry);
+    registry.register(Arc::new(hoist_plugin::PluginFactory::new()));
+    #[cfg(feature = "prometheus")]
+    registry.register(Arc::new(hoist_prometheus::PrometheusFactory));
 }

@@ -248,3 +248,44 @@ fn a_missing_file_is_invalid_input() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_example_plugin_runs_under_hoist_run() {
+    let library = hoist_plugin::test_support::built_library("hoist_plugin_static_pool")
+        .expect("the static-pool plugin is built for the tests");
+    let dir = tempfile::tempdir().unwrap();
+    let example = root().join("plugins/examples/static-pool");
+    std::fs::copy(example.join("machines.yaml"), dir.path().join("machines.yaml")).unwrap();
+    let policy = std::fs::read_to_string(example.join("policy.yaml"))
+        .unwrap()
+        .replace(
+            "../../../target/debug/libhoist_plugin_static_pool.so",
+            library.to_str().unwrap(),
+        );
+    assert!(policy.contains(library.to_str().unwrap()), "plugin path not replaced");
+    std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
+
+    let out = hoist(&["validate", "policy.yaml"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let out = hoist(&["plan", "policy.yaml", "--output", "json"], dir.path());
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(plan["groups"][0]["provider"], "pool");
+    let out = hoist(&["run", "--once", "policy.yaml"], dir.path());
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(dir.path().join("hoist-audit.jsonl").exists());
+
+    // A configuration the plugin rejects reaches the user verbatim, as invalid input, when the
+    // provider is built (`validate` checks the library and its ABI without starting the plugin).
+    let bad = std::fs::read_to_string(dir.path().join("policy.yaml"))
+        .unwrap()
+        .replace("inventory: machines.yaml", "inventory: no-such-inventory.yaml");
+    std::fs::write(dir.path().join("bad.yaml"), bad).unwrap();
+    let out = hoist(&["plan", "bad.yaml"], dir.path());
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no-such-inventory.yaml"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
