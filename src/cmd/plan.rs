@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use hoist_core::control::GroupOutcome;
 use hoist_core::engine::Direction;
@@ -24,7 +25,8 @@ pub fn run(args: Args) -> CliResult {
     let registry = policy::registry();
     let document = policy::load(&args.file, &registry)?;
     let outcomes = runtime()?.block_on(async {
-        let built = policy::build(&document, &registry).await?;
+        let built =
+            policy::build(&document, &registry, Arc::new(hoist_core::events::NoEvents)).await?;
         let mut control = built.control.with_dry_run(true);
         Ok::<_, CliError>(control.evaluate_once().await)
     })?;

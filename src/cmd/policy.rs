@@ -8,6 +8,8 @@ use std::sync::Arc;
 use hoist_core::config::{ConfigErrors, PolicyDocument, load_file};
 use hoist_core::control::{ControlLoop, ManagedGroup};
 use hoist_core::registry::{BuildContext, BuiltProvider, GroupBounds, ProviderRegistry};
+use hoist_core::events::EventSink;
+use hoist_core::layers::{CircuitBreakerLayer, LayerStack, MetricsLayer, RetryLayer, TimeoutLayer};
 use hoist_core::{Clock, ErrorKind, MetricsSource, SystemClock};
 
 use super::CliError;
@@ -51,6 +53,14 @@ pub fn load(path: &Path, registry: &ProviderRegistry) -> Result<PolicyDocument, 
                 problems.push(settings_error(&document, &field, &e));
             }
         }
+    }
+    if let Some(alerts) = &document.policy.alerts
+        && let Err(e) = hoist_telemetry::AlertsConfig::from_value(alerts).and_then(|config| {
+            config.validate()?;
+            Ok(config)
+        })
+    {
+        problems.push(settings_error(&document, "alerts", &e));
     }
     if problems.is_empty() {
         Ok(document)
@@ -111,10 +121,13 @@ pub struct Built {
     pub providers: BTreeMap<String, BuiltProvider>,
 }
 
-/// Builds every provider and the control loop.
+/// Builds every provider and the control loop. Providers on the wall clock are wrapped in the
+/// recommended layers (timeout, metrics, circuit breaker, retry); the simulated cloud, which
+/// cannot fail transiently, only in the metrics layer. Every layer reports to `events`.
 pub async fn build(
     document: &PolicyDocument,
     registry: &ProviderRegistry,
+    events: Arc<dyn EventSink>,
 ) -> Result<Built, CliError> {
     let policy = &document.policy;
     let mut providers = BTreeMap::new();
@@ -135,7 +148,7 @@ pub async fn build(
                 CliError::runtime(text)
             }
         })?;
-        providers.insert(name.clone(), built);
+        providers.insert(name.clone(), layered(built, &events));
     }
     let mut sources: BTreeMap<String, Arc<dyn MetricsSource>> = BTreeMap::new();
     for (name, source) in &policy.metrics_sources {
@@ -150,7 +163,7 @@ pub async fn build(
             .build(kind, ctx)
             .await
             .map_err(|e| CliError::runtime(format!("metrics source `{name}` ({kind}): {e}")))?;
-        let metrics = built.set.metrics.ok_or_else(|| {
+        let metrics = layered(built, &events).set.metrics.ok_or_else(|| {
             CliError::input(format!(
                 "metrics source `{name}` ({kind}) does not provide metrics"
             ))
@@ -192,4 +205,22 @@ pub async fn build(
         virtual_time,
         providers,
     })
+}
+
+/// The provider wrapped in the layers that suit it.
+fn layered(built: BuiltProvider, events: &Arc<dyn EventSink>) -> BuiltProvider {
+    let metrics = MetricsLayer::new(Arc::clone(events));
+    let stack = if built.clock.is_some() {
+        LayerStack::new().metrics(metrics)
+    } else {
+        LayerStack::new()
+            .timeout(TimeoutLayer::new(std::time::Duration::from_secs(30)))
+            .metrics(metrics)
+            .circuit_breaker(CircuitBreakerLayer::new().with_events(Arc::clone(events)))
+            .retry(RetryLayer::new().with_events(Arc::clone(events)))
+    };
+    BuiltProvider {
+        set: stack.apply(built.set),
+        clock: built.clock,
+    }
 }

@@ -10,6 +10,9 @@ use hoist_core::audit::{AuditLog, AuditRecord, fingerprint};
 use hoist_core::control::{Action, GroupOutcome};
 use hoist_core::duration::HumanDuration;
 use hoist_core::engine::Direction;
+use hoist_core::events::EventSink;
+use hoist_telemetry::logging::LogFormat;
+use hoist_telemetry::{AlertEngine, AlertsConfig, Telemetry, TelemetryServer};
 use hoist_core::{CostGranularity, CostQuery, TimeRange};
 
 use super::{CliError, CliResult, policy, runtime};
@@ -36,6 +39,47 @@ pub struct Args {
     /// Print only the summary, not each scaling action.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Serve `/metrics`, `/healthz` and `/readyz` here. Default: 127.0.0.1:9464 when running on
+    /// the wall clock; off in virtual time and with `--once` unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Never serve metrics.
+    #[arg(long, conflicts_with = "metrics_listen")]
+    pub no_metrics: bool,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormatArg::Human)]
+    pub log_format: LogFormatArg,
+    /// Log level or filter (`warn`, `info`, `hoist_core=debug,info`, ...).
+    #[arg(long, default_value = "warn", value_name = "FILTER")]
+    pub log_level: String,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormatArg {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Event sinks that can be added after the loop is built (the alert engine needs the loop's
+/// clock).
+#[derive(Debug, Default)]
+struct Sinks(std::sync::RwLock<Vec<Arc<dyn EventSink>>>);
+
+impl Sinks {
+    fn add(&self, sink: Arc<dyn EventSink>) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).push(sink);
+    }
+}
+
+impl EventSink for Sinks {
+    fn emit(&self, event: &hoist_core::events::Event) {
+        for sink in self.0.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            sink.emit(event);
+        }
+    }
 }
 
 fn parse_duration(text: &str) -> Result<HumanDuration, String> {
@@ -57,6 +101,12 @@ struct GroupTally {
 
 /// Runs `hoist run`.
 pub fn run(args: Args) -> CliResult {
+    let format = match args.log_format {
+        LogFormatArg::Human => LogFormat::Human,
+        LogFormatArg::Json => LogFormat::Json,
+    };
+    hoist_telemetry::logging::init(format, &args.log_level)
+        .map_err(|e| CliError::input(format!("--log-level: {e}")))?;
     let registry = policy::registry();
     let document = policy::load(&args.file, &registry)?;
     let audit_path = args
@@ -75,8 +125,47 @@ pub fn run(args: Args) -> CliResult {
     let text = std::fs::read(&args.file).unwrap_or_default();
 
     runtime()?.block_on(async {
-        let built = policy::build(&document, &registry).await?;
+        let sinks = Arc::new(Sinks::default());
+        let telemetry = Telemetry::new();
+        sinks.add(Arc::new(telemetry.clone()));
+        let built = policy::build(&document, &registry, Arc::clone(&sinks) as Arc<dyn EventSink>).await?;
         let virtual_time = built.virtual_time;
+        let alerts = match &document.policy.alerts {
+            Some(value) => {
+                let config = AlertsConfig::from_value(value).map_err(CliError::input)?;
+                let engine = AlertEngine::from_config(
+                    &config,
+                    &document.base_dir,
+                    Arc::clone(built.control.clock()),
+                )
+                .map_err(CliError::input)?;
+                sinks.add(Arc::clone(&engine) as Arc<dyn EventSink>);
+                Some(engine)
+            }
+            None => None,
+        };
+        let listen = match (args.no_metrics, args.metrics_listen) {
+            (true, _) => None,
+            (false, Some(addr)) => Some(addr),
+            (false, None) if !virtual_time && !args.once => Some(
+                hoist_telemetry::DEFAULT_ADDRESS
+                    .parse()
+                    .map_err(|e| CliError::runtime(format!("default metrics address: {e}")))?,
+            ),
+            (false, None) => None,
+        };
+        let server = match listen {
+            Some(addr) => Some(
+                TelemetryServer::start(addr, telemetry.clone())
+                    .await
+                    .map_err(|e| {
+                        CliError::runtime(format!(
+                            "cannot serve metrics on {addr}: {e} (choose another with --metrics-listen, or --no-metrics)"
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
         let providers = built.providers;
         let mut control = built
             .control
@@ -104,6 +193,9 @@ pub fn run(args: Args) -> CliResult {
                 document.policy.run.interval,
                 audit_path.display()
             );
+            if let Some(server) = &server {
+                println!("hoist: metrics on http://{}/metrics", server.local_addr());
+            }
         }
         let mut tallies: BTreeMap<String, GroupTally> = BTreeMap::new();
         let quiet = args.quiet;
@@ -134,6 +226,12 @@ pub fn run(args: Args) -> CliResult {
             }
         }
         let end = control.clock().now();
+        if let Some(engine) = &alerts {
+            engine.shutdown().await;
+        }
+        if let Some(server) = server {
+            server.shutdown().await;
+        }
 
         println!();
         println!(
