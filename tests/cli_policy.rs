@@ -255,14 +255,21 @@ fn the_example_plugin_runs_under_hoist_run() {
         .expect("the static-pool plugin is built for the tests");
     let dir = tempfile::tempdir().unwrap();
     let example = root().join("plugins/examples/static-pool");
-    std::fs::copy(example.join("machines.yaml"), dir.path().join("machines.yaml")).unwrap();
+    std::fs::copy(
+        example.join("machines.yaml"),
+        dir.path().join("machines.yaml"),
+    )
+    .unwrap();
     let policy = std::fs::read_to_string(example.join("policy.yaml"))
         .unwrap()
         .replace(
             "../../../target/debug/libhoist_plugin_static_pool.so",
             library.to_str().unwrap(),
         );
-    assert!(policy.contains(library.to_str().unwrap()), "plugin path not replaced");
+    assert!(
+        policy.contains(library.to_str().unwrap()),
+        "plugin path not replaced"
+    );
     std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
 
     let out = hoist(&["validate", "policy.yaml"], dir.path());
@@ -281,7 +288,10 @@ fn the_example_plugin_runs_under_hoist_run() {
     // provider is built (`validate` checks the library and its ABI without starting the plugin).
     let bad = std::fs::read_to_string(dir.path().join("policy.yaml"))
         .unwrap()
-        .replace("inventory: machines.yaml", "inventory: no-such-inventory.yaml");
+        .replace(
+            "inventory: machines.yaml",
+            "inventory: no-such-inventory.yaml",
+        );
     std::fs::write(dir.path().join("bad.yaml"), bad).unwrap();
     let out = hoist(&["plan", "bad.yaml"], dir.path());
     let (_, stderr) = text(&out);

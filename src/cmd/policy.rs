@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use hoist_core::config::{ConfigErrors, PolicyDocument, load_file};
 use hoist_core::control::{ControlLoop, ManagedGroup};
-use hoist_core::registry::{BuildContext, BuiltProvider, GroupBounds, ProviderRegistry};
 use hoist_core::events::EventSink;
 use hoist_core::layers::{CircuitBreakerLayer, LayerStack, MetricsLayer, RetryLayer, TimeoutLayer};
+use hoist_core::registry::{BuildContext, BuiltProvider, GroupBounds, ProviderRegistry};
 use hoist_core::{Clock, ErrorKind, MetricsSource, SystemClock};
 
 use super::CliError;

@@ -11,9 +11,9 @@ use hoist_core::control::{Action, GroupOutcome};
 use hoist_core::duration::HumanDuration;
 use hoist_core::engine::Direction;
 use hoist_core::events::EventSink;
+use hoist_core::{CostGranularity, CostQuery, TimeRange};
 use hoist_telemetry::logging::LogFormat;
 use hoist_telemetry::{AlertEngine, AlertsConfig, Telemetry, TelemetryServer};
-use hoist_core::{CostGranularity, CostQuery, TimeRange};
 
 use super::{CliError, CliResult, policy, runtime};
 
