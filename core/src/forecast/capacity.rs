@@ -157,8 +157,12 @@ pub fn plan(
     let fitted = |d: NaiveDate| {
         ((level + slope_per_day * (index(d) - index(last_day))) * factor(d)).max(0.0)
     };
+    // The spread of actual around fitted peaks, over the last four weeks (older days sit
+    // against a line extrapolated far back).
     let mut ratios: Vec<f64> = history
         .iter()
+        .rev()
+        .take(28)
         .filter_map(|(d, p)| {
             let f = fitted(*d);
             (f > 0.0).then(|| p / f)
