@@ -70,6 +70,7 @@ fn bench_decide(c: &mut Criterion) {
                         group: snapshot,
                         metrics,
                         forecast: None,
+                        forecast_note: None,
                     },
                     memory,
                 );

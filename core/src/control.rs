@@ -3,6 +3,11 @@
 //!
 //! The loop reads time only from its [`Clock`], so on the simulated cloud it runs in virtual
 //! time, as fast as the machine allows, and in production it waits on the wall clock.
+//!
+//! A group with a predictive policy keeps a [`PredictiveForecast`]: on its first evaluation the
+//! loop fetches the policy's metric back to the policy's `history` (at a coarser step), then
+//! feeds it the samples of every evaluation; the forecast (refitted on the policy's `refresh`
+//! schedule) goes to the engine, and an [`Event::Forecast`] is emitted at each refit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,13 +18,19 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::audit::{AuditLog, AuditRecord};
 use crate::clock::Clock;
 use crate::config::GroupConfig;
+use crate::config::PolicyConfig;
 use crate::engine::{
-    self, Decision, DecisionMemory, GroupSnapshot, MetricWindows, Observation, Reason,
+    self, Decision, DecisionMemory, ForecastInput, GroupSnapshot, MetricWindows, Observation,
+    PredictiveForecast, Reason,
 };
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink};
 use crate::model::{CapacityType, InstanceState, MetricKind, MetricQuery, ScalingGroup, TimeRange};
 use crate::provider::{MetricsSource, ProviderSet};
+
+/// Step of the history fetched for a predictive policy on its first evaluation, seconds (14 days
+/// at 5 minutes is 4,032 points, within Prometheus's per-query limit).
+const HISTORY_STEP_SECONDS: u32 = 300;
 
 /// One group under the loop's control.
 #[derive(Debug)]
@@ -32,17 +43,27 @@ pub struct ManagedGroup {
     pub metrics: Option<Arc<dyn MetricsSource>>,
     /// What the engine remembers about it.
     pub memory: DecisionMemory,
+    /// The forecasting state of its predictive policy, if it has one.
+    pub forecast: Option<PredictiveForecast>,
+    /// Whether the predictive policy's history has been fetched.
+    pub forecast_backfilled: bool,
 }
 
 impl ManagedGroup {
     /// A group on `provider`, reading metrics from the provider's own source.
     pub fn new(config: GroupConfig, provider: ProviderSet) -> Self {
         let metrics = provider.metrics.clone();
+        let forecast = config.policies.iter().find_map(|p| match p {
+            PolicyConfig::Predictive(p) => PredictiveForecast::new(p).ok(),
+            _ => None,
+        });
         ManagedGroup {
             config,
             provider,
             metrics,
             memory: DecisionMemory::new(),
+            forecast,
+            forecast_backfilled: false,
         }
     }
 }
@@ -224,12 +245,27 @@ impl ControlLoop {
             });
         }
 
+        let forecast = self.update_forecast(index, now, &snapshot, &windows).await;
+        if let Some(f) = &forecast
+            && f.refreshed
+        {
+            self.events.emit(&Event::Forecast {
+                provider: provider_name.clone(),
+                group: group_id.clone(),
+                points: f.all_points.clone(),
+            });
+        }
+        let (points, note) = match &forecast {
+            Some(f) => (f.points.as_deref(), f.note.as_deref()),
+            None => (None, None),
+        };
         let managed = &mut self.groups[index];
         let observation = Observation {
             now,
             group: &snapshot,
             metrics: &windows,
-            forecast: None,
+            forecast: points,
+            forecast_note: note,
         };
         let mut decision = engine::decide(&managed.config, &observation, &mut managed.memory);
         for (metric, reason) in metric_problems {
@@ -363,6 +399,76 @@ impl ControlLoop {
             }
         }
         (windows, problems)
+    }
+
+    /// Feeds the group's predictive forecaster (fetching its history on the first call) and
+    /// returns the forecast now. `None` when the group has no predictive policy.
+    async fn update_forecast(
+        &mut self,
+        index: usize,
+        now: DateTime<Utc>,
+        snapshot: &GroupSnapshot,
+        windows: &MetricWindows,
+    ) -> Option<ForecastInput> {
+        let managed = &self.groups[index];
+        let state = managed.forecast.as_ref()?;
+        let metric = state.policy().metric.clone();
+        let span = state.history_span();
+        let mut backfill = Vec::new();
+        let mut backfill_problem = None;
+        if !managed.forecast_backfilled
+            && let Some(source) = &managed.metrics
+        {
+            let group_id = managed.config.provider_id();
+            let expression = managed
+                .config
+                .metrics
+                .as_ref()
+                .and_then(|m| m.queries.get(metric.name()))
+                .map(|q| q.replace("{group}", group_id));
+            let query = MetricQuery {
+                group: group_id.to_owned(),
+                metric: metric.clone(),
+                expression,
+            };
+            let range = TimeRange {
+                start: now - span,
+                end: now + TimeDelta::seconds(1),
+            };
+            match source
+                .query_range(&query, range, HISTORY_STEP_SECONDS)
+                .await
+            {
+                Ok(mut series) if series.len() == 1 => {
+                    backfill = series.pop().map(|s| s.samples).unwrap_or_default();
+                }
+                Ok(series) => {
+                    backfill_problem = Some(format!(
+                        "the history query returned {} series, expected one",
+                        series.len()
+                    ));
+                }
+                Err(error) => backfill_problem = Some(format!("history query failed: {error}")),
+            }
+        }
+        let managed = &mut self.groups[index];
+        managed.forecast_backfilled = true;
+        let state = managed.forecast.as_mut()?;
+        // Utilisation becomes a load (busy instances) with the ready count now: the loop does not
+        // know the count at each past sample.
+        let ready = f64::from(snapshot.ready);
+        state.observe(&backfill, |_| ready);
+        if let Some(samples) = windows.get(&metric) {
+            state.observe(samples, |_| ready);
+        }
+        let mut input = state.forecast(now);
+        if let Some(problem) = backfill_problem
+            && input.points.is_none()
+        {
+            let note = input.note.take().unwrap_or_default();
+            input.note = Some(format!("{note} ({problem})"));
+        }
+        Some(input)
     }
 
     /// Estimated hourly cost of the group's active instances, cached per class.

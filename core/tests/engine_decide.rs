@@ -64,6 +64,7 @@ fn run(
             group: snap,
             metrics,
             forecast: None,
+            forecast_note: None,
         },
         memory,
     )

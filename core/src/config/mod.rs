@@ -225,6 +225,8 @@ pub enum PolicyConfig {
     Threshold(Threshold),
     /// Capacity by calendar (cron with time zone).
     Scheduled(Scheduled),
+    /// Capacity ahead of a forecast of the load (daily and weekly cycles learnt from history).
+    Predictive(Predictive),
 }
 
 impl PolicyConfig {
@@ -235,6 +237,7 @@ impl PolicyConfig {
             PolicyConfig::Step(_) => "step",
             PolicyConfig::Threshold(_) => "threshold",
             PolicyConfig::Scheduled(_) => "scheduled",
+            PolicyConfig::Predictive(_) => "predictive",
         }
     }
 
@@ -245,6 +248,7 @@ impl PolicyConfig {
             PolicyConfig::Step(p) => Some(&p.metric),
             PolicyConfig::Threshold(p) => Some(&p.metric),
             PolicyConfig::Scheduled(_) => None,
+            PolicyConfig::Predictive(p) => Some(&p.metric),
         }
     }
 }
@@ -475,6 +479,103 @@ pub struct Scheduled {
 
 fn default_timezone() -> String {
     "UTC".to_owned()
+}
+
+/// Predictive scaling: the load of `metric` is forecast from its history (daily and weekly
+/// cycles), and capacity is provisioned for the forecast load `buffer` ahead, so instances are
+/// ready before the load arrives. Capacity needed at a time is the forecast load divided by
+/// `target` (for utilisation the load is utilisation × ready instances, so the target is the
+/// utilisation to run at). The policy only raises capacity; scale-in is left to the reactive
+/// policies of the group, which it keeps from going below the forecast need. When the history is
+/// shorter than `min_history`, or the forecast's recent error or a level shift says it cannot be
+/// trusted, it does not vote and says it falls back to the reactive policies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Predictive {
+    /// The load signal forecast: `request_rate`, `queue_depth`, `utilization` or a custom total.
+    pub metric: MetricKind,
+    /// Load one instance should carry: per instance for request rate, queue depth and custom
+    /// metrics, the utilisation to run at (0, 1] for `utilization`.
+    pub target: f64,
+    /// Whether the forecast is acted on or only recorded.
+    #[serde(default)]
+    pub mode: PredictiveMode,
+    /// At most this much history is fitted on.
+    #[serde(default = "default_predictive_history")]
+    pub history: HumanDuration,
+    /// No forecast is made before the history spans this.
+    #[serde(default = "default_predictive_min_history")]
+    pub min_history: HumanDuration,
+    /// How far ahead the forecast reaches.
+    #[serde(default = "default_predictive_horizon")]
+    pub horizon: HumanDuration,
+    /// The model is refitted this often; forecasts are reused in between.
+    #[serde(default = "default_predictive_refresh")]
+    pub refresh: HumanDuration,
+    /// Capacity is provisioned for the largest forecast load from now to now + buffer; at least
+    /// the boot delay, so instances are ready when the load arrives.
+    #[serde(default = "default_predictive_buffer")]
+    pub buffer: HumanDuration,
+    /// Plan for the forecast × (1 + margin): 0.1 plans for 10 % more than forecast.
+    #[serde(default)]
+    pub margin: f64,
+    /// Plan for the upper bound of the forecast's prediction interval at this quantile (e.g.
+    /// 0.9) instead of the point forecast. The margin applies on top.
+    #[serde(default)]
+    pub quantile: Option<f64>,
+    /// What to do when the forecast needs more than the group's max.
+    #[serde(default)]
+    pub max_capacity: MaxCapacity,
+    /// The forecast is not used when its out-of-sample MASE over the last day is above this
+    /// (and its sMAPE above 10 %: on a smooth cycle an accurate forecast can have a large MASE).
+    #[serde(default = "default_fallback_mase")]
+    pub fallback_mase: f64,
+}
+
+fn default_predictive_history() -> HumanDuration {
+    HumanDuration::from_secs(14 * 86_400)
+}
+
+fn default_predictive_min_history() -> HumanDuration {
+    HumanDuration::from_secs(86_400)
+}
+
+fn default_predictive_horizon() -> HumanDuration {
+    HumanDuration::from_secs(48 * 3_600)
+}
+
+fn default_predictive_refresh() -> HumanDuration {
+    HumanDuration::from_secs(6 * 3_600)
+}
+
+fn default_predictive_buffer() -> HumanDuration {
+    HumanDuration::from_secs(300)
+}
+
+fn default_fallback_mase() -> f64 {
+    1.0
+}
+
+/// Whether a predictive policy acts on its forecast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictiveMode {
+    /// Forecast and vote for the capacity the forecast needs.
+    #[default]
+    ForecastAndScale,
+    /// Forecast and record it (events, decision reasons), never vote.
+    ForecastOnly,
+}
+
+/// What a predictive policy does when the forecast needs more than the group's max.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxCapacity {
+    /// Never above the group's max.
+    #[default]
+    Honor,
+    /// Up to this many percent above the group's max (still within the provider's own max).
+    RaiseByPercent(f64),
 }
 
 /// Guards around every decision of a group.

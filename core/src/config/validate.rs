@@ -3,7 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use super::{Aggregation, PolicyConfig, PolicyFile, RateLimit, Scheduled, StepScaling};
+use super::{
+    Aggregation, MaxCapacity, PolicyConfig, PolicyFile, Predictive, RateLimit, Scheduled,
+    StepScaling,
+};
 use crate::model::MetricKind;
 
 /// Every problem in `policy`, as (field path, message).
@@ -101,6 +104,19 @@ pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
         if guards.max_scale_in_step == Some(0) {
             push(at("guards.max_scale_in_step"), "must be at least 1".into());
         }
+        let predictive: Vec<usize> = group
+            .policies
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| matches!(p, PolicyConfig::Predictive(_)))
+            .map(|(i, _)| i)
+            .collect();
+        if let [_, second, ..] = predictive[..] {
+            push(
+                format!("groups[{g}].policies[{second}].predictive"),
+                "a group has at most one predictive policy".into(),
+            );
+        }
         for (p, policy) in group.policies.iter().enumerate() {
             let base = format!("groups[{g}].policies[{p}].{}", policy.kind());
             validate_policy(policy, &base, group.max, &mut push);
@@ -195,6 +211,7 @@ fn validate_policy(
             }
         }
         PolicyConfig::Scheduled(s) => validate_scheduled(s, base, group_max, push),
+        PolicyConfig::Predictive(p) => validate_predictive(p, base, push),
     }
 }
 
@@ -299,5 +316,93 @@ fn validate_scheduled(
                 format!("{v} is above the group's max ({group_max})"),
             );
         }
+    }
+}
+
+fn validate_predictive(p: &Predictive, base: &str, push: &mut impl FnMut(String, String)) {
+    let at = |field: &str| format!("{base}.{field}");
+    validate_metric(&p.metric, &at("metric"), push);
+    match p.metric {
+        MetricKind::RequestRate
+        | MetricKind::QueueDepth
+        | MetricKind::Utilization
+        | MetricKind::Custom(_) => {}
+        _ => push(
+            at("metric"),
+            format!(
+                "{} is not a load: forecast request_rate, queue_depth, utilization or a custom total",
+                p.metric
+            ),
+        ),
+    }
+    if !(p.target.is_finite() && p.target > 0.0) {
+        push(
+            at("target"),
+            format!("target must be a positive number, got {}", p.target),
+        );
+    } else if p.metric == MetricKind::Utilization && p.target > 1.0 {
+        push(
+            at("target"),
+            format!(
+                "utilization is a fraction: the target must be in (0, 1], got {} (write 0.6 for 60 %)",
+                p.target
+            ),
+        );
+    }
+    let hour = std::time::Duration::from_secs(3_600);
+    if p.min_history.get() < hour {
+        push(at("min_history"), "must be at least 1h".into());
+    }
+    if p.history.get() < p.min_history.get() {
+        push(
+            at("history"),
+            format!(
+                "history ({}) is shorter than min_history ({})",
+                p.history, p.min_history
+            ),
+        );
+    }
+    if p.horizon.get() < hour {
+        push(at("horizon"), "must be at least 1h".into());
+    }
+    if p.refresh.get().is_zero() {
+        push(at("refresh"), "must be longer than 0s".into());
+    }
+    if p.buffer.get() > p.horizon.get() {
+        push(
+            at("buffer"),
+            format!(
+                "buffer ({}) reaches past the horizon ({})",
+                p.buffer, p.horizon
+            ),
+        );
+    }
+    if !(p.margin.is_finite() && (0.0..=10.0).contains(&p.margin)) {
+        push(
+            at("margin"),
+            format!("margin must be in [0, 10], got {}", p.margin),
+        );
+    }
+    if let Some(q) = p.quantile
+        && !(q > 0.5 && q < 1.0)
+    {
+        push(
+            at("quantile"),
+            format!("quantile must be in (0.5, 1), got {q}"),
+        );
+    }
+    if let MaxCapacity::RaiseByPercent(pct) = p.max_capacity
+        && !(pct.is_finite() && pct > 0.0 && pct <= 100.0)
+    {
+        push(
+            at("max_capacity.raise_by_percent"),
+            format!("must be in (0, 100], got {pct}"),
+        );
+    }
+    if !(p.fallback_mase.is_finite() && p.fallback_mase > 0.0) {
+        push(
+            at("fallback_mase"),
+            format!("must be a positive number, got {}", p.fallback_mase),
+        );
     }
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::memory::DecisionMemory;
+use super::predictive::{self, PredictiveVote};
 use super::schedule;
 use super::{Decision, Direction, Observation, Reason};
 use crate::config::{
@@ -58,6 +59,8 @@ pub fn decide(
 
     let mut votes: Vec<u32> = Vec::with_capacity(group.policies.len());
     let mut holds = 0usize;
+    // The largest forecast need of predictive policies: a scale-in stops there.
+    let mut forecast_floor: Option<u32> = None;
     for (index, policy) in group.policies.iter().enumerate() {
         let source = format!("policies[{index}].{}", policy.kind());
         let (vote, message) = match policy {
@@ -68,6 +71,20 @@ pub fn decide(
             PolicyConfig::Threshold(th) => threshold(th, group, observation),
             PolicyConfig::Scheduled(s) => {
                 scheduled(s, now, memory, index, &mut floor, &mut ceiling)
+            }
+            PolicyConfig::Predictive(p) => {
+                let (vote, raised, message) = predictive::vote(p, observation, ceiling);
+                if let Some(raised) = raised {
+                    ceiling = ceiling.max(raised.min(snapshot.provider_max));
+                }
+                match vote {
+                    PredictiveVote::Out(n) => (Vote::Capacity(n), message),
+                    PredictiveVote::Floor(n) => {
+                        forecast_floor = Some(forecast_floor.map_or(n, |f| f.max(n)));
+                        (Vote::Abstain, message)
+                    }
+                    PredictiveVote::Abstain => (Vote::Abstain, message),
+                }
             }
         };
         let recommended = match vote {
@@ -107,6 +124,16 @@ pub fn decide(
         }
         current
     };
+    if let Some(need) = forecast_floor
+        && desired < need.min(current)
+    {
+        desired = need.min(current);
+        reasons.push(Reason {
+            source: "merge.forecast".into(),
+            recommended: Some(desired),
+            message: format!("scale-in stopped at {desired}: the forecast needs {need}"),
+        });
+    }
 
     // Guards that may stop a change, unless the bounds force it.
     let guards = &group.guards;

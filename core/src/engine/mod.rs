@@ -8,10 +8,12 @@
 
 mod decide;
 mod memory;
+pub mod predictive;
 pub mod schedule;
 
 pub use decide::decide;
 pub use memory::DecisionMemory;
+pub use predictive::{ForecastInput, PredictiveForecast};
 
 use std::collections::BTreeMap;
 
@@ -65,6 +67,9 @@ pub struct Observation<'a> {
     pub metrics: &'a MetricWindows,
     /// Forecast, when a predictive policy produced one.
     pub forecast: Option<&'a [ForecastPoint]>,
+    /// Why there is no forecast (short history, poor recent accuracy, a level shift), for the
+    /// predictive policy's reason.
+    pub forecast_note: Option<&'a str>,
 }
 
 /// Which way a decision goes.

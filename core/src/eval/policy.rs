@@ -7,13 +7,22 @@
 //! the pipeline delivered it. A period without data (a trace gap, no ready instance) is a `NaN`
 //! sample, which the engine treats as missing. Applied decisions are recorded in the engine's
 //! memory, as the control loop does.
+//!
+//! A group with a predictive policy also gets a forecast: at every evaluation the latest
+//! (lagged) period of the policy's metric is fed to a [`PredictiveForecast`], stamped with the
+//! time it describes; the forecaster refits on the policy's `refresh` schedule and the points go
+//! to the engine in [`Observation::forecast`]. The forecaster only knows what the replay showed
+//! it: a replay of a window starts without history.
 
 use chrono::TimeDelta;
 
 use super::ReplayParams;
 use super::replay::{Controller, Signal, StartContext, View, requirement_per_step};
-use crate::config::GroupConfig;
-use crate::engine::{DecisionMemory, GroupSnapshot, MetricWindows, Observation, decide};
+use crate::config::{GroupConfig, PolicyConfig};
+use crate::engine::{
+    DecisionMemory, ForecastPoint, GroupSnapshot, MetricWindows, Observation, PredictiveForecast,
+    decide,
+};
 use crate::model::{MetricKind, Sample};
 
 /// Periods of history per signal handed to the engine.
@@ -28,6 +37,22 @@ pub struct PolicyController {
     memory: DecisionMemory,
     kinds: Vec<(MetricKind, Signal)>,
     metric_period_seconds: i64,
+    metric_lag_seconds: i64,
+    capacity_per_instance: f64,
+    predictive: Option<(PredictiveForecast, Signal)>,
+    last_forecast: Option<f64>,
+}
+
+fn signal_of(kind: &MetricKind) -> Option<Signal> {
+    Some(match kind {
+        MetricKind::Utilization => Signal::Utilization,
+        MetricKind::RequestRate => Signal::RequestRate,
+        MetricKind::QueueDepth => Signal::QueueDepth,
+        MetricKind::LatencyP95 => Signal::LatencyP95,
+        MetricKind::LatencyP99 => Signal::LatencyP99,
+        MetricKind::ErrorRate => Signal::ErrorRate,
+        MetricKind::Custom(_) => return None,
+    })
 }
 
 impl PolicyController {
@@ -36,21 +61,29 @@ impl PolicyController {
     pub fn new(name: &str, group: GroupConfig, interval_seconds: i64) -> Result<Self, String> {
         let mut kinds = Vec::new();
         for kind in group.metrics_needed() {
-            let signal = match kind {
-                MetricKind::Utilization => Signal::Utilization,
-                MetricKind::RequestRate => Signal::RequestRate,
-                MetricKind::QueueDepth => Signal::QueueDepth,
-                MetricKind::LatencyP95 => Signal::LatencyP95,
-                MetricKind::LatencyP99 => Signal::LatencyP99,
-                MetricKind::ErrorRate => Signal::ErrorRate,
-                MetricKind::Custom(ref name) => {
-                    return Err(format!(
-                        "group {}: custom metric {name:?} cannot be replayed; the replay produces utilization, request_rate, queue_depth, latency_p95, latency_p99 and error_rate",
-                        group.name
-                    ));
-                }
+            let Some(signal) = signal_of(&kind) else {
+                return Err(format!(
+                    "group {}: custom metric {:?} cannot be replayed; the replay produces utilization, request_rate, queue_depth, latency_p95, latency_p99 and error_rate",
+                    group.name,
+                    kind.name()
+                ));
             };
             kinds.push((kind, signal));
+        }
+        let mut predictive = None;
+        for policy in &group.policies {
+            if let PolicyConfig::Predictive(p) = policy {
+                let state = PredictiveForecast::new(p)
+                    .map_err(|e| format!("group {}: predictive policy: {e}", group.name))?;
+                let signal = signal_of(&p.metric).ok_or_else(|| {
+                    format!(
+                        "group {}: the predictive metric cannot be replayed",
+                        group.name
+                    )
+                })?;
+                predictive = Some((state, signal));
+                break;
+            }
         }
         Ok(PolicyController {
             name: name.to_owned(),
@@ -59,6 +92,10 @@ impl PolicyController {
             memory: DecisionMemory::new(),
             kinds,
             metric_period_seconds: 60,
+            metric_lag_seconds: 60,
+            capacity_per_instance: 1.0,
+            predictive,
+            last_forecast: None,
         })
     }
 }
@@ -84,6 +121,8 @@ impl Controller for PolicyController {
     /// for the load before the replay began).
     fn start(&mut self, ctx: &StartContext<'_>) -> u32 {
         self.metric_period_seconds = ctx.params.metric_period.as_secs() as i64;
+        self.metric_lag_seconds = ctx.params.metric_lag.as_secs() as i64;
+        self.capacity_per_instance = ctx.params.capacity_per_instance;
         let first = requirement_per_step(ctx.demand)
             .first()
             .copied()
@@ -118,11 +157,17 @@ impl Controller for PolicyController {
             provider_max: u32::MAX,
             instance_class: "replay".to_owned(),
         };
+        let forecast = self.forecast_input(view);
+        let (points, note) = match &forecast {
+            Some(f) => (f.points.as_deref(), f.note.as_deref()),
+            None => (None, None),
+        };
         let observation = Observation {
             now: view.at(),
             group: &snapshot,
             metrics: &metrics,
-            forecast: None,
+            forecast: points,
+            forecast_note: note,
         };
         let decision = decide(&self.group, &observation, &mut self.memory);
         if std::env::var_os("HOIST_EVAL_DEBUG").is_some() && view.tick < 2000 {
@@ -141,4 +186,49 @@ impl Controller for PolicyController {
             view.desired
         }
     }
+
+    fn forecast(&self) -> Option<f64> {
+        self.last_forecast
+    }
+}
+
+impl PolicyController {
+    /// Feeds the predictive policy's forecaster the latest period of its metric and asks it for
+    /// the forecast now (refitted only on the policy's schedule).
+    fn forecast_input(&mut self, view: &View<'_>) -> Option<crate::engine::ForecastInput> {
+        let (state, signal) = self.predictive.as_mut()?;
+        let now = view.at();
+        if let Some(value) = view.signal(*signal, 0) {
+            let load = if *signal == Signal::Utilization {
+                view.signal(Signal::ReadyInstances, 0)
+                    .map(|ready| value * ready)
+            } else {
+                Some(value)
+            };
+            if let Some(load) = load.filter(|l| l.is_finite()) {
+                let at = now
+                    - TimeDelta::seconds(self.metric_lag_seconds + self.metric_period_seconds / 2);
+                state.observe_load(at, load);
+            }
+        }
+        let input = state.forecast(now);
+        let target = state.policy().target;
+        // The chart's forecast line is demand in instances: busy instances for utilisation,
+        // the rate over one instance's capacity otherwise.
+        let per_instance = if *signal == Signal::Utilization {
+            1.0
+        } else {
+            self.capacity_per_instance
+        };
+        self.last_forecast =
+            current_point(&input.all_points, now).map(|p| p.instances * target / per_instance);
+        Some(input)
+    }
+}
+
+fn current_point(
+    points: &[ForecastPoint],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<&ForecastPoint> {
+    points.iter().rev().find(|p| p.at <= now)
 }
