@@ -9,6 +9,8 @@ use hoist_core::registry::ProviderRegistry;
 pub fn register_all(registry: &mut ProviderRegistry) {
     hoist_core::registry::register_builtins(registry);
     registry.register(Arc::new(hoist_plugin::PluginFactory::new()));
+    #[cfg(feature = "aws")]
+    registry.register(Arc::new(hoist_aws::AwsProviderFactory));
     #[cfg(feature = "prometheus")]
     registry.register(Arc::new(hoist_prometheus::PrometheusFactory));
 }

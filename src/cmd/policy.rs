@@ -198,8 +198,9 @@ pub async fn build(
         }
         groups.push(managed);
     }
-    let control =
-        ControlLoop::new(groups, clock, policy.run.interval.get()).with_dry_run(policy.run.dry_run);
+    let control = ControlLoop::new(groups, clock, policy.run.interval.get())
+        .with_dry_run(policy.run.dry_run)
+        .with_events(events);
     Ok(Built {
         control,
         virtual_time,

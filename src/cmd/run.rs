@@ -50,7 +50,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = LogFormatArg::Human)]
     pub log_format: LogFormatArg,
     /// Log level or filter (`warn`, `info`, `hoist_core=debug,info`, ...).
-    #[arg(long, default_value = "warn", value_name = "FILTER")]
+    #[arg(long, default_value = "warn,aws_config=error", value_name = "FILTER")]
     pub log_level: String,
 }
 
@@ -266,7 +266,8 @@ pub fn run(args: Args) -> CliResult {
             let Some(billing) = &provider.set.billing else {
                 continue;
             };
-            if !billing.capabilities().actual_cost || end <= start {
+            // A bill for a run of seconds is only meaningful where billing is simulated.
+            if !virtual_time || !billing.capabilities().actual_cost || end <= start {
                 continue;
             }
             let query = CostQuery {
