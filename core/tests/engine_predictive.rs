@@ -280,14 +280,14 @@ fn the_forecaster_wrapper_needs_history_then_forecasts_the_cycle() {
     // Six hours of history: not enough.
     for m in 0..360 {
         let at = start + TimeDelta::minutes(m);
-        state.observe_load(at, load(at));
+        state.observe_load(at, load(at), false);
     }
     let early = state.forecast(start + TimeDelta::hours(6));
     assert!(early.points.is_none());
     assert!(early.note.unwrap().contains("needs 24.0 h"));
     for m in 360..(10 * 24 * 60) {
         let at = start + TimeDelta::minutes(m);
-        state.observe_load(at, load(at));
+        state.observe_load(at, load(at), false);
     }
     let f = state.forecast(t0());
     assert!(f.refreshed);

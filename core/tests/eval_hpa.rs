@@ -140,6 +140,7 @@ fn replayed_hpa_on_a_step_up_and_down() {
         &mut *c,
         ReplayOptions {
             record_series: true,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -166,6 +166,7 @@ fn o2_rides_out_a_short_dip_and_releases_through_a_long_one() {
         &mut o2,
         ReplayOptions {
             record_series: true,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -62,6 +62,7 @@ fn run(policies: &str, trace: &Trace) -> ReplayOutcome {
         &mut controller,
         ReplayOptions {
             record_series: true,
+            ..Default::default()
         },
     )
     .unwrap()

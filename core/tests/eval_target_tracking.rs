@@ -86,6 +86,7 @@ fn replayed_target_tracking_on_a_step() {
         &mut *c,
         ReplayOptions {
             record_series: true,
+            ..Default::default()
         },
     )
     .unwrap();

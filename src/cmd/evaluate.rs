@@ -12,7 +12,7 @@ use hoist_core::eval::compare::{
 };
 use hoist_core::eval::svg::{self, PolicyPoint};
 use hoist_core::eval::{
-    BuiltIn, Demand, Oracles, ReplayOptions, ReplayParams, Scale, SimulationResult, replay,
+    BuiltIn, Demand, Oracles, ReplayOptions, ReplayParams, Scale, SimulationResult, replay_warm,
 };
 use hoist_core::trace::{TraceError, load_trace};
 
@@ -162,6 +162,14 @@ pub fn run(args: Args) -> CliResult {
         let test = whole.window(Some(whole.at(split)), None);
         let demand = Demand::new(&test, scale).map_err(CliError::input)?;
         let oracles = Oracles::compute(&demand, &params).map_err(CliError::runtime)?;
+        // Controllers run through the warm-up before the test part, unscored.
+        let warm_from = args.model.warmup_start(&whole, split);
+        let warm = Demand::new(&whole.window(Some(whole.at(warm_from)), None), scale)
+            .map_err(CliError::input)?;
+        let options = ReplayOptions {
+            warmup_steps: split - warm_from,
+            ..ReplayOptions::default()
+        };
         let mut results: Vec<SimulationResult> = Vec::new();
         for spec in &specs {
             progress.step(&format!("{} × {}", whole.name, spec.name()));
@@ -173,8 +181,8 @@ pub fn run(args: Args) -> CliResult {
                     Vec::new(),
                 ),
                 Some(mut c) => {
-                    let out = replay(&demand, &params, &mut *c, ReplayOptions::default())
-                        .map_err(CliError::runtime)?;
+                    let out =
+                        replay_warm(&warm, &params, &mut *c, options).map_err(CliError::runtime)?;
                     oracles.result(&spec.name(), out.score, out.tick_seconds, Vec::new())
                 }
             };
@@ -196,8 +204,7 @@ pub fn run(args: Args) -> CliResult {
                 let mut c = baseline
                     .controller(&p, &scale)
                     .ok_or_else(|| CliError::runtime("no controller"))?;
-                let out = replay(&demand, &p, &mut *c, ReplayOptions::default())
-                    .map_err(CliError::runtime)?;
+                let out = replay_warm(&warm, &p, &mut *c, options).map_err(CliError::runtime)?;
                 let r = oracles.result(baseline.name(), out.score, out.tick_seconds, Vec::new());
                 points.push(FrontierPoint {
                     target,
@@ -298,6 +305,7 @@ pub fn run(args: Args) -> CliResult {
         let value = serde_json::json!({
             "parameters": params,
             "test_fraction": args.test_fraction,
+            "warmup_seconds": args.model.warmup.as_secs(),
             "speedup_epsilon_percent": SPEEDUP_EPSILON_PERCENT,
             "traces": reports,
             "skipped": skipped.iter().map(|(f, why)| serde_json::json!({"file": f.display().to_string(), "why": why})).collect::<Vec<_>>(),
@@ -332,7 +340,7 @@ fn render_markdown(
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "Model: peak {} instances per trace · boot delay {} s · metric lag {} s · metric period {} s · billing {} at {} per instance-hour · bounds {}..{} · reactive target {} · seed {} · scored on the last {:.0} % of each trace (test part).",
+        "Model: peak {} instances per trace · boot delay {} s · metric lag {} s · metric period {} s · billing {} at {} per instance-hour · bounds {}..{} · reactive target {} · seed {} · scored on the last {:.0} % of each trace (test part), with up to {} of the trace before it replayed unscored as a warm-up (the oracles see the test part only).",
         params.peak_instances,
         params.boot_delay.as_secs(),
         params.metric_lag.as_secs(),
@@ -343,7 +351,8 @@ fn render_markdown(
         params.max_instances,
         params.target_utilization,
         params.seed,
-        args.test_fraction * 100.0
+        args.test_fraction * 100.0,
+        hoist_core::duration::HumanDuration::from(args.model.warmup)
     );
     let _ = writeln!(
         md,

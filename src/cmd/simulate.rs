@@ -53,6 +53,21 @@ pub struct ModelArgs {
     /// Seed (recorded; the replay has no random element yet).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Replay up to this much of the trace before the scored part without scoring it, so that
+    /// controllers start warm, as a running autoscaler would: a predictive policy has its
+    /// history, a reactive one has settled. The oracles see only the scored part. `0s` starts
+    /// cold at the first scored step.
+    #[arg(long, default_value = "14d", value_parser = parse_duration)]
+    pub warmup: Duration,
+}
+
+impl ModelArgs {
+    /// The index in `whole` where the warm-up before step `scored_from` begins.
+    pub fn warmup_start(&self, whole: &Trace, scored_from: usize) -> usize {
+        let step = whole.step.num_seconds().max(1) as u64;
+        let steps = usize::try_from(self.warmup.as_secs() / step).unwrap_or(usize::MAX);
+        scored_from.saturating_sub(steps)
+    }
 }
 
 impl ModelArgs {
@@ -222,9 +237,15 @@ pub fn run(args: Args) -> CliResult {
     let whole = load(&args.trace)?;
     let scale = Scale::for_peak(&whole, params.peak_instances).map_err(CliError::input)?;
     let window = whole.window(args.from, args.until);
-    let demand = Demand::new(&window, scale).map_err(CliError::input)?;
+    let scored_from = whole.len() - whole.window(args.from, None).len();
+    let warm_from = whole.at(args.model.warmup_start(&whole, scored_from));
+    let warm = whole.window(Some(warm_from), args.until);
+    // Checked on the scored window first, so an empty one is named as such.
+    Demand::new(&window, scale).map_err(CliError::input)?;
+    let demand = Demand::new(&warm, scale).map_err(CliError::input)?;
     let options = ReplayOptions {
         record_series: args.report.is_some(),
+        warmup_steps: warm.len() - window.len(),
     };
     let started = std::time::Instant::now();
     let controller = spec.controller(&params, &scale);
@@ -236,10 +257,12 @@ pub fn run(args: Args) -> CliResult {
         policy: args.policy.clone(),
         from: window.start,
         until: window.end(),
+        warmup_from: warm.start,
+        warmup: args.model.warmup,
         scale,
         params: params.clone(),
         elapsed_seconds: elapsed.as_secs_f64(),
-        steps: demand.len(),
+        steps: window.len(),
     };
     match args.output {
         Output::Json => {
@@ -271,6 +294,10 @@ pub struct RunInfo {
     pub from: DateTime<Utc>,
     /// Window end (exclusive).
     pub until: DateTime<Utc>,
+    /// Start of the unscored warm-up (equal to `from` without one).
+    pub warmup_from: DateTime<Utc>,
+    /// The warm-up asked for.
+    pub warmup: Duration,
     /// The scale.
     pub scale: Scale,
     /// The model.
@@ -289,6 +316,7 @@ pub fn parameters_json(info: &RunInfo, result: &SimulationResult) -> serde_json:
         "policy": info.policy,
         "from": info.from.to_rfc3339(),
         "until": info.until.to_rfc3339(),
+        "warmup_from": info.warmup_from.to_rfc3339(),
         "steps": info.steps,
         "peak_instances": p.peak_instances,
         "scale_instances_per_unit": info.scale.instances_per_unit,
@@ -346,6 +374,14 @@ fn parameter_lines(info: &RunInfo, r: &SimulationResult) -> String {
         info.steps,
         r.score.scored_hours
     );
+    if info.warmup_from < info.from {
+        let _ = writeln!(
+            out,
+            "warm-up          {} .. {} replayed, not scored",
+            info.warmup_from.to_rfc3339(),
+            info.from.to_rfc3339()
+        );
+    }
     let _ = writeln!(
         out,
         "scale            peak {} instances = trace peak {} ({:.6e} instances per unit)",
@@ -495,7 +531,7 @@ fn rerun_command(info: &RunInfo) -> String {
         Billing::PerSecond { minimum_seconds } => format!("per-second:{minimum_seconds}s"),
     };
     format!(
-        "hoist simulate --trace {} --policy {} --from {} --until {} --peak-instances {} --target {} --boot-delay {}s --metric-lag {}s --metric-period {}s --billing {} --price {} --min-instances {} --max-instances {} --capacity {} --seed {}",
+        "hoist simulate --trace {} --policy {} --from {} --until {} --peak-instances {} --target {} --boot-delay {}s --metric-lag {}s --metric-period {}s --billing {} --price {} --min-instances {} --max-instances {} --capacity {} --seed {} --warmup {}s",
         info.trace,
         info.policy,
         info.from.to_rfc3339(),
@@ -510,6 +546,7 @@ fn rerun_command(info: &RunInfo) -> String {
         p.min_instances,
         p.max_instances,
         p.capacity_per_instance,
-        p.seed
+        p.seed,
+        info.warmup.as_secs()
     )
 }

@@ -530,6 +530,20 @@ pub struct Predictive {
     /// (and its sMAPE above 10 %: on a smooth cycle an accurate forecast can have a large MASE).
     #[serde(default = "default_fallback_mase")]
     pub fallback_mase: f64,
+    /// Correct the forecast's level at every evaluation by the latest measured load: the
+    /// forecast is scaled by measured ÷ forecast, a correction that fades over the following
+    /// hours (half-life [`LEVEL_CORRECTION_HALF_LIFE`]), so a forecast right in shape but off in
+    /// level (a holiday, growth since the last fit) plans from where the load really is. Off, the
+    /// policy plans on the model's forecast alone, as AWS predictive scaling does.
+    #[serde(default = "default_true")]
+    pub track_level: bool,
+}
+
+/// How long a level correction of a predictive policy keeps half its weight.
+pub const LEVEL_CORRECTION_HALF_LIFE: chrono::TimeDelta = chrono::TimeDelta::hours(6);
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_predictive_history() -> HumanDuration {

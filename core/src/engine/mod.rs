@@ -13,7 +13,7 @@ pub mod schedule;
 
 pub use decide::decide;
 pub use memory::DecisionMemory;
-pub use predictive::{ForecastInput, PredictiveForecast};
+pub use predictive::{ForecastInput, LevelRatio, PredictiveForecast};
 
 use std::collections::BTreeMap;
 
@@ -67,8 +67,8 @@ pub struct Observation<'a> {
     pub metrics: &'a MetricWindows,
     /// Forecast, when a predictive policy produced one.
     pub forecast: Option<&'a [ForecastPoint]>,
-    /// Why there is no forecast (short history, poor recent accuracy, a level shift), for the
-    /// predictive policy's reason.
+    /// Why there is no forecast (short history, poor recent accuracy, a level shift), or a
+    /// remark on the forecast given (its level correction), for the predictive policy's reason.
     pub forecast_note: Option<&'a str>,
 }
 

@@ -13,6 +13,8 @@
 //! vote for a change, but a scale-in the reactive policies agree on stops at that need (the
 //! forecast acts as a floor, as AWS predictive scaling's minimum capacity does).
 
+use std::collections::VecDeque;
+
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{ForecastPoint, Observation};
@@ -92,6 +94,9 @@ pub(crate) fn vote(
         message.push_str(&format!(", margin {:.0} %", policy.margin * 100.0));
     }
     message.push_str(&format!(") → {needed}"));
+    if let Some(note) = observation.forecast_note {
+        message.push_str(&format!("; {note}"));
+    }
     if policy.mode == PredictiveMode::ForecastOnly {
         message.push_str("; forecast only, not acting");
         return (PredictiveVote::Abstain, None, message);
@@ -175,8 +180,11 @@ pub struct ForecastInput {
     pub note: Option<String>,
     /// Whether the model was refitted at this evaluation.
     pub refreshed: bool,
-    /// The points even when the quality check rejected them (for charts and events).
+    /// The model's points (without the level correction), even when the quality check
+    /// rejected them (for charts and events).
     pub all_points: Vec<ForecastPoint>,
+    /// The level correction applied to `points` (measured ÷ forecast), when tracking the level.
+    pub level_ratio: Option<LevelRatio>,
 }
 
 /// The forecasting state of one group's predictive policy, owned by the caller of the engine.
@@ -185,7 +193,59 @@ pub struct PredictiveForecast {
     policy: Predictive,
     forecaster: Forecaster,
     last_fit: Option<DateTime<Utc>>,
+    /// The forecast curve, in load units: the current fit's buckets, preceded by the last
+    /// buckets of the fit before it (so a measurement taken just before a refit can still be
+    /// compared with what was forecast for it).
+    curve: Vec<CurvePoint>,
+    /// The measured loads of the last [`LEVEL_WINDOW`], oldest first.
+    recent: VecDeque<Measured>,
+    /// The level correction at the latest measurement that was not saturated.
+    last_clear_ratio: Option<f64>,
 }
+
+/// The level correction of a forecast: measured ÷ forecast.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LevelRatio {
+    /// At the latest measurement.
+    pub latest: f64,
+    /// The larger of `latest` and the policy's quantile (default
+    /// [`DEFAULT_LEVEL_QUANTILE`]) of the ratios over the last [`LEVEL_WINDOW`]: the
+    /// correction for the upper bound, which covers the load's short-term swings.
+    pub upper: f64,
+}
+
+/// Measurements kept for the level correction's quantile.
+pub const LEVEL_WINDOW: TimeDelta = TimeDelta::hours(1);
+
+/// The quantile of the level ratios used for the upper bound when the policy sets none.
+pub const DEFAULT_LEVEL_QUANTILE: f64 = 0.9;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CurvePoint {
+    at: DateTime<Utc>,
+    value: f64,
+    upper: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Measured {
+    at: DateTime<Utc>,
+    load: f64,
+    /// The measurement was capped (utilisation at 100 %): the real load may be higher.
+    saturated: bool,
+}
+
+/// Utilisation at or above this is taken as saturated: the load behind it may be higher.
+const SATURATED_UTILIZATION: f64 = 0.99;
+
+/// Spacing of the points the level-corrected forecast gives for the policy's buffer.
+const NEAR_POINT_SPACING: TimeDelta = TimeDelta::minutes(1);
+
+/// At most this many near points (the spacing widens for a long buffer).
+const MAX_NEAR_POINTS: i64 = 120;
+
+/// The level correction is kept within [1 / this, this].
+const MAX_LEVEL_RATIO: f64 = 4.0;
 
 const SERIES: &str = "load";
 
@@ -201,6 +261,9 @@ impl PredictiveForecast {
             policy: policy.clone(),
             forecaster: Forecaster::new(forecaster_config(policy))?,
             last_fit: None,
+            curve: Vec::new(),
+            recent: VecDeque::new(),
+            last_clear_ratio: None,
         })
     }
 
@@ -226,15 +289,160 @@ impl PredictiveForecast {
                 })
                 .collect();
             self.forecaster.observe(SERIES, &loads);
+            for (s, l) in samples.iter().zip(&loads) {
+                self.measured(l.at, l.value, s.value >= SATURATED_UTILIZATION);
+            }
         } else {
             self.forecaster.observe(SERIES, samples);
+            for s in samples {
+                self.measured(s.at, s.value, false);
+            }
         }
     }
 
-    /// Adds one load value (already in the policy's load unit) at `at`.
-    pub fn observe_load(&mut self, at: DateTime<Utc>, load: f64) {
+    /// Adds one load value (already in the policy's load unit) at `at`; `saturated` when it was
+    /// measured at full utilisation, so the real load may be higher.
+    pub fn observe_load(&mut self, at: DateTime<Utc>, load: f64, saturated: bool) {
         self.forecaster
             .observe(SERIES, &[Sample { at, value: load }]);
+        if load.is_finite() {
+            self.measured(at, load, saturated);
+        }
+    }
+
+    fn measured(&mut self, at: DateTime<Utc>, load: f64, saturated: bool) {
+        if !load.is_finite() || self.recent.back().is_some_and(|m| m.at >= at) {
+            return;
+        }
+        self.recent.push_back(Measured {
+            at,
+            load,
+            saturated,
+        });
+        while self
+            .recent
+            .front()
+            .is_some_and(|m| m.at < at - LEVEL_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+    }
+
+    /// The level correction now: measured ÷ forecast at the latest measurement, when the policy
+    /// tracks the level and both are known. A saturated measurement only says the load is at
+    /// least what was measured, so then the correction is the larger of it, the last one
+    /// measured clear of saturation, and 1 (never below the forecast).
+    fn update_level_ratio(&mut self) -> Option<LevelRatio> {
+        if !self.policy.track_level {
+            return None;
+        }
+        let ratio_of = |m: &Measured| {
+            let forecast = self.curve_at(m.at)?.max(0.0);
+            (forecast > f64::EPSILON)
+                .then(|| (m.load.max(0.0) / forecast).clamp(1.0 / MAX_LEVEL_RATIO, MAX_LEVEL_RATIO))
+        };
+        let m = *self.recent.back()?;
+        let ratio = ratio_of(&m)?;
+        let mut ratios: Vec<f64> = self.recent.iter().filter_map(ratio_of).collect();
+        let latest = if m.saturated {
+            ratio.max(self.last_clear_ratio.unwrap_or(1.0)).max(1.0)
+        } else {
+            self.last_clear_ratio = Some(ratio);
+            ratio
+        };
+        ratios.sort_by(f64::total_cmp);
+        let q = self.policy.quantile.unwrap_or(DEFAULT_LEVEL_QUANTILE);
+        let upper = crate::forecast::model::quantile_sorted(&ratios, q).max(latest);
+        Some(LevelRatio { latest, upper })
+    }
+
+    /// The forecast load at `at`: the larger of the bucket's value and the value interpolated
+    /// between bucket centres. The bucket value is right for a load that steps at bucket
+    /// boundaries, the interpolation for one that changes smoothly within them; taking the
+    /// larger never plans below either.
+    fn curve_at(&self, at: DateTime<Utc>) -> Option<f64> {
+        self.curve_pair_at(at).map(|(v, _)| v)
+    }
+
+    /// [`curve_at`](Self::curve_at) for the point forecast and the upper bound.
+    fn curve_pair_at(&self, at: DateTime<Utc>) -> Option<(f64, f64)> {
+        let step = self.forecaster.config().step;
+        let i = self.curve.iter().rposition(|p| p.at <= at)?;
+        let here = self.curve[i];
+        if at >= here.at + step {
+            return None;
+        }
+        let centre = here.at + step / 2;
+        let other = if at < centre {
+            i.checked_sub(1).map(|j| self.curve[j])
+        } else {
+            self.curve.get(i + 1).copied()
+        };
+        let Some(other) = other.filter(|o| (o.at - here.at).abs() == step) else {
+            return Some((here.value, here.upper));
+        };
+        let span = step.num_milliseconds() as f64;
+        let w = ((at - centre).num_milliseconds() as f64 / span).abs();
+        let lerp = |a: f64, b: f64| a + (b - a) * w;
+        Some((
+            here.value.max(lerp(here.value, other.value)),
+            here.upper.max(lerp(here.upper, other.upper)),
+        ))
+    }
+
+    /// Replaces the curve with a new fit, keeping the two buckets of the old one just before it.
+    fn set_curve(&mut self, forecast: &crate::forecast::Forecast) {
+        let first = forecast.samples.first().map(|s| s.at);
+        let mut kept: Vec<CurvePoint> = self
+            .curve
+            .iter()
+            .filter(|p| first.is_some_and(|f| p.at < f))
+            .copied()
+            .collect();
+        let drop = kept.len().saturating_sub(2);
+        kept.drain(..drop);
+        kept.extend(forecast.samples.iter().map(|s| CurvePoint {
+            at: s.at,
+            value: s.value,
+            upper: s.upper,
+        }));
+        self.curve = kept;
+    }
+
+    /// The points the engine plans on: one per [`NEAR_POINT_SPACING`] from `now` through the
+    /// buffer, then one per bucket to the horizon; each is the forecast × the level correction,
+    /// whose weight halves every [`LEVEL_CORRECTION_HALF_LIFE`] after the measurement.
+    fn planned_points(&self, now: DateTime<Utc>, ratio: LevelRatio) -> Vec<ForecastPoint> {
+        let target = self.policy.target;
+        let measured_at = self.recent.back().map_or(now, |m| m.at);
+        let half_life = crate::config::LEVEL_CORRECTION_HALF_LIFE.num_seconds() as f64;
+        let point = |at: DateTime<Utc>, (value, _model_upper): (f64, f64)| {
+            let age = (at - measured_at).num_seconds().max(0) as f64;
+            let weight = 0.5f64.powf(age / half_life);
+            ForecastPoint {
+                at,
+                instances: value * ratio.latest.powf(weight) / target,
+                upper: Some(value * ratio.upper.powf(weight) / target),
+            }
+        };
+        let buffer = self.policy.buffer.as_delta();
+        let spacing = NEAR_POINT_SPACING.max(buffer / MAX_NEAR_POINTS as i32);
+        let mut points = Vec::new();
+        let mut at = now;
+        while at <= now + buffer {
+            if let Some(pair) = self.curve_pair_at(at) {
+                points.push(point(at, pair));
+            }
+            at += spacing;
+        }
+        let end = points.last().map_or(now, |p| p.at);
+        points.extend(
+            self.curve
+                .iter()
+                .filter(|p| p.at > end)
+                .map(|p| point(p.at, (p.value, p.upper))),
+        );
+        points
     }
 
     /// The forecast at `now` (refitted when the last fit is older than `refresh`), in instances
@@ -246,12 +454,18 @@ impl PredictiveForecast {
                 points: None,
                 note: Some(not_ready.to_string()),
                 refreshed: false,
+                level_ratio: None,
                 all_points: Vec::new(),
             },
             Ok(forecast) => {
                 let refreshed = self.last_fit != Some(forecast.fitted_at);
                 self.last_fit = Some(forecast.fitted_at);
                 let all_points = forecast.engine_points(now, |load| load / target);
+                let forecast = forecast.clone();
+                if refreshed || self.curve.is_empty() {
+                    self.set_curve(&forecast);
+                }
+                let ratio = self.update_level_ratio();
                 let quality = &forecast.quality;
                 let too_wrong = match (quality.recent_mase, quality.recent_smape_percent) {
                     (Some(mase), smape)
@@ -271,12 +485,24 @@ impl PredictiveForecast {
                         points: None,
                         note: Some(format!("the forecast is not trusted: {why}")),
                         refreshed,
+                        level_ratio: ratio,
                         all_points,
                     },
                     None => ForecastInput {
-                        points: Some(all_points.clone()),
-                        note: None,
+                        points: Some(match ratio {
+                            Some(r) => self.planned_points(now, r),
+                            None => all_points.clone(),
+                        }),
+                        note: ratio.map(|r| {
+                            format!(
+                                "level corrected by measured ÷ forecast: ×{:.3} now, ×{:.3} at the {} quantile of the last hour",
+                                r.latest,
+                                r.upper,
+                                self.policy.quantile.unwrap_or(DEFAULT_LEVEL_QUANTILE)
+                            )
+                        }),
                         refreshed,
+                        level_ratio: ratio,
                         all_points,
                     },
                 }

@@ -28,6 +28,8 @@ pub(crate) struct Fleet {
     price_per_hour: f64,
     /// Money spent so far on instances already removed.
     pub(crate) cost: f64,
+    /// Time from which the bill counts (see [`Fleet::start_billing`]).
+    billing_from: i64,
 }
 
 impl Fleet {
@@ -41,6 +43,7 @@ impl Fleet {
             billing,
             price_per_hour,
             cost: 0.0,
+            billing_from: i64::MIN,
         }
     }
 
@@ -55,6 +58,14 @@ impl Fleet {
     /// Instances asked for and billed by the provider: ready plus booting.
     pub(crate) fn total(&self) -> u32 {
         self.n_ready + self.n_booting
+    }
+
+    /// Forgets the bill so far and bills from `now` on: an instance running at `now` is charged
+    /// what its whole life costs less what it had cost by `now` (so a minimum charge already
+    /// paid is not paid again).
+    pub(crate) fn start_billing(&mut self, now: i64) {
+        self.cost = 0.0;
+        self.billing_from = now;
     }
 
     /// Moves cohorts whose boot delay has passed to ready.
@@ -111,7 +122,13 @@ impl Fleet {
                     queue.pop_back();
                 }
             }
-            self.cost += f64::from(take) * self.billing.charge(now - launch, self.price_per_hour);
+            let mut charge = self.billing.charge(now - launch, self.price_per_hour);
+            if launch < self.billing_from {
+                charge -= self
+                    .billing
+                    .charge(self.billing_from - launch, self.price_per_hour);
+            }
+            self.cost += f64::from(take) * charge.max(0.0);
             if is_ready {
                 self.n_ready -= take;
             } else {

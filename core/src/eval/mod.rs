@@ -351,6 +351,19 @@ impl Demand {
         })
     }
 
+    /// The steps from `from` on (all of them when `from` is 0, none past the end).
+    pub fn tail(&self, from: usize) -> Demand {
+        let from = from.min(self.len());
+        Demand {
+            name: self.name.clone(),
+            start: self.start + chrono::TimeDelta::seconds(self.step_seconds * from as i64),
+            step_seconds: self.step_seconds,
+            instances: self.instances[from..].to_vec(),
+            needed: self.needed[from..].to_vec(),
+            scale: self.scale,
+        }
+    }
+
     /// Steps, gaps included.
     pub fn len(&self) -> usize {
         self.instances.len()
@@ -530,6 +543,10 @@ fn ratio(a: f64, b: f64) -> f64 {
 }
 
 /// Replays `controller` on `demand` and scores it against both oracles. For O1 pass `None`.
+///
+/// The first `options.warmup_steps` steps of `demand` are the warm-up: a controller that does
+/// not read the demand runs through them unscored; the oracles, and controllers that read the
+/// demand, see only the scored steps.
 pub fn simulate(
     demand: &Demand,
     params: &ReplayParams,
@@ -538,19 +555,40 @@ pub fn simulate(
     options: ReplayOptions,
 ) -> Result<SimulationResult, EvalError> {
     params.validate()?;
-    let oracles = Oracles::compute(demand, params)?;
+    let scored = demand.tail(options.warmup_steps);
+    let oracles = Oracles::compute(&scored, params)?;
     match controller {
         None => {
             let series = if options.record_series {
-                oracle::o1_series(demand)
+                oracle::o1_series(&scored)
             } else {
                 Vec::new()
             };
-            Ok(oracles.result(name, oracles.o1.clone(), demand.step_seconds, series))
+            Ok(oracles.result(name, oracles.o1.clone(), scored.step_seconds, series))
         }
         Some(mut controller) => {
-            let outcome = replay(demand, params, &mut *controller, options)?;
+            let outcome = replay_warm(demand, params, &mut *controller, options)?;
             Ok(oracles.result(name, outcome.score, outcome.tick_seconds, outcome.series))
         }
+    }
+}
+
+/// [`replay`] with the warm-up of `options`, except for a controller that reads the demand
+/// ([`Controller::reads_demand`]): that one is replayed on the scored steps alone.
+pub fn replay_warm(
+    demand: &Demand,
+    params: &ReplayParams,
+    controller: &mut dyn Controller,
+    options: ReplayOptions,
+) -> Result<ReplayOutcome, EvalError> {
+    if controller.reads_demand() && options.warmup_steps > 0 {
+        let scored = demand.tail(options.warmup_steps);
+        let options = ReplayOptions {
+            warmup_steps: 0,
+            ..options
+        };
+        replay(&scored, params, controller, options)
+    } else {
+        replay(demand, params, controller, options)
     }
 }

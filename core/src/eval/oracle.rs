@@ -120,6 +120,10 @@ impl Controller for O2 {
         Removal::OldestFirst
     }
 
+    fn reads_demand(&self) -> bool {
+        true
+    }
+
     fn start(&mut self, ctx: &StartContext<'_>) -> u32 {
         let (plan, initial, lower_bound_ticks) = plan(ctx);
         self.plan = plan;

@@ -208,7 +208,8 @@ impl PolicyController {
             if let Some(load) = load.filter(|l| l.is_finite()) {
                 let at = now
                     - TimeDelta::seconds(self.metric_lag_seconds + self.metric_period_seconds / 2);
-                state.observe_load(at, load);
+                let saturated = *signal == Signal::Utilization && value >= 0.99;
+                state.observe_load(at, load, saturated);
             }
         }
         let input = state.forecast(now);

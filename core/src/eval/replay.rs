@@ -143,13 +143,24 @@ pub trait Controller: fmt::Debug {
     fn forecast(&self) -> Option<f64> {
         None
     }
+
+    /// Whether the controller reads the demand itself (an oracle, a static capacity): such a
+    /// controller is replayed on the scored steps only, never warmed up on the steps before.
+    fn reads_demand(&self) -> bool {
+        false
+    }
 }
 
 /// Options of a replay.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReplayOptions {
-    /// Record one [`SeriesPoint`] per trace step (for charts).
+    /// Record one [`SeriesPoint`] per scored trace step (for charts).
     pub record_series: bool,
+    /// Steps at the start of the demand that are replayed but not scored: the controller runs
+    /// on them (a predictive policy learns from them, a reactive one settles), and the score,
+    /// the cost and the actions count from the first step after them. The instances running at
+    /// that moment are billed from it on.
+    pub warmup_steps: usize,
 }
 
 /// The state at the end of one trace step.
@@ -228,6 +239,8 @@ pub fn replay(
     let period = controller.period_seconds(params, step).max(1);
     let tick = tick_seconds(step, period, params);
     let ticks_per_step = (step / tick) as usize;
+    let warmup_steps = options.warmup_steps.min(demand.len());
+    let scored_from = warmup_steps * ticks_per_step;
     let n_ticks = demand
         .len()
         .checked_mul(ticks_per_step)
@@ -264,7 +277,7 @@ pub fn replay(
     let mut score = ScoreAcc::default();
     let mut actions = 0u64;
     let mut series = Vec::with_capacity(if options.record_series {
-        demand.len()
+        demand.len() - warmup_steps
     } else {
         0
     });
@@ -275,6 +288,9 @@ pub fn replay(
         for j in 0..ticks_per_step {
             let i = s * ticks_per_step + j;
             let now = i as i64 * tick;
+            if i == scored_from && i > 0 {
+                fleet.start_billing(now);
+            }
             fleet.advance(now);
             if i.is_multiple_of(period_every) {
                 let view = View {
@@ -292,7 +308,7 @@ pub fn replay(
                 let want = controller.decide(&view).clamp(min, max);
                 let total = fleet.total();
                 if want != total {
-                    actions += 1;
+                    actions += u64::from(i >= scored_from);
                     if want > total {
                         fleet.launch(now, want - total);
                     } else {
@@ -301,10 +317,12 @@ pub fn replay(
                 }
             }
             let ready = fleet.n_ready;
-            score.push(need, ready, 1);
+            if i >= scored_from {
+                score.push(need, ready, 1);
+            }
             signals.push(d, ready);
         }
-        if options.record_series {
+        if options.record_series && s >= warmup_steps {
             series.push(SeriesPoint {
                 at: demand.start + TimeDelta::seconds(step) * s as i32,
                 demand: d,
