@@ -172,6 +172,22 @@ fn validate_policy(
                     at("tolerance"),
                     format!("tolerance must be in [0, 1), got {}", tt.tolerance),
                 );
+            } else if tt.metric == MetricKind::Utilization
+                && tt.target.is_finite()
+                && tt.target <= 1.0
+                && tt.target * (1.0 + tt.tolerance) >= 1.0
+            {
+                // Measured utilisation cannot pass 100 %, so such a policy never scales out.
+                push(
+                    at("tolerance"),
+                    format!(
+                        "with target {} and tolerance {} this policy would scale out only above {:.1} % utilisation, which cannot be measured: it would never scale out; lower the tolerance below {:.3} or the target",
+                        tt.target,
+                        tt.tolerance,
+                        tt.target * (1.0 + tt.tolerance) * 100.0,
+                        (1.0 / tt.target - 1.0).max(0.0)
+                    ),
+                );
             }
             for (dir, behavior) in [("scale_up", &tt.scale_up), ("scale_down", &tt.scale_down)] {
                 for (l, limit) in behavior.limits.iter().enumerate() {

@@ -206,13 +206,16 @@ pub struct PredictiveForecast {
 /// The level correction of a forecast: measured ÷ forecast.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LevelRatio {
-    /// At the latest measurement.
+    /// Now: the median over the last [`LEVEL_NOW_WINDOW`].
     pub latest: f64,
     /// The larger of `latest` and the policy's quantile (default
     /// [`DEFAULT_LEVEL_QUANTILE`]) of the ratios over the last [`LEVEL_WINDOW`]: the
     /// correction for the upper bound, which covers the load's short-term swings.
     pub upper: f64,
 }
+
+/// The level correction now is the median of the ratios measured over this span.
+pub const LEVEL_NOW_WINDOW: TimeDelta = TimeDelta::minutes(5);
 
 /// Measurements kept for the level correction's quantile.
 pub const LEVEL_WINDOW: TimeDelta = TimeDelta::hours(1);
@@ -328,10 +331,11 @@ impl PredictiveForecast {
         }
     }
 
-    /// The level correction now: measured ÷ forecast at the latest measurement, when the policy
-    /// tracks the level and both are known. A saturated measurement only says the load is at
-    /// least what was measured, so then the correction is the larger of it, the last one
-    /// measured clear of saturation, and 1 (never below the forecast).
+    /// The level correction now: measured ÷ forecast, the median over the last
+    /// [`LEVEL_NOW_WINDOW`] of measurements, when the policy tracks the level and both are known.
+    /// A saturated latest measurement only says the load is at least what was measured, so then
+    /// the correction is the larger of it, the last one measured clear of saturation, and 1
+    /// (never below the forecast).
     fn update_level_ratio(&mut self) -> Option<LevelRatio> {
         if !self.policy.track_level {
             return None;
@@ -344,6 +348,19 @@ impl PredictiveForecast {
         let m = *self.recent.back()?;
         let ratio = ratio_of(&m)?;
         let mut ratios: Vec<f64> = self.recent.iter().filter_map(ratio_of).collect();
+        // The median of the last few minutes: one noisy period does not move the plan.
+        let mut now: Vec<f64> = self
+            .recent
+            .iter()
+            .filter(|x| x.at > m.at - LEVEL_NOW_WINDOW)
+            .filter_map(ratio_of)
+            .collect();
+        now.sort_by(f64::total_cmp);
+        let ratio = if now.is_empty() {
+            ratio
+        } else {
+            crate::forecast::model::quantile_sorted(&now, 0.5)
+        };
         let latest = if m.saturated {
             ratio.max(self.last_clear_ratio.unwrap_or(1.0)).max(1.0)
         } else {
@@ -467,20 +484,45 @@ impl PredictiveForecast {
                 }
                 let ratio = self.update_level_ratio();
                 let quality = &forecast.quality;
-                let too_wrong = match (quality.recent_mase, quality.recent_smape_percent) {
+                // A policy that tracks the level is exposed only to the forecast's error in
+                // shape: a level shift is what its correction absorbs.
+                let (mase, smape, what) = if self.policy.track_level {
+                    (
+                        quality.shape_mase,
+                        quality.shape_smape_percent,
+                        "forecast error in shape (level removed)",
+                    )
+                } else {
+                    (
+                        quality.recent_mase,
+                        quality.recent_smape_percent,
+                        "forecast error",
+                    )
+                };
+                let too_wrong = match (mase, smape) {
                     (Some(mase), smape)
                         if mase > self.policy.fallback_mase
                             && smape.is_none_or(|s| s > ACCEPTABLE_SMAPE_PERCENT) =>
                     {
                         Some(format!(
-                            "forecast error too high over the last day: MASE {mase:.2} (limit {:.2}), sMAPE {:.1} % (limit {ACCEPTABLE_SMAPE_PERCENT} %)",
+                            "{what} too high over the last day: MASE {mase:.2} (limit {:.2}), sMAPE {:.1} % (limit {ACCEPTABLE_SMAPE_PERCENT} %)",
                             self.policy.fallback_mase,
                             smape.unwrap_or(f64::NAN)
                         ))
                     }
                     _ => None,
                 };
-                match quality.fallback_reason.clone().or(too_wrong) {
+                let model_reason = if self.policy.track_level {
+                    None
+                } else {
+                    quality.fallback_reason.clone()
+                };
+                // Without a cycle there is nothing to provision ahead of: the forecast is a
+                // level, which the reactive policies follow better.
+                let no_cycle = (forecast.seasonality.daily_steps.is_none()
+                    && forecast.seasonality.weekly_steps.is_none())
+                .then(|| "no daily or weekly cycle found in the history".to_owned());
+                match no_cycle.or(model_reason).or(too_wrong) {
                     Some(why) => ForecastInput {
                         points: None,
                         note: Some(format!("the forecast is not trusted: {why}")),
@@ -494,12 +536,19 @@ impl PredictiveForecast {
                             None => all_points.clone(),
                         }),
                         note: ratio.map(|r| {
-                            format!(
+                            let mut note = format!(
                                 "level corrected by measured ÷ forecast: ×{:.3} now, ×{:.3} at the {} quantile of the last hour",
                                 r.latest,
                                 r.upper,
                                 self.policy.quantile.unwrap_or(DEFAULT_LEVEL_QUANTILE)
-                            )
+                            );
+                            if let Some(shift) = quality.level_shift {
+                                note.push_str(&format!(
+                                    " (a level shift of {:+.0} % was detected at the last fit)",
+                                    shift.relative_change * 100.0
+                                ));
+                            }
+                            note
                         }),
                         refreshed,
                         level_ratio: ratio,
