@@ -199,11 +199,23 @@ pub struct PredictiveForecast {
     curve: Vec<CurvePoint>,
     /// The measured loads of the last [`LEVEL_WINDOW`], oldest first.
     recent: VecDeque<Measured>,
-    /// The level correction at the latest measurement that was not saturated.
-    last_clear_ratio: Option<f64>,
+    /// The level corrections (per [`Shape`]) at the latest measurement that was not saturated.
+    last_clear_ratio: [Option<f64>; 2],
 }
 
-/// The level correction of a forecast: measured ÷ forecast.
+/// How the forecast's buckets are read between their starts. A bucket holds the mean load over
+/// its span: a load that steps at bucket boundaries (an hourly series) is the bucket's value
+/// throughout; a load that changes smoothly is better read by interpolating between bucket
+/// centres. The plan uses the reading whose level ratios varied less
+/// over the last [`LEVEL_WINDOW`], or the larger of the two when neither is clearly closer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Bucket,
+    Interpolated,
+}
+
+/// The level correction of a forecast: measured ÷ forecast, with the forecast read bucket by
+/// bucket (`latest`, `upper`) and interpolated between bucket centres (`*_interpolated`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LevelRatio {
     /// Now: the median over the last [`LEVEL_NOW_WINDOW`].
@@ -212,6 +224,29 @@ pub struct LevelRatio {
     /// [`DEFAULT_LEVEL_QUANTILE`]) of the ratios over the last [`LEVEL_WINDOW`]: the
     /// correction for the upper bound, which covers the load's short-term swings.
     pub upper: f64,
+    /// `latest` against the interpolated forecast.
+    pub latest_interpolated: f64,
+    /// `upper` against the interpolated forecast.
+    pub upper_interpolated: f64,
+    /// The reading of the curve the plan uses; `None`: the larger of both.
+    reading: Option<Shape>,
+}
+
+/// A reading whose ratios over the last [`LEVEL_WINDOW`] spread this much less (relatively)
+/// than the other's is the one the load follows.
+const CLEARLY_CLOSER: f64 = 0.2;
+
+/// The standard deviation of the logarithms of `ratios` (0 for fewer than two).
+fn log_spread(ratios: &[f64]) -> f64 {
+    if ratios.len() < 2 {
+        return 0.0;
+    }
+    let logs: Vec<f64> = ratios
+        .iter()
+        .map(|r| r.max(f64::MIN_POSITIVE).ln())
+        .collect();
+    let mean = logs.iter().sum::<f64>() / logs.len() as f64;
+    (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (logs.len() - 1) as f64).sqrt()
 }
 
 /// The level correction now is the median of the ratios measured over this span.
@@ -266,7 +301,7 @@ impl PredictiveForecast {
             last_fit: None,
             curve: Vec::new(),
             recent: VecDeque::new(),
-            last_clear_ratio: None,
+            last_clear_ratio: [None; 2],
         })
     }
 
@@ -331,63 +366,77 @@ impl PredictiveForecast {
         }
     }
 
-    /// The level correction now: measured ÷ forecast, the median over the last
-    /// [`LEVEL_NOW_WINDOW`] of measurements, when the policy tracks the level and both are known.
-    /// A saturated latest measurement only says the load is at least what was measured, so then
+    /// The level correction now, when the policy tracks the level and both the measurements and
+    /// the forecast are known: measured ÷ forecast, the median over the last
+    /// [`LEVEL_NOW_WINDOW`], for each of the two readings of the curve (see [`Shape`]). A
+    /// saturated latest measurement only says the load is at least what was measured, so then
     /// the correction is the larger of it, the last one measured clear of saturation, and 1
     /// (never below the forecast).
     fn update_level_ratio(&mut self) -> Option<LevelRatio> {
         if !self.policy.track_level {
             return None;
         }
-        let ratio_of = |m: &Measured| {
-            let forecast = self.curve_at(m.at)?.max(0.0);
-            (forecast > f64::EPSILON)
-                .then(|| (m.load.max(0.0) / forecast).clamp(1.0 / MAX_LEVEL_RATIO, MAX_LEVEL_RATIO))
-        };
-        let m = *self.recent.back()?;
-        let ratio = ratio_of(&m)?;
-        let mut ratios: Vec<f64> = self.recent.iter().filter_map(ratio_of).collect();
-        // The median of the last few minutes: one noisy period does not move the plan.
-        let mut now: Vec<f64> = self
-            .recent
-            .iter()
-            .filter(|x| x.at > m.at - LEVEL_NOW_WINDOW)
-            .filter_map(ratio_of)
-            .collect();
-        now.sort_by(f64::total_cmp);
-        let ratio = if now.is_empty() {
-            ratio
-        } else {
-            crate::forecast::model::quantile_sorted(&now, 0.5)
-        };
-        let latest = if m.saturated {
-            ratio.max(self.last_clear_ratio.unwrap_or(1.0)).max(1.0)
-        } else {
-            self.last_clear_ratio = Some(ratio);
-            ratio
-        };
-        ratios.sort_by(f64::total_cmp);
         let q = self.policy.quantile.unwrap_or(DEFAULT_LEVEL_QUANTILE);
-        let upper = crate::forecast::model::quantile_sorted(&ratios, q).max(latest);
-        Some(LevelRatio { latest, upper })
+        let m = *self.recent.back()?;
+        let mut pairs = [(0.0, 0.0); 2];
+        let mut spreads = [0.0; 2];
+        for (k, shape) in [Shape::Bucket, Shape::Interpolated].into_iter().enumerate() {
+            let ratio_of = |x: &Measured| {
+                let forecast = self.curve_at(x.at, shape)?.max(0.0);
+                (forecast > f64::EPSILON).then(|| {
+                    (x.load.max(0.0) / forecast).clamp(1.0 / MAX_LEVEL_RATIO, MAX_LEVEL_RATIO)
+                })
+            };
+            ratio_of(&m)?;
+            // The median of the last few minutes: one noisy period does not move the plan.
+            let mut now: Vec<f64> = self
+                .recent
+                .iter()
+                .filter(|x| x.at > m.at - LEVEL_NOW_WINDOW)
+                .filter_map(ratio_of)
+                .collect();
+            now.sort_by(f64::total_cmp);
+            let mut all: Vec<f64> = self.recent.iter().filter_map(ratio_of).collect();
+            all.sort_by(f64::total_cmp);
+            let median = crate::forecast::model::quantile_sorted(&now, 0.5);
+            let latest = if m.saturated {
+                median.max(self.last_clear_ratio[k].unwrap_or(1.0)).max(1.0)
+            } else {
+                self.last_clear_ratio[k] = Some(median);
+                median
+            };
+            let upper = crate::forecast::model::quantile_sorted(&all, q).max(latest);
+            pairs[k] = (latest, upper);
+            spreads[k] = log_spread(&all);
+        }
+        // The reading the recent load follows more closely (its ratios vary less) is used; when
+        // neither is clearly closer, the plan takes the larger of the two.
+        let reading = if spreads[0] < (1.0 - CLEARLY_CLOSER) * spreads[1] {
+            Some(Shape::Bucket)
+        } else if spreads[1] < (1.0 - CLEARLY_CLOSER) * spreads[0] {
+            Some(Shape::Interpolated)
+        } else {
+            None
+        };
+        Some(LevelRatio {
+            latest: pairs[0].0,
+            upper: pairs[0].1,
+            latest_interpolated: pairs[1].0,
+            upper_interpolated: pairs[1].1,
+            reading,
+        })
     }
 
-    /// The forecast load at `at`: the larger of the bucket's value and the value interpolated
-    /// between bucket centres. The bucket value is right for a load that steps at bucket
-    /// boundaries, the interpolation for one that changes smoothly within them; taking the
-    /// larger never plans below either.
-    fn curve_at(&self, at: DateTime<Utc>) -> Option<f64> {
-        self.curve_pair_at(at).map(|(v, _)| v)
-    }
-
-    /// [`curve_at`](Self::curve_at) for the point forecast and the upper bound.
-    fn curve_pair_at(&self, at: DateTime<Utc>) -> Option<(f64, f64)> {
+    /// The forecast load at `at` read as `shape`.
+    fn curve_at(&self, at: DateTime<Utc>, shape: Shape) -> Option<f64> {
         let step = self.forecaster.config().step;
         let i = self.curve.iter().rposition(|p| p.at <= at)?;
         let here = self.curve[i];
         if at >= here.at + step {
             return None;
+        }
+        if shape == Shape::Bucket {
+            return Some(here.value);
         }
         let centre = here.at + step / 2;
         let other = if at < centre {
@@ -396,15 +445,11 @@ impl PredictiveForecast {
             self.curve.get(i + 1).copied()
         };
         let Some(other) = other.filter(|o| (o.at - here.at).abs() == step) else {
-            return Some((here.value, here.upper));
+            return Some(here.value);
         };
         let span = step.num_milliseconds() as f64;
         let w = ((at - centre).num_milliseconds() as f64 / span).abs();
-        let lerp = |a: f64, b: f64| a + (b - a) * w;
-        Some((
-            here.value.max(lerp(here.value, other.value)),
-            here.upper.max(lerp(here.upper, other.upper)),
-        ))
+        Some(here.value + (other.value - here.value) * w)
     }
 
     /// Replaces the curve with a new fit, keeping the two buckets of the old one just before it.
@@ -427,38 +472,51 @@ impl PredictiveForecast {
     }
 
     /// The points the engine plans on: one per [`NEAR_POINT_SPACING`] from `now` through the
-    /// buffer, then one per bucket to the horizon; each is the forecast × the level correction,
-    /// whose weight halves every [`LEVEL_CORRECTION_HALF_LIFE`] after the measurement.
+    /// buffer, then one per bucket to the horizon. Each is the reading of the curve ([`Shape`])
+    /// the recent load follows, or the larger of both when neither is clearly closer, each ×
+    /// its own level correction, whose weight halves every
+    /// [`LEVEL_CORRECTION_HALF_LIFE`](crate::config::LEVEL_CORRECTION_HALF_LIFE) after the
+    /// measurement.
     fn planned_points(&self, now: DateTime<Utc>, ratio: LevelRatio) -> Vec<ForecastPoint> {
         let target = self.policy.target;
         let measured_at = self.recent.back().map_or(now, |m| m.at);
         let half_life = crate::config::LEVEL_CORRECTION_HALF_LIFE.num_seconds() as f64;
-        let point = |at: DateTime<Utc>, (value, _model_upper): (f64, f64)| {
+        let point = |at: DateTime<Utc>| {
+            let bucket = self.curve_at(at, Shape::Bucket)?;
+            let lerp = self.curve_at(at, Shape::Interpolated).unwrap_or(bucket);
             let age = (at - measured_at).num_seconds().max(0) as f64;
             let weight = 0.5f64.powf(age / half_life);
-            ForecastPoint {
+            let plan = |r_bucket: f64, r_lerp: f64| {
+                let b = bucket * r_bucket.powf(weight);
+                let l = lerp * r_lerp.powf(weight);
+                match ratio.reading {
+                    Some(Shape::Bucket) => b / target,
+                    Some(Shape::Interpolated) => l / target,
+                    None => b.max(l) / target,
+                }
+            };
+            Some(ForecastPoint {
                 at,
-                instances: value * ratio.latest.powf(weight) / target,
-                upper: Some(value * ratio.upper.powf(weight) / target),
-            }
+                instances: plan(ratio.latest, ratio.latest_interpolated),
+                upper: Some(plan(ratio.upper, ratio.upper_interpolated)),
+            })
         };
         let buffer = self.policy.buffer.as_delta();
         let spacing = NEAR_POINT_SPACING.max(buffer / MAX_NEAR_POINTS as i32);
         let mut points = Vec::new();
         let mut at = now;
         while at <= now + buffer {
-            if let Some(pair) = self.curve_pair_at(at) {
-                points.push(point(at, pair));
-            }
+            points.extend(point(at));
             at += spacing;
         }
         let end = points.last().map_or(now, |p| p.at);
-        points.extend(
-            self.curve
-                .iter()
-                .filter(|p| p.at > end)
-                .map(|p| point(p.at, (p.value, p.upper))),
-        );
+        let later: Vec<DateTime<Utc>> = self
+            .curve
+            .iter()
+            .filter(|p| p.at > end)
+            .map(|p| p.at)
+            .collect();
+        points.extend(later.into_iter().filter_map(point));
         points
     }
 
