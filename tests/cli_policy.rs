@@ -209,6 +209,7 @@ const BROKEN: &[(&str, u32, &str)] = &[
     ("bad-sim-setting.yaml", 7, "work_per_instanse"),
     ("bad-cron.yaml", 10, "timezone"),
     ("empty.yaml", 1, "empty"),
+    ("never-scales-out.yaml", 13, "never scale out"),
 ];
 
 #[test]

@@ -292,3 +292,62 @@ fn static_peak_is_never_under() {
         assert!(r.cost_ratio_o1 >= 1.0);
     }
 }
+
+#[test]
+fn a_warm_up_is_replayed_but_not_scored_or_billed() {
+    // 2 hours at a level needing 10, then 2 hours needing 20; the second half is scored.
+    let values: Vec<Option<f64>> = (0..240)
+        .map(|i| Some(if i < 120 { 10.0 } else { 20.0 }))
+        .collect();
+    let t = trace(values, 1);
+    let p = ReplayParams {
+        peak_instances: 20,
+        boot_delay: Duration::from_secs(60),
+        billing: Billing::PerSecond { minimum_seconds: 60 },
+        price_per_hour: 1.0,
+        ..ReplayParams::default()
+    };
+    let scale = Scale::for_peak(&t, 20).unwrap();
+    let demand = Demand::new(&t, scale).unwrap();
+    let options = ReplayOptions {
+        warmup_steps: 120,
+        ..ReplayOptions::default()
+    };
+    // A static 25 is billed for the 2 scored hours only: 50 instance-hours.
+    let fixed = simulate(
+        &demand,
+        &p,
+        "static",
+        Some(Box::new(hoist_core::eval::StaticCapacity::new("s", 25))),
+        options,
+    )
+    .unwrap();
+    assert!((fixed.score.scored_hours - 2.0).abs() < 1e-9, "{:?}", fixed.score);
+    assert!((fixed.score.cost - 50.0).abs() < 1e-6, "{}", fixed.score.cost);
+    assert_eq!(fixed.score.actions, 0);
+    // The oracles see the scored part only: O1 pays 20 × 2 hours.
+    assert!((fixed.o1_cost - 40.0).abs() < 1e-6, "{}", fixed.o1_cost);
+
+    // The HPA starts at the warm-up's level of 10, so its scale-out to 20 (an action, and time
+    // under-provisioned) falls in the scored part; without a warm-up it starts at 20 and is
+    // never short.
+    let hpa = |warmup_steps| {
+        simulate(
+            &demand.tail(120 - warmup_steps),
+            &p,
+            "hpa",
+            BuiltIn::Hpa.controller(&p, &scale),
+            ReplayOptions {
+                warmup_steps,
+                ..ReplayOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let warm = hpa(120);
+    let cold = hpa(0);
+    assert!(warm.score.actions > 0 && warm.score.tau_u > 0.0, "{:?}", warm.score);
+    assert_eq!(cold.score.tau_u, 0.0, "{:?}", cold.score);
+    assert!((warm.score.scored_hours - cold.score.scored_hours).abs() < 1e-9);
+    assert_eq!(warm.o1_cost, cold.o1_cost);
+}
