@@ -303,7 +303,9 @@ fn a_warm_up_is_replayed_but_not_scored_or_billed() {
     let p = ReplayParams {
         peak_instances: 20,
         boot_delay: Duration::from_secs(60),
-        billing: Billing::PerSecond { minimum_seconds: 60 },
+        billing: Billing::PerSecond {
+            minimum_seconds: 60,
+        },
         price_per_hour: 1.0,
         ..ReplayParams::default()
     };
@@ -322,8 +324,16 @@ fn a_warm_up_is_replayed_but_not_scored_or_billed() {
         options,
     )
     .unwrap();
-    assert!((fixed.score.scored_hours - 2.0).abs() < 1e-9, "{:?}", fixed.score);
-    assert!((fixed.score.cost - 50.0).abs() < 1e-6, "{}", fixed.score.cost);
+    assert!(
+        (fixed.score.scored_hours - 2.0).abs() < 1e-9,
+        "{:?}",
+        fixed.score
+    );
+    assert!(
+        (fixed.score.cost - 50.0).abs() < 1e-6,
+        "{}",
+        fixed.score.cost
+    );
     assert_eq!(fixed.score.actions, 0);
     // The oracles see the scored part only: O1 pays 20 × 2 hours.
     assert!((fixed.o1_cost - 40.0).abs() < 1e-6, "{}", fixed.o1_cost);
@@ -346,7 +356,11 @@ fn a_warm_up_is_replayed_but_not_scored_or_billed() {
     };
     let warm = hpa(120);
     let cold = hpa(0);
-    assert!(warm.score.actions > 0 && warm.score.tau_u > 0.0, "{:?}", warm.score);
+    assert!(
+        warm.score.actions > 0 && warm.score.tau_u > 0.0,
+        "{:?}",
+        warm.score
+    );
     assert_eq!(cold.score.tau_u, 0.0, "{:?}", cold.score);
     assert!((warm.score.scored_hours - cold.score.scored_hours).abs() < 1e-9);
     assert_eq!(warm.o1_cost, cold.o1_cost);

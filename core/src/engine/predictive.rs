@@ -548,7 +548,7 @@ impl PredictiveForecast {
                     (
                         quality.shape_mase,
                         quality.shape_smape_percent,
-                        "forecast error in shape (level removed)",
+                        "forecast error one hour ahead with its level corrected",
                     )
                 } else {
                     (
@@ -577,9 +577,20 @@ impl PredictiveForecast {
                 };
                 // Without a cycle there is nothing to provision ahead of: the forecast is a
                 // level, which the reactive policies follow better.
+                let day = TimeDelta::days(1);
+                let history = forecast.step * forecast.history_steps as i32;
                 let no_cycle = (forecast.seasonality.daily_steps.is_none()
                     && forecast.seasonality.weekly_steps.is_none())
-                .then(|| "no daily or weekly cycle found in the history".to_owned());
+                .then(|| {
+                    if history < day * 2 {
+                        format!(
+                            "history spans {:.1} h: a daily cycle is confirmed from 48 h of history on",
+                            history.num_minutes() as f64 / 60.0
+                        )
+                    } else {
+                        "no daily or weekly cycle found in the history".to_owned()
+                    }
+                });
                 match no_cycle.or(model_reason).or(too_wrong) {
                     Some(why) => ForecastInput {
                         points: None,

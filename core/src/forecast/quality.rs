@@ -52,11 +52,11 @@ pub struct ForecastQuality {
     pub recent_mase: Option<f64>,
     /// sMAPE (percent) over the same span.
     pub recent_smape_percent: Option<f64>,
-    /// MASE over the same span after the forecast is rescaled by the median of actual ÷
-    /// forecast over it: the error in shape alone, which is what a policy that corrects the
-    /// forecast's level by the measured load is exposed to.
+    /// MASE over the same span of the forecast corrected, step by step, by actual ÷ forecast of
+    /// the step before: the error in shape one step ahead, which is what a policy that corrects
+    /// the forecast's level by the measured load is exposed to.
     pub shape_mase: Option<f64>,
-    /// sMAPE (percent) of the rescaled forecast.
+    /// sMAPE (percent) of the corrected forecast.
     pub shape_smape_percent: Option<f64>,
     /// A level shift in the most recent window, when one is detected.
     pub level_shift: Option<LevelShift>,
@@ -82,25 +82,17 @@ pub fn assess(
 ) -> ForecastQuality {
     let recent_mase = scale.and_then(|s| metrics::mase(actual, forecast, s));
     let recent_smape_percent = metrics::smape_percent(actual, forecast);
-    let mut ratios: Vec<f64> = actual
-        .iter()
-        .zip(forecast)
-        .filter_map(|(a, f)| Some(((*a)?, (*f)?)))
-        .filter(|(_, f)| f.abs() > f64::EPSILON)
-        .map(|(a, f)| a / f)
-        .filter(|r| r.is_finite())
+    // Each step's forecast × (actual ÷ forecast) of the step before: the forecast corrected by
+    // the last measured level, one step ahead.
+    let corrected: Vec<Option<f64>> = (0..forecast.len().min(actual.len()))
+        .map(|i| {
+            let f = forecast[i]?;
+            let (a0, f0) = (actual[i.checked_sub(1)?]?, forecast[i - 1]?);
+            (f0.abs() > f64::EPSILON).then(|| f * a0 / f0)
+        })
         .collect();
-    ratios.sort_by(f64::total_cmp);
-    let rescaled: Option<Vec<Option<f64>>> = (!ratios.is_empty()).then(|| {
-        let k = super::model::quantile_sorted(&ratios, 0.5);
-        forecast.iter().map(|f| f.map(|f| f * k)).collect()
-    });
-    let shape_mase = rescaled
-        .as_ref()
-        .and_then(|r| scale.and_then(|s| metrics::mase(actual, r, s)));
-    let shape_smape_percent = rescaled
-        .as_ref()
-        .and_then(|r| metrics::smape_percent(actual, r));
+    let shape_mase = scale.and_then(|s| metrics::mase(actual, &corrected, s));
+    let shape_smape_percent = metrics::smape_percent(actual, &corrected);
     let level_shift =
         scale.and_then(|s| detect_level_shift(actual, forecast, s, window_steps, config));
     let fallback_reason = if let Some(shift) = level_shift {
