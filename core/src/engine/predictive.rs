@@ -271,6 +271,8 @@ struct Measured {
     load: f64,
     /// The measurement was capped (utilisation at 100 %): the real load may be higher.
     saturated: bool,
+    /// Measured ÷ forecast per [`Shape`], computed once per curve (`None`: not yet).
+    ratios: Option<[Option<f64>; 2]>,
 }
 
 /// Utilisation at or above this is taken as saturated: the load behind it may be higher.
@@ -356,6 +358,7 @@ impl PredictiveForecast {
             at,
             load,
             saturated,
+            ratios: None,
         });
         while self
             .recent
@@ -377,16 +380,30 @@ impl PredictiveForecast {
             return None;
         }
         let q = self.policy.quantile.unwrap_or(DEFAULT_LEVEL_QUANTILE);
+        // Ratios are computed once per measurement and curve.
+        let missing: Vec<(usize, [Option<f64>; 2])> = self
+            .recent
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| x.ratios.is_none())
+            .map(|(i, x)| {
+                let ratio = |shape| {
+                    let forecast = self.curve_at(x.at, shape)?.max(0.0);
+                    (forecast > f64::EPSILON).then(|| {
+                        (x.load.max(0.0) / forecast).clamp(1.0 / MAX_LEVEL_RATIO, MAX_LEVEL_RATIO)
+                    })
+                };
+                (i, [ratio(Shape::Bucket), ratio(Shape::Interpolated)])
+            })
+            .collect();
+        for (i, ratios) in missing {
+            self.recent[i].ratios = Some(ratios);
+        }
         let m = *self.recent.back()?;
         let mut pairs = [(0.0, 0.0); 2];
         let mut spreads = [0.0; 2];
-        for (k, shape) in [Shape::Bucket, Shape::Interpolated].into_iter().enumerate() {
-            let ratio_of = |x: &Measured| {
-                let forecast = self.curve_at(x.at, shape)?.max(0.0);
-                (forecast > f64::EPSILON).then(|| {
-                    (x.load.max(0.0) / forecast).clamp(1.0 / MAX_LEVEL_RATIO, MAX_LEVEL_RATIO)
-                })
-            };
+        for k in 0..2 {
+            let ratio_of = |x: &Measured| x.ratios.and_then(|r| r[k]);
             ratio_of(&m)?;
             // The median of the last few minutes: one noisy period does not move the plan.
             let mut now: Vec<f64> = self
@@ -469,6 +486,9 @@ impl PredictiveForecast {
             upper: s.upper,
         }));
         self.curve = kept;
+        for m in &mut self.recent {
+            m.ratios = None;
+        }
     }
 
     /// The points the engine plans on: one per [`NEAR_POINT_SPACING`] from `now` through the
