@@ -115,7 +115,7 @@ fn bad_input_exits_2_with_file_and_line() {
 }
 
 #[test]
-fn report_writes_a_chart_and_a_summary() {
+fn report_writes_a_chart_a_summary_and_the_series() {
     let dir = tempfile::tempdir().unwrap();
     let trace = write_trace(dir.path(), "wave.csv", 300);
     let report = dir.path().join("report");
@@ -135,6 +135,31 @@ fn report_writes_a_chart_and_a_summary() {
     assert!(svg.starts_with("<svg") && svg.contains("polyline") && svg.contains("instances"));
     let md = std::fs::read_to_string(report.join("summary.md")).unwrap();
     assert!(md.contains("hoist simulate --trace") && md.contains("cost ratio to O1"));
+    // The series behind the chart: one row per scored step, in order, with the demand in
+    // instances and what the controller had ready and asked for.
+    let csv = std::fs::read_to_string(report.join("series.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("timestamp,demand,needed,ready,desired,forecast")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 300);
+    assert_eq!(rows[0][0], "2024-01-01T00:00:00Z");
+    assert_eq!(rows[299][0], "2024-01-01T04:59:00Z");
+    for row in &rows {
+        assert_eq!(row.len(), 6, "{row:?}");
+        let demand: f64 = row[1].parse().unwrap();
+        let needed: u32 = row[2].parse().unwrap();
+        let ready: u32 = row[3].parse().unwrap();
+        let desired: u32 = row[4].parse().unwrap();
+        assert_eq!(needed, demand.ceil() as u32, "{row:?}");
+        assert!(ready <= desired, "{row:?}");
+        assert_eq!(row[5], "", "target tracking has no forecast: {row:?}");
+    }
+    // Target tracking follows the wave: what it asks for changes over the five hours.
+    let asked: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[4]).collect();
+    assert!(asked.len() > 3, "{asked:?}");
 }
 
 #[test]

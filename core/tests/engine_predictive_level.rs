@@ -186,3 +186,117 @@ fn a_series_without_a_cycle_falls_back_to_reactive_and_says_why() {
     let note = input.note.unwrap_or_default();
     assert!(note.contains("no daily or weekly cycle"), "{note}");
 }
+
+/// The upper bound the plan uses at `now`.
+fn now_upper(input: &ForecastInput) -> f64 {
+    usable(input)[0].upper.expect("an upper bound")
+}
+
+#[test]
+fn the_upper_bound_follows_a_flash_crowd_and_lets_go_once_it_ends() {
+    let crowd_from = t0() - TimeDelta::minutes(40);
+    let crowd_until = t0() - TimeDelta::minutes(15);
+    let load = |t: DateTime<Utc>| {
+        if t >= crowd_from && t < crowd_until {
+            3.5 * cycle(t)
+        } else {
+            cycle(t)
+        }
+    };
+    let p = predictive("metric: request_rate, target: 100, buffer: 10m, quantile: 0.9");
+    let mut state = PredictiveForecast::new(&p).unwrap();
+    feed(
+        &mut state,
+        t0() - TimeDelta::days(10),
+        t0() - TimeDelta::hours(2),
+        load,
+    );
+    state.forecast(t0() - TimeDelta::hours(2));
+    feed(
+        &mut state,
+        t0() - TimeDelta::hours(2),
+        t0() - TimeDelta::minutes(20),
+        load,
+    );
+    let normal = cycle(t0()) / 100.0;
+
+    // Twenty minutes into the crowd, the plan covers it.
+    let during = state.forecast(t0() - TimeDelta::minutes(20));
+    assert!(
+        now_upper(&during) >= 3.0 * normal,
+        "planned {:.2} during the crowd, the normal load needs {normal:.2}",
+        now_upper(&during)
+    );
+
+    // Fifteen minutes after it ended, most of the last hour was still the crowd: an hour's
+    // quantile would keep planning for it, but the level fell by more than the break factor.
+    feed(&mut state, t0() - TimeDelta::minutes(20), t0(), load);
+    let after = state.forecast(t0());
+    let upper = now_upper(&after);
+    assert!(
+        upper < 1.3 * normal,
+        "planned {upper:.2} after the crowd, the load needs {normal:.2}"
+    );
+    assert!(
+        upper >= 0.95 * normal,
+        "planned {upper:.2}, needs {normal:.2}"
+    );
+}
+
+#[test]
+fn a_swing_smaller_than_a_break_keeps_the_hours_headroom() {
+    // Twenty minutes at 1.5 × the cycle, then back: a swing, not a break. The plan keeps the
+    // hour's upper quantile, so a load that swings like this again is covered.
+    let swing_from = t0() - TimeDelta::minutes(40);
+    let swing_until = t0() - TimeDelta::minutes(15);
+    let load = |t: DateTime<Utc>| {
+        if t >= swing_from && t < swing_until {
+            1.5 * cycle(t)
+        } else {
+            cycle(t)
+        }
+    };
+    let p = predictive("metric: request_rate, target: 100, buffer: 10m, quantile: 0.9");
+    let mut state = PredictiveForecast::new(&p).unwrap();
+    feed(
+        &mut state,
+        t0() - TimeDelta::days(10),
+        t0() - TimeDelta::hours(2),
+        load,
+    );
+    state.forecast(t0() - TimeDelta::hours(2));
+    feed(&mut state, t0() - TimeDelta::hours(2), t0(), load);
+    let input = state.forecast(t0());
+    let normal = cycle(t0()) / 100.0;
+    let upper = now_upper(&input);
+    assert!(
+        upper >= 1.4 * normal,
+        "planned {upper:.2}; the hour swung to {:.2}",
+        1.5 * normal
+    );
+}
+
+#[test]
+fn a_load_that_stops_lowers_the_upper_bound_within_minutes() {
+    // The service stops receiving traffic (an outage upstream): after a few minutes of zero
+    // load the plan no longer holds the hour's headroom.
+    let stop = t0() - TimeDelta::minutes(6);
+    let load = |t: DateTime<Utc>| if t >= stop { 0.0 } else { cycle(t) };
+    let p = predictive("metric: request_rate, target: 100, buffer: 10m, quantile: 0.9");
+    let mut state = PredictiveForecast::new(&p).unwrap();
+    feed(
+        &mut state,
+        t0() - TimeDelta::days(10),
+        t0() - TimeDelta::hours(2),
+        load,
+    );
+    state.forecast(t0() - TimeDelta::hours(2));
+    feed(&mut state, t0() - TimeDelta::hours(2), t0(), load);
+    let input = state.forecast(t0());
+    let normal = cycle(t0()) / 100.0;
+    let upper = now_upper(&input);
+    assert!(
+        upper <= 0.3 * normal,
+        "planned {upper:.2} six minutes into an outage; the cycle needs {normal:.2}"
+    );
+}

@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use hoist_core::eval::policy::PolicyController;
 use hoist_core::eval::{
-    Billing, BuiltIn, Controller, Demand, ReplayOptions, ReplayParams, Scale, SimulationResult,
-    simulate, svg,
+    Billing, BuiltIn, Controller, Demand, ReplayOptions, ReplayParams, Scale, SeriesPoint,
+    SimulationResult, simulate, svg,
 };
 use hoist_core::trace::{Trace, load_trace};
 
@@ -136,7 +136,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
-    /// Write a chart (chart.svg) and a summary (summary.md) into this directory.
+    /// Write a chart (chart.svg), a summary (summary.md) and the scored steps behind them
+    /// (series.csv: demand, instances needed, ready, asked for, forecast) into this directory.
     #[arg(long)]
     pub report: Option<PathBuf>,
     #[command(flatten)]
@@ -514,7 +515,30 @@ fn write_report(dir: &Path, r: &SimulationResult, info: &RunInfo) -> Result<(), 
     let path = dir.join("summary.md");
     std::fs::write(&path, md)
         .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", path.display())))?;
+    let path = dir.join("series.csv");
+    std::fs::write(&path, series_csv(&r.series))
+        .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", path.display())))?;
     Ok(())
+}
+
+/// The scored steps as CSV; a gap in the trace leaves `demand` and `needed` empty, and a
+/// controller without a forecast leaves `forecast` empty.
+fn series_csv(series: &[SeriesPoint]) -> String {
+    let mut csv = String::from("timestamp,demand,needed,ready,desired,forecast\n");
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    for p in series {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{}",
+            p.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            opt(p.demand.map(|d| format!("{d:.4}"))),
+            opt(p.needed.map(|n| n.to_string())),
+            p.ready,
+            p.desired,
+            opt(p.forecast.map(|f| format!("{f:.4}"))),
+        );
+    }
+    csv
 }
 
 fn trace_name(path: &str) -> String {

@@ -201,6 +201,9 @@ pub struct PredictiveForecast {
     recent: VecDeque<Measured>,
     /// The level corrections (per [`Shape`]) at the latest measurement that was not saturated.
     last_clear_ratio: [Option<f64>; 2],
+    /// Per [`Shape`], where the last level break began (see [`LEVEL_BREAK`]): the upper
+    /// bound's quantile is taken over the ratios since then only.
+    level_break: [Option<DateTime<Utc>>; 2],
 }
 
 /// How the forecast's buckets are read between their starts. A bucket holds the mean load over
@@ -255,6 +258,13 @@ pub const LEVEL_NOW_WINDOW: TimeDelta = TimeDelta::minutes(5);
 /// Measurements kept for the level correction's quantile.
 pub const LEVEL_WINDOW: TimeDelta = TimeDelta::hours(1);
 
+/// Every ratio over a [`LEVEL_NOW_WINDOW`] this many times above or below the median of the
+/// ratios since the last break is a break itself (a flash crowd beginning or ending, an outage,
+/// a failover): the ratios before it no longer say how high the load may swing, so the upper
+/// bound's quantile restarts where the new level began. Smaller or shorter moves are swings,
+/// which the quantile over the hour covers.
+pub const LEVEL_BREAK: f64 = 3.0;
+
 /// The quantile of the level ratios used for the upper bound when the policy sets none.
 pub const DEFAULT_LEVEL_QUANTILE: f64 = 0.9;
 
@@ -304,6 +314,7 @@ impl PredictiveForecast {
             curve: Vec::new(),
             recent: VecDeque::new(),
             last_clear_ratio: [None; 2],
+            level_break: [None; 2],
         })
     }
 
@@ -396,8 +407,18 @@ impl PredictiveForecast {
                 (i, [ratio(Shape::Bucket), ratio(Shape::Interpolated)])
             })
             .collect();
+        let first_missing = missing.first().map(|(i, _)| *i);
         for (i, ratios) in missing {
             self.recent[i].ratios = Some(ratios);
+        }
+        if let Some(first) = first_missing {
+            if first == 0 {
+                // All ratios were recomputed (a new curve): the breaks are found again.
+                self.level_break = [None; 2];
+            }
+            for i in first..self.recent.len() {
+                self.find_level_break(i);
+            }
         }
         let m = *self.recent.back()?;
         let mut pairs = [(0.0, 0.0); 2];
@@ -413,7 +434,13 @@ impl PredictiveForecast {
                 .filter_map(ratio_of)
                 .collect();
             now.sort_by(f64::total_cmp);
-            let mut all: Vec<f64> = self.recent.iter().filter_map(ratio_of).collect();
+            let since = self.level_break[k];
+            let mut all: Vec<f64> = self
+                .recent
+                .iter()
+                .filter(|x| since.is_none_or(|b| x.at >= b))
+                .filter_map(ratio_of)
+                .collect();
             all.sort_by(f64::total_cmp);
             let median = crate::forecast::model::quantile_sorted(&now, 0.5);
             let latest = if m.saturated {
@@ -444,10 +471,68 @@ impl PredictiveForecast {
         })
     }
 
+    /// Whether the level broke at measurement `i`, per [`Shape`] (see [`LEVEL_BREAK`]): the
+    /// ratios of the [`LEVEL_NOW_WINDOW`] ending there all lie beyond the break factor from
+    /// the median of the ratios since the last break (before the window). The break starts
+    /// where that run of ratios began. Measurements are taken in order, once per curve, so
+    /// the breaks depend on the measurements alone, not on when the policy was evaluated.
+    fn find_level_break(&mut self, i: usize) {
+        let m = self.recent[i];
+        if m.saturated {
+            return;
+        }
+        for k in 0..2 {
+            let ratio_of = |x: &Measured| x.ratios.and_then(|r| r[k]);
+            let since = self.level_break[k];
+            let mut level: Vec<f64> = Vec::new();
+            let mut before: Vec<f64> = Vec::new();
+            for x in self.recent.range(..=i) {
+                let Some(r) = ratio_of(x) else { continue };
+                if x.at > m.at - LEVEL_NOW_WINDOW {
+                    level.push(r);
+                } else if since.is_none_or(|b| x.at >= b) {
+                    before.push(r);
+                }
+            }
+            // Too little before the window to call anything a break.
+            if before.len() < level.len() {
+                continue;
+            }
+            level.sort_by(f64::total_cmp);
+            before.sort_by(f64::total_cmp);
+            let level = crate::forecast::model::quantile_sorted(&level, 0.5);
+            let typical = crate::forecast::model::quantile_sorted(&before, 0.5);
+            if typical <= 0.0 {
+                continue;
+            }
+            let new_side: fn(f64, f64) -> bool = if level > typical * LEVEL_BREAK {
+                |r, typical| r > typical * LEVEL_BREAK
+            } else if level * LEVEL_BREAK < typical {
+                |r, typical| r * LEVEL_BREAK < typical
+            } else {
+                continue;
+            };
+            // A break is sustained: every measurement of the window is at the new level (the
+            // median alone crosses on a noisy load's quiet hours). It began with the run of
+            // measurements at the new level that ends here.
+            let start = self
+                .recent
+                .range(..=i)
+                .rev()
+                .take_while(|x| ratio_of(x).is_none_or(|r| new_side(r, typical)))
+                .last()
+                .map_or(m.at, |x| x.at);
+            // Spanning the window, to within one measurement period.
+            if m.at - start >= LEVEL_NOW_WINDOW - NEAR_POINT_SPACING {
+                self.level_break[k] = Some(start);
+            }
+        }
+    }
+
     /// The forecast load at `at` read as `shape`.
     fn curve_at(&self, at: DateTime<Utc>, shape: Shape) -> Option<f64> {
         let step = self.forecaster.config().step;
-        let i = self.curve.iter().rposition(|p| p.at <= at)?;
+        let i = self.curve.partition_point(|p| p.at <= at).checked_sub(1)?;
         let here = self.curve[i];
         if at >= here.at + step {
             return None;
@@ -470,8 +555,8 @@ impl PredictiveForecast {
     }
 
     /// Replaces the curve with a new fit, keeping the two buckets of the old one just before it.
-    fn set_curve(&mut self, forecast: &crate::forecast::Forecast) {
-        let first = forecast.samples.first().map(|s| s.at);
+    fn set_curve(&mut self, fitted: Vec<CurvePoint>) {
+        let first = fitted.first().map(|p| p.at);
         let mut kept: Vec<CurvePoint> = self
             .curve
             .iter()
@@ -480,11 +565,7 @@ impl PredictiveForecast {
             .collect();
         let drop = kept.len().saturating_sub(2);
         kept.drain(..drop);
-        kept.extend(forecast.samples.iter().map(|s| CurvePoint {
-            at: s.at,
-            value: s.value,
-            upper: s.upper,
-        }));
+        kept.extend(fitted);
         self.curve = kept;
         for m in &mut self.recent {
             m.ratios = None;
@@ -556,11 +637,31 @@ impl PredictiveForecast {
                 let refreshed = self.last_fit != Some(forecast.fitted_at);
                 self.last_fit = Some(forecast.fitted_at);
                 let all_points = forecast.engine_points(now, |load| load / target);
-                let forecast = forecast.clone();
-                if refreshed || self.curve.is_empty() {
-                    self.set_curve(&forecast);
+                let new_curve = (refreshed || self.curve.is_empty()).then(|| {
+                    forecast
+                        .samples
+                        .iter()
+                        .map(|s| CurvePoint {
+                            at: s.at,
+                            value: s.value,
+                            upper: s.upper,
+                        })
+                        .collect::<Vec<_>>()
+                });
+                if let Some(curve) = new_curve {
+                    self.set_curve(curve);
                 }
                 let ratio = self.update_level_ratio();
+                // Borrowed again: the forecaster keeps the forecast it has just made.
+                let Some(forecast) = self.forecaster.cached(SERIES) else {
+                    return ForecastInput {
+                        points: None,
+                        note: Some("the forecaster kept no forecast".to_owned()),
+                        refreshed,
+                        level_ratio: ratio,
+                        all_points,
+                    };
+                };
                 let quality = &forecast.quality;
                 // A policy that tracks the level is exposed only to the forecast's error in
                 // shape: a level shift is what its correction absorbs.
