@@ -226,3 +226,63 @@ fn evaluate_writes_tables_and_frontier_charts() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["traces"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_predictive_policy_says_what_its_forecast_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write_trace(dir.path(), "wave.csv", 600);
+    let policy = dir.path().join("web.yaml");
+    std::fs::write(
+        &policy,
+        "providers:\n  sim:\n    simulated: {}\nrun:\n  interval: 1m\ngroups:\n  - name: web\n    provider: sim\n    min: 2\n    max: 300\n    policies:\n      - predictive: { metric: utilization, target: 0.7 }\n      - target_tracking: { metric: utilization, target: 0.7 }\n",
+    )
+    .unwrap();
+    let out = hoist()
+        .args(["simulate", "--trace"])
+        .arg(&trace)
+        .arg("--policy")
+        .arg(&policy)
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let uses = v["forecast_use"].as_array().unwrap();
+    let total: u64 = uses
+        .iter()
+        .map(|u| u["evaluations"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 600, "{uses:?}");
+    // Ten hours of history: never enough for a forecast.
+    assert!(
+        uses.iter()
+            .all(|u| u["what"].as_str().unwrap().starts_with("fell back: ")),
+        "{uses:?}"
+    );
+
+    let out = hoist()
+        .args(["simulate", "--trace"])
+        .arg(&trace)
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Predictive policy over 600 scored evaluations:"),
+        "{text}"
+    );
+    // A baseline has no forecast to account for.
+    let out = hoist()
+        .args(["simulate", "--trace"])
+        .arg(&trace)
+        .args(["--policy", "hpa", "--output", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["forecast_use"], serde_json::json!([]));
+}

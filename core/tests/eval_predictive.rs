@@ -130,3 +130,72 @@ fn forecast_only_changes_nothing() {
     assert_eq!(reactive.score.tau_u, only.score.tau_u);
     assert!(only.series.iter().any(|s| s.forecast.is_some()));
 }
+
+#[test]
+fn the_tally_counts_the_scored_evaluations_by_what_the_forecast_was() {
+    let trace = periodic_trace();
+    let predictive = format!("      - predictive: {{ metric: utilization, target: 0.75 }}\n{TT}");
+    let cold = run(&predictive, &trace);
+    // One evaluation a minute over 21 days, each counted once.
+    let total: u64 = cold.tally.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 21 * 24 * 60);
+    let count = |outcome: &ReplayOutcome, prefix: &str| -> u64 {
+        outcome
+            .tally
+            .iter()
+            .filter(|(what, _)| what.starts_with(prefix))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    // Cold, the first day waits for history, in a reason whose numbers are folded to N.
+    let waiting = count(&cold, "fell back: history spans N h");
+    assert!(waiting >= 23 * 60, "{:?}", cold.tally);
+    assert!(
+        count(&cold, "forecast used") > 14 * 24 * 60,
+        "{:?}",
+        cold.tally
+    );
+    assert!(
+        cold.tally.windows(2).all(|w| w[0].1 >= w[1].1),
+        "most frequent first: {:?}",
+        cold.tally
+    );
+
+    // With the first 14 days as an unscored warm-up, only the last 7 are counted, and the
+    // forecast is in use from their start.
+    let text = format!(
+        "providers:\n  sim:\n    simulated: {{}}\nrun:\n  interval: 1m\ngroups:\n  - name: web\n    provider: sim\n    min: 1\n    max: 1000\n    policies:\n{predictive}"
+    );
+    let doc = parse_str(Path::new("replay.yaml"), &text).unwrap();
+    let mut controller = PolicyController::new("policy", doc.policy.groups[0].clone(), 60).unwrap();
+    let scale = Scale::for_peak(&trace, 100).unwrap();
+    let demand = Demand::new(&trace, scale).unwrap();
+    let warm = replay(
+        &demand,
+        &ReplayParams {
+            peak_instances: 100,
+            boot_delay: Duration::from_secs(300),
+            metric_lag: Duration::from_secs(60),
+            ..ReplayParams::default()
+        },
+        &mut controller,
+        ReplayOptions {
+            warmup_steps: 14 * 288,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let total: u64 = warm.tally.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 7 * 24 * 60);
+    assert_eq!(
+        count(&warm, "fell back: history spans"),
+        0,
+        "{:?}",
+        warm.tally
+    );
+    assert!(
+        count(&warm, "forecast used") > 6 * 24 * 60,
+        "{:?}",
+        warm.tally
+    );
+}

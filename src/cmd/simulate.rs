@@ -359,7 +359,27 @@ fn json_object(r: &SimulationResult, info: &RunInfo) -> serde_json::Value {
         },
         "scored_hours": s.scored_hours,
         "elapsed_seconds": info.elapsed_seconds,
+        "forecast_use": r
+            .tally
+            .iter()
+            .map(|(what, n)| serde_json::json!({ "what": what, "evaluations": n }))
+            .collect::<Vec<_>>(),
     })
+}
+
+/// The predictive policy's scored evaluations by what its forecast was: one line per kind,
+/// with its share, most frequent first.
+fn forecast_use_lines(r: &SimulationResult) -> String {
+    let total: u64 = r.tally.iter().map(|(_, n)| n).sum();
+    let mut out = String::new();
+    if total == 0 {
+        return out;
+    }
+    let _ = writeln!(out, "\nPredictive policy over {total} scored evaluations:");
+    for (what, n) in &r.tally {
+        let _ = writeln!(out, "  {:>5.1} %  {what}", 100.0 * *n as f64 / total as f64);
+    }
+    out
 }
 
 fn parameter_lines(info: &RunInfo, r: &SimulationResult) -> String {
@@ -461,6 +481,7 @@ fn table(r: &SimulationResult, info: &RunInfo) -> String {
         },
         info.elapsed_seconds
     );
+    out.push_str(&forecast_use_lines(r));
     out
 }
 
@@ -511,6 +532,10 @@ fn write_report(dir: &Path, r: &SimulationResult, info: &RunInfo) -> Result<(), 
         "\n## Parameters\n\n```\n{}```\n",
         parameter_lines(info, r)
     );
+    let forecast_use = forecast_use_lines(r);
+    if !forecast_use.is_empty() {
+        let _ = writeln!(md, "```{forecast_use}```\n");
+    }
     let _ = writeln!(md, "Re-run:\n\n```\n{}\n```", rerun_command(info));
     let path = dir.join("summary.md");
     std::fs::write(&path, md)

@@ -478,6 +478,9 @@ pub struct SimulationResult {
     /// Per-step series, when asked for.
     #[serde(skip)]
     pub series: Vec<SeriesPoint>,
+    /// What the controller's scored decisions rested on ([`Controller::tally`]).
+    #[serde(skip)]
+    pub tally: Vec<(String, u64)>,
 }
 
 /// O1 and O2 on one demand: computed once, shared by every policy scored on it.
@@ -528,6 +531,7 @@ impl Oracles {
             o2_exact: self.o2_exact(),
             tick_seconds,
             series,
+            tally: Vec::new(),
         }
     }
 }
@@ -568,7 +572,10 @@ pub fn simulate(
         }
         Some(mut controller) => {
             let outcome = replay_warm(demand, params, &mut *controller, options)?;
-            Ok(oracles.result(name, outcome.score, outcome.tick_seconds, outcome.series))
+            let mut result =
+                oracles.result(name, outcome.score, outcome.tick_seconds, outcome.series);
+            result.tally = outcome.tally;
+            Ok(result)
         }
     }
 }

@@ -41,6 +41,9 @@ pub struct PolicyController {
     capacity_per_instance: f64,
     predictive: Option<(PredictiveForecast, Signal)>,
     last_forecast: Option<f64>,
+    /// Scored evaluations of the predictive policy, by what its forecast was: used, or not and
+    /// why (numbers in the reason replaced by `N`, so like reasons count together).
+    forecast_use: std::collections::BTreeMap<String, u64>,
 }
 
 fn signal_of(kind: &MetricKind) -> Option<Signal> {
@@ -96,6 +99,7 @@ impl PolicyController {
             capacity_per_instance: 1.0,
             predictive,
             last_forecast: None,
+            forecast_use: std::collections::BTreeMap::new(),
         })
     }
 }
@@ -170,14 +174,13 @@ impl Controller for PolicyController {
             forecast_note: note,
         };
         let decision = decide(&self.group, &observation, &mut self.memory);
-        if std::env::var_os("HOIST_EVAL_DEBUG").is_some() && view.tick < 2000 {
-            eprintln!(
-                "{} {} {:?} {:?}",
-                view.at(),
-                view.desired,
-                decision.desired,
-                decision.reasons
-            );
+        if let Some(f) = &forecast {
+            let key = match (&f.points, &f.note) {
+                (Some(_), _) => "forecast used".to_owned(),
+                (None, Some(note)) => format!("fell back: {}", numbers_as_n(note)),
+                (None, None) => "fell back".to_owned(),
+            };
+            *self.forecast_use.entry(key).or_default() += 1;
         }
         if !decision.dry_run {
             self.memory.record_applied(&decision);
@@ -190,6 +193,45 @@ impl Controller for PolicyController {
     fn forecast(&self) -> Option<f64> {
         self.last_forecast
     }
+
+    fn scoring_starts(&mut self) {
+        self.forecast_use.clear();
+    }
+
+    fn tally(&self) -> Vec<(String, u64)> {
+        let mut tally: Vec<(String, u64)> = self
+            .forecast_use
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        tally.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        tally
+    }
+}
+
+/// `text` with every number (digits, with a sign or a decimal part) replaced by `N`.
+fn numbers_as_n(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        while i < chars.len()
+            && (chars[i].is_ascii_digit()
+                || chars[i] == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
+            i += 1;
+        }
+        if out.ends_with(['-', '+']) {
+            out.pop();
+        }
+        out.push('N');
+    }
+    out
 }
 
 impl PolicyController {
@@ -232,4 +274,19 @@ fn current_point(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Option<&ForecastPoint> {
     points.iter().rev().find(|p| p.at <= now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numbers_as_n;
+
+    #[test]
+    fn numbers_become_n_and_the_rest_stays() {
+        assert_eq!(
+            numbers_as_n("history spans 30.5 h: confirmed from 48 h on."),
+            "history spans N h: confirmed from N h on."
+        );
+        assert_eq!(numbers_as_n("MASE -1.25 (limit 1.00)"), "MASE N (limit N)");
+        assert_eq!(numbers_as_n("no cycle"), "no cycle");
+    }
 }

@@ -149,6 +149,16 @@ pub trait Controller: fmt::Debug {
     fn reads_demand(&self) -> bool {
         false
     }
+
+    /// Called when the scored part begins (after the warm-up, if any).
+    fn scoring_starts(&mut self) {}
+
+    /// What the controller's decisions rested on, counted over the scored decisions (for a
+    /// predictive policy: acting on the forecast, or falling back and why); empty when it has
+    /// nothing to say.
+    fn tally(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
 }
 
 /// Options of a replay.
@@ -189,6 +199,8 @@ pub struct ReplayOutcome {
     pub tick_seconds: i64,
     /// Per-step series, when asked for.
     pub series: Vec<SeriesPoint>,
+    /// The controller's [`Controller::tally`] at the end.
+    pub tally: Vec<(String, u64)>,
 }
 
 fn gcd(a: i64, b: i64) -> i64 {
@@ -290,6 +302,7 @@ pub fn replay(
             let now = i as i64 * tick;
             if i == scored_from && i > 0 {
                 fleet.start_billing(now);
+                controller.scoring_starts();
             }
             fleet.advance(now);
             if i.is_multiple_of(period_every) {
@@ -338,6 +351,7 @@ pub fn replay(
         score: score.finish(tick, cost, actions),
         tick_seconds: tick,
         series,
+        tally: controller.tally(),
     })
 }
 
