@@ -145,23 +145,23 @@ fn markdown(
     let _ = writeln!(md, "# Capacity plan: {name}\n");
     let _ = writeln!(
         md,
-        "History: {} days with data, observed peak {:.4}. Trend of daily peaks: {:+.4} per week ({:+.2} % per week).",
+        "History: {} days with data, observed peak {}. Trend of daily peaks: {} per week ({:+.2} % per week).",
         plan.history.len(),
-        plan.observed_peak,
-        plan.trend.per_week,
+        readable(plan.observed_peak),
+        signed(plan.trend.per_week),
         plan.trend.relative_per_week * 100.0
     );
     let _ = writeln!(
         md,
-        "Next {} weeks: expected peak {:.4}, upper peak (q{:.0}) {:.4}{}.\n",
+        "Next {} weeks: expected peak {}, upper peak (q{:.0}) {}{}.\n",
         args.weeks,
-        plan.expected_peak,
+        readable(plan.expected_peak),
         args.quantile * 100.0,
-        plan.upper_peak,
+        readable(plan.upper_peak),
         plan.peak_instances
             .map(|n| format!(
-                ", needing {n} instances at {:.4} per instance",
-                work_per_instance.unwrap_or(0.0)
+                ", needing {n} instances at {} per instance",
+                readable(work_per_instance.unwrap_or(0.0))
             ))
             .unwrap_or_default()
     );
@@ -187,11 +187,11 @@ fn markdown(
     for day in &plan.days {
         let _ = writeln!(
             md,
-            "| {} {} | {:.4} | {:.4} | {} |",
+            "| {} {} | {} | {} | {} |",
             day.date,
             day.date.format("%a"),
-            day.expected_peak,
-            day.upper_peak,
+            readable(day.expected_peak),
+            readable(day.upper_peak),
             day.instances.map_or("-".to_owned(), |n| n.to_string())
         );
     }
@@ -250,5 +250,27 @@ fn chart(name: &str, args: &Args, work_per_instance: Option<f64>, plan: &Capacit
                 .collect(),
         }],
         thresholds,
+    }
+}
+
+/// A load value for people: whole numbers from 1,000 up, one decimal from 10, three below (the
+/// JSON keeps full precision).
+fn readable(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1000.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// [`readable`] with its sign.
+fn signed(v: f64) -> String {
+    if v >= 0.0 {
+        format!("+{}", readable(v))
+    } else {
+        readable(v)
     }
 }
