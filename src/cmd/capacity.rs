@@ -45,7 +45,8 @@ pub struct Args {
     /// Quantile of the upper peak.
     #[arg(long, default_value_t = 0.9)]
     pub quantile: f64,
-    /// Resample a finer trace to this step (mean per step) before taking daily peaks.
+    /// Resample a finer trace to this step (mean per step) before taking daily peaks. The peaks
+    /// are of these means: for a load that spikes within the step, plan on a finer one.
     #[arg(long, default_value = "1h", value_parser = parse_delta)]
     pub step: TimeDelta,
     /// Output format.
@@ -105,7 +106,7 @@ pub fn run(args: Args) -> CliResult {
     };
     let result = plan(&trace.values, trace.start, trace.step, &config)
         .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
-    let markdown = markdown(&trace.name, &args, work_per_instance, &result);
+    let markdown = markdown(&trace.name, trace.step, &args, work_per_instance, &result);
     match args.output {
         OutputFormat::Text => print!("{markdown}"),
         OutputFormat::Json => {
@@ -137,6 +138,7 @@ pub fn run(args: Args) -> CliResult {
 
 fn markdown(
     name: &str,
+    step: TimeDelta,
     args: &Args,
     work_per_instance: Option<f64>,
     plan: &CapacityPlan,
@@ -145,9 +147,10 @@ fn markdown(
     let _ = writeln!(md, "# Capacity plan: {name}\n");
     let _ = writeln!(
         md,
-        "History: {} days with data, observed peak {}. Trend of daily peaks: {} per week ({:+.2} % per week).",
+        "History: {} days with data, observed peak {} (peaks are of {} means). Trend of daily peaks: {} per week ({:+.2} % per week).",
         plan.history.len(),
         readable(plan.observed_peak),
+        hoist_core::duration::HumanDuration::from_secs(step.num_seconds().max(0).unsigned_abs()),
         signed(plan.trend.per_week),
         plan.trend.relative_per_week * 100.0
     );
