@@ -174,7 +174,9 @@ pub fn forecaster_config(policy: &Predictive) -> ForecasterConfig {
 /// The forecast of one predictive policy at one evaluation, ready for an [`Observation`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForecastInput {
-    /// Instances needed from the current bucket to the horizon, when the forecast is usable.
+    /// Instances needed, when the forecast is usable: from the current bucket to the horizon,
+    /// or, when the policy tracks the level, the level-corrected plan from now through the
+    /// policy's buffer (one point a minute), which is all the vote reads.
     pub points: Option<Vec<ForecastPoint>>,
     /// Why there are no points (short history, poor recent accuracy, a level shift).
     pub note: Option<String>,
@@ -573,7 +575,8 @@ impl PredictiveForecast {
     }
 
     /// The points the engine plans on: one per [`NEAR_POINT_SPACING`] from `now` through the
-    /// buffer, then one per bucket to the horizon. Each is the reading of the curve ([`Shape`])
+    /// buffer (the vote reads no further; the model's points to the horizon are in
+    /// [`ForecastInput::all_points`]). Each is the reading of the curve ([`Shape`])
     /// the recent load follows, or the larger of both when neither is clearly closer, each ×
     /// its own level correction, whose weight halves every
     /// [`LEVEL_CORRECTION_HALF_LIFE`](crate::config::LEVEL_CORRECTION_HALF_LIFE) after the
@@ -610,14 +613,6 @@ impl PredictiveForecast {
             points.extend(point(at));
             at += spacing;
         }
-        let end = points.last().map_or(now, |p| p.at);
-        let later: Vec<DateTime<Utc>> = self
-            .curve
-            .iter()
-            .filter(|p| p.at > end)
-            .map(|p| p.at)
-            .collect();
-        points.extend(later.into_iter().filter_map(point));
         points
     }
 
