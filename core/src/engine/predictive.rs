@@ -373,11 +373,8 @@ impl PredictiveForecast {
             saturated,
             ratios: None,
         });
-        while self
-            .recent
-            .front()
-            .is_some_and(|m| m.at < at - LEVEL_WINDOW)
-        {
+        let oldest = at - LEVEL_WINDOW;
+        while self.recent.front().is_some_and(|m| m.at < oldest) {
             self.recent.pop_front();
         }
     }
@@ -423,26 +420,32 @@ impl PredictiveForecast {
             }
         }
         let m = *self.recent.back()?;
+        let window_start = m.at - LEVEL_NOW_WINDOW;
         let mut pairs = [(0.0, 0.0); 2];
         let mut spreads = [0.0; 2];
+        let mut now: Vec<f64> = Vec::with_capacity(self.recent.len());
+        let mut all: Vec<f64> = Vec::with_capacity(self.recent.len());
         for k in 0..2 {
             let ratio_of = |x: &Measured| x.ratios.and_then(|r| r[k]);
             ratio_of(&m)?;
             // The median of the last few minutes: one noisy period does not move the plan.
-            let mut now: Vec<f64> = self
-                .recent
-                .iter()
-                .filter(|x| x.at > m.at - LEVEL_NOW_WINDOW)
-                .filter_map(ratio_of)
-                .collect();
+            now.clear();
+            now.extend(
+                self.recent
+                    .iter()
+                    .rev()
+                    .take_while(|x| x.at > window_start)
+                    .filter_map(ratio_of),
+            );
             now.sort_by(f64::total_cmp);
             let since = self.level_break[k];
-            let mut all: Vec<f64> = self
-                .recent
-                .iter()
-                .filter(|x| since.is_none_or(|b| x.at >= b))
-                .filter_map(ratio_of)
-                .collect();
+            all.clear();
+            all.extend(
+                self.recent
+                    .iter()
+                    .filter(|x| since.is_none_or(|b| x.at >= b))
+                    .filter_map(ratio_of),
+            );
             all.sort_by(f64::total_cmp);
             let median = crate::forecast::model::quantile_sorted(&now, 0.5);
             let latest = if m.saturated {
@@ -486,11 +489,12 @@ impl PredictiveForecast {
         for k in 0..2 {
             let ratio_of = |x: &Measured| x.ratios.and_then(|r| r[k]);
             let since = self.level_break[k];
-            let mut level: Vec<f64> = Vec::new();
-            let mut before: Vec<f64> = Vec::new();
+            let window_start = m.at - LEVEL_NOW_WINDOW;
+            let mut level: Vec<f64> = Vec::with_capacity(i + 1);
+            let mut before: Vec<f64> = Vec::with_capacity(i + 1);
             for x in self.recent.range(..=i) {
                 let Some(r) = ratio_of(x) else { continue };
-                if x.at > m.at - LEVEL_NOW_WINDOW {
+                if x.at > window_start {
                     level.push(r);
                 } else if since.is_none_or(|b| x.at >= b) {
                     before.push(r);
