@@ -7,6 +7,37 @@ fn hoist() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hoist"))
 }
 
+/// A policy file for one simulated group `web` with these policies (YAML list items).
+fn policy_file(dir: &Path, policies: &str) -> std::path::PathBuf {
+    let path = dir.join("web.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "providers:\n  sim:\n    simulated: {{}}\nrun:\n  interval: 1m\ngroups:\n  - name: web\n    provider: sim\n    min: 2\n    max: 300\n    policies:\n{policies}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `hoist simulate --trace TRACE --policy POLICY --output json`, which must succeed.
+fn simulate_json(trace: &Path, policy: impl AsRef<std::ffi::OsStr>) -> serde_json::Value {
+    let out = hoist()
+        .args(["simulate", "--trace"])
+        .arg(trace)
+        .arg("--policy")
+        .arg(policy)
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn write_trace(dir: &Path, name: &str, minutes: usize) -> std::path::PathBuf {
     let mut text = String::from("timestamp,value\n");
     for i in 0..minutes {
@@ -36,18 +67,7 @@ fn every_builtin_prints_the_json_keys() {
         "hpa",
         "target-tracking",
     ] {
-        let out = hoist()
-            .args(["simulate", "--trace"])
-            .arg(&trace)
-            .args(["--policy", policy, "--output", "json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{policy}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v = simulate_json(&trace, policy);
         for key in [
             "theta_u",
             "theta_o",
@@ -166,26 +186,11 @@ fn report_writes_a_chart_a_summary_and_the_series() {
 fn a_policy_file_goes_through_the_engine() {
     let dir = tempfile::tempdir().unwrap();
     let trace = write_trace(dir.path(), "wave.csv", 600);
-    let policy = dir.path().join("web.yaml");
-    std::fs::write(
-        &policy,
-        "providers:\n  sim:\n    simulated: {}\nrun:\n  interval: 1m\ngroups:\n  - name: web\n    provider: sim\n    min: 2\n    max: 300\n    policies:\n      - target_tracking: { metric: utilization, target: 0.6 }\n",
-    )
-    .unwrap();
-    let out = hoist()
-        .args(["simulate", "--trace"])
-        .arg(&trace)
-        .arg("--policy")
-        .arg(&policy)
-        .args(["--output", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let policy = policy_file(
+        dir.path(),
+        "      - target_tracking: { metric: utilization, target: 0.6 }\n",
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = simulate_json(&trace, &policy);
     assert!(v["actions"].as_u64().unwrap() > 0, "the engine scaled: {v}");
 }
 
@@ -231,26 +236,11 @@ fn evaluate_writes_tables_and_frontier_charts() {
 fn a_predictive_policy_says_what_its_forecast_was() {
     let dir = tempfile::tempdir().unwrap();
     let trace = write_trace(dir.path(), "wave.csv", 600);
-    let policy = dir.path().join("web.yaml");
-    std::fs::write(
-        &policy,
-        "providers:\n  sim:\n    simulated: {}\nrun:\n  interval: 1m\ngroups:\n  - name: web\n    provider: sim\n    min: 2\n    max: 300\n    policies:\n      - predictive: { metric: utilization, target: 0.7 }\n      - target_tracking: { metric: utilization, target: 0.7 }\n",
-    )
-    .unwrap();
-    let out = hoist()
-        .args(["simulate", "--trace"])
-        .arg(&trace)
-        .arg("--policy")
-        .arg(&policy)
-        .args(["--output", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let policy = policy_file(
+        dir.path(),
+        "      - predictive: { metric: utilization, target: 0.7 }\n      - target_tracking: { metric: utilization, target: 0.7 }\n",
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = simulate_json(&trace, &policy);
     let uses = v["forecast_use"].as_array().unwrap();
     let total: u64 = uses
         .iter()
@@ -277,12 +267,6 @@ fn a_predictive_policy_says_what_its_forecast_was() {
         "{text}"
     );
     // A baseline has no forecast to account for.
-    let out = hoist()
-        .args(["simulate", "--trace"])
-        .arg(&trace)
-        .args(["--policy", "hpa", "--output", "json"])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = simulate_json(&trace, "hpa");
     assert_eq!(v["forecast_use"], serde_json::json!([]));
 }

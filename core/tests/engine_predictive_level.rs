@@ -192,32 +192,33 @@ fn now_upper(input: &ForecastInput) -> f64 {
     usable(input)[0].upper.expect("an upper bound")
 }
 
-#[test]
-fn the_upper_bound_follows_a_flash_crowd_and_lets_go_once_it_ends() {
-    let crowd_from = t0() - TimeDelta::minutes(40);
-    let crowd_until = t0() - TimeDelta::minutes(15);
-    let load = |t: DateTime<Utc>| {
-        if t >= crowd_from && t < crowd_until {
-            3.5 * cycle(t)
-        } else {
-            cycle(t)
-        }
-    };
+/// A policy planning for the 90th percentile, fitted two hours before `t0()` on ten days of
+/// `load`, then fed `load` up to `until` without a refit.
+fn fitted_and_fed(
+    load: impl Fn(DateTime<Utc>) -> f64 + Copy,
+    until: DateTime<Utc>,
+) -> PredictiveForecast {
     let p = predictive("metric: request_rate, target: 100, buffer: 10m, quantile: 0.9");
     let mut state = PredictiveForecast::new(&p).unwrap();
-    feed(
-        &mut state,
-        t0() - TimeDelta::days(10),
-        t0() - TimeDelta::hours(2),
-        load,
-    );
-    state.forecast(t0() - TimeDelta::hours(2));
-    feed(
-        &mut state,
-        t0() - TimeDelta::hours(2),
-        t0() - TimeDelta::minutes(20),
-        load,
-    );
+    let fit_at = t0() - TimeDelta::hours(2);
+    feed(&mut state, t0() - TimeDelta::days(10), fit_at, load);
+    state.forecast(fit_at);
+    feed(&mut state, fit_at, until, load);
+    state
+}
+
+/// The cycle × `factor` from 40 to 15 minutes before `t0()`.
+fn burst(factor: f64) -> impl Fn(DateTime<Utc>) -> f64 + Copy {
+    move |t| {
+        let during = t >= t0() - TimeDelta::minutes(40) && t < t0() - TimeDelta::minutes(15);
+        if during { factor * cycle(t) } else { cycle(t) }
+    }
+}
+
+#[test]
+fn the_upper_bound_follows_a_flash_crowd_and_lets_go_once_it_ends() {
+    let load = burst(3.5);
+    let mut state = fitted_and_fed(load, t0() - TimeDelta::minutes(20));
     let normal = cycle(t0()) / 100.0;
 
     // Twenty minutes into the crowd, the plan covers it.
@@ -231,8 +232,7 @@ fn the_upper_bound_follows_a_flash_crowd_and_lets_go_once_it_ends() {
     // Fifteen minutes after it ended, most of the last hour was still the crowd: an hour's
     // quantile would keep planning for it, but the level fell by more than the break factor.
     feed(&mut state, t0() - TimeDelta::minutes(20), t0(), load);
-    let after = state.forecast(t0());
-    let upper = now_upper(&after);
+    let upper = now_upper(&state.forecast(t0()));
     assert!(
         upper < 1.3 * normal,
         "planned {upper:.2} after the crowd, the load needs {normal:.2}"
@@ -245,30 +245,11 @@ fn the_upper_bound_follows_a_flash_crowd_and_lets_go_once_it_ends() {
 
 #[test]
 fn a_swing_smaller_than_a_break_keeps_the_hours_headroom() {
-    // Twenty minutes at 1.5 × the cycle, then back: a swing, not a break. The plan keeps the
-    // hour's upper quantile, so a load that swings like this again is covered.
-    let swing_from = t0() - TimeDelta::minutes(40);
-    let swing_until = t0() - TimeDelta::minutes(15);
-    let load = |t: DateTime<Utc>| {
-        if t >= swing_from && t < swing_until {
-            1.5 * cycle(t)
-        } else {
-            cycle(t)
-        }
-    };
-    let p = predictive("metric: request_rate, target: 100, buffer: 10m, quantile: 0.9");
-    let mut state = PredictiveForecast::new(&p).unwrap();
-    feed(
-        &mut state,
-        t0() - TimeDelta::days(10),
-        t0() - TimeDelta::hours(2),
-        load,
-    );
-    state.forecast(t0() - TimeDelta::hours(2));
-    feed(&mut state, t0() - TimeDelta::hours(2), t0(), load);
-    let input = state.forecast(t0());
+    // Twenty-five minutes at 1.5 × the cycle, then back: a swing, not a break. The plan keeps
+    // the hour's upper quantile, so a load that swings like this again is covered.
+    let mut state = fitted_and_fed(burst(1.5), t0());
     let normal = cycle(t0()) / 100.0;
-    let upper = now_upper(&input);
+    let upper = now_upper(&state.forecast(t0()));
     assert!(
         upper >= 1.4 * normal,
         "planned {upper:.2}; the hour swung to {:.2}",
@@ -281,20 +262,9 @@ fn a_load_that_stops_lowers_the_upper_bound_within_minutes() {
     // The service stops receiving traffic (an outage upstream): after a few minutes of zero
     // load the plan no longer holds the hour's headroom.
     let stop = t0() - TimeDelta::minutes(6);
-    let load = |t: DateTime<Utc>| if t >= stop { 0.0 } else { cycle(t) };
-    let p = predictive("metric: request_rate, target: 100, buffer: 10m, quantile: 0.9");
-    let mut state = PredictiveForecast::new(&p).unwrap();
-    feed(
-        &mut state,
-        t0() - TimeDelta::days(10),
-        t0() - TimeDelta::hours(2),
-        load,
-    );
-    state.forecast(t0() - TimeDelta::hours(2));
-    feed(&mut state, t0() - TimeDelta::hours(2), t0(), load);
-    let input = state.forecast(t0());
+    let mut state = fitted_and_fed(move |t| if t >= stop { 0.0 } else { cycle(t) }, t0());
     let normal = cycle(t0()) / 100.0;
-    let upper = now_upper(&input);
+    let upper = now_upper(&state.forecast(t0()));
     assert!(
         upper <= 0.3 * normal,
         "planned {upper:.2} six minutes into an outage; the cycle needs {normal:.2}"
