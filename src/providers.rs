@@ -7,7 +7,7 @@ use hoist_core::registry::ProviderRegistry;
 
 /// Registers every provider kind of this build.
 pub fn register_all(registry: &mut ProviderRegistry) {
-    hoist_core::registry::register_builtins(registry);
+    hoist_core::sim::register_builtins(registry);
     registry.register(Arc::new(hoist_plugin::PluginFactory::new()));
     #[cfg(feature = "aws")]
     registry.register(Arc::new(hoist_aws::AwsProviderFactory));

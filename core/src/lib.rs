@@ -1,32 +1,29 @@
 //! # hoist-core
 //!
-//! The provider-neutral heart of Hoist: the domain model, the four provider traits
-//! ([`ScalingProvider`], [`InstanceCatalog`], [`BillingProvider`], [`MetricsSource`]), the
-//! error type, the pure policy engine, the deterministic simulated cloud, provider layers and
-//! (behind the `testkit` feature) the conformance suite every provider must pass.
+//! Hoist's core in one dependency, for applications that want all of it: this crate only
+//! re-exports, under the module paths the core has always had,
 //!
-//! This crate depends on no cloud SDK, HTTP client or TLS stack.
+//! | path | crate | what |
+//! |---|---|---|
+//! | `model`, `provider`, `error`, `clock`, `duration`, `registry`, `layers`, `secret`, `testkit` | `hoist-api` | the provider SDK |
+//! | `sim`, `trace` | `hoist-sim` | the simulated cloud, trace loading |
+//! | `engine`, `config`, `forecast`, `control`, `audit`, `events`, `assembly` | `hoist-engine` | the policy engine and the control loop |
+//! | `eval` | `hoist-eval` | replay, metrics, oracles, baselines |
+//!
+//! Provider and plugin crates depend on `hoist-api` alone, never on this crate: a change in the
+//! engine, the simulator or the evaluation recompiles no provider.
 
-pub mod audit;
-pub mod clock;
-pub mod config;
-pub mod control;
-pub mod duration;
-pub mod engine;
-pub mod error;
-pub mod eval;
-pub mod events;
-pub mod forecast;
-pub mod layers;
-pub mod model;
-pub mod provider;
-pub mod registry;
-pub mod sim;
+pub use hoist_api::model::*;
+pub use hoist_api::provider::*;
 #[cfg(feature = "testkit")]
-pub mod testkit;
-pub mod trace;
+pub use hoist_api::testkit;
+pub use hoist_api::{Clock, Error, ErrorKind, Result, SecretRef, SecretString, SystemClock};
+pub use hoist_api::{clock, duration, error, layers, model, provider, registry, secret};
 
-pub use clock::{Clock, SystemClock};
-pub use error::{Error, ErrorKind, Result};
-pub use model::*;
-pub use provider::*;
+pub use hoist_sim as sim;
+pub use hoist_sim::trace;
+
+pub use hoist_engine as engine;
+pub use hoist_engine::{assembly, audit, config, control, events, forecast};
+
+pub use hoist_eval as eval;

@@ -13,7 +13,8 @@ use chrono::{SecondsFormat, Utc};
 use hoist_core::config::parse_str;
 use hoist_core::control::{Action, ControlLoop, GroupOutcome, ManagedGroup};
 use hoist_core::engine::Direction;
-use hoist_core::registry::{BuildContext, GroupBounds, ProviderRegistry, register_builtins};
+use hoist_core::registry::{BuildContext, GroupBounds, ProviderRegistry};
+use hoist_core::sim::register_builtins;
 use hoist_integration_tests::server_url;
 use hoist_telemetry::testing::RecordingReceiver;
 

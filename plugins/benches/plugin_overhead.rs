@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hoist_plugin::PluginLibrary;
-use hoist_plugin::hoist_core::ScalingProvider;
+use hoist_plugin::hoist_api::ScalingProvider;
 use hoist_plugin_static_pool::{Config, StaticPool};
 
 #[path = "../tests/common/mod.rs"]

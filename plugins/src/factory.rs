@@ -1,4 +1,4 @@
-//! The `plugin` provider kind for the [`hoist_core::registry::ProviderRegistry`]: a policy file
+//! The `plugin` provider kind for the [`hoist_api::registry::ProviderRegistry`]: a policy file
 //! says `providers: { pool: { plugin: ./libstatic_pool.so, config: {...} } }` and gets the
 //! plugin's traits as an ordinary provider. The path resolves against the policy file's
 //! directory; `config` goes to the plugin, which validates it.
@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use hoist_core::Error;
-use hoist_core::registry::{BuildContext, BuiltProvider, ProviderFactory};
+use hoist_api::Error;
+use hoist_api::registry::{BuildContext, BuiltProvider, ProviderFactory};
 use serde::Deserialize;
 
 use crate::loader::PluginLibrary;
@@ -65,12 +65,12 @@ impl ProviderFactory for PluginFactory {
 
     /// Checks the settings and that the library loads with this host's ABI; the plugin's own
     /// configuration is checked when it is built.
-    fn validate(&self, ctx: BuildContext<'_>) -> hoist_core::Result<()> {
+    fn validate(&self, ctx: BuildContext<'_>) -> hoist_api::Result<()> {
         let settings = Self::settings(&ctx)?;
         Self::open(&ctx, &settings).map(|_| ())
     }
 
-    async fn build(&self, ctx: BuildContext<'_>) -> hoist_core::Result<BuiltProvider> {
+    async fn build(&self, ctx: BuildContext<'_>) -> hoist_api::Result<BuiltProvider> {
         let settings = Self::settings(&ctx)?;
         let library = Self::open(&ctx, &settings)?;
         let set = library

@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use futures::FutureExt;
-use hoist_core::{
+use hoist_api::{
     BillingProvider, Error, ErrorKind, InstanceCatalog, MetricsSource, ScalingProvider,
 };
 use serde::Serialize;
@@ -71,7 +71,7 @@ pub trait Plugin: ScalingProvider + Sized {
 
     /// Builds an instance from its parsed configuration. Validate here: an [`Error`] (best of
     /// kind [`ErrorKind::Config`]) reaches the user verbatim, with the plugin file named.
-    async fn create(config: Self::Config, ctx: PluginContext) -> hoist_core::Result<Self>;
+    async fn create(config: Self::Config, ctx: PluginContext) -> hoist_api::Result<Self>;
 }
 
 /// The traits one instance provides. Built by [`crate::export_plugin!`].
@@ -546,11 +546,11 @@ async fn dispatch(provided: &Provided, op: Operation, request: &[u8]) -> Result<
             reply(&catalog()?.instance_class(&r.name).await?)
         }
         Operation::Cost => {
-            let r: hoist_core::CostQuery = parse(op, request)?;
+            let r: hoist_api::CostQuery = parse(op, request)?;
             reply(&billing()?.cost(&r).await?)
         }
         Operation::Forecast => {
-            let r: hoist_core::CostQuery = parse(op, request)?;
+            let r: hoist_api::CostQuery = parse(op, request)?;
             reply(&billing()?.forecast(&r).await?)
         }
         Operation::Price => {
@@ -647,15 +647,15 @@ macro_rules! __hoist_capability {
 macro_rules! __hoist_provide {
     ($provided:ident, $this:ident, catalog) => {
         $provided.catalog =
-            Some($this.clone() as ::std::sync::Arc<dyn $crate::hoist_core::InstanceCatalog>);
+            Some($this.clone() as ::std::sync::Arc<dyn $crate::hoist_api::InstanceCatalog>);
     };
     ($provided:ident, $this:ident, billing) => {
         $provided.billing =
-            Some($this.clone() as ::std::sync::Arc<dyn $crate::hoist_core::BillingProvider>);
+            Some($this.clone() as ::std::sync::Arc<dyn $crate::hoist_api::BillingProvider>);
     };
     ($provided:ident, $this:ident, metrics) => {
         $provided.metrics =
-            Some($this.clone() as ::std::sync::Arc<dyn $crate::hoist_core::MetricsSource>);
+            Some($this.clone() as ::std::sync::Arc<dyn $crate::hoist_api::MetricsSource>);
     };
     ($provided:ident, $this:ident, $other:ident) => {};
 }

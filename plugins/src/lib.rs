@@ -9,9 +9,9 @@
 //! - [`kit`] and [`export_plugin!`]: for plugin authors; implement the core traits in ordinary
 //!   async Rust and export them without writing `unsafe` or FFI code.
 //! - [`test_support`]: for a plugin's tests: find the built library (and, with the `testkit`
-//!   feature, run `hoist_core::testkit`'s conformance suite through the loader).
+//!   feature, run `hoist_api::testkit`'s conformance suite through the loader).
 //! - [`loader`]: for hosts; [`load`] / [`PluginLibrary`] turn a library into a
-//!   [`hoist_core::ProviderSet`], and [`PluginFactory`] registers the `plugin` provider kind.
+//!   [`hoist_api::ProviderSet`], and [`PluginFactory`] registers the `plugin` provider kind.
 //!
 //! Plugins are trusted code: loading one runs it inside the host process. What the boundary
 //! contains is Rust-level failure (panics, bad replies, version skew), not malice.
@@ -24,7 +24,7 @@ pub mod protocol;
 pub mod test_support;
 
 /// Re-exported so plugins and the export macro name the same core crate as the kit.
-pub use hoist_core;
+pub use hoist_api;
 
 pub use abi::ABI_VERSION;
 pub use factory::{PluginFactory, PluginSettings};

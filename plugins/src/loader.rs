@@ -3,7 +3,7 @@
 //! implement the core traits. Libraries are never unloaded.
 //!
 //! Every way a library can be unfit gives a [`LoadError`] that names the file and says what to
-//! do; a plugin that panics or misbehaves in a call gives a [`hoist_core::Error`], and the host
+//! do; a plugin that panics or misbehaves in a call gives a [`hoist_api::Error`], and the host
 //! keeps running.
 
 #![allow(unsafe_code)]
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::channel::oneshot;
-use hoist_core::{
+use hoist_api::{
     Activity, BillingCapabilities, BillingProvider, CapacityType, CatalogCapabilities, CostEntry,
     CostQuery, Error, ErrorKind, InstanceCatalog, InstanceClass, InstanceId, MetricQuery,
     MetricsCapabilities, MetricsSource, Price, ProviderSet, ScalingCapabilities, ScalingGroup,
@@ -546,18 +546,18 @@ impl ScalingProvider for PluginProvider {
         self.info.scaling
     }
 
-    async fn list_groups(&self) -> hoist_core::Result<Vec<ScalingGroup>> {
+    async fn list_groups(&self) -> hoist_api::Result<Vec<ScalingGroup>> {
         self.handle.call(Operation::ListGroups, &Empty {}).await
     }
 
-    async fn describe_group(&self, group: &str) -> hoist_core::Result<ScalingGroup> {
+    async fn describe_group(&self, group: &str) -> hoist_api::Result<ScalingGroup> {
         let request = GroupRequest {
             group: group.to_owned(),
         };
         self.handle.call(Operation::DescribeGroup, &request).await
     }
 
-    async fn set_desired_capacity(&self, group: &str, desired: u32) -> hoist_core::Result<()> {
+    async fn set_desired_capacity(&self, group: &str, desired: u32) -> hoist_api::Result<()> {
         let request = SetDesiredRequest {
             group: group.to_owned(),
             desired,
@@ -572,7 +572,7 @@ impl ScalingProvider for PluginProvider {
         group: &str,
         instances: &[InstanceId],
         decrement: bool,
-    ) -> hoist_core::Result<()> {
+    ) -> hoist_api::Result<()> {
         let request = RemoveInstancesRequest {
             group: group.to_owned(),
             instances: instances.to_vec(),
@@ -585,7 +585,7 @@ impl ScalingProvider for PluginProvider {
         &self,
         group: &str,
         instance_class: &str,
-    ) -> hoist_core::Result<Option<Activity>> {
+    ) -> hoist_api::Result<Option<Activity>> {
         let request = SetInstanceClassRequest {
             group: group.to_owned(),
             instance_class: instance_class.to_owned(),
@@ -595,7 +595,7 @@ impl ScalingProvider for PluginProvider {
             .await
     }
 
-    async fn activities(&self, group: &str) -> hoist_core::Result<Vec<Activity>> {
+    async fn activities(&self, group: &str) -> hoist_api::Result<Vec<Activity>> {
         let request = GroupRequest {
             group: group.to_owned(),
         };
@@ -609,13 +609,13 @@ impl InstanceCatalog for PluginProvider {
         self.info.catalog.unwrap_or_default()
     }
 
-    async fn instance_classes(&self) -> hoist_core::Result<Vec<InstanceClass>> {
+    async fn instance_classes(&self) -> hoist_api::Result<Vec<InstanceClass>> {
         self.handle
             .call(Operation::InstanceClasses, &Empty {})
             .await
     }
 
-    async fn instance_class(&self, name: &str) -> hoist_core::Result<InstanceClass> {
+    async fn instance_class(&self, name: &str) -> hoist_api::Result<InstanceClass> {
         let request = NameRequest {
             name: name.to_owned(),
         };
@@ -629,11 +629,11 @@ impl BillingProvider for PluginProvider {
         self.info.billing.unwrap_or_default()
     }
 
-    async fn cost(&self, query: &CostQuery) -> hoist_core::Result<Vec<CostEntry>> {
+    async fn cost(&self, query: &CostQuery) -> hoist_api::Result<Vec<CostEntry>> {
         self.handle.call(Operation::Cost, query).await
     }
 
-    async fn forecast(&self, query: &CostQuery) -> hoist_core::Result<Vec<CostEntry>> {
+    async fn forecast(&self, query: &CostQuery) -> hoist_api::Result<Vec<CostEntry>> {
         self.handle.call(Operation::Forecast, query).await
     }
 
@@ -642,7 +642,7 @@ impl BillingProvider for PluginProvider {
         instance_class: &str,
         zone: &str,
         capacity_type: CapacityType,
-    ) -> hoist_core::Result<Price> {
+    ) -> hoist_api::Result<Price> {
         let request = PriceRequest {
             instance_class: instance_class.to_owned(),
             zone: zone.to_owned(),
@@ -663,7 +663,7 @@ impl MetricsSource for PluginProvider {
         query: &MetricQuery,
         range: TimeRange,
         step_seconds: u32,
-    ) -> hoist_core::Result<Vec<TimeSeries>> {
+    ) -> hoist_api::Result<Vec<TimeSeries>> {
         let request = QueryRangeRequest {
             query: query.clone(),
             range,

@@ -4,12 +4,12 @@
 //!
 //! Replies of successful operations are the trait method's return value serialised as JSON
 //! (`null` for `()`). New operations and new optional fields may be added within one ABI
-//! version; a side that does not know an operation answers [`hoist_core::ErrorKind::Unsupported`].
+//! version; a side that does not know an operation answers [`hoist_api::ErrorKind::Unsupported`].
 
 use std::fmt;
 use std::path::PathBuf;
 
-use hoist_core::{
+use hoist_api::{
     BillingCapabilities, CapacityType, CatalogCapabilities, CostQuery, Error, ErrorKind,
     InstanceId, MetricQuery, MetricsCapabilities, ScalingCapabilities, TimeRange,
 };
@@ -19,13 +19,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Capability {
-    /// [`hoist_core::ScalingProvider`] (always provided).
+    /// [`hoist_api::ScalingProvider`] (always provided).
     Scaling,
-    /// [`hoist_core::InstanceCatalog`].
+    /// [`hoist_api::InstanceCatalog`].
     Catalog,
-    /// [`hoist_core::BillingProvider`].
+    /// [`hoist_api::BillingProvider`].
     Billing,
-    /// [`hoist_core::MetricsSource`].
+    /// [`hoist_api::MetricsSource`].
     Metrics,
 }
 
@@ -271,7 +271,7 @@ pub struct InstanceInfo {
     pub metrics: Option<MetricsCapabilities>,
 }
 
-/// A [`hoist_core::Error`] on the wire.
+/// A [`hoist_api::Error`] on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WireError {
     /// The [`ErrorKind`] name (`not_found`, `throttled`, ...); unknown names read as `other`.

@@ -1,6 +1,6 @@
 //! Helpers for a plugin's own tests: find the `cdylib` cargo built next to the test executable,
 //! so a test loads the real library through the real loader. With the `testkit` feature,
-//! `hoist_plugin::hoist_core::testkit` is the conformance suite to run against it.
+//! `hoist_plugin::hoist_api::testkit` is the conformance suite to run against it.
 
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
-//! The provider conformance suite (`hoist_core::testkit`) against the example plugin, loaded
+//! The provider conformance suite (`hoist_api::testkit`) against the example plugin, loaded
 //! through the real loader: the same checks every built-in provider passes.
 
-use hoist_core::testkit::{ConformanceTarget, run_conformance};
+use hoist_api::testkit::{ConformanceTarget, run_conformance};
 use hoist_plugin::PluginLibrary;
 use serde_json::json;
 

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use hoist_plugin::hoist_core::registry::{BuildContext, ProviderFactory, ProviderRegistry};
-use hoist_plugin::hoist_core::{ErrorKind, InstanceState};
+use hoist_plugin::hoist_api::registry::{BuildContext, ProviderFactory, ProviderRegistry};
+use hoist_plugin::hoist_api::{ErrorKind, InstanceState};
 use hoist_plugin::{Capability, LoadError, PluginFactory, PluginLibrary};
 use serde_json::json;
 
@@ -379,7 +379,7 @@ fn the_plugin_refuses_a_host_of_another_abi_version() {
 #[tokio::test]
 async fn the_example_policy_file_builds_its_plugin_provider() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/static-pool");
-    let document = hoist_plugin::hoist_core::config::load_file(&example.join("policy.yaml"))
+    let document = hoist_engine::config::load_file(&example.join("policy.yaml"))
         .unwrap_or_else(|e| panic!("{e}"));
     let (kind, mut settings) = document.policy.providers["pool"]
         .kind_and_settings()

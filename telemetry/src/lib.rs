@@ -1,16 +1,16 @@
 //! # hoist-telemetry
 //!
 //! How Hoist shows itself to its operators: Prometheus metrics, alerts and logs. Everything
-//! here listens to the control loop through [`hoist_core::events::EventSink`]; the loop does
+//! here listens to the control loop through [`hoist_engine::events::EventSink`]; the loop does
 //! not know who listens.
 //!
 //! ## Entry points (what `hoist run` wires)
 //!
 //! ```no_run
-//! # async fn run(policy_alerts: Option<&serde_json::Value>) -> hoist_core::Result<()> {
+//! # async fn run(policy_alerts: Option<&serde_json::Value>) -> hoist_api::Result<()> {
 //! use std::sync::Arc;
-//! use hoist_core::events::{EventSink, FanOut};
-//! use hoist_core::SystemClock;
+//! use hoist_engine::events::{EventSink, FanOut};
+//! use hoist_api::SystemClock;
 //! use hoist_telemetry::{logging, AlertEngine, AlertsConfig, Telemetry, TelemetryServer};
 //!
 //! logging::init(logging::LogFormat::Human, "info").expect("logging set up once");
@@ -71,7 +71,7 @@ pub mod alerts;
 mod http;
 pub mod logging;
 pub mod metrics;
-pub mod secret;
+pub use hoist_api::secret;
 pub mod server;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testing;

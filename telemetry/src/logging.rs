@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! use hoist_telemetry::logging::{self, LogFormat};
-//! logging::init(LogFormat::Json, "info,hoist_core=debug").expect("logging set up once");
+//! logging::init(LogFormat::Json, "info,hoist_engine=debug").expect("logging set up once");
 //! tracing::info!(group = "web", desired = 4, "scaled out");
 //! ```
 
@@ -50,7 +50,7 @@ impl fmt::Display for LogFormat {
 pub enum LoggingError {
     /// The level or filter directive does not parse.
     #[error(
-        "invalid log level or filter `{filter}`: {message} (examples: `info`, `warn,hoist_core=debug`)"
+        "invalid log level or filter `{filter}`: {message} (examples: `info`, `warn,hoist_engine=debug`)"
     )]
     BadFilter {
         /// What was given.
@@ -64,7 +64,7 @@ pub enum LoggingError {
 }
 
 /// Builds the filter from `level` (an `EnvFilter` directive such as `info` or
-/// `warn,hoist_core=debug`).
+/// `warn,hoist_engine=debug`).
 pub fn filter(level: &str) -> Result<EnvFilter, LoggingError> {
     EnvFilter::builder()
         .parse(level)

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use hoist_core::engine::Direction;
-use hoist_core::events::{Event, EventSink};
+use hoist_engine::Direction;
+use hoist_engine::events::{Event, EventSink};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -226,7 +226,7 @@ struct Inner {
 /// control loop as an [`EventSink`] and one to [`crate::TelemetryServer`].
 ///
 /// ```
-/// use hoist_core::events::{Event, EventSink};
+/// use hoist_engine::events::{Event, EventSink};
 /// use hoist_telemetry::Telemetry;
 ///
 /// let telemetry = Telemetry::new();
@@ -603,8 +603,8 @@ mod tests {
     use std::time::Duration;
 
     use chrono::{TimeZone, Utc};
-    use hoist_core::ErrorKind;
-    use hoist_core::engine::{Decision, ForecastPoint, GroupSnapshot, Reason};
+    use hoist_api::ErrorKind;
+    use hoist_engine::{Decision, ForecastPoint, GroupSnapshot, Reason};
 
     use super::*;
 
@@ -911,7 +911,7 @@ mod tests {
         t.emit(&Event::MetricsMissing {
             provider: "sim".into(),
             group: "web".into(),
-            metric: hoist_core::MetricKind::RequestRate,
+            metric: hoist_api::MetricKind::RequestRate,
             reason: "no series".into(),
         });
         t.emit(&Event::ProviderCall {

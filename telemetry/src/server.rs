@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use hoist_core::{Error, Result};
+use hoist_api::{Error, Result};
 use hyper::{Method, StatusCode};
 use tokio::net::TcpListener;
 
@@ -21,7 +21,7 @@ pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.
 /// accepting connections.
 ///
 /// ```no_run
-/// # async fn demo() -> hoist_core::Result<()> {
+/// # async fn demo() -> hoist_api::Result<()> {
 /// use hoist_telemetry::{Telemetry, TelemetryServer};
 ///
 /// let telemetry = Telemetry::new();
@@ -38,7 +38,7 @@ pub struct TelemetryServer {
 
 impl TelemetryServer {
     /// Binds `address` (port 0 picks a free port) and serves in a spawned task. Fails with
-    /// [`hoist_core::ErrorKind::Config`] when the address cannot be bound.
+    /// [`hoist_api::ErrorKind::Config`] when the address cannot be bound.
     pub async fn start(address: SocketAddr, telemetry: Telemetry) -> Result<Self> {
         let listener = TcpListener::bind(address).await.map_err(|e| {
             Error::config(format!(
@@ -99,7 +99,7 @@ fn route(telemetry: &Telemetry, request: &BufferedRequest) -> HttpResponse {
 
 #[cfg(test)]
 mod tests {
-    use hoist_core::events::{Event, EventSink};
+    use hoist_engine::events::{Event, EventSink};
 
     use super::*;
 
@@ -164,7 +164,7 @@ mod tests {
         let err = TelemetryServer::start(first.local_addr(), Telemetry::new())
             .await
             .unwrap_err();
-        assert_eq!(err.kind(), hoist_core::ErrorKind::Config);
+        assert_eq!(err.kind(), hoist_api::ErrorKind::Config);
         assert!(err.to_string().contains(&first.local_addr().to_string()));
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use hoist_core::{ErrorKind, Result};
+use hoist_api::{ErrorKind, Result};
 use tokio::sync::RwLock;
 
 use crate::catalog::PriceBook;
@@ -29,7 +29,7 @@ pub const DEFAULT_CUSTOM_METRIC_NAMESPACE: &str = "Hoist";
 /// Builds an [`AwsProvider`].
 ///
 /// ```no_run
-/// # async fn example() -> hoist_core::Result<()> {
+/// # async fn example() -> hoist_api::Result<()> {
 /// use hoist_aws::{AwsProviderBuilder, GroupSelector};
 ///
 /// let provider = AwsProviderBuilder::from_env()
@@ -295,8 +295,8 @@ impl AwsProviderBuilder {
     }
 
     /// [`build`](Self::build), wrapped in an `Arc` and turned into a
-    /// [`hoist_core::ProviderSet`].
-    pub async fn build_provider_set(self) -> Result<hoist_core::ProviderSet> {
+    /// [`hoist_api::ProviderSet`].
+    pub async fn build_provider_set(self) -> Result<hoist_api::ProviderSet> {
         Ok(Arc::new(self.build().await?).into_provider_set())
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use hoist_core::{InstanceClass, ProviderSet};
+use hoist_api::{InstanceClass, ProviderSet};
 use tokio::sync::RwLock;
 
 use crate::catalog::PriceBook;
@@ -71,9 +71,9 @@ pub(crate) struct Clients {
     pub(crate) pricing: aws_sdk_pricing::Client,
 }
 
-/// Hoist's AWS provider: Auto Scaling groups ([`hoist_core::ScalingProvider`]), EC2 instance
-/// types and prices ([`hoist_core::InstanceCatalog`]), Cost Explorer
-/// ([`hoist_core::BillingProvider`]) and CloudWatch ([`hoist_core::MetricsSource`]) for one
+/// Hoist's AWS provider: Auto Scaling groups ([`hoist_api::ScalingProvider`]), EC2 instance
+/// types and prices ([`hoist_api::InstanceCatalog`]), Cost Explorer
+/// ([`hoist_api::BillingProvider`]) and CloudWatch ([`hoist_api::MetricsSource`]) for one
 /// account and region.
 ///
 /// Build one with [`crate::AwsProviderBuilder`]; its `Debug` output never shows credentials.

@@ -1,4 +1,4 @@
-//! Turns AWS SDK errors into Hoist's [`hoist_core::Error`].
+//! Turns AWS SDK errors into Hoist's [`hoist_api::Error`].
 //!
 //! Every SDK operation fails with an `SdkError<E, HttpResponse>`; this module classifies it by the
 //! AWS error code and HTTP status into an [`ErrorKind`]: throttling and 5xx are retryable,
@@ -10,7 +10,7 @@ use std::fmt;
 
 use aws_sdk_autoscaling::config::http::HttpResponse;
 use aws_sdk_autoscaling::error::{ProvideErrorMetadata, SdkError};
-use hoist_core::{Error, ErrorKind};
+use hoist_api::{Error, ErrorKind};
 
 /// The provider name used in every error and log line of this crate.
 pub(crate) const PROVIDER: &str = "aws";
@@ -213,14 +213,14 @@ where
 /// Extension to convert SDK results at the call site: `client.op().send().await.aws("op")?`.
 pub(crate) trait SdkResultExt<T> {
     /// Converts the error into a Hoist error naming `operation`.
-    fn aws(self, operation: &str) -> hoist_core::Result<T>;
+    fn aws(self, operation: &str) -> hoist_api::Result<T>;
 }
 
 impl<T, E> SdkResultExt<T> for Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    fn aws(self, operation: &str) -> hoist_core::Result<T> {
+    fn aws(self, operation: &str) -> hoist_api::Result<T> {
         self.map_err(|e| from_sdk(e, operation))
     }
 }

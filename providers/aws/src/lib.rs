@@ -5,15 +5,15 @@
 //!
 //! | trait | AWS API |
 //! |---|---|
-//! | [`hoist_core::ScalingProvider`] | Auto Scaling (groups, SetDesiredCapacity, TerminateInstanceInAutoScalingGroup, launch templates, instance refresh) and EC2 DescribeInstances |
-//! | [`hoist_core::InstanceCatalog`] | EC2 DescribeInstanceTypes and DescribeInstanceTypeOfferings, prices from a shipped table refreshed live |
-//! | [`hoist_core::BillingProvider`] | Cost Explorer GetCostAndUsage and GetCostForecast |
-//! | [`hoist_core::MetricsSource`] | CloudWatch GetMetricData |
+//! | [`hoist_api::ScalingProvider`] | Auto Scaling (groups, SetDesiredCapacity, TerminateInstanceInAutoScalingGroup, launch templates, instance refresh) and EC2 DescribeInstances |
+//! | [`hoist_api::InstanceCatalog`] | EC2 DescribeInstanceTypes and DescribeInstanceTypeOfferings, prices from a shipped table refreshed live |
+//! | [`hoist_api::BillingProvider`] | Cost Explorer GetCostAndUsage and GetCostForecast |
+//! | [`hoist_api::MetricsSource`] | CloudWatch GetMetricData |
 //!
 //! Build one with [`AwsProviderBuilder`] (`new` for explicit settings, `from_env` for the
 //! standard AWS configuration and credential chain, honouring `AWS_REGION` and
 //! `AWS_ENDPOINT_URL`), or from a policy file's settings with [`provider_set_from_settings`] /
-//! [`AwsProviderFactory`]. Errors convert to [`hoist_core::Error`] by meaning (see [`errors`]);
+//! [`AwsProviderFactory`]. Errors convert to [`hoist_api::Error`] by meaning (see [`errors`]);
 //! credentials never appear in `Debug` output, logs or errors.
 //!
 //! Modules follow one concern each: [`builder`], [`client`], [`errors`], [`scaling`],

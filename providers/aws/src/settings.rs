@@ -18,8 +18,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hoist_core::registry::{BuildContext, BuiltProvider, ProviderFactory};
-use hoist_core::{Error, ProviderSet, Result};
+use hoist_api::registry::{BuildContext, BuiltProvider, ProviderFactory};
+use hoist_api::{Error, ProviderSet, Result};
 use serde::Deserialize;
 
 use crate::builder::AwsProviderBuilder;
@@ -314,7 +314,7 @@ mod tests {
         ];
         for (value, needle) in cases {
             let err = AwsSettings::from_value(&value).unwrap_err();
-            assert_eq!(err.kind(), hoist_core::ErrorKind::Config);
+            assert_eq!(err.kind(), hoist_api::ErrorKind::Config);
             assert!(err.to_string().contains(needle), "{value}: {err}");
         }
     }

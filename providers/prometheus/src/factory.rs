@@ -1,12 +1,12 @@
 //! [`PrometheusFactory`]: the `prometheus` kind of the provider registry. A Prometheus server
-//! offers metrics only; its [`hoist_core::ProviderSet`] carries a [`MetricsOnlyScaling`] that
+//! offers metrics only; its [`hoist_api::ProviderSet`] carries a [`MetricsOnlyScaling`] that
 //! declares no scaling capability and manages no group.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hoist_core::registry::{BuildContext, BuiltProvider, ProviderFactory};
-use hoist_core::{
+use hoist_api::registry::{BuildContext, BuiltProvider, ProviderFactory};
+use hoist_api::{
     Activity, Error, InstanceId, ProviderSet, Result, ScalingCapabilities, ScalingGroup,
     ScalingProvider,
 };

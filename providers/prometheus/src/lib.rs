@@ -1,13 +1,13 @@
 //! # hoist-prometheus
 //!
-//! Prometheus as a Hoist [`hoist_core::MetricsSource`]: PromQL instant and range queries over
+//! Prometheus as a Hoist [`hoist_api::MetricsSource`]: PromQL instant and range queries over
 //! the Prometheus HTTP API (`/api/v1/query`, `/api/v1/query_range`), with per-group query
 //! templates, timeouts and errors that say why a metric is unusable (a bad query with
 //! Prometheus's own message, no series, only NaN, stale series). See [`PrometheusSource`] for
 //! the error mapping.
 //!
 //! Entry points for the binary:
-//! - [`PrometheusFactory`]: register it in a [`hoist_core::registry::ProviderRegistry`] and a
+//! - [`PrometheusFactory`]: register it in a [`hoist_api::registry::ProviderRegistry`] and a
 //!   policy's `metrics_sources: { prom: { prometheus: {...} } }` builds through it;
 //! - [`metrics_source_from_settings`]: the same settings to a [`PrometheusSource`] directly.
 //!

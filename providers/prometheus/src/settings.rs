@@ -18,9 +18,9 @@
 
 use std::collections::BTreeMap;
 
-use hoist_core::duration::HumanDuration;
-use hoist_core::{Error, Result};
-use hoist_telemetry::SecretRef;
+use hoist_api::SecretRef;
+use hoist_api::duration::HumanDuration;
+use hoist_api::{Error, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use hoist_core::{
+use hoist_api::{
     Error, ErrorKind, MetricKind, MetricQuery, MetricsCapabilities, MetricsSource, Result, Sample,
     TimeRange, TimeSeries,
 };
-use hoist_telemetry::{SecretRef, SecretString};
+use hoist_api::{SecretRef, SecretString};
 use serde::Deserialize;
 
 use crate::settings::PrometheusSettings;
@@ -70,7 +70,7 @@ enum Token {
 /// | connection failure, 5xx, `unavailable`, an unreadable reply | `Transient` | yes |
 ///
 /// ```no_run
-/// # async fn demo() -> hoist_core::Result<()> {
+/// # async fn demo() -> hoist_api::Result<()> {
 /// use std::time::Duration;
 /// use hoist_prometheus::PrometheusSource;
 ///

@@ -29,13 +29,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use hoist_core::duration::HumanDuration;
-use hoist_core::{Error, Result};
+use hoist_api::duration::HumanDuration;
+use hoist_api::{Error, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Alert, AlertName, Severity};
-use crate::secret::SecretRef;
+use hoist_api::secret::SecretRef;
 
 /// The whole `alerts:` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -330,42 +330,61 @@ impl RulesConfig {
 }
 
 impl AlertsConfig {
-    /// Parses the `alerts:` value of a policy file. Errors name the field path
-    /// (`alerts.sinks.chat.slack.webhook_url: ...`).
+    /// Parses the `alerts:` value of a policy file. Errors name the field path below
+    /// `alerts` ([`Error::field`]).
     pub fn from_value(value: &serde_json::Value) -> Result<Self> {
-        let config: AlertsConfig = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let at = if path == "." {
-                "alerts".to_owned()
-            } else {
-                format!("alerts.{path}")
-            };
-            Error::config(format!("{at}: {}", e.inner()))
-        })?;
+        let config = Self::parse(value)?;
         config.validate()?;
         Ok(config)
     }
 
+    /// Parses the `alerts:` value without [`AlertsConfig::validate`]'s checks.
+    pub fn parse(value: &serde_json::Value) -> Result<Self> {
+        let config: AlertsConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                Error::config(e.inner().to_string())
+            } else {
+                Error::config_field(path, e.inner().to_string())
+            }
+        })?;
+        Ok(config)
+    }
+
     /// Checks references and values without reading any secret: routes name existing sinks,
-    /// URLs parse, thresholds are positive.
+    /// URLs parse, thresholds are positive. The error names the first problem's field;
+    /// [`AlertsConfig::problems`] lists them all.
     pub fn validate(&self) -> Result<()> {
+        match self.problems().into_iter().next() {
+            None => Ok(()),
+            Some((field, message)) => Err(Error::config_field(field, message)),
+        }
+    }
+
+    /// Every problem [`AlertsConfig::validate`] checks for, each as the field path below
+    /// `alerts` (`routes[0].sinks`) and a message.
+    pub fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         for (index, route) in self.routes.iter().enumerate() {
             if route.sinks.is_empty() {
-                problems.push(format!(
-                    "alerts.routes[{index}].sinks: a route needs at least one sink"
+                problems.push((
+                    format!("routes[{index}].sinks"),
+                    "a route needs at least one sink".to_owned(),
                 ));
             }
             for sink in &route.sinks {
                 if !self.sinks.contains_key(sink) {
                     let known: Vec<&str> = self.sinks.keys().map(String::as_str).collect();
-                    problems.push(format!(
-                        "alerts.routes[{index}].sinks: unknown sink `{sink}`; defined sinks: {}",
-                        if known.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            known.join(", ")
-                        }
+                    problems.push((
+                        format!("routes[{index}].sinks"),
+                        format!(
+                            "unknown sink `{sink}`; defined sinks: {}",
+                            if known.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
                     ));
                 }
             }
@@ -376,18 +395,15 @@ impl AlertsConfig {
                 SinkConfig::Pagerduty(c) => Some(&c.url),
                 SinkConfig::Slack(_) | SinkConfig::Webhook(_) => None,
             };
+            let field = |leaf: &str| format!("sinks.{name}.{}.{leaf}", sink.kind());
             if let Some(url) = url {
                 match reqwest::Url::parse(url) {
                     Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-                    Ok(u) => problems.push(format!(
-                        "alerts.sinks.{name}.{}.url: scheme `{}` is not http or https",
-                        sink.kind(),
-                        u.scheme()
+                    Ok(u) => problems.push((
+                        field("url"),
+                        format!("scheme `{}` is not http or https", u.scheme()),
                     )),
-                    Err(e) => problems.push(format!(
-                        "alerts.sinks.{name}.{}.url: `{url}` is not a URL: {e}",
-                        sink.kind()
-                    )),
+                    Err(e) => problems.push((field("url"), format!("`{url}` is not a URL: {e}"))),
                 }
             }
             let repeat = match sink {
@@ -397,25 +413,19 @@ impl AlertsConfig {
                 SinkConfig::Webhook(c) => c.repeat_interval,
             };
             if repeat.get() < Duration::from_secs(1) {
-                problems.push(format!(
-                    "alerts.sinks.{name}.{}.repeat_interval: must be at least 1s",
-                    sink.kind()
-                ));
+                problems.push((field("repeat_interval"), "must be at least 1s".to_owned()));
             }
         }
         if self.rules.scaling_action_failed.after_failures == 0 {
-            problems.push(
-                "alerts.rules.scaling_action_failed.after_failures: must be at least 1".to_owned(),
-            );
+            problems.push((
+                "rules.scaling_action_failed.after_failures".to_owned(),
+                "must be at least 1".to_owned(),
+            ));
         }
         if self.timeout.get().is_zero() {
-            problems.push("alerts.timeout: must be more than 0".to_owned());
+            problems.push(("timeout".to_owned(), "must be more than 0".to_owned()));
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::config(problems.join("; ")))
-        }
+        problems
     }
 
     /// The JSON Schema of the section, for editors and `hoist schema`.

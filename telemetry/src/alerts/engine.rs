@@ -13,8 +13,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hoist_core::events::{Event, EventSink};
-use hoist_core::{Clock, Error, Result};
+use hoist_api::{Clock, Error, Result};
+use hoist_engine::events::{Event, EventSink};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -38,9 +38,9 @@ enum Command {
 /// Raises alerts from the control loop's events and delivers them to the configured sinks.
 ///
 /// ```no_run
-/// # async fn demo(policy_alerts: &serde_json::Value) -> hoist_core::Result<()> {
+/// # async fn demo(policy_alerts: &serde_json::Value) -> hoist_api::Result<()> {
 /// use std::sync::Arc;
-/// use hoist_core::SystemClock;
+/// use hoist_api::SystemClock;
 /// use hoist_telemetry::alerts::{AlertEngine, AlertsConfig};
 ///
 /// let config = AlertsConfig::from_value(policy_alerts)?;          // the policy's `alerts:`
@@ -338,7 +338,7 @@ async fn attempt(alert: &Alert, target: &mut SinkDelivery) {
 mod tests {
     use async_trait::async_trait;
     use chrono::{DateTime, Utc};
-    use hoist_core::SystemClock;
+    use hoist_api::SystemClock;
 
     use super::*;
     use crate::alerts::{AlertName, AlertStatus};
@@ -454,7 +454,7 @@ mod tests {
                 group: "web".into(),
                 from: 1,
                 to: 2,
-                error: Some((hoist_core::ErrorKind::Throttled, "slow down".into())),
+                error: Some((hoist_api::ErrorKind::Throttled, "slow down".into())),
             });
         }
         engine.flush().await;

@@ -1,7 +1,7 @@
 //! Alerts: conditions Hoist raises about itself, and the sinks that deliver them the way
 //! operators already route alerts.
 //!
-//! - [`AlertEngine`] is an [`hoist_core::events::EventSink`]: it watches the control loop's
+//! - [`AlertEngine`] is an [`hoist_engine::events::EventSink`]: it watches the control loop's
 //!   events, raises and resolves [`Alert`]s ([`rules`]) and delivers them from a background
 //!   task, re-sending active alerts every sink's `repeat_interval` and sending a resolution when
 //!   the condition clears.

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use hoist_core::events::Event;
+use hoist_engine::events::Event;
 
 use super::config::{EffectiveRule, RulesConfig};
 use super::{Alert, AlertName, AlertStatus, Severity};
@@ -386,8 +386,8 @@ mod tests {
     use std::time::Duration;
 
     use chrono::TimeZone;
-    use hoist_core::engine::{Decision, Direction, GroupSnapshot, Reason};
-    use hoist_core::{ErrorKind, MetricKind};
+    use hoist_api::{ErrorKind, MetricKind};
+    use hoist_engine::{Decision, Direction, GroupSnapshot, Reason};
 
     use super::*;
     use crate::alerts::config::{ActionFailedRule, DurationRule};

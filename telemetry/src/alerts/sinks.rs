@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use hoist_core::{Error, ErrorKind, Result};
+use hoist_api::{Error, ErrorKind, Result};
 use serde_json::{Value, json};
 
 use super::config::{AlertsConfig, SinkConfig};
 use super::{Alert, AlertStatus, Severity};
-use crate::secret::SecretString;
+use hoist_api::secret::SecretString;
 
 /// Delivers alerts to one destination.
 #[async_trait]

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use hoist_plugin::hoist_core::{
+use hoist_plugin::hoist_api::{
     Architecture, CapacityType, Currency, Error, InstanceClass, InstanceFamily, Money, Offering,
     Price, PriceSource, RateUnit,
 };

@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use hoist_plugin::hoist_core::duration::HumanDuration;
-use hoist_plugin::hoist_core::{
+use hoist_plugin::hoist_api::duration::HumanDuration;
+use hoist_plugin::hoist_api::{
     Activity, CapacityType, CatalogCapabilities, Error, ErrorKind, Instance, InstanceCatalog,
     InstanceClass, InstanceId, InstanceState, ScalingCapabilities, ScalingGroup, ScalingProvider,
 };

@@ -5,7 +5,7 @@
 #![deny(unsafe_code)]
 
 use async_trait::async_trait;
-use hoist_plugin::hoist_core::{
+use hoist_plugin::hoist_api::{
     Activity, Error, InstanceId, Result, ScalingCapabilities, ScalingGroup, ScalingProvider,
 };
 use hoist_plugin::{Plugin, PluginContext};

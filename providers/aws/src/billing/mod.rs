@@ -12,7 +12,7 @@ use aws_sdk_costexplorer::types::{
     DateInterval, Granularity, GroupDefinition, GroupDefinitionType, Metric, MetricValue,
 };
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use hoist_core::{
+use hoist_api::{
     BillingCapabilities, BillingProvider, CapacityType, CostEntry, CostGranularity, CostQuery,
     Currency, ErrorKind, Money, Price, Result,
 };
@@ -132,7 +132,7 @@ fn period(operation: &str, p: Option<&DateInterval>) -> Result<(DateTime<Utc>, D
 
 /// Cost Explorer's `LimitExceededException` is its request-rate limit, not a quota: report it
 /// as throttling so that retry layers back off and try again.
-fn rate_limit(operation: &str, e: hoist_core::Error) -> hoist_core::Error {
+fn rate_limit(operation: &str, e: hoist_api::Error) -> hoist_api::Error {
     use std::error::Error as _;
     let is_rate_limit = e
         .source()
@@ -377,7 +377,7 @@ mod mocked_tests {
     use aws_sdk_costexplorer::types::{DateInterval, ForecastResult, MetricValue};
     use aws_smithy_mocks::mock;
     use chrono::TimeZone;
-    use hoist_core::{BillingProvider, CostGranularity, CostQuery, ErrorKind, TimeRange};
+    use hoist_api::{BillingProvider, CostGranularity, CostQuery, ErrorKind, TimeRange};
 
     use crate::testing::{TEST_SECRET, mocked_provider};
 

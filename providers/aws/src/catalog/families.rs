@@ -5,7 +5,7 @@
 //! `m` in `m6i.large`), its attribute letters (`n` in `c5n`: network optimised), and the facts
 //! EC2 reports (GPUs and other accelerators win, burstable types are burstable).
 
-use hoist_core::InstanceFamily;
+use hoist_api::InstanceFamily;
 
 /// Splits `c6gn.xlarge` into series `c`, generation `6` and attributes `gn`.
 pub fn split_type(instance_type: &str) -> (&str, &str, &str) {

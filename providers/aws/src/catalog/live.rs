@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::InstanceType;
 use chrono::{DateTime, Utc};
-use hoist_core::{CapacityType, ErrorKind, Money, Price, PriceSource, RateUnit, Result};
+use hoist_api::{CapacityType, ErrorKind, Money, Price, PriceSource, RateUnit, Result};
 
 use crate::client::AwsProvider;
 use crate::errors::{SdkResultExt, local};
@@ -214,7 +214,7 @@ pub fn on_demand_from_price_list(document: &str) -> std::result::Result<(String,
 }
 
 /// Error for a Price List document that cannot be read.
-pub(crate) fn bad_document(message: String) -> hoist_core::Error {
+pub(crate) fn bad_document(message: String) -> hoist_api::Error {
     local(ErrorKind::Other, "get_products", message)
 }
 
@@ -243,7 +243,7 @@ mod mocked_tests {
 
     use aws_sdk_pricing::operation::get_products::GetProductsOutput;
     use aws_smithy_mocks::mock;
-    use hoist_core::{BillingProvider, CapacityType};
+    use hoist_api::{BillingProvider, CapacityType};
 
     use crate::testing::mocked_provider;
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{InstanceTypeInfo, LocationType};
-use hoist_core::{
+use hoist_api::{
     Architecture, CapacityType, CatalogCapabilities, InstanceCatalog, InstanceClass, Result,
 };
 
@@ -128,7 +128,7 @@ impl AwsProvider {
 fn convert_type(
     info: &InstanceTypeInfo,
     name: &str,
-    offerings: Vec<hoist_core::Offering>,
+    offerings: Vec<hoist_api::Offering>,
 ) -> InstanceClass {
     let gpus: u32 = info
         .gpu_info()
@@ -203,7 +203,7 @@ impl InstanceCatalog for AwsProvider {
             .cloned()
             .ok_or_else(|| {
                 crate::errors::local(
-                    hoist_core::ErrorKind::NotFound,
+                    hoist_api::ErrorKind::NotFound,
                     "instance_class",
                     format!("EC2 instance type {name} in {}", self.region),
                 )

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use hoist_core::{CapacityType, Money, Offering, Price, PriceSource, RateUnit};
+use hoist_api::{CapacityType, Money, Offering, Price, PriceSource, RateUnit};
 
 /// The shipped on-demand price table (CSV with `#` comments carrying its source and date).
 pub const SHIPPED_TABLE: &str = include_str!("../../data/ec2-on-demand-prices.csv");

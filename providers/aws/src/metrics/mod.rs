@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
-use hoist_core::{
+use hoist_api::{
     ErrorKind, MetricKind, MetricQuery, MetricsCapabilities, MetricsSource, Result, Sample,
     TimeRange, TimeSeries,
 };

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter, LaunchTemplateSpecification};
 use aws_sdk_ec2::types::Filter as Ec2Filter;
 use chrono::{DateTime, Utc};
-use hoist_core::{CapacityType, Instance, InstanceState, Result, ScalingGroup};
+use hoist_api::{CapacityType, Instance, InstanceState, Result, ScalingGroup};
 
 use crate::client::{AwsProvider, GroupSelector};
 use crate::errors::SdkResultExt;

@@ -15,7 +15,7 @@ use aws_sdk_autoscaling::types::{
     LaunchTemplateSpecification, MixedInstancesPolicy, RefreshPreferences,
 };
 use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
-use hoist_core::{Activity, ErrorKind, Result};
+use hoist_api::{Activity, ErrorKind, Result};
 
 use crate::client::AwsProvider;
 use crate::errors::{SdkResultExt, local};
@@ -389,7 +389,7 @@ mod tests {
     use aws_sdk_ec2::operation::describe_instance_types::DescribeInstanceTypesOutput;
     use aws_sdk_ec2::types::{InstanceTypeInfo, LaunchTemplateVersion};
     use aws_smithy_mocks::mock;
-    use hoist_core::ScalingProvider;
+    use hoist_api::ScalingProvider;
 
     use super::*;
     use crate::testing::mocked_provider;

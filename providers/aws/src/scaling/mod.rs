@@ -12,7 +12,7 @@ pub mod victims;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use hoist_core::{
+use hoist_api::{
     Activity, Error, ErrorKind, InstanceId, MetricKind, MetricQuery, Result, ScalingCapabilities,
     ScalingGroup, ScalingProvider, TimeRange,
 };

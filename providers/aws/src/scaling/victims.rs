@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use hoist_core::{InstanceId, ScalingGroup};
+use hoist_api::{InstanceId, ScalingGroup};
 use serde::{Deserialize, Serialize};
 
 /// How to choose the instances removed on scale-in.
@@ -68,10 +68,9 @@ trait PendingOrder {
     fn cmp_pending(&self, other: &Self) -> std::cmp::Ordering;
 }
 
-impl PendingOrder for hoist_core::InstanceState {
+impl PendingOrder for hoist_api::InstanceState {
     fn cmp_pending(&self, other: &Self) -> std::cmp::Ordering {
-        let rank =
-            |s: &hoist_core::InstanceState| u8::from(*s == hoist_core::InstanceState::Pending);
+        let rank = |s: &hoist_api::InstanceState| u8::from(*s == hoist_api::InstanceState::Pending);
         rank(self).cmp(&rank(other))
     }
 }
@@ -81,7 +80,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use chrono::{DateTime, Utc};
-    use hoist_core::{CapacityType, Instance, InstanceState};
+    use hoist_api::{CapacityType, Instance, InstanceState};
 
     use super::*;
 

@@ -1,0 +1,355 @@
+//! The provider-neutral domain model: scaling groups, instances, instance classes, money and
+//! metric time series. Units live in names and types (`price_per_hour`, `memory_mib`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Identifies a scaling group within one provider (an ASG name, a VMSS resource id, ...).
+pub type GroupId = String;
+/// Identifies an instance within one provider.
+pub type InstanceId = String;
+
+/// The lifecycle state of one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceState {
+    /// Asked for, booting; billed but not serving.
+    Pending,
+    /// Serving.
+    Running,
+    /// Leaving: draining connections or shutting down; no longer counted as capacity.
+    Terminating,
+    /// Gone.
+    Terminated,
+    /// Failed to start or crashed.
+    Failed,
+}
+
+impl InstanceState {
+    /// Whether the instance counts toward the group's capacity (pending or running).
+    pub fn is_active(self) -> bool {
+        matches!(self, InstanceState::Pending | InstanceState::Running)
+    }
+}
+
+/// How an instance is bought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapacityType {
+    /// Pay as you go.
+    OnDemand,
+    /// Spare capacity at a discount, may be interrupted.
+    Spot,
+    /// Committed use.
+    Reserved,
+}
+
+/// One instance in a scaling group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    /// Provider identifier.
+    pub id: InstanceId,
+    /// Instance class name (`m5.large`, `Standard_D2s_v5`, ...).
+    pub instance_class: String,
+    /// Availability zone.
+    pub zone: String,
+    /// How the instance is bought.
+    pub capacity_type: CapacityType,
+    /// Lifecycle state.
+    pub state: InstanceState,
+    /// When it was asked for.
+    pub launched_at: DateTime<Utc>,
+    /// Never chosen for scale-in.
+    pub protected_from_scale_in: bool,
+}
+
+/// A scaling group as a provider reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScalingGroup {
+    /// Provider identifier.
+    pub id: GroupId,
+    /// Lower bound of desired capacity.
+    pub min_size: u32,
+    /// Upper bound of desired capacity.
+    pub max_size: u32,
+    /// Instances the provider is asked to keep.
+    pub desired_capacity: u32,
+    /// The instance class new instances get.
+    pub instance_class: String,
+    /// Zones the group spans.
+    pub zones: Vec<String>,
+    /// The group's instances (any state except long gone).
+    pub instances: Vec<Instance>,
+    /// Free-form labels or tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl ScalingGroup {
+    /// Instances in `state`.
+    pub fn count_in(&self, state: InstanceState) -> u32 {
+        self.instances.iter().filter(|i| i.state == state).count() as u32
+    }
+
+    /// Instances that serve (running).
+    pub fn ready(&self) -> u32 {
+        self.count_in(InstanceState::Running)
+    }
+
+    /// Instances that are booting.
+    pub fn pending(&self) -> u32 {
+        self.count_in(InstanceState::Pending)
+    }
+}
+
+/// A neutral instance family, the same words for every cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceFamily {
+    /// Balanced CPU and memory.
+    General,
+    /// More CPU per GiB.
+    Compute,
+    /// More memory per vCPU.
+    Memory,
+    /// Local storage heavy.
+    Storage,
+    /// Network heavy.
+    Network,
+    /// GPUs or other accelerators.
+    Accelerated,
+    /// Burstable, shared-core.
+    Burstable,
+}
+
+/// CPU architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// x86-64.
+    X86_64,
+    /// 64-bit ARM.
+    Arm64,
+}
+
+/// An ISO 4217 currency code such as `USD`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Currency(pub String);
+
+impl Currency {
+    /// US dollars, the currency of the built-in catalogs.
+    pub fn usd() -> Self {
+        Currency("USD".to_owned())
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An amount of money in a currency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Money {
+    /// The amount, in units of the currency (not cents).
+    pub amount: f64,
+    /// The currency.
+    pub currency: Currency,
+}
+
+impl Money {
+    /// `amount` US dollars.
+    pub fn usd(amount: f64) -> Self {
+        Money {
+            amount,
+            currency: Currency::usd(),
+        }
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.2} {}", self.amount, self.currency)
+    }
+}
+
+/// The unit a rate is quoted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateUnit {
+    /// Per hour.
+    PerHour,
+    /// Per calendar month (730 hours for conversions).
+    PerMonth,
+}
+
+/// Where a price came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceSource {
+    /// `table`, `live`, `config`, `sim`, ...
+    pub kind: String,
+    /// What exactly: a table's name and date, an API, a file.
+    pub detail: String,
+}
+
+/// A price: money per unit of time, with its source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    /// The money per `unit`.
+    pub amount: Money,
+    /// The rate unit.
+    pub unit: RateUnit,
+    /// Where it came from.
+    pub source: PriceSource,
+}
+
+impl Price {
+    /// The price per hour in its currency.
+    pub fn per_hour(&self) -> f64 {
+        match self.unit {
+            RateUnit::PerHour => self.amount.amount,
+            RateUnit::PerMonth => self.amount.amount / 730.0,
+        }
+    }
+}
+
+/// One way to buy a class: a zone and capacity type, at a price.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Offering {
+    /// Zone (or region when prices do not vary by zone).
+    pub zone: String,
+    /// On-demand, spot or reserved.
+    pub capacity_type: CapacityType,
+    /// What it costs.
+    pub price: Price,
+}
+
+/// An instance class (instance type, VM size, machine type, node shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceClass {
+    /// Provider name of the class.
+    pub name: String,
+    /// Neutral family.
+    pub family: InstanceFamily,
+    /// Virtual CPUs.
+    pub vcpus: f64,
+    /// Memory in MiB.
+    pub memory_mib: u64,
+    /// Accelerators.
+    pub gpus: u32,
+    /// CPU architecture.
+    pub architecture: Architecture,
+    /// Network bandwidth in Gbit/s when known.
+    pub network_gbps: Option<f64>,
+    /// Where and how it can be bought.
+    pub offerings: Vec<Offering>,
+}
+
+impl InstanceClass {
+    /// The cheapest offering of `capacity_type`, if any.
+    pub fn cheapest(&self, capacity_type: CapacityType) -> Option<&Offering> {
+        self.offerings
+            .iter()
+            .filter(|o| o.capacity_type == capacity_type)
+            .min_by(|a, b| a.price.per_hour().total_cmp(&b.price.per_hour()))
+    }
+}
+
+/// A signal the engine can scale on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    /// Average CPU utilisation of ready instances, as a fraction 0..=1.
+    Utilization,
+    /// Requests per second, summed over the group.
+    RequestRate,
+    /// Messages waiting.
+    QueueDepth,
+    /// 95th percentile latency, seconds.
+    LatencyP95,
+    /// 99th percentile latency, seconds.
+    LatencyP99,
+    /// Share of requests failing, 0..=1.
+    ErrorRate,
+    /// A named custom metric.
+    Custom(String),
+}
+
+impl MetricKind {
+    /// A stable short name for logs, reasons and labels.
+    pub fn name(&self) -> &str {
+        match self {
+            MetricKind::Utilization => "utilization",
+            MetricKind::RequestRate => "request_rate",
+            MetricKind::QueueDepth => "queue_depth",
+            MetricKind::LatencyP95 => "latency_p95",
+            MetricKind::LatencyP99 => "latency_p99",
+            MetricKind::ErrorRate => "error_rate",
+            MetricKind::Custom(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for MetricKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One observation of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The value (may be NaN when a source reports it; the engine treats NaN as missing).
+    pub value: f64,
+}
+
+/// A time series with its labels.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TimeSeries {
+    /// Labels identifying the series.
+    pub labels: BTreeMap<String, String>,
+    /// Samples, oldest first.
+    pub samples: Vec<Sample>,
+}
+
+/// What to ask a [`crate::MetricsSource`] for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricQuery {
+    /// The group the metric describes.
+    pub group: GroupId,
+    /// The signal.
+    pub metric: MetricKind,
+    /// A source-specific expression (PromQL, a CloudWatch metric spec), when the policy gives one.
+    pub expression: Option<String>,
+}
+
+/// A half-open interval of time, `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeRange {
+    /// Inclusive start.
+    pub start: DateTime<Utc>,
+    /// Exclusive end.
+    pub end: DateTime<Utc>,
+}
+
+/// An in-flight or finished change to a group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    /// Provider identifier of the activity.
+    pub id: String,
+    /// What it does.
+    pub description: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Progress 0..=100 when known.
+    pub progress_percent: Option<u8>,
+    /// Whether it is done.
+    pub done: bool,
+}

@@ -1,0 +1,301 @@
+//! Assembly: from a policy file to a running autoscaler, as a library.
+//!
+//! [`load`] reads and fully validates a policy file, every provider's settings included, and
+//! reports all problems at once with file, line and field. [`build`] builds every provider
+//! through a [`ProviderRegistry`], wraps it in the recommended layers ([`recommended_layers`]),
+//! resolves metrics sources and returns the [`ControlLoop`]. The reference binary and the
+//! examples that link providers as a library both go through here, so they run with the same
+//! retries, timeouts and circuit breakers.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use std::sync::Arc;
+//! use hoist_api::registry::ProviderRegistry;
+//! use hoist_engine::assembly;
+//! use hoist_engine::events::NoEvents;
+//!
+//! let mut registry = ProviderRegistry::new();
+//! hoist_sim::register_builtins(&mut registry);
+//! let text = "providers: {sim: {simulated: {seed: 1}}}\ngroups:\n  - {name: web, provider: sim, min: 1, max: 4, policies: [{target_tracking: {metric: utilization, target: 0.6}}]}\n";
+//! let document = assembly::parse(text, "inline.yaml".as_ref(), &registry).unwrap();
+//! let built = assembly::build(&document, &registry, Arc::new(NoEvents)).await.unwrap();
+//! assert!(built.virtual_time);
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hoist_api::layers::{CircuitBreakerLayer, LayerStack, MetricsLayer, RetryLayer, TimeoutLayer};
+use hoist_api::registry::{BuildContext, BuiltProvider, GroupBounds, ProviderRegistry};
+use hoist_api::{Clock, Error, ErrorKind, MetricsSource, SystemClock};
+
+use crate::config::{ConfigError, ConfigErrors, PolicyDocument, load_file, parse_str};
+use crate::control::{ControlLoop, ManagedGroup};
+use crate::events::{EventSink, provider_sink};
+
+/// Why a policy file could not be assembled into a running autoscaler.
+#[derive(Debug)]
+pub enum AssemblyError {
+    /// The file is invalid: every problem, each with file, line and field. Fix the file.
+    Invalid(ConfigErrors),
+    /// The file is valid but something it names could not be built (a provider refused its
+    /// settings at build time, a metrics source gives no metrics, ...). The message says which.
+    Input(String),
+    /// A provider failed while being built (network, credentials, ...).
+    Runtime(String),
+}
+
+impl AssemblyError {
+    /// Whether the user's input is at fault (exit code 2 in the reference binary), rather than
+    /// the environment.
+    pub fn is_input(&self) -> bool {
+        !matches!(self, AssemblyError::Runtime(_))
+    }
+}
+
+impl fmt::Display for AssemblyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AssemblyError::Invalid(errors) => {
+                write!(f, "invalid policy file\n{errors}")?;
+                if errors.0.len() > 1 {
+                    write!(f, "\n({} problems)", errors.0.len())?;
+                }
+                Ok(())
+            }
+            AssemblyError::Input(text) | AssemblyError::Runtime(text) => f.write_str(text),
+        }
+    }
+}
+
+impl std::error::Error for AssemblyError {}
+
+/// A check of a policy file section that only the host knows how to make (the reference binary
+/// checks its `alerts:` block with the telemetry crate). Returns the problems it found.
+pub type ExtraCheck<'a> = &'a dyn Fn(&PolicyDocument) -> Vec<ConfigError>;
+
+/// Reads `path` and validates it fully: the file's own rules, then every provider's and metrics
+/// source's settings through its factory (without connecting anywhere), then `extra` checks.
+pub fn load(
+    path: &Path,
+    registry: &ProviderRegistry,
+    extra: &[ExtraCheck<'_>],
+) -> Result<PolicyDocument, AssemblyError> {
+    let document = load_file(path).map_err(AssemblyError::Invalid)?;
+    check(document, registry, extra)
+}
+
+/// As [`load`], for a policy file's text; `path` names it in errors and relative paths in it
+/// resolve against its directory.
+pub fn parse(
+    text: &str,
+    path: &Path,
+    registry: &ProviderRegistry,
+) -> Result<PolicyDocument, AssemblyError> {
+    let document = parse_str(path, text).map_err(AssemblyError::Invalid)?;
+    check(document, registry, &[])
+}
+
+fn check(
+    document: PolicyDocument,
+    registry: &ProviderRegistry,
+    extra: &[ExtraCheck<'_>],
+) -> Result<PolicyDocument, AssemblyError> {
+    let mut problems = Vec::new();
+    for (section, map) in [
+        ("providers", &document.policy.providers),
+        ("metrics_sources", &document.policy.metrics_sources),
+    ] {
+        for (name, provider) in map {
+            let Ok((kind, settings)) = provider.kind_and_settings() else {
+                continue; // reported by the loader
+            };
+            let field = format!("{section}.{name}.{kind}");
+            let factory = match registry.factory(kind) {
+                Ok(factory) => factory,
+                Err(e) => {
+                    problems.push(document.error_at(&field, e.message().to_owned()));
+                    continue;
+                }
+            };
+            let groups = bounds_for(&document, name);
+            let ctx = BuildContext {
+                name,
+                settings: &settings,
+                base_dir: &document.base_dir,
+                groups: &groups,
+            };
+            if let Err(e) = factory.validate(ctx) {
+                problems.push(settings_error(&document, &field, &e));
+            }
+        }
+    }
+    for check in extra {
+        problems.extend(check(&document));
+    }
+    if problems.is_empty() {
+        Ok(document)
+    } else {
+        Err(AssemblyError::Invalid(ConfigErrors(problems)))
+    }
+}
+
+/// A settings error from a factory, at the line of the field it names ([`Error::field`],
+/// relative to `base`), otherwise at `base` itself.
+pub fn settings_error(document: &PolicyDocument, base: &str, error: &Error) -> ConfigError {
+    match error.field() {
+        Some(field) if !field.is_empty() => {
+            let path = if field.starts_with('[') {
+                format!("{base}{field}")
+            } else {
+                format!("{base}.{field}")
+            };
+            document.error_at(&path, error.message().to_owned())
+        }
+        _ => document.error_at(base, error.message().to_owned()),
+    }
+}
+
+fn bounds_for(document: &PolicyDocument, provider: &str) -> Vec<GroupBounds> {
+    document
+        .policy
+        .groups
+        .iter()
+        .filter(|g| g.provider == provider)
+        .map(|g| GroupBounds {
+            id: g.provider_id().to_owned(),
+            min: g.min,
+            max: g.max,
+        })
+        .collect()
+}
+
+/// The control loop a policy file describes, the providers it built, and whether it runs in
+/// virtual time.
+#[derive(Debug)]
+pub struct Built {
+    /// The loop.
+    pub control: ControlLoop,
+    /// Whether the clock is a simulated cloud's virtual clock.
+    pub virtual_time: bool,
+    /// The built providers (already layered), by name.
+    pub providers: BTreeMap<String, BuiltProvider>,
+}
+
+/// Builds every provider and metrics source, each in the layers that suit it
+/// ([`recommended_layers`]), and the control loop over the file's groups. Every layer and the
+/// loop report to `events`.
+pub async fn build(
+    document: &PolicyDocument,
+    registry: &ProviderRegistry,
+    events: Arc<dyn EventSink>,
+) -> Result<Built, AssemblyError> {
+    let policy = &document.policy;
+    let mut providers = BTreeMap::new();
+    for (name, provider) in &policy.providers {
+        let (kind, settings) = provider.kind_and_settings().map_err(AssemblyError::Input)?;
+        let groups = bounds_for(document, name);
+        let ctx = BuildContext {
+            name,
+            settings: &settings,
+            base_dir: &document.base_dir,
+            groups: &groups,
+        };
+        let built = registry.build(kind, ctx).await.map_err(|e| {
+            let text = format!("provider `{name}` ({kind}): {e}");
+            if matches!(e.kind(), ErrorKind::Config | ErrorKind::InvalidInput) {
+                AssemblyError::Input(text)
+            } else {
+                AssemblyError::Runtime(text)
+            }
+        })?;
+        providers.insert(name.clone(), recommended_layers(built, &events));
+    }
+    let mut sources: BTreeMap<String, Arc<dyn MetricsSource>> = BTreeMap::new();
+    for (name, source) in &policy.metrics_sources {
+        let (kind, settings) = source.kind_and_settings().map_err(AssemblyError::Input)?;
+        let ctx = BuildContext {
+            name,
+            settings: &settings,
+            base_dir: &document.base_dir,
+            groups: &[],
+        };
+        let built = registry.build(kind, ctx).await.map_err(|e| {
+            AssemblyError::Runtime(format!("metrics source `{name}` ({kind}): {e}"))
+        })?;
+        let metrics = recommended_layers(built, &events)
+            .set
+            .metrics
+            .ok_or_else(|| {
+                AssemblyError::Input(format!(
+                    "metrics source `{name}` ({kind}) does not provide metrics"
+                ))
+            })?;
+        sources.insert(name.clone(), metrics);
+    }
+
+    let clocks: Vec<&Arc<dyn Clock>> = providers
+        .values()
+        .filter_map(|p| p.clock.as_ref())
+        .collect();
+    let (clock, virtual_time): (Arc<dyn Clock>, bool) = match clocks.as_slice() {
+        [] => (Arc::new(SystemClock), false),
+        [clock] if providers.len() == 1 => (Arc::clone(clock), true),
+        _ => {
+            return Err(AssemblyError::Input(format!(
+                "{}: a simulated cloud runs in its own virtual time and cannot share a run with other providers; put it in a policy file of its own",
+                document.path.display()
+            )));
+        }
+    };
+
+    let mut groups = Vec::with_capacity(policy.groups.len());
+    for group in &policy.groups {
+        let provider = &providers[&group.provider];
+        let mut managed = ManagedGroup::new(group.clone(), provider.set.clone());
+        if let Some(source) = group.metrics.as_ref().and_then(|m| m.source.as_ref()) {
+            managed.metrics = match sources.get(source) {
+                Some(metrics) => Some(Arc::clone(metrics)),
+                None => providers.get(source).and_then(|p| p.set.metrics.clone()),
+            };
+        }
+        groups.push(managed);
+    }
+    let control = ControlLoop::new(groups, clock, policy.run.interval.get())
+        .with_dry_run(policy.run.dry_run)
+        .with_events(events);
+    Ok(Built {
+        control,
+        virtual_time,
+        providers,
+    })
+}
+
+/// How long one attempt of a provider call may take under the recommended layers.
+pub const PROVIDER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `built` wrapped in the layers that suit it. A provider on the wall clock gets the
+/// recommended stack, `Retry(CircuitBreaker(Metrics(Timeout(provider))))`; a provider with its
+/// own clock (the simulated cloud, which cannot fail transiently) only the metrics layer.
+/// Every layer reports to `events`.
+pub fn recommended_layers(built: BuiltProvider, events: &Arc<dyn EventSink>) -> BuiltProvider {
+    let sink = provider_sink(Arc::clone(events));
+    let metrics = MetricsLayer::new(Arc::clone(&sink));
+    let stack = if built.clock.is_some() {
+        LayerStack::new().metrics(metrics)
+    } else {
+        LayerStack::new()
+            .timeout(TimeoutLayer::new(PROVIDER_CALL_TIMEOUT))
+            .metrics(metrics)
+            .circuit_breaker(CircuitBreakerLayer::new().with_events(Arc::clone(&sink)))
+            .retry(RetryLayer::new().with_events(sink))
+    };
+    BuiltProvider {
+        set: stack.apply(built.set),
+        clock: built.clock,
+    }
+}

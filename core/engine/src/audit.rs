@@ -1,0 +1,116 @@
+//! The audit trail: one JSON object per line for every decision and every configuration change,
+//! appended to a file and flushed as it is written, so that nothing is lost if the process dies.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::Decision;
+use crate::error::{Error, ErrorKind, Result};
+
+/// One audit record.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum AuditRecord<'a> {
+    /// A policy file was loaded (at start or on reload).
+    ConfigLoaded {
+        /// When.
+        at: DateTime<Utc>,
+        /// Which file.
+        file: &'a str,
+        /// FNV-1a hash of its bytes, to tell versions apart.
+        fingerprint: String,
+    },
+    /// A decision, with whether and how it was applied.
+    Decision {
+        /// Provider name in the policy file.
+        provider: &'a str,
+        /// The decision with its reasons.
+        #[serde(flatten)]
+        decision: &'a Decision,
+        /// `applied`, `dry_run`, `unchanged` or `failed`.
+        outcome: &'a str,
+        /// The error when it failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+    },
+}
+
+/// An append-only JSON-lines audit log.
+#[derive(Debug)]
+pub struct AuditLog {
+    path: Option<PathBuf>,
+    out: Mutex<Option<BufWriter<File>>>,
+}
+
+impl AuditLog {
+    /// Opens (creating or appending to) the log at `path`.
+    pub fn open(path: &Path) -> Result<AuditLog> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("cannot create {}", parent.display()),
+                )
+                .with_source(e)
+            })?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("cannot open the audit log {}", path.display()),
+                )
+                .with_source(e)
+            })?;
+        Ok(AuditLog {
+            path: Some(path.to_owned()),
+            out: Mutex::new(Some(BufWriter::new(file))),
+        })
+    }
+
+    /// A log that writes nothing (for `plan` and tests).
+    pub fn disabled() -> AuditLog {
+        AuditLog {
+            path: None,
+            out: Mutex::new(None),
+        }
+    }
+
+    /// Where it writes.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Appends one record and flushes it.
+    pub fn append(&self, record: &AuditRecord<'_>) -> Result<()> {
+        let mut guard = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(out) = guard.as_mut() else {
+            return Ok(());
+        };
+        let line = serde_json::to_string(record).map_err(|e| {
+            Error::new(ErrorKind::Other, "cannot encode an audit record").with_source(e)
+        })?;
+        out.write_all(line.as_bytes())
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush())
+            .map_err(|e| Error::new(ErrorKind::Other, "cannot write the audit log").with_source(e))
+    }
+}
+
+/// FNV-1a 64-bit hash of `bytes`, as hex: a stable fingerprint of a configuration file.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}

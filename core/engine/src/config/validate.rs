@@ -1,0 +1,424 @@
+//! Semantic checks of a parsed policy file. Each problem is a field path and a message; the
+//! loader turns paths into lines.
+
+use std::collections::BTreeSet;
+
+use super::{
+    Aggregation, MaxCapacity, PolicyConfig, PolicyFile, Predictive, RateLimit, Scheduled,
+    StepScaling,
+};
+use crate::model::MetricKind;
+
+/// Every problem in `policy`, as (field path, message).
+pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let mut push = |path: String, message: String| problems.push((path, message));
+
+    if policy.version != 1 {
+        push(
+            "version".into(),
+            format!(
+                "unsupported version {}; this build reads version 1",
+                policy.version
+            ),
+        );
+    }
+    for (name, provider) in policy.providers.iter().chain(&policy.metrics_sources) {
+        let section = if policy.providers.contains_key(name) {
+            "providers"
+        } else {
+            "metrics_sources"
+        };
+        if let Err(message) = provider.kind_and_settings() {
+            push(format!("{section}.{name}"), message);
+        }
+    }
+    if policy.groups.is_empty() {
+        push(
+            "groups".into(),
+            "no groups: add at least one group to scale".into(),
+        );
+    }
+    if policy.run.interval.get().is_zero() {
+        push("run.interval".into(), "must be longer than 0s".into());
+    }
+
+    let mut names = BTreeSet::new();
+    for (g, group) in policy.groups.iter().enumerate() {
+        let at = |field: &str| format!("groups[{g}].{field}");
+        if group.name.trim().is_empty() {
+            push(at("name"), "a group needs a name".into());
+        } else if !names.insert(group.name.as_str()) {
+            push(at("name"), format!("duplicate group name `{}`", group.name));
+        }
+        if !policy.providers.contains_key(&group.provider) {
+            let known: Vec<&str> = policy.providers.keys().map(String::as_str).collect();
+            push(
+                at("provider"),
+                if known.is_empty() {
+                    format!(
+                        "unknown provider `{}`: the file declares no providers",
+                        group.provider
+                    )
+                } else {
+                    format!(
+                        "unknown provider `{}`; declared providers: {}",
+                        group.provider,
+                        known.join(", ")
+                    )
+                },
+            );
+        }
+        if group.min > group.max {
+            push(
+                at("min"),
+                format!("min ({}) is greater than max ({})", group.min, group.max),
+            );
+        }
+        if group.max == 0 {
+            push(at("max"), "max must be at least 1".into());
+        }
+        if let Some(metrics) = &group.metrics
+            && let Some(source) = &metrics.source
+            && !policy.metrics_sources.contains_key(source)
+            && !policy.providers.contains_key(source)
+        {
+            push(
+                at("metrics.source"),
+                format!("unknown metrics source `{source}`; declare it under `metrics_sources`"),
+            );
+        }
+        if group.policies.is_empty() {
+            push(
+                at("policies"),
+                "no policies: add at least one (e.g. target_tracking)".into(),
+            );
+        }
+        let guards = &group.guards;
+        if guards.metric_max_age.get().is_zero() {
+            push(at("guards.metric_max_age"), "must be longer than 0s".into());
+        }
+        if guards.max_scale_out_step == Some(0) {
+            push(at("guards.max_scale_out_step"), "must be at least 1".into());
+        }
+        if guards.max_scale_in_step == Some(0) {
+            push(at("guards.max_scale_in_step"), "must be at least 1".into());
+        }
+        let predictive: Vec<usize> = group
+            .policies
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| matches!(p, PolicyConfig::Predictive(_)))
+            .map(|(i, _)| i)
+            .collect();
+        if let [_, second, ..] = predictive[..] {
+            push(
+                format!("groups[{g}].policies[{second}].predictive"),
+                "a group has at most one predictive policy".into(),
+            );
+        }
+        for (p, policy) in group.policies.iter().enumerate() {
+            let base = format!("groups[{g}].policies[{p}].{}", policy.kind());
+            validate_policy(policy, &base, group.max, &mut push);
+        }
+    }
+    problems
+}
+
+fn validate_metric(metric: &MetricKind, path: &str, push: &mut impl FnMut(String, String)) {
+    if let MetricKind::Custom(name) = metric
+        && name.trim().is_empty()
+    {
+        push(path.to_owned(), "a custom metric needs a name".into());
+    }
+}
+
+fn validate_policy(
+    policy: &PolicyConfig,
+    base: &str,
+    group_max: u32,
+    push: &mut impl FnMut(String, String),
+) {
+    let at = |field: &str| format!("{base}.{field}");
+    match policy {
+        PolicyConfig::TargetTracking(tt) => {
+            validate_metric(&tt.metric, &at("metric"), push);
+            if !(tt.target.is_finite() && tt.target > 0.0) {
+                push(
+                    at("target"),
+                    format!("target must be a positive number, got {}", tt.target),
+                );
+            } else if matches!(tt.metric, MetricKind::Utilization | MetricKind::ErrorRate)
+                && tt.target > 1.0
+            {
+                push(
+                    at("target"),
+                    format!(
+                        "{} is a fraction: the target must be in (0, 1], got {} (write 0.6 for 60 %)",
+                        tt.metric, tt.target
+                    ),
+                );
+            }
+            if tt.aggregation == Some(Aggregation::Average)
+                && !matches!(tt.metric, MetricKind::Utilization | MetricKind::Custom(_))
+            {
+                push(
+                    at("aggregation"),
+                    format!("{} is not an average per instance", tt.metric),
+                );
+            }
+            if !(tt.tolerance.is_finite() && (0.0..1.0).contains(&tt.tolerance)) {
+                push(
+                    at("tolerance"),
+                    format!("tolerance must be in [0, 1), got {}", tt.tolerance),
+                );
+            } else if tt.metric == MetricKind::Utilization
+                && tt.target.is_finite()
+                && tt.target <= 1.0
+                && tt.target * (1.0 + tt.tolerance) >= 1.0
+            {
+                // Measured utilisation cannot pass 100 %, so such a policy never scales out.
+                push(
+                    at("tolerance"),
+                    format!(
+                        "with target {} and tolerance {} this policy would scale out only above {:.1} % utilisation, which cannot be measured: it would never scale out; lower the tolerance below {:.3} or the target",
+                        tt.target,
+                        tt.tolerance,
+                        tt.target * (1.0 + tt.tolerance) * 100.0,
+                        (1.0 / tt.target - 1.0).max(0.0)
+                    ),
+                );
+            }
+            for (dir, behavior) in [("scale_up", &tt.scale_up), ("scale_down", &tt.scale_down)] {
+                for (l, limit) in behavior.limits.iter().enumerate() {
+                    validate_limit(limit, &at(&format!("{dir}.limits[{l}]")), push);
+                }
+            }
+        }
+        PolicyConfig::Step(step) => validate_steps(step, base, push),
+        PolicyConfig::Threshold(th) => {
+            validate_metric(&th.metric, &at("metric"), push);
+            for (name, value) in [("upper", th.upper), ("lower", th.lower)] {
+                if let Some(v) = value
+                    && (!v.is_finite() || v < 0.0)
+                {
+                    push(at(name), format!("must be a non-negative number, got {v}"));
+                }
+            }
+            match (th.lower, th.upper) {
+                (None, None) => push(
+                    base.to_owned(),
+                    "a threshold policy needs `upper`, `lower` or both".into(),
+                ),
+                (Some(lower), Some(upper)) if lower >= upper => push(
+                    at("lower"),
+                    format!("lower ({lower}) must be below upper ({upper})"),
+                ),
+                _ => {}
+            }
+            for (name, value) in [
+                ("scale_out_by", th.scale_out_by),
+                ("scale_in_by", th.scale_in_by),
+                ("periods", th.periods),
+            ] {
+                if value == 0 {
+                    push(at(name), "must be at least 1".into());
+                }
+            }
+        }
+        PolicyConfig::Scheduled(s) => validate_scheduled(s, base, group_max, push),
+        PolicyConfig::Predictive(p) => validate_predictive(p, base, push),
+    }
+}
+
+fn validate_limit(limit: &RateLimit, path: &str, push: &mut impl FnMut(String, String)) {
+    match (limit.instances, limit.percent) {
+        (None, None) | (Some(_), Some(_)) => push(
+            path.to_owned(),
+            "a rate limit has exactly one of `instances` or `percent`".into(),
+        ),
+        (Some(0), None) => push(format!("{path}.instances"), "must be at least 1".into()),
+        (None, Some(p)) if !(p.is_finite() && p > 0.0) => push(
+            format!("{path}.percent"),
+            format!("must be a positive number, got {p}"),
+        ),
+        _ => {}
+    }
+    if limit.period.get().is_zero() {
+        push(format!("{path}.period"), "must be longer than 0s".into());
+    }
+}
+
+fn validate_steps(step: &StepScaling, base: &str, push: &mut impl FnMut(String, String)) {
+    validate_metric(&step.metric, &format!("{base}.metric"), push);
+    if step.steps.is_empty() {
+        push(
+            format!("{base}.steps"),
+            "at least one step is needed".into(),
+        );
+        return;
+    }
+    let mut ranges: Vec<(f64, f64, usize)> = Vec::new();
+    for (i, s) in step.steps.iter().enumerate() {
+        let from = s.from.unwrap_or(f64::NEG_INFINITY);
+        let to = s.to.unwrap_or(f64::INFINITY);
+        if from.is_nan() || to.is_nan() || from >= to {
+            push(
+                format!("{base}.steps[{i}]"),
+                "a step needs `from` below `to`".into(),
+            );
+            continue;
+        }
+        if step.adjustment == super::AdjustmentType::Exact && s.adjust < 0 {
+            push(
+                format!("{base}.steps[{i}].adjust"),
+                "an exact adjustment is a capacity and cannot be negative".into(),
+            );
+        }
+        ranges.push((from, to, i));
+    }
+    ranges.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for pair in ranges.windows(2) {
+        if pair[1].0 < pair[0].1 {
+            push(
+                format!("{base}.steps[{}]", pair[1].2),
+                format!("overlaps step {}", pair[0].2),
+            );
+        }
+    }
+}
+
+fn validate_scheduled(
+    s: &Scheduled,
+    base: &str,
+    group_max: u32,
+    push: &mut impl FnMut(String, String),
+) {
+    if let Err(e) = crate::schedule::parse_cron(&s.cron) {
+        push(format!("{base}.cron"), e);
+    }
+    if s.timezone.parse::<chrono_tz::Tz>().is_err() {
+        push(
+            format!("{base}.timezone"),
+            format!(
+                "unknown time zone `{}`; use an IANA name such as `Europe/Berlin` or `UTC`",
+                s.timezone
+            ),
+        );
+    }
+    if s.duration.get().is_zero() {
+        push(format!("{base}.duration"), "must be longer than 0s".into());
+    }
+    if s.min.is_none() && s.max.is_none() && s.desired.is_none() {
+        push(
+            base.to_owned(),
+            "a scheduled policy sets at least one of `min`, `max` or `desired`".into(),
+        );
+    }
+    if let (Some(min), Some(max)) = (s.min, s.max)
+        && min > max
+    {
+        push(
+            format!("{base}.min"),
+            format!("min ({min}) is greater than max ({max})"),
+        );
+    }
+    for (name, value) in [("min", s.min), ("desired", s.desired)] {
+        if let Some(v) = value
+            && v > group_max
+        {
+            push(
+                format!("{base}.{name}"),
+                format!("{v} is above the group's max ({group_max})"),
+            );
+        }
+    }
+}
+
+fn validate_predictive(p: &Predictive, base: &str, push: &mut impl FnMut(String, String)) {
+    let at = |field: &str| format!("{base}.{field}");
+    validate_metric(&p.metric, &at("metric"), push);
+    match p.metric {
+        MetricKind::RequestRate
+        | MetricKind::QueueDepth
+        | MetricKind::Utilization
+        | MetricKind::Custom(_) => {}
+        _ => push(
+            at("metric"),
+            format!(
+                "{} is not a load: forecast request_rate, queue_depth, utilization or a custom total",
+                p.metric
+            ),
+        ),
+    }
+    if !(p.target.is_finite() && p.target > 0.0) {
+        push(
+            at("target"),
+            format!("target must be a positive number, got {}", p.target),
+        );
+    } else if p.metric == MetricKind::Utilization && p.target > 1.0 {
+        push(
+            at("target"),
+            format!(
+                "utilization is a fraction: the target must be in (0, 1], got {} (write 0.6 for 60 %)",
+                p.target
+            ),
+        );
+    }
+    let hour = std::time::Duration::from_secs(3_600);
+    if p.min_history.get() < hour {
+        push(at("min_history"), "must be at least 1h".into());
+    }
+    if p.history.get() < p.min_history.get() {
+        push(
+            at("history"),
+            format!(
+                "history ({}) is shorter than min_history ({})",
+                p.history, p.min_history
+            ),
+        );
+    }
+    if p.horizon.get() < hour {
+        push(at("horizon"), "must be at least 1h".into());
+    }
+    if p.refresh.get().is_zero() {
+        push(at("refresh"), "must be longer than 0s".into());
+    }
+    if p.buffer.get() > p.horizon.get() {
+        push(
+            at("buffer"),
+            format!(
+                "buffer ({}) reaches past the horizon ({})",
+                p.buffer, p.horizon
+            ),
+        );
+    }
+    if !(p.margin.is_finite() && (0.0..=10.0).contains(&p.margin)) {
+        push(
+            at("margin"),
+            format!("margin must be in [0, 10], got {}", p.margin),
+        );
+    }
+    if let Some(q) = p.quantile
+        && !(q > 0.5 && q < 1.0)
+    {
+        push(
+            at("quantile"),
+            format!("quantile must be in (0.5, 1), got {q}"),
+        );
+    }
+    if let MaxCapacity::RaiseByPercent(pct) = p.max_capacity
+        && !(pct.is_finite() && pct > 0.0 && pct <= 100.0)
+    {
+        push(
+            at("max_capacity.raise_by_percent"),
+            format!("must be in (0, 100], got {pct}"),
+        );
+    }
+    if !(p.fallback_mase.is_finite() && p.fallback_mase > 0.0) {
+        push(
+            at("fallback_mase"),
+            format!("must be a positive number, got {}", p.fallback_mase),
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! Tests of engine, one binary for the area (each module was once a binary of its own).
+
+mod decide;
+mod forecast_forecaster;
+mod forecast_model;
+mod predictive;
+mod predictive_level;

@@ -1,0 +1,292 @@
+//! A policy file's group as a replay controller: the real policy engine ([`hoist_engine::decide`])
+//! fed with the metrics the replay's pipeline delivers.
+//!
+//! Every `run.interval` of the policy file the engine gets a [`GroupSnapshot`] (desired, ready,
+//! booting) and [`MetricWindows`] with one sample per metric period for the last
+//! [`HISTORY_PERIODS`] periods of each signal the group's policies read, each stamped with the time
+//! the pipeline delivered it. A period without data (a trace gap, no ready instance) is a `NaN`
+//! sample, which the engine treats as missing. Applied decisions are recorded in the engine's
+//! memory, as the control loop does.
+//!
+//! A group with a predictive policy also gets a forecast: at every evaluation the latest
+//! (lagged) period of the policy's metric is fed to a [`PredictiveForecast`], stamped with the
+//! time it describes; the forecaster refits on the policy's `refresh` schedule and the points go
+//! to the engine in [`Observation::forecast`]. The forecaster only knows what the replay showed
+//! it: a replay of a window starts without history.
+
+use chrono::TimeDelta;
+
+use super::ReplayParams;
+use super::replay::{Controller, Signal, StartContext, View, requirement_per_step};
+use crate::model::{MetricKind, Sample};
+use hoist_engine::config::{GroupConfig, PolicyConfig};
+use hoist_engine::{
+    DecisionMemory, ForecastPoint, GroupSnapshot, MetricWindows, Observation, PredictiveForecast,
+    decide,
+};
+
+/// Periods of history per signal handed to the engine.
+pub const HISTORY_PERIODS: usize = 15;
+
+/// One group of a policy file, replayed.
+#[derive(Debug, Clone)]
+pub struct PolicyController {
+    name: String,
+    group: GroupConfig,
+    interval_seconds: i64,
+    memory: DecisionMemory,
+    kinds: Vec<(MetricKind, Signal)>,
+    metric_period_seconds: i64,
+    metric_lag_seconds: i64,
+    capacity_per_instance: f64,
+    predictive: Option<(PredictiveForecast, Signal)>,
+    last_forecast: Option<f64>,
+    /// Scored evaluations of the predictive policy, by what its forecast was: used, or not and
+    /// why (numbers in the reason replaced by `N`, so like reasons count together).
+    forecast_use: std::collections::BTreeMap<String, u64>,
+}
+
+fn signal_of(kind: &MetricKind) -> Option<Signal> {
+    Some(match kind {
+        MetricKind::Utilization => Signal::Utilization,
+        MetricKind::RequestRate => Signal::RequestRate,
+        MetricKind::QueueDepth => Signal::QueueDepth,
+        MetricKind::LatencyP95 => Signal::LatencyP95,
+        MetricKind::LatencyP99 => Signal::LatencyP99,
+        MetricKind::ErrorRate => Signal::ErrorRate,
+        MetricKind::Custom(_) => return None,
+    })
+}
+
+impl PolicyController {
+    /// `group` of a policy file evaluated every `interval_seconds`. Fails when the group reads
+    /// a custom metric the replay cannot produce.
+    pub fn new(name: &str, group: GroupConfig, interval_seconds: i64) -> Result<Self, String> {
+        let mut kinds = Vec::new();
+        for kind in group.metrics_needed() {
+            let Some(signal) = signal_of(&kind) else {
+                return Err(format!(
+                    "group {}: custom metric {:?} cannot be replayed; the replay produces utilization, request_rate, queue_depth, latency_p95, latency_p99 and error_rate",
+                    group.name,
+                    kind.name()
+                ));
+            };
+            kinds.push((kind, signal));
+        }
+        let mut predictive = None;
+        for policy in &group.policies {
+            if let PolicyConfig::Predictive(p) = policy {
+                let state = PredictiveForecast::new(p)
+                    .map_err(|e| format!("group {}: predictive policy: {e}", group.name))?;
+                let signal = signal_of(&p.metric).ok_or_else(|| {
+                    format!(
+                        "group {}: the predictive metric cannot be replayed",
+                        group.name
+                    )
+                })?;
+                predictive = Some((state, signal));
+                break;
+            }
+        }
+        Ok(PolicyController {
+            name: name.to_owned(),
+            group,
+            interval_seconds: interval_seconds.max(1),
+            memory: DecisionMemory::new(),
+            kinds,
+            metric_period_seconds: 60,
+            metric_lag_seconds: 60,
+            capacity_per_instance: 1.0,
+            predictive,
+            last_forecast: None,
+            forecast_use: std::collections::BTreeMap::new(),
+        })
+    }
+}
+
+impl Controller for PolicyController {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn period_seconds(&self, _params: &ReplayParams, _step_seconds: i64) -> i64 {
+        self.interval_seconds
+    }
+
+    fn wants_full_metrics(&self) -> bool {
+        self.kinds.iter().any(|(_, s)| *s != Signal::Utilization)
+    }
+
+    fn history_periods(&self) -> usize {
+        HISTORY_PERIODS
+    }
+
+    /// Starts at the requirement of the first step within the group's bounds (a group sized
+    /// for the load before the replay began).
+    fn start(&mut self, ctx: &StartContext<'_>) -> u32 {
+        self.metric_period_seconds = ctx.params.metric_period.as_secs() as i64;
+        self.metric_lag_seconds = ctx.params.metric_lag.as_secs() as i64;
+        self.capacity_per_instance = ctx.params.capacity_per_instance;
+        let first = requirement_per_step(ctx.demand)
+            .first()
+            .copied()
+            .unwrap_or(1);
+        first.clamp(self.group.min, self.group.max.max(self.group.min))
+    }
+
+    fn decide(&mut self, view: &View<'_>) -> u32 {
+        let mut metrics = MetricWindows::new();
+        for (kind, signal) in &self.kinds {
+            let mut samples = Vec::with_capacity(HISTORY_PERIODS);
+            for back in (0..HISTORY_PERIODS).rev() {
+                let value = view.signal(*signal, back);
+                let at = view.at() - TimeDelta::seconds(self.metric_period_seconds * back as i64);
+                if back > 0 && value.is_none() && samples.is_empty() {
+                    // Before the replay had data: no sample at all.
+                    continue;
+                }
+                samples.push(Sample {
+                    at,
+                    value: value.unwrap_or(f64::NAN),
+                });
+            }
+            metrics.insert(kind.clone(), samples);
+        }
+        let snapshot = GroupSnapshot {
+            id: self.group.provider_id().to_owned(),
+            desired: view.desired,
+            ready: view.ready,
+            pending: view.pending,
+            provider_min: 0,
+            provider_max: u32::MAX,
+            instance_class: "replay".to_owned(),
+        };
+        let forecast = self.forecast_input(view);
+        let (points, note) = match &forecast {
+            Some(f) => (f.points.as_deref(), f.note.as_deref()),
+            None => (None, None),
+        };
+        let observation = Observation {
+            now: view.at(),
+            group: &snapshot,
+            metrics: &metrics,
+            forecast: points,
+            forecast_note: note,
+        };
+        let decision = decide(&self.group, &observation, &mut self.memory);
+        if let Some(f) = &forecast {
+            let key = match (&f.points, &f.note) {
+                (Some(_), _) => "forecast used".to_owned(),
+                (None, Some(note)) => format!("fell back: {}", numbers_as_n(note)),
+                (None, None) => "fell back".to_owned(),
+            };
+            *self.forecast_use.entry(key).or_default() += 1;
+        }
+        if !decision.dry_run {
+            self.memory.record_applied(&decision);
+            decision.desired
+        } else {
+            view.desired
+        }
+    }
+
+    fn forecast(&self) -> Option<f64> {
+        self.last_forecast
+    }
+
+    fn scoring_starts(&mut self) {
+        self.forecast_use.clear();
+    }
+
+    fn tally(&self) -> Vec<(String, u64)> {
+        let mut tally: Vec<(String, u64)> = self
+            .forecast_use
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        tally.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        tally
+    }
+}
+
+/// `text` with every number (digits, with a sign or a decimal part) replaced by `N`.
+fn numbers_as_n(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        while i < chars.len()
+            && (chars[i].is_ascii_digit()
+                || chars[i] == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
+            i += 1;
+        }
+        if out.ends_with(['-', '+']) {
+            out.pop();
+        }
+        out.push('N');
+    }
+    out
+}
+
+impl PolicyController {
+    /// Feeds the predictive policy's forecaster the latest period of its metric and asks it for
+    /// the forecast now (refitted only on the policy's schedule).
+    fn forecast_input(&mut self, view: &View<'_>) -> Option<hoist_engine::ForecastInput> {
+        let (state, signal) = self.predictive.as_mut()?;
+        let now = view.at();
+        if let Some(value) = view.signal(*signal, 0) {
+            let load = if *signal == Signal::Utilization {
+                view.signal(Signal::ReadyInstances, 0)
+                    .map(|ready| value * ready)
+            } else {
+                Some(value)
+            };
+            if let Some(load) = load.filter(|l| l.is_finite()) {
+                let at = now
+                    - TimeDelta::seconds(self.metric_lag_seconds + self.metric_period_seconds / 2);
+                let saturated = *signal == Signal::Utilization && value >= 0.99;
+                state.observe_load(at, load, saturated);
+            }
+        }
+        let input = state.forecast(now);
+        let target = state.policy().target;
+        // The chart's forecast line is demand in instances: busy instances for utilisation,
+        // the rate over one instance's capacity otherwise.
+        let per_instance = if *signal == Signal::Utilization {
+            1.0
+        } else {
+            self.capacity_per_instance
+        };
+        self.last_forecast =
+            current_point(&input.all_points, now).map(|p| p.instances * target / per_instance);
+        Some(input)
+    }
+}
+
+fn current_point(
+    points: &[ForecastPoint],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<&ForecastPoint> {
+    points.iter().rev().find(|p| p.at <= now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numbers_as_n;
+
+    #[test]
+    fn numbers_become_n_and_the_rest_stays() {
+        assert_eq!(
+            numbers_as_n("history spans 30.5 h: confirmed from 48 h on."),
+            "history spans N h: confirmed from N h on."
+        );
+        assert_eq!(numbers_as_n("MASE -1.25 (limit 1.00)"), "MASE N (limit N)");
+        assert_eq!(numbers_as_n("no cycle"), "no cycle");
+    }
+}

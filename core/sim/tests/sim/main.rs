@@ -1,0 +1,7 @@
+//! Tests of sim, one binary for the area (each module was once a binary of its own).
+
+mod billing;
+mod config;
+mod conformance;
+mod metrics;
+mod scaling;
