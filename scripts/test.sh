@@ -50,11 +50,20 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
-step "hoist-core has no SDK, HTTP client or TLS in its tree"
-if cargo tree -p hoist-core -e normal --prefix none | grep -E '^(aws-|azure|google-cloud|kube|hyper|reqwest|rustls|openssl|native-tls|ring |tonic)' ; then
-  echo "hoist-core must not depend on the crates above" >&2
+step "dependency rule: hoist-api stays small; providers and plugins depend on it alone"
+# hoist-api (the provider SDK) has no cloud SDK, HTTP client, TLS, YAML, cron or JSON Schema crate.
+if cargo tree -p hoist-api -e normal --prefix none \
+  | grep -E '^(aws-|azure|google-cloud|kube|hyper|reqwest|rustls|openssl|native-tls|ring |tonic|serde-saphyr|serde_yaml|croner|cron |chrono-tz|schemars)'; then
+  echo "hoist-api must not depend on the crates above" >&2
   exit 1
 fi
+# No provider or plugin crate depends on the engine, the simulator or the evaluation.
+for crate in hoist-aws hoist-prometheus hoist-plugin hoist-plugin-static-pool; do
+  if cargo tree -p "$crate" -e normal --prefix none | grep -E '^hoist-(core|engine|sim|eval) '; then
+    echo "$crate must depend on hoist-api only, not on the crates above" >&2
+    exit 1
+  fi
+done
 
 step "tests"
 cargo test --workspace --all-targets

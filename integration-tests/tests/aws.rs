@@ -12,6 +12,7 @@ use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
 use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
 use chrono::{Duration, Utc};
 use hoist_aws::{AwsProvider, AwsProviderBuilder, GroupSelector, VictimSelection};
+use hoist_core::{RangeQuery, RemoveInstances};
 use hoist_core::{
     BillingProvider, CapacityType, CostGranularity, CostQuery, ErrorKind, InstanceCatalog,
     InstanceFamily, InstanceState, MetricKind, MetricQuery, MetricsSource, ScalingProvider,
@@ -284,7 +285,7 @@ async fn terminate_with_decrement_removes_exactly_the_chosen_instance() {
     assert_eq!(before.len(), 3);
     let victim = before[1].clone();
 
-    aws.remove_instances(&name, std::slice::from_ref(&victim), true)
+    aws.remove_instances(&name, &RemoveInstances::new(vec![victim.clone()]))
         .await
         .unwrap();
 
@@ -297,7 +298,7 @@ async fn terminate_with_decrement_removes_exactly_the_chosen_instance() {
     assert_eq!(after_sorted, expected, "only the chosen instance leaves");
 
     let err = aws
-        .remove_instances(&name, &["i-00000000000000000".to_owned()], true)
+        .remove_instances(&name, &RemoveInstances::new(vec!["i-00000000000000000".to_owned()]))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
@@ -327,7 +328,7 @@ async fn scale_in_never_chooses_protected_instances() {
         .unwrap();
 
     let err = aws
-        .remove_instances(&name, std::slice::from_ref(&protected), true)
+        .remove_instances(&name, &RemoveInstances::new(vec![protected.clone()]))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
@@ -542,7 +543,7 @@ async fn cost_explorer_results_come_back_through_the_billing_trait() {
         .unwrap();
     assert_eq!(entries.len(), 3, "{entries:?}");
     assert_eq!(entries[0].key.as_deref(), Some(team.as_str()));
-    assert_eq!(entries[0].amount.amount, 12.5);
+    assert_eq!(entries[0].amount.to_f64(), 12.5);
     assert_eq!(entries[0].amount.currency.0, "USD");
     assert_eq!((entries[0].start, entries[0].end), (day(1), day(2)));
     assert!(!entries[0].estimated);
@@ -551,7 +552,7 @@ async fn cost_explorer_results_come_back_through_the_billing_trait() {
         Some(""),
         "untagged cost keeps an empty key"
     );
-    assert_eq!(entries[2].amount.amount, 7.0);
+    assert_eq!(entries[2].amount.to_f64(), 7.0);
     assert!(entries[2].estimated);
 }
 
@@ -662,7 +663,7 @@ async fn cloudwatch_metrics_round_trip_through_the_metrics_trait() {
         metric: MetricKind::Utilization,
         expression: None,
     };
-    let series = aws.query_range(&query, range, 60).await.unwrap();
+    let series = aws.query_range(&RangeQuery::new(query.clone(), range, 60)).await.unwrap();
     assert_eq!(series.len(), 1, "{series:?}");
     let values: Vec<f64> = series[0].samples.iter().map(|s| s.value).collect();
     assert_eq!(
@@ -681,7 +682,7 @@ async fn cloudwatch_metrics_round_trip_through_the_metrics_trait() {
             "AWS/EC2:CPUUtilization:Maximum{{AutoScalingGroupName={group}}}"
         )),
     };
-    let series = aws.query_range(&spec, range, 60).await.unwrap();
+    let series = aws.query_range(&RangeQuery::new(spec.clone(), range, 60)).await.unwrap();
     let values: Vec<f64> = series[0].samples.iter().map(|s| s.value).collect();
     assert_eq!(values, vec![40.0, 60.0, 80.0]);
 
@@ -691,7 +692,7 @@ async fn cloudwatch_metrics_round_trip_through_the_metrics_trait() {
         expression: None,
     };
     assert_eq!(
-        aws.query_range(&unsupported, range, 60)
+        aws.query_range(&RangeQuery::new(unsupported.clone(), range, 60))
             .await
             .unwrap_err()
             .kind(),
@@ -714,15 +715,15 @@ async fn provider_set_from_settings_drives_the_named_groups() {
         .unwrap();
     assert_eq!(set.name, "prod");
     assert!(set.catalog.is_some() && set.billing.is_some() && set.metrics.is_some());
-    let groups = set.scaling.list_groups().await.unwrap();
+    let groups = set.scaling_provider().unwrap().list_groups().await.unwrap();
     assert_eq!(
         groups.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
         vec![name.as_str()]
     );
-    set.scaling.set_desired_capacity(&name, 2).await.unwrap();
+    set.scaling_provider().unwrap().set_desired_capacity(&name, 2).await.unwrap();
     assert_eq!(raw_desired(&raw, &name).await.0, 2);
     let err = set
-        .scaling
+        .scaling_provider().unwrap()
         .set_desired_capacity(&name, 5)
         .await
         .unwrap_err();

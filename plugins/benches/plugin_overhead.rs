@@ -47,7 +47,8 @@ fn bench(c: &mut Criterion) {
     let plugin = runtime
         .block_on(library.instantiate("pool", dir.path(), &config))
         .unwrap()
-        .scaling;
+        .scaling
+        .expect("a plugin offers scaling");
     let direct: Arc<dyn ScalingProvider> = Arc::new(
         StaticPool::new(
             serde_json::from_value::<Config>(config.clone()).unwrap(),

@@ -63,6 +63,26 @@ impl ProviderFactory for PluginFactory {
         "plugin"
     }
 
+    /// The provider's whole map: `plugin: PATH` and the plugin's own, free-form `config`.
+    fn settings_schema(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "object",
+            "description": "A provider plugin: a library built with the plugin kit.",
+            "properties": {
+                "plugin": {
+                    "type": "string",
+                    "description": "Path to the plugin library (`.so`, `.dylib`, `.dll`), relative to the policy file's directory."
+                },
+                "config": {
+                    "type": "object",
+                    "description": "The plugin's own configuration, checked by the plugin when it is built."
+                }
+            },
+            "required": ["plugin"],
+            "additionalProperties": false
+        })
+    }
+
     /// Checks the settings and that the library loads with this host's ABI; the plugin's own
     /// configuration is checked when it is built.
     fn validate(&self, ctx: BuildContext<'_>) -> hoist_api::Result<()> {

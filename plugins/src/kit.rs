@@ -129,7 +129,7 @@ pub fn metadata<T: Exported>() -> Metadata {
         operations: T::PROVIDES
             .iter()
             .flat_map(|c| c.operations())
-            .map(|op| op.as_str().to_owned())
+            .map(|op| op.wire_name().to_owned())
             .collect(),
     }
 }
@@ -427,7 +427,7 @@ unsafe extern "C" fn call_fn<T: Exported>(
     };
     let _ = catch_unwind(AssertUnwindSafe(move || {
         let op_name = String::from_utf8_lossy(&op).into_owned();
-        let Some(operation) = Operation::from_name(&op_name) else {
+        let Some(operation) = Operation::from_wire_name(&op_name) else {
             done.err(&Error::unsupported(format!(
                 "plugin `{}` does not know the operation `{op_name}`; it was built with \
                  hoist-plugin {}",
@@ -449,7 +449,7 @@ unsafe extern "C" fn call_fn<T: Exported>(
                 Ok(Err(e)) => done.err(&e),
                 Err(payload) => done.err(&panicked(
                     instance.name,
-                    operation.as_str(),
+                    operation.wire_name(),
                     payload.as_ref(),
                 )),
             }
@@ -520,9 +520,7 @@ async fn dispatch(provided: &Provided, op: Operation, request: &[u8]) -> Result<
         Operation::RemoveInstances => {
             let r: RemoveInstancesRequest = parse(op, request)?;
             reply(
-                &scaling
-                    .remove_instances(&r.group, &r.instances, r.decrement)
-                    .await?,
+                &scaling.remove_instances(&r.group, &r.request).await?,
             )
         }
         Operation::SetInstanceClass => {
@@ -563,11 +561,7 @@ async fn dispatch(provided: &Provided, op: Operation, request: &[u8]) -> Result<
         }
         Operation::QueryRange => {
             let r: QueryRangeRequest = parse(op, request)?;
-            reply(
-                &metrics()?
-                    .query_range(&r.query, r.range, r.step_seconds)
-                    .await?,
-            )
+            reply(&metrics()?.query_range(&r).await?)
         }
     }
 }

@@ -18,9 +18,9 @@ use async_trait::async_trait;
 use futures::channel::oneshot;
 use hoist_api::{
     Activity, BillingCapabilities, BillingProvider, CapacityType, CatalogCapabilities, CostEntry,
-    CostQuery, Error, ErrorKind, InstanceCatalog, InstanceClass, InstanceId, MetricQuery,
-    MetricsCapabilities, MetricsSource, Price, ProviderSet, ScalingCapabilities, ScalingGroup,
-    ScalingProvider, TimeRange, TimeSeries,
+    CostQuery, Error, ErrorKind, InstanceCatalog, InstanceClass, MetricsCapabilities,
+    MetricsSource, Price, ProviderSet, RangeQuery, RemoveInstances, ScalingCapabilities,
+    ScalingGroup, ScalingProvider, TimeSeries,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -31,7 +31,7 @@ use crate::abi::{
 };
 use crate::protocol::{
     Capability, CreateRequest, Empty, GroupRequest, InstanceInfo, Metadata, NameRequest, Operation,
-    PriceRequest, QueryRangeRequest, RemoveInstancesRequest, SetDesiredRequest,
+    PriceRequest, RemoveInstancesRequest, SetDesiredRequest,
     SetInstanceClassRequest, WireError,
 };
 
@@ -373,7 +373,7 @@ impl PluginLibrary {
         let provider = Arc::new(PluginProvider { handle, info });
         Ok(ProviderSet {
             name: name.to_owned(),
-            scaling: provider.clone(),
+            scaling: Some(provider.clone()),
             catalog: provider
                 .info
                 .catalog
@@ -476,7 +476,7 @@ impl Handle {
         op: Operation,
         request: &Req,
     ) -> Result<Resp, Error> {
-        let op_name = op.as_str();
+        let op_name = op.wire_name();
         let request = serde_json::to_vec(request).map_err(|e| {
             Error::invalid_input(format!("cannot encode the request: {e}"))
                 .with_provider(&self.plugin)
@@ -570,13 +570,11 @@ impl ScalingProvider for PluginProvider {
     async fn remove_instances(
         &self,
         group: &str,
-        instances: &[InstanceId],
-        decrement: bool,
+        request: &RemoveInstances,
     ) -> hoist_api::Result<()> {
         let request = RemoveInstancesRequest {
             group: group.to_owned(),
-            instances: instances.to_vec(),
-            decrement,
+            request: request.clone(),
         };
         self.handle.call(Operation::RemoveInstances, &request).await
     }
@@ -658,17 +656,7 @@ impl MetricsSource for PluginProvider {
         self.info.metrics.clone().unwrap_or_default()
     }
 
-    async fn query_range(
-        &self,
-        query: &MetricQuery,
-        range: TimeRange,
-        step_seconds: u32,
-    ) -> hoist_api::Result<Vec<TimeSeries>> {
-        let request = QueryRangeRequest {
-            query: query.clone(),
-            range,
-            step_seconds,
-        };
-        self.handle.call(Operation::QueryRange, &request).await
+    async fn query_range(&self, request: &RangeQuery) -> hoist_api::Result<Vec<TimeSeries>> {
+        self.handle.call(Operation::QueryRange, request).await
     }
 }

@@ -6,155 +6,20 @@
 //! (`null` for `()`). New operations and new optional fields may be added within one ABI
 //! version; a side that does not know an operation answers [`hoist_api::ErrorKind::Unsupported`].
 
-use std::fmt;
 use std::path::PathBuf;
 
 use hoist_api::{
     BillingCapabilities, CapacityType, CatalogCapabilities, CostQuery, Error, ErrorKind,
-    InstanceId, MetricQuery, MetricsCapabilities, ScalingCapabilities, TimeRange,
+    MetricsCapabilities, ScalingCapabilities,
 };
 use serde::{Deserialize, Serialize};
 
-/// One of the four provider traits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Capability {
-    /// [`hoist_api::ScalingProvider`] (always provided).
-    Scaling,
-    /// [`hoist_api::InstanceCatalog`].
-    Catalog,
-    /// [`hoist_api::BillingProvider`].
-    Billing,
-    /// [`hoist_api::MetricsSource`].
-    Metrics,
-}
+/// One of the four provider traits, as named in plugin metadata.
+pub use hoist_api::ProviderTrait as Capability;
 
-impl Capability {
-    /// The name used in metadata (`scaling`, `catalog`, `billing`, `metrics`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Capability::Scaling => "scaling",
-            Capability::Catalog => "catalog",
-            Capability::Billing => "billing",
-            Capability::Metrics => "metrics",
-        }
-    }
-
-    /// The operations of this trait.
-    pub fn operations(self) -> &'static [Operation] {
-        use Operation::*;
-        match self {
-            Capability::Scaling => &[
-                ListGroups,
-                DescribeGroup,
-                SetDesiredCapacity,
-                RemoveInstances,
-                SetInstanceClass,
-                Activities,
-            ],
-            Capability::Catalog => &[InstanceClasses, InstanceClass],
-            Capability::Billing => &[Cost, Forecast, Price],
-            Capability::Metrics => &[QueryRange],
-        }
-    }
-}
-
-impl fmt::Display for Capability {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An operation: one trait method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Operation {
-    /// `ScalingProvider::list_groups`, request `{}`.
-    ListGroups,
-    /// `ScalingProvider::describe_group`, request [`GroupRequest`].
-    DescribeGroup,
-    /// `ScalingProvider::set_desired_capacity`, request [`SetDesiredRequest`].
-    SetDesiredCapacity,
-    /// `ScalingProvider::remove_instances`, request [`RemoveInstancesRequest`].
-    RemoveInstances,
-    /// `ScalingProvider::set_instance_class`, request [`SetInstanceClassRequest`].
-    SetInstanceClass,
-    /// `ScalingProvider::activities`, request [`GroupRequest`].
-    Activities,
-    /// `InstanceCatalog::instance_classes`, request `{}`.
-    InstanceClasses,
-    /// `InstanceCatalog::instance_class`, request [`NameRequest`].
-    InstanceClass,
-    /// `BillingProvider::cost`, request [`CostQuery`].
-    Cost,
-    /// `BillingProvider::forecast`, request [`CostQuery`].
-    Forecast,
-    /// `BillingProvider::price`, request [`PriceRequest`].
-    Price,
-    /// `MetricsSource::query_range`, request [`QueryRangeRequest`].
-    QueryRange,
-}
-
-impl Operation {
-    /// Every operation.
-    pub const ALL: [Operation; 12] = [
-        Operation::ListGroups,
-        Operation::DescribeGroup,
-        Operation::SetDesiredCapacity,
-        Operation::RemoveInstances,
-        Operation::SetInstanceClass,
-        Operation::Activities,
-        Operation::InstanceClasses,
-        Operation::InstanceClass,
-        Operation::Cost,
-        Operation::Forecast,
-        Operation::Price,
-        Operation::QueryRange,
-    ];
-
-    /// The wire name (`scaling.set_desired_capacity`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::ListGroups => "scaling.list_groups",
-            Operation::DescribeGroup => "scaling.describe_group",
-            Operation::SetDesiredCapacity => "scaling.set_desired_capacity",
-            Operation::RemoveInstances => "scaling.remove_instances",
-            Operation::SetInstanceClass => "scaling.set_instance_class",
-            Operation::Activities => "scaling.activities",
-            Operation::InstanceClasses => "catalog.instance_classes",
-            Operation::InstanceClass => "catalog.instance_class",
-            Operation::Cost => "billing.cost",
-            Operation::Forecast => "billing.forecast",
-            Operation::Price => "billing.price",
-            Operation::QueryRange => "metrics.query_range",
-        }
-    }
-
-    /// The operation with wire name `name`.
-    pub fn from_name(name: &str) -> Option<Operation> {
-        Operation::ALL.into_iter().find(|op| op.as_str() == name)
-    }
-
-    /// The trait it belongs to.
-    pub fn capability(self) -> Capability {
-        match self {
-            Operation::ListGroups
-            | Operation::DescribeGroup
-            | Operation::SetDesiredCapacity
-            | Operation::RemoveInstances
-            | Operation::SetInstanceClass
-            | Operation::Activities => Capability::Scaling,
-            Operation::InstanceClasses | Operation::InstanceClass => Capability::Catalog,
-            Operation::Cost | Operation::Forecast | Operation::Price => Capability::Billing,
-            Operation::QueryRange => Capability::Metrics,
-        }
-    }
-}
-
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// An operation: one trait method, named on the wire by [`Operation::wire_name`]
+/// (`scaling.set_desired_capacity`). The one operation table of `hoist-api`.
+pub use hoist_api::Operation;
 
 /// A request without arguments.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -181,10 +46,9 @@ pub struct SetDesiredRequest {
 pub struct RemoveInstancesRequest {
     /// The group id.
     pub group: String,
-    /// The instances to remove.
-    pub instances: Vec<InstanceId>,
-    /// Lower desired capacity by as many.
-    pub decrement: bool,
+    /// The instances to remove and how.
+    #[serde(flatten)]
+    pub request: hoist_api::RemoveInstances,
 }
 
 /// Request of [`Operation::SetInstanceClass`].
@@ -214,16 +78,8 @@ pub struct PriceRequest {
     pub capacity_type: CapacityType,
 }
 
-/// Request of [`Operation::QueryRange`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QueryRangeRequest {
-    /// What to ask for.
-    pub query: MetricQuery,
-    /// The period.
-    pub range: TimeRange,
-    /// Resolution in seconds.
-    pub step_seconds: u32,
-}
+/// Request of [`Operation::QueryRange`]: the API's own request.
+pub type QueryRangeRequest = hoist_api::RangeQuery;
 
 /// Request of [`Operation::Cost`] and [`Operation::Forecast`].
 pub type CostRequest = CostQuery;
@@ -323,15 +179,15 @@ mod tests {
 
     #[test]
     fn operation_names_round_trip_and_are_unique() {
-        let mut names: Vec<&str> = Operation::ALL.iter().map(|op| op.as_str()).collect();
+        let mut names: Vec<&str> = Operation::ALL.iter().map(|op| op.wire_name()).collect();
         for op in Operation::ALL {
-            assert_eq!(Operation::from_name(op.as_str()), Some(op));
-            assert!(op.capability().operations().contains(&op));
+            assert_eq!(Operation::from_wire_name(op.wire_name()), Some(op));
+            assert!(op.provider_trait().operations().any(|o| o == op));
         }
         names.sort();
         names.dedup();
         assert_eq!(names.len(), Operation::ALL.len());
-        assert_eq!(Operation::from_name("scaling.nope"), None);
+        assert_eq!(Operation::from_wire_name("scaling.nope"), None);
     }
 
     #[test]

@@ -55,7 +55,7 @@ async fn the_example_plugin_scales_a_pool_through_the_loader() {
     assert_eq!(set.name, "pool");
     assert!(set.catalog.is_some());
     assert!(set.billing.is_none() && set.metrics.is_none());
-    let scaling = set.scaling;
+    let scaling = set.scaling.expect("a plugin offers scaling");
     assert_eq!(scaling.name(), "static-pool");
     assert!(scaling.capabilities().set_desired_capacity);
     assert!(!scaling.capabilities().set_instance_class);
@@ -90,7 +90,10 @@ async fn the_example_plugin_scales_a_pool_through_the_loader() {
     assert_eq!(err.kind(), ErrorKind::Unsupported);
 
     scaling
-        .remove_instances("web", &["web-02".to_owned()], true)
+        .remove_instances(
+            "web",
+            &hoist_plugin::hoist_api::RemoveInstances::new(vec!["web-02".to_owned()]),
+        )
         .await
         .unwrap();
     let web = scaling.describe_group("web").await.unwrap();
@@ -114,7 +117,7 @@ async fn the_example_plugin_scales_a_pool_through_the_loader() {
         .unwrap();
     assert_eq!(
         again
-            .scaling
+            .scaling_provider().unwrap()
             .describe_group("web")
             .await
             .unwrap()
@@ -132,7 +135,7 @@ async fn concurrent_calls_all_complete() {
         .await
         .unwrap();
     let calls = (0..200).map(|i| {
-        let scaling = set.scaling.clone();
+        let scaling = set.scaling.clone().expect("a plugin offers scaling");
         tokio::spawn(async move {
             let group = if i % 2 == 0 { "web" } else { "batch" };
             scaling.describe_group(group).await.map(|g| g.id)
@@ -281,7 +284,7 @@ async fn a_panicking_plugin_fails_the_call_and_the_host_keeps_running() {
         .await
         .unwrap();
     for _ in 0..3 {
-        let error = set.scaling.describe_group("web").await.unwrap_err();
+        let error = set.scaling_provider().unwrap().describe_group("web").await.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Other);
         assert!(
             error
@@ -294,7 +297,7 @@ async fn a_panicking_plugin_fails_the_call_and_the_host_keeps_running() {
             "{error}"
         );
         // The same instance still answers other calls.
-        assert!(set.scaling.list_groups().await.unwrap().is_empty());
+        assert!(set.scaling_provider().unwrap().list_groups().await.unwrap().is_empty());
     }
 }
 
@@ -320,7 +323,7 @@ async fn the_factory_resolves_the_path_against_the_policy_directory() {
     assert_eq!(
         built
             .set
-            .scaling
+            .scaling_provider().unwrap()
             .describe_group("batch")
             .await
             .unwrap()
@@ -397,7 +400,7 @@ async fn the_example_policy_file_builds_its_plugin_provider() {
         groups: &[],
     };
     let built = PluginFactory.build(ctx).await.unwrap();
-    let web = built.set.scaling.describe_group("web").await.unwrap();
+    let web = built.set.scaling_provider().unwrap().describe_group("web").await.unwrap();
     assert_eq!(
         (web.min_size, web.max_size, web.desired_capacity),
         (1, 4, 1)

@@ -67,7 +67,7 @@ fn inspect(path: &Path, config: Option<&str>, json: bool) -> CliResult {
                 .block_on(library.instantiate(&meta.name, &base_dir, &config))
                 .map_err(CliError::input)?;
             Some(serde_json::json!({
-                "scaling": set.scaling.capabilities(),
+                "scaling": set.scaling_provider().unwrap().capabilities(),
                 "catalog": set.catalog.as_ref().map(|c| c.capabilities()),
                 "billing": set.billing.as_ref().map(|b| b.capabilities()),
                 "metrics": set.metrics.as_ref().map(|m| m.capabilities()),

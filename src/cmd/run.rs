@@ -276,7 +276,7 @@ pub fn run(args: Args) -> CliResult {
                 group_by: None,
             };
             if let Ok(entries) = billing.cost(&query).await {
-                let total: f64 = entries.iter().map(|e| e.amount.amount).sum();
+                let total: hoist_core::Decimal = entries.iter().map(|e| e.amount.amount).sum();
                 let currency = entries
                     .first()
                     .map(|e| e.amount.currency.to_string())

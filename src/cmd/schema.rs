@@ -8,9 +8,10 @@ use super::{CliError, CliResult};
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-/// Prints the schema as pretty JSON.
+/// Prints the schema as pretty JSON: the policy file's, with the settings of every provider kind
+/// of this build as its factory describes them.
 pub fn run(_args: Args) -> CliResult {
-    let schema = hoist_core::config::json_schema();
+    let schema = hoist_core::config::json_schema_for(&super::policy::registry());
     let text = serde_json::to_string_pretty(&schema)
         .map_err(|e| CliError::runtime(format!("cannot encode the schema: {e}")))?;
     println!("{text}");

@@ -12,12 +12,14 @@
 //! engine's `hoist schema`). The policy engine, the simulated cloud and the evaluation live in
 //! `hoist-engine`, `hoist-sim` and `hoist-eval`, which build on this crate; no provider needs them.
 
+pub mod checks;
 pub mod clock;
 pub mod duration;
 pub mod error;
 pub mod events;
 pub mod layers;
 pub mod model;
+pub mod operation;
 pub mod provider;
 pub mod registry;
 pub mod secret;
@@ -27,5 +29,6 @@ pub mod testkit;
 pub use clock::{Clock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use model::*;
+pub use operation::{Operation, ProviderTrait};
 pub use provider::*;
 pub use secret::{SecretRef, SecretString};

@@ -152,22 +152,52 @@ impl fmt::Display for Currency {
     }
 }
 
-/// An amount of money in a currency.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub use rust_decimal::Decimal;
+
+/// An amount of money in a currency: an exact decimal, so a month of per-hour charges adds up
+/// to the cent. On the wire (JSON, the plugin protocol) the amount is a plain number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Money {
     /// The amount, in units of the currency (not cents).
-    pub amount: f64,
+    #[serde(with = "rust_decimal::serde::float")]
+    pub amount: Decimal,
     /// The currency.
     pub currency: Currency,
 }
 
 impl Money {
+    /// `amount` in `currency`.
+    pub fn new(amount: Decimal, currency: Currency) -> Self {
+        Money { amount, currency }
+    }
+
     /// `amount` US dollars.
-    pub fn usd(amount: f64) -> Self {
-        Money {
-            amount,
-            currency: Currency::usd(),
+    pub fn usd(amount: Decimal) -> Self {
+        Money::new(amount, Currency::usd())
+    }
+
+    /// `amount` in `currency` from a binary float, as the shortest decimal that reads back as
+    /// the same float (`0.096` stays `0.096`); `None` for NaN, infinities and amounts beyond
+    /// what a [`Decimal`] holds.
+    pub fn from_f64(amount: f64, currency: Currency) -> Option<Self> {
+        if !amount.is_finite() {
+            return None;
         }
+        let amount: Decimal = format!("{amount}").parse().ok()?;
+        Some(Money::new(amount, currency))
+    }
+
+    /// `amount` US dollars from a binary float; see [`Money::from_f64`]. Panics on NaN,
+    /// infinities and amounts out of range: for literals and values already checked.
+    pub fn usd_f64(amount: f64) -> Self {
+        Money::from_f64(amount, Currency::usd())
+            .unwrap_or_else(|| panic!("{amount} is not an amount of money"))
+    }
+
+    /// The amount as a binary float, for estimates and ratios (not for sums of charges).
+    pub fn to_f64(&self) -> f64 {
+        use rust_decimal::prelude::ToPrimitive;
+        self.amount.to_f64().unwrap_or(f64::NAN)
     }
 }
 
@@ -208,11 +238,18 @@ pub struct Price {
 }
 
 impl Price {
-    /// The price per hour in its currency.
+    /// The price per hour in its currency, as a float for estimates; see
+    /// [`Price::per_hour_exact`].
     pub fn per_hour(&self) -> f64 {
+        use rust_decimal::prelude::ToPrimitive;
+        self.per_hour_exact().to_f64().unwrap_or(f64::NAN)
+    }
+
+    /// The price per hour in its currency, exactly (a monthly rate is divided by 730 hours).
+    pub fn per_hour_exact(&self) -> Decimal {
         match self.unit {
             RateUnit::PerHour => self.amount.amount,
-            RateUnit::PerMonth => self.amount.amount / 730.0,
+            RateUnit::PerMonth => self.amount.amount / Decimal::from(730),
         }
     }
 }

@@ -1,8 +1,14 @@
 //! The four provider traits and their capability declarations.
 //!
 //! Every trait is async, object-safe and `Send + Sync + Debug + 'static`. A provider says what it
-//! can do in a `Capabilities` value instead of stubbing what it cannot; callers check it before
-//! they ask.
+//! can do in a `Capabilities` value and writes only those methods: every capability-gated method
+//! has a default body that refuses with [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported)
+//! ([`Operation::unsupported`]), and the [`CapabilityLayer`](crate::layers::CapabilityLayer),
+//! which the [`ProviderRegistry`](crate::registry::ProviderRegistry) puts around every provider it
+//! builds, refuses an undeclared call before it reaches the provider.
+//!
+//! Operations whose options will grow take a `#[non_exhaustive]` request ([`RemoveInstances`],
+//! [`RangeQuery`]), built with `new` and `with_*`, so adding an option breaks no provider.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -12,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::operation::Operation;
 use crate::model::{
     Activity, CapacityType, InstanceClass, InstanceId, MetricKind, MetricQuery, Money, Price,
     ScalingGroup, TimeRange, TimeSeries,
@@ -30,7 +37,59 @@ pub struct ScalingCapabilities {
     pub activities: bool,
 }
 
+/// A request to remove chosen instances from a group ([`ScalingProvider::remove_instances`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RemoveInstances {
+    /// The instances to remove.
+    pub instances: Vec<InstanceId>,
+    /// Lower desired capacity by as many (otherwise the group replaces them).
+    pub decrement: bool,
+}
+
+impl RemoveInstances {
+    /// Remove `instances`, lowering desired capacity by as many.
+    pub fn new(instances: impl Into<Vec<InstanceId>>) -> Self {
+        RemoveInstances {
+            instances: instances.into(),
+            decrement: true,
+        }
+    }
+
+    /// Whether desired capacity drops with the removal (`true` by default).
+    pub fn with_decrement(mut self, decrement: bool) -> Self {
+        self.decrement = decrement;
+        self
+    }
+}
+
+/// A question to a [`MetricsSource`]: a query over a range ([`MetricsSource::query_range`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RangeQuery {
+    /// What to ask for.
+    pub query: MetricQuery,
+    /// The period.
+    pub range: TimeRange,
+    /// One sample per `step_seconds`, where the source resamples.
+    pub step_seconds: u32,
+}
+
+impl RangeQuery {
+    /// `query` over `range` at one sample per `step_seconds`.
+    pub fn new(query: MetricQuery, range: TimeRange, step_seconds: u32) -> Self {
+        RangeQuery {
+            query,
+            range,
+            step_seconds,
+        }
+    }
+}
+
 /// Scaling groups: list, describe, resize, remove chosen instances, change class.
+///
+/// A provider implements `name`, `capabilities`, `list_groups`, `describe_group`, and the
+/// methods its capabilities declare; the others refuse by default.
 #[async_trait]
 pub trait ScalingProvider: Send + Sync + Debug + 'static {
     /// A short name for logs and errors (`sim`, `aws`, the plugin's name).
@@ -52,27 +111,37 @@ pub trait ScalingProvider: Send + Sync + Debug + 'static {
     async fn describe_group(&self, group: &str) -> Result<ScalingGroup>;
 
     /// Ask for `desired` instances. Fails with [`crate::ErrorKind::InvalidInput`] outside
-    /// `[min_size, max_size]`.
-    async fn set_desired_capacity(&self, group: &str, desired: u32) -> Result<()>;
+    /// `[min_size, max_size]` ([`crate::checks::desired_within_bounds`]). Capability
+    /// `set_desired_capacity`.
+    async fn set_desired_capacity(&self, group: &str, desired: u32) -> Result<()> {
+        let _ = (group, desired);
+        Err(Operation::SetDesiredCapacity.unsupported(self.name()))
+    }
 
-    /// Remove the chosen instances; with `decrement`, lower desired capacity by as many.
-    async fn remove_instances(
-        &self,
-        group: &str,
-        instances: &[InstanceId],
-        decrement: bool,
-    ) -> Result<()>;
+    /// Remove the chosen instances; with `request.decrement`, lower desired capacity by as
+    /// many. Capability `remove_instances`.
+    async fn remove_instances(&self, group: &str, request: &RemoveInstances) -> Result<()> {
+        let _ = (group, request);
+        Err(Operation::RemoveInstances.unsupported(self.name()))
+    }
 
     /// Change the instance class new instances get (the vertical move); returns the activity
-    /// that replaces existing instances, when the provider starts one.
+    /// that replaces existing instances, when the provider starts one. Capability
+    /// `set_instance_class`.
     async fn set_instance_class(
         &self,
         group: &str,
         instance_class: &str,
-    ) -> Result<Option<Activity>>;
+    ) -> Result<Option<Activity>> {
+        let _ = (group, instance_class);
+        Err(Operation::SetInstanceClass.unsupported(self.name()))
+    }
 
-    /// Recent and in-flight activities on the group.
-    async fn activities(&self, group: &str) -> Result<Vec<Activity>>;
+    /// Recent and in-flight activities on the group. Capability `activities`.
+    async fn activities(&self, group: &str) -> Result<Vec<Activity>> {
+        let _ = group;
+        Err(Operation::Activities.unsupported(self.name()))
+    }
 }
 
 /// What an [`InstanceCatalog`] supports.
@@ -170,19 +239,28 @@ pub trait BillingProvider: Send + Sync + Debug + 'static {
         short_type_name::<Self>().to_owned()
     }
 
-    /// Actual cost for a period.
-    async fn cost(&self, query: &CostQuery) -> Result<Vec<CostEntry>>;
+    /// Actual cost for a period. Capability `actual_cost`.
+    async fn cost(&self, query: &CostQuery) -> Result<Vec<CostEntry>> {
+        let _ = query;
+        Err(Operation::Cost.unsupported(&self.describe()))
+    }
 
-    /// Forecast cost for a future period.
-    async fn forecast(&self, query: &CostQuery) -> Result<Vec<CostEntry>>;
+    /// Forecast cost for a future period. Capability `forecast`.
+    async fn forecast(&self, query: &CostQuery) -> Result<Vec<CostEntry>> {
+        let _ = query;
+        Err(Operation::Forecast.unsupported(&self.describe()))
+    }
 
-    /// The price of one instance of `instance_class` in `zone`.
+    /// The price of one instance of `instance_class` in `zone`. Capability `prices`.
     async fn price(
         &self,
         instance_class: &str,
         zone: &str,
         capacity_type: CapacityType,
-    ) -> Result<Price>;
+    ) -> Result<Price> {
+        let _ = (instance_class, zone, capacity_type);
+        Err(Operation::Price.unsupported(&self.describe()))
+    }
 }
 
 /// What a [`MetricsSource`] supports.
@@ -206,13 +284,9 @@ pub trait MetricsSource: Send + Sync + Debug + 'static {
         short_type_name::<Self>().to_owned()
     }
 
-    /// Samples of `query` in `range`, one per `step_seconds` where the source resamples.
-    async fn query_range(
-        &self,
-        query: &MetricQuery,
-        range: TimeRange,
-        step_seconds: u32,
-    ) -> Result<Vec<TimeSeries>>;
+    /// Samples of `request.query` in `request.range`, one per `request.step_seconds` where the
+    /// source resamples.
+    async fn query_range(&self, request: &RangeQuery) -> Result<Vec<TimeSeries>>;
 }
 
 /// The last path segment of a type's name (`SimCatalog` for `hoist_api::sim::SimCatalog`),
@@ -224,18 +298,67 @@ fn short_type_name<T: ?Sized>() -> &'static str {
     &full[start..]
 }
 
-/// One named provider as the engine sees it: a scaling provider and whichever of the other
-/// three it offers.
+/// One named provider as the engine sees it: whichever of the four traits it offers (a cloud
+/// offers all four; a metrics source such as Prometheus only metrics).
 #[derive(Debug, Clone)]
 pub struct ProviderSet {
     /// Name in the policy file.
     pub name: String,
-    /// Scaling groups.
-    pub scaling: Arc<dyn ScalingProvider>,
+    /// Scaling groups, when offered.
+    pub scaling: Option<Arc<dyn ScalingProvider>>,
     /// Instance classes, when offered.
     pub catalog: Option<Arc<dyn InstanceCatalog>>,
     /// Billing, when offered.
     pub billing: Option<Arc<dyn BillingProvider>>,
     /// Metrics, when offered.
     pub metrics: Option<Arc<dyn MetricsSource>>,
+}
+
+impl ProviderSet {
+    /// A set named `name` offering nothing yet; add traits with the `with_*` methods.
+    pub fn new(name: impl Into<String>) -> Self {
+        ProviderSet {
+            name: name.into(),
+            scaling: None,
+            catalog: None,
+            billing: None,
+            metrics: None,
+        }
+    }
+
+    /// With scaling groups.
+    pub fn with_scaling(mut self, scaling: Arc<dyn ScalingProvider>) -> Self {
+        self.scaling = Some(scaling);
+        self
+    }
+
+    /// With an instance catalog.
+    pub fn with_catalog(mut self, catalog: Arc<dyn InstanceCatalog>) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// With billing.
+    pub fn with_billing(mut self, billing: Arc<dyn BillingProvider>) -> Self {
+        self.billing = Some(billing);
+        self
+    }
+
+    /// With metrics.
+    pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSource>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The scaling provider, or an [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported)
+    /// error naming the provider when it offers no scaling groups.
+    pub fn scaling_provider(&self) -> Result<&Arc<dyn ScalingProvider>> {
+        self.scaling.as_ref().ok_or_else(|| {
+            Error::unsupported(format!(
+                "provider `{}` offers no scaling groups (it is a metrics, catalog or billing source)",
+                self.name
+            ))
+            .with_provider(&self.name)
+        })
+    }
 }

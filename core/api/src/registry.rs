@@ -14,6 +14,7 @@ use async_trait::async_trait;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::layers::CapabilityLayer;
 use crate::model::GroupId;
 use crate::provider::ProviderSet;
 
@@ -56,6 +57,14 @@ pub struct BuiltProvider {
 pub trait ProviderFactory: Send + Sync + Debug + 'static {
     /// The kind name used in policy files.
     fn kind(&self) -> &str;
+
+    /// The JSON Schema (draft 2020-12, as a JSON value) of this kind's settings: the value
+    /// written under `KIND:` in a policy file. `hoist schema` places it under the kind's name,
+    /// so the schema covers every compiled-in provider without the engine naming any of them.
+    /// The default accepts any object.
+    fn settings_schema(&self) -> serde_json::Value {
+        serde_json::json!({ "type": "object" })
+    }
 
     /// Checks settings without connecting anywhere (for `hoist validate`). The default accepts
     /// everything; factories with typed settings override it.
@@ -100,8 +109,18 @@ impl ProviderRegistry {
         })
     }
 
-    /// Builds a provider of `kind`.
+    /// The factories, sorted by kind.
+    pub fn factories(&self) -> impl Iterator<Item = &Arc<dyn ProviderFactory>> {
+        self.factories.values()
+    }
+
+    /// Builds a provider of `kind`, wrapped in the [`CapabilityLayer`], so a call the provider
+    /// did not declare is refused before it reaches it.
     pub async fn build(&self, kind: &str, ctx: BuildContext<'_>) -> Result<BuiltProvider> {
-        self.factory(kind)?.build(ctx).await
+        let built = self.factory(kind)?.build(ctx).await?;
+        Ok(BuiltProvider {
+            set: built.set.with_layer(&CapabilityLayer),
+            clock: built.clock,
+        })
     }
 }

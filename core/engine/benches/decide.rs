@@ -1,6 +1,6 @@
 //! The decision function over 10,000 groups with their metric windows: one full pass.
 //!
-//! `cargo bench -p hoist-core --bench decide` prints the time per pass; the target is under
+//! `cargo bench -p hoist-engine --bench decide` prints the time per pass; the target is under
 //! 50 ms on a 2-core machine.
 
 use std::hint::black_box;
@@ -63,7 +63,7 @@ fn bench_decide(c: &mut Criterion) {
         b.iter(|| {
             let mut moved = 0u32;
             for ((snapshot, metrics), memory) in inputs.iter().zip(memories.iter_mut()) {
-                let decision = decide(
+                let (decision, update) = decide(
                     group,
                     &Observation {
                         now,
@@ -74,6 +74,7 @@ fn bench_decide(c: &mut Criterion) {
                     },
                     memory,
                 );
+                memory.apply(&update);
                 moved += u32::from(decision.desired != decision.current);
             }
             black_box(moved)

@@ -256,6 +256,12 @@ pub async fn build(
     let mut groups = Vec::with_capacity(policy.groups.len());
     for group in &policy.groups {
         let provider = &providers[&group.provider];
+        if provider.set.scaling.is_none() {
+            return Err(AssemblyError::Input(format!(
+                "group `{}`: provider `{}` offers no scaling groups (it is a metrics, catalog or billing source); name a provider that scales, or move it under `metrics_sources`",
+                group.name, group.provider
+            )));
+        }
         let mut managed = ManagedGroup::new(group.clone(), provider.set.clone());
         if let Some(source) = group.metrics.as_ref().and_then(|m| m.source.as_ref()) {
             managed.metrics = match sources.get(source) {

@@ -8,12 +8,28 @@
 //! loop fetches the policy's metric back to the policy's `history` (at a coarser step), then
 //! feeds it the samples of every evaluation; the forecast (refitted on the policy's `refresh`
 //! schedule) goes to the engine, and an [`Event::Forecast`] is emitted at each refit.
+//!
+//! # No cloud can stall the loop
+//!
+//! Groups are evaluated concurrently, at most [`ControlLoop::with_concurrency`] at a time
+//! (default [`DEFAULT_CONCURRENCY`]), within the loop's own task: a provider that hangs, or
+//! answers only when its timeout and retries give up, delays its own groups and no other.
+//! In [`ControlLoop::run`] every group keeps its own rhythm: at each interval, every group that
+//! is not still busy starts an evaluation, and a group whose previous evaluation has not
+//! finished skips that interval (with a warning) rather than holding the others back. Outcomes,
+//! events and audit records are written as each group finishes.
+//!
+//! On the simulated cloud nothing ever waits (its calls answer at once and its clock is
+//! virtual), so the groups finish in their order in the policy file and a replay is
+//! bit-identical, as it was when groups were evaluated one after the other.
+//! [`ControlLoop::evaluate_once`] returns its outcomes in the groups' order whatever the cloud.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures::stream::{self, FuturesUnordered, StreamExt};
 
 use crate::audit::{AuditLog, AuditRecord};
 use crate::clock::Clock;
@@ -22,7 +38,7 @@ use crate::config::PolicyConfig;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink};
 use crate::model::{CapacityType, InstanceState, MetricKind, MetricQuery, ScalingGroup, TimeRange};
-use crate::provider::{MetricsSource, ProviderSet};
+use crate::provider::{MetricsSource, ProviderSet, RangeQuery};
 use crate::{
     Decision, DecisionMemory, ForecastInput, GroupSnapshot, MetricWindows, Observation,
     PredictiveForecast, Reason,
@@ -31,6 +47,9 @@ use crate::{
 /// Step of the history fetched for a predictive policy on its first evaluation, seconds (14 days
 /// at 5 minutes is 4,032 points, within Prometheus's per-query limit).
 const HISTORY_STEP_SECONDS: u32 = 300;
+
+/// How many groups the loop evaluates at once unless told otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 16;
 
 /// One group under the loop's control.
 #[derive(Debug)]
@@ -120,51 +139,75 @@ impl Action {
 #[derive(Debug)]
 pub struct ControlLoop {
     groups: Vec<ManagedGroup>,
+    shared: Shared,
+    concurrency: usize,
+}
+
+/// What every group's evaluation reads, apart from the group itself, so that several
+/// evaluations can borrow it at once.
+#[derive(Debug)]
+struct Shared {
     clock: Arc<dyn Clock>,
     events: Arc<dyn EventSink>,
     audit: Arc<AuditLog>,
     interval: Duration,
     dry_run: bool,
     metric_step_seconds: u32,
-    prices: HashMap<(String, String), Option<(f64, String)>>,
+    /// Price per hour and currency by (provider, instance class).
+    prices: Mutex<HashMap<(String, String), Option<(f64, String)>>>,
 }
+
+/// A group's evaluation in [`ControlLoop::run`]: the group's index, the group lent to it, and the
+/// outcome.
+type Finished<'a> = (usize, &'a mut ManagedGroup, GroupOutcome);
 
 impl ControlLoop {
     /// A loop over `groups`, reading time from `clock`.
     pub fn new(groups: Vec<ManagedGroup>, clock: Arc<dyn Clock>, interval: Duration) -> Self {
         ControlLoop {
             groups,
-            clock,
-            events: Arc::new(crate::events::NoEvents),
-            audit: Arc::new(AuditLog::disabled()),
-            interval,
-            dry_run: false,
-            metric_step_seconds: 60,
-            prices: HashMap::new(),
+            shared: Shared {
+                clock,
+                events: Arc::new(crate::events::NoEvents),
+                audit: Arc::new(AuditLog::disabled()),
+                interval,
+                dry_run: false,
+                metric_step_seconds: 60,
+                prices: Mutex::new(HashMap::new()),
+            },
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 
     /// Sends events to `sink`.
     pub fn with_events(mut self, sink: Arc<dyn EventSink>) -> Self {
-        self.events = sink;
+        self.shared.events = sink;
         self
     }
 
     /// Appends every decision to `audit`.
     pub fn with_audit(mut self, audit: Arc<AuditLog>) -> Self {
-        self.audit = audit;
+        self.shared.audit = audit;
         self
     }
 
     /// Decides but never acts.
     pub fn with_dry_run(mut self, dry_run: bool) -> Self {
-        self.dry_run = dry_run;
+        self.shared.dry_run = dry_run;
+        self
+    }
+
+    /// Evaluates at most `groups` groups at once (at least one; default
+    /// [`DEFAULT_CONCURRENCY`]). One is the old behaviour: one group after the other, so a
+    /// provider that hangs holds up every group behind it.
+    pub fn with_concurrency(mut self, groups: usize) -> Self {
+        self.concurrency = groups.max(1);
         self
     }
 
     /// The clock the loop reads.
     pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
+        &self.shared.clock
     }
 
     /// The groups under control.
@@ -172,70 +215,136 @@ impl ControlLoop {
         &self.groups
     }
 
-    /// Observes, decides and acts on every group once.
+    /// Observes, decides and acts on every group once, [concurrently](self#no-cloud-can-stall-the-loop),
+    /// and returns the outcomes in the groups' order.
     pub async fn evaluate_once(&mut self) -> Vec<GroupOutcome> {
-        let now = self.clock.now();
-        let mut outcomes = Vec::with_capacity(self.groups.len());
-        for index in 0..self.groups.len() {
-            outcomes.push(self.evaluate_group(index, now).await);
-        }
-        outcomes
+        let shared = &self.shared;
+        let mut outcomes: Vec<(usize, GroupOutcome)> =
+            stream::iter(self.groups.iter_mut().enumerate())
+                .map(|(index, managed)| async move { (index, shared.evaluate_group(managed).await) })
+                .buffer_unordered(self.concurrency)
+                .collect()
+                .await;
+        outcomes.sort_by_key(|(index, _)| *index);
+        outcomes.into_iter().map(|(_, outcome)| outcome).collect()
     }
 
     /// Evaluates every `interval` until `until` (or forever), calling `on_outcome` for each
-    /// group's outcome as it happens.
+    /// group's outcome as it happens. Each group keeps its own rhythm: one that is still being
+    /// evaluated when the next interval comes skips it, and the others go ahead (see the
+    /// [module docs](self#no-cloud-can-stall-the-loop)). With `until`, the last evaluations
+    /// started are awaited before returning.
     pub async fn run(
         &mut self,
         until: Option<DateTime<Utc>>,
         mut on_outcome: impl FnMut(&GroupOutcome),
     ) -> Result<()> {
-        let step = TimeDelta::from_std(self.interval)
+        let step = TimeDelta::from_std(self.shared.interval)
             .map_err(|_| Error::config("run interval too long"))?;
-        let mut next = self.clock.now();
+        let ControlLoop {
+            groups,
+            shared,
+            concurrency,
+        } = self;
+        let shared = &*shared;
+        let limit = *concurrency;
+        let names: Vec<String> = groups.iter().map(|g| g.config.name.clone()).collect();
+        // A group is idle (its slot holds it), due (idle and queued for a free evaluation slot)
+        // or running (lent to its evaluation).
+        let mut idle: Vec<Option<&mut ManagedGroup>> = groups.iter_mut().map(Some).collect();
+        let mut queued = vec![false; idle.len()];
+        let mut due: VecDeque<usize> = VecDeque::new();
+        let mut running = FuturesUnordered::new();
+        let mut next = shared.clock.now();
         loop {
-            for outcome in self.evaluate_once().await {
-                on_outcome(&outcome);
+            for (index, slot) in idle.iter().enumerate() {
+                if slot.is_none() {
+                    tracing::warn!(
+                        group = %names[index],
+                        "the group's previous evaluation has not finished; skipping this interval"
+                    );
+                } else if !queued[index] {
+                    queued[index] = true;
+                    due.push_back(index);
+                }
             }
             next += step;
-            if until.is_some_and(|end| next > end) {
-                return Ok(());
+            let last = until.is_some_and(|end| next > end);
+            loop {
+                // Start what the bound allows, in the groups' order.
+                while running.len() < limit
+                    && let Some(index) = due.pop_front()
+                {
+                    queued[index] = false;
+                    if let Some(managed) = idle[index].take() {
+                        running.push(shared.evaluate_lent(index, managed));
+                    }
+                }
+                let finished: Finished<'_> = if last {
+                    match running.next().await {
+                        Some(finished) => finished,
+                        None => return Ok(()),
+                    }
+                } else {
+                    // Outcomes first: the simulated cloud's clock jumps ahead when asked to sleep.
+                    tokio::select! {
+                        biased;
+                        Some(finished) = running.next(), if !running.is_empty() => finished,
+                        () = shared.clock.sleep_until(next) => break,
+                    }
+                };
+                let (index, managed, outcome) = finished;
+                idle[index] = Some(managed);
+                on_outcome(&outcome);
             }
-            self.clock.sleep_until(next).await;
         }
     }
+}
 
-    async fn evaluate_group(&mut self, index: usize, now: DateTime<Utc>) -> GroupOutcome {
+impl Shared {
+    /// [`Shared::evaluate_group`] on a group lent to it, which it gives back with the outcome.
+    async fn evaluate_lent<'a>(
+        &'a self,
+        index: usize,
+        managed: &'a mut ManagedGroup,
+    ) -> Finished<'a> {
+        let outcome = self.evaluate_group(managed).await;
+        (index, managed, outcome)
+    }
+
+    /// Observes, decides and acts on one group, at the clock's time when it starts.
+    async fn evaluate_group(&self, managed: &mut ManagedGroup) -> GroupOutcome {
+        let now = self.clock.now();
         let dry_run_all = self.dry_run;
-        let provider_name = self.groups[index].provider.name.clone();
-        let group_id = self.groups[index].config.provider_id().to_owned();
+        let provider_name = managed.provider.name.clone();
+        let group_id = managed.config.provider_id().to_owned();
 
-        let described = self.groups[index]
-            .provider
-            .scaling
-            .describe_group(&group_id)
-            .await;
+        let described = match managed.provider.scaling_provider() {
+            Ok(scaling) => scaling.describe_group(&group_id).await,
+            Err(e) => Err(e),
+        };
         let group = match described {
             Ok(group) => group,
             Err(error) => {
                 return GroupOutcome::ObserveFailed {
                     provider: provider_name,
-                    group: self.groups[index].config.name.clone(),
+                    group: managed.config.name.clone(),
                     error,
                 };
             }
         };
         let snapshot = snapshot_of(&group);
-        let cost = self.hourly_cost(index, &group).await;
+        let cost = self.hourly_cost(managed, &group).await;
         self.events.emit(&Event::GroupObserved {
             provider: provider_name.clone(),
             group: snapshot.clone(),
-            min: self.groups[index].config.min,
-            max: self.groups[index].config.max,
+            min: managed.config.min,
+            max: managed.config.max,
             cost_per_hour: cost.as_ref().map(|c| c.0),
             currency: cost.map(|c| c.1),
         });
 
-        let (windows, metric_problems) = self.fetch_metrics(index, now).await;
+        let (windows, metric_problems) = self.fetch_metrics(managed, now).await;
         for (metric, reason) in &metric_problems {
             self.events.emit(&Event::MetricsMissing {
                 provider: provider_name.clone(),
@@ -245,7 +354,7 @@ impl ControlLoop {
             });
         }
 
-        let forecast = self.update_forecast(index, now, &snapshot, &windows).await;
+        let forecast = self.update_forecast(managed, now, &snapshot, &windows).await;
         if let Some(f) = &forecast
             && f.refreshed
         {
@@ -259,7 +368,6 @@ impl ControlLoop {
             Some(f) => (f.points.as_deref(), f.note.as_deref()),
             None => (None, None),
         };
-        let managed = &mut self.groups[index];
         let observation = Observation {
             now,
             group: &snapshot,
@@ -267,7 +375,8 @@ impl ControlLoop {
             forecast: points,
             forecast_note: note,
         };
-        let mut decision = crate::decide(&managed.config, &observation, &mut managed.memory);
+        let (mut decision, update) = crate::decide(&managed.config, &observation, &managed.memory);
+        managed.memory.apply(&update);
         for (metric, reason) in metric_problems {
             decision.reasons.push(Reason {
                 source: format!("metrics.{metric}"),
@@ -286,12 +395,15 @@ impl ControlLoop {
         } else if decision.dry_run {
             Action::DryRun
         } else {
-            match managed
-                .provider
-                .scaling
-                .set_desired_capacity(&group_id, decision.desired)
-                .await
-            {
+            let applied = match managed.provider.scaling_provider() {
+                Ok(scaling) => {
+                    scaling
+                        .set_desired_capacity(&group_id, decision.desired)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match applied {
                 Ok(()) => {
                     managed.memory.record_applied(&decision);
                     Action::Applied
@@ -333,10 +445,9 @@ impl ControlLoop {
     /// Fetches every metric the group's policies read; problems are returned, not fatal.
     async fn fetch_metrics(
         &self,
-        index: usize,
+        managed: &ManagedGroup,
         now: DateTime<Utc>,
     ) -> (MetricWindows, Vec<(MetricKind, String)>) {
-        let managed = &self.groups[index];
         let mut windows = MetricWindows::new();
         let mut problems = Vec::new();
         let needed = managed.config.metrics_needed();
@@ -372,7 +483,7 @@ impl ControlLoop {
                 .config
                 .metrics
                 .as_ref()
-                .and_then(|m| m.queries.get(metric.name()))
+                .and_then(|m| m.queries.get(&metric))
                 .map(|q| q.replace("{group}", group_id));
             let query = MetricQuery {
                 group: group_id.to_owned(),
@@ -380,7 +491,7 @@ impl ControlLoop {
                 expression,
             };
             match source
-                .query_range(&query, range, self.metric_step_seconds)
+                .query_range(&RangeQuery::new(query, range, self.metric_step_seconds))
                 .await
             {
                 Ok(series) if series.len() > 1 => problems.push((
@@ -404,13 +515,12 @@ impl ControlLoop {
     /// Feeds the group's predictive forecaster (fetching its history on the first call) and
     /// returns the forecast now. `None` when the group has no predictive policy.
     async fn update_forecast(
-        &mut self,
-        index: usize,
+        &self,
+        managed: &mut ManagedGroup,
         now: DateTime<Utc>,
         snapshot: &GroupSnapshot,
         windows: &MetricWindows,
     ) -> Option<ForecastInput> {
-        let managed = &self.groups[index];
         let state = managed.forecast.as_ref()?;
         let metric = state.policy().metric.clone();
         let span = state.history_span();
@@ -424,7 +534,7 @@ impl ControlLoop {
                 .config
                 .metrics
                 .as_ref()
-                .and_then(|m| m.queries.get(metric.name()))
+                .and_then(|m| m.queries.get(&metric))
                 .map(|q| q.replace("{group}", group_id));
             let query = MetricQuery {
                 group: group_id.to_owned(),
@@ -436,7 +546,7 @@ impl ControlLoop {
                 end: now + TimeDelta::seconds(1),
             };
             match source
-                .query_range(&query, range, HISTORY_STEP_SECONDS)
+                .query_range(&RangeQuery::new(query, range, HISTORY_STEP_SECONDS))
                 .await
             {
                 Ok(mut series) if series.len() == 1 => {
@@ -451,7 +561,6 @@ impl ControlLoop {
                 Err(error) => backfill_problem = Some(format!("history query failed: {error}")),
             }
         }
-        let managed = &mut self.groups[index];
         managed.forecast_backfilled = true;
         let state = managed.forecast.as_mut()?;
         // Utilisation becomes a load (busy instances) with the ready count now: the loop does not
@@ -472,26 +581,37 @@ impl ControlLoop {
     }
 
     /// Estimated hourly cost of the group's active instances, cached per class.
-    async fn hourly_cost(&mut self, index: usize, group: &ScalingGroup) -> Option<(f64, String)> {
-        let provider = &self.groups[index].provider;
+    async fn hourly_cost(
+        &self,
+        managed: &ManagedGroup,
+        group: &ScalingGroup,
+    ) -> Option<(f64, String)> {
+        let provider = &managed.provider;
         let catalog = provider.catalog.clone()?;
         let key = (provider.name.clone(), group.instance_class.clone());
-        if !self.prices.contains_key(&key) {
+        let cached = self.prices().contains_key(&key);
+        if !cached {
             let price = match catalog.instance_class(&group.instance_class).await {
                 Ok(class) => class
                     .cheapest(CapacityType::OnDemand)
                     .map(|o| (o.price.per_hour(), o.price.amount.currency.0.clone())),
                 Err(_) => None,
             };
-            self.prices.insert(key.clone(), price);
+            self.prices().insert(key.clone(), price);
         }
-        let (per_hour, currency) = self.prices.get(&key)?.clone()?;
+        let (per_hour, currency) = self.prices().get(&key)?.clone()?;
         let active = group
             .instances
             .iter()
             .filter(|i| i.state.is_active())
             .count() as f64;
         Some((per_hour * active, currency))
+    }
+
+    fn prices(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), Option<(f64, String)>>> {
+        self.prices.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

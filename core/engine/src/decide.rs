@@ -3,13 +3,13 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::memory::DecisionMemory;
+use super::hpa;
+use super::memory::{DecisionMemory, MemoryUpdate};
 use super::predictive::{self, PredictiveVote};
-use super::schedule;
 use super::{Decision, Direction, Observation, Reason};
 use crate::config::{
-    AdjustmentType, Aggregation, Behavior, GroupConfig, PolicyConfig, Scheduled, Select,
-    StepScaling, TargetTracking, Threshold,
+    AdjustmentType, Aggregation, GroupConfig, PolicyConfig, Scheduled, StepScaling,
+    TargetTracking, Threshold,
 };
 use crate::model::{MetricKind, Sample};
 
@@ -24,23 +24,24 @@ enum Vote {
     Abstain,
 }
 
-/// Decides the desired capacity of one group. Pure: no I/O, no clock; `memory` carries what
-/// stabilisation windows need from earlier evaluations.
+/// Decides the desired capacity of one group.
+///
+/// Pure in the strict sense: no I/O, no clock, and `memory` (what stabilisation windows, rate
+/// limits and cooldowns need from earlier evaluations) is only read. What this evaluation adds
+/// to the memory comes back as a [`MemoryUpdate`] beside the decision; the caller applies it
+/// with [`DecisionMemory::apply`] before the next evaluation (or persists it, or hands it to
+/// another replica), and records an applied decision with [`DecisionMemory::record_applied`].
+#[must_use = "the memory update must be applied for stabilisation windows to work"]
 pub fn decide(
     group: &GroupConfig,
     observation: &Observation<'_>,
-    memory: &mut DecisionMemory,
-) -> Decision {
+    memory: &DecisionMemory,
+) -> (Decision, MemoryUpdate) {
     let now = observation.now;
     let snapshot = observation.group;
     let current = snapshot.desired;
     let mut reasons: Vec<Reason> = Vec::with_capacity(group.policies.len() + 2);
-
-    memory.note_ready(now, snapshot.ready);
-    if memory.recommendations.len() != group.policies.len() {
-        memory.recommendations = vec![Default::default(); group.policies.len()];
-        memory.crons = vec![None; group.policies.len()];
-    }
+    let mut update = MemoryUpdate::new(now, snapshot.ready, group.policies.len());
 
     // Effective bounds: the policy's, within the provider's own.
     let mut floor = group.min.max(snapshot.provider_min);
@@ -54,7 +55,7 @@ pub fn decide(
                 group.min, group.max, snapshot.provider_min, snapshot.provider_max
             ),
         });
-        return finish(group, observation, current, reasons);
+        return (finish(group, observation, current, reasons), update);
     }
 
     let mut votes: Vec<u32> = Vec::with_capacity(group.policies.len());
@@ -65,12 +66,12 @@ pub fn decide(
         let source = format!("policies[{index}].{}", policy.kind());
         let (vote, message) = match policy {
             PolicyConfig::TargetTracking(tt) => {
-                target_tracking(tt, group, observation, memory, index)
+                target_tracking(tt, group, observation, memory, (index, &mut update))
             }
             PolicyConfig::Step(step) => step_scaling(step, group, observation),
             PolicyConfig::Threshold(th) => threshold(th, group, observation),
             PolicyConfig::Scheduled(s) => {
-                scheduled(s, now, memory, index, &mut floor, &mut ceiling)
+                scheduled(s, now, &mut floor, &mut ceiling)
             }
             PolicyConfig::Predictive(p) => {
                 let (vote, raised, message) = predictive::vote(p, observation, ceiling);
@@ -212,8 +213,8 @@ pub fn decide(
         desired = ceiling;
     }
 
-    memory.prune(now, history_to_keep(group));
-    finish(group, observation, desired, reasons)
+    update.forget_before = Some(now - history_to_keep(group));
+    (finish(group, observation, desired, reasons), update)
 }
 
 fn guard_reason(source: &str, recommended: u32, message: String) -> Reason {
@@ -258,12 +259,7 @@ fn history_to_keep(group: &GroupConfig) -> TimeDelta {
         .max(group.guards.scale_out_cooldown.as_delta());
     for policy in &group.policies {
         if let PolicyConfig::TargetTracking(tt) = policy {
-            for behavior in [&tt.scale_up, &tt.scale_down] {
-                keep = keep.max(behavior.stabilization_window.as_delta());
-                for limit in &behavior.limits {
-                    keep = keep.max(limit.period.as_delta());
-                }
-            }
+            keep = keep.max(hpa::history_needed(&tt.scale_up, &tt.scale_down));
         }
     }
     keep
@@ -341,13 +337,15 @@ fn ceil_to_u32(value: f64) -> u32 {
 /// (`pkg/controller/podautoscaler/replica_calculator.go` and `horizontal.go`):
 /// raw recommendation from the usage ratio outside the tolerance, then the stabilisation window
 /// (`stabilizeRecommendationWithBehaviors`), then the rate limits
-/// (`convertDesiredReplicasWithBehaviorRate`).
+/// (`convertDesiredReplicasWithBehaviorRate`). Tolerance, stabilisation and rate limits are the
+/// shared [`hpa`] rules, the same the `hpa` baseline of `hoist-eval` runs; the raw
+/// recommendation (not-yet-ready instances, metrics other than an average) is this policy's own.
 fn target_tracking(
     tt: &TargetTracking,
     group: &GroupConfig,
     observation: &Observation<'_>,
-    memory: &mut DecisionMemory,
-    index: usize,
+    memory: &DecisionMemory,
+    (index, update): (usize, &mut MemoryUpdate),
 ) -> (Vote, String) {
     let snapshot = observation.group;
     let current = snapshot.desired;
@@ -364,8 +362,9 @@ fn target_tracking(
         .unwrap_or_else(|| Aggregation::default_for(&tt.metric));
     // A lagged sample describes the instances that were ready when it was taken; scaling the
     // ratio by today's count would count freshly booted instances twice and overshoot.
+    let now = observation.now;
     let ready = memory
-        .ready_at(sampled_at)
+        .ready_at(sampled_at, (now, snapshot.ready))
         .unwrap_or(snapshot.ready)
         .min(snapshot.ready.max(1));
     let ready = if snapshot.ready == 0 { 0 } else { ready };
@@ -392,45 +391,24 @@ fn target_tracking(
             (ratio, ceil_to_u32(value / tt.target))
         }
     };
-    let within_tolerance = (ratio - 1.0).abs() <= tt.tolerance;
+    let within_tolerance = hpa::within_tolerance(ratio, tt.tolerance);
     let raw = if within_tolerance { current } else { raw };
 
     // Stabilisation: scale up to the lowest, down to the highest recent recommendation.
-    let history = &mut memory.recommendations[index];
-    let now = observation.now;
-    let up_cutoff = now - tt.scale_up.stabilization_window.as_delta();
-    let down_cutoff = now - tt.scale_down.stabilization_window.as_delta();
-    let mut up = raw;
-    let mut down = raw;
-    for &(at, rec) in history.iter() {
-        if at > up_cutoff {
-            up = up.min(rec);
-        }
-        if at > down_cutoff {
-            down = down.max(rec);
-        }
-    }
-    // A second evaluation at the same instant replaces the first rather than counting twice.
-    match history.back_mut() {
-        Some(last) if last.0 == now => last.1 = raw,
-        _ => history.push_back((now, raw)),
-    }
-    let mut stabilised = current;
-    if stabilised < up {
-        stabilised = up;
-    }
-    if stabilised > down {
-        stabilised = down;
-    }
+    let stabilised = hpa::stabilize(
+        current,
+        raw,
+        now,
+        &tt.scale_up,
+        &tt.scale_down,
+        memory.recommendations_of(group.policies.len(), index),
+    );
+    update.recommendations.push((index, raw));
 
     // Rate limits per direction.
-    let limited = if stabilised > current {
-        stabilised.min(scale_up_limit(&tt.scale_up, current, memory, now))
-    } else if stabilised < current {
-        stabilised.max(scale_down_limit(&tt.scale_down, current, memory, now))
-    } else {
-        stabilised
-    };
+    let limited = hpa::rate_limit(current, stabilised, &tt.scale_up, &tt.scale_down, |period| {
+        memory.changes_since(now, period)
+    });
 
     let mut message = format!(
         "{} = {value:.3}, target {} ({aggregation:?}), ratio {ratio:.2}",
@@ -448,63 +426,6 @@ fn target_tracking(
         message.push_str(&format!(", rate-limited to {limited}"));
     }
     (Vote::Capacity(limited), message)
-}
-
-fn scale_up_limit(
-    behavior: &Behavior,
-    current: u32,
-    memory: &DecisionMemory,
-    now: DateTime<Utc>,
-) -> u32 {
-    if behavior.select == Select::Disabled {
-        return current;
-    }
-    let mut best: Option<u32> = None;
-    for limit in &behavior.limits {
-        let (added, removed) = memory.changes_since(now, limit.period.as_delta());
-        let period_start = (i64::from(current) - added + removed).max(0) as f64;
-        let allowed = match (limit.instances, limit.percent) {
-            (Some(n), _) => period_start + f64::from(n),
-            (None, Some(p)) => (period_start * (1.0 + p / 100.0)).ceil(),
-            (None, None) => continue,
-        };
-        let allowed = ceil_to_u32(allowed);
-        best = Some(match (best, behavior.select) {
-            (None, _) => allowed,
-            (Some(b), Select::Min) => b.min(allowed),
-            (Some(b), _) => b.max(allowed),
-        });
-    }
-    best.unwrap_or(u32::MAX)
-}
-
-fn scale_down_limit(
-    behavior: &Behavior,
-    current: u32,
-    memory: &DecisionMemory,
-    now: DateTime<Utc>,
-) -> u32 {
-    if behavior.select == Select::Disabled {
-        return current;
-    }
-    let mut best: Option<u32> = None;
-    for limit in &behavior.limits {
-        let (added, removed) = memory.changes_since(now, limit.period.as_delta());
-        let period_start = (i64::from(current) - added + removed).max(0) as f64;
-        let allowed = match (limit.instances, limit.percent) {
-            (Some(n), _) => (period_start - f64::from(n)).max(0.0),
-            (None, Some(p)) => (period_start * (1.0 - p / 100.0)).max(0.0),
-            (None, None) => continue,
-        };
-        let allowed = ceil_to_u32(allowed);
-        // For scale-in, the policy allowing the largest change is the lowest floor.
-        best = Some(match (best, behavior.select) {
-            (None, _) => allowed,
-            (Some(b), Select::Min) => b.max(allowed),
-            (Some(b), _) => b.min(allowed),
-        });
-    }
-    best.unwrap_or(0)
 }
 
 fn step_scaling(
@@ -632,21 +553,10 @@ fn threshold(th: &Threshold, group: &GroupConfig, observation: &Observation<'_>)
 fn scheduled(
     s: &Scheduled,
     now: DateTime<Utc>,
-    memory: &mut DecisionMemory,
-    index: usize,
     floor: &mut u32,
     ceiling: &mut u32,
 ) -> (Vote, String) {
-    if memory.crons[index].is_none() {
-        memory.crons[index] = schedule::parse_cron(&s.cron).ok();
-    }
-    let (Some(cron), Ok(tz)) = (&memory.crons[index], s.timezone.parse::<chrono_tz::Tz>()) else {
-        return (
-            Vote::Abstain,
-            format!("schedule `{}` cannot be read; ignored", s.cron),
-        );
-    };
-    if !schedule::is_active(cron, tz, s.duration.as_delta(), now) {
+    if !s.cron.is_active(s.timezone, s.duration.as_delta(), now) {
         return (
             Vote::Abstain,
             format!("schedule `{}` ({}) not active", s.cron, s.timezone),

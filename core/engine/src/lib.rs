@@ -9,7 +9,11 @@
 //! group's policies to a [`Decision`] with the desired capacity and the reasons. It does no I/O
 //! and reads no clock: the same inputs give the same decision, so it is tested exhaustively and
 //! replayed bit for bit by the simulator. Memory that policies need across evaluations
-//! (stabilisation windows, cooldowns) lives in [`DecisionMemory`], owned by the caller.
+//! (stabilisation windows, cooldowns) lives in [`DecisionMemory`], owned by the caller, which
+//! `decide` only reads: it returns the change to the memory as a [`MemoryUpdate`] beside the
+//! decision, for the caller to apply, persist or hand on. The Kubernetes HPA rules that
+//! `target_tracking` follows (tolerance, stabilisation, rate limits) are in [`hpa`], shared with
+//! the `hpa` baseline of `hoist-eval`.
 
 pub mod assembly;
 pub mod audit;
@@ -18,12 +22,13 @@ pub mod control;
 mod decide;
 pub mod events;
 pub mod forecast;
+pub mod hpa;
 mod memory;
 pub mod predictive;
 pub mod schedule;
 
 pub use decide::decide;
-pub use memory::DecisionMemory;
+pub use memory::{DecisionMemory, MemoryUpdate};
 pub use predictive::{ForecastInput, LevelRatio, PredictiveForecast};
 
 use std::collections::BTreeMap;

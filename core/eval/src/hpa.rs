@@ -24,17 +24,29 @@
 //!   policy, `periodStartReplicas = current − added + removed` within the policy's period
 //!   (events strictly newer than `now − period`); `Pods` adds/removes `value`; `Percent` up is
 //!   `ceil(start × (1 + v/100))`, down is `trunc(start × (1 − v/100))`; `selectPolicy: Max`
-//!   takes the policy allowing the largest change. Defaults (docs, "Default behavior"): up
-//!   `max(4 pods, 100 %)` per 15 s; down 100 % per 15 s after the 300 s window.
+//!   takes the policy allowing the largest change; a limit stops at the current count, never
+//!   reversing the direction. Defaults (docs, "Default behavior"): up `max(4 pods, 100 %)` per
+//!   15 s; down 100 % per 15 s after the 300 s window. (An empty `policies` list, which the
+//!   Kubernetes API refuses, leaves the direction unlimited.)
 //! - Bounds `minReplicas`/`maxReplicas` clamp the result.
 //!
 //! The metric is the utilisation the replay delivers (lagged and averaged like metrics-server's
 //! window). The CPU initialisation period (pods whose first samples are discarded for 5 min after
 //! start) is not modelled: a booting instance is simply a not-ready pod until its boot delay ends.
+//!
+//! Tolerance, stabilisation and rate limits are not implemented here: they are
+//! [`hoist_engine::hpa`], the rules the engine's `target_tracking` policy runs, so the baseline
+//! and the policy cannot drift apart. This module keeps the replica formula with its
+//! not-yet-ready pods, the bounds and the controller's memory (recommendations and scale events).
 
 use std::collections::VecDeque;
 
+use chrono::{DateTime, Utc};
+use hoist_engine::config::{Behavior, LimitAmount, RateLimit, Select};
+use hoist_engine::hpa;
 use serde::{Deserialize, Serialize};
+
+use crate::duration::HumanDuration;
 
 /// One scaling policy of `behavior.scaleUp` / `behavior.scaleDown`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -63,6 +75,22 @@ impl HpaPolicy {
             }
         }
     }
+
+    /// The same limit as the engine's policy files write it.
+    fn rate_limit(self) -> RateLimit {
+        let amount = match self {
+            HpaPolicy::Pods { value, .. } => LimitAmount::Instances(value),
+            HpaPolicy::Percent { value, .. } => LimitAmount::Percent(f64::from(value)),
+        };
+        RateLimit {
+            amount,
+            period: seconds(self.period_seconds()),
+        }
+    }
+}
+
+fn seconds(s: i64) -> HumanDuration {
+    HumanDuration::from_secs(u64::try_from(s).unwrap_or(0))
 }
 
 /// `selectPolicy`.
@@ -85,6 +113,21 @@ pub struct HpaRules {
     pub policies: Vec<HpaPolicy>,
     /// How policies combine.
     pub select: HpaSelect,
+}
+
+impl HpaRules {
+    /// The same rules as the engine's policy files write them.
+    fn behavior(&self) -> Behavior {
+        Behavior {
+            stabilization_window: seconds(self.stabilization_window_seconds),
+            limits: self.policies.iter().map(|p| p.rate_limit()).collect(),
+            select: match self.select {
+                HpaSelect::Max => Select::Max,
+                HpaSelect::Min => Select::Min,
+                HpaSelect::Disabled => Select::Disabled,
+            },
+        }
+    }
 }
 
 /// An HPA's configuration.
@@ -150,6 +193,9 @@ impl HpaConfig {
 #[derive(Debug, Clone)]
 pub struct Hpa {
     config: HpaConfig,
+    /// `config.scale_up` and `config.scale_down` for [`hoist_engine::hpa`].
+    scale_up: Behavior,
+    scale_down: Behavior,
     recommendations: VecDeque<(i64, u32)>,
     scale_up_events: VecDeque<(i64, u32)>,
     scale_down_events: VecDeque<(i64, u32)>,
@@ -159,6 +205,8 @@ impl Hpa {
     /// A fresh HPA.
     pub fn new(config: HpaConfig) -> Self {
         Hpa {
+            scale_up: config.scale_up.behavior(),
+            scale_down: config.scale_down.behavior(),
             config,
             recommendations: VecDeque::new(),
             scale_up_events: VecDeque::new(),
@@ -188,7 +236,7 @@ impl Hpa {
         let usage_ratio = u / self.config.target_utilization;
         let scale_up_with_unready = unready > 0 && usage_ratio > 1.0;
         if !scale_up_with_unready {
-            if (1.0 - usage_ratio).abs() <= tol {
+            if hpa::within_tolerance(usage_ratio, tol) {
                 return Some(current);
             }
             return Some(ceil_u32(usage_ratio * f64::from(ready)));
@@ -196,7 +244,7 @@ impl Hpa {
         // Not-yet-ready pods count as 0 % of the target.
         let all = f64::from(ready + unready);
         let new_ratio = u * f64::from(ready) / (all * self.config.target_utilization);
-        if (1.0 - new_ratio).abs() <= tol || new_ratio < 1.0 {
+        if hpa::within_tolerance(new_ratio, tol) || new_ratio < 1.0 {
             return Some(current);
         }
         let new_replicas = ceil_u32(new_ratio * all);
@@ -229,25 +277,34 @@ impl Hpa {
                 return current;
             };
             let stabilized = self.stabilize(now_seconds, current, raw);
-            self.rate_limit(now_seconds, current, stabilized)
+            let limited = hpa::rate_limit(
+                current,
+                stabilized,
+                &self.scale_up,
+                &self.scale_down,
+                |period| {
+                    let p = period.num_seconds();
+                    (
+                        i64::from(Self::change_in_period(&self.scale_up_events, now_seconds, p)),
+                        i64::from(Self::change_in_period(&self.scale_down_events, now_seconds, p)),
+                    )
+                },
+            );
+            limited.clamp(min, max)
         };
         self.record_event(now_seconds, current, desired);
         desired
     }
 
     fn stabilize(&mut self, now: i64, current: u32, raw: u32) -> u32 {
-        let up_cutoff = now - self.config.scale_up.stabilization_window_seconds;
-        let down_cutoff = now - self.config.scale_down.stabilization_window_seconds;
-        let mut up = raw;
-        let mut down = raw;
-        for &(at, rec) in &self.recommendations {
-            if at > up_cutoff {
-                up = up.min(rec);
-            }
-            if at > down_cutoff {
-                down = down.max(rec);
-            }
-        }
+        let stabilized = hpa::stabilize(
+            current,
+            raw,
+            time(now),
+            &self.scale_up,
+            &self.scale_down,
+            self.recommendations.iter().map(|&(at, rec)| (time(at), rec)),
+        );
         let oldest = now
             - self
                 .config
@@ -262,14 +319,7 @@ impl Hpa {
             self.recommendations.pop_front();
         }
         self.recommendations.push_back((now, raw));
-        let mut recommendation = current;
-        if recommendation < up {
-            recommendation = up;
-        }
-        if recommendation > down {
-            recommendation = down;
-        }
-        recommendation
+        stabilized
     }
 
     fn change_in_period(events: &VecDeque<(i64, u32)>, now: i64, period: i64) -> u32 {
@@ -280,71 +330,6 @@ impl Hpa {
             .take_while(|&&(at, _)| at > cutoff)
             .map(|&(_, n)| n)
             .sum()
-    }
-
-    fn rate_limit(&self, now: i64, current: u32, desired: u32) -> u32 {
-        let (min, max) = (self.config.min_replicas, self.config.max_replicas);
-        if desired > current {
-            let rules = &self.config.scale_up;
-            let limit = match rules.select {
-                HpaSelect::Disabled => current,
-                select => {
-                    let mut result: Option<i64> = None;
-                    for &policy in &rules.policies {
-                        let p = policy.period_seconds();
-                        let start = i64::from(current)
-                            - i64::from(Self::change_in_period(&self.scale_up_events, now, p))
-                            + i64::from(Self::change_in_period(&self.scale_down_events, now, p));
-                        let proposed = match policy {
-                            HpaPolicy::Pods { value, .. } => start + i64::from(value),
-                            HpaPolicy::Percent { value, .. } => {
-                                (start as f64 * (1.0 + f64::from(value) / 100.0)).ceil() as i64
-                            }
-                        };
-                        result = Some(match (result, select) {
-                            (None, _) => proposed,
-                            (Some(r), HpaSelect::Min) => r.min(proposed),
-                            (Some(r), _) => r.max(proposed),
-                        });
-                    }
-                    result.map_or(current, |r| r.clamp(0, i64::from(u32::MAX)) as u32)
-                }
-            };
-            let limit = limit.max(current);
-            desired.min(limit.min(max))
-        } else if desired < current {
-            let rules = &self.config.scale_down;
-            let limit = match rules.select {
-                HpaSelect::Disabled => current,
-                select => {
-                    let mut result: Option<i64> = None;
-                    for &policy in &rules.policies {
-                        let p = policy.period_seconds();
-                        let start = i64::from(current)
-                            - i64::from(Self::change_in_period(&self.scale_up_events, now, p))
-                            + i64::from(Self::change_in_period(&self.scale_down_events, now, p));
-                        let proposed = match policy {
-                            HpaPolicy::Pods { value, .. } => start - i64::from(value),
-                            HpaPolicy::Percent { value, .. } => {
-                                (start as f64 * (1.0 - f64::from(value) / 100.0)).trunc() as i64
-                            }
-                        };
-                        // For scale-down the largest change is the smallest count.
-                        result = Some(match (result, select) {
-                            (None, _) => proposed,
-                            (Some(r), HpaSelect::Min) => r.max(proposed),
-                            (Some(r), _) => r.min(proposed),
-                        });
-                    }
-                    result.map_or(current, |r| r.clamp(0, i64::from(u32::MAX)) as u32)
-                }
-            };
-            let limit = limit.min(current);
-            desired.max(limit.max(min))
-        } else {
-            desired
-        }
-        .clamp(min, max)
     }
 
     fn record_event(&mut self, now: i64, before: u32, after: u32) {
@@ -378,6 +363,11 @@ impl Hpa {
             self.scale_down_events.push_back((now, before - after));
         }
     }
+}
+
+/// Seconds since the epoch as a time, for [`hoist_engine::hpa`].
+fn time(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap_or_default()
 }
 
 fn ceil_u32(x: f64) -> u32 {

@@ -173,7 +173,8 @@ impl Controller for PolicyController {
             forecast: points,
             forecast_note: note,
         };
-        let decision = decide(&self.group, &observation, &mut self.memory);
+        let (decision, update) = decide(&self.group, &observation, &self.memory);
+        self.memory.apply(&update);
         if let Some(f) = &forecast {
             let key = match (&f.points, &f.note) {
                 (Some(_), _) => "forecast used".to_owned(),

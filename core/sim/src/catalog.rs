@@ -24,7 +24,7 @@ pub fn sim_price_source() -> PriceSource {
 /// An hourly USD price from the simulated catalog.
 pub fn sim_price(per_hour: f64) -> Price {
     Price {
-        amount: Money::usd(per_hour),
+        amount: Money::usd_f64(per_hour),
         unit: RateUnit::PerHour,
         source: sim_price_source(),
     }

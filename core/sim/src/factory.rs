@@ -45,6 +45,11 @@ impl ProviderFactory for SimulatedFactory {
         "simulated"
     }
 
+    fn settings_schema(&self) -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(SimulatedCloudConfig))
+            .unwrap_or_else(|_| serde_json::json!({ "type": "object" }))
+    }
+
     fn validate(&self, ctx: BuildContext<'_>) -> Result<()> {
         Self::cloud(ctx).map(|_| ())
     }

@@ -102,12 +102,13 @@ pub use queueing::{LATENCY_CAP_SECONDS, MAX_MODEL_UTILISATION, latency_seconds};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::model::{
-    Activity, CapacityType, GroupId, InstanceClass, InstanceId, MetricKind, MetricQuery, Price,
-    ScalingGroup, TimeRange, TimeSeries,
+    Activity, CapacityType, GroupId, InstanceClass, InstanceId, MetricKind, Price, ScalingGroup,
+    TimeSeries,
 };
 use crate::provider::{
     BillingCapabilities, BillingProvider, CatalogCapabilities, CostEntry, CostQuery,
-    InstanceCatalog, MetricsCapabilities, MetricsSource, ProviderSet, ScalingCapabilities,
+    InstanceCatalog, MetricsCapabilities, MetricsSource, ProviderSet, RangeQuery, RemoveInstances,
+    ScalingCapabilities,
     ScalingProvider,
 };
 pub use factory::{SimulatedFactory, register_builtins};
@@ -521,7 +522,7 @@ impl SimulatedCloud {
         let named = self.named(name);
         ProviderSet {
             name: name.to_owned(),
-            scaling: Arc::new(named.clone()),
+            scaling: Some(Arc::new(named.clone())),
             catalog: Some(Arc::new(named.clone())),
             billing: Some(Arc::new(named.clone())),
             metrics: Some(Arc::new(named)),
@@ -671,14 +672,9 @@ impl ScalingProvider for SimulatedCloud {
         })
     }
 
-    async fn remove_instances(
-        &self,
-        group: &str,
-        instances: &[InstanceId],
-        decrement: bool,
-    ) -> Result<()> {
+    async fn remove_instances(&self, group: &str, request: &RemoveInstances) -> Result<()> {
         self.group_op(group, "remove_instances", |w, gi| {
-            w.remove_instances(gi, instances, decrement)
+            w.remove_instances(gi, &request.instances, request.decrement)
         })
     }
 
@@ -782,12 +778,8 @@ impl MetricsSource for SimulatedCloud {
         }
     }
 
-    async fn query_range(
-        &self,
-        query: &MetricQuery,
-        range: TimeRange,
-        step_seconds: u32,
-    ) -> Result<Vec<TimeSeries>> {
+    async fn query_range(&self, request: &RangeQuery) -> Result<Vec<TimeSeries>> {
+        let (query, range, step_seconds) = (&request.query, request.range, request.step_seconds);
         if let Some(expr) = &query.expression {
             return Err(self.err(
                 Error::unsupported(format!(

@@ -1135,7 +1135,7 @@ impl World {
                 start: buckets[b].0,
                 end: buckets[b].1,
                 key,
-                amount: Money::usd(amount),
+                amount: Money::usd_f64(amount),
                 estimated: false,
             })
             .collect())
@@ -1172,7 +1172,7 @@ impl World {
                     start: *a,
                     end: *e,
                     key: key.clone(),
-                    amount: Money::usd(rate * hours),
+                    amount: Money::usd_f64(rate * hours),
                     estimated: true,
                 });
             }

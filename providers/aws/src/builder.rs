@@ -5,11 +5,18 @@
 //! standard AWS configuration chain (`AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_PROFILE`,
 //! `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, the shared config and
 //! credentials files, web identity, ECS and EC2 instance metadata). Setters always win over the
-//! environment.
+//! environment: an endpoint set here is set on every service's own configuration, so neither
+//! `AWS_ENDPOINT_URL` nor `AWS_ENDPOINT_URL_<SERVICE>` nor a profile's `endpoint_url` can
+//! redirect it, and a profile set here supplies the credentials and region in place of
+//! `AWS_ACCESS_KEY_ID` and `AWS_REGION`.
 
 use std::fmt;
 use std::sync::Arc;
 
+use aws_config::default_provider::region::DefaultRegionChain;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider};
+use aws_config::provider_config::ProviderConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -25,6 +32,18 @@ pub const PRICE_LIST_REGION: &str = "us-east-1";
 
 /// The CloudWatch namespace custom metrics are read from unless configured otherwise.
 pub const DEFAULT_CUSTOM_METRIC_NAMESPACE: &str = "Hoist";
+
+/// `$service`'s configuration builder from the shared `SdkConfig`, with `$endpoint` (when
+/// `Some`) set on it, where it wins over every endpoint the environment or a profile names.
+macro_rules! with_endpoint {
+    ($service:ident, $config:expr, $endpoint:expr) => {{
+        let mut builder = $service::config::Builder::from($config);
+        if let Some(url) = $endpoint {
+            builder.set_endpoint_url(Some(url.to_owned()));
+        }
+        builder
+    }};
+}
 
 /// Builds an [`AwsProvider`].
 ///
@@ -126,7 +145,8 @@ impl AwsProviderBuilder {
         self
     }
 
-    /// Sends every request to this endpoint instead of AWS (an emulator, a VPC endpoint).
+    /// Sends every request to this endpoint instead of AWS (an emulator, a VPC endpoint). It wins
+    /// over `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>` and a profile's `endpoint_url`.
     pub fn with_endpoint_url(mut self, url: impl Into<String>) -> Self {
         self.endpoint_url = Some(url.into());
         self
@@ -140,6 +160,8 @@ impl AwsProviderBuilder {
     }
 
     /// The named profile of the shared config files (only with [`from_env`](Self::from_env)).
+    /// Credentials come from this profile only (not from `AWS_ACCESS_KEY_ID` and the rest of the
+    /// chain), and so does the region unless [`with_region`](Self::with_region) sets one.
     pub fn with_profile(mut self, profile: impl Into<String>) -> Self {
         self.profile = Some(profile.into());
         self
@@ -207,20 +229,15 @@ impl AwsProviderBuilder {
         const OP: &str = "build";
         let base = match self.sdk_config.clone() {
             Some(config) => config,
-            None if self.use_environment => {
-                let mut loader = aws_config::defaults(BehaviorVersion::latest());
-                if let Some(profile) = &self.profile {
-                    loader = loader.profile_name(profile);
-                }
-                loader.load().await
-            }
+            None if self.use_environment => self.load_from_env().await,
             None => {
                 if self.profile.is_some() {
                     return Err(local(
                         ErrorKind::Config,
                         OP,
                         "a profile needs the standard configuration chain: start from AwsProviderBuilder::from_env()",
-                    ));
+                    )
+                    .with_field("profile"));
                 }
                 if self.credentials.is_none() {
                     return Err(local(
@@ -253,29 +270,39 @@ impl AwsProviderBuilder {
                 OP,
                 "no AWS region: set `region` (or AWS_REGION / a profile's region)",
             )
+            .with_field("region")
         })?;
         if region.is_empty() {
-            return Err(local(ErrorKind::Config, OP, "the AWS region is empty"));
+            return Err(
+                local(ErrorKind::Config, OP, "the AWS region is empty").with_field("region")
+            );
         }
         let endpoint_url = config.endpoint_url().map(str::to_owned);
 
-        let cloudwatch = match &self.cloudwatch_endpoint_url {
-            Some(url) => aws_sdk_cloudwatch::Client::from_conf(
-                aws_sdk_cloudwatch::config::Builder::from(&config)
-                    .endpoint_url(url)
-                    .build(),
-            ),
-            None => aws_sdk_cloudwatch::Client::new(&config),
-        };
+        // An endpoint named here is set on each service's own configuration. Set only on the
+        // shared `SdkConfig`, it would lose to the environment: a service client built from an
+        // `SdkConfig` whose endpoint did not come from code (its origin is the environment when
+        // the loader found `AWS_ENDPOINT_URL`) asks the config's `service_config` first, and that
+        // reads `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL` and the profile's `endpoint_url`.
+        let endpoint = self.endpoint_url.as_deref();
+        let cloudwatch_endpoint = self.cloudwatch_endpoint_url.as_deref().or(endpoint);
         let clients = Clients {
-            autoscaling: aws_sdk_autoscaling::Client::new(&config),
-            ec2: aws_sdk_ec2::Client::new(&config),
-            cost_explorer: aws_sdk_costexplorer::Client::new(&config),
-            cloudwatch,
+            autoscaling: aws_sdk_autoscaling::Client::from_conf(
+                with_endpoint!(aws_sdk_autoscaling, &config, endpoint).build(),
+            ),
+            ec2: aws_sdk_ec2::Client::from_conf(
+                with_endpoint!(aws_sdk_ec2, &config, endpoint).build(),
+            ),
+            cost_explorer: aws_sdk_costexplorer::Client::from_conf(
+                with_endpoint!(aws_sdk_costexplorer, &config, endpoint).build(),
+            ),
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
+                with_endpoint!(aws_sdk_cloudwatch, &config, cloudwatch_endpoint).build(),
+            ),
             // The Price List API is served from us-east-1 (and eu-central-1, ap-south-1) only;
             // it prices every region from there.
             pricing: aws_sdk_pricing::Client::from_conf(
-                aws_sdk_pricing::config::Builder::from(&config)
+                with_endpoint!(aws_sdk_pricing, &config, endpoint)
                     .region(Region::new(PRICE_LIST_REGION))
                     .build(),
             ),
@@ -294,6 +321,48 @@ impl AwsProviderBuilder {
         })
     }
 
+    /// The standard AWS configuration chain with this builder's settings taking precedence
+    /// over the environment: a region set here wins over `AWS_REGION`, an endpoint over
+    /// `AWS_ENDPOINT_URL`, and a profile named here over `AWS_PROFILE` and over the
+    /// environment's credentials and region (`AWS_ACCESS_KEY_ID`, `AWS_REGION`): credentials
+    /// then come from that profile only, and the region from it unless one is set here (else
+    /// from the standard chain).
+    async fn load_from_env(&self) -> SdkConfig {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let region = match (&self.region, &self.profile) {
+            (Some(region), _) => Some(Region::new(region.clone())),
+            (None, Some(profile)) => {
+                RegionProviderChain::first_try(
+                    ProfileFileRegionProvider::builder()
+                        .profile_name(profile)
+                        .build(),
+                )
+                .or_else(DefaultRegionChain::builder().profile_name(profile).build())
+                .region()
+                .await
+            }
+            (None, None) => None,
+        };
+        if let Some(region) = &region {
+            loader = loader.region(region.clone());
+        }
+        if let Some(profile) = &self.profile {
+            let provider_config = ProviderConfig::default().with_region(region);
+            loader = loader.profile_name(profile).credentials_provider(
+                ProfileFileCredentialsProvider::builder()
+                    .configure(&provider_config)
+                    .profile_name(profile)
+                    .build(),
+            );
+        }
+        if let Some(url) = &self.endpoint_url {
+            // Marks the shared config's endpoint as set in code; each service client gets it
+            // set on its own configuration as well (see `build`).
+            loader = loader.endpoint_url(url);
+        }
+        loader.load().await
+    }
+
     /// [`build`](Self::build), wrapped in an `Arc` and turned into a
     /// [`hoist_api::ProviderSet`].
     pub async fn build_provider_set(self) -> Result<hoist_api::ProviderSet> {
@@ -303,6 +372,13 @@ impl AwsProviderBuilder {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use aws_types::origin::Origin;
+    use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
+
     use super::*;
 
     #[test]
@@ -332,6 +408,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
+        assert_eq!(err.field(), Some("region"));
         assert!(err.to_string().contains("region"), "{err}");
     }
 
@@ -353,5 +430,180 @@ mod tests {
             &GroupSelector::Names(vec!["web".into()])
         );
         assert!(!format!("{provider:?}").contains("secret-b"));
+    }
+
+    /// A local HTTP endpoint that counts the requests it receives and answers each with an
+    /// empty HTTP 400 (which the SDK does not retry).
+    struct Endpoint {
+        url: String,
+        hits: Arc<AtomicUsize>,
+    }
+
+    impl Endpoint {
+        fn start() -> Endpoint {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let hits = Arc::new(AtomicUsize::new(0));
+            let counter = Arc::clone(&hits);
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { return };
+                    let counter = Arc::clone(&counter);
+                    std::thread::spawn(move || {
+                        while read_request(&mut stream) {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            let reply = "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+                            if stream.write_all(reply.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+            Endpoint { url, hits }
+        }
+
+        fn hits(&self) -> usize {
+            self.hits.load(Ordering::SeqCst)
+        }
+    }
+
+    /// Reads one HTTP/1.1 request (head and `content-length` body); false at end of stream.
+    fn read_request(stream: &mut TcpStream) -> bool {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return false,
+            }
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).is_ok()
+    }
+
+    /// What `aws_config`'s loader reads from the environment, without touching the process
+    /// environment: `AWS_ENDPOINT_URL` and every `AWS_ENDPOINT_URL_<SERVICE>` point at `url`.
+    #[derive(Debug)]
+    struct EnvironmentEndpoint(String);
+
+    impl LoadServiceConfig for EnvironmentEndpoint {
+        fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+            key.env()
+                .starts_with("AWS_ENDPOINT_URL")
+                .then(|| self.0.clone())
+        }
+    }
+
+    /// The `SdkConfig` `aws_config::defaults(..).load()` returns when `AWS_ENDPOINT_URL` is set
+    /// to `url`: the endpoint, its origin (the environment) and the environment-backed service
+    /// configuration that service clients consult.
+    fn loaded_with_environment_endpoint(url: &str) -> SdkConfig {
+        let mut builder = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            )))
+            .endpoint_url(url)
+            .service_config(EnvironmentEndpoint(url.to_owned()));
+        builder.insert_origin("endpoint_url", Origin::shared_environment_variable());
+        builder.build()
+    }
+
+    /// Sends one request through each of the provider's five service clients.
+    async fn call_every_service(clients: &Clients) {
+        // Every call fails (the endpoints answer 400); only where it went matters.
+        let _ = clients
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .send()
+            .await;
+        let _ = clients.ec2.describe_regions().send().await;
+        let _ = clients.cloudwatch.list_metrics().send().await;
+        let _ = clients
+            .cost_explorer
+            .list_cost_allocation_tags()
+            .send()
+            .await;
+        let _ = clients.pricing.describe_services().send().await;
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_in_the_settings_wins_over_aws_endpoint_url() {
+        let environment = Endpoint::start();
+        let settings = Endpoint::start();
+        let loaded = loaded_with_environment_endpoint(&environment.url);
+
+        // What the SDK does on its own: an endpoint set on the shared config after loading
+        // keeps the environment's origin, and a service client built from it asks the
+        // environment first. This is how `endpoint_url` in a policy file used to be ignored.
+        let mut shared = loaded.clone().into_builder();
+        shared.set_endpoint_url(Some(settings.url.clone()));
+        let _ = aws_sdk_autoscaling::Client::new(&shared.build())
+            .describe_auto_scaling_groups()
+            .send()
+            .await;
+        assert_eq!(
+            environment.hits(),
+            1,
+            "the SDK alone prefers the environment"
+        );
+        assert_eq!(settings.hits(), 0);
+
+        let provider = AwsProviderBuilder::new()
+            .with_sdk_config(loaded)
+            .with_endpoint_url(&settings.url)
+            .build()
+            .await
+            .unwrap();
+        call_every_service(&provider.clients).await;
+        assert_eq!(
+            environment.hits(),
+            1,
+            "no request of the provider may reach AWS_ENDPOINT_URL's endpoint"
+        );
+        assert_eq!(
+            settings.hits(),
+            5,
+            "every service goes to the settings' endpoint"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cloudwatch_endpoint_in_the_settings_wins_for_cloudwatch_only() {
+        let environment = Endpoint::start();
+        let settings = Endpoint::start();
+        let cloudwatch = Endpoint::start();
+        let provider = AwsProviderBuilder::new()
+            .with_sdk_config(loaded_with_environment_endpoint(&environment.url))
+            .with_endpoint_url(&settings.url)
+            .with_cloudwatch_endpoint_url(&cloudwatch.url)
+            .build()
+            .await
+            .unwrap();
+        call_every_service(&provider.clients).await;
+        assert_eq!(environment.hits(), 0);
+        assert_eq!(settings.hits(), 4);
+        assert_eq!(cloudwatch.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn without_an_endpoint_in_the_settings_the_environment_applies() {
+        let environment = Endpoint::start();
+        let provider = AwsProviderBuilder::new()
+            .with_sdk_config(loaded_with_environment_endpoint(&environment.url))
+            .build()
+            .await
+            .unwrap();
+        call_every_service(&provider.clients).await;
+        assert_eq!(environment.hits(), 5);
     }
 }

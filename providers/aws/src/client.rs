@@ -138,7 +138,7 @@ impl AwsProvider {
     pub fn into_provider_set(self: Arc<Self>) -> ProviderSet {
         ProviderSet {
             name: self.name.clone(),
-            scaling: self.clone(),
+            scaling: Some(self.clone()),
             catalog: Some(self.clone()),
             billing: Some(self.clone()),
             metrics: Some(self),

@@ -13,8 +13,11 @@
 //! Build one with [`AwsProviderBuilder`] (`new` for explicit settings, `from_env` for the
 //! standard AWS configuration and credential chain, honouring `AWS_REGION` and
 //! `AWS_ENDPOINT_URL`), or from a policy file's settings with [`provider_set_from_settings`] /
-//! [`AwsProviderFactory`]. Errors convert to [`hoist_api::Error`] by meaning (see [`errors`]);
-//! credentials never appear in `Debug` output, logs or errors.
+//! [`AwsProviderFactory`]. What the settings (or the builder's setters) say wins over the
+//! environment: region, endpoint, and a named profile with its credentials. Settings errors
+//! name their field ([`hoist_api::Error::field`]) and [`AwsSettings::schema`] describes them.
+//! Errors convert to [`hoist_api::Error`] by meaning (see [`errors`]); credentials never appear
+//! in `Debug` output, logs or errors.
 //!
 //! Modules follow one concern each: [`builder`], [`client`], [`errors`], [`scaling`],
 //! [`catalog`], [`billing`], [`metrics`] and [`settings`].

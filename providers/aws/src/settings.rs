@@ -12,8 +12,15 @@
 //!       instance_refresh: true            # replace instances after an instance type change
 //! ```
 //!
-//! Credentials are never settings: they come from the standard AWS chain (environment,
-//! profiles, web identity, ECS or EC2 instance metadata).
+//! Credentials are never settings: they come from the named `profile`, or else the standard AWS
+//! chain (environment, profiles, web identity, ECS or EC2 instance metadata).
+//!
+//! What the block says wins over the environment: `region` over `AWS_REGION`, `endpoint_url`
+//! over `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`, `profile` over `AWS_PROFILE` and
+//! over the environment's credentials and region (see [`AwsProviderBuilder`]).
+//!
+//! Every error names its field ([`hoist_api::Error::field`]), so `hoist validate` reports it at
+//! that field's line; [`AwsSettings::schema`] is the block's JSON Schema.
 
 use std::sync::Arc;
 
@@ -21,24 +28,31 @@ use async_trait::async_trait;
 use hoist_api::registry::{BuildContext, BuiltProvider, ProviderFactory};
 use hoist_api::{Error, ProviderSet, Result};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
 
 use crate::builder::AwsProviderBuilder;
 use crate::client::GroupSelector;
 
-/// Settings of one `aws` provider.
+/// Settings of one `aws` provider. Parse them with [`AwsSettings::from_value`], whose errors
+/// name their field; the `Deserialize` impl (same fields, same names) serves to embed them in
+/// other configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsSettings {
-    /// AWS region; when absent, the standard chain's (`AWS_REGION`, the profile).
+    /// AWS region; when absent, the named profile's, else the standard chain's (`AWS_REGION`,
+    /// the default profile).
     #[serde(default)]
     pub region: Option<String>,
     /// Endpoint for every AWS service (an emulator); when absent, `AWS_ENDPOINT_URL` or AWS.
+    /// When present, it wins over `AWS_ENDPOINT_URL`.
     #[serde(default)]
     pub endpoint_url: Option<String>,
     /// Endpoint for CloudWatch only.
     #[serde(default)]
     pub cloudwatch_endpoint_url: Option<String>,
-    /// Named profile of the shared config files.
+    /// Named profile of the shared config files: the credentials come from it, and the region
+    /// unless `region` is set.
     #[serde(default)]
     pub profile: Option<String>,
     /// Which Auto Scaling groups the provider manages; all when absent.
@@ -72,20 +86,226 @@ pub enum GroupsSetting {
     All,
 }
 
+/// The fields of an `aws:` block, in the order the documentation lists them.
+pub const FIELDS: &[&str] = &[
+    "region",
+    "endpoint_url",
+    "cloudwatch_endpoint_url",
+    "profile",
+    "groups",
+    "custom_metric_namespace",
+    "instance_refresh",
+];
+
+/// The forms of the `groups` setting.
+const GROUP_FORMS: &[&str] = &["names", "tag", "prefix", "all"];
+
+/// An error about the settings field at `field` (a path relative to the `aws:` block, like
+/// `groups.names[1]`): the host reports it at that field's line, so the message does not repeat
+/// the path.
 fn field_error(field: &str, message: impl std::fmt::Display) -> Error {
-    Error::config(format!("aws settings: field `{field}`: {message}")).with_provider("aws")
+    Error::config_field(field, message.to_string()).with_provider("aws")
+}
+
+fn join_path(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+/// What kind of JSON value `value` is, for messages.
+fn describe(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "nothing",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "a mapping",
+    }
+}
+
+/// Edit distance, to suggest the field a misspelt one meant.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// Fails on the first key of `map` that is not in `known`, naming it as `parent.key`.
+fn reject_unknown(
+    map: &serde_json::Map<String, serde_json::Value>,
+    parent: &str,
+    known: &[&str],
+) -> Result<()> {
+    let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) else {
+        return Ok(());
+    };
+    let listed = known
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let suggestion = known
+        .iter()
+        .map(|k| (distance(unknown, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min()
+        .map(|(_, k)| format!("did you mean `{k}`? "))
+        .unwrap_or_default();
+    Err(field_error(
+        &join_path(parent, unknown),
+        format!("unknown field `{unknown}`; {suggestion}expected one of {listed}"),
+    ))
+}
+
+/// `map[key]` deserialised, `None` when absent or null; a type error names `parent.key`.
+fn optional<T: DeserializeOwned>(
+    map: &serde_json::Map<String, serde_json::Value>,
+    parent: &str,
+    key: &str,
+) -> Result<Option<T>> {
+    match map.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(value) => serde_json::from_value(value.clone())
+            .map(Some)
+            .map_err(|e| field_error(&join_path(parent, key), e)),
+    }
+}
+
+impl GroupsSetting {
+    /// Parses the `groups` setting; errors name the field below `groups`.
+    fn from_value(value: &serde_json::Value) -> Result<Self> {
+        const FIELD: &str = "groups";
+        let expected =
+            "expected `all`, `{names: [...]}`, `{tag: {key: ..., value: ...}}` or `{prefix: ...}`";
+        let map = match value {
+            serde_json::Value::String(s) if s == "all" => return Ok(GroupsSetting::All),
+            serde_json::Value::Object(map) => map,
+            serde_json::Value::String(s) => {
+                return Err(field_error(
+                    FIELD,
+                    format!("`{s}` is not a group selection; {expected}"),
+                ));
+            }
+            other => {
+                return Err(field_error(
+                    FIELD,
+                    format!("got {}; {expected}", describe(other)),
+                ));
+            }
+        };
+        reject_unknown(map, FIELD, GROUP_FORMS)?;
+        let mut keys = map.keys();
+        let form = match (keys.next(), keys.next()) {
+            (Some(form), None) => form.as_str(),
+            (None, _) => return Err(field_error(FIELD, format!("is empty; {expected}"))),
+            (Some(a), Some(b)) => {
+                return Err(field_error(
+                    FIELD,
+                    format!("gives both `{a}` and `{b}`; choose one selection"),
+                ));
+            }
+        };
+        let inner = &map[form];
+        let path = join_path(FIELD, form);
+        match form {
+            "names" => {
+                let serde_json::Value::Array(items) = inner else {
+                    return Err(field_error(
+                        &path,
+                        format!("got {}; expected a list of group names", describe(inner)),
+                    ));
+                };
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| match item {
+                        serde_json::Value::String(name) => Ok(name.clone()),
+                        other => Err(field_error(
+                            &format!("{path}[{i}]"),
+                            format!("got {}; expected a group name", describe(other)),
+                        )),
+                    })
+                    .collect::<Result<Vec<_>>>()
+                    .map(GroupsSetting::Names)
+            }
+            "tag" => {
+                let serde_json::Value::Object(tag) = inner else {
+                    return Err(field_error(
+                        &path,
+                        format!(
+                            "got {}; expected `{{key: ..., value: ...}}`",
+                            describe(inner)
+                        ),
+                    ));
+                };
+                reject_unknown(tag, &path, &["key", "value"])?;
+                let key: Option<String> = optional(tag, &path, "key")?;
+                let key =
+                    key.ok_or_else(|| field_error(&path, "needs `key` (and optionally `value`)"))?;
+                Ok(GroupsSetting::Tag {
+                    key,
+                    value: optional(tag, &path, "value")?,
+                })
+            }
+            "prefix" => serde_json::from_value(inner.clone())
+                .map(GroupsSetting::Prefix)
+                .map_err(|e| field_error(&path, e)),
+            _ => match inner {
+                serde_json::Value::Null => Ok(GroupsSetting::All),
+                other => Err(field_error(
+                    &path,
+                    format!("takes no value, got {}", describe(other)),
+                )),
+            },
+        }
+    }
 }
 
 impl AwsSettings {
-    /// Parses and validates settings; errors name the field.
+    /// Parses and validates settings. Every error names its field ([`Error::field`], a path
+    /// relative to the `aws:` block such as `region` or `groups.names[1]`), so a host reports
+    /// it at that field's line.
     pub fn from_value(settings: &serde_json::Value) -> Result<Self> {
-        let settings = if settings.is_null() {
-            serde_json::Value::Object(Default::default())
-        } else {
-            settings.clone()
+        let empty = serde_json::Map::new();
+        let map = match settings {
+            serde_json::Value::Null => &empty,
+            serde_json::Value::Object(map) => map,
+            other => {
+                return Err(Error::config(format!(
+                    "aws settings must be a mapping of fields, got {}",
+                    describe(other)
+                ))
+                .with_provider("aws"));
+            }
         };
-        let parsed: AwsSettings = serde_json::from_value(settings)
-            .map_err(|e| Error::config(format!("aws settings: {e}")).with_provider("aws"))?;
+        reject_unknown(map, "", FIELDS)?;
+        let parsed = AwsSettings {
+            region: optional(map, "", "region")?,
+            endpoint_url: optional(map, "", "endpoint_url")?,
+            cloudwatch_endpoint_url: optional(map, "", "cloudwatch_endpoint_url")?,
+            profile: optional(map, "", "profile")?,
+            groups: match map.get("groups") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(value) => Some(GroupsSetting::from_value(value)?),
+            },
+            custom_metric_namespace: optional(map, "", "custom_metric_namespace")?,
+            instance_refresh: optional(map, "", "instance_refresh")?,
+        };
         parsed.validate()?;
         Ok(parsed)
     }
@@ -157,6 +377,94 @@ impl AwsSettings {
             _ => {}
         }
         Ok(())
+    }
+
+    /// The JSON Schema (draft 2020-12) of an `aws:` block, for editors and `hoist schema`. It
+    /// states what [`from_value`](Self::from_value) accepts; the checks it cannot express
+    /// (a group placed on the provider but outside its `groups`) are made by `hoist validate`.
+    pub fn schema() -> serde_json::Value {
+        let url = |what: &str| {
+            json!({
+                "type": "string",
+                "pattern": "^https?://",
+                "description": what,
+                "examples": ["http://127.0.0.1:5000"],
+            })
+        };
+        let non_empty =
+            |what: &str| json!({ "type": "string", "minLength": 1, "description": what });
+        json!({
+            "title": "aws provider settings",
+            "description": "An AWS account and region: EC2 Auto Scaling groups, EC2 instance types and prices, Cost Explorer and CloudWatch. Credentials are never settings: they come from the named profile, or else the standard AWS chain. Every setting given here wins over the environment (AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, AWS_ACCESS_KEY_ID, ...).",
+            "type": ["object", "null"],
+            "additionalProperties": false,
+            "properties": {
+                "region": {
+                    "type": "string",
+                    "pattern": "^[a-z0-9-]+$",
+                    "description": "AWS region; when absent, the profile's, else AWS_REGION, else the default profile's.",
+                    "examples": ["us-east-1", "eu-west-1"],
+                },
+                "endpoint_url": url("Endpoint for every AWS service (an emulator, a VPC endpoint); wins over AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>."),
+                "cloudwatch_endpoint_url": url("Endpoint for CloudWatch only; wins over endpoint_url for CloudWatch."),
+                "profile": non_empty("Named profile of the shared config files (~/.aws/config): credentials come from it, and the region unless `region` is set."),
+                "groups": {
+                    "description": "Which Auto Scaling groups the provider manages; every group of the account and region when absent.",
+                    "oneOf": [
+                        { "const": "all" },
+                        {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["names"],
+                            "properties": {
+                                "names": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "items": { "type": "string", "pattern": "\\S" },
+                                    "description": "Exactly these group names.",
+                                },
+                            },
+                        },
+                        {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["tag"],
+                            "properties": {
+                                "tag": {
+                                    "type": "object",
+                                    "additionalProperties": false,
+                                    "required": ["key"],
+                                    "properties": {
+                                        "key": non_empty("Tag key."),
+                                        "value": non_empty("Tag value; any value when absent."),
+                                    },
+                                },
+                            },
+                        },
+                        {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["prefix"],
+                            "properties": {
+                                "prefix": non_empty("Groups whose name starts with this."),
+                            },
+                        },
+                        {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["all"],
+                            "properties": { "all": { "type": "null" } },
+                        },
+                    ],
+                },
+                "custom_metric_namespace": non_empty("CloudWatch namespace of custom metrics (default `Hoist`)."),
+                "instance_refresh": {
+                    "type": "boolean",
+                    "default": true,
+                    "description": "Whether changing a group's instance type also starts an instance refresh that replaces its running instances.",
+                },
+            },
+        })
     }
 
     /// The group selection these settings ask for.
@@ -248,6 +556,10 @@ impl ProviderFactory for AwsProviderFactory {
         "aws"
     }
 
+    fn settings_schema(&self) -> serde_json::Value {
+        AwsSettings::schema()
+    }
+
     fn validate(&self, ctx: BuildContext<'_>) -> Result<()> {
         let settings = AwsSettings::from_value(ctx.settings)?;
         Self::check_groups(&ctx, &settings)
@@ -301,21 +613,139 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_field() {
+    fn errors_name_the_field_structurally() {
         let cases = [
-            (json!({"region": "US East"}), "`region`"),
-            (json!({"endpoint_url": "127.0.0.1:5000"}), "`endpoint_url`"),
-            (json!({"groups": {"names": []}}), "`groups.names`"),
-            (json!({"groups": {"names": ["a", ""]}}), "`groups.names[1]`"),
-            (json!({"groups": {"tag": {"key": ""}}}), "`groups.tag.key`"),
-            (json!({"groups": {"prefix": ""}}), "`groups.prefix`"),
-            (json!({"regoin": "us-east-1"}), "regoin"),
-            (json!({"groups": {"names": "web"}}), "sequence"),
+            (json!({"region": "US East"}), "region", "not an AWS region"),
+            (json!({"region": 5}), "region", "expected a string"),
+            (
+                json!({"endpoint_url": "127.0.0.1:5000"}),
+                "endpoint_url",
+                "http://",
+            ),
+            (
+                json!({"cloudwatch_endpoint_url": "localhost"}),
+                "cloudwatch_endpoint_url",
+                "http://",
+            ),
+            (json!({"profile": ""}), "profile", "empty"),
+            (
+                json!({"instance_refresh": "yes"}),
+                "instance_refresh",
+                "boolean",
+            ),
+            (
+                json!({"custom_metric_namespace": ""}),
+                "custom_metric_namespace",
+                "empty",
+            ),
+            (json!({"groups": {"names": []}}), "groups.names", "no group"),
+            (
+                json!({"groups": {"names": ["a", ""]}}),
+                "groups.names[1]",
+                "empty",
+            ),
+            (
+                json!({"groups": {"names": ["a", 3]}}),
+                "groups.names[1]",
+                "group name",
+            ),
+            (json!({"groups": {"names": "web"}}), "groups.names", "list"),
+            (
+                json!({"groups": {"tag": {"key": ""}}}),
+                "groups.tag.key",
+                "empty",
+            ),
+            (
+                json!({"groups": {"tag": {"value": "x"}}}),
+                "groups.tag",
+                "`key`",
+            ),
+            (
+                json!({"groups": {"tag": {"key": "a", "valeu": "x"}}}),
+                "groups.tag.valeu",
+                "`value`",
+            ),
+            (json!({"groups": {"prefix": ""}}), "groups.prefix", "empty"),
+            (
+                json!({"groups": {"prefix": "a", "names": ["a"]}}),
+                "groups",
+                "choose one",
+            ),
+            (
+                json!({"groups": {"name": ["a"]}}),
+                "groups.name",
+                "did you mean `names`",
+            ),
+            (json!({"groups": "some"}), "groups", "not a group selection"),
+            (
+                json!({"regoin": "us-east-1"}),
+                "regoin",
+                "did you mean `region`",
+            ),
         ];
-        for (value, needle) in cases {
+        for (value, field, needle) in cases {
             let err = AwsSettings::from_value(&value).unwrap_err();
-            assert_eq!(err.kind(), hoist_api::ErrorKind::Config);
-            assert!(err.to_string().contains(needle), "{value}: {err}");
+            assert_eq!(err.kind(), hoist_api::ErrorKind::Config, "{value}");
+            assert_eq!(err.field(), Some(field), "{value}: {err}");
+            assert!(err.message().contains(needle), "{value}: {err}");
+            assert!(
+                !err.message().contains(&format!("`{field}`:"))
+                    && !err.message().starts_with(field),
+                "the message must not repeat the path: {err}"
+            );
         }
+        let err = AwsSettings::from_value(&json!("us-east-1")).unwrap_err();
+        assert_eq!(err.field(), None);
+        assert!(err.message().contains("mapping"), "{err}");
+    }
+
+    #[test]
+    fn group_checks_name_their_field() {
+        let groups = [hoist_api::registry::GroupBounds {
+            id: "api".into(),
+            min: 1,
+            max: 2,
+        }];
+        for (settings, field) in [
+            (json!({"groups": {"names": ["web"]}}), "groups.names"),
+            (json!({"groups": {"prefix": "web-"}}), "groups.prefix"),
+        ] {
+            let ctx = BuildContext {
+                name: "prod",
+                settings: &settings,
+                base_dir: std::path::Path::new("."),
+                groups: &groups,
+            };
+            let err = AwsProviderFactory.validate(ctx).unwrap_err();
+            assert_eq!(err.field(), Some(field), "{err}");
+            assert!(err.message().contains("`api`"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_schema_describes_exactly_the_fields_the_parser_accepts() {
+        let schema = AwsProviderFactory.settings_schema();
+        assert_eq!(schema, AwsSettings::schema());
+        assert_eq!(schema["additionalProperties"], json!(false));
+        let mut described: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut fields = FIELDS.to_vec();
+        described.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(described, fields);
+        for field in FIELDS {
+            assert!(
+                schema["properties"][field]["description"].is_string()
+                    || schema["properties"][field]["oneOf"].is_array(),
+                "{field} is undocumented"
+            );
+        }
+        let forms = schema["properties"]["groups"]["oneOf"].as_array().unwrap();
+        // `all` as a word, and one mapping per form.
+        assert_eq!(forms.len(), GROUP_FORMS.len() + 1);
     }
 }

@@ -20,7 +20,7 @@ mod factory;
 mod settings;
 mod source;
 
-pub use factory::{MetricsOnlyScaling, PrometheusFactory};
+pub use factory::PrometheusFactory;
 pub use settings::PrometheusSettings;
 pub use source::{
     BUILTIN_QUERIES, PrometheusSource, PrometheusSourceBuilder, metric_kind,

@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use hoist_api::{
-    Error, ErrorKind, MetricKind, MetricQuery, MetricsCapabilities, MetricsSource, Result, Sample,
-    TimeRange, TimeSeries,
+    Error, ErrorKind, MetricKind, MetricQuery, MetricsCapabilities, MetricsSource, RangeQuery,
+    Result, Sample, TimeRange, TimeSeries,
 };
 use hoist_api::{SecretRef, SecretString};
 use serde::Deserialize;
@@ -643,12 +643,8 @@ impl MetricsSource for PrometheusSource {
         }
     }
 
-    async fn query_range(
-        &self,
-        query: &MetricQuery,
-        range: TimeRange,
-        step_seconds: u32,
-    ) -> Result<Vec<TimeSeries>> {
+    async fn query_range(&self, request: &RangeQuery) -> Result<Vec<TimeSeries>> {
+        let (query, range, step_seconds) = (&request.query, request.range, request.step_seconds);
         let promql = self.promql_for(query)?;
         let step = Duration::from_secs(u64::from(step_seconds));
         let series = self.query_range_promql(&promql, range, step).await?;
@@ -725,7 +721,7 @@ mod tests {
         receiver.set_reply(200, matrix(&[(480, "1.5"), (540, "NaN"), (600, "+Inf")]));
         let prom = source(&receiver).await;
         let series = prom
-            .query_range(&query(MetricKind::QueueDepth, None), range(), 60)
+            .query_range(&RangeQuery::new(query(MetricKind::QueueDepth, None), range(), 60))
             .await
             .unwrap();
         assert_eq!(series.len(), 1);
@@ -813,7 +809,11 @@ mod tests {
         );
         let prom = source(&receiver).await;
         let err = prom
-            .query_range(&query(MetricKind::QueueDepth, Some("sum(x})")), range(), 60)
+            .query_range(&RangeQuery::new(
+                query(MetricKind::QueueDepth, Some("sum(x})")),
+                range(),
+                60,
+            ))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
@@ -833,24 +833,24 @@ mod tests {
             json!({"status": "success", "data": {"resultType": "matrix", "result": []}})
                 .to_string(),
         );
-        let err = prom.query_range(&q, range(), 60).await.unwrap_err();
+        let err = prom.query_range(&RangeQuery::new(q.clone(), range(), 60)).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         assert!(err.to_string().contains("matched no series"), "{err}");
 
         receiver.set_reply(200, matrix(&[(540, "NaN"), (600, "NaN")]));
-        let err = prom.query_range(&q, range(), 60).await.unwrap_err();
+        let err = prom.query_range(&RangeQuery::new(q.clone(), range(), 60)).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         assert!(err.to_string().contains("only NaN"), "{err}");
 
         // Newest sample 300 s before the end; staleness 120 s + step 60 s.
         receiver.set_reply(200, matrix(&[(240, "3"), (300, "4")]));
-        let err = prom.query_range(&q, range(), 60).await.unwrap_err();
+        let err = prom.query_range(&RangeQuery::new(q.clone(), range(), 60)).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         assert!(err.to_string().contains("stale data"), "{err}");
 
         // 180 s old is within the bound.
         receiver.set_reply(200, matrix(&[(420, "4")]));
-        assert_eq!(prom.query_range(&q, range(), 60).await.unwrap().len(), 1);
+        assert_eq!(prom.query_range(&RangeQuery::new(q.clone(), range(), 60)).await.unwrap().len(), 1);
     }
 
     #[tokio::test]
@@ -950,13 +950,13 @@ mod tests {
         let receiver = RecordingReceiver::start().await;
         let prom = source(&receiver).await;
         let q = query(MetricKind::QueueDepth, None);
-        let err = prom.query_range(&q, range(), 0).await.unwrap_err();
+        let err = prom.query_range(&RangeQuery::new(q.clone(), range(), 0)).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         let backwards = TimeRange {
             start: at(10),
             end: at(0),
         };
-        let err = prom.query_range(&q, backwards, 60).await.unwrap_err();
+        let err = prom.query_range(&RangeQuery::new(q.clone(), backwards, 60)).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert!(receiver.requests().is_empty());
     }

@@ -19,15 +19,16 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Layer, Operation};
+use crate::checks;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
-    Activity, CapacityType, GroupId, InstanceClass, InstanceId, MetricQuery, Price, ScalingGroup,
-    TimeRange, TimeSeries,
+    Activity, CapacityType, GroupId, InstanceClass, InstanceId, Price, ScalingGroup, TimeSeries,
 };
 use crate::provider::{
     BillingCapabilities, BillingProvider, CatalogCapabilities, CostEntry, CostQuery,
-    InstanceCatalog, MetricsCapabilities, MetricsSource, ProviderSet, ScalingCapabilities,
+    InstanceCatalog, MetricsCapabilities, MetricsSource, ProviderSet, RangeQuery, RemoveInstances,
+    ScalingCapabilities,
     ScalingProvider,
 };
 
@@ -188,10 +189,15 @@ impl Layer for DryRunLayer {
     }
 
     fn layer_set(&self, set: &ProviderSet) -> ProviderSet {
-        let name = set.scaling.name().to_owned();
+        let name = set
+            .scaling
+            .as_ref()
+            .map_or_else(|| set.name.clone(), |s| s.name().to_owned());
         ProviderSet {
             name: set.name.clone(),
-            scaling: Arc::new(self.wrap_scaling(set.scaling.clone(), set.catalog.clone())),
+            scaling: set.scaling.clone().map(|s| {
+                Arc::new(self.wrap_scaling(s, set.catalog.clone())) as Arc<dyn ScalingProvider>
+            }),
             catalog: set.catalog.clone().map(|c| self.layer_catalog(&name, c)),
             billing: set.billing.clone().map(|b| self.layer_billing(&name, b)),
             metrics: set.metrics.clone().map(|m| self.layer_metrics(&name, m)),
@@ -221,6 +227,12 @@ impl<P: ?Sized> DryRun<P> {
 
     fn error(&self, kind: ErrorKind, operation: Operation, message: String) -> Error {
         Error::new(kind, message)
+            .with_provider(self.provider.clone())
+            .with_operation(operation.as_str())
+    }
+
+    fn located(&self, error: Error, operation: Operation) -> Error {
+        error
             .with_provider(self.provider.clone())
             .with_operation(operation.as_str())
     }
@@ -261,6 +273,7 @@ impl<P: ?Sized> fmt::Display for DryRun<P> {
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<P: ScalingProvider + ?Sized> ScalingProvider for DryRun<P> {
     fn name(&self) -> &str {
@@ -286,23 +299,11 @@ impl<P: ScalingProvider + ?Sized> ScalingProvider for DryRun<P> {
     async fn set_desired_capacity(&self, group: &str, desired: u32) -> Result<()> {
         let operation = Operation::SetDesiredCapacity;
         if !self.inner.capabilities().set_desired_capacity {
-            return Err(self.error(
-                ErrorKind::Unsupported,
-                operation,
-                "the provider does not support set_desired_capacity".to_owned(),
-            ));
+            return Err(operation.unsupported(&self.provider));
         }
         let current = self.inner.describe_group(group).await?;
-        if desired < current.min_size || desired > current.max_size {
-            return Err(self.error(
-                ErrorKind::InvalidInput,
-                operation,
-                format!(
-                    "desired capacity {desired} is outside [{}, {}] of group {group}",
-                    current.min_size, current.max_size
-                ),
-            ));
-        }
+        checks::desired_within_bounds(group, desired, current.min_size, current.max_size)
+            .map_err(|e| self.located(e, operation))?;
         self.record(
             group,
             WriteRequest::SetDesiredCapacity {
@@ -313,48 +314,24 @@ impl<P: ScalingProvider + ?Sized> ScalingProvider for DryRun<P> {
         Ok(())
     }
 
-    async fn remove_instances(
-        &self,
-        group: &str,
-        instances: &[InstanceId],
-        decrement: bool,
-    ) -> Result<()> {
+    async fn remove_instances(&self, group: &str, request: &RemoveInstances) -> Result<()> {
         let operation = Operation::RemoveInstances;
         if !self.inner.capabilities().remove_instances {
-            return Err(self.error(
-                ErrorKind::Unsupported,
-                operation,
-                "the provider does not support remove_instances".to_owned(),
-            ));
+            return Err(operation.unsupported(&self.provider));
         }
         let current = self.inner.describe_group(group).await?;
-        if let Some(missing) = instances
-            .iter()
-            .find(|id| !current.instances.iter().any(|i| &i.id == *id))
-        {
-            return Err(self.error(
-                ErrorKind::NotFound,
-                operation,
-                format!("instance {missing} is not in group {group}"),
-            ));
-        }
-        let count = u32::try_from(instances.len()).unwrap_or(u32::MAX);
-        if decrement && current.desired_capacity.saturating_sub(count) < current.min_size {
-            return Err(self.error(
-                ErrorKind::InvalidInput,
-                operation,
-                format!(
-                    "removing {count} instance(s) with decrement would take desired capacity \
-                     {} below min size {} of group {group}",
-                    current.desired_capacity, current.min_size
-                ),
-            ));
+        checks::instances_in_group(&current, &request.instances)
+            .map_err(|e| self.located(e, operation))?;
+        let count = u32::try_from(request.instances.len()).unwrap_or(u32::MAX);
+        if request.decrement {
+            checks::removal_within_bounds(group, count, current.desired_capacity, current.min_size)
+                .map_err(|e| self.located(e, operation))?;
         }
         self.record(
             group,
             WriteRequest::RemoveInstances {
-                instances: instances.to_vec(),
-                decrement,
+                instances: request.instances.clone(),
+                decrement: request.decrement,
             },
         );
         Ok(())
@@ -392,6 +369,7 @@ impl<P: ScalingProvider + ?Sized> ScalingProvider for DryRun<P> {
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<P: InstanceCatalog + ?Sized> InstanceCatalog for DryRun<P> {
     fn capabilities(&self) -> CatalogCapabilities {
@@ -411,6 +389,7 @@ impl<P: InstanceCatalog + ?Sized> InstanceCatalog for DryRun<P> {
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<P: BillingProvider + ?Sized> BillingProvider for DryRun<P> {
     fn capabilities(&self) -> BillingCapabilities {
@@ -439,6 +418,7 @@ impl<P: BillingProvider + ?Sized> BillingProvider for DryRun<P> {
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<P: MetricsSource + ?Sized> MetricsSource for DryRun<P> {
     fn capabilities(&self) -> MetricsCapabilities {
@@ -449,12 +429,7 @@ impl<P: MetricsSource + ?Sized> MetricsSource for DryRun<P> {
         self.label.clone()
     }
 
-    async fn query_range(
-        &self,
-        query: &MetricQuery,
-        range: TimeRange,
-        step_seconds: u32,
-    ) -> Result<Vec<TimeSeries>> {
-        self.inner.query_range(query, range, step_seconds).await
+    async fn query_range(&self, request: &RangeQuery) -> Result<Vec<TimeSeries>> {
+        self.inner.query_range(request).await
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! | Layer | Wrapped value | What it does |
 //! |---|---|---|
+//! | [`CapabilityLayer`] | `Checked(..)` | refuses calls the provider's capabilities do not declare, before they reach it |
 //! | [`RetryLayer`] | `Retry(..)` | retries retryable errors with capped exponential backoff and full jitter |
 //! | [`CircuitBreakerLayer`] | `CircuitBreaker(..)` | after consecutive failures, refuses calls for a cool-down, then lets one probe through |
 //! | [`TimeoutLayer`] | `Timeout(..)` | bounds every call's duration |
@@ -49,17 +50,16 @@
 //! # }
 //! ```
 
-use std::fmt::{self, Debug};
+use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-
-use serde::{Deserialize, Serialize};
 
 use crate::provider::{
     BillingProvider, InstanceCatalog, MetricsSource, ProviderSet, ScalingProvider,
 };
 
+pub mod capability;
 pub mod circuit;
 pub mod dry_run;
 pub mod fault;
@@ -70,6 +70,7 @@ pub mod stack;
 pub mod timeout;
 pub mod wrap;
 
+pub use capability::CapabilityLayer;
 pub use circuit::{CircuitBreaker, CircuitBreakerLayer, CircuitState};
 pub use dry_run::{DryRun, DryRunLayer, RecordedWrite, WriteRequest};
 pub use fault::{FaultLayer, InjectedFault, Operations};
@@ -80,90 +81,10 @@ pub use stack::LayerStack;
 pub use timeout::TimeoutLayer;
 pub use wrap::{Call, Intercept, Layered};
 
+pub use crate::operation::Operation;
+
 /// A boxed, sendable future, the shape `async-trait` methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// One method of the four provider traits, for layers that treat calls by kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Operation {
-    /// [`ScalingProvider::list_groups`].
-    ListGroups,
-    /// [`ScalingProvider::describe_group`].
-    DescribeGroup,
-    /// [`ScalingProvider::set_desired_capacity`].
-    SetDesiredCapacity,
-    /// [`ScalingProvider::remove_instances`].
-    RemoveInstances,
-    /// [`ScalingProvider::set_instance_class`].
-    SetInstanceClass,
-    /// [`ScalingProvider::activities`].
-    Activities,
-    /// [`InstanceCatalog::instance_classes`].
-    InstanceClasses,
-    /// [`InstanceCatalog::instance_class`].
-    InstanceClass,
-    /// [`BillingProvider::cost`].
-    Cost,
-    /// [`BillingProvider::forecast`].
-    Forecast,
-    /// [`BillingProvider::price`].
-    Price,
-    /// [`MetricsSource::query_range`].
-    QueryRange,
-}
-
-impl Operation {
-    /// Every operation, in trait order.
-    pub const ALL: [Operation; 12] = [
-        Operation::ListGroups,
-        Operation::DescribeGroup,
-        Operation::SetDesiredCapacity,
-        Operation::RemoveInstances,
-        Operation::SetInstanceClass,
-        Operation::Activities,
-        Operation::InstanceClasses,
-        Operation::InstanceClass,
-        Operation::Cost,
-        Operation::Forecast,
-        Operation::Price,
-        Operation::QueryRange,
-    ];
-
-    /// The method name, as used in errors, events and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::ListGroups => "list_groups",
-            Operation::DescribeGroup => "describe_group",
-            Operation::SetDesiredCapacity => "set_desired_capacity",
-            Operation::RemoveInstances => "remove_instances",
-            Operation::SetInstanceClass => "set_instance_class",
-            Operation::Activities => "activities",
-            Operation::InstanceClasses => "instance_classes",
-            Operation::InstanceClass => "instance_class",
-            Operation::Cost => "cost",
-            Operation::Forecast => "forecast",
-            Operation::Price => "price",
-            Operation::QueryRange => "query_range",
-        }
-    }
-
-    /// Whether the operation changes a group (the three scaling writes).
-    pub fn is_write(self) -> bool {
-        matches!(
-            self,
-            Operation::SetDesiredCapacity
-                | Operation::RemoveInstances
-                | Operation::SetInstanceClass
-        )
-    }
-}
-
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Wraps providers in one behaviour. Each method takes a trait object and returns the wrapped
 /// trait object; `provider` is the provider's name for events and errors (the scaling
@@ -196,10 +117,13 @@ pub trait Layer: Debug + Send + Sync {
     /// Wraps every trait of a provider set. Layers that need to see several traits at once
     /// (dry run validates classes against the catalog) override this.
     fn layer_set(&self, set: &ProviderSet) -> ProviderSet {
-        let name = set.scaling.name().to_owned();
+        let name = set
+            .scaling
+            .as_ref()
+            .map_or_else(|| set.name.clone(), |s| s.name().to_owned());
         ProviderSet {
             name: set.name.clone(),
-            scaling: self.layer_scaling(set.scaling.clone()),
+            scaling: set.scaling.clone().map(|s| self.layer_scaling(s)),
             catalog: set.catalog.clone().map(|c| self.layer_catalog(&name, c)),
             billing: set.billing.clone().map(|b| self.layer_billing(&name, b)),
             metrics: set.metrics.clone().map(|m| self.layer_metrics(&name, m)),
@@ -214,9 +138,13 @@ impl ProviderSet {
     }
 
     /// How the set shows itself in logs: the scaling provider's nesting, such as
-    /// `Retry(DryRun(sim))`.
+    /// `Retry(DryRun(sim))` (or the metrics source's, for a metrics-only set).
     pub fn describe(&self) -> String {
-        self.scaling.describe()
+        match (&self.scaling, &self.metrics) {
+            (Some(scaling), _) => scaling.describe(),
+            (None, Some(metrics)) => metrics.describe(),
+            (None, None) => self.name.clone(),
+        }
     }
 }
 

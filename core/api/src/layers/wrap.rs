@@ -10,12 +10,12 @@ use async_trait::async_trait;
 use super::{BoxFuture, Operation};
 use crate::error::Result;
 use crate::model::{
-    Activity, CapacityType, InstanceClass, InstanceId, MetricQuery, Price, ScalingGroup, TimeRange,
-    TimeSeries,
+    Activity, CapacityType, InstanceClass, Price, ScalingGroup, TimeSeries,
 };
 use crate::provider::{
     BillingCapabilities, BillingProvider, CatalogCapabilities, CostEntry, CostQuery,
-    InstanceCatalog, MetricsCapabilities, MetricsSource, ScalingCapabilities, ScalingProvider,
+    InstanceCatalog, MetricsCapabilities, MetricsSource, RangeQuery, RemoveInstances,
+    ScalingCapabilities, ScalingProvider,
 };
 
 /// What an [`Intercept`] learns about the call it wraps.
@@ -141,6 +141,7 @@ impl<I, P: ?Sized> fmt::Display for Layered<I, P> {
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<I: Intercept, P: ScalingProvider + ?Sized> ScalingProvider for Layered<I, P> {
     fn name(&self) -> &str {
@@ -182,16 +183,11 @@ impl<I: Intercept, P: ScalingProvider + ?Sized> ScalingProvider for Layered<I, P
             .await
     }
 
-    async fn remove_instances(
-        &self,
-        group: &str,
-        instances: &[InstanceId],
-        decrement: bool,
-    ) -> Result<()> {
+    async fn remove_instances(&self, group: &str, request: &RemoveInstances) -> Result<()> {
         let inner = &self.inner;
         self.layer
             .around(self.call(Operation::RemoveInstances), move || {
-                inner.remove_instances(group, instances, decrement)
+                inner.remove_instances(group, request)
             })
             .await
     }
@@ -219,6 +215,7 @@ impl<I: Intercept, P: ScalingProvider + ?Sized> ScalingProvider for Layered<I, P
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<I: Intercept, P: InstanceCatalog + ?Sized> InstanceCatalog for Layered<I, P> {
     fn capabilities(&self) -> CatalogCapabilities {
@@ -248,6 +245,7 @@ impl<I: Intercept, P: InstanceCatalog + ?Sized> InstanceCatalog for Layered<I, P
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<I: Intercept, P: BillingProvider + ?Sized> BillingProvider for Layered<I, P> {
     fn capabilities(&self) -> BillingCapabilities {
@@ -289,6 +287,7 @@ impl<I: Intercept, P: BillingProvider + ?Sized> BillingProvider for Layered<I, P
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<I: Intercept, P: MetricsSource + ?Sized> MetricsSource for Layered<I, P> {
     fn capabilities(&self) -> MetricsCapabilities {
@@ -299,16 +298,11 @@ impl<I: Intercept, P: MetricsSource + ?Sized> MetricsSource for Layered<I, P> {
         self.label.clone()
     }
 
-    async fn query_range(
-        &self,
-        query: &MetricQuery,
-        range: TimeRange,
-        step_seconds: u32,
-    ) -> Result<Vec<TimeSeries>> {
+    async fn query_range(&self, request: &RangeQuery) -> Result<Vec<TimeSeries>> {
         let inner = &self.inner;
         self.layer
             .around(self.call(Operation::QueryRange), move || {
-                inner.query_range(query, range, step_seconds)
+                inner.query_range(request)
             })
             .await
     }

@@ -102,7 +102,7 @@ fn check_entries(
                 e.start, e.end, range.start, range.end
             ));
         }
-        if !(e.amount.amount.is_finite() && e.amount.amount >= 0.0) {
+        if e.amount.amount.is_sign_negative() && !e.amount.amount.is_zero() {
             return Err(format!(
                 "{call} returned a row of {}; amounts are finite and not negative",
                 e.amount.amount

@@ -6,6 +6,7 @@ use super::support::{CheckResult, call_failed, expect_error, finish};
 use super::{ConformanceTarget, Outcome};
 use crate::error::ErrorKind;
 use crate::model::{MetricKind, MetricQuery, TimeRange};
+use crate::provider::RangeQuery;
 
 /// How far back the metric checks look.
 const LOOKBACK: chrono::Duration = chrono::Duration::hours(1);
@@ -46,7 +47,7 @@ async fn builtin_kinds(t: &ConformanceTarget) -> CheckResult {
             t.group, range.start, range.end
         );
         let series = metrics
-            .query_range(&query, range, STEP_SECONDS)
+            .query_range(&RangeQuery::new(query.clone(), range, STEP_SECONDS))
             .await
             .map_err(|e| call_failed(&call, &e, "the source declares this kind as built in"))?;
         for s in &series {
@@ -131,7 +132,7 @@ async fn expressions(t: &ConformanceTarget) -> CheckResult {
         expression: Some("hoist_conformance_expression".to_owned()),
     };
     expect_error(
-        &metrics.query_range(&query, range, STEP_SECONDS).await,
+        &metrics.query_range(&RangeQuery::new(query.clone(), range, STEP_SECONDS)).await,
         &[ErrorKind::Unsupported],
         "query_range with an expression",
         "the source does not declare expressions, so it must refuse them as unsupported",

@@ -10,6 +10,7 @@ use super::support::{
 use super::{ConformanceTarget, Outcome, WriteMode};
 use crate::error::ErrorKind;
 use crate::model::{Instance, InstanceState, ScalingGroup};
+use crate::provider::RemoveInstances;
 
 const NO_SUCH_INSTANCE: &str = "hoist-conformance-no-such-instance";
 const NO_SUCH_CLASS: &str = "hoist-conformance-no-such-class";
@@ -60,8 +61,7 @@ fn desired_is(expected: u32) -> impl FnMut(&ScalingGroup) -> Result<(), String> 
 /// Sets desired capacity and, with applied writes, waits until the group shows it.
 async fn set_and_wait(t: &ConformanceTarget, desired: u32) -> Result<ScalingGroup, String> {
     let call = format!("set_desired_capacity({:?}, {desired})", t.group);
-    t.set
-        .scaling
+    t.scaling()
         .set_desired_capacity(&t.group, desired)
         .await
         .map_err(|e| {
@@ -85,7 +85,7 @@ pub async fn check_scaling_lists_group(t: &ConformanceTarget) -> Outcome {
 }
 
 async fn lists_group(t: &ConformanceTarget) -> CheckResult {
-    let groups = t.set.scaling.list_groups().await.map_err(|e| {
+    let groups = t.scaling().list_groups().await.map_err(|e| {
         call_failed(
             "list_groups()",
             &e,
@@ -171,7 +171,7 @@ async fn describes_group(t: &ConformanceTarget) -> CheckResult {
             t.group
         ));
     }
-    let listed = t.set.scaling.list_groups().await.map_err(|e| {
+    let listed = t.scaling().list_groups().await.map_err(|e| {
         call_failed(
             "list_groups()",
             &e,
@@ -197,7 +197,7 @@ pub async fn check_scaling_unknown_group_not_found(t: &ConformanceTarget) -> Out
 }
 
 async fn unknown_group_not_found(t: &ConformanceTarget) -> CheckResult {
-    let scaling = &t.set.scaling;
+    let scaling = t.scaling();
     let caps = scaling.capabilities();
     let unknown = &t.unknown_group;
     let rule = "an unknown group must be reported as not_found, never as success or another kind";
@@ -238,10 +238,8 @@ pub async fn check_scaling_sets_desired_within_bounds(t: &ConformanceTarget) -> 
 
 async fn sets_desired_within_bounds(t: &ConformanceTarget) -> CheckResult {
     let before = describe(t).await?;
-    if !t.set.scaling.capabilities().set_desired_capacity {
-        let result = t
-            .set
-            .scaling
+    if !t.scaling().capabilities().set_desired_capacity {
+        let result = t.scaling()
             .set_desired_capacity(&t.group, before.desired_capacity)
             .await;
         expect_error(
@@ -288,7 +286,7 @@ pub async fn check_scaling_rejects_out_of_bounds(t: &ConformanceTarget) -> Outco
 
 async fn rejects_out_of_bounds(t: &ConformanceTarget) -> CheckResult {
     let before = describe(t).await?;
-    let scaling = &t.set.scaling;
+    let scaling = t.scaling();
     let supported = scaling.capabilities().set_desired_capacity;
     let mut asks = vec![before.max_size.saturating_add(1), u32::MAX];
     if before.min_size > 0 {
@@ -349,9 +347,8 @@ pub async fn check_scaling_removes_chosen_instance(t: &ConformanceTarget) -> Out
 
 async fn remove(t: &ConformanceTarget, victim: &str, decrement: bool) -> Result<String, String> {
     let call = format!("remove_instances({:?}, [{victim:?}], {decrement})", t.group);
-    t.set
-        .scaling
-        .remove_instances(&t.group, &[victim.to_owned()], decrement)
+    t.scaling()
+        .remove_instances(&t.group, &RemoveInstances::new(vec![victim.to_owned()]).with_decrement(decrement))
         .await
         .map_err(|e| {
             call_failed(
@@ -378,14 +375,14 @@ async fn wait_for_victim(t: &ConformanceTarget) -> Result<ScalingGroup, String> 
 
 async fn removes_chosen_instance(t: &ConformanceTarget) -> CheckResult {
     let before = describe(t).await?;
-    let scaling = &t.set.scaling;
+    let scaling = t.scaling();
     if !scaling.capabilities().remove_instances {
         let id = before
             .instances
             .first()
             .map_or(NO_SUCH_INSTANCE.to_owned(), |i| i.id.clone());
         let result = scaling
-            .remove_instances(&t.group, std::slice::from_ref(&id), false)
+            .remove_instances(&t.group, &RemoveInstances::new(vec![id.clone()]).with_decrement(false))
             .await;
         expect_error(
             &result,
@@ -500,17 +497,15 @@ pub async fn check_scaling_rejects_unknown_instance(t: &ConformanceTarget) -> Ou
 }
 
 async fn rejects_unknown_instance(t: &ConformanceTarget) -> CheckResult {
-    if !t.set.scaling.capabilities().remove_instances {
+    if !t.scaling().capabilities().remove_instances {
         return Ok(Outcome::skipped(
             "the provider declares remove_instances unsupported",
         ));
     }
     let before = describe(t).await?;
     for decrement in [false, true] {
-        let result = t
-            .set
-            .scaling
-            .remove_instances(&t.group, &[NO_SUCH_INSTANCE.to_owned()], decrement)
+        let result = t.scaling()
+            .remove_instances(&t.group, &RemoveInstances::new(vec![NO_SUCH_INSTANCE.to_owned()]).with_decrement(decrement))
             .await;
         expect_error(
             &result,
@@ -553,7 +548,7 @@ async fn set_class(t: &ConformanceTarget, class: &str) -> Result<(), String> {
         if round > 0 {
             t.settle().await;
         }
-        match t.set.scaling.set_instance_class(&t.group, class).await {
+        match t.scaling().set_instance_class(&t.group, class).await {
             Ok(Some(activity)) if activity.progress_percent.is_some_and(|p| p > 100) => {
                 return Err(format!(
                     "{call} returned an activity with progress {}%; progress is 0..=100",
@@ -600,7 +595,7 @@ pub async fn check_scaling_sets_instance_class(t: &ConformanceTarget) -> Outcome
 
 async fn sets_instance_class(t: &ConformanceTarget) -> CheckResult {
     let before = describe(t).await?;
-    let scaling = &t.set.scaling;
+    let scaling = t.scaling();
     let original = before.instance_class.clone();
     if !scaling.capabilities().set_instance_class {
         expect_error(
@@ -674,7 +669,7 @@ pub async fn check_scaling_activities(t: &ConformanceTarget) -> Outcome {
 }
 
 async fn activities(t: &ConformanceTarget) -> CheckResult {
-    let scaling = &t.set.scaling;
+    let scaling = t.scaling();
     let call = format!("activities({:?})", t.group);
     let result = scaling.activities(&t.group).await;
     if !scaling.capabilities().activities {
@@ -708,15 +703,13 @@ pub(crate) async fn restore(t: &ConformanceTarget, original: &ScalingGroup) -> O
 }
 
 async fn restore_inner(t: &ConformanceTarget, original: &ScalingGroup) -> CheckResult {
-    let caps = t.set.scaling.capabilities();
+    let caps = t.scaling().capabilities();
     let now = describe(t).await?;
     if caps.set_instance_class && now.instance_class != original.instance_class {
         set_class(t, &original.instance_class).await?;
     }
     if caps.set_desired_capacity && now.desired_capacity != original.desired_capacity {
-        let result = t
-            .set
-            .scaling
+        let result = t.scaling()
             .set_desired_capacity(&t.group, original.desired_capacity)
             .await;
         if let Err(e) = result {

@@ -61,7 +61,7 @@ pub(crate) fn call_failed(call: &str, error: &crate::Error, rule: &str) -> Strin
 
 /// Describes the target's group, or a failure message.
 pub(crate) async fn describe(t: &ConformanceTarget) -> std::result::Result<ScalingGroup, String> {
-    t.set.scaling.describe_group(&t.group).await.map_err(|e| {
+    t.scaling().describe_group(&t.group).await.map_err(|e| {
         call_failed(
             &format!("describe_group({:?})", t.group),
             &e,

@@ -14,7 +14,7 @@ async fn reads_pass_through_and_writes_are_recorded_not_applied() {
     let cloud = FakeCloud::new();
     let dry_run = DryRunLayer::new();
     let set = cloud.provider_set().with_layer(&dry_run);
-    let scaling = &set.scaling;
+    let scaling = set.scaling_provider().unwrap();
 
     let group = scaling.describe_group("web").await.unwrap();
     assert_eq!(
@@ -27,7 +27,7 @@ async fn reads_pass_through_and_writes_are_recorded_not_applied() {
     scaling.set_desired_capacity("web", 4).await.unwrap();
     let victim = group.instances[0].id.clone();
     scaling
-        .remove_instances("web", std::slice::from_ref(&victim), true)
+        .remove_instances("web", &hoist_api::RemoveInstances::new(vec![victim.clone()]))
         .await
         .unwrap();
     assert_eq!(
@@ -73,7 +73,7 @@ async fn invalid_writes_fail_like_the_provider_and_are_not_recorded() {
     let cloud = FakeCloud::new();
     let dry_run = DryRunLayer::new();
     let set = cloud.provider_set().with_layer(&dry_run);
-    let scaling = &set.scaling;
+    let scaling = set.scaling_provider().unwrap();
 
     let cases = [
         (
@@ -90,14 +90,14 @@ async fn invalid_writes_fail_like_the_provider_and_are_not_recorded() {
         ),
         (
             scaling
-                .remove_instances("web", &["i-404".to_owned()], false)
+                .remove_instances("web", &hoist_api::RemoveInstances::new(vec!["i-404".to_owned()]).with_decrement(false))
                 .await,
             ErrorKind::NotFound,
         ),
         (
             // desired 2, min 1: removing both with decrement would leave 0.
             scaling
-                .remove_instances("web", &["i-1".to_owned(), "i-2".to_owned()], true)
+                .remove_instances("web", &hoist_api::RemoveInstances::new(vec!["i-1".to_owned(), "i-2".to_owned()]).with_decrement(true))
                 .await,
             ErrorKind::InvalidInput,
         ),
@@ -127,13 +127,13 @@ async fn declared_unsupported_writes_are_refused() {
     });
     let set = cloud.provider_set().with_layer(&DryRunLayer::new());
     let error = set
-        .scaling
-        .remove_instances("web", &["i-1".to_owned()], false)
+        .scaling_provider().unwrap()
+        .remove_instances("web", &hoist_api::RemoveInstances::new(vec!["i-1".to_owned()]).with_decrement(false))
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Unsupported);
     let error = set
-        .scaling
+        .scaling_provider().unwrap()
         .set_instance_class("web", "c.large")
         .await
         .unwrap_err();

@@ -13,9 +13,10 @@ use hoist_api::layers::Operation;
 use hoist_api::{
     Activity, Architecture, BillingCapabilities, BillingProvider, CapacityType,
     CatalogCapabilities, CostEntry, CostQuery, Error, Instance, InstanceCatalog, InstanceClass,
-    InstanceFamily, InstanceId, InstanceState, MetricKind, MetricQuery, MetricsCapabilities,
-    MetricsSource, Money, Offering, Price, PriceSource, ProviderSet, RateUnit, Result, Sample,
-    ScalingCapabilities, ScalingGroup, ScalingProvider, TimeRange, TimeSeries,
+    InstanceFamily, InstanceState, MetricKind, MetricsCapabilities,
+    MetricsSource, Money, Offering, Price, PriceSource, ProviderSet, RangeQuery, RateUnit,
+    RemoveInstances, Result, Sample,
+    ScalingCapabilities, ScalingGroup, ScalingProvider, TimeSeries,
 };
 
 /// Misbehaviours to switch on.
@@ -117,7 +118,7 @@ impl FakeCloud {
         let me = Arc::new(self.clone());
         ProviderSet {
             name: "fake".to_owned(),
-            scaling: me.clone(),
+            scaling: Some(me.clone()),
             catalog: Some(me.clone()),
             billing: Some(me.clone()),
             metrics: Some(me),
@@ -203,7 +204,7 @@ fn class(name: &str, vcpus: f64, memory_mib: u64, per_hour: f64) -> InstanceClas
 
 fn price(per_hour: f64) -> Price {
     Price {
-        amount: Money::usd(per_hour),
+        amount: Money::usd_f64(per_hour),
         unit: RateUnit::PerHour,
         source: PriceSource {
             kind: "table".to_owned(),
@@ -256,12 +257,8 @@ impl ScalingProvider for FakeCloud {
         Ok(())
     }
 
-    async fn remove_instances(
-        &self,
-        group: &str,
-        instances: &[InstanceId],
-        decrement: bool,
-    ) -> Result<()> {
+    async fn remove_instances(&self, group: &str, request: &RemoveInstances) -> Result<()> {
+        let (instances, decrement) = (&request.instances, request.decrement);
         let mut state = self.enter(Operation::RemoveInstances, Some(group))?;
         if !self.capabilities.remove_instances {
             return Err(Error::unsupported("remove_instances"));
@@ -389,12 +386,8 @@ impl MetricsSource for FakeCloud {
         }
     }
 
-    async fn query_range(
-        &self,
-        query: &MetricQuery,
-        range: TimeRange,
-        step_seconds: u32,
-    ) -> Result<Vec<TimeSeries>> {
+    async fn query_range(&self, request: &RangeQuery) -> Result<Vec<TimeSeries>> {
+        let (query, range, step_seconds) = (&request.query, request.range, request.step_seconds);
         let _state = self.enter(Operation::QueryRange, Some(&query.group))?;
         if query.expression.is_some() || query.metric != MetricKind::Utilization {
             return Err(Error::unsupported("only utilization"));

@@ -5,6 +5,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::PolicyFile;
+use super::deferred::{self, Deferred};
+use super::limits::PolicyLimits;
 use super::locate::LocationIndex;
 use super::validate::validate;
 
@@ -86,8 +88,32 @@ impl PolicyDocument {
     }
 }
 
-/// Reads, parses and validates a policy file.
+/// An error about the value at a problem's location, with the field path found there.
+fn located(path: &Path, index: &LocationIndex, problem: Deferred) -> ConfigError {
+    ConfigError {
+        file: path.to_owned(),
+        line: problem.location.map(|l| l.0),
+        column: problem.location.map(|l| l.1),
+        field: problem
+            .location
+            .and_then(|(line, column)| index.path_at(line, column))
+            .map(str::to_owned),
+        message: problem.message,
+    }
+}
+
+/// Reads, parses and validates a policy file, within the [`PolicyLimits`] of the environment
+/// ([`PolicyLimits::from_env`]).
 pub fn load_file(path: &Path) -> Result<PolicyDocument, ConfigErrors> {
+    let limits = limits_from_env(path)?;
+    load_file_with_limits(path, &limits)
+}
+
+/// Reads, parses and validates a policy file within `limits`.
+pub fn load_file_with_limits(
+    path: &Path,
+    limits: &PolicyLimits,
+) -> Result<PolicyDocument, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: path.to_owned(),
@@ -97,11 +123,35 @@ pub fn load_file(path: &Path) -> Result<PolicyDocument, ConfigErrors> {
             message: format!("cannot read the policy file: {e}"),
         }])
     })?;
-    parse_str(path, &text)
+    parse_str_with_limits(path, &text, limits)
 }
 
-/// Parses and validates policy text read from `path`.
+fn limits_from_env(path: &Path) -> Result<PolicyLimits, ConfigErrors> {
+    PolicyLimits::from_env().map_err(|message| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_owned(),
+            line: None,
+            column: None,
+            field: None,
+            message,
+        }])
+    })
+}
+
+/// Parses and validates policy text read from `path`, within the [`PolicyLimits`] of the
+/// environment ([`PolicyLimits::from_env`]).
 pub fn parse_str(path: &Path, text: &str) -> Result<PolicyDocument, ConfigErrors> {
+    let limits = limits_from_env(path)?;
+    parse_str_with_limits(path, text, &limits)
+}
+
+/// Parses and validates policy text read from `path` within `limits`. Every problem is
+/// reported, in the order of the file.
+pub fn parse_str_with_limits(
+    path: &Path,
+    text: &str,
+    limits: &PolicyLimits,
+) -> Result<PolicyDocument, ConfigErrors> {
     if text
         .lines()
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
@@ -114,38 +164,67 @@ pub fn parse_str(path: &Path, text: &str) -> Result<PolicyDocument, ConfigErrors
             message: "the policy file is empty; it needs `providers:` and `groups:` (see examples/quickstart.yaml)".to_owned(),
         }]));
     }
-    let policy: PolicyFile = serde_saphyr::from_str(text).map_err(|e| {
-        let loc = e.location();
-        ConfigErrors(vec![ConfigError {
-            file: path.to_owned(),
-            line: loc.map(|l| l.line()),
-            column: loc.map(|l| l.column()),
-            field: None,
-            message: syntax_message(&e),
-        }])
-    })?;
+    // Problems in typed values (cron, time zone, rate limit) are held back so that the others
+    // are found too.
+    let (parsed, held_back) = deferred::collect(|| {
+        serde_saphyr::from_str_with_options::<PolicyFile>(text, limits.options())
+    });
     let base_dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_owned)
         .unwrap_or_else(|| PathBuf::from("."));
+    let index = || LocationIndex::build_with_options(text, limits.options());
+    let policy = match parsed {
+        Ok(policy) => policy,
+        Err(e) => {
+            let loc = e.location();
+            let syntax = ConfigError {
+                file: path.to_owned(),
+                line: loc.map(|l| l.line()),
+                column: loc.map(|l| l.column()),
+                field: None,
+                message: limits.describe(&e).unwrap_or_else(|| syntax_message(&e)),
+            };
+            if held_back.is_empty() {
+                return Err(ConfigErrors(vec![syntax]));
+            }
+            // Report what was found before the parser stopped, too.
+            let index = index();
+            let mut errors: Vec<ConfigError> = held_back
+                .into_iter()
+                .map(|p| located(path, &index, p))
+                .collect();
+            errors.push(syntax);
+            return Err(in_file_order(errors));
+        }
+    };
     let document = PolicyDocument {
         policy,
         path: path.to_owned(),
         base_dir,
-        index: LocationIndex::build(text),
+        index: index(),
     };
-    let problems = validate(&document.policy);
-    if problems.is_empty() {
+    let mut errors: Vec<ConfigError> = held_back
+        .into_iter()
+        .map(|p| located(path, &document.index, p))
+        .collect();
+    errors.extend(
+        validate(&document.policy)
+            .into_iter()
+            .map(|(field, message)| document.error_at(&field, message)),
+    );
+    if errors.is_empty() {
         Ok(document)
     } else {
-        Err(ConfigErrors(
-            problems
-                .into_iter()
-                .map(|(field, message)| document.error_at(&field, message))
-                .collect(),
-        ))
+        Err(in_file_order(errors))
     }
+}
+
+/// Errors sorted by line and column (stable; those without a line last).
+fn in_file_order(mut errors: Vec<ConfigError>) -> ConfigErrors {
+    errors.sort_by_key(|e| (e.line.unwrap_or(u64::MAX), e.column.unwrap_or(0)));
+    ConfigErrors(errors)
 }
 
 /// The parser's message without its own location prefix and snippet (we print the location).

@@ -14,10 +14,16 @@ pub struct LocationIndex {
 }
 
 impl LocationIndex {
-    /// Indexes `text`; an unparsable document gives an empty index.
+    /// Indexes `text` within the default [`super::PolicyLimits`]; an unparsable document gives an
+    /// empty index.
     pub fn build(text: &str) -> LocationIndex {
+        Self::build_with_options(text, super::PolicyLimits::default().options())
+    }
+
+    /// Indexes `text`, parsed with `options`; an unparsable document gives an empty index.
+    pub(crate) fn build_with_options(text: &str, options: serde_saphyr::Options) -> LocationIndex {
         let mut index = LocationIndex::default();
-        if let Ok(root) = serde_saphyr::from_str::<Node>(text) {
+        if let Ok(root) = serde_saphyr::from_str_with_options::<Node>(text, options) {
             index.walk(String::new(), &root);
         }
         index
@@ -51,6 +57,16 @@ impl LocationIndex {
         let loc = node.referenced;
         self.by_path
             .insert(path.to_owned(), (loc.line(), loc.column()));
+    }
+
+    /// The field path of the value at `line` and `column` (the deepest, when several start
+    /// there).
+    pub fn path_at(&self, line: u64, column: u64) -> Option<&str> {
+        self.by_path
+            .iter()
+            .filter(|(_, loc)| **loc == (line, column))
+            .map(|(path, _)| path.as_str())
+            .max_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)))
     }
 
     /// The location of `path`, or of its nearest ancestor that has one.

@@ -17,8 +17,13 @@
 //! Parsing is [`load_file`] / [`parse_str`]; semantic checks (bounds, targets, cron
 //! expressions, provider names) run in the same call, and all problems are reported at once.
 
+pub(crate) mod deferred;
+mod limits;
 mod load;
 mod locate;
+mod schema;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -30,8 +35,18 @@ use serde::{Deserialize, Serialize};
 use crate::duration::HumanDuration;
 use crate::model::MetricKind;
 
-pub use load::{ConfigError, ConfigErrors, PolicyDocument, load_file, parse_str};
+pub use crate::schedule::{CronExpr, TimeZone};
+pub use limits::PolicyLimits;
+pub use load::{
+    ConfigError, ConfigErrors, PolicyDocument, load_file, load_file_with_limits, parse_str,
+    parse_str_with_limits,
+};
 pub use locate::LocationIndex;
+pub use schema::{json_schema, json_schema_for};
+
+/// The provider kind whose settings are the provider's whole map (`plugin: PATH` and `config:`)
+/// rather than the value under a kind key.
+pub const PLUGIN_KIND: &str = "plugin";
 
 /// A whole policy file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -70,8 +85,8 @@ impl ProviderConfig {
     /// The kind and the settings the factory of that kind receives. For plugins the settings are
     /// the whole map (`plugin` and `config`).
     pub fn kind_and_settings(&self) -> Result<(&str, serde_json::Value), String> {
-        if self.0.contains_key("plugin") {
-            if let Some(extra) = self.0.keys().find(|k| *k != "plugin" && *k != "config") {
+        if self.0.contains_key(PLUGIN_KIND) {
+            if let Some(extra) = self.0.keys().find(|k| *k != PLUGIN_KIND && *k != "config") {
                 return Err(format!(
                     "unknown field `{extra}` in a plugin provider; a plugin provider has `plugin: PATH` and optionally `config:`"
                 ));
@@ -79,7 +94,7 @@ impl ProviderConfig {
             let settings = serde_json::Value::Object(
                 self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             );
-            return Ok(("plugin", settings));
+            return Ok((PLUGIN_KIND, settings));
         }
         let mut keys = self.0.keys();
         match (keys.next(), keys.next()) {
@@ -101,18 +116,12 @@ impl JsonSchema for ProviderConfig {
     }
 
     fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // The kinds are those of the build: [`json_schema_for`] replaces this with one branch per
+        // registered provider factory, each with the factory's own settings schema.
         schemars::json_schema!({
-            "description": "A provider: exactly one kind key with its settings (`simulated`, `aws`, ...), or `plugin: PATH` with an optional `config` map.",
+            "description": "A provider: exactly one kind key with that kind's settings, or `plugin: PATH` with an optional `config` map.",
             "type": "object",
-            "minProperties": 1,
-            "properties": {
-                "simulated": { "type": "object", "description": "The deterministic simulated cloud." },
-                "aws": { "type": "object", "description": "Amazon EC2 Auto Scaling." },
-                "prometheus": { "type": "object", "description": "A Prometheus server as a metrics source." },
-                "plugin": { "type": "string", "description": "Path to a provider plugin library." },
-                "config": { "type": "object", "description": "A plugin's own configuration." }
-            },
-            "additionalProperties": { "type": "object" }
+            "minProperties": 1
         })
     }
 }
@@ -206,11 +215,53 @@ pub struct GroupMetricsConfig {
     /// A key of `metrics_sources`; default: the group's provider.
     #[serde(default)]
     pub source: Option<String>,
-    /// Source-specific queries by signal name (`utilization`, `request_rate`, `queue_depth`,
-    /// `latency_p95`, `latency_p99`, `error_rate`, or a custom name); `{group}` is replaced by
-    /// the group's id.
-    #[serde(default)]
-    pub queries: BTreeMap<String, String>,
+    /// Source-specific queries by signal (`utilization`, `request_rate`, `queue_depth`,
+    /// `latency_p95`, `latency_p99`, `error_rate`, or the name of a custom metric a policy of
+    /// the group reads); `{group}` is replaced by the group's id. In YAML the keys are the
+    /// signals' names.
+    #[serde(default, with = "metric_queries")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub queries: BTreeMap<MetricKind, String>,
+}
+
+/// The signal a name stands for in a policy file: a built-in signal (`request_rate`) or else a
+/// custom metric of that name.
+pub fn metric_from_name(name: &str) -> MetricKind {
+    match name {
+        "utilization" => MetricKind::Utilization,
+        "request_rate" => MetricKind::RequestRate,
+        "queue_depth" => MetricKind::QueueDepth,
+        "latency_p95" => MetricKind::LatencyP95,
+        "latency_p99" => MetricKind::LatencyP99,
+        "error_rate" => MetricKind::ErrorRate,
+        other => MetricKind::Custom(other.to_owned()),
+    }
+}
+
+/// `metrics.queries`: a map keyed by signal name in YAML, by [`MetricKind`] in memory.
+mod metric_queries {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::model::MetricKind;
+
+    pub(super) fn serialize<S: Serializer>(
+        queries: &BTreeMap<MetricKind, String>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(queries.iter().map(|(metric, query)| (metric.name(), query)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<MetricKind, String>, D::Error> {
+        let by_name = BTreeMap::<String, String>::deserialize(deserializer)?;
+        Ok(by_name
+            .into_iter()
+            .map(|(name, query)| (super::metric_from_name(&name), query))
+            .collect())
+    }
 }
 
 /// One policy.
@@ -332,13 +383,11 @@ impl Behavior {
             stabilization_window: HumanDuration::from_secs(0),
             limits: vec![
                 RateLimit {
-                    instances: Some(4),
-                    percent: None,
+                    amount: LimitAmount::Instances(4),
                     period: HumanDuration::from_secs(15),
                 },
                 RateLimit {
-                    instances: None,
-                    percent: Some(100.0),
+                    amount: LimitAmount::Percent(100.0),
                     period: HumanDuration::from_secs(15),
                 },
             ],
@@ -351,8 +400,7 @@ impl Behavior {
         Behavior {
             stabilization_window: HumanDuration::from_secs(300),
             limits: vec![RateLimit {
-                instances: None,
-                percent: Some(100.0),
+                amount: LimitAmount::Percent(100.0),
                 period: HumanDuration::from_secs(15),
             }],
             select: Select::Max,
@@ -360,18 +408,113 @@ impl Behavior {
     }
 }
 
-/// A rate limit: at most `instances` or `percent` of current capacity per `period`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+/// A rate limit: at most `instances`, or `percent` of the capacity at the start of the period,
+/// per `period`. Written `{instances: 4, period: 15s}` or `{percent: 100, period: 15s}`, never
+/// both (several limits combine through `select`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct RateLimit {
-    /// Absolute change per period.
-    #[serde(default)]
-    pub instances: Option<u32>,
-    /// Change per period as a percentage of the capacity at the start of the period.
-    #[serde(default)]
-    pub percent: Option<f64>,
+    /// How much capacity may change per period.
+    pub amount: LimitAmount,
     /// The period.
     pub period: HumanDuration,
+}
+
+/// How much a [`RateLimit`] lets capacity change per period.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LimitAmount {
+    /// Absolute change per period (`instances:`).
+    Instances(u32),
+    /// Change per period as a percentage of the capacity at the start of the period
+    /// (`percent:`).
+    Percent(f64),
+}
+
+impl Serialize for RateLimit {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = serializer.serialize_struct("RateLimit", 2)?;
+        match self.amount {
+            LimitAmount::Instances(n) => out.serialize_field("instances", &n)?,
+            LimitAmount::Percent(p) => out.serialize_field("percent", &p)?,
+        }
+        out.serialize_field("period", &self.period)?;
+        out.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for RateLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde_saphyr::Spanned;
+
+        /// The YAML form; `RateLimit` keeps only one of the two amounts.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Written {
+            #[serde(default)]
+            instances: Option<Spanned<u32>>,
+            #[serde(default)]
+            percent: Option<Spanned<f64>>,
+            period: HumanDuration,
+        }
+
+        let written = Spanned::<Written>::deserialize(deserializer)?;
+        let Written {
+            instances,
+            percent,
+            period,
+        } = written.value;
+        let amount = match (instances, percent) {
+            (Some(n), None) => LimitAmount::Instances(n.value),
+            (None, Some(p)) => LimitAmount::Percent(p.value),
+            (Some(_), Some(p)) => deferred::invalid(
+                p.referenced,
+                "a rate limit has `instances` or `percent`, not both; to allow either, write two limits (`select` picks which applies)".to_owned(),
+                LimitAmount::Instances(1),
+            )?,
+            (None, None) => deferred::invalid(
+                written.referenced,
+                "a rate limit needs `instances` or `percent` (e.g. `{percent: 100, period: 15s}`)"
+                    .to_owned(),
+                LimitAmount::Instances(1),
+            )?,
+        };
+        Ok(RateLimit { amount, period })
+    }
+}
+
+impl JsonSchema for RateLimit {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RateLimit".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        /// The YAML form, for the schema: one of two shapes.
+        #[derive(JsonSchema)]
+        #[serde(untagged, deny_unknown_fields)]
+        #[allow(dead_code)]
+        enum Written {
+            /// At most this many instances added or removed per period.
+            Instances {
+                /// Absolute change per period.
+                instances: u32,
+                /// The period.
+                period: HumanDuration,
+            },
+            /// At most this percentage of the capacity at the start of the period.
+            Percent {
+                /// Change per period as a percentage of the capacity at the start of the period.
+                percent: f64,
+                /// The period.
+                period: HumanDuration,
+            },
+        }
+        let mut schema = Written::json_schema(generator);
+        schema.insert(
+            "description".into(),
+            "A rate limit: `instances` or `percent` (never both) per `period`.".into(),
+        );
+        schema
+    }
 }
 
 /// Which rate limit applies when several do.
@@ -459,11 +602,12 @@ fn one() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scheduled {
-    /// Cron expression, five fields (minute hour day-of-month month day-of-week).
-    pub cron: String,
-    /// IANA time zone the cron expression is read in.
-    #[serde(default = "default_timezone")]
-    pub timezone: String,
+    /// Cron expression, five fields (minute hour day-of-month month day-of-week); parsed when
+    /// the file is read.
+    pub cron: CronExpr,
+    /// IANA time zone the cron expression is read in. Default `UTC`.
+    #[serde(default)]
+    pub timezone: TimeZone,
     /// How long each occurrence lasts.
     pub duration: HumanDuration,
     /// Floor while active.
@@ -475,10 +619,6 @@ pub struct Scheduled {
     /// Exact capacity while active.
     #[serde(default)]
     pub desired: Option<u32>,
-}
-
-fn default_timezone() -> String {
-    "UTC".to_owned()
 }
 
 /// Predictive scaling: the load of `metric` is forecast from its history (daily and weekly
@@ -639,10 +779,4 @@ fn default_scale_in_cooldown() -> HumanDuration {
 
 fn default_metric_max_age() -> HumanDuration {
     HumanDuration::from_secs(300)
-}
-
-/// The JSON Schema of the policy file, for editors.
-pub fn json_schema() -> serde_json::Value {
-    let schema = schemars::schema_for!(PolicyFile);
-    serde_json::to_value(schema).unwrap_or_default()
 }

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use super::{
-    Aggregation, MaxCapacity, PolicyConfig, PolicyFile, Predictive, RateLimit, Scheduled,
-    StepScaling,
+    Aggregation, LimitAmount, MaxCapacity, PolicyConfig, PolicyFile, Predictive, RateLimit,
+    Scheduled, StepScaling, metric_from_name,
 };
 use crate::model::MetricKind;
 
@@ -88,6 +88,21 @@ pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
                 format!("unknown metrics source `{source}`; declare it under `metrics_sources`"),
             );
         }
+        if let Some(metrics) = &group.metrics {
+            let read: Vec<&MetricKind> = group.policies.iter().filter_map(|p| p.metric()).collect();
+            for metric in metrics.queries.keys() {
+                if let MetricKind::Custom(name) = metric
+                    && !read.contains(&metric)
+                {
+                    push(
+                        at(&format!("metrics.queries.{name}")),
+                        format!(
+                            "unknown signal `{name}`: a query is for utilization, request_rate, queue_depth, latency_p95, latency_p99, error_rate, or a custom metric a policy of this group reads (`metric: {{custom: {name}}}`)"
+                        ),
+                    );
+                }
+            }
+        }
         if group.policies.is_empty() {
             push(
                 at("policies"),
@@ -126,10 +141,17 @@ pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
 }
 
 fn validate_metric(metric: &MetricKind, path: &str, push: &mut impl FnMut(String, String)) {
-    if let MetricKind::Custom(name) = metric
-        && name.trim().is_empty()
-    {
-        push(path.to_owned(), "a custom metric needs a name".into());
+    if let MetricKind::Custom(name) = metric {
+        if name.trim().is_empty() {
+            push(path.to_owned(), "a custom metric needs a name".into());
+        } else if !matches!(metric_from_name(name), MetricKind::Custom(_)) {
+            push(
+                path.to_owned(),
+                format!(
+                    "`{name}` is a built-in signal, not a custom metric: write `metric: {name}`"
+                ),
+            );
+        }
     }
 }
 
@@ -232,13 +254,10 @@ fn validate_policy(
 }
 
 fn validate_limit(limit: &RateLimit, path: &str, push: &mut impl FnMut(String, String)) {
-    match (limit.instances, limit.percent) {
-        (None, None) | (Some(_), Some(_)) => push(
-            path.to_owned(),
-            "a rate limit has exactly one of `instances` or `percent`".into(),
-        ),
-        (Some(0), None) => push(format!("{path}.instances"), "must be at least 1".into()),
-        (None, Some(p)) if !(p.is_finite() && p > 0.0) => push(
+    // Neither or both of `instances` and `percent` are refused when the file is read.
+    match limit.amount {
+        LimitAmount::Instances(0) => push(format!("{path}.instances"), "must be at least 1".into()),
+        LimitAmount::Percent(p) if !(p.is_finite() && p > 0.0) => push(
             format!("{path}.percent"),
             format!("must be a positive number, got {p}"),
         ),
@@ -294,18 +313,7 @@ fn validate_scheduled(
     group_max: u32,
     push: &mut impl FnMut(String, String),
 ) {
-    if let Err(e) = crate::schedule::parse_cron(&s.cron) {
-        push(format!("{base}.cron"), e);
-    }
-    if s.timezone.parse::<chrono_tz::Tz>().is_err() {
-        push(
-            format!("{base}.timezone"),
-            format!(
-                "unknown time zone `{}`; use an IANA name such as `Europe/Berlin` or `UTC`",
-                s.timezone
-            ),
-        );
-    }
+    // The cron expression and the time zone are parsed (and refused) when the file is read.
     if s.duration.get().is_zero() {
         push(format!("{base}.duration"), "must be longer than 0s".into());
     }

@@ -55,7 +55,7 @@ fn run(
     now: DateTime<Utc>,
     memory: &mut DecisionMemory,
 ) -> hoist_engine::Decision {
-    decide(
+    let (decision, update) = decide(
         g,
         &Observation {
             now,
@@ -65,7 +65,9 @@ fn run(
             forecast_note: None,
         },
         memory,
-    )
+    );
+    memory.apply(&update);
+    decision
 }
 
 const TT_UTIL: &str =

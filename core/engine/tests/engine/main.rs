@@ -1,7 +1,9 @@
 //! Tests of engine, one binary for the area (each module was once a binary of its own).
 
+mod control_concurrency;
 mod decide;
 mod forecast_forecaster;
 mod forecast_model;
+mod memory_update;
 mod predictive;
 mod predictive_level;

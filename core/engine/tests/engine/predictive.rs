@@ -84,8 +84,9 @@ fn run(
             forecast,
             forecast_note: note,
         },
-        &mut DecisionMemory::new(),
+        &DecisionMemory::new(),
     )
+    .0
 }
 
 const PREDICTIVE: &str =

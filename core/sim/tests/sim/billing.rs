@@ -36,8 +36,8 @@ async fn total(c: &SimulatedCloud, group_by: Option<&str>) -> Vec<(Option<String
         assert!(!e.estimated);
         assert_eq!(e.amount.currency.0, "USD");
         match out.iter_mut().find(|(k, _)| *k == e.key) {
-            Some((_, v)) => *v += e.amount.amount,
-            None => out.push((e.key, e.amount.amount)),
+            Some((_, v)) => *v += e.amount.to_f64(),
+            None => out.push((e.key, e.amount.to_f64())),
         }
     }
     out
@@ -124,7 +124,7 @@ async fn costs_group_by_group_and_add_up_by_hour() {
     assert!(
         hourly
             .iter()
-            .all(|e| close(e.amount.amount, 2.0 * PRICE + 0.126))
+            .all(|e| close(e.amount.to_f64(), 2.0 * PRICE + 0.126))
     );
     let bad = c
         .cost(&CostQuery {
@@ -169,7 +169,7 @@ async fn forecast_uses_the_current_run_rate() {
         .await
         .unwrap();
     assert!(f.iter().all(|e| e.estimated));
-    let sum: f64 = f.iter().map(|e| e.amount.amount).sum();
+    let sum: f64 = f.iter().map(|e| e.amount.to_f64()).sum();
     assert!(close(sum, 3.0 * PRICE * 48.0), "{sum}");
 }
 

@@ -33,7 +33,7 @@ async fn series(c: &SimulatedCloud, g: &str, metric: MetricKind) -> Vec<Sample> 
         metric,
         expression: None,
     };
-    let mut out = c.query_range(&q, range, 60).await.unwrap();
+    let mut out = c.query_range(&hoist_api::RangeQuery::new(q.clone(), range, 60)).await.unwrap();
     assert_eq!(out.len(), 1);
     out.remove(0).samples
 }
@@ -179,18 +179,18 @@ async fn unknown_metric_and_expressions_are_unsupported() {
         metric: MetricKind::Custom("gpu".to_owned()),
         expression: None,
     };
-    let e = c.query_range(&q, range, 60).await.unwrap_err();
+    let e = c.query_range(&hoist_api::RangeQuery::new(q.clone(), range, 60)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
     q.metric = MetricKind::Utilization;
     q.expression = Some("rate(x[5m])".to_owned());
     assert_eq!(
-        c.query_range(&q, range, 60).await.unwrap_err().kind(),
+        c.query_range(&hoist_api::RangeQuery::new(q.clone(), range, 60)).await.unwrap_err().kind(),
         ErrorKind::Unsupported
     );
     q.expression = None;
     q.group = "nope".to_owned();
     assert_eq!(
-        c.query_range(&q, range, 60).await.unwrap_err().kind(),
+        c.query_range(&hoist_api::RangeQuery::new(q.clone(), range, 60)).await.unwrap_err().kind(),
         ErrorKind::NotFound
     );
 }
@@ -230,7 +230,7 @@ async fn scenario(seed: u64) -> (Vec<Sample>, Vec<Sample>, f64, Vec<(String, Dat
         .await
         .unwrap()
         .iter()
-        .map(|e| e.amount.amount)
+        .map(|e| e.amount.to_f64())
         .sum();
     let history = c
         .instance_history("batch")

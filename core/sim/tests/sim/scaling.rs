@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use hoist_api::RemoveInstances;
 use hoist_api::{CapacityType, ErrorKind, InstanceState, ScalingProvider};
 use hoist_sim::{DemandSpec, Quota, SimGroupSpec, SimulatedCloud};
 
@@ -139,19 +140,25 @@ async fn remove_instances_with_and_without_decrement() {
         .iter()
         .map(|i| i.id.clone())
         .collect();
-    c.remove_instances("web", &ids[..1], true).await.unwrap();
+    c.remove_instances("web", &RemoveInstances::new(ids[..1].to_vec())).await.unwrap();
     let g = c.describe_group("web").await.unwrap();
     assert_eq!(g.desired_capacity, 2);
     assert_eq!(g.instances.len(), 2);
     assert!(g.instances.iter().all(|i| i.id != ids[0]));
     // Without decrement the removed instance is replaced by a booting one.
-    c.remove_instances("web", &ids[1..2], false).await.unwrap();
+    c.remove_instances(
+        "web",
+        &RemoveInstances::new(ids[1..2].to_vec()).with_decrement(false),
+    ).await.unwrap();
     let g = c.describe_group("web").await.unwrap();
     assert_eq!(g.desired_capacity, 2);
     assert_eq!((g.ready(), g.pending()), (1, 1));
     // Unknown instance: NotFound, nothing removed.
     let e = c
-        .remove_instances("web", &[ids[2].clone(), "i-nope".to_owned()], true)
+        .remove_instances(
+            "web",
+            &RemoveInstances::new(vec![ids[2].clone(), "i-nope".to_owned()]),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
@@ -165,7 +172,7 @@ async fn remove_instances_with_and_without_decrement() {
         .iter()
         .map(|i| i.id.clone())
         .collect();
-    let e = c.remove_instances("web", &all, true).await.unwrap_err();
+    let e = c.remove_instances("web", &RemoveInstances::new(all)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
 }
 

@@ -130,9 +130,11 @@ impl Inventory {
                     class.name
                 )));
             }
-            if !(class.price_per_hour.is_finite() && class.price_per_hour >= 0.0) {
+            if !(class.price_per_hour.is_finite()
+                && (0.0..1e15).contains(&class.price_per_hour))
+            {
                 return Err(Error::config(format!(
-                    "classes[{i}].price_per_hour: must be a number >= 0, got {}",
+                    "classes[{i}].price_per_hour: must be a number from 0 to 1e15, got {}",
                     class.price_per_hour
                 )));
             }
@@ -209,10 +211,12 @@ impl Inventory {
                             zone: zone.to_owned(),
                             capacity_type: CapacityType::OnDemand,
                             price: Price {
-                                amount: Money {
-                                    amount: class.price_per_hour,
-                                    currency: Currency(class.currency.clone()),
-                                },
+                                // Checked finite and not negative when the inventory loaded.
+                                amount: Money::from_f64(
+                                    class.price_per_hour,
+                                    Currency(class.currency.clone()),
+                                )
+                                .unwrap_or_else(|| Money::usd(Default::default())),
                                 unit: RateUnit::PerHour,
                                 source: PriceSource {
                                     kind: "config".to_owned(),

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use hoist_plugin::hoist_api::duration::HumanDuration;
 use hoist_plugin::hoist_api::{
     Activity, CapacityType, CatalogCapabilities, Error, ErrorKind, Instance, InstanceCatalog,
-    InstanceClass, InstanceId, InstanceState, ScalingCapabilities, ScalingGroup, ScalingProvider,
+    InstanceClass, InstanceId, InstanceState, RemoveInstances, ScalingCapabilities, ScalingGroup, ScalingProvider,
 };
 use hoist_plugin::{Plugin, PluginContext};
 use serde::{Deserialize, Serialize};
@@ -437,12 +437,8 @@ impl ScalingProvider for StaticPool {
         result
     }
 
-    async fn remove_instances(
-        &self,
-        group: &str,
-        instances: &[InstanceId],
-        decrement: bool,
-    ) -> Result<(), Error> {
+    async fn remove_instances(&self, group: &str, request: &RemoveInstances) -> Result<(), Error> {
+        let (instances, decrement) = (&request.instances, request.decrement);
         let pool = self.pool(group)?;
         let mut guard = self.state.lock().await;
         let mut state = guard.pools[&pool.id].clone();
@@ -501,17 +497,6 @@ impl ScalingProvider for StaticPool {
         guard.pools.insert(pool.id.clone(), state);
         self.save(&guard)?;
         result
-    }
-
-    async fn set_instance_class(
-        &self,
-        group: &str,
-        _instance_class: &str,
-    ) -> Result<Option<Activity>, Error> {
-        self.pool(group)?;
-        Err(Error::unsupported(
-            "a static pool's machines have the class they were bought with; change the inventory",
-        ))
     }
 
     async fn activities(&self, group: &str) -> Result<Vec<Activity>, Error> {

@@ -5,9 +5,7 @@
 #![deny(unsafe_code)]
 
 use async_trait::async_trait;
-use hoist_plugin::hoist_api::{
-    Activity, Error, InstanceId, Result, ScalingCapabilities, ScalingGroup, ScalingProvider,
-};
+use hoist_plugin::hoist_api::{Result, ScalingCapabilities, ScalingGroup, ScalingProvider};
 use hoist_plugin::{Plugin, PluginContext};
 use serde::Deserialize;
 
@@ -42,21 +40,6 @@ impl ScalingProvider for Panicky {
         panic!("describe_group({group}) is broken on purpose")
     }
 
-    async fn set_desired_capacity(&self, _group: &str, _desired: u32) -> Result<()> {
-        Err(Error::unsupported("set_desired_capacity"))
-    }
-
-    async fn remove_instances(&self, _: &str, _: &[InstanceId], _: bool) -> Result<()> {
-        Err(Error::unsupported("remove_instances"))
-    }
-
-    async fn set_instance_class(&self, _: &str, _: &str) -> Result<Option<Activity>> {
-        Err(Error::unsupported("set_instance_class"))
-    }
-
-    async fn activities(&self, _group: &str) -> Result<Vec<Activity>> {
-        Ok(Vec::new())
-    }
 }
 
 #[async_trait]

@@ -95,7 +95,7 @@ fn parse_ce_time(s: &str) -> Option<DateTime<Utc>> {
 
 fn money(operation: &str, value: &MetricValue) -> Result<Money> {
     let raw = value.amount().unwrap_or("0");
-    let amount = raw.parse::<f64>().map_err(|_| {
+    let amount = raw.parse::<hoist_api::Decimal>().map_err(|_| {
         local(
             ErrorKind::Other,
             operation,
@@ -264,7 +264,7 @@ impl AwsProvider {
         for row in out.forecast_results_by_time() {
             let (start, end) = period(OP, row.time_period())?;
             let raw = row.mean_value().unwrap_or("0");
-            let amount = raw.parse::<f64>().map_err(|_| {
+            let amount = raw.parse::<hoist_api::Decimal>().map_err(|_| {
                 local(
                     ErrorKind::Other,
                     OP,
@@ -427,8 +427,8 @@ mod mocked_tests {
         assert_eq!(rule.num_calls(), 1);
         assert_eq!(entries.len(), 2);
         assert!(entries.iter().all(|e| e.estimated && e.key.is_none()));
-        assert_eq!(entries[0].amount.amount, 10.25);
-        assert_eq!(entries[1].amount.amount, 20.25);
+        assert_eq!(entries[0].amount.to_f64(), 10.25);
+        assert_eq!(entries[1].amount.to_f64(), 20.25);
         assert_eq!(entries[1].amount.currency.0, "USD");
         assert_eq!(
             entries[1].start,

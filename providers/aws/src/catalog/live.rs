@@ -82,7 +82,7 @@ impl AwsProvider {
                 zone,
                 CapacityType::Spot,
                 Price {
-                    amount: Money::usd(*usd),
+                    amount: Money::usd_f64(*usd),
                     unit: RateUnit::PerHour,
                     source: PriceSource {
                         kind: "live".to_owned(),
@@ -159,7 +159,7 @@ impl AwsProvider {
                 &self.region,
                 CapacityType::OnDemand,
                 Price {
-                    amount: Money::usd(*usd),
+                    amount: Money::usd_f64(*usd),
                     unit: RateUnit::PerHour,
                     source: PriceSource {
                         kind: "live".to_owned(),

@@ -96,7 +96,7 @@ impl PriceBook {
                     region,
                     CapacityType::OnDemand,
                     Price {
-                        amount: Money::usd(row.usd_per_hour),
+                        amount: Money::usd_f64(row.usd_per_hour),
                         unit: RateUnit::PerHour,
                         source: PriceSource {
                             kind: "table".to_owned(),
@@ -236,7 +236,7 @@ mod tests {
     fn zone_prices_win_over_region_prices_and_offerings_cover_zones() {
         let mut book = PriceBook::shipped("us-east-1");
         let spot = Price {
-            amount: Money::usd(0.03),
+            amount: Money::usd_f64(0.03),
             unit: RateUnit::PerHour,
             source: PriceSource {
                 kind: "live".into(),

@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use hoist_api::{
-    ErrorKind, MetricKind, MetricQuery, MetricsCapabilities, MetricsSource, Result, Sample,
-    TimeRange, TimeSeries,
+    ErrorKind, MetricKind, MetricQuery, MetricsCapabilities, MetricsSource, RangeQuery, Result,
+    Sample, TimeRange, TimeSeries,
 };
 
 pub use spec::{MetricSpec, parse_metric_spec};
@@ -229,13 +229,9 @@ impl MetricsSource for AwsProvider {
         }
     }
 
-    async fn query_range(
-        &self,
-        query: &MetricQuery,
-        range: TimeRange,
-        step_seconds: u32,
-    ) -> Result<Vec<TimeSeries>> {
-        self.get_metric_data(query, range, step_seconds).await
+    async fn query_range(&self, request: &RangeQuery) -> Result<Vec<TimeSeries>> {
+        self.get_metric_data(&request.query, request.range, request.step_seconds)
+            .await
     }
 }
 

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use hoist_api::{
-    Activity, Error, ErrorKind, InstanceId, MetricKind, MetricQuery, Result, ScalingCapabilities,
-    ScalingGroup, ScalingProvider, TimeRange,
+    Activity, Error, ErrorKind, InstanceId, MetricKind, MetricQuery, RemoveInstances, Result,
+    ScalingCapabilities, ScalingGroup, ScalingProvider, TimeRange,
 };
 
 pub use describe::lifecycle_to_state;
@@ -220,14 +220,10 @@ impl ScalingProvider for AwsProvider {
         Ok(())
     }
 
-    async fn remove_instances(
-        &self,
-        group: &str,
-        instances: &[InstanceId],
-        decrement: bool,
-    ) -> Result<()> {
+    async fn remove_instances(&self, group: &str, request: &RemoveInstances) -> Result<()> {
         let g = self.describe_group(group).await?;
-        self.terminate(&g, instances, decrement).await
+        self.terminate(&g, &request.instances, request.decrement)
+            .await
     }
 
     async fn set_instance_class(

@@ -1,0 +1,166 @@
+//! The example program as a user runs it: assembled by `hoist_engine::assembly`, so an AWS
+//! provider runs in the recommended layers (here: its retries are seen), the file's settings win
+//! over the environment, bad files are reported at their line, and simulated files run too.
+//!
+//! Every AWS endpoint is a local listener; nothing leaves the machine. The environment of each
+//! child process is set explicitly, so these tests never touch their own process's.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A local HTTP endpoint that counts requests and answers each with `status` and no body.
+struct Endpoint {
+    url: String,
+    hits: Arc<AtomicUsize>,
+}
+
+impl Endpoint {
+    fn start(status: &'static str) -> Endpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&hits);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let counter = Arc::clone(&counter);
+                std::thread::spawn(move || {
+                    while read_request(&mut stream) {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                        if stream.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Endpoint { url, hits }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads one HTTP/1.1 request (head and `content-length` body); false at end of stream.
+fn read_request(stream: &mut TcpStream) -> bool {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return false,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).is_ok()
+}
+
+/// Runs the example on `policy` with a clean AWS environment (static test credentials, no
+/// profile files, no instance metadata, SDK retries off so only Hoist's retry layer retries)
+/// plus `env`.
+fn aws_autoscale(policy: &Path, home: &Path, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_aws-autoscale"));
+    command.arg(policy).arg("--once").current_dir(home);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("no-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "example-secret")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .envs(env.iter().copied());
+    command.output().expect("run aws-autoscale")
+}
+
+fn write_policy(dir: &Path, aws_block: &str) -> PathBuf {
+    let path = dir.join("policy.yaml");
+    let text = format!(
+        "providers:\n  prod:\n    aws:\n{aws_block}\ngroups:\n  - name: web-asg\n    provider: prod\n    min: 1\n    max: 10\n    policies:\n      - target_tracking: {{ metric: utilization, target: 0.6 }}\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn an_aws_provider_runs_in_the_recommended_layers_at_the_files_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    // Both unavailable: the retry layer retries what a retry may cure.
+    let file_endpoint = Endpoint::start("503 Service Unavailable");
+    let environment_endpoint = Endpoint::start("503 Service Unavailable");
+    let policy = write_policy(
+        dir.path(),
+        &format!(
+            "      region: us-east-1\n      endpoint_url: {}\n      groups: {{ names: [web-asg] }}",
+            file_endpoint.url
+        ),
+    );
+    let out = aws_autoscale(
+        &policy,
+        dir.path(),
+        &[("AWS_ENDPOINT_URL", environment_endpoint.url.as_str())],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("prod: retrying "),
+        "no retry reported: {stderr}"
+    );
+    assert!(stderr.contains("could not observe"), "{stderr}");
+    assert!(
+        file_endpoint.hits() >= 2,
+        "the file's endpoint saw {} request(s); the retry layer should have retried",
+        file_endpoint.hits()
+    );
+    assert_eq!(
+        environment_endpoint.hits(),
+        0,
+        "AWS_ENDPOINT_URL must not override the file's endpoint_url"
+    );
+}
+
+#[test]
+fn a_bad_field_in_the_aws_block_is_reported_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(
+        dir.path(),
+        "      region: us-east-1\n      groups: { names: [web-asg] }\n      instance_refresh: sometimes",
+    );
+    let out = aws_autoscale(&policy, dir.path(), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    // Line 6 of the file: `      instance_refresh: sometimes`, whose value starts at column 25.
+    assert!(
+        stderr.contains("policy.yaml:6:25: providers.prod.aws.instance_refresh:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_simulated_policy_file_runs_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../quickstart.yaml");
+    let out = aws_autoscale(&quickstart, dir.path(), &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("desired"), "{stdout}");
+}
