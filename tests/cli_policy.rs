@@ -194,6 +194,23 @@ fn schema_is_json_schema_of_the_format() {
     ] {
         assert!(text.contains(kind), "schema lacks {kind}");
     }
+    // Providers: one branch per compiled-in kind, with the kind's own settings schema.
+    let branches = schema["$defs"]["Provider"]["oneOf"]
+        .as_array()
+        .expect("a branch per provider kind");
+    let sim = branches
+        .iter()
+        .find(|b| b["required"] == serde_json::json!(["simulated"]))
+        .expect("a `simulated` branch");
+    assert!(
+        sim["properties"]["simulated"]["properties"]["seed"].is_object(),
+        "{sim}"
+    );
+    let plugin = branches
+        .iter()
+        .find(|b| b["required"] == serde_json::json!(["plugin"]))
+        .expect("a `plugin` branch");
+    assert!(plugin["properties"]["config"].is_object(), "{plugin}");
 }
 
 /// (file, line, what the message must mention)

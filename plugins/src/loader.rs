@@ -536,8 +536,13 @@ impl PluginProvider {
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl ScalingProvider for PluginProvider {
+    fn describe(&self) -> String {
+        self.handle.plugin.clone()
+    }
+
     fn name(&self) -> &str {
         &self.handle.plugin
     }
@@ -601,8 +606,13 @@ impl ScalingProvider for PluginProvider {
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl InstanceCatalog for PluginProvider {
+    fn describe(&self) -> String {
+        self.handle.plugin.clone()
+    }
+
     fn capabilities(&self) -> CatalogCapabilities {
         self.info.catalog.unwrap_or_default()
     }
@@ -621,8 +631,13 @@ impl InstanceCatalog for PluginProvider {
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl BillingProvider for PluginProvider {
+    fn describe(&self) -> String {
+        self.handle.plugin.clone()
+    }
+
     fn capabilities(&self) -> BillingCapabilities {
         self.info.billing.unwrap_or_default()
     }
@@ -650,8 +665,13 @@ impl BillingProvider for PluginProvider {
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl MetricsSource for PluginProvider {
+    fn describe(&self) -> String {
+        self.handle.plugin.clone()
+    }
+
     fn capabilities(&self) -> MetricsCapabilities {
         self.info.metrics.clone().unwrap_or_default()
     }

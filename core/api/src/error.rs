@@ -73,9 +73,12 @@ impl fmt::Display for ErrorKind {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// The error returned by every trait in Hoist.
+/// The error returned by every trait in Hoist. One pointer wide, so `Result`s stay small.
 #[derive(Debug)]
-pub struct Error {
+pub struct Error(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     kind: ErrorKind,
     retryable: bool,
     provider: String,
@@ -91,7 +94,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A new error of `kind` with a message; retryability follows the kind.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(Inner {
             kind,
             retryable: kind.is_retryable_by_default(),
             provider: String::new(),
@@ -99,7 +102,7 @@ impl Error {
             field: None,
             message: message.into(),
             source: None,
-        }
+        }))
     }
 
     /// Shorthand for [`ErrorKind::NotFound`].
@@ -129,13 +132,13 @@ impl Error {
 
     /// Names the provider (`aws`, `sim`, a plugin name, ...).
     pub fn with_provider(mut self, provider: impl Into<String>) -> Self {
-        self.provider = provider.into();
+        self.0.provider = provider.into();
         self
     }
 
     /// Names the operation (`set_desired_capacity`, ...).
     pub fn with_operation(mut self, operation: impl Into<String>) -> Self {
-        self.operation = operation.into();
+        self.0.operation = operation.into();
         self
     }
 
@@ -143,7 +146,7 @@ impl Error {
     /// the provider was given (`region`, `groups[0].name`). Hosts point at that field's line in
     /// the policy file; the message then need not repeat the path.
     pub fn with_field(mut self, path: impl Into<String>) -> Self {
-        self.field = Some(path.into());
+        self.0.field = Some(path.into());
         self
     }
 
@@ -155,60 +158,60 @@ impl Error {
 
     /// The settings field the error is about, when one was named.
     pub fn field(&self) -> Option<&str> {
-        self.field.as_deref()
+        self.0.field.as_deref()
     }
 
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.source = Some(source.into());
+        self.0.source = Some(source.into());
         self
     }
 
     /// Overrides whether a retry may help.
     pub fn with_retryable(mut self, retryable: bool) -> Self {
-        self.retryable = retryable;
+        self.0.retryable = retryable;
         self
     }
 
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// Whether trying the same operation again may succeed.
     pub fn is_retryable(&self) -> bool {
-        self.retryable
+        self.0.retryable
     }
 
     /// The provider that failed, empty when not set.
     pub fn provider(&self) -> &str {
-        &self.provider
+        &self.0.provider
     }
 
     /// The operation that failed, empty when not set.
     pub fn operation(&self) -> &str {
-        &self.operation
+        &self.0.operation
     }
 
     /// The message without provider and operation.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.provider.is_empty(), self.operation.is_empty()) {
-            (false, false) => write!(f, "{} {}: ", self.provider, self.operation)?,
-            (false, true) => write!(f, "{}: ", self.provider)?,
-            (true, false) => write!(f, "{}: ", self.operation)?,
+        match (self.0.provider.is_empty(), self.0.operation.is_empty()) {
+            (false, false) => write!(f, "{} {}: ", self.0.provider, self.0.operation)?,
+            (false, true) => write!(f, "{}: ", self.0.provider)?,
+            (true, false) => write!(f, "{}: ", self.0.operation)?,
             (true, true) => {}
         }
-        if let Some(field) = &self.field {
+        if let Some(field) = &self.0.field {
             write!(f, "{field}: ")?;
         }
-        write!(f, "{} ({})", self.message, self.kind)?;
-        if let Some(source) = &self.source {
+        write!(f, "{} ({})", self.0.message, self.0.kind)?;
+        if let Some(source) = &self.0.source {
             write!(f, ": {source}")?;
         }
         Ok(())
@@ -217,7 +220,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.0.source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }

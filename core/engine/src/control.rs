@@ -153,9 +153,11 @@ struct Shared {
     interval: Duration,
     dry_run: bool,
     metric_step_seconds: u32,
-    /// Price per hour and currency by (provider, instance class).
-    prices: Mutex<HashMap<(String, String), Option<(f64, String)>>>,
+    prices: Mutex<Prices>,
 }
+
+/// Price per hour and currency by (provider, instance class); `None` when there is none.
+type Prices = HashMap<(String, String), Option<(f64, String)>>;
 
 /// A group's evaluation in [`ControlLoop::run`]: the group's index, the group lent to it, and the
 /// outcome.
@@ -221,7 +223,9 @@ impl ControlLoop {
         let shared = &self.shared;
         let mut outcomes: Vec<(usize, GroupOutcome)> =
             stream::iter(self.groups.iter_mut().enumerate())
-                .map(|(index, managed)| async move { (index, shared.evaluate_group(managed).await) })
+                .map(
+                    |(index, managed)| async move { (index, shared.evaluate_group(managed).await) },
+                )
                 .buffer_unordered(self.concurrency)
                 .collect()
                 .await;
@@ -354,7 +358,9 @@ impl Shared {
             });
         }
 
-        let forecast = self.update_forecast(managed, now, &snapshot, &windows).await;
+        let forecast = self
+            .update_forecast(managed, now, &snapshot, &windows)
+            .await;
         if let Some(f) = &forecast
             && f.refreshed
         {
@@ -608,9 +614,7 @@ impl Shared {
         Some((per_hour * active, currency))
     }
 
-    fn prices(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), Option<(f64, String)>>> {
+    fn prices(&self) -> std::sync::MutexGuard<'_, Prices> {
         self.prices.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -8,8 +8,8 @@ use super::memory::{DecisionMemory, MemoryUpdate};
 use super::predictive::{self, PredictiveVote};
 use super::{Decision, Direction, Observation, Reason};
 use crate::config::{
-    AdjustmentType, Aggregation, GroupConfig, PolicyConfig, Scheduled, StepScaling,
-    TargetTracking, Threshold,
+    AdjustmentType, Aggregation, GroupConfig, PolicyConfig, Scheduled, StepScaling, TargetTracking,
+    Threshold,
 };
 use crate::model::{MetricKind, Sample};
 
@@ -70,9 +70,7 @@ pub fn decide(
             }
             PolicyConfig::Step(step) => step_scaling(step, group, observation),
             PolicyConfig::Threshold(th) => threshold(th, group, observation),
-            PolicyConfig::Scheduled(s) => {
-                scheduled(s, now, &mut floor, &mut ceiling)
-            }
+            PolicyConfig::Scheduled(s) => scheduled(s, now, &mut floor, &mut ceiling),
             PolicyConfig::Predictive(p) => {
                 let (vote, raised, message) = predictive::vote(p, observation, ceiling);
                 if let Some(raised) = raised {
@@ -406,9 +404,13 @@ fn target_tracking(
     update.recommendations.push((index, raw));
 
     // Rate limits per direction.
-    let limited = hpa::rate_limit(current, stabilised, &tt.scale_up, &tt.scale_down, |period| {
-        memory.changes_since(now, period)
-    });
+    let limited = hpa::rate_limit(
+        current,
+        stabilised,
+        &tt.scale_up,
+        &tt.scale_down,
+        |period| memory.changes_since(now, period),
+    );
 
     let mut message = format!(
         "{} = {value:.3}, target {} ({aggregation:?}), ratio {ratio:.2}",

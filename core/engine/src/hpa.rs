@@ -216,7 +216,10 @@ mod tests {
     fn percent_scale_up_rounds_up_and_pods_are_absolute() {
         let up = rules(
             0,
-            &[(LimitAmount::Instances(4), 15), (LimitAmount::Percent(100.0), 15)],
+            &[
+                (LimitAmount::Instances(4), 15),
+                (LimitAmount::Percent(100.0), 15),
+            ],
             Select::Max,
         );
         assert_eq!(scale_up_limit(1, &up, none), 5);

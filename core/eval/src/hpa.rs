@@ -189,13 +189,19 @@ impl HpaConfig {
     }
 }
 
+/// Both directions' rules as the engine writes them.
+#[derive(Debug, Clone)]
+struct Behaviors {
+    scale_up: Behavior,
+    scale_down: Behavior,
+}
+
 /// The HPA's state: stored recommendations and scale events.
 #[derive(Debug, Clone)]
 pub struct Hpa {
     config: HpaConfig,
     /// `config.scale_up` and `config.scale_down` for [`hoist_engine::hpa`].
-    scale_up: Behavior,
-    scale_down: Behavior,
+    behavior: Box<Behaviors>,
     recommendations: VecDeque<(i64, u32)>,
     scale_up_events: VecDeque<(i64, u32)>,
     scale_down_events: VecDeque<(i64, u32)>,
@@ -205,8 +211,10 @@ impl Hpa {
     /// A fresh HPA.
     pub fn new(config: HpaConfig) -> Self {
         Hpa {
-            scale_up: config.scale_up.behavior(),
-            scale_down: config.scale_down.behavior(),
+            behavior: Box::new(Behaviors {
+                scale_up: config.scale_up.behavior(),
+                scale_down: config.scale_down.behavior(),
+            }),
             config,
             recommendations: VecDeque::new(),
             scale_up_events: VecDeque::new(),
@@ -280,15 +288,9 @@ impl Hpa {
             let limited = hpa::rate_limit(
                 current,
                 stabilized,
-                &self.scale_up,
-                &self.scale_down,
-                |period| {
-                    let p = period.num_seconds();
-                    (
-                        i64::from(Self::change_in_period(&self.scale_up_events, now_seconds, p)),
-                        i64::from(Self::change_in_period(&self.scale_down_events, now_seconds, p)),
-                    )
-                },
+                &self.behavior.scale_up,
+                &self.behavior.scale_down,
+                |period| self.changes(now_seconds, period.num_seconds()),
             );
             limited.clamp(min, max)
         };
@@ -301,9 +303,11 @@ impl Hpa {
             current,
             raw,
             time(now),
-            &self.scale_up,
-            &self.scale_down,
-            self.recommendations.iter().map(|&(at, rec)| (time(at), rec)),
+            &self.behavior.scale_up,
+            &self.behavior.scale_down,
+            self.recommendations
+                .iter()
+                .map(|&(at, rec)| (time(at), rec)),
         );
         let oldest = now
             - self
@@ -320,6 +324,14 @@ impl Hpa {
         }
         self.recommendations.push_back((now, raw));
         stabilized
+    }
+
+    /// Replicas added and removed in `(now − period, now]`.
+    fn changes(&self, now: i64, period: i64) -> (i64, i64) {
+        (
+            i64::from(Self::change_in_period(&self.scale_up_events, now, period)),
+            i64::from(Self::change_in_period(&self.scale_down_events, now, period)),
+        )
     }
 
     fn change_in_period(events: &VecDeque<(i64, u32)>, now: i64, period: i64) -> u32 {

@@ -128,7 +128,7 @@ impl PolicyLimits {
         let nodes = || {
             self.explain(
                 format!(
-                    "more than {} YAML values, lists and maps, counting each alias (`*name`) as everything it stands for",
+                    "more than {} YAML values, lists and maps (each alias `*name` counted as everything it stands for)",
                     self.max_nodes
                 ),
                 MAX_NODES_VAR,
@@ -158,7 +158,7 @@ impl PolicyLimits {
         let text = || {
             self.explain(
                 format!(
-                    "more than {} bytes of text in values, counting each alias as everything it stands for",
+                    "more than {} bytes of text in values (each alias `*name` counted as everything it stands for)",
                     self.max_text_bytes
                 ),
                 MAX_TEXT_BYTES_VAR,
@@ -195,7 +195,7 @@ impl PolicyLimits {
 
     fn explain(&self, what: String, var: &str, current: usize) -> String {
         format!(
-            "the policy file has {what}, a limit that guards against hostile YAML (alias bombs such as \"billion laughs\", deep nesting); if the file is meant to be this large, raise the limit with the environment variable {var} (e.g. {var}={})",
+            "the policy file has {what}, past a limit that guards against hostile YAML (alias bombs such as \"billion laughs\", deep nesting); if the file is genuine, raise the limit with the environment variable {var} (e.g. {var}={})",
             current.saturating_mul(4)
         )
     }

@@ -179,5 +179,8 @@ fn updates_replayed_on_another_replica_give_the_same_memory() {
 
     // The memory itself persists and loads back.
     let saved = serde_json::to_string(&memory).unwrap();
-    assert_eq!(serde_json::from_str::<DecisionMemory>(&saved).unwrap(), memory);
+    assert_eq!(
+        serde_json::from_str::<DecisionMemory>(&saved).unwrap(),
+        memory
+    );
 }
