@@ -217,8 +217,9 @@ impl ControlLoop {
         &self.groups
     }
 
-    /// Observes, decides and acts on every group once, [concurrently](self#no-cloud-can-stall-the-loop),
-    /// and returns the outcomes in the groups' order.
+    /// Observes, decides and acts on every group once,
+    /// [concurrently](self#no-cloud-can-stall-the-loop), and returns the outcomes in the groups'
+    /// order.
     pub async fn evaluate_once(&mut self) -> Vec<GroupOutcome> {
         let shared = &self.shared;
         let mut outcomes: Vec<(usize, GroupOutcome)> =
