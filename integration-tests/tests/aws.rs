@@ -12,12 +12,12 @@ use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
 use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
 use chrono::{Duration, Utc};
 use hoist_aws::{AwsProvider, AwsProviderBuilder, GroupSelector, VictimSelection};
-use hoist_core::{RangeQuery, RemoveInstances};
 use hoist_core::{
     BillingProvider, CapacityType, CostGranularity, CostQuery, ErrorKind, InstanceCatalog,
     InstanceFamily, InstanceState, MetricKind, MetricQuery, MetricsSource, ScalingProvider,
     TimeRange,
 };
+use hoist_core::{RangeQuery, RemoveInstances};
 use hoist_integration_tests::server_url;
 
 const REGION: &str = "us-east-1";
@@ -298,7 +298,10 @@ async fn terminate_with_decrement_removes_exactly_the_chosen_instance() {
     assert_eq!(after_sorted, expected, "only the chosen instance leaves");
 
     let err = aws
-        .remove_instances(&name, &RemoveInstances::new(vec!["i-00000000000000000".to_owned()]))
+        .remove_instances(
+            &name,
+            &RemoveInstances::new(vec!["i-00000000000000000".to_owned()]),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
@@ -663,7 +666,10 @@ async fn cloudwatch_metrics_round_trip_through_the_metrics_trait() {
         metric: MetricKind::Utilization,
         expression: None,
     };
-    let series = aws.query_range(&RangeQuery::new(query.clone(), range, 60)).await.unwrap();
+    let series = aws
+        .query_range(&RangeQuery::new(query.clone(), range, 60))
+        .await
+        .unwrap();
     assert_eq!(series.len(), 1, "{series:?}");
     let values: Vec<f64> = series[0].samples.iter().map(|s| s.value).collect();
     assert_eq!(
@@ -682,7 +688,10 @@ async fn cloudwatch_metrics_round_trip_through_the_metrics_trait() {
             "AWS/EC2:CPUUtilization:Maximum{{AutoScalingGroupName={group}}}"
         )),
     };
-    let series = aws.query_range(&RangeQuery::new(spec.clone(), range, 60)).await.unwrap();
+    let series = aws
+        .query_range(&RangeQuery::new(spec.clone(), range, 60))
+        .await
+        .unwrap();
     let values: Vec<f64> = series[0].samples.iter().map(|s| s.value).collect();
     assert_eq!(values, vec![40.0, 60.0, 80.0]);
 
@@ -720,10 +729,15 @@ async fn provider_set_from_settings_drives_the_named_groups() {
         groups.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
         vec![name.as_str()]
     );
-    set.scaling_provider().unwrap().set_desired_capacity(&name, 2).await.unwrap();
+    set.scaling_provider()
+        .unwrap()
+        .set_desired_capacity(&name, 2)
+        .await
+        .unwrap();
     assert_eq!(raw_desired(&raw, &name).await.0, 2);
     let err = set
-        .scaling_provider().unwrap()
+        .scaling_provider()
+        .unwrap()
         .set_desired_capacity(&name, 5)
         .await
         .unwrap_err();

@@ -131,7 +131,11 @@ async fn prometheus_scrapes_hoist_and_serves_the_series_a_policy_scales_on() {
         expression: Some(r#"sum(app_requests_per_second{service="{group}"})"#.into()),
     };
     let series = prom
-        .query_range(&hoist_core::RangeQuery::new(query.clone(), last_minute(), 1))
+        .query_range(&hoist_core::RangeQuery::new(
+            query.clone(),
+            last_minute(),
+            1,
+        ))
         .await
         .expect("the policy's query answers");
     assert_eq!(series.len(), 1);
@@ -147,7 +151,14 @@ async fn prometheus_scrapes_hoist_and_serves_the_series_a_policy_scales_on() {
     app.shutdown().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let error = loop {
-        match prom.query_range(&hoist_core::RangeQuery::new(query.clone(), last_minute(), 1)).await {
+        match prom
+            .query_range(&hoist_core::RangeQuery::new(
+                query.clone(),
+                last_minute(),
+                1,
+            ))
+            .await
+        {
             Err(e) => break e,
             Ok(_) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -167,7 +178,10 @@ async fn bad_and_empty_queries_explain_themselves() {
         metric: MetricKind::QueueDepth,
         expression: Some("sum(rate(x[1m])".into()),
     };
-    let error = prom.query_range(&hoist_core::RangeQuery::new(bad.clone(), last_minute(), 5)).await.unwrap_err();
+    let error = prom
+        .query_range(&hoist_core::RangeQuery::new(bad.clone(), last_minute(), 5))
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
     assert!(error.to_string().contains("bad_data"), "{error}");
     assert!(error.to_string().contains("parse error"), "{error}");
@@ -178,7 +192,11 @@ async fn bad_and_empty_queries_explain_themselves() {
         expression: Some(r#"queue_depth{group="{group}"}"#.into()),
     };
     let error = prom
-        .query_range(&hoist_core::RangeQuery::new(nothing.clone(), last_minute(), 5))
+        .query_range(&hoist_core::RangeQuery::new(
+            nothing.clone(),
+            last_minute(),
+            5,
+        ))
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::NotFound, "{error}");

@@ -519,9 +519,7 @@ async fn dispatch(provided: &Provided, op: Operation, request: &[u8]) -> Result<
         }
         Operation::RemoveInstances => {
             let r: RemoveInstancesRequest = parse(op, request)?;
-            reply(
-                &scaling.remove_instances(&r.group, &r.request).await?,
-            )
+            reply(&scaling.remove_instances(&r.group, &r.request).await?)
         }
         Operation::SetInstanceClass => {
             let r: SetInstanceClassRequest = parse(op, request)?;

@@ -31,8 +31,7 @@ use crate::abi::{
 };
 use crate::protocol::{
     Capability, CreateRequest, Empty, GroupRequest, InstanceInfo, Metadata, NameRequest, Operation,
-    PriceRequest, RemoveInstancesRequest, SetDesiredRequest,
-    SetInstanceClassRequest, WireError,
+    PriceRequest, RemoveInstancesRequest, SetDesiredRequest, SetInstanceClassRequest, WireError,
 };
 
 /// The version of this crate, which plugins must be built against to share its ABI.

@@ -117,7 +117,8 @@ async fn the_example_plugin_scales_a_pool_through_the_loader() {
         .unwrap();
     assert_eq!(
         again
-            .scaling_provider().unwrap()
+            .scaling_provider()
+            .unwrap()
             .describe_group("web")
             .await
             .unwrap()
@@ -284,7 +285,12 @@ async fn a_panicking_plugin_fails_the_call_and_the_host_keeps_running() {
         .await
         .unwrap();
     for _ in 0..3 {
-        let error = set.scaling_provider().unwrap().describe_group("web").await.unwrap_err();
+        let error = set
+            .scaling_provider()
+            .unwrap()
+            .describe_group("web")
+            .await
+            .unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Other);
         assert!(
             error
@@ -297,7 +303,14 @@ async fn a_panicking_plugin_fails_the_call_and_the_host_keeps_running() {
             "{error}"
         );
         // The same instance still answers other calls.
-        assert!(set.scaling_provider().unwrap().list_groups().await.unwrap().is_empty());
+        assert!(
+            set.scaling_provider()
+                .unwrap()
+                .list_groups()
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }
 
@@ -323,7 +336,8 @@ async fn the_factory_resolves_the_path_against_the_policy_directory() {
     assert_eq!(
         built
             .set
-            .scaling_provider().unwrap()
+            .scaling_provider()
+            .unwrap()
             .describe_group("batch")
             .await
             .unwrap()
@@ -400,7 +414,13 @@ async fn the_example_policy_file_builds_its_plugin_provider() {
         groups: &[],
     };
     let built = PluginFactory.build(ctx).await.unwrap();
-    let web = built.set.scaling_provider().unwrap().describe_group("web").await.unwrap();
+    let web = built
+        .set
+        .scaling_provider()
+        .unwrap()
+        .describe_group("web")
+        .await
+        .unwrap();
     assert_eq!(
         (web.min_size, web.max_size, web.desired_capacity),
         (1, 4, 1)

@@ -39,7 +39,9 @@ pub fn removal_within_bounds(group: &str, count: u32, desired: u32, min: u32) ->
 pub fn instances_in_group(group: &ScalingGroup, instances: &[InstanceId]) -> Result<()> {
     for (i, id) in instances.iter().enumerate() {
         if instances[..i].contains(id) {
-            return Err(Error::invalid_input(format!("instance {id} is listed twice")));
+            return Err(Error::invalid_input(format!(
+                "instance {id} is listed twice"
+            )));
         }
         if !group.instances.iter().any(|inst| &inst.id == id) {
             return Err(Error::not_found(format!(

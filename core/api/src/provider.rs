@@ -18,11 +18,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::operation::Operation;
 use crate::model::{
     Activity, CapacityType, InstanceClass, InstanceId, MetricKind, MetricQuery, Money, Price,
     ScalingGroup, TimeRange, TimeSeries,
 };
+use crate::operation::Operation;
 
 /// What a [`ScalingProvider`] supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 //! A [`SimulatedCloud`] holds scaling groups whose instances boot after a delay, are billed per
 //! second (with a minimum charge) or per started hour, may be spot instances interrupted at a
 //! seeded random rate, and are limited by an account quota. Each group serves a demand `d(t)` in
-//! work units per second, replayed from a [trace](crate::trace) or made by a seeded generator
+//! work units per second, replayed from a [`trace`] or made by a seeded generator
 //! ([`DemandSpec`]). Time is virtual: [`Clock::sleep_until`] on the cloud advances the world and
 //! returns at once. The same seed and the same calls give the same world, bit for bit.
 //!
@@ -108,8 +108,7 @@ use crate::model::{
 use crate::provider::{
     BillingCapabilities, BillingProvider, CatalogCapabilities, CostEntry, CostQuery,
     InstanceCatalog, MetricsCapabilities, MetricsSource, ProviderSet, RangeQuery, RemoveInstances,
-    ScalingCapabilities,
-    ScalingProvider,
+    ScalingCapabilities, ScalingProvider,
 };
 pub use factory::{SimulatedFactory, register_builtins};
 

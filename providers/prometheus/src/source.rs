@@ -721,7 +721,11 @@ mod tests {
         receiver.set_reply(200, matrix(&[(480, "1.5"), (540, "NaN"), (600, "+Inf")]));
         let prom = source(&receiver).await;
         let series = prom
-            .query_range(&RangeQuery::new(query(MetricKind::QueueDepth, None), range(), 60))
+            .query_range(&RangeQuery::new(
+                query(MetricKind::QueueDepth, None),
+                range(),
+                60,
+            ))
             .await
             .unwrap();
         assert_eq!(series.len(), 1);
@@ -833,24 +837,39 @@ mod tests {
             json!({"status": "success", "data": {"resultType": "matrix", "result": []}})
                 .to_string(),
         );
-        let err = prom.query_range(&RangeQuery::new(q.clone(), range(), 60)).await.unwrap_err();
+        let err = prom
+            .query_range(&RangeQuery::new(q.clone(), range(), 60))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         assert!(err.to_string().contains("matched no series"), "{err}");
 
         receiver.set_reply(200, matrix(&[(540, "NaN"), (600, "NaN")]));
-        let err = prom.query_range(&RangeQuery::new(q.clone(), range(), 60)).await.unwrap_err();
+        let err = prom
+            .query_range(&RangeQuery::new(q.clone(), range(), 60))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         assert!(err.to_string().contains("only NaN"), "{err}");
 
         // Newest sample 300 s before the end; staleness 120 s + step 60 s.
         receiver.set_reply(200, matrix(&[(240, "3"), (300, "4")]));
-        let err = prom.query_range(&RangeQuery::new(q.clone(), range(), 60)).await.unwrap_err();
+        let err = prom
+            .query_range(&RangeQuery::new(q.clone(), range(), 60))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         assert!(err.to_string().contains("stale data"), "{err}");
 
         // 180 s old is within the bound.
         receiver.set_reply(200, matrix(&[(420, "4")]));
-        assert_eq!(prom.query_range(&RangeQuery::new(q.clone(), range(), 60)).await.unwrap().len(), 1);
+        assert_eq!(
+            prom.query_range(&RangeQuery::new(q.clone(), range(), 60))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]
@@ -950,13 +969,19 @@ mod tests {
         let receiver = RecordingReceiver::start().await;
         let prom = source(&receiver).await;
         let q = query(MetricKind::QueueDepth, None);
-        let err = prom.query_range(&RangeQuery::new(q.clone(), range(), 0)).await.unwrap_err();
+        let err = prom
+            .query_range(&RangeQuery::new(q.clone(), range(), 0))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         let backwards = TimeRange {
             start: at(10),
             end: at(0),
         };
-        let err = prom.query_range(&RangeQuery::new(q.clone(), backwards, 60)).await.unwrap_err();
+        let err = prom
+            .query_range(&RangeQuery::new(q.clone(), backwards, 60))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert!(receiver.requests().is_empty());
     }

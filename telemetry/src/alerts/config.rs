@@ -501,7 +501,8 @@ labels: { team: infra }
         let err = AlertsConfig::from_value(&yaml("rules:\n  pinned_at_max: { after: 5m }\n"))
             .unwrap_err();
         assert!(
-            err.field().is_some_and(|f| f.starts_with("rules.pinned_at_max")),
+            err.field()
+                .is_some_and(|f| f.starts_with("rules.pinned_at_max")),
             "{err}"
         );
     }

@@ -28,8 +28,7 @@ use crate::model::{
 use crate::provider::{
     BillingCapabilities, BillingProvider, CatalogCapabilities, CostEntry, CostQuery,
     InstanceCatalog, MetricsCapabilities, MetricsSource, ProviderSet, RangeQuery, RemoveInstances,
-    ScalingCapabilities,
-    ScalingProvider,
+    ScalingCapabilities, ScalingProvider,
 };
 
 /// A write the dry run refused to apply.

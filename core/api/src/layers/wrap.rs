@@ -9,9 +9,7 @@ use async_trait::async_trait;
 
 use super::{BoxFuture, Operation};
 use crate::error::Result;
-use crate::model::{
-    Activity, CapacityType, InstanceClass, Price, ScalingGroup, TimeSeries,
-};
+use crate::model::{Activity, CapacityType, InstanceClass, Price, ScalingGroup, TimeSeries};
 use crate::provider::{
     BillingCapabilities, BillingProvider, CatalogCapabilities, CostEntry, CostQuery,
     InstanceCatalog, MetricsCapabilities, MetricsSource, RangeQuery, RemoveInstances,

@@ -132,7 +132,9 @@ async fn expressions(t: &ConformanceTarget) -> CheckResult {
         expression: Some("hoist_conformance_expression".to_owned()),
     };
     expect_error(
-        &metrics.query_range(&RangeQuery::new(query.clone(), range, STEP_SECONDS)).await,
+        &metrics
+            .query_range(&RangeQuery::new(query.clone(), range, STEP_SECONDS))
+            .await,
         &[ErrorKind::Unsupported],
         "query_range with an expression",
         "the source does not declare expressions, so it must refuse them as unsupported",

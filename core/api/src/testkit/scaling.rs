@@ -239,7 +239,8 @@ pub async fn check_scaling_sets_desired_within_bounds(t: &ConformanceTarget) -> 
 async fn sets_desired_within_bounds(t: &ConformanceTarget) -> CheckResult {
     let before = describe(t).await?;
     if !t.scaling().capabilities().set_desired_capacity {
-        let result = t.scaling()
+        let result = t
+            .scaling()
             .set_desired_capacity(&t.group, before.desired_capacity)
             .await;
         expect_error(
@@ -348,7 +349,10 @@ pub async fn check_scaling_removes_chosen_instance(t: &ConformanceTarget) -> Out
 async fn remove(t: &ConformanceTarget, victim: &str, decrement: bool) -> Result<String, String> {
     let call = format!("remove_instances({:?}, [{victim:?}], {decrement})", t.group);
     t.scaling()
-        .remove_instances(&t.group, &RemoveInstances::new(vec![victim.to_owned()]).with_decrement(decrement))
+        .remove_instances(
+            &t.group,
+            &RemoveInstances::new(vec![victim.to_owned()]).with_decrement(decrement),
+        )
         .await
         .map_err(|e| {
             call_failed(
@@ -382,7 +386,10 @@ async fn removes_chosen_instance(t: &ConformanceTarget) -> CheckResult {
             .first()
             .map_or(NO_SUCH_INSTANCE.to_owned(), |i| i.id.clone());
         let result = scaling
-            .remove_instances(&t.group, &RemoveInstances::new(vec![id.clone()]).with_decrement(false))
+            .remove_instances(
+                &t.group,
+                &RemoveInstances::new(vec![id.clone()]).with_decrement(false),
+            )
             .await;
         expect_error(
             &result,
@@ -504,8 +511,12 @@ async fn rejects_unknown_instance(t: &ConformanceTarget) -> CheckResult {
     }
     let before = describe(t).await?;
     for decrement in [false, true] {
-        let result = t.scaling()
-            .remove_instances(&t.group, &RemoveInstances::new(vec![NO_SUCH_INSTANCE.to_owned()]).with_decrement(decrement))
+        let result = t
+            .scaling()
+            .remove_instances(
+                &t.group,
+                &RemoveInstances::new(vec![NO_SUCH_INSTANCE.to_owned()]).with_decrement(decrement),
+            )
             .await;
         expect_error(
             &result,
@@ -709,7 +720,8 @@ async fn restore_inner(t: &ConformanceTarget, original: &ScalingGroup) -> CheckR
         set_class(t, &original.instance_class).await?;
     }
     if caps.set_desired_capacity && now.desired_capacity != original.desired_capacity {
-        let result = t.scaling()
+        let result = t
+            .scaling()
             .set_desired_capacity(&t.group, original.desired_capacity)
             .await;
         if let Err(e) = result {

@@ -132,7 +132,11 @@ async fn the_registry_refuses_undeclared_calls_before_they_reach_the_provider() 
         .await
         .unwrap();
     let scaling = built.set.scaling_provider().unwrap();
-    assert!(scaling.describe().starts_with("Checked("), "{}", scaling.describe());
+    assert!(
+        scaling.describe().starts_with("Checked("),
+        "{}",
+        scaling.describe()
+    );
     // Declared: goes through.
     scaling.set_desired_capacity("web", 2).await.unwrap();
     // Not declared: refused, and the provider never sees the call.

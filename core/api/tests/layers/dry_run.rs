@@ -27,7 +27,10 @@ async fn reads_pass_through_and_writes_are_recorded_not_applied() {
     scaling.set_desired_capacity("web", 4).await.unwrap();
     let victim = group.instances[0].id.clone();
     scaling
-        .remove_instances("web", &hoist_api::RemoveInstances::new(vec![victim.clone()]))
+        .remove_instances(
+            "web",
+            &hoist_api::RemoveInstances::new(vec![victim.clone()]),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -90,14 +93,22 @@ async fn invalid_writes_fail_like_the_provider_and_are_not_recorded() {
         ),
         (
             scaling
-                .remove_instances("web", &hoist_api::RemoveInstances::new(vec!["i-404".to_owned()]).with_decrement(false))
+                .remove_instances(
+                    "web",
+                    &hoist_api::RemoveInstances::new(vec!["i-404".to_owned()])
+                        .with_decrement(false),
+                )
                 .await,
             ErrorKind::NotFound,
         ),
         (
             // desired 2, min 1: removing both with decrement would leave 0.
             scaling
-                .remove_instances("web", &hoist_api::RemoveInstances::new(vec!["i-1".to_owned(), "i-2".to_owned()]).with_decrement(true))
+                .remove_instances(
+                    "web",
+                    &hoist_api::RemoveInstances::new(vec!["i-1".to_owned(), "i-2".to_owned()])
+                        .with_decrement(true),
+                )
                 .await,
             ErrorKind::InvalidInput,
         ),
@@ -127,13 +138,18 @@ async fn declared_unsupported_writes_are_refused() {
     });
     let set = cloud.provider_set().with_layer(&DryRunLayer::new());
     let error = set
-        .scaling_provider().unwrap()
-        .remove_instances("web", &hoist_api::RemoveInstances::new(vec!["i-1".to_owned()]).with_decrement(false))
+        .scaling_provider()
+        .unwrap()
+        .remove_instances(
+            "web",
+            &hoist_api::RemoveInstances::new(vec!["i-1".to_owned()]).with_decrement(false),
+        )
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Unsupported);
     let error = set
-        .scaling_provider().unwrap()
+        .scaling_provider()
+        .unwrap()
         .set_instance_class("web", "c.large")
         .await
         .unwrap_err();

@@ -16,7 +16,13 @@ async fn failures(seed: u64, calls: usize) -> Vec<bool> {
     let set = cloud.provider_set().with_layer(&layer);
     let mut out = Vec::with_capacity(calls);
     for _ in 0..calls {
-        out.push(set.scaling_provider().unwrap().describe_group("web").await.is_err());
+        out.push(
+            set.scaling_provider()
+                .unwrap()
+                .describe_group("web")
+                .await
+                .is_err(),
+        );
     }
     let failed = out.iter().filter(|f| **f).count() as u32;
     assert_eq!(layer.injected().len() as u32, failed);
@@ -42,13 +48,25 @@ async fn injected_errors_look_like_provider_errors() {
     let layer = FaultLayer::new(1);
     let set = FakeCloud::new().provider_set().with_layer(&layer);
     layer.fail_next(Operation::ListGroups, 1, ErrorKind::Throttled);
-    let error = set.scaling_provider().unwrap().list_groups().await.unwrap_err();
+    let error = set
+        .scaling_provider()
+        .unwrap()
+        .list_groups()
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Throttled);
     assert!(error.is_retryable());
     assert_eq!(error.provider(), "fake");
     assert_eq!(error.operation(), "list_groups");
     layer.fail_next(Operation::ListGroups, 1, ErrorKind::NotFound);
-    assert!(!set.scaling_provider().unwrap().list_groups().await.unwrap_err().is_retryable());
+    assert!(
+        !set.scaling_provider()
+            .unwrap()
+            .list_groups()
+            .await
+            .unwrap_err()
+            .is_retryable()
+    );
 }
 
 #[tokio::test]
@@ -59,19 +77,28 @@ async fn scripted_failures_hit_exactly_the_next_n_matching_calls() {
     layer.fail_next(Operations::Writes, 2, ErrorKind::Conflict);
 
     // Reads are not selected.
-    set.scaling_provider().unwrap().describe_group("web").await.unwrap();
+    set.scaling_provider()
+        .unwrap()
+        .describe_group("web")
+        .await
+        .unwrap();
     let catalog = set.catalog.as_ref().unwrap();
     catalog.instance_classes().await.unwrap();
 
     for _ in 0..2 {
         let error = set
-            .scaling_provider().unwrap()
+            .scaling_provider()
+            .unwrap()
             .set_desired_capacity("web", 3)
             .await
             .unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Conflict);
     }
-    set.scaling_provider().unwrap().set_desired_capacity("web", 3).await.unwrap();
+    set.scaling_provider()
+        .unwrap()
+        .set_desired_capacity("web", 3)
+        .await
+        .unwrap();
     assert_eq!(cloud.desired(), 3);
     let injected = layer.injected();
     assert_eq!(injected.len(), 2);
@@ -119,7 +146,11 @@ async fn latency_is_drawn_from_the_range() {
     let mut seen = Vec::new();
     for _ in 0..20 {
         let started = Instant::now();
-        set.scaling_provider().unwrap().describe_group("web").await.unwrap();
+        set.scaling_provider()
+            .unwrap()
+            .describe_group("web")
+            .await
+            .unwrap();
         seen.push(started.elapsed());
     }
     assert!(

@@ -45,9 +45,12 @@ async fn call_everything(set: &ProviderSet, writes: bool) {
     s.activities("web").await.unwrap();
     if writes {
         s.set_desired_capacity("web", 3).await.unwrap();
-        s.remove_instances("web", &hoist_api::RemoveInstances::new(vec!["i-1".to_owned()]).with_decrement(true))
-            .await
-            .unwrap();
+        s.remove_instances(
+            "web",
+            &hoist_api::RemoveInstances::new(vec!["i-1".to_owned()]).with_decrement(true),
+        )
+        .await
+        .unwrap();
         s.set_instance_class("web", "c.large").await.unwrap();
     }
     let catalog = set.catalog.as_ref().unwrap();
@@ -78,7 +81,10 @@ async fn call_everything(set: &ProviderSet, writes: bool) {
         expression: None,
     };
     assert_eq!(
-        metrics.query_range(&hoist_api::RangeQuery::new(query.clone(), range(), 60)).await.unwrap()[0]
+        metrics
+            .query_range(&hoist_api::RangeQuery::new(query.clone(), range(), 60))
+            .await
+            .unwrap()[0]
             .samples
             .len(),
         60
@@ -106,7 +112,11 @@ async fn every_layer_forwards_every_method_once() {
         assert_eq!(set.scaling_provider().unwrap().name(), "fake");
         assert_eq!(
             set.scaling_provider().unwrap().capabilities(),
-            cloud.provider_set().scaling_provider().unwrap().capabilities()
+            cloud
+                .provider_set()
+                .scaling_provider()
+                .unwrap()
+                .capabilities()
         );
         assert_eq!(
             set.metrics.as_ref().unwrap().capabilities().builtin,
@@ -147,7 +157,12 @@ async fn timeout_turns_slow_calls_into_retryable_timeouts() {
         .with_limit(Operation::ListGroups, Duration::from_secs(10));
     let set = cloud.provider_set().with_layer(&slow).with_layer(&timeout);
     let started = tokio::time::Instant::now();
-    let error = set.scaling_provider().unwrap().describe_group("web").await.unwrap_err();
+    let error = set
+        .scaling_provider()
+        .unwrap()
+        .describe_group("web")
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Timeout);
     assert!(error.is_retryable());
     assert_eq!(error.operation(), "describe_group");
@@ -200,7 +215,11 @@ async fn metrics_layer_emits_one_timed_event_per_call() {
         .with_layer(&slow)
         .with_layer(&MetricsLayer::new(calls.clone()));
     set.scaling_provider().unwrap().list_groups().await.unwrap();
-    set.scaling_provider().unwrap().describe_group("nope").await.unwrap_err();
+    set.scaling_provider()
+        .unwrap()
+        .describe_group("nope")
+        .await
+        .unwrap_err();
     let seen = calls.0.lock().unwrap().clone();
     assert_eq!(
         seen,

@@ -13,9 +13,8 @@ use hoist_api::layers::Operation;
 use hoist_api::{
     Activity, Architecture, BillingCapabilities, BillingProvider, CapacityType,
     CatalogCapabilities, CostEntry, CostQuery, Error, Instance, InstanceCatalog, InstanceClass,
-    InstanceFamily, InstanceState, MetricKind, MetricsCapabilities,
-    MetricsSource, Money, Offering, Price, PriceSource, ProviderSet, RangeQuery, RateUnit,
-    RemoveInstances, Result, Sample,
+    InstanceFamily, InstanceState, MetricKind, MetricsCapabilities, MetricsSource, Money, Offering,
+    Price, PriceSource, ProviderSet, RangeQuery, RateUnit, RemoveInstances, Result, Sample,
     ScalingCapabilities, ScalingGroup, ScalingProvider, TimeSeries,
 };
 

@@ -60,7 +60,10 @@ async fn trace_paths_are_relative_to_the_policy_directory_and_policy_groups_get_
         start: cloud.start_time(),
         end: cloud.now(),
     };
-    let s = cloud.query_range(&hoist_api::RangeQuery::new(q.clone(), range, 60)).await.unwrap();
+    let s = cloud
+        .query_range(&hoist_api::RangeQuery::new(q.clone(), range, 60))
+        .await
+        .unwrap();
     assert!(!s[0].samples.is_empty());
 }
 

@@ -33,7 +33,10 @@ async fn series(c: &SimulatedCloud, g: &str, metric: MetricKind) -> Vec<Sample> 
         metric,
         expression: None,
     };
-    let mut out = c.query_range(&hoist_api::RangeQuery::new(q.clone(), range, 60)).await.unwrap();
+    let mut out = c
+        .query_range(&hoist_api::RangeQuery::new(q.clone(), range, 60))
+        .await
+        .unwrap();
     assert_eq!(out.len(), 1);
     out.remove(0).samples
 }
@@ -179,18 +182,27 @@ async fn unknown_metric_and_expressions_are_unsupported() {
         metric: MetricKind::Custom("gpu".to_owned()),
         expression: None,
     };
-    let e = c.query_range(&hoist_api::RangeQuery::new(q.clone(), range, 60)).await.unwrap_err();
+    let e = c
+        .query_range(&hoist_api::RangeQuery::new(q.clone(), range, 60))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
     q.metric = MetricKind::Utilization;
     q.expression = Some("rate(x[5m])".to_owned());
     assert_eq!(
-        c.query_range(&hoist_api::RangeQuery::new(q.clone(), range, 60)).await.unwrap_err().kind(),
+        c.query_range(&hoist_api::RangeQuery::new(q.clone(), range, 60))
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::Unsupported
     );
     q.expression = None;
     q.group = "nope".to_owned();
     assert_eq!(
-        c.query_range(&hoist_api::RangeQuery::new(q.clone(), range, 60)).await.unwrap_err().kind(),
+        c.query_range(&hoist_api::RangeQuery::new(q.clone(), range, 60))
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::NotFound
     );
 }

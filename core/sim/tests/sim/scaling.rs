@@ -140,7 +140,9 @@ async fn remove_instances_with_and_without_decrement() {
         .iter()
         .map(|i| i.id.clone())
         .collect();
-    c.remove_instances("web", &RemoveInstances::new(ids[..1].to_vec())).await.unwrap();
+    c.remove_instances("web", &RemoveInstances::new(ids[..1].to_vec()))
+        .await
+        .unwrap();
     let g = c.describe_group("web").await.unwrap();
     assert_eq!(g.desired_capacity, 2);
     assert_eq!(g.instances.len(), 2);
@@ -149,7 +151,9 @@ async fn remove_instances_with_and_without_decrement() {
     c.remove_instances(
         "web",
         &RemoveInstances::new(ids[1..2].to_vec()).with_decrement(false),
-    ).await.unwrap();
+    )
+    .await
+    .unwrap();
     let g = c.describe_group("web").await.unwrap();
     assert_eq!(g.desired_capacity, 2);
     assert_eq!((g.ready(), g.pending()), (1, 1));
@@ -172,7 +176,10 @@ async fn remove_instances_with_and_without_decrement() {
         .iter()
         .map(|i| i.id.clone())
         .collect();
-    let e = c.remove_instances("web", &RemoveInstances::new(all)).await.unwrap_err();
+    let e = c
+        .remove_instances("web", &RemoveInstances::new(all))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
 }
 

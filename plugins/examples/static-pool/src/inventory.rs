@@ -130,9 +130,7 @@ impl Inventory {
                     class.name
                 )));
             }
-            if !(class.price_per_hour.is_finite()
-                && (0.0..1e15).contains(&class.price_per_hour))
-            {
+            if !(class.price_per_hour.is_finite() && (0.0..1e15).contains(&class.price_per_hour)) {
                 return Err(Error::config(format!(
                     "classes[{i}].price_per_hour: must be a number from 0 to 1e15, got {}",
                     class.price_per_hour

@@ -30,7 +30,8 @@ use chrono::{DateTime, Utc};
 use hoist_plugin::hoist_api::duration::HumanDuration;
 use hoist_plugin::hoist_api::{
     Activity, CapacityType, CatalogCapabilities, Error, ErrorKind, Instance, InstanceCatalog,
-    InstanceClass, InstanceId, InstanceState, RemoveInstances, ScalingCapabilities, ScalingGroup, ScalingProvider,
+    InstanceClass, InstanceId, InstanceState, RemoveInstances, ScalingCapabilities, ScalingGroup,
+    ScalingProvider,
 };
 use hoist_plugin::{Plugin, PluginContext};
 use serde::{Deserialize, Serialize};

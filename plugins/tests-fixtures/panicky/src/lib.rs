@@ -39,7 +39,6 @@ impl ScalingProvider for Panicky {
     async fn describe_group(&self, group: &str) -> Result<ScalingGroup> {
         panic!("describe_group({group}) is broken on purpose")
     }
-
 }
 
 #[async_trait]
