@@ -1,0 +1,7 @@
+//! The `hoist` binary, run as a user runs it: one test binary for the whole command line (each
+//! module was once a binary of its own).
+
+mod aws_settings;
+mod forecast;
+mod policy;
+mod simulate;
