@@ -40,13 +40,16 @@ impl PluginFactory {
     fn settings(ctx: &BuildContext<'_>) -> Result<PluginSettings, Error> {
         let settings: PluginSettings =
             serde_path_to_error::deserialize(ctx.settings).map_err(|e| {
-                Error::config(format!(
-                    "provider `{}`: invalid plugin settings at `{}`: {} (expected `plugin: PATH` \
-                     and an optional `config:` map)",
-                    ctx.name,
-                    e.path(),
+                let path = e.path().to_string();
+                let error = Error::config(format!(
+                    "{} (expected `plugin: PATH` and an optional `config:` map)",
                     e.inner()
-                ))
+                ));
+                if path == "." {
+                    error
+                } else {
+                    error.with_field(path)
+                }
             })?;
         Ok(settings)
     }

@@ -77,7 +77,7 @@ async fn the_example_plugin_scales_a_pool_through_the_loader() {
     let err = scaling.set_desired_capacity("web", 4).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(
-        err.message().contains("outside pool `web`'s bounds [1, 3]"),
+        err.message() == "desired capacity 4 is outside [1, 3] of group web",
         "{err}"
     );
     assert_eq!(err.operation(), "scaling.set_desired_capacity");

@@ -114,7 +114,13 @@ fn check(
             let Ok((kind, settings)) = provider.kind_and_settings() else {
                 continue; // reported by the loader
             };
-            let field = format!("{section}.{name}.{kind}");
+            // A plugin's settings are the provider's whole map (`plugin:` and `config:`);
+            // every other kind's are the value under its kind key.
+            let field = if kind == crate::config::PLUGIN_KIND {
+                format!("{section}.{name}")
+            } else {
+                format!("{section}.{name}.{kind}")
+            };
             let factory = match registry.factory(kind) {
                 Ok(factory) => factory,
                 Err(e) => {

@@ -670,12 +670,7 @@ impl World {
 
     pub fn set_desired(&mut self, gi: usize, desired: u32) -> Result<()> {
         let g = &self.groups[gi];
-        if desired < g.min || desired > g.max {
-            return Err(Error::invalid_input(format!(
-                "desired capacity {desired} is outside [{}, {}] of group {}",
-                g.min, g.max, g.id
-            )));
-        }
+        hoist_api::checks::desired_within_bounds(&g.id, desired, g.min, g.max)?;
         let managed = self.managed_count(gi);
         let class = g.class;
         if desired > managed {
@@ -745,11 +740,8 @@ impl World {
         let n = victims.len() as u32;
         let g = &self.groups[gi];
         let class = g.class;
-        if decrement && g.desired < g.min + n {
-            return Err(Error::invalid_input(format!(
-                "removing {n} instance(s) with decrement would take desired capacity {} below the minimum {} of group {}",
-                g.desired, g.min, g.id
-            )));
+        if decrement {
+            hoist_api::checks::removal_within_bounds(&g.id, n, g.desired, g.min)?;
         }
         for &i in &victims {
             self.terminate(i);

@@ -67,7 +67,8 @@ fn default_group_label() -> String {
 }
 
 impl PrometheusSettings {
-    /// Parses and validates settings; errors name the field (`prometheus.timeout: ...`).
+    /// Parses and validates settings; errors name the field ([`Error::field`], such as
+    /// `timeout`).
     pub fn from_value(value: &serde_json::Value) -> Result<Self> {
         let settings: PrometheusSettings = serde_path_to_error_free(value)?;
         settings.validate()?;
@@ -80,40 +81,42 @@ impl PrometheusSettings {
         let mut problems = Vec::new();
         match reqwest::Url::parse(&self.url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-            Ok(url) => problems.push(format!(
-                "prometheus.url: scheme `{}` is not http or https",
-                url.scheme()
+            Ok(url) => problems.push((
+                "url".to_owned(),
+                format!("scheme `{}` is not http or https", url.scheme()),
             )),
-            Err(e) => problems.push(format!("prometheus.url: `{}` is not a URL: {e}", self.url)),
+            Err(e) => problems.push(("url".to_owned(), format!("`{}` is not a URL: {e}", self.url))),
         }
         if self.timeout.get().is_zero() {
-            problems.push("prometheus.timeout: must be more than 0".to_owned());
+            problems.push(("timeout".to_owned(), "must be more than 0".to_owned()));
         }
         if self.staleness.get().is_zero() {
-            problems.push("prometheus.staleness: must be more than 0".to_owned());
+            problems.push(("staleness".to_owned(), "must be more than 0".to_owned()));
         }
         if !is_label_name(&self.group_label) {
-            problems.push(format!(
-                "prometheus.group_label: `{}` is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)",
-                self.group_label
+            problems.push((
+                "group_label".to_owned(),
+                format!(
+                    "`{}` is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)",
+                    self.group_label
+                ),
             ));
         }
         for (signal, query) in &self.queries {
             if query.trim().is_empty() {
-                problems.push(format!("prometheus.queries.{signal}: empty query"));
+                problems.push((format!("queries.{signal}"), "empty query".to_owned()));
             }
         }
         for (group, queries) in &self.groups {
             for (signal, query) in queries {
                 if query.trim().is_empty() {
-                    problems.push(format!("prometheus.groups.{group}.{signal}: empty query"));
+                    problems.push((format!("groups.{group}.{signal}"), "empty query".to_owned()));
                 }
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::config(problems.join("; ")))
+        match problems.into_iter().next() {
+            None => Ok(()),
+            Some((field, message)) => Err(Error::config_field(field, message)),
         }
     }
 }
@@ -126,16 +129,15 @@ fn is_label_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Deserialises with the failing field's path in the message.
+/// Deserialises with the failing field's path as the error's field.
 fn serde_path_to_error_free(value: &serde_json::Value) -> Result<PrometheusSettings> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let at = if path == "." {
-            "prometheus".to_owned()
+        if path == "." {
+            Error::config(e.inner().to_string())
         } else {
-            format!("prometheus.{path}")
-        };
-        Error::config(format!("{at}: {}", e.inner()))
+            Error::config_field(path, e.inner().to_string())
+        }
     })
 }
 
@@ -172,9 +174,9 @@ mod tests {
         assert!(err.to_string().contains("unknown field `timout`"), "{err}");
         let err = PrometheusSettings::from_value(&json!({"url": "http://p", "timeout": "3"}))
             .unwrap_err();
-        assert!(err.to_string().contains("prometheus.timeout"), "{err}");
+        assert_eq!(err.field(), Some("timeout"), "{err}");
         let err = PrometheusSettings::from_value(&json!({"url": "p:9090"})).unwrap_err();
-        assert!(err.to_string().contains("prometheus.url"), "{err}");
+        assert_eq!(err.field(), Some("url"), "{err}");
         let err =
             PrometheusSettings::from_value(&json!({"url": "http://p", "group_label": "my-group"}))
                 .unwrap_err();
@@ -182,7 +184,7 @@ mod tests {
         let err =
             PrometheusSettings::from_value(&json!({"url": "http://p", "bearer_token": "abc"}))
                 .unwrap_err();
-        assert!(err.to_string().contains("prometheus.bearer_token"), "{err}");
+        assert!(err.field().is_some_and(|f| f.starts_with("bearer_token")), "{err}");
         assert!(!err.to_string().contains("abc"), "{err}");
         let err = PrometheusSettings::from_value(&json!({"timeout": "3s"})).unwrap_err();
         assert!(err.to_string().contains("missing field `url`"), "{err}");

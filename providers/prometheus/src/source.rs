@@ -235,13 +235,13 @@ pub fn metrics_source_from_settings_in(
             // Read once now so a missing file fails at start-up, not at the first query.
             SecretRef::File(full.clone())
                 .resolve(base_dir)
-                .map_err(|e| Error::config(format!("prometheus.bearer_token: {}", e.message())))?;
+                .map_err(|e| Error::config_field("bearer_token", e.message()))?;
             builder = builder.bearer_token_file(full);
         }
         Some(secret @ SecretRef::Env(_)) => {
             let token = secret
                 .resolve(base_dir)
-                .map_err(|e| Error::config(format!("prometheus.bearer_token: {}", e.message())))?;
+                .map_err(|e| Error::config_field("bearer_token", e.message()))?;
             builder = builder.bearer_token(token);
         }
         None => {}
@@ -960,7 +960,7 @@ mod tests {
             dir.path(),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("prometheus.bearer_token"), "{err}");
+        assert_eq!(err.field(), Some("bearer_token"), "{err}");
         assert_eq!(err.kind(), ErrorKind::Config);
     }
 

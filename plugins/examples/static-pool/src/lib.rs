@@ -31,7 +31,7 @@ use hoist_plugin::hoist_api::duration::HumanDuration;
 use hoist_plugin::hoist_api::{
     Activity, CapacityType, CatalogCapabilities, Error, ErrorKind, Instance, InstanceCatalog,
     InstanceClass, InstanceId, InstanceState, RemoveInstances, ScalingCapabilities, ScalingGroup,
-    ScalingProvider,
+    ScalingProvider, checks,
 };
 use hoist_plugin::{Plugin, PluginContext};
 use serde::{Deserialize, Serialize};
@@ -383,13 +383,7 @@ impl ScalingProvider for StaticPool {
 
     async fn set_desired_capacity(&self, group: &str, desired: u32) -> Result<(), Error> {
         let pool = self.pool(group)?;
-        if desired < pool.min_size || desired > pool.max_size() {
-            return Err(Error::invalid_input(format!(
-                "desired capacity {desired} is outside pool `{group}`'s bounds [{}, {}]",
-                pool.min_size,
-                pool.max_size()
-            )));
-        }
+        checks::desired_within_bounds(group, desired, pool.min_size, pool.max_size())?;
         let mut guard = self.state.lock().await;
         let mut state = guard.pools[&pool.id].clone();
         let before = state.enabled.len();

@@ -193,13 +193,8 @@ impl ScalingProvider for AwsProvider {
         let g = self.raw_group(group).await?;
         let min = g.min_size().unwrap_or(0).max(0) as u32;
         let max = g.max_size().unwrap_or(0).max(0) as u32;
-        if desired < min || desired > max {
-            return Err(local(
-                ErrorKind::InvalidInput,
-                OP,
-                format!("desired capacity {desired} for {group} is outside [{min}, {max}]"),
-            ));
-        }
+        hoist_api::checks::desired_within_bounds(group, desired, min, max)
+            .map_err(|e| e.with_provider(crate::errors::PROVIDER).with_operation(OP))?;
         let desired_i32 = i32::try_from(desired).map_err(|_| {
             local(
                 ErrorKind::InvalidInput,
