@@ -276,12 +276,14 @@ pub fn run(args: Args) -> CliResult {
                 group_by: None,
             };
             if let Ok(entries) = billing.cost(&query).await {
-                let total: hoist_core::Decimal = entries.iter().map(|e| e.amount.amount).sum();
                 let currency = entries
                     .first()
-                    .map(|e| e.amount.currency.to_string())
-                    .unwrap_or_else(|| "USD".into());
-                println!("cost on {name}: {total:.2} {currency}");
+                    .map_or_else(hoist_core::Currency::usd, |e| e.amount.currency.clone());
+                let total = hoist_core::Money::new(
+                    entries.iter().map(|e| e.amount.amount).sum(),
+                    currency,
+                );
+                println!("cost on {name}: {total}");
             }
         }
         let failures: u64 = tallies.values().map(|t| t.failures).sum();

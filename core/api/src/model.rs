@@ -202,8 +202,37 @@ impl Money {
 }
 
 impl fmt::Display for Money {
+    /// The amount to the cent, rounded half away from zero, and the currency: `12.35 USD`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:.2} {}", self.amount, self.currency)
+        let cents = self
+            .amount
+            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        write!(f, "{cents:.2} {}", self.currency)
+    }
+}
+
+#[cfg(test)]
+mod money_tests {
+    use super::*;
+
+    #[test]
+    fn sums_are_exact_and_display_rounds_half_away_from_zero() {
+        let tenth = Money::usd_f64(0.1);
+        let sum: Decimal = (0..30).map(|_| tenth.amount).sum();
+        assert_eq!(sum, Decimal::from(3));
+        assert_eq!(Money::usd("0.125".parse().unwrap()).to_string(), "0.13 USD");
+        assert_eq!(Money::usd("2".parse().unwrap()).to_string(), "2.00 USD");
+        assert_eq!(Money::usd_f64(0.096).amount.to_string(), "0.096");
+        assert!(Money::from_f64(f64::NAN, Currency::usd()).is_none());
+        assert!(Money::from_f64(1e300, Currency::usd()).is_none());
+    }
+
+    #[test]
+    fn the_wire_form_is_a_plain_number() {
+        let json = serde_json::to_string(&Money::usd_f64(0.35)).unwrap();
+        assert_eq!(json, r#"{"amount":0.35,"currency":"USD"}"#);
+        let back: Money = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, Money::usd_f64(0.35));
     }
 }
 

@@ -85,7 +85,10 @@ impl PrometheusSettings {
                 "url".to_owned(),
                 format!("scheme `{}` is not http or https", url.scheme()),
             )),
-            Err(e) => problems.push(("url".to_owned(), format!("`{}` is not a URL: {e}", self.url))),
+            Err(e) => problems.push((
+                "url".to_owned(),
+                format!("`{}` is not a URL: {e}", self.url),
+            )),
         }
         if self.timeout.get().is_zero() {
             problems.push(("timeout".to_owned(), "must be more than 0".to_owned()));
@@ -184,7 +187,10 @@ mod tests {
         let err =
             PrometheusSettings::from_value(&json!({"url": "http://p", "bearer_token": "abc"}))
                 .unwrap_err();
-        assert!(err.field().is_some_and(|f| f.starts_with("bearer_token")), "{err}");
+        assert!(
+            err.field().is_some_and(|f| f.starts_with("bearer_token")),
+            "{err}"
+        );
         assert!(!err.to_string().contains("abc"), "{err}");
         let err = PrometheusSettings::from_value(&json!({"timeout": "3s"})).unwrap_err();
         assert!(err.to_string().contains("missing field `url`"), "{err}");
