@@ -68,13 +68,13 @@
 #![forbid(unsafe_code)]
 
 pub mod alerts;
-mod http;
+use hoist_http as http;
 pub mod logging;
 pub mod metrics;
 pub use hoist_api::secret;
 pub mod server;
 #[cfg(any(test, feature = "testkit"))]
-pub mod testing;
+pub use hoist_http::testing;
 
 pub use alerts::{AlertEngine, AlertsConfig};
 pub use metrics::{METRIC_NAMES, Telemetry};

@@ -668,7 +668,7 @@ pub fn metric_kind(name: &str) -> MetricKind {
 
 #[cfg(test)]
 mod tests {
-    use hoist_telemetry::testing::RecordingReceiver;
+    use hoist_http::testing::RecordingReceiver;
     use serde_json::json;
 
     use super::*;

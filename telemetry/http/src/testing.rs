@@ -13,7 +13,8 @@ use hyper::StatusCode;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use crate::http::{self, RunningServer};
+use crate as http;
+use crate::RunningServer;
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]

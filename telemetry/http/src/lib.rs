@@ -1,6 +1,14 @@
-//! A minimal HTTP/1.1 server on hyper, shared by the telemetry endpoint and the test receiver:
-//! accept connections on a bound listener, read each request's body (bounded), answer with a
-//! handler, stop accepting when told to.
+//! # hoist-http
+//!
+//! A minimal HTTP/1.1 server on hyper, shared by the telemetry endpoint (`/metrics`, `/healthz`)
+//! and, behind the `testkit` feature, [`testing::RecordingReceiver`], the local HTTP server that
+//! tests use in place of Slack, PagerDuty, Alertmanager or Prometheus: accept connections on a
+//! bound listener, read each request's body (bounded), answer with a handler, stop accepting
+//! when told to. A crate of its own so a provider's tests can use the receiver without
+//! depending on telemetry (and through it on the engine).
+
+#[cfg(feature = "testkit")]
+pub mod testing;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,13 +29,13 @@ use tokio::task::{JoinHandle, JoinSet};
 const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// A request with its body read.
-pub(crate) type BufferedRequest = Request<Bytes>;
+pub type BufferedRequest = Request<Bytes>;
 
 /// The response type handlers return.
-pub(crate) type HttpResponse = Response<Full<Bytes>>;
+pub type HttpResponse = Response<Full<Bytes>>;
 
 /// A plain-text response.
-pub(crate) fn text(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> HttpResponse {
+pub fn text(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> HttpResponse {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
@@ -40,15 +48,15 @@ pub(crate) fn text(status: StatusCode, content_type: &str, body: impl Into<Bytes
 
 /// A running server; dropping it stops accepting new connections.
 #[derive(Debug)]
-pub(crate) struct RunningServer {
-    pub(crate) local_addr: SocketAddr,
+pub struct RunningServer {
+    pub local_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
 impl RunningServer {
     /// Stops accepting, closes open connections and waits for the accept loop to end.
-    pub(crate) async fn shutdown(mut self) {
+    pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -67,7 +75,7 @@ impl Drop for RunningServer {
 }
 
 /// Serves `handler` on `listener` from a spawned task until [`RunningServer::shutdown`].
-pub(crate) fn spawn<H, F>(listener: TcpListener, handler: H) -> std::io::Result<RunningServer>
+pub fn spawn<H, F>(listener: TcpListener, handler: H) -> std::io::Result<RunningServer>
 where
     H: Fn(BufferedRequest) -> F + Send + Sync + 'static,
     F: Future<Output = HttpResponse> + Send + 'static,
