@@ -220,6 +220,8 @@ const BROKEN: &[(&str, u32, &str)] = &[
     ("min-above-max.yaml", 7, "groups[0].min"),
     ("zero-target.yaml", 12, "target"),
     ("negative-target.yaml", 12, "target"),
+    ("subnormal-target.yaml", 12, "between 1e-9 and"),
+    ("huge-step-adjust.yaml", 14, "steps[1].adjust"),
     ("unknown-provider.yaml", 6, "groups[0].provider"),
     ("unknown-provider-kind.yaml", 3, "gcp-classic"),
     ("missing-trace.yaml", 4, "no-such-trace.csv"),

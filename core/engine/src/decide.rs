@@ -318,17 +318,39 @@ fn check_sample(
     Ok(sample.value)
 }
 
-/// Ceiling to an instance count. A relative 1e-9 slack absorbs float error, so that
+/// A number for a message: as written for ordinary magnitudes, in scientific notation for very
+/// large or small ones (`1e-320`, not three hundred zeros).
+pub(crate) fn number(value: f64) -> String {
+    let magnitude = value.abs();
+    if value == 0.0 || !value.is_finite() || (1e-4..1e15).contains(&magnitude) {
+        format!("{value}")
+    } else {
+        format!("{value:e}")
+    }
+}
+
+/// Ceiling to an instance count, checked. A relative 1e-9 slack absorbs float error, so that
 /// 15 × 0.2 / 0.6 is 5 as it is in the HPA's integer milli-unit arithmetic.
-fn ceil_to_u32(value: f64) -> u32 {
+///
+/// `None` when `value` is not a number or is −∞: nothing can be read from it, and the caller
+/// holds. +∞ and anything at or past `u32::MAX` is `u32::MAX` (the most instances that can be
+/// asked for; the bounds cap it), never 0: `∞ − ∞ × 1e-9` is NaN, which an unchecked `as u32`
+/// would turn into 0 and so scale a group *in* on an overwhelming signal.
+pub(crate) fn checked_ceil(value: f64) -> Option<u32> {
+    if value.is_nan() || value == f64::NEG_INFINITY {
+        return None;
+    }
+    if value == f64::INFINITY {
+        return Some(u32::MAX);
+    }
     let v = (value - value.abs() * 1e-9).ceil();
-    if v <= 0.0 {
+    Some(if v <= 0.0 {
         0
     } else if v >= f64::from(u32::MAX) {
         u32::MAX
     } else {
         v as u32
-    }
+    })
 }
 
 /// Target tracking, following the Kubernetes HPA controller
@@ -366,6 +388,16 @@ fn target_tracking(
         .unwrap_or(snapshot.ready)
         .min(snapshot.ready.max(1));
     let ready = if snapshot.ready == 0 { 0 } else { ready };
+    // Validation refuses such a target; a configuration built in code may still carry one.
+    if !(tt.target.is_finite() && tt.target > 0.0) {
+        return (
+            Vote::Hold,
+            format!(
+                "target {} is not a positive finite number; nothing can be computed from it; holding",
+                number(tt.target)
+            ),
+        );
+    }
     let (ratio, raw) = match aggregation {
         Aggregation::Average | Aggregation::Ratio => {
             if ready == 0 {
@@ -378,7 +410,7 @@ fn target_tracking(
                 );
             }
             let ratio = value / tt.target;
-            (ratio, ceil_to_u32(f64::from(ready) * ratio))
+            (ratio, checked_ceil(f64::from(ready) * ratio))
         }
         Aggregation::Total => {
             let ratio = if current == 0 {
@@ -386,11 +418,38 @@ fn target_tracking(
             } else {
                 value / (tt.target * f64::from(current))
             };
-            (ratio, ceil_to_u32(value / tt.target))
+            (ratio, checked_ceil(value / tt.target))
         }
     };
+    // Every step from the metric to a count is checked. The metric is finite and not negative
+    // and the target positive and finite, so the ratio is never NaN; a count that does not fit
+    // comes back as `u32::MAX` from an overwhelming signal (more, as many as the bounds allow),
+    // never as 0. Anything that still is not a number holds: it never moves capacity.
+    let Some(raw) = raw.filter(|_| !ratio.is_nan()) else {
+        return (
+            Vote::Hold,
+            format!(
+                "{} = {}, target {}: the capacity it asks for cannot be computed (ratio {ratio}); holding",
+                tt.metric,
+                number(value),
+                number(tt.target)
+            ),
+        );
+    };
+    let overflowed = raw == u32::MAX && ratio > 1.0;
     let within_tolerance = hpa::within_tolerance(ratio, tt.tolerance);
-    let raw = if within_tolerance { current } else { raw };
+    // The count is taken over the instances ready when the sample was taken, which may be
+    // fewer (booting) or more (draining) than the current capacity; a metric above its target
+    // still never lowers capacity, nor one below it raises it (as the HPA controller returns
+    // the current count when its recount reverses the direction).
+    let against =
+        !within_tolerance && ((ratio > 1.0 && raw < current) || (ratio < 1.0 && raw > current));
+    let unchecked_raw = raw;
+    let raw = if within_tolerance || against {
+        current
+    } else {
+        raw
+    };
 
     // Stabilisation: scale up to the lowest, down to the highest recent recommendation.
     let stabilised = hpa::stabilize(
@@ -418,6 +477,13 @@ fn target_tracking(
     );
     if within_tolerance {
         message.push_str(&format!(" within tolerance {}", tt.tolerance));
+    } else if against {
+        let way = if ratio > 1.0 { "above" } else { "below" };
+        message.push_str(&format!(
+            " → {unchecked_raw} over the instances it was measured on, against a metric {way} its target; keeping {current}"
+        ));
+    } else if overflowed {
+        message.push_str(" → more instances than can be counted: asking for the maximum");
     } else {
         message.push_str(&format!(" → {raw}"));
     }
@@ -458,8 +524,10 @@ fn step_scaling(
         );
     };
     let adjust = step.steps[i].adjust;
+    // Saturating: an adjustment too large for the arithmetic is as many (or as few) instances as
+    // can be, in the direction it asks, never wrapped round to the other.
     let target = match step.adjustment {
-        AdjustmentType::Change => i64::from(current) + adjust,
+        AdjustmentType::Change => i64::from(current).saturating_add(adjust),
         AdjustmentType::Exact => adjust,
         AdjustmentType::Percent => {
             let change = f64::from(current) * adjust as f64 / 100.0;
@@ -471,7 +539,8 @@ fn step_scaling(
             } else {
                 0.0
             };
-            i64::from(current) + change as i64
+            // `as` saturates (and `change` is finite: at most 2^32 × 2^63 / 100).
+            i64::from(current).saturating_add(change as i64)
         }
     };
     let target = target.clamp(0, i64::from(u32::MAX)) as u32;

@@ -110,7 +110,7 @@ pub fn scale_up_limit(
         let proposed = match limit.amount {
             LimitAmount::Instances(n) => start + i64::from(n),
             // Rounded up, or a small group could never grow.
-            LimitAmount::Percent(p) => (start as f64 * (1.0 + p / 100.0)).ceil() as i64,
+            LimitAmount::Percent(p) => percent_of(start, 1.0 + p / 100.0, f64::ceil),
         };
         best = Some(match (best, rules.select) {
             (None, _) => proposed,
@@ -139,7 +139,7 @@ pub fn scale_down_limit(
         let proposed = match limit.amount {
             LimitAmount::Instances(n) => start - i64::from(n),
             // Truncated, as the controller's `int32(...)` conversion does.
-            LimitAmount::Percent(p) => (start as f64 * (1.0 - p / 100.0)).trunc() as i64,
+            LimitAmount::Percent(p) => percent_of(start, 1.0 - p / 100.0, f64::trunc),
         };
         // For scale-in, the limit allowing the largest change is the lowest count.
         best = Some(match (best, rules.select) {
@@ -170,6 +170,14 @@ pub fn history_needed(scale_up: &Behavior, scale_down: &Behavior) -> TimeDelta {
 /// Capacity at the start of a limit's period (`periodStartReplicas`).
 fn period_start(current: u32, (added, removed): (i64, i64)) -> i64 {
     i64::from(current) - added + removed
+}
+
+/// `round(start × factor)`, checked: a result that is not a number (a factor validation would
+/// have refused, such as NaN, or 0 × ∞) allows no change from `start`; an overflow saturates
+/// (`as` does), in the direction the limit asks.
+fn percent_of(start: i64, factor: f64, round: fn(f64) -> f64) -> i64 {
+    let value = round(start as f64 * factor);
+    if value.is_nan() { start } else { value as i64 }
 }
 
 fn clamp_u32(value: i64) -> u32 {

@@ -137,15 +137,11 @@ fn window_points(
         .collect()
 }
 
+/// An instance count from a forecast load, checked: see [`crate::decide::checked_ceil`]. A
+/// load too large to count (an overflow to +∞) is the most instances there can be; a load
+/// that is not a number is none (the caller filters such points out before).
 fn ceil_instances(value: f64) -> u32 {
-    let v = (value - value.abs() * 1e-9).ceil();
-    if v <= 0.0 {
-        0
-    } else if v >= f64::from(u32::MAX) {
-        u32::MAX
-    } else {
-        v as u32
-    }
+    crate::decide::checked_ceil(value).unwrap_or(0)
 }
 
 /// The forecaster settings of a predictive policy: hourly buckets of the mean load, the

@@ -7,7 +7,34 @@ use super::{
     Aggregation, LimitAmount, MaxCapacity, PolicyConfig, PolicyFile, Predictive, RateLimit,
     Scheduled, StepScaling, metric_from_name,
 };
+use crate::decide::number;
 use crate::model::MetricKind;
+
+/// The smallest target a policy may set. Below it (and at subnormal numbers in particular)
+/// `metric / target` overflows to infinity on ordinary metrics.
+const MIN_TARGET: f64 = 1e-9;
+/// The largest target a policy may set.
+const MAX_TARGET: f64 = 1e12;
+/// The largest step adjustment in instances (or the group's max, if that is larger).
+const MAX_STEP_ADJUST: i64 = 1_000_000;
+/// The largest percentage a step adjustment or a rate limit may give.
+const MAX_PERCENT: f64 = 1_000_000.0;
+
+/// A target is a normal, finite, positive number in [[`MIN_TARGET`], [`MAX_TARGET`]].
+fn check_target(target: f64) -> Result<(), String> {
+    if !(target.is_finite() && target > 0.0) {
+        Err(format!("target must be a positive number, got {target}"))
+    } else if !(target.is_normal() && (MIN_TARGET..=MAX_TARGET).contains(&target)) {
+        Err(format!(
+            "target {} is outside what can be computed: keep it between {} and {} (in the metric's own unit)",
+            number(target),
+            number(MIN_TARGET),
+            number(MAX_TARGET)
+        ))
+    } else {
+        Ok(())
+    }
+}
 
 /// Every problem in `policy`, as (field path, message).
 pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
@@ -165,11 +192,8 @@ fn validate_policy(
     match policy {
         PolicyConfig::TargetTracking(tt) => {
             validate_metric(&tt.metric, &at("metric"), push);
-            if !(tt.target.is_finite() && tt.target > 0.0) {
-                push(
-                    at("target"),
-                    format!("target must be a positive number, got {}", tt.target),
-                );
+            if let Err(message) = check_target(tt.target) {
+                push(at("target"), message);
             } else if matches!(tt.metric, MetricKind::Utilization | MetricKind::ErrorRate)
                 && tt.target > 1.0
             {
@@ -217,7 +241,7 @@ fn validate_policy(
                 }
             }
         }
-        PolicyConfig::Step(step) => validate_steps(step, base, push),
+        PolicyConfig::Step(step) => validate_steps(step, base, group_max, push),
         PolicyConfig::Threshold(th) => {
             validate_metric(&th.metric, &at("metric"), push);
             for (name, value) in [("upper", th.upper), ("lower", th.lower)] {
@@ -261,6 +285,14 @@ fn validate_limit(limit: &RateLimit, path: &str, push: &mut impl FnMut(String, S
             format!("{path}.percent"),
             format!("must be a positive number, got {p}"),
         ),
+        LimitAmount::Percent(p) if p > MAX_PERCENT => push(
+            format!("{path}.percent"),
+            format!(
+                "{} is outside what can be computed: keep it at most {}",
+                number(p),
+                number(MAX_PERCENT)
+            ),
+        ),
         _ => {}
     }
     if limit.period.get().is_zero() {
@@ -268,7 +300,12 @@ fn validate_limit(limit: &RateLimit, path: &str, push: &mut impl FnMut(String, S
     }
 }
 
-fn validate_steps(step: &StepScaling, base: &str, push: &mut impl FnMut(String, String)) {
+fn validate_steps(
+    step: &StepScaling,
+    base: &str,
+    group_max: u32,
+    push: &mut impl FnMut(String, String),
+) {
     validate_metric(&step.metric, &format!("{base}.metric"), push);
     if step.steps.is_empty() {
         push(
@@ -278,7 +315,34 @@ fn validate_steps(step: &StepScaling, base: &str, push: &mut impl FnMut(String, 
         return;
     }
     let mut ranges: Vec<(f64, f64, usize)> = Vec::new();
+    let most = MAX_STEP_ADJUST.max(i64::from(group_max));
     for (i, s) in step.steps.iter().enumerate() {
+        let (limit, unit) = match step.adjustment {
+            super::AdjustmentType::Percent => (MAX_PERCENT as i64, " %"),
+            _ => (most, " instances"),
+        };
+        if !(-limit..=limit).contains(&s.adjust) {
+            push(
+                format!("{base}.steps[{i}].adjust"),
+                format!(
+                    "{} is outside what a step can adjust: keep it within ±{limit}{unit}",
+                    s.adjust
+                ),
+            );
+        }
+        for (name, bound) in [("from", s.from), ("to", s.to)] {
+            if let Some(v) = bound
+                && !v.is_finite()
+            {
+                push(
+                    format!("{base}.steps[{i}].{name}"),
+                    format!(
+                        "must be a finite number, got {} (leave `{name}` out for no bound)",
+                        number(v)
+                    ),
+                );
+            }
+        }
         let from = s.from.unwrap_or(f64::NEG_INFINITY);
         let to = s.to.unwrap_or(f64::INFINITY);
         if from.is_nan() || to.is_nan() || from >= to {
@@ -359,11 +423,8 @@ fn validate_predictive(p: &Predictive, base: &str, push: &mut impl FnMut(String,
             ),
         ),
     }
-    if !(p.target.is_finite() && p.target > 0.0) {
-        push(
-            at("target"),
-            format!("target must be a positive number, got {}", p.target),
-        );
+    if let Err(message) = check_target(p.target) {
+        push(at("target"), message);
     } else if p.metric == MetricKind::Utilization && p.target > 1.0 {
         push(
             at("target"),

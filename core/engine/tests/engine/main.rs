@@ -4,6 +4,7 @@ mod control_concurrency;
 mod decide;
 mod forecast_forecaster;
 mod forecast_model;
+mod hardening;
 mod memory_update;
 mod predictive;
 mod predictive_level;
