@@ -222,6 +222,7 @@ const BROKEN: &[(&str, u32, &str)] = &[
     ("negative-target.yaml", 12, "target"),
     ("subnormal-target.yaml", 12, "between 1e-9 and"),
     ("huge-step-adjust.yaml", 14, "steps[1].adjust"),
+    ("huge-cooldown.yaml", 12, "longer than 36500d"),
     ("unknown-provider.yaml", 6, "groups[0].provider"),
     ("unknown-provider-kind.yaml", 3, "gcp-classic"),
     ("missing-trace.yaml", 4, "no-such-trace.csv"),

@@ -9,8 +9,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// The longest duration Hoist accepts anywhere, 36,500 days (100 years): long enough for any
+/// cooldown, window, schedule or run, short enough that every date computed from it fits.
+pub const MAX_DURATION: Duration = Duration::from_secs(36_500 * 86_400);
+
 /// Parses `"1h30m"`-style durations: one or more `<integer><unit>` parts with units `ms`, `s`,
-/// `m`, `h`, `d`, `w`. A bare `0` is zero.
+/// `m`, `h`, `d`, `w`. A bare `0` is zero. Durations longer than [`MAX_DURATION`] are refused.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text == "0" {
@@ -54,6 +58,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             }
         };
         total = total.saturating_add(part);
+        if total > MAX_DURATION {
+            return Err(format!(
+                "duration \"{text}\" is longer than 36500d (100 years), the longest Hoist accepts"
+            ));
+        }
     }
     Ok(total)
 }
@@ -144,6 +153,15 @@ impl schemars::JsonSchema for HumanDuration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_beyond_a_century_are_refused_with_the_limit() {
+        assert_eq!(parse_duration("36500d").unwrap(), MAX_DURATION);
+        let e = parse_duration("9999999999999d").unwrap_err();
+        assert!(e.contains("longer than 36500d (100 years)"), "{e}");
+        assert!(parse_duration("36500d1s").is_err());
+        assert!(parse_duration("99999999999999999999s").is_err());
+    }
 
     #[test]
     fn parses_compound_durations() {
