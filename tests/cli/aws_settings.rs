@@ -7,68 +7,23 @@
 //! variable removed first), so these tests never change their own process's environment.
 #![cfg(feature = "aws")]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
+
+use hoist_http::testing::BlockingEndpoint;
 
 /// A local HTTP endpoint that records the head of every request and answers each with an
 /// empty HTTP 400, which neither the SDK nor Hoist retries.
-struct Endpoint {
-    url: String,
-    requests: Arc<Mutex<Vec<String>>>,
-}
+struct Endpoint(BlockingEndpoint);
 
 impl Endpoint {
     fn start() -> Endpoint {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&requests);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let log = Arc::clone(&log);
-                std::thread::spawn(move || {
-                    while let Some(head) = read_request(&mut stream) {
-                        log.lock().unwrap().push(head);
-                        let reply = "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
-                        if stream.write_all(reply.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Endpoint { url, requests }
+        Endpoint(BlockingEndpoint::start("400 Bad Request"))
     }
 
-    /// The heads of the requests received so far (lower-cased).
     fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
+        self.0.requests()
     }
-}
-
-/// Reads one HTTP/1.1 request; returns its head (lower-cased), or `None` at end of stream.
-fn read_request(stream: &mut TcpStream) -> Option<String> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return None,
-        }
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    let length = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).ok()?;
-    Some(head)
 }
 
 /// Runs `hoist` in `home` with no inherited `AWS_*` variable, no profile files unless `env`
@@ -126,7 +81,7 @@ fn plan_sends_to_the_files_endpoint_url_not_aws_endpoint_url() {
         dir.path(),
         &format!(
             "      region: us-east-1\n      endpoint_url: \"{}\"\n      groups: {{ names: [web-asg] }}",
-            file_endpoint.url
+            file_endpoint.0.url()
         ),
     );
     let out = hoist(
@@ -135,9 +90,12 @@ fn plan_sends_to_the_files_endpoint_url_not_aws_endpoint_url() {
         &[
             ("AWS_ACCESS_KEY_ID", "AKIDENV".into()),
             ("AWS_SECRET_ACCESS_KEY", "env-secret".into()),
-            ("AWS_ENDPOINT_URL", environment.url.clone()),
-            ("AWS_ENDPOINT_URL_AUTO_SCALING", environment.url.clone()),
-            ("AWS_ENDPOINT_URL_EC2", environment.url.clone()),
+            ("AWS_ENDPOINT_URL", environment.0.url().to_owned()),
+            (
+                "AWS_ENDPOINT_URL_AUTO_SCALING",
+                environment.0.url().to_owned(),
+            ),
+            ("AWS_ENDPOINT_URL_EC2", environment.0.url().to_owned()),
         ],
     );
     assert!(
@@ -168,7 +126,7 @@ fn plan_without_an_endpoint_in_the_file_follows_aws_endpoint_url() {
         &[
             ("AWS_ACCESS_KEY_ID", "AKIDENV".into()),
             ("AWS_SECRET_ACCESS_KEY", "env-secret".into()),
-            ("AWS_ENDPOINT_URL", environment.url.clone()),
+            ("AWS_ENDPOINT_URL", environment.0.url().to_owned()),
         ],
     );
     assert!(
@@ -225,7 +183,7 @@ fn the_files_region_and_profile_win_over_the_environments() {
             dir.path(),
             &format!(
                 "{settings}\n      endpoint_url: \"{}\"\n      groups: {{ names: [web-asg] }}",
-                endpoint.url
+                endpoint.0.url()
             ),
         );
         let out = hoist(

@@ -5,66 +5,22 @@
 //! Every AWS endpoint is a local listener; nothing leaves the machine. The environment of each
 //! child process is set explicitly, so these tests never touch their own process's.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hoist_http::testing::BlockingEndpoint;
 
 /// A local HTTP endpoint that counts requests and answers each with `status` and no body.
-struct Endpoint {
-    url: String,
-    hits: Arc<AtomicUsize>,
-}
+struct Endpoint(BlockingEndpoint);
 
 impl Endpoint {
     fn start(status: &'static str) -> Endpoint {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let hits = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&hits);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let counter = Arc::clone(&counter);
-                std::thread::spawn(move || {
-                    while read_request(&mut stream) {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
-                        if stream.write_all(reply.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Endpoint { url, hits }
+        Endpoint(BlockingEndpoint::start(status))
     }
 
     fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
+        self.0.hits()
     }
-}
-
-/// Reads one HTTP/1.1 request (head and `content-length` body); false at end of stream.
-fn read_request(stream: &mut TcpStream) -> bool {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return false,
-        }
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    let length = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).is_ok()
 }
 
 /// Runs the example on `policy` with a clean AWS environment (static test credentials, no
@@ -109,13 +65,13 @@ fn an_aws_provider_runs_in_the_recommended_layers_at_the_files_endpoint() {
         dir.path(),
         &format!(
             "      region: us-east-1\n      endpoint_url: {}\n      groups: {{ names: [web-asg] }}",
-            file_endpoint.url
+            file_endpoint.0.url()
         ),
     );
     let out = aws_autoscale(
         &policy,
         dir.path(),
-        &[("AWS_ENDPOINT_URL", environment_endpoint.url.as_str())],
+        &[("AWS_ENDPOINT_URL", environment_endpoint.0.url())],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

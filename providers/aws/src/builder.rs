@@ -372,12 +372,11 @@ impl AwsProviderBuilder {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use aws_types::origin::Origin;
     use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
+
+    use hoist_http::testing::BlockingEndpoint;
 
     use super::*;
 
@@ -434,58 +433,16 @@ mod tests {
 
     /// A local HTTP endpoint that counts the requests it receives and answers each with an
     /// empty HTTP 400 (which the SDK does not retry).
-    struct Endpoint {
-        url: String,
-        hits: Arc<AtomicUsize>,
-    }
+    struct Endpoint(BlockingEndpoint);
 
     impl Endpoint {
         fn start() -> Endpoint {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
-            let hits = Arc::new(AtomicUsize::new(0));
-            let counter = Arc::clone(&hits);
-            std::thread::spawn(move || {
-                for stream in listener.incoming() {
-                    let Ok(mut stream) = stream else { return };
-                    let counter = Arc::clone(&counter);
-                    std::thread::spawn(move || {
-                        while read_request(&mut stream) {
-                            counter.fetch_add(1, Ordering::SeqCst);
-                            let reply = "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
-                            if stream.write_all(reply.as_bytes()).is_err() {
-                                return;
-                            }
-                        }
-                    });
-                }
-            });
-            Endpoint { url, hits }
+            Endpoint(BlockingEndpoint::start("400 Bad Request"))
         }
 
         fn hits(&self) -> usize {
-            self.hits.load(Ordering::SeqCst)
+            self.0.hits()
         }
-    }
-
-    /// Reads one HTTP/1.1 request (head and `content-length` body); false at end of stream.
-    fn read_request(stream: &mut TcpStream) -> bool {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            match stream.read(&mut byte) {
-                Ok(1) => head.push(byte[0]),
-                _ => return false,
-            }
-        }
-        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-        let length = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .unwrap_or(0);
-        let mut body = vec![0u8; length];
-        stream.read_exact(&mut body).is_ok()
     }
 
     /// What `aws_config`'s loader reads from the environment, without touching the process
@@ -540,13 +497,13 @@ mod tests {
     async fn an_endpoint_in_the_settings_wins_over_aws_endpoint_url() {
         let environment = Endpoint::start();
         let settings = Endpoint::start();
-        let loaded = loaded_with_environment_endpoint(&environment.url);
+        let loaded = loaded_with_environment_endpoint(environment.0.url());
 
         // What the SDK does on its own: an endpoint set on the shared config after loading
         // keeps the environment's origin, and a service client built from it asks the
         // environment first. This is how `endpoint_url` in a policy file used to be ignored.
         let mut shared = loaded.clone().into_builder();
-        shared.set_endpoint_url(Some(settings.url.clone()));
+        shared.set_endpoint_url(Some(settings.0.url().to_owned()));
         let _ = aws_sdk_autoscaling::Client::new(&shared.build())
             .describe_auto_scaling_groups()
             .send()
@@ -560,7 +517,7 @@ mod tests {
 
         let provider = AwsProviderBuilder::new()
             .with_sdk_config(loaded)
-            .with_endpoint_url(&settings.url)
+            .with_endpoint_url(settings.0.url())
             .build()
             .await
             .unwrap();
@@ -583,9 +540,9 @@ mod tests {
         let settings = Endpoint::start();
         let cloudwatch = Endpoint::start();
         let provider = AwsProviderBuilder::new()
-            .with_sdk_config(loaded_with_environment_endpoint(&environment.url))
-            .with_endpoint_url(&settings.url)
-            .with_cloudwatch_endpoint_url(&cloudwatch.url)
+            .with_sdk_config(loaded_with_environment_endpoint(environment.0.url()))
+            .with_endpoint_url(settings.0.url())
+            .with_cloudwatch_endpoint_url(cloudwatch.0.url())
             .build()
             .await
             .unwrap();
@@ -599,7 +556,7 @@ mod tests {
     async fn without_an_endpoint_in_the_settings_the_environment_applies() {
         let environment = Endpoint::start();
         let provider = AwsProviderBuilder::new()
-            .with_sdk_config(loaded_with_environment_endpoint(&environment.url))
+            .with_sdk_config(loaded_with_environment_endpoint(environment.0.url()))
             .build()
             .await
             .unwrap();

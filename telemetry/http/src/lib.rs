@@ -8,6 +8,8 @@
 //! depending on telemetry (and through it on the engine).
 
 #[cfg(feature = "testkit")]
+mod blocking;
+#[cfg(feature = "testkit")]
 pub mod testing;
 
 use std::convert::Infallible;

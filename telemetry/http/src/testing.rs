@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 use crate as http;
 use crate::RunningServer;
+pub use crate::blocking::BlockingEndpoint;
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
