@@ -7,7 +7,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-/// A recording endpoint; see the [module docs](self). Its threads live as long as the test.
+/// A local HTTP/1.1 endpoint that records the head of every request and answers each with a
+/// fixed status and no body. Its threads live as long as the test process.
 #[derive(Debug)]
 pub struct BlockingEndpoint {
     url: String,
