@@ -4,7 +4,26 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` that ends the process quietly when standard output is a closed pipe
+/// (see [`out`]).
+macro_rules! println {
+    () => {
+        $crate::out::write(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::out::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` that ends the process quietly when standard output is a closed pipe (see [`out`]).
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::out::write(format_args!($($arg)*))
+    };
+}
+
 mod cmd;
+mod out;
 mod providers;
 
 /// Hoist: one policy engine for every cloud.

@@ -50,6 +50,17 @@ pub enum LoadError {
         /// The file.
         path: PathBuf,
     },
+    /// The path is not a regular file.
+    #[error(
+        "plugin {path}: {what}. A plugin is a shared library file: point `plugin:` at the built \
+         `lib<name>.so` (`.dylib` on macOS, `.dll` on Windows) under target/<profile>/."
+    )]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        what: String,
+    },
     /// The dynamic loader refused the file.
     #[error(
         "plugin {path}: not a loadable shared library ({reason}). A plugin is a crate built with \
@@ -123,6 +134,7 @@ impl LoadError {
     pub fn path(&self) -> &Path {
         match self {
             LoadError::NotFound { path }
+            | LoadError::NotAFile { path, .. }
             | LoadError::NotALibrary { path, .. }
             | LoadError::NotAPlugin { path }
             | LoadError::AbiMismatch { path, .. }
@@ -219,6 +231,17 @@ impl PluginLibrary {
         }
         // Resolve to an absolute path so the dynamic loader never searches its own paths.
         let absolute = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        // Only a regular file is handed to the dynamic loader: a directory, a device such as
+        // /dev/zero or a pipe is refused before anything opens it.
+        let file_type = std::fs::metadata(&absolute).map(|m| m.file_type());
+        if !file_type.as_ref().is_ok_and(std::fs::FileType::is_file) {
+            let what = match file_type {
+                Ok(t) if t.is_dir() => "a directory".to_owned(),
+                Ok(_) => "not a regular file (a device, pipe or socket)".to_owned(),
+                Err(e) => format!("cannot be read ({e})"),
+            };
+            return Err(LoadError::NotAFile { path, what });
+        }
         // SAFETY: loading a library runs its initialisers; plugins are trusted code the user
         // chose to load, as documented. The library is leaked below and never unloaded, so
         // nothing taken from it outlives it.

@@ -161,7 +161,7 @@ pub fn run(args: Args) -> CliResult {
         let split = ((whole.len() as f64) * (1.0 - args.test_fraction)).floor() as usize;
         let test = whole.window(Some(whole.at(split)), None);
         let demand = Demand::new(&test, scale).map_err(CliError::input)?;
-        let oracles = Oracles::compute(&demand, &params).map_err(CliError::runtime)?;
+        let oracles = Oracles::compute(&demand, &params).map_err(super::eval_error)?;
         // Controllers run through the warm-up before the test part, unscored.
         let warm_from = args.model.warmup_start(&whole, split);
         let warm = Demand::new(&whole.window(Some(whole.at(warm_from)), None), scale)
@@ -182,7 +182,7 @@ pub fn run(args: Args) -> CliResult {
                 ),
                 Some(mut c) => {
                     let out =
-                        replay_warm(&warm, &params, &mut *c, options).map_err(CliError::runtime)?;
+                        replay_warm(&warm, &params, &mut *c, options).map_err(super::eval_error)?;
                     oracles.result(&spec.name(), out.score, out.tick_seconds, Vec::new())
                 }
             };
@@ -204,7 +204,7 @@ pub fn run(args: Args) -> CliResult {
                 let mut c = baseline
                     .controller(&p, &scale)
                     .ok_or_else(|| CliError::runtime("no controller"))?;
-                let out = replay_warm(&warm, &p, &mut *c, options).map_err(CliError::runtime)?;
+                let out = replay_warm(&warm, &p, &mut *c, options).map_err(super::eval_error)?;
                 let r = oracles.result(baseline.name(), out.score, out.tick_seconds, Vec::new());
                 points.push(FrontierPoint {
                     target,
@@ -295,6 +295,17 @@ pub fn run(args: Args) -> CliResult {
         });
     }
     eprintln!();
+    if reports.is_empty() {
+        let why: Vec<String> = skipped
+            .iter()
+            .map(|(file, why)| format!("{}: {why}", file.display()))
+            .collect();
+        return Err(CliError::input(format!(
+            "{}: no usable trace (each needs the header `timestamp,value`):\n  {}",
+            args.traces.display(),
+            why.join("\n  ")
+        )));
+    }
     let markdown = render_markdown(&reports, &skipped, &params, &args);
     match &args.markdown {
         Some(path) => std::fs::write(path, &markdown)

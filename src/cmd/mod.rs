@@ -52,6 +52,17 @@ impl CliError {
     }
 }
 
+/// An evaluation error as a command error. Both kinds are the user's input (exit 2): a
+/// parameter out of range, or a trace that cannot be replayed; the match is exhaustive so a new
+/// kind must choose.
+pub fn eval_error(error: hoist_core::eval::EvalError) -> CliError {
+    match error {
+        hoist_core::eval::EvalError::Parameter(_) | hoist_core::eval::EvalError::Trace { .. } => {
+            CliError::input(error)
+        }
+    }
+}
+
 /// Output format of commands that print results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {

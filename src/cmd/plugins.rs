@@ -43,8 +43,13 @@ fn read_config(text: &str) -> Result<(serde_json::Value, PathBuf), CliError> {
         return Ok((value, cwd));
     };
     let path = Path::new(file);
-    let body = std::fs::read_to_string(path)
-        .map_err(|e| CliError::input(format!("--config: cannot read {file}: {e}")))?;
+    let limits = hoist_core::input::ReadLimits {
+        max_bytes: 16 << 20,
+        max_line_bytes: 1 << 20,
+        gzip: false,
+    };
+    let body = hoist_core::input::read_file(path, limits)
+        .map_err(|e| CliError::input(format!("--config: {e}")))?;
     let value = serde_saphyr::from_str::<serde_json::Value>(&body)
         .map_err(|e| CliError::input(format!("--config: {file} is not valid YAML/JSON: {e}")))?;
     let base = path

@@ -121,8 +121,23 @@ pub fn run(args: Args) -> CliResult {
                 .map(|p| document.base_dir.join(p))
         })
         .unwrap_or_else(|| PathBuf::from("hoist-audit.jsonl"));
+    if let Some(duration) = args.duration
+        && let Some(problem) = policy::virtual_span_problem(&document, duration.get())
+    {
+        return Err(CliError::input(format!("--duration: {problem}")));
+    }
     let audit = Arc::new(AuditLog::open(&audit_path).map_err(CliError::input)?);
-    let text = std::fs::read(&args.file).unwrap_or_default();
+    // The text behind the fingerprint in the audit log, read within the same bound as the
+    // policy itself.
+    let text = hoist_core::input::read_file(
+        &args.file,
+        hoist_core::input::ReadLimits {
+            max_bytes: hoist_core::config::PolicyLimits::default().max_file_bytes as u64,
+            max_line_bytes: usize::MAX,
+            gzip: false,
+        },
+    )
+    .unwrap_or_default();
 
     runtime()?.block_on(async {
         let sinks = Arc::new(Sinks::default());
@@ -154,6 +169,13 @@ pub fn run(args: Args) -> CliResult {
             ),
             (false, None) => None,
         };
+        if let Some(addr) = listen
+            && !addr.ip().is_loopback()
+        {
+            eprintln!(
+                "warning: --metrics-listen {addr} is not a loopback address: /metrics, /healthz and /readyz will answer anyone who can reach this port, without authentication, and /metrics shows the names of groups and providers, their capacity, every scaling decision and provider error counts. Listen on 127.0.0.1 unless a firewall or a scraper's network policy guards the port."
+            );
+        }
         let server = match listen {
             Some(addr) => Some(
                 TelemetryServer::start(addr, telemetry.clone())
@@ -176,7 +198,7 @@ pub fn run(args: Args) -> CliResult {
             .append(&AuditRecord::ConfigLoaded {
                 at: start,
                 file: &args.file.display().to_string(),
-                fingerprint: fingerprint(&text),
+                fingerprint: fingerprint(text.as_bytes()),
             })
             .map_err(CliError::runtime)?;
 
@@ -206,26 +228,31 @@ pub fn run(args: Args) -> CliResult {
             }
         };
 
+        // Listening from before the first evaluation, so a signal at any time stops the run
+        // cleanly: the summary is printed and the audit log says why the run ended.
+        let signal = shutdown_signal().map_err(CliError::runtime)?;
+        let mut stopped_by = None;
         if args.once {
             for outcome in control.evaluate_once().await {
                 on_outcome(&outcome);
             }
-        } else if virtual_time {
-            let duration = args.duration.unwrap_or(document.policy.run.duration);
-            let until = start + duration.as_delta();
-            control
-                .run(Some(until), &mut on_outcome)
-                .await
-                .map_err(CliError::runtime)?;
         } else {
+            let until = virtual_time.then(|| {
+                start + args.duration.unwrap_or(document.policy.run.duration).as_delta()
+            });
             tokio::select! {
-                result = control.run(None, &mut on_outcome) => result.map_err(CliError::runtime)?,
-                _ = tokio::signal::ctrl_c() => {
-                    println!("hoist: interrupted, stopping");
+                result = control.run(until, &mut on_outcome) => result.map_err(CliError::runtime)?,
+                name = signal => {
+                    eprintln!("hoist: {name} received, stopping");
+                    stopped_by = Some(name);
                 }
             }
         }
         let end = control.clock().now();
+        let reason = stopped_by.map_or_else(|| "completed".to_owned(), |s| format!("stopped by {s}"));
+        audit
+            .append(&AuditRecord::Stopped { at: end, reason: &reason })
+            .map_err(CliError::runtime)?;
         if let Some(engine) = &alerts {
             engine.shutdown().await;
         }
@@ -295,6 +322,33 @@ pub fn run(args: Args) -> CliResult {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A future that completes with the signal's name on SIGINT (Ctrl-C) or SIGTERM (what a
+/// service manager or Kubernetes sends to stop a process). The handlers are installed when this
+/// is called.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = &'static str>, String> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())
+            .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+        let mut interrupt = signal(SignalKind::interrupt())
+            .map_err(|e| format!("cannot listen for SIGINT: {e}"))?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        })
+    }
 }
 
 fn record(tallies: &mut BTreeMap<String, GroupTally>, outcome: &GroupOutcome) {

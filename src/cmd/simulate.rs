@@ -251,7 +251,7 @@ pub fn run(args: Args) -> CliResult {
     let started = std::time::Instant::now();
     let controller = spec.controller(&params, &scale);
     let result =
-        simulate(&demand, &params, &spec.name(), controller, options).map_err(CliError::runtime)?;
+        simulate(&demand, &params, &spec.name(), controller, options).map_err(super::eval_error)?;
     let elapsed = started.elapsed();
     let info = RunInfo {
         trace: args.trace.display().to_string(),

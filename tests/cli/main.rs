@@ -3,5 +3,6 @@
 
 mod aws_settings;
 mod forecast;
+mod hardening;
 mod policy;
 mod simulate;

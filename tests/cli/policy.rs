@@ -230,6 +230,25 @@ const BROKEN: &[(&str, u32, &str)] = &[
     ("bad-cron.yaml", 10, "timezone"),
     ("empty.yaml", 1, "empty"),
     ("never-scales-out.yaml", 13, "never scale out"),
+    // Messages in the user's words, never the YAML reader's options.
+    ("duplicate-key.yaml", 11, "`max` is given twice"),
+    ("two-documents.yaml", 12, "a policy file is one document"),
+    (
+        "nan-target.yaml",
+        10,
+        "target must be a positive number, got NaN",
+    ),
+    ("latin1.yaml", 11, "not UTF-8"),
+    // Documented ranges, checked at load.
+    ("never-fires.yaml", 11, "never fires"),
+    ("huge-max.yaml", 8, "limit of 1000000 instances"),
+    ("huge-simulated-desired.yaml", 4, "desired 4000000000"),
+    (
+        "endless-virtual-run.yaml",
+        6,
+        "more than the limit of 1000000",
+    ),
+    ("schedule-below-min.yaml", 11, "below the group's min"),
 ];
 
 #[test]
@@ -254,6 +273,17 @@ fn broken_policy_files_exit_2_naming_file_line_and_field() {
                 "{command} {file}: no `{needle}` in {stderr}"
             );
             assert!(!stderr.contains("panicked"), "{stderr}");
+            for parser_words in [
+                "Options",
+                "from_str",
+                "DuplicateKeyPolicy",
+                "configured policy",
+            ] {
+                assert!(
+                    !stderr.contains(parser_words),
+                    "{command} {file}: the message names the parser: {stderr}"
+                );
+            }
         }
     }
 }

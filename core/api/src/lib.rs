@@ -17,6 +17,7 @@ pub mod clock;
 pub mod duration;
 pub mod error;
 pub mod events;
+pub mod input;
 pub mod layers;
 pub mod model;
 pub mod operation;

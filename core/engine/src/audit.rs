@@ -38,6 +38,13 @@ pub enum AuditRecord<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<&'a str>,
     },
+    /// The run ended: it covered its duration, or a signal stopped it.
+    Stopped {
+        /// When.
+        at: DateTime<Utc>,
+        /// `completed`, or `stopped by SIGTERM` (or SIGINT).
+        reason: &'a str,
+    },
 }
 
 /// An append-only JSON-lines audit log.

@@ -318,16 +318,7 @@ fn check_sample(
     Ok(sample.value)
 }
 
-/// A number for a message: as written for ordinary magnitudes, in scientific notation for very
-/// large or small ones (`1e-320`, not three hundred zeros).
-pub(crate) fn number(value: f64) -> String {
-    let magnitude = value.abs();
-    if value == 0.0 || !value.is_finite() || (1e-4..1e15).contains(&magnitude) {
-        format!("{value}")
-    } else {
-        format!("{value:e}")
-    }
-}
+pub(crate) use hoist_api::input::number;
 
 /// Ceiling to an instance count, checked. A relative 1e-9 slack absorbs float error, so that
 /// 15 × 0.2 / 0.6 is 5 as it is in the HPA's integer milli-unit arithmetic.

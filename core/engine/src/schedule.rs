@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone as _, Utc};
 use croner::Cron;
 use croner::parser::CronParser;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -17,9 +17,24 @@ pub fn parse_cron(expression: &str) -> Result<Cron, String> {
             "invalid cron expression `{expression}`: expected five fields (minute hour day-of-month month day-of-week), e.g. `0 8 * * MON-FRI`"
         ));
     }
-    CronParser::new()
+    let cron = CronParser::new()
         .parse(expression)
-        .map_err(|e| format!("invalid cron expression `{expression}`: {e}"))
+        .map_err(|e| format!("invalid cron expression `{expression}`: {e}"))?;
+    // An expression that names no real date (`0 0 31 2 *`, February 31st) would be searched
+    // for, to the end of the cron library's calendar, at every evaluation. The Gregorian
+    // calendar repeats every 400 years, so a schedule that fires at all fires within 400 years
+    // of any date.
+    let reference = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single();
+    let fires = reference.is_some_and(|from| {
+        cron.find_next_occurrence(&from, true)
+            .is_ok_and(|next| next < from + chrono::Days::new(146_097))
+    });
+    if !fires {
+        return Err(format!(
+            "cron expression `{expression}` never fires: no date matches it (check the day of the month against the month, e.g. February has no 30th)"
+        ));
+    }
+    Ok(cron)
 }
 
 /// Whether an occurrence of `cron` in `tz` started in `(now − duration, now]`.
@@ -207,7 +222,18 @@ impl schemars::JsonSchema for TimeZone {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone as _;
+
+    #[test]
+    fn a_schedule_that_can_never_fire_is_refused_when_parsed() {
+        for never in ["0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *"] {
+            let e = parse_cron(never).unwrap_err();
+            assert!(e.contains("never fires"), "{never}: {e}");
+        }
+        // Rare is not never: the 29th of February comes every four years.
+        for rare in ["0 0 29 2 *", "0 8 * * MON-FRI", "*/5 * * * *"] {
+            parse_cron(rare).unwrap_or_else(|e| panic!("{rare}: {e}"));
+        }
+    }
 
     #[test]
     fn weekday_mornings_in_berlin() {

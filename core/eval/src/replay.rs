@@ -203,6 +203,11 @@ pub struct ReplayOutcome {
     pub tally: Vec<(String, u64)>,
 }
 
+/// The most ticks one replay may take: 20 million, 38 years of one-minute ticks. The replay's
+/// work is proportional to its ticks, so a trace whose few rows claim a century is refused
+/// rather than replayed for minutes.
+pub const MAX_REPLAY_TICKS: usize = 20_000_000;
+
 fn gcd(a: i64, b: i64) -> i64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
@@ -256,9 +261,15 @@ pub fn replay(
     let n_ticks = demand
         .len()
         .checked_mul(ticks_per_step)
+        .filter(|n| *n <= MAX_REPLAY_TICKS)
         .ok_or_else(|| EvalError::Trace {
             name: demand.name.clone(),
-            what: "too many ticks".into(),
+            what: format!(
+                "replaying {} steps of {} s at a tick of {tick} s takes {} ticks, more than the limit of {MAX_REPLAY_TICKS}; the trace spans more time than its rows can describe (check its timestamps), or use a coarser step",
+                demand.len(),
+                step,
+                (demand.len() as u128) * (ticks_per_step as u128),
+            ),
         })?;
     let period_every = (period / tick) as usize;
     let lag_ticks = (params.metric_lag.as_secs() as i64 / tick) as usize;

@@ -35,6 +35,7 @@ use crate::duration::HumanDuration;
 use crate::error::{Error, Result};
 use crate::model::{Architecture, CapacityType, GroupId, InstanceClass, InstanceFamily};
 use crate::trace::{Trace, load_trace};
+use hoist_api::input::MAX_PRICE_PER_HOUR;
 
 /// Settings of a simulated cloud. Every field is optional; defaults are those of
 /// [`SimulatedCloud::builder`].
@@ -336,17 +337,23 @@ fn catalog_from(classes: &[SimInstanceClassConfig]) -> Result<Vec<InstanceClass>
                 c.family
             ))
         })?;
-        if !(c.vcpus.is_finite() && c.vcpus > 0.0) {
-            return Err(err(format!("vcpus must be > 0, got {}", c.vcpus)));
+        if !(c.vcpus.is_finite() && c.vcpus > 0.0 && c.vcpus <= 100_000.0) {
+            return Err(err(format!(
+                "vcpus must be in (0, 100000], got {}",
+                hoist_api::input::number(c.vcpus)
+            )));
         }
         for (field, price) in [
             ("price_per_hour", Some(c.price_per_hour)),
             ("spot_price_per_hour", c.spot_price_per_hour),
         ] {
             if let Some(p) = price
-                && !(p.is_finite() && p >= 0.0)
+                && !(p.is_finite() && (0.0..=MAX_PRICE_PER_HOUR).contains(&p))
             {
-                return Err(err(format!("{field} must be >= 0, got {p}")));
+                return Err(err(format!(
+                    "{field} must be in [0, {MAX_PRICE_PER_HOUR}], got {}",
+                    hoist_api::input::number(p)
+                )));
             }
         }
         if out.iter().any(|o: &InstanceClass| o.name == c.name) {

@@ -6,6 +6,7 @@
 //! "no data" (a gap in a trace, or time past the end of a trace that does not loop): the
 //! simulated cloud then reports no metrics for that time instead of pretending demand was zero.
 
+use hoist_api::input::number;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,17 +93,30 @@ impl GeneratorSpec {
 
     /// Checks the parameters; the message names the bad field.
     pub fn validate(&self) -> Result<(), String> {
-        let finite_non_negative = [
-            ("base", self.base),
-            ("daily_amplitude", self.daily_amplitude),
-            ("weekend_factor", self.weekend_factor),
-            ("noise", self.noise),
-            ("spikes_per_day", self.spikes_per_day),
-            ("spike_magnitude", self.spike_magnitude),
+        use hoist_api::input::MAX_AMOUNT;
+        // (field, value, largest): amounts of work up to MAX_AMOUNT; factors and rates within
+        // what a generator can mean (one spike a minute, noise ten times the load).
+        let ranges = [
+            ("base", self.base, MAX_AMOUNT),
+            ("daily_amplitude", self.daily_amplitude, 1.0),
+            ("weekend_factor", self.weekend_factor, 100.0),
+            ("noise", self.noise, 10.0),
+            ("spikes_per_day", self.spikes_per_day, 1440.0),
+            ("spike_magnitude", self.spike_magnitude, 1000.0),
         ];
-        for (field, v) in finite_non_negative {
+        for (field, v, largest) in ranges {
             if !v.is_finite() || v < 0.0 {
-                return Err(format!("{field} must be a finite number >= 0, got {v}"));
+                return Err(format!(
+                    "{field} must be a finite number >= 0, got {}",
+                    number(v)
+                ));
+            }
+            if v > largest {
+                return Err(format!(
+                    "{field} must be at most {}, got {}",
+                    number(largest),
+                    number(v)
+                ));
             }
         }
         if !(0.0..24.0).contains(&self.peak_hour) {
@@ -165,8 +179,12 @@ impl Demand {
     ) -> Result<Demand, String> {
         Ok(match spec {
             DemandSpec::Constant(v) => {
-                if !v.is_finite() || *v < 0.0 {
-                    return Err(format!("constant demand must be >= 0, got {v}"));
+                if !v.is_finite() || *v < 0.0 || *v > hoist_api::input::MAX_AMOUNT {
+                    return Err(format!(
+                        "constant demand must be in [0, {:e}], got {}",
+                        hoist_api::input::MAX_AMOUNT,
+                        number(*v)
+                    ));
                 }
                 Demand::Constant(*v)
             }
@@ -185,8 +203,15 @@ impl Demand {
                 let factor = match t.scale {
                     TraceScale::Factor(f) => f,
                     TraceScale::PeakInstances(peak) => {
-                        if !peak.is_finite() || peak <= 0.0 {
-                            return Err(format!("peak_instances must be > 0, got {peak}"));
+                        if !peak.is_finite()
+                            || peak <= 0.0
+                            || peak > f64::from(hoist_api::input::MAX_INSTANCES)
+                        {
+                            return Err(format!(
+                                "peak_instances must be in (0, {}], got {}",
+                                hoist_api::input::MAX_INSTANCES,
+                                number(peak)
+                            ));
                         }
                         match t.trace.max() {
                             Some(max) if max > 0.0 => peak * work_per_instance / max,
@@ -199,9 +224,11 @@ impl Demand {
                         }
                     }
                 };
-                if !factor.is_finite() || factor < 0.0 {
+                if !factor.is_finite() || factor < 0.0 || factor > hoist_api::input::MAX_AMOUNT {
                     return Err(format!(
-                        "trace scale must be a finite number >= 0, got {factor}"
+                        "trace scale must be a finite number in [0, {:e}], got {}",
+                        hoist_api::input::MAX_AMOUNT,
+                        number(factor)
                     ));
                 }
                 Demand::Trace {

@@ -331,13 +331,17 @@ impl SimulatedCloudBuilder {
         let rate = self.spot_interruptions_per_hour;
         if !rate.is_finite() || rate < 0.0 {
             return Err(cfg_err(format!(
-                "spot_interruptions_per_hour must be a finite number >= 0, got {rate}"
+                "spot_interruptions_per_hour must be a finite number >= 0, got {}",
+                hoist_api::input::number(rate)
             )));
         }
         if let Some(v) = self.quota.max_vcpus
             && !(v.is_finite() && v >= 0.0)
         {
-            return Err(cfg_err(format!("quota max_vcpus must be >= 0, got {v}")));
+            return Err(cfg_err(format!(
+                "quota max_vcpus must be >= 0, got {}",
+                hoist_api::input::number(v)
+            )));
         }
         let settings = Settings {
             boot_delay: to_delta("boot_delay", self.boot_delay)?,
@@ -372,16 +376,27 @@ impl SimulatedCloudBuilder {
             if g.min > g.max {
                 return Err(err(format!("min {} is above max {}", g.min, g.max)));
             }
+            if g.max > hoist_api::input::MAX_INSTANCES {
+                return Err(err(format!(
+                    "max {} is above the limit of {} instances a group may have",
+                    g.max,
+                    hoist_api::input::MAX_INSTANCES
+                )));
+            }
             if g.desired < g.min || g.desired > g.max {
                 return Err(err(format!(
                     "desired {} is outside [{}, {}]",
                     g.desired, g.min, g.max
                 )));
             }
-            if !(g.work_per_instance.is_finite() && g.work_per_instance > 0.0) {
+            if !(g.work_per_instance.is_finite()
+                && g.work_per_instance > 0.0
+                && g.work_per_instance <= hoist_api::input::MAX_AMOUNT)
+            {
                 return Err(err(format!(
-                    "work_per_instance must be > 0, got {}",
-                    g.work_per_instance
+                    "work_per_instance must be > 0 and at most {:e}, got {}",
+                    hoist_api::input::MAX_AMOUNT,
+                    hoist_api::input::number(g.work_per_instance)
                 )));
             }
             if g.zones.is_empty() {

@@ -23,7 +23,6 @@
 //! ```
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::Path;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -31,6 +30,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 /// The most grid slots a trace may span (gaps included): a guard against a typo in a timestamp
 /// turning a small file into gigabytes of gaps.
 pub const MAX_TRACE_STEPS: usize = 20_000_000;
+
+/// The most bytes of text a trace file may hold (after gzip inflation): 512 MiB, room for
+/// [`MAX_TRACE_STEPS`] rows.
+pub const MAX_TRACE_BYTES: u64 = 512 << 20;
+
+/// The longest line of a trace file, bytes; a row is about 40.
+pub const MAX_TRACE_LINE_BYTES: usize = 4096;
 
 /// The header every trace file starts with.
 pub const TRACE_HEADER: &str = "timestamp,value";
@@ -172,6 +178,16 @@ pub enum TraceError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is too large, has a line too long, or is not UTF-8 text.
+    #[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Read {
+        /// The file.
+        file: String,
+        /// The line, when the problem is on one.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
     /// The file has no header or no rows.
     #[error("{file}: empty trace: {what}")]
     Empty {
@@ -224,8 +240,11 @@ pub enum TraceError {
         /// The text found.
         text: String,
     },
-    /// A value is negative, infinite or NaN.
-    #[error("{file}:{line}: value {value} is {what}; demand must be a finite number >= 0")]
+    /// A value is negative, infinite, NaN or larger than [`hoist_api::input::MAX_AMOUNT`].
+    #[error(
+        "{file}:{line}: value {} is {what}; demand must be a finite number in [0, 1e15]",
+        hoist_api::input::number(*value)
+    )]
     Value {
         /// The file.
         file: String,
@@ -233,7 +252,7 @@ pub enum TraceError {
         line: usize,
         /// The value.
         value: f64,
-        /// `negative` or `not finite`.
+        /// `negative`, `not finite` or too large.
         what: &'static str,
     },
     /// A timestamp is not after the one on the previous row.
@@ -297,6 +316,7 @@ impl TraceError {
     pub fn file(&self) -> &str {
         match self {
             TraceError::Io { file, .. }
+            | TraceError::Read { file, .. }
             | TraceError::Empty { file, .. }
             | TraceError::Header { file, .. }
             | TraceError::Fields { file, .. }
@@ -321,6 +341,7 @@ impl TraceError {
             | TraceError::NotIncreasing { line, .. }
             | TraceError::OffGrid { line, .. }
             | TraceError::TooLong { line, .. } => Some(*line),
+            TraceError::Read { line, .. } => *line,
             TraceError::Io { .. } | TraceError::Empty { .. } | TraceError::TooShort { .. } => None,
         }
     }
@@ -334,17 +355,19 @@ pub fn load_trace(path: &Path) -> Result<Trace, TraceError> {
         file: file.clone(),
         source,
     };
-    let bytes = std::fs::read(path).map_err(io)?;
-    let text = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut text = String::with_capacity(bytes.len() * 4);
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_string(&mut text)
-            .map_err(io)?;
-        text
-    } else {
-        String::from_utf8(bytes)
-            .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?
+    let limits = hoist_api::input::ReadLimits {
+        max_bytes: MAX_TRACE_BYTES,
+        max_line_bytes: MAX_TRACE_LINE_BYTES,
+        gzip: true,
     };
+    let text = hoist_api::input::read_file(path, limits).map_err(|e| match e {
+        hoist_api::input::ReadError::Io { source, .. } => io(source),
+        e => TraceError::Read {
+            file: file.clone(),
+            line: e.line(),
+            message: e.message(),
+        },
+    })?;
     let base = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -445,6 +468,14 @@ fn parse(name: String, file: &str, text: &str) -> Result<Trace, TraceError> {
                 line,
                 value,
                 what: "negative",
+            });
+        }
+        if value > hoist_api::input::MAX_AMOUNT {
+            return Err(TraceError::Value {
+                file: file.to_owned(),
+                line,
+                value,
+                what: "above the largest amount Hoist computes with (1e15)",
             });
         }
         if let Some(previous) = previous

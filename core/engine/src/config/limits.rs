@@ -20,6 +20,8 @@ use serde_saphyr::{Error as YamlError, ExternalMessageSource};
 /// | [`max_aliases`](Self::max_aliases) | 100,000 | `HOIST_POLICY_MAX_ALIASES` |
 /// | [`max_depth`](Self::max_depth) | 64 | `HOIST_POLICY_MAX_DEPTH` |
 /// | [`max_text_bytes`](Self::max_text_bytes) | 256 MiB | `HOIST_POLICY_MAX_TEXT_BYTES` |
+/// | [`max_file_bytes`](Self::max_file_bytes) | 64 MiB | `HOIST_POLICY_MAX_FILE_BYTES` |
+/// | [`max_line_bytes`](Self::max_line_bytes) | 1 MiB | `HOIST_POLICY_MAX_LINE_BYTES` |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PolicyLimits {
     /// Values, lists and maps in the file, each alias counted as everything it stands for. A
@@ -31,6 +33,10 @@ pub struct PolicyLimits {
     pub max_depth: usize,
     /// Bytes of text in values, each alias counted as everything it stands for.
     pub max_text_bytes: usize,
+    /// Bytes of the file itself; reading stops there (a file of 10,000 groups is about 10 MiB).
+    pub max_file_bytes: usize,
+    /// Bytes of its longest line.
+    pub max_line_bytes: usize,
 }
 
 /// Environment variable raising [`PolicyLimits::max_nodes`].
@@ -41,6 +47,10 @@ pub const MAX_ALIASES_VAR: &str = "HOIST_POLICY_MAX_ALIASES";
 pub const MAX_DEPTH_VAR: &str = "HOIST_POLICY_MAX_DEPTH";
 /// Environment variable raising [`PolicyLimits::max_text_bytes`].
 pub const MAX_TEXT_BYTES_VAR: &str = "HOIST_POLICY_MAX_TEXT_BYTES";
+/// Environment variable raising [`PolicyLimits::max_file_bytes`].
+pub const MAX_FILE_BYTES_VAR: &str = "HOIST_POLICY_MAX_FILE_BYTES";
+/// Environment variable raising [`PolicyLimits::max_line_bytes`].
+pub const MAX_LINE_BYTES_VAR: &str = "HOIST_POLICY_MAX_LINE_BYTES";
 
 impl Default for PolicyLimits {
     fn default() -> Self {
@@ -49,6 +59,8 @@ impl Default for PolicyLimits {
             max_aliases: 100_000,
             max_depth: 64,
             max_text_bytes: 256 * 1024 * 1024,
+            max_file_bytes: 64 << 20,
+            max_line_bytes: 1 << 20,
         }
     }
 }
@@ -67,6 +79,8 @@ impl PolicyLimits {
             (MAX_ALIASES_VAR, &mut limits.max_aliases),
             (MAX_DEPTH_VAR, &mut limits.max_depth),
             (MAX_TEXT_BYTES_VAR, &mut limits.max_text_bytes),
+            (MAX_FILE_BYTES_VAR, &mut limits.max_file_bytes),
+            (MAX_LINE_BYTES_VAR, &mut limits.max_line_bytes),
         ] {
             if let Some(text) = lookup(var) {
                 let example = field.saturating_mul(2);
@@ -191,6 +205,21 @@ impl PolicyLimits {
             }
             _ => return None,
         })
+    }
+
+    /// What a read error says, with the variable that raises the limit that stopped it.
+    pub(crate) fn describe_read(&self, error: &hoist_api::input::ReadError) -> String {
+        use hoist_api::input::ReadError;
+        let (var, current) = match error {
+            ReadError::TooLarge { .. } => (MAX_FILE_BYTES_VAR, self.max_file_bytes),
+            ReadError::LineTooLong { .. } => (MAX_LINE_BYTES_VAR, self.max_line_bytes),
+            _ => return error.message(),
+        };
+        format!(
+            "{}; a policy file is YAML text of ordinary size. If the file is genuine, raise the limit with the environment variable {var} (e.g. {var}={})",
+            error.message(),
+            current.saturating_mul(4)
+        )
     }
 
     fn explain(&self, what: String, var: &str, current: usize) -> String {

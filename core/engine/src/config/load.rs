@@ -114,13 +114,18 @@ pub fn load_file_with_limits(
     path: &Path,
     limits: &PolicyLimits,
 ) -> Result<PolicyDocument, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let read_limits = hoist_api::input::ReadLimits {
+        max_bytes: limits.max_file_bytes as u64,
+        max_line_bytes: limits.max_line_bytes,
+        gzip: false,
+    };
+    let text = hoist_api::input::read_file(path, read_limits).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: path.to_owned(),
-            line: None,
-            column: None,
+            line: e.line().map(|l| l as u64),
+            column: e.column().map(|c| c as u64),
             field: None,
-            message: format!("cannot read the policy file: {e}"),
+            message: limits.describe_read(&e),
         }])
     })?;
     parse_str_with_limits(path, &text, limits)
@@ -184,7 +189,10 @@ pub fn parse_str_with_limits(
                 line: loc.map(|l| l.line()),
                 column: loc.map(|l| l.column()),
                 field: None,
-                message: limits.describe(&e).unwrap_or_else(|| syntax_message(&e)),
+                message: limits
+                    .describe(&e)
+                    .or_else(|| in_users_words(&e))
+                    .unwrap_or_else(|| syntax_message(&e)),
             };
             if held_back.is_empty() {
                 return Err(ConfigErrors(vec![syntax]));
@@ -225,6 +233,39 @@ pub fn parse_str_with_limits(
 fn in_file_order(mut errors: Vec<ConfigError>) -> ConfigErrors {
     errors.sort_by_key(|e| (e.line.unwrap_or(u64::MAX), e.column.unwrap_or(0)));
     ConfigErrors(errors)
+}
+
+/// What a YAML error means for a policy file, for the errors whose parser message would name
+/// the parser's own options instead of the user's mistake.
+fn in_users_words(error: &serde_saphyr::Error) -> Option<String> {
+    use serde_saphyr::Error as E;
+    let mut error = error;
+    while let E::WithSnippet { error: inner, .. } | E::AliasError { error: inner, .. } = error {
+        error = inner;
+    }
+    Some(match error {
+        E::DuplicateMappingKey { key: Some(key), .. } => format!(
+            "`{key}` is given twice in the same mapping; keep one of the two (a later one would silently replace the earlier)"
+        ),
+        E::DuplicateMappingKey { key: None, .. } => "a key is given twice in the same mapping; keep one of the two".to_owned(),
+        E::MultipleDocuments { .. } => "a second YAML document starts here (`---`); a policy file is one document: merge the two, or put the second in a file of its own".to_owned(),
+        E::NonFiniteFloat { value, .. } => format!(
+            "`{value}` is not a finite number; give a number such as 0.5 or 100"
+        ),
+        E::InvalidUtf8Input => "the file is not UTF-8 text; save it as UTF-8".to_owned(),
+        E::MergeKeyNotAllowed { .. } => "merge keys (`<<`) are not allowed here".to_owned(),
+        E::UnsupportedTag { tag, .. } => format!(
+            "the tag `{tag}` is not supported; remove it and write the value plainly"
+        ),
+        E::BinaryNotUtf8 { .. } | E::BytesNotSupportedMissingBinaryTag { .. } => {
+            "binary data is not supported in a policy file; write the value as text".to_owned()
+        }
+        E::NullIntoString { .. } | E::InvalidCharNull { .. } => {
+            "a value is missing here (empty or `null`); write the text it needs".to_owned()
+        }
+        E::InvalidBooleanStrict { .. } => "expected `true` or `false`".to_owned(),
+        _ => return None,
+    })
 }
 
 /// The parser's message without its own location prefix and snippet (we print the location).

@@ -21,7 +21,12 @@ impl LocationIndex {
     }
 
     /// Indexes `text`, parsed with `options`; an unparsable document gives an empty index.
-    pub(crate) fn build_with_options(text: &str, options: serde_saphyr::Options) -> LocationIndex {
+    pub(crate) fn build_with_options(
+        text: &str,
+        mut options: serde_saphyr::Options,
+    ) -> LocationIndex {
+        // `.nan` and `.inf` are located like any value (the checks refuse them with a line).
+        options.non_finite_float_policy = serde_saphyr::NonFiniteFloatPolicy::AsString;
         let mut index = LocationIndex::default();
         if let Ok(root) = serde_saphyr::from_str_with_options::<Node>(text, options) {
             index.walk(String::new(), &root);

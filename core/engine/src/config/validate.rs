@@ -8,7 +8,9 @@ use super::{
     Scheduled, StepScaling, metric_from_name,
 };
 use crate::decide::number;
+use crate::duration::HumanDuration;
 use crate::model::MetricKind;
+use hoist_api::input::MAX_INSTANCES;
 
 /// The smallest target a policy may set. Below it (and at subnormal numbers in particular)
 /// `metric / target` overflows to infinity on ordinary metrics.
@@ -19,6 +21,11 @@ const MAX_TARGET: f64 = 1e12;
 const MAX_STEP_ADJUST: i64 = 1_000_000;
 /// The largest percentage a step adjustment or a rate limit may give.
 const MAX_PERCENT: f64 = 1_000_000.0;
+
+/// The longest history a forecast is fitted on: a year and a day, so a yearly peak is seen.
+const MAX_FORECAST_HISTORY: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
+/// The longest forecast horizon (and refresh).
+const MAX_FORECAST_HORIZON: std::time::Duration = std::time::Duration::from_secs(31 * 86_400);
 
 /// A target is a normal, finite, positive number in [[`MIN_TARGET`], [`MAX_TARGET`]].
 fn check_target(target: f64) -> Result<(), String> {
@@ -105,6 +112,17 @@ pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
         if group.max == 0 {
             push(at("max"), "max must be at least 1".into());
         }
+        for (field, value) in [("min", group.min), ("max", group.max)] {
+            if value > MAX_INSTANCES {
+                push(
+                    at(field),
+                    format!(
+                        "{field} ({value}) is above the limit of {} instances a group may have",
+                        number(f64::from(MAX_INSTANCES))
+                    ),
+                );
+            }
+        }
         if let Some(metrics) = &group.metrics
             && let Some(source) = &metrics.source
             && !policy.metrics_sources.contains_key(source)
@@ -161,7 +179,7 @@ pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
         }
         for (p, policy) in group.policies.iter().enumerate() {
             let base = format!("groups[{g}].policies[{p}].{}", policy.kind());
-            validate_policy(policy, &base, group.max, &mut push);
+            validate_policy(policy, &base, (group.min, group.max), &mut push);
         }
     }
     problems
@@ -185,7 +203,7 @@ fn validate_metric(metric: &MetricKind, path: &str, push: &mut impl FnMut(String
 fn validate_policy(
     policy: &PolicyConfig,
     base: &str,
-    group_max: u32,
+    (group_min, group_max): (u32, u32),
     push: &mut impl FnMut(String, String),
 ) {
     let at = |field: &str| format!("{base}.{field}");
@@ -272,7 +290,7 @@ fn validate_policy(
                 }
             }
         }
-        PolicyConfig::Scheduled(s) => validate_scheduled(s, base, group_max, push),
+        PolicyConfig::Scheduled(s) => validate_scheduled(s, base, (group_min, group_max), push),
         PolicyConfig::Predictive(p) => validate_predictive(p, base, push),
     }
 }
@@ -374,7 +392,7 @@ fn validate_steps(
 fn validate_scheduled(
     s: &Scheduled,
     base: &str,
-    group_max: u32,
+    (group_min, group_max): (u32, u32),
     push: &mut impl FnMut(String, String),
 ) {
     // The cron expression and the time zone are parsed (and refused) when the file is read.
@@ -395,13 +413,21 @@ fn validate_scheduled(
             format!("min ({min}) is greater than max ({max})"),
         );
     }
-    for (name, value) in [("min", s.min), ("desired", s.desired)] {
-        if let Some(v) = value
-            && v > group_max
-        {
+    // A schedule moves capacity within the group's bounds, never past them: the group's min
+    // and max hold whatever is active.
+    for (name, value) in [("min", s.min), ("max", s.max), ("desired", s.desired)] {
+        let Some(v) = value else { continue };
+        if v > group_max {
             push(
                 format!("{base}.{name}"),
                 format!("{v} is above the group's max ({group_max})"),
+            );
+        } else if v < group_min {
+            push(
+                format!("{base}.{name}"),
+                format!(
+                    "{v} is below the group's min ({group_min}); a schedule stays within the group's bounds, so lower the group's min to let it go this low"
+                ),
             );
         }
     }
@@ -447,11 +473,39 @@ fn validate_predictive(p: &Predictive, base: &str, push: &mut impl FnMut(String,
             ),
         );
     }
+    if p.history.get() > MAX_FORECAST_HISTORY {
+        push(
+            at("history"),
+            format!(
+                "history ({}) is longer than the {} a forecast is fitted on at most",
+                p.history,
+                HumanDuration(MAX_FORECAST_HISTORY)
+            ),
+        );
+    }
     if p.horizon.get() < hour {
         push(at("horizon"), "must be at least 1h".into());
+    } else if p.horizon.get() > MAX_FORECAST_HORIZON {
+        push(
+            at("horizon"),
+            format!(
+                "horizon ({}) is longer than the {} a forecast reaches at most",
+                p.horizon,
+                HumanDuration(MAX_FORECAST_HORIZON)
+            ),
+        );
     }
     if p.refresh.get().is_zero() {
         push(at("refresh"), "must be longer than 0s".into());
+    } else if p.refresh.get() > MAX_FORECAST_HORIZON {
+        push(
+            at("refresh"),
+            format!(
+                "refresh ({}) is longer than the longest horizon ({}); the forecast would go stale",
+                p.refresh,
+                HumanDuration(MAX_FORECAST_HORIZON)
+            ),
+        );
     }
     if p.buffer.get() > p.horizon.get() {
         push(

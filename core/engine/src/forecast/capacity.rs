@@ -98,10 +98,18 @@ pub enum CapacityError {
     /// Fewer than three complete days of history.
     #[error("capacity planning needs at least 3 days with data, the history has {0}")]
     TooShort(usize),
+    /// The history has fewer than one value a day.
+    #[error(
+        "the step is longer than a day, so there are no daily peaks to plan from; capacity planning needs at least one value a day"
+    )]
+    StepTooLong,
     /// A setting is out of range.
     #[error("invalid capacity setting: {0}")]
     Invalid(&'static str),
 }
+
+/// The most recent days of peaks the trend and weekday factors are fitted on.
+pub const FIT_DAYS: usize = 365;
 
 /// Plans capacity from `values` (one per `step` from `start`, `None` for gaps).
 pub fn plan(
@@ -122,10 +130,16 @@ pub fn plan(
     if step <= TimeDelta::zero() {
         return Err(CapacityError::Invalid("step must be positive"));
     }
-    let history = daily_peaks(values, start, step);
-    if history.len() < 3 {
-        return Err(CapacityError::TooShort(history.len()));
+    if step > TimeDelta::days(1) {
+        return Err(CapacityError::StepTooLong);
     }
+    let all_history = daily_peaks(values, start, step);
+    if all_history.len() < 3 {
+        return Err(CapacityError::TooShort(all_history.len()));
+    }
+    // The trend and the weekday factors are fitted on the last year of days: the plan looks
+    // weeks ahead, and the slope estimate is quadratic in the days it is fitted on.
+    let history = &all_history[all_history.len().saturating_sub(FIT_DAYS)..];
     let observed_peak = values.iter().flatten().copied().fold(f64::MIN, f64::max);
 
     let first_day = history[0].0;
@@ -220,7 +234,7 @@ pub fn plan(
     let upper_peak = days.iter().map(|d| d.upper_peak).fold(0.0, f64::max);
     let peak_instances = days.iter().filter_map(|d| d.instances).max();
     Ok(CapacityPlan {
-        history,
+        history: all_history,
         observed_peak,
         trend,
         weekday_factors,

@@ -209,12 +209,16 @@ fn a_huge_step_adjustment_goes_to_max_and_is_refused_by_validate() {
     );
     let err = refused(2, 60, &STEP.replace("9223372036854775807", "-1000001"));
     assert!(err.contains("steps[1].adjust"), "{err}");
-    // Up to a million, or the group's max, is computable and accepted.
+    // Up to a million (the most instances a group may have) is computable and accepted.
     group(2, 60, &STEP.replace("9223372036854775807", "1000000"));
-    group(
+    let err = refused(
         2,
         3_000_000,
-        &STEP.replace("9223372036854775807", "3000000"),
+        &STEP.replace("9223372036854775807", "1000000"),
+    );
+    assert!(
+        err.contains("groups[0].max") && err.contains("limit of 1000000 instances"),
+        "{err}"
     );
     let err = refused(2, 60, &STEP.replace("to: 0.3", "to: .inf"));
     assert!(
