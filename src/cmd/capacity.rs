@@ -67,14 +67,30 @@ pub fn run(args: Args) -> CliResult {
     if args.weeks == 0 || args.weeks > 520 {
         return Err(CliError::input("--weeks must be between 1 and 520"));
     }
+    use hoist_core::input::{MAX_AMOUNT, MAX_INSTANCES};
     if args
         .work_per_instance
-        .is_some_and(|w| !(w > 0.0 && w.is_finite()))
+        .is_some_and(|w| !(w.is_finite() && (1e-6..=MAX_AMOUNT).contains(&w)))
     {
-        return Err(CliError::input("--work-per-instance must be positive"));
+        return Err(CliError::input(format!(
+            "--work-per-instance must be in [1e-6, {MAX_AMOUNT:e}]"
+        )));
     }
     if args.peak_instances == Some(0) {
         return Err(CliError::input("--peak-instances must be at least 1"));
+    }
+    for (flag, n) in [
+        ("--peak-instances", args.peak_instances),
+        ("--max", args.max),
+        ("--quota", args.quota),
+    ] {
+        if let Some(n) = n
+            && n > MAX_INSTANCES
+        {
+            return Err(CliError::input(format!(
+                "{flag} {n} is above the limit of {MAX_INSTANCES} instances a group may have"
+            )));
+        }
     }
     let trace = load(&path, args.step)?;
     let observed_peak = trace

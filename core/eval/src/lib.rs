@@ -172,8 +172,19 @@ impl ReplayParams {
     /// Checks the parameters, naming the wrong one.
     pub fn validate(&self) -> Result<(), EvalError> {
         let bad = |what: String| Err(EvalError::Parameter(what));
+        use hoist_api::input::{MAX_AMOUNT, MAX_INSTANCES, MAX_PRICE_PER_HOUR, number};
         if self.peak_instances == 0 {
             return bad("peak instances must be at least 1".into());
+        }
+        for (name, n) in [
+            ("peak instances", self.peak_instances),
+            ("max instances", self.max_instances),
+        ] {
+            if n > MAX_INSTANCES {
+                return bad(format!(
+                    "{name} {n} is above the limit of {MAX_INSTANCES} instances a group may have"
+                ));
+            }
         }
         if self.min_instances > self.max_instances {
             return bad(format!(
@@ -181,22 +192,26 @@ impl ReplayParams {
                 self.min_instances, self.max_instances
             ));
         }
-        if !(self.price_per_hour.is_finite() && self.price_per_hour >= 0.0) {
+        if !(self.price_per_hour.is_finite()
+            && (0.0..=MAX_PRICE_PER_HOUR).contains(&self.price_per_hour))
+        {
             return bad(format!(
-                "price per hour {} must be a number >= 0",
-                self.price_per_hour
+                "price per hour {} must be in [0, {MAX_PRICE_PER_HOUR}]",
+                number(self.price_per_hour)
             ));
         }
-        if !(self.capacity_per_instance.is_finite() && self.capacity_per_instance > 0.0) {
+        if !(self.capacity_per_instance.is_finite()
+            && (1e-6..=MAX_AMOUNT).contains(&self.capacity_per_instance))
+        {
             return bad(format!(
-                "capacity per instance {} must be > 0",
-                self.capacity_per_instance
+                "capacity per instance {} must be in [1e-6, {MAX_AMOUNT:e}]",
+                number(self.capacity_per_instance)
             ));
         }
-        if !(self.target_utilization > 0.0 && self.target_utilization <= 1.0) {
+        if !(self.target_utilization >= 0.01 && self.target_utilization <= 1.0) {
             return bad(format!(
-                "target utilisation {} must be in (0, 1]",
-                self.target_utilization
+                "target utilisation {} must be in [0.01, 1]",
+                number(self.target_utilization)
             ));
         }
         if self.metric_period.as_secs() == 0 {
@@ -209,6 +224,13 @@ impl ReplayParams {
         ] {
             if d.subsec_nanos() != 0 {
                 return bad(format!("{name} must be whole seconds, got {d:?}"));
+            }
+            // The replay keeps a ring of every tick of the lag and the period.
+            if d > std::time::Duration::from_secs(86_400) {
+                return bad(format!(
+                    "{name} must be at most 1d, got {}",
+                    hoist_api::duration::format_duration(d)
+                ));
             }
         }
         Ok(())
