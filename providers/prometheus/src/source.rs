@@ -288,6 +288,9 @@ struct VectorSample {
     value: Option<(f64, String)>,
 }
 
+/// The largest reply read from Prometheus, bytes: about a million samples.
+pub const MAX_REPLY_BYTES: usize = 64 << 20;
+
 /// `"1.5"`, `"NaN"`, `"+Inf"`, `"-Inf"` as Prometheus writes sample values.
 fn parse_value(text: &str) -> Option<f64> {
     match text {
@@ -471,12 +474,29 @@ impl PrometheusSource {
             )
         })?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| {
-            fail(
-                ErrorKind::Transient,
-                format!("reading the reply failed: {}", e.without_url()),
-            )
-        })?;
+        // A reply is read up to MAX_REPLY_BYTES: a server that sends more (a runaway query, or
+        // something that is not Prometheus) is refused rather than buffered without end.
+        let mut response = response;
+        let mut body = Vec::new();
+        loop {
+            let chunk = response.chunk().await.map_err(|e| {
+                fail(
+                    ErrorKind::Transient,
+                    format!("reading the reply failed: {}", e.without_url()),
+                )
+            })?;
+            let Some(chunk) = chunk else { break };
+            if body.len() + chunk.len() > MAX_REPLY_BYTES {
+                return Err(fail(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "the reply is larger than {} MiB; narrow the query (fewer series, a coarser step)",
+                        MAX_REPLY_BYTES >> 20
+                    ),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
         let reply: Option<ApiReply> = serde_json::from_slice(&body).ok();
         match reply {
             Some(reply) if reply.status == "success" => {
@@ -824,6 +844,23 @@ mod tests {
         assert!(!err.is_retryable());
         assert!(err.to_string().contains("parse error: unexpected"), "{err}");
         assert!(err.to_string().contains("sum(x})"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_reply_larger_than_the_limit_is_refused_not_buffered() {
+        let receiver = RecordingReceiver::start().await;
+        let prom = source(&receiver).await;
+        let q = query(MetricKind::QueueDepth, None);
+        // Valid JSON, padded past the limit with whitespace.
+        let mut reply = " ".repeat(MAX_REPLY_BYTES + 1);
+        reply.push_str(&matrix(&[(540, "1"), (600, "2")]));
+        receiver.set_reply(200, reply);
+        let err = prom
+            .query_range(&RangeQuery::new(q, range(), 60))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("larger than 64 MiB"), "{err}");
     }
 
     #[tokio::test]
