@@ -58,6 +58,8 @@ pub fn decide(
         return (finish(group, observation, current, reasons), update);
     }
 
+    // What a schedule may move the bounds within: the provider's and the group's together.
+    let bounds = (floor, ceiling);
     let mut votes: Vec<u32> = Vec::with_capacity(group.policies.len());
     let mut holds = 0usize;
     // The largest forecast need of predictive policies: a scale-in stops there.
@@ -70,7 +72,7 @@ pub fn decide(
             }
             PolicyConfig::Step(step) => step_scaling(step, group, observation),
             PolicyConfig::Threshold(th) => threshold(th, group, observation),
-            PolicyConfig::Scheduled(s) => scheduled(s, now, &mut floor, &mut ceiling),
+            PolicyConfig::Scheduled(s) => scheduled(s, now, bounds, (&mut floor, &mut ceiling)),
             PolicyConfig::Predictive(p) => {
                 let (vote, raised, message) = predictive::vote(p, observation, ceiling);
                 if let Some(raised) = raised {
@@ -612,11 +614,14 @@ fn threshold(th: &Threshold, group: &GroupConfig, observation: &Observation<'_>)
     )
 }
 
+/// A scheduled policy moves the floor and ceiling while it is active, always within `bounds`
+/// (the provider's and the group's together): a schedule never asks a provider for a count it
+/// would refuse, nor takes a group past its own limits.
 fn scheduled(
     s: &Scheduled,
     now: DateTime<Utc>,
-    floor: &mut u32,
-    ceiling: &mut u32,
+    (lowest, highest): (u32, u32),
+    (floor, ceiling): (&mut u32, &mut u32),
 ) -> (Vote, String) {
     if !s.cron.is_active(s.timezone, s.duration.as_delta(), now) {
         return (
@@ -625,16 +630,17 @@ fn scheduled(
         );
     }
     let mut parts = Vec::new();
-    if let Some(desired) = s.desired {
+    let within = |v: u32| v.clamp(lowest, highest);
+    if let Some(desired) = s.desired.map(within) {
         *floor = (*floor).max(desired);
         *ceiling = (*ceiling).min(desired);
         parts.push(format!("desired {desired}"));
     }
-    if let Some(min) = s.min {
+    if let Some(min) = s.min.map(within) {
         *floor = (*floor).max(min);
         parts.push(format!("min {min}"));
     }
-    if let Some(max) = s.max {
+    if let Some(max) = s.max.map(within) {
         *ceiling = (*ceiling).min(max);
         parts.push(format!("max {max}"));
     }

@@ -413,8 +413,22 @@ fn validate_scheduled(
             format!("min ({min}) is greater than max ({max})"),
         );
     }
+    if let Some(desired) = s.desired {
+        if s.min.is_some_and(|min| desired < min) || s.max.is_some_and(|max| desired > max) {
+            push(
+                format!("{base}.desired"),
+                format!(
+                    "desired ({desired}) is outside the schedule's own [min, max]; give a desired between them"
+                ),
+            );
+        }
+    }
     // A schedule moves capacity within the group's bounds, never past them: the group's min
     // and max hold whatever is active.
+    if group_min > group_max {
+        // Already refused for the group; every value would be out of one bound or the other.
+        return;
+    }
     for (name, value) in [("min", s.min), ("max", s.max), ("desired", s.desired)] {
         let Some(v) = value else { continue };
         if v > group_max {
