@@ -179,7 +179,7 @@ impl Demand {
     ) -> Result<Demand, String> {
         Ok(match spec {
             DemandSpec::Constant(v) => {
-                if !v.is_finite() || *v < 0.0 || *v > hoist_api::input::MAX_AMOUNT {
+                if !v.is_finite() || !(0.0..=hoist_api::input::MAX_AMOUNT).contains(v) {
                     return Err(format!(
                         "constant demand must be in [0, {:e}], got {}",
                         hoist_api::input::MAX_AMOUNT,
@@ -224,7 +224,7 @@ impl Demand {
                         }
                     }
                 };
-                if !factor.is_finite() || factor < 0.0 || factor > hoist_api::input::MAX_AMOUNT {
+                if !factor.is_finite() || !(0.0..=hoist_api::input::MAX_AMOUNT).contains(&factor) {
                     return Err(format!(
                         "trace scale must be a finite number in [0, {:e}], got {}",
                         hoist_api::input::MAX_AMOUNT,

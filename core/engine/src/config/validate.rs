@@ -413,15 +413,15 @@ fn validate_scheduled(
             format!("min ({min}) is greater than max ({max})"),
         );
     }
-    if let Some(desired) = s.desired {
-        if s.min.is_some_and(|min| desired < min) || s.max.is_some_and(|max| desired > max) {
-            push(
-                format!("{base}.desired"),
-                format!(
-                    "desired ({desired}) is outside the schedule's own [min, max]; give a desired between them"
-                ),
-            );
-        }
+    if let Some(desired) = s.desired
+        && (s.min.is_some_and(|min| desired < min) || s.max.is_some_and(|max| desired > max))
+    {
+        push(
+            format!("{base}.desired"),
+            format!(
+                "desired ({desired}) is outside the schedule's own [min, max]; give a desired between them"
+            ),
+        );
     }
     // A schedule moves capacity within the group's bounds, never past them: the group's min
     // and max hold whatever is active.

@@ -1,0 +1,404 @@
+//! The Kubernetes provider against a real kube-apiserver (1.20, built from Debian's source by
+//! `scripts/servers/kube.sh`, with kube-controller-manager so Deployments get ReplicaSets and
+//! Pods; there is no scheduler or kubelet, so Pods stay Pending).
+//!
+//! Each test works in a namespace of its own. The Cluster API is not installed: the test
+//! installs the MachineDeployment and Machine CRDs (with the scale subresource) and plays the
+//! part of the MachineSet controller where a check needs one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hoist_core::testkit::{ConformanceTarget, run_conformance};
+use hoist_core::{ErrorKind, RemoveInstances, ScalingProvider};
+use hoist_kubernetes::{KubernetesProvider, KubernetesSettings};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::ApiResource;
+use serde_json::json;
+
+fn kubeconfig(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(path) if !path.is_empty() => path,
+        _ => panic!(
+            "{var} is not set: this test needs a real kube-apiserver. Run `scripts/test.sh`, which builds and starts one and sets {var}."
+        ),
+    }
+}
+
+async fn admin_client() -> kube::Client {
+    let path = kubeconfig("HOIST_TEST_KUBECONFIG");
+    let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+async fn provider(extra: serde_json::Value) -> KubernetesProvider {
+    let mut settings = json!({
+        "kubeconfig": kubeconfig("HOIST_TEST_KUBECONFIG"),
+        "profiles": {
+            "small": {"cpu": "100m", "memory": "64Mi"},
+            "large": {"cpu": "500m", "memory": "256Mi", "limits": {"memory": "256Mi"}}
+        },
+        "prices": {"per_vcpu_hour": 0.03, "per_gib_hour": 0.004}
+    });
+    if let (Some(s), Some(e)) = (settings.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    let settings = KubernetesSettings::from_value(&settings).unwrap();
+    KubernetesProvider::connect("k8s", settings).await.unwrap()
+}
+
+/// A fresh namespace for one test.
+async fn namespace(client: &kube::Client, name: &str) -> String {
+    let ns = format!("{name}-{}", std::process::id());
+    let api: Api<Namespace> = Api::all(client.clone());
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    ns
+}
+
+async fn deployment(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    replicas: i32,
+    min: u32,
+    max: u32,
+) {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {
+            "name": name,
+            "annotations": {
+                "autoscaling.hoist.dev/min-size": min.to_string(),
+                "autoscaling.hoist.dev/max-size": max.to_string()
+            }
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{
+                    "name": "app", "image": "registry.invalid/app:1",
+                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
+                }]}
+            }
+        }
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &d).await.unwrap();
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..120 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{what} did not happen within 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_passes_the_conformance_suite() {
+    let client = admin_client().await;
+    let ns = namespace(&client, "hoist-conformance").await;
+    deployment(&client, &ns, "web", 2, 1, 6).await;
+    let group = format!("deployment/{ns}/web");
+    let k8s = Arc::new(provider(json!({})).await);
+    // The controller manager creates the Pods.
+    eventually("two pods", || async {
+        k8s.describe_group(&group).await.unwrap().instances.len() == 2
+    })
+    .await;
+    let target = ConformanceTarget::new(k8s.clone().into_provider_set(), &group)
+        .with_unknown_group(format!("deployment/{ns}/no-such-deployment"))
+        .with_settle(Duration::from_millis(500), 60);
+    let report = run_conformance(&target).await;
+    println!("{report}");
+    report.assert_passed();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_a_deployment_is_read_back_through_the_api() {
+    let client = admin_client().await;
+    let ns = namespace(&client, "hoist-scale").await;
+    deployment(&client, &ns, "api", 1, 1, 5).await;
+    let group = format!("deployment/{ns}/api");
+    let k8s = provider(json!({})).await;
+
+    let g = k8s.describe_group(&group).await.unwrap();
+    assert_eq!((g.min_size, g.max_size, g.desired_capacity), (1, 5, 1));
+    assert_eq!(g.instance_class, "small");
+
+    k8s.set_desired_capacity(&group, 4).await.unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let d = deployments.get("api").await.unwrap();
+    assert_eq!(d.spec.replicas, Some(4));
+
+    // Out of the annotated bounds: refused, nothing written.
+    let e = k8s.set_desired_capacity(&group, 6).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert_eq!(deployments.get("api").await.unwrap().spec.replicas, Some(4));
+
+    // The vertical move: the pod template's requests change to the profile's.
+    k8s.set_instance_class(&group, "large").await.unwrap();
+    let d = deployments.get("api").await.unwrap();
+    let resources = d.spec.template.spec.unwrap().containers[0]
+        .resources
+        .clone()
+        .unwrap();
+    assert_eq!(resources.requests.unwrap()["cpu"].0, "500m");
+    assert_eq!(resources.limits.unwrap()["memory"].0, "256Mi");
+    assert_eq!(
+        k8s.describe_group(&group).await.unwrap().instance_class,
+        "large"
+    );
+
+    // A victim is marked with the lowest deletion cost and removed; the count drops by one.
+    eventually("four pods", || async {
+        k8s.describe_group(&group).await.unwrap().instances.len() >= 4
+    })
+    .await;
+    let g = k8s.describe_group(&group).await.unwrap();
+    let victim = g.instances[0].id.clone();
+    k8s.remove_instances(&group, &RemoveInstances::new(vec![victim.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(deployments.get("api").await.unwrap().spec.replicas, Some(3));
+    eventually("the victim gone", || async {
+        !k8s.describe_group(&group)
+            .await
+            .unwrap()
+            .instances
+            .iter()
+            .any(|i| i.id == victim && i.state.is_active())
+    })
+    .await;
+
+    // A deployment that goes away is reported as not found.
+    deployments
+        .delete("api", &Default::default())
+        .await
+        .unwrap();
+    let e = k8s.describe_group(&group).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(!e.is_retryable());
+}
+
+fn crd(kind: &str, plural: &str, scale: bool) -> serde_json::Value {
+    let mut subresources = json!({"status": {}});
+    if scale {
+        subresources["scale"] = json!({
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector"
+        });
+    }
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.cluster.x-k8s.io")},
+        "spec": {
+            "group": "cluster.x-k8s.io",
+            "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List")},
+            "versions": [{
+                "name": "v1beta1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                "subresources": subresources
+            }]
+        }
+    })
+}
+
+/// Installs the Cluster API CRDs the tests need (once; later calls find them).
+async fn install_cluster_api(client: &kube::Client) {
+    let crds = ApiResource {
+        group: "apiextensions.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "apiextensions.k8s.io/v1".into(),
+        kind: "CustomResourceDefinition".into(),
+        plural: "customresourcedefinitions".into(),
+    };
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &crds);
+    for (kind, plural, scale) in [
+        ("MachineDeployment", "machinedeployments", true),
+        ("Machine", "machines", false),
+    ] {
+        let body = crd(kind, plural, scale);
+        let name = body["metadata"]["name"].as_str().unwrap().to_owned();
+        api.patch(
+            &name,
+            &PatchParams::apply("hoist-tests").force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .unwrap();
+    }
+    // Served once the CRDs are established.
+    let md = cluster_api(client, "default", "MachineDeployment", "machinedeployments");
+    eventually("the CRDs served", || async {
+        md.list(&Default::default()).await.is_ok()
+    })
+    .await;
+}
+
+fn cluster_api(client: &kube::Client, ns: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
+    let ar = ApiResource {
+        group: "cluster.x-k8s.io".into(),
+        version: "v1beta1".into(),
+        api_version: "cluster.x-k8s.io/v1beta1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_api_node_group_scales_with_cluster_autoscaler_annotations() {
+    let client = admin_client().await;
+    install_cluster_api(&client).await;
+    let ns = namespace(&client, "hoist-nodes").await;
+    let mds = cluster_api(&client, &ns, "MachineDeployment", "machinedeployments");
+    let machines = cluster_api(&client, &ns, "Machine", "machines");
+    let annotations = BTreeMap::from([
+        (
+            "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size",
+            "1",
+        ),
+        (
+            "cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size",
+            "5",
+        ),
+    ]);
+    let md: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "MachineDeployment",
+        "metadata": {"name": "workers", "annotations": annotations},
+        "spec": {"replicas": 2, "clusterName": "test",
+                 "selector": {"matchLabels": {"pool": "workers"}}}
+    }))
+    .unwrap();
+    mds.create(&PostParams::default(), &md).await.unwrap();
+    // What the MachineDeployment controller would write: the selector the scale reads.
+    mds.patch_status(
+        "workers",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"replicas": 2, "selector": "pool=workers"}})),
+    )
+    .await
+    .unwrap();
+    for name in ["workers-a", "workers-b"] {
+        let m: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Machine",
+            "metadata": {"name": name, "labels": {"pool": "workers"}},
+            "spec": {"clusterName": "test", "failureDomain": "zone-a"}
+        }))
+        .unwrap();
+        machines.create(&PostParams::default(), &m).await.unwrap();
+        machines
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"phase": "Running"}})),
+            )
+            .await
+            .unwrap();
+    }
+
+    let group = format!("machinedeployment/{ns}/workers");
+    let k8s = provider(json!({})).await;
+    let g = k8s.describe_group(&group).await.unwrap();
+    assert_eq!((g.min_size, g.max_size, g.desired_capacity), (1, 5, 2));
+    assert_eq!(g.ready(), 2, "{g:?}");
+    assert_eq!(g.zones, vec!["zone-a".to_owned()]);
+
+    k8s.set_desired_capacity(&group, 4).await.unwrap();
+    assert_eq!(
+        mds.get("workers").await.unwrap().data["spec"]["replicas"],
+        4
+    );
+    let e = k8s.set_desired_capacity(&group, 6).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+
+    // Scale-in marks the victim for the MachineSet controller, then lowers the count.
+    k8s.remove_instances(&group, &RemoveInstances::new(vec!["workers-b".to_owned()]))
+        .await
+        .unwrap();
+    let victim = machines.get("workers-b").await.unwrap();
+    assert!(
+        victim
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("cluster.x-k8s.io/delete-machine")
+    );
+    let other = machines.get("workers-a").await.unwrap();
+    assert!(
+        !other
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("cluster.x-k8s.io/delete-machine")
+    );
+    assert_eq!(
+        mds.get("workers").await.unwrap().data["spec"]["replicas"],
+        3
+    );
+    // Not below the annotated minimum.
+    let e = k8s
+        .remove_instances(
+            &group,
+            &RemoveInstances::new(vec!["workers-a".to_owned(), "workers-b".to_owned()]),
+        )
+        .await;
+    assert!(e.is_ok() || e.as_ref().unwrap_err().kind() == ErrorKind::InvalidInput);
+
+    // A node group without Cluster Autoscaler's annotations is not scaled.
+    let bare: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "MachineDeployment",
+        "metadata": {"name": "bare"},
+        "spec": {"replicas": 1, "clusterName": "test", "selector": {"matchLabels": {"pool": "bare"}}}
+    }))
+    .unwrap();
+    mds.create(&PostParams::default(), &bare).await.unwrap();
+    let e = k8s
+        .describe_group(&format!("machinedeployment/{ns}/bare"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("node-group-min-size"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubeconfig_that_points_nowhere_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:9'}\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {token: secret-token-value}\n",
+    )
+    .unwrap();
+    let settings = KubernetesSettings::from_value(&json!({"kubeconfig": path})).unwrap();
+    let e = KubernetesProvider::connect("k8s", settings)
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("https://127.0.0.1:9"), "{text}");
+    assert!(text.contains("check the kubeconfig"), "{text}");
+    assert!(!text.contains("secret-token-value"), "{text}");
+}
