@@ -5,6 +5,7 @@
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    unit tests only: no servers, no lints
+# HOIST_FUZZ_SECONDS (default 30) bounds each fuzz target's run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,3 +69,9 @@ done
 step "tests"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+
+# The parsers of everything Hoist reads from outside (policy files, traces, the plugin
+# protocol), fuzzed on stable Rust from the corpus in fuzz/corpus for a bounded time each
+# (fuzz/README.md). The seed is printed; a failure says how to replay it.
+step "fuzz: ${HOIST_FUZZ_SECONDS:=30} s per target"
+HOIST_FUZZ_SECONDS="$HOIST_FUZZ_SECONDS" cargo test -p hoist-fuzz --test fuzz

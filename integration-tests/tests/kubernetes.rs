@@ -402,3 +402,146 @@ async fn a_kubeconfig_that_points_nowhere_is_a_clear_error() {
     assert!(text.contains("check the kubeconfig"), "{text}");
     assert!(!text.contains("secret-token-value"), "{text}");
 }
+
+fn kubectl(args: &[&str]) -> String {
+    let kubectl = kubeconfig("HOIST_TEST_KUBECTL");
+    let out = std::process::Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(kubeconfig("HOIST_TEST_KUBECONFIG"))
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_role_is_enough_and_nothing_more() {
+    let client = admin_client().await;
+    let ns = namespace(&client, "hoist-rbac").await;
+    deployment(&client, &ns, "web", 2, 1, 5).await;
+    let group = format!("deployment/{ns}/web");
+    let limited = |extra: serde_json::Value| async move {
+        let mut settings = json!({"kubeconfig": kubeconfig("HOIST_TEST_KUBECONFIG_LIMITED")});
+        settings.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        KubernetesProvider::connect("k8s", KubernetesSettings::from_value(&settings).unwrap())
+            .await
+            .unwrap()
+    };
+
+    // Without the role: refused, as a permission error that is not retried and says where the
+    // role is.
+    let k8s = limited(json!({})).await;
+    let e = k8s.describe_group(&group).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert!(!e.is_retryable());
+    assert!(e.to_string().contains("rbac.yaml"), "{e}");
+
+    // With the shipped ClusterRole bound to the user, every operation works.
+    let rbac = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/kubernetes/rbac.yaml");
+    kubectl(&["apply", "-f", rbac]);
+    let binding = format!("hoist-limited-{ns}");
+    kubectl(&[
+        "create",
+        "clusterrolebinding",
+        &binding,
+        "--clusterrole=hoist",
+        "--user=hoist-limited",
+    ]);
+    eventually("the role in force", || async {
+        k8s.describe_group(&group).await.is_ok()
+    })
+    .await;
+    k8s.set_desired_capacity(&group, 3).await.unwrap();
+    let replicas = kubectl(&["get", "deployment", "web", "-n", &ns, "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(replicas, "3");
+    eventually("three pods", || async {
+        k8s.describe_group(&group).await.unwrap().instances.len() == 3
+    })
+    .await;
+    let victim = k8s.describe_group(&group).await.unwrap().instances[0].id.clone();
+    k8s.remove_instances(&group, &RemoveInstances::new(vec![victim]))
+        .await
+        .unwrap();
+    let replicas = kubectl(&["get", "deployment", "web", "-n", &ns, "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(replicas, "2");
+
+    // Outside the role (reading Secrets): refused, not retried.
+    let path = kubeconfig("HOIST_TEST_KUBECONFIG_LIMITED");
+    let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let limited_client = kube::Client::try_from(config).unwrap();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(limited_client, &ns);
+    let e = secrets.list(&Default::default()).await.unwrap_err();
+    let e = hoist_kubernetes::errors::from_kube(e, "list", "secrets");
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert!(!e.is_retryable());
+    kubectl(&["delete", "clusterrolebinding", &binding]);
+}
+
+/// The `hoist` binary next to this test's executable.
+fn hoist_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("hoist");
+    assert!(
+        path.exists(),
+        "{} does not exist: build the binary first (`cargo build --workspace --all-targets`, as scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hoist_plan_and_run_once_scale_a_deployment_read_back_with_kubectl() {
+    let client = admin_client().await;
+    let ns = namespace(&client, "hoist-cli").await;
+    deployment(&client, &ns, "web", 2, 1, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = format!(
+        "providers:\n  k8s:\n    kubernetes:\n      kubeconfig: {}\ngroups:\n  - name: deployment/{ns}/web\n    provider: k8s\n    min: 2\n    max: 8\n    policies:\n      - target_tracking: {{ metric: utilization, target: 0.6 }}\n      - scheduled: {{ cron: \"* * * * *\", duration: 1h, min: 4 }}\n",
+        kubeconfig("HOIST_TEST_KUBECONFIG")
+    );
+    std::fs::write(dir.path().join("policy.yaml"), &policy).unwrap();
+    let hoist = |args: &[&str]| {
+        std::process::Command::new(hoist_binary())
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = hoist(&["validate", "policy.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = hoist(&["plan", "policy.yaml", "--output", "json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(plan["groups"][0]["current"], 2, "{plan}");
+    assert_eq!(plan["groups"][0]["desired"], 4, "{plan}");
+    // A plan changes nothing.
+    let replicas = kubectl(&["get", "deployment", "web", "-n", &ns, "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(replicas, "2");
+
+    let out = hoist(&["run", "--once", "policy.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let replicas = kubectl(&["get", "deployment", "web", "-n", &ns, "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(replicas, "4");
+
+    // A group that does not exist: a clear error naming it.
+    std::fs::write(
+        dir.path().join("missing.yaml"),
+        policy.replace(&format!("deployment/{ns}/web"), &format!("deployment/{ns}/nope")),
+    )
+    .unwrap();
+    let out = hoist(&["plan", "missing.yaml"]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("deployment/{ns}/nope")) && text.contains("NotFound"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}

@@ -295,7 +295,7 @@ pub enum TraceError {
     },
     /// The trace spans more than [`MAX_TRACE_STEPS`] grid steps.
     #[error(
-        "{file}:{line}: timestamp {at} makes the trace span {steps} steps of {step_seconds} s, more than the limit of {MAX_TRACE_STEPS}"
+        "{file}:{line}: timestamp {at} makes the trace span {steps} steps of {step_seconds} s; a trace spans at most {MAX_TRACE_STEPS} steps and 292 years"
     )]
     TooLong {
         /// The file.
@@ -449,6 +449,17 @@ fn parse(name: String, file: &str, text: &str) -> Result<Trace, TraceError> {
                 })?
                 .with_timezone(&Utc),
         };
+        // chrono reads a leap second (`00:00:60`) as the second before the next minute, at the
+        // same offset; a trace is on a grid of whole time, so it is refused.
+        if at.timestamp_subsec_nanos() >= 1_000_000_000 {
+            return Err(TraceError::Timestamp {
+                file: file.to_owned(),
+                line,
+                text: ts.to_owned(),
+                reason: "a leap second (second 60) is not on any grid; write the minute after"
+                    .to_owned(),
+            });
+        }
         let value: f64 = val.parse().map_err(|_| TraceError::Number {
             file: file.to_owned(),
             line,
@@ -527,7 +538,12 @@ fn parse(name: String, file: &str, text: &str) -> Result<Trace, TraceError> {
 
     let (last_line, last_ns, _) = rows[rows.len() - 1];
     let steps = (last_ns / step_ns) as u64 + 1;
-    if steps > MAX_TRACE_STEPS as u64 {
+    // The end of the trace (`start + steps * step`) must be a time that can be computed.
+    let end_fits = step_ns
+        .checked_mul(steps as i64)
+        .and_then(|span| start.checked_add_signed(TimeDelta::nanoseconds(span)))
+        .is_some();
+    if steps > MAX_TRACE_STEPS as u64 || !end_fits {
         return Err(TraceError::TooLong {
             file: file.to_owned(),
             line: last_line,
@@ -769,7 +785,19 @@ mod tests {
             (
                 format!("{h}{ok0}2024-01-01T00:00:01Z,1\n2200-01-01T00:00:00Z,1\n"),
                 4,
-                "more than the limit",
+                "at most 20000000 steps",
+            ),
+            // Two rows 200 years apart: two steps, but the end of the trace would be past
+            // what a time can hold.
+            (
+                format!("{h}2000-01-01T00:00:00Z,1\n2200-01-01T00:00:00Z,2\n"),
+                3,
+                "292 years",
+            ),
+            (
+                format!("{h}{ok0}2026-01-01T00:00:60Z,2\n"),
+                3,
+                "leap second",
             ),
         ];
         for (text, line, what) in cases {

@@ -2,6 +2,7 @@
 
 mod control_concurrency;
 mod decide;
+mod decide_properties;
 mod forecast_forecaster;
 mod forecast_model;
 mod hardening;
