@@ -427,7 +427,10 @@ async fn the_shipped_role_is_enough_and_nothing_more() {
     let group = format!("deployment/{ns}/web");
     let limited = |extra: serde_json::Value| async move {
         let mut settings = json!({"kubeconfig": kubeconfig("HOIST_TEST_KUBECONFIG_LIMITED")});
-        settings.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        settings
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         KubernetesProvider::connect("k8s", KubernetesSettings::from_value(&settings).unwrap())
             .await
             .unwrap()
@@ -442,7 +445,10 @@ async fn the_shipped_role_is_enough_and_nothing_more() {
     assert!(e.to_string().contains("rbac.yaml"), "{e}");
 
     // With the shipped ClusterRole bound to the user, every operation works.
-    let rbac = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/kubernetes/rbac.yaml");
+    let rbac = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/kubernetes/rbac.yaml"
+    );
     kubectl(&["apply", "-f", rbac]);
     let binding = format!("hoist-limited-{ns}");
     kubectl(&[
@@ -457,17 +463,35 @@ async fn the_shipped_role_is_enough_and_nothing_more() {
     })
     .await;
     k8s.set_desired_capacity(&group, 3).await.unwrap();
-    let replicas = kubectl(&["get", "deployment", "web", "-n", &ns, "-o", "jsonpath={.spec.replicas}"]);
+    let replicas = kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
     assert_eq!(replicas, "3");
     eventually("three pods", || async {
         k8s.describe_group(&group).await.unwrap().instances.len() == 3
     })
     .await;
-    let victim = k8s.describe_group(&group).await.unwrap().instances[0].id.clone();
+    let victim = k8s.describe_group(&group).await.unwrap().instances[0]
+        .id
+        .clone();
     k8s.remove_instances(&group, &RemoveInstances::new(vec![victim]))
         .await
         .unwrap();
-    let replicas = kubectl(&["get", "deployment", "web", "-n", &ns, "-o", "jsonpath={.spec.replicas}"]);
+    let replicas = kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
     assert_eq!(replicas, "2");
 
     // Outside the role (reading Secrets): refused, not retried.
@@ -516,32 +540,73 @@ async fn hoist_plan_and_run_once_scale_a_deployment_read_back_with_kubectl() {
             .unwrap()
     };
     let out = hoist(&["validate", "policy.yaml"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let out = hoist(&["plan", "policy.yaml", "--output", "json"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(plan["groups"][0]["current"], 2, "{plan}");
     assert_eq!(plan["groups"][0]["desired"], 4, "{plan}");
     // A plan changes nothing.
-    let replicas = kubectl(&["get", "deployment", "web", "-n", &ns, "-o", "jsonpath={.spec.replicas}"]);
+    let replicas = kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
     assert_eq!(replicas, "2");
 
     let out = hoist(&["run", "--once", "policy.yaml"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let replicas = kubectl(&["get", "deployment", "web", "-n", &ns, "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replicas = kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
     assert_eq!(replicas, "4");
 
     // A group that does not exist: a clear error naming it.
     std::fs::write(
         dir.path().join("missing.yaml"),
-        policy.replace(&format!("deployment/{ns}/web"), &format!("deployment/{ns}/nope")),
+        policy.replace(
+            &format!("deployment/{ns}/web"),
+            &format!("deployment/{ns}/nope"),
+        ),
     )
     .unwrap();
     let out = hoist(&["plan", "missing.yaml"]);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_ne!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains(&format!("deployment/{ns}/nope")) && text.contains("NotFound"), "{text}");
+    assert!(
+        text.contains(&format!("deployment/{ns}/nope")) && text.contains("NotFound"),
+        "{text}"
+    );
     assert!(!text.contains("panicked"), "{text}");
 }
