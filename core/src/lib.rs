@@ -18,7 +18,9 @@ pub use hoist_api::provider::*;
 #[cfg(feature = "testkit")]
 pub use hoist_api::testkit;
 pub use hoist_api::{Clock, Error, ErrorKind, Result, SecretRef, SecretString, SystemClock};
-pub use hoist_api::{clock, duration, error, input, layers, model, provider, registry, secret};
+pub use hoist_api::{
+    clock, duration, error, input, layers, leadership, model, provider, registry, secret,
+};
 
 pub use hoist_sim as sim;
 pub use hoist_sim::trace;

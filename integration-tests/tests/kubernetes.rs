@@ -610,3 +610,139 @@ async fn hoist_plan_and_run_once_scale_a_deployment_read_back_with_kubectl() {
     );
     assert!(!text.contains("panicked"), "{text}");
 }
+
+/// The applied actions in an audit log: (time, current, desired).
+fn applied(log: &std::path::Path) -> Vec<(String, u64, u64)> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["record"] == "decision" && r["outcome"] == "applied")
+        .map(|r| {
+            (
+                r["at"].as_str().unwrap_or_default().to_owned(),
+                r["current"].as_u64().unwrap_or_default(),
+                r["desired"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_replica_takes_over_when_the_leader_is_killed() {
+    let client = admin_client().await;
+    let ns = namespace(&client, "hoist-ha").await;
+    deployment(&client, &ns, "web", 2, 1, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = format!(
+        "providers:\n  k8s:\n    kubernetes:\n      kubeconfig: {}\nrun:\n  interval: 1s\ngroups:\n  - name: deployment/{ns}/web\n    provider: k8s\n    min: 1\n    max: 8\n    policies:\n      - scheduled: {{ cron: \"* * * * *\", duration: 1h, min: 5 }}\n",
+        kubeconfig("HOIST_TEST_KUBECONFIG")
+    );
+    std::fs::write(dir.path().join("policy.yaml"), &policy).unwrap();
+    let replica = |identity: &str| {
+        std::process::Command::new(hoist_binary())
+            .args([
+                "run",
+                "policy.yaml",
+                "--no-metrics",
+                "--quiet",
+                "--leader-elect",
+                "--lease-namespace",
+                &ns,
+                "--lease-duration",
+                "4s",
+                "--renew-deadline",
+                "3s",
+                "--retry-period",
+                "1s",
+                "--identity",
+                identity,
+                "--audit-log",
+                &format!("{identity}.jsonl"),
+            ])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let replicas = || {
+        kubectl(&[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])
+    };
+    let wait_for = |want: &str| {
+        for _ in 0..120 {
+            if replicas() == want {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!(
+            "replicas did not become {want} within 30 s (now {})",
+            replicas()
+        );
+    };
+
+    let mut a = replica("a");
+    wait_for("5");
+    let mut b = replica("b");
+    std::thread::sleep(Duration::from_secs(2));
+    // Drift while both run: only the leader puts it right.
+    kubectl(&["scale", "deployment", "web", "-n", &ns, "--replicas=1"]);
+    wait_for("5");
+    std::thread::sleep(Duration::from_secs(2));
+
+    // The leader dies without a word; the standby takes over within the lease duration.
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let killed_at = chrono::Utc::now();
+    kubectl(&["scale", "deployment", "web", "-n", &ns, "--replicas=3"]);
+    let started = std::time::Instant::now();
+    wait_for("5");
+    let took = started.elapsed();
+    b.kill().unwrap();
+    b.wait().unwrap();
+    assert!(
+        took < Duration::from_secs(4 + 6),
+        "took over after {took:?}"
+    );
+
+    let (log_a, log_b) = (
+        applied(&dir.path().join("a.jsonl")),
+        applied(&dir.path().join("b.jsonl")),
+    );
+    let all: Vec<&(String, u64, u64)> = log_a.iter().chain(&log_b).collect();
+    // Each drift was put right exactly once, by the replica that led at the time.
+    assert_eq!(
+        all.iter().filter(|r| r.1 == 1).count(),
+        1,
+        "a: {log_a:?} b: {log_b:?}"
+    );
+    assert!(log_a.iter().any(|r| r.1 == 1 && r.2 == 5), "a: {log_a:?}");
+    assert_eq!(
+        all.iter().filter(|r| r.1 == 3).count(),
+        1,
+        "a: {log_a:?} b: {log_b:?}"
+    );
+    assert!(log_b.iter().any(|r| r.1 == 3 && r.2 == 5), "b: {log_b:?}");
+    // The standby changed nothing while the leader lived.
+    for (at, ..) in &log_b {
+        let at: chrono::DateTime<chrono::Utc> = at.parse().unwrap();
+        assert!(
+            at > killed_at,
+            "b acted at {at}, before the leader died at {killed_at}: {log_b:?}"
+        );
+    }
+    let standby = std::fs::read_to_string(dir.path().join("b.jsonl")).unwrap();
+    assert!(
+        standby.contains("\"outcome\":\"standby\"") || log_b.len() == 1,
+        "{standby}"
+    );
+}

@@ -52,6 +52,38 @@ pub struct Args {
     /// Log level or filter (`warn`, `info`, `hoist_core=debug,info`, ...).
     #[arg(long, default_value = "warn,aws_config=error", value_name = "FILTER")]
     pub log_level: String,
+    #[command(flatten)]
+    pub leader: LeaderArgs,
+}
+
+/// Leader election: several replicas of `hoist run` on one policy, only the holder of a
+/// Kubernetes Lease acting.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Leader election")]
+pub struct LeaderArgs {
+    /// Run as one of several replicas: act only while holding a `coordination.k8s.io` Lease in
+    /// the cluster of the policy's first `kubernetes:` provider (a standby replica decides and
+    /// records `standby`, changing nothing). Wall clock only.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// The Lease's name.
+    #[arg(long, default_value = "hoist", requires = "leader_elect")]
+    pub lease_name: String,
+    /// The Lease's namespace (deploy/kubernetes/rbac.yaml grants Leases in `hoist`).
+    #[arg(long, default_value = "hoist", requires = "leader_elect")]
+    pub lease_namespace: String,
+    /// How long the Lease holds without renewal before another replica may take it.
+    #[arg(long, default_value = "15s", value_parser = parse_duration, requires = "leader_elect")]
+    pub lease_duration: HumanDuration,
+    /// How long the leader keeps acting without renewing the Lease.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, requires = "leader_elect")]
+    pub renew_deadline: HumanDuration,
+    /// How often the Lease is renewed, or tried for.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, requires = "leader_elect")]
+    pub retry_period: HumanDuration,
+    /// This replica's identity in the Lease (default: the host name and process id).
+    #[arg(long, requires = "leader_elect")]
+    pub identity: Option<String>,
 }
 
 /// Log formats.
@@ -93,6 +125,7 @@ struct GroupTally {
     scale_outs: u64,
     scale_ins: u64,
     failures: u64,
+    standby: u64,
     holds_for_metrics: u64,
     lowest: Option<u32>,
     highest: Option<u32>,
@@ -189,10 +222,27 @@ pub fn run(args: Args) -> CliResult {
             None => None,
         };
         let providers = built.providers;
+        let lease = if args.leader.leader_elect {
+            if virtual_time {
+                return Err(CliError::input(
+                    "--leader-elect: a run on the simulated cloud has one replica by nature; leader election is for wall-clock runs",
+                ));
+            }
+            Some(leader_lock(&document, &args.leader).await?)
+        } else {
+            None
+        };
+        let renewal = lease.as_ref().map(|l| {
+            let task = l.spawn_renewal();
+            (Arc::clone(l), task)
+        });
         let mut control = built
             .control
             .with_audit(Arc::clone(&audit))
             .with_dry_run(args.dry_run);
+        if let Some(lease) = &lease {
+            control = control.with_leadership(Arc::clone(lease) as Arc<dyn hoist_core::leadership::Leadership>);
+        }
         let start = control.clock().now();
         audit
             .append(&AuditRecord::ConfigLoaded {
@@ -249,6 +299,10 @@ pub fn run(args: Args) -> CliResult {
             }
         }
         let end = control.clock().now();
+        if let Some((lease, task)) = renewal {
+            task.abort();
+            lease.release().await;
+        }
         let reason = stopped_by.map_or_else(|| "completed".to_owned(), |s| format!("stopped by {s}"));
         audit
             .append(&AuditRecord::Stopped { at: end, reason: &reason })
@@ -282,6 +336,12 @@ pub fn run(args: Args) -> CliResult {
                 format!("{}–{}", t.lowest.unwrap_or(0), t.highest.unwrap_or(0)),
                 t.last.map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
             );
+            if t.standby > 0 {
+                println!(
+                    "{:<20} {} change(s) not made: another replica held the leadership",
+                    "", t.standby
+                );
+            }
             if t.holds_for_metrics > 0 {
                 println!(
                     "{:<20} held {} time(s) for missing or unusable metrics",
@@ -322,6 +382,95 @@ pub fn run(args: Args) -> CliResult {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The Lease lock of `--leader-elect`, in the cluster of the policy's first `kubernetes:`
+/// provider.
+#[cfg(feature = "kubernetes")]
+async fn leader_lock(
+    document: &hoist_core::config::PolicyDocument,
+    args: &LeaderArgs,
+) -> Result<Arc<hoist_kubernetes::LeaseLock>, CliError> {
+    let settings = document
+        .policy
+        .providers
+        .values()
+        .find_map(|p| match p.kind_and_settings() {
+            Ok(("kubernetes", settings)) => Some(settings),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            CliError::input(
+                "--leader-elect needs a `kubernetes:` provider in the policy: the Lease lives in its cluster",
+            )
+        })?;
+    let mut settings =
+        hoist_kubernetes::KubernetesSettings::from_value(&settings).map_err(CliError::input)?;
+    if let Some(path) = &settings.kubeconfig
+        && path.is_relative()
+    {
+        settings.kubeconfig = Some(document.base_dir.join(path));
+    }
+    let provider = hoist_kubernetes::KubernetesProvider::connect("leader-election", settings)
+        .await
+        .map_err(CliError::runtime)?;
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "hoist".to_owned());
+        format!("{host}-{}", std::process::id())
+    });
+    let lock = hoist_kubernetes::LeaseLock::new(
+        provider.client().clone(),
+        hoist_kubernetes::LeaseSettings {
+            name: args.lease_name.clone(),
+            namespace: args.lease_namespace.clone(),
+            lease_duration: args.lease_duration.get(),
+            renew_deadline: args.renew_deadline.get(),
+            retry_period: args.retry_period.get(),
+            identity,
+        },
+    )
+    .map_err(CliError::input)?;
+    Ok(Arc::new(lock))
+}
+
+/// Without the Kubernetes provider compiled in there is nowhere to keep a Lease.
+#[cfg(not(feature = "kubernetes"))]
+async fn leader_lock(
+    _document: &hoist_core::config::PolicyDocument,
+    _args: &LeaderArgs,
+) -> Result<Arc<NoLease>, CliError> {
+    Err(CliError::input(
+        "--leader-elect needs the `kubernetes` feature of this build",
+    ))
+}
+
+/// A stand-in lock type for builds without the Kubernetes provider.
+#[cfg(not(feature = "kubernetes"))]
+#[derive(Debug)]
+struct NoLease;
+
+#[cfg(not(feature = "kubernetes"))]
+impl NoLease {
+    fn spawn_renewal(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async {})
+    }
+    async fn release(&self) {}
+}
+
+#[cfg(not(feature = "kubernetes"))]
+#[async_trait::async_trait]
+impl hoist_core::leadership::Leadership for NoLease {
+    async fn may_act(&self) -> bool {
+        false
+    }
+    fn identity(&self) -> &str {
+        "none"
+    }
 }
 
 /// A future that completes with the signal's name on SIGINT (Ctrl-C) or SIGTERM (what a
@@ -371,6 +520,7 @@ fn record(tallies: &mut BTreeMap<String, GroupTally>, outcome: &GroupOutcome) {
             t.evaluations += 1;
             match (decision.direction, action) {
                 (_, Action::Failed(_)) => t.failures += 1,
+                (_, Action::Standby) => t.standby += 1,
                 (Direction::Out, _) => t.scale_outs += 1,
                 (Direction::In, _) => t.scale_ins += 1,
                 (Direction::Hold, _) => {}
@@ -417,6 +567,7 @@ fn print_outcome(outcome: &GroupOutcome) {
             let status = match action {
                 Action::Applied => String::new(),
                 Action::DryRun => " [dry run]".into(),
+                Action::Standby => " [standby: not the leader]".into(),
                 Action::Unchanged => String::new(),
                 Action::Failed(e) => format!(" [FAILED: {e}]"),
             };

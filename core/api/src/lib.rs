@@ -19,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod input;
 pub mod layers;
+pub mod leadership;
 pub mod model;
 pub mod operation;
 pub mod provider;

@@ -121,6 +121,8 @@ pub enum Action {
     Applied,
     /// The provider refused or failed.
     Failed(Error),
+    /// Not applied: another replica holds the leadership (or this one could not confirm it).
+    Standby,
 }
 
 impl Action {
@@ -131,6 +133,7 @@ impl Action {
             Action::DryRun => "dry_run",
             Action::Applied => "applied",
             Action::Failed(_) => "failed",
+            Action::Standby => "standby",
         }
     }
 }
@@ -154,6 +157,7 @@ struct Shared {
     dry_run: bool,
     metric_step_seconds: u32,
     prices: Mutex<Prices>,
+    leadership: Arc<dyn hoist_api::leadership::Leadership>,
 }
 
 /// Price per hour and currency by (provider, instance class); `None` when there is none.
@@ -176,6 +180,7 @@ impl ControlLoop {
                 dry_run: false,
                 metric_step_seconds: 60,
                 prices: Mutex::new(HashMap::new()),
+                leadership: Arc::new(hoist_api::leadership::Alone),
             },
             concurrency: DEFAULT_CONCURRENCY,
         }
@@ -190,6 +195,18 @@ impl ControlLoop {
     /// Appends every decision to `audit`.
     pub fn with_audit(mut self, audit: Arc<AuditLog>) -> Self {
         self.shared.audit = audit;
+        self
+    }
+
+    /// Acts only while `leadership` says this process may ([`Leadership::may_act`], asked
+    /// right before every write); otherwise decisions are recorded as [`Action::Standby`].
+    ///
+    /// [`Leadership::may_act`]: hoist_api::leadership::Leadership::may_act
+    pub fn with_leadership(
+        mut self,
+        leadership: Arc<dyn hoist_api::leadership::Leadership>,
+    ) -> Self {
+        self.shared.leadership = leadership;
         self
     }
 
@@ -401,6 +418,8 @@ impl Shared {
             Action::Unchanged
         } else if decision.dry_run {
             Action::DryRun
+        } else if !self.leadership.may_act().await {
+            Action::Standby
         } else {
             let applied = match managed.provider.scaling_provider() {
                 Ok(scaling) => {

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod errors;
+pub mod leader;
 mod quantity;
 pub mod settings;
 pub mod target;
@@ -42,6 +43,7 @@ use kube::core::{ApiResource, DynamicObject};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
+pub use leader::{LeaseLock, LeaseSettings};
 pub use quantity::{parse_cpu, parse_memory_mib};
 pub use settings::{KubernetesProviderFactory, KubernetesSettings, ResourceProfile};
 pub use target::{GroupKind, GroupRef, Target};
@@ -144,6 +146,11 @@ impl KubernetesProvider {
             server,
             targets: tokio::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The client, for what else runs against the same cluster (leader election).
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// The cluster's API server URL.
