@@ -119,7 +119,9 @@ async fn a_deployment_passes_the_conformance_suite() {
     let ns = namespace(&client, "hoist-conformance").await;
     deployment(&client, &ns, "web", 2, 1, 6).await;
     let group = format!("deployment/{ns}/web");
-    let k8s = Arc::new(provider(json!({})).await);
+    // Pod metrics are tested on their own below (another test may install the stand-in API
+    // while this one runs).
+    let k8s = Arc::new(provider(json!({"pod_metrics": false})).await);
     // The controller manager creates the Pods.
     eventually("two pods", || async {
         k8s.describe_group(&group).await.unwrap().instances.len() == 2
@@ -745,4 +747,97 @@ async fn a_standby_replica_takes_over_when_the_leader_is_killed() {
         standby.contains("\"outcome\":\"standby\"") || log_b.len() == 1,
         "{standby}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn utilization_comes_from_pod_metrics_over_cpu_requests() {
+    let client = admin_client().await;
+    // The test cluster has no metrics-server; a CRD serves the same PodMetrics objects at the
+    // same path (metrics.k8s.io/v1beta1 pods), which is all the client reads.
+    kubectl_apply_json(&json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": "pods.metrics.k8s.io",
+            "annotations": {"api-approved.kubernetes.io": "unapproved, a test stand-in for metrics-server"}
+        },
+        "spec": {
+            "group": "metrics.k8s.io",
+            "scope": "Namespaced",
+            "names": {"kind": "PodMetrics", "plural": "pods", "singular": "podmetrics", "listKind": "PodMetricsList"},
+            "versions": [{
+                "name": "v1beta1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
+            }]
+        }
+    }));
+    let ns = namespace(&client, "hoist-metrics").await;
+    deployment(&client, &ns, "cpu", 2, 1, 6).await;
+    let group = format!("deployment/{ns}/cpu");
+    let k8s = provider(json!({})).await;
+    eventually("two pods", || async {
+        k8s.describe_group(&group).await.unwrap().instances.len() == 2
+    })
+    .await;
+    let metrics = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &ns,
+        &hoist_kubernetes::metrics::pod_metrics_resource(),
+    );
+    eventually("the stand-in served", || async {
+        metrics.list(&Default::default()).await.is_ok()
+    })
+    .await;
+    let now = chrono::Utc::now();
+    for (i, pod) in k8s
+        .describe_group(&group)
+        .await
+        .unwrap()
+        .instances
+        .iter()
+        .enumerate()
+    {
+        let m: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
+            "metadata": {"name": pod.id, "labels": {"app": "cpu"}},
+            "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "window": "30s",
+            "containers": [{"name": "app", "usage": {"cpu": if i == 0 { "40m" } else { "80m" }, "memory": "10Mi"}}]
+        }))
+        .unwrap();
+        metrics.create(&PostParams::default(), &m).await.unwrap();
+    }
+    // A provider connected now finds the API served and offers utilisation.
+    let k8s = Arc::new(provider(json!({})).await);
+    assert!(k8s.offers_pod_metrics());
+    let set = k8s.clone().into_provider_set();
+    let source = set.metrics.expect("pod metrics offered");
+    let query = hoist_core::RangeQuery::new(
+        hoist_core::MetricQuery {
+            group: group.clone(),
+            metric: hoist_core::MetricKind::Utilization,
+            expression: None,
+        },
+        hoist_core::TimeRange {
+            start: now - chrono::TimeDelta::minutes(5),
+            end: now + chrono::TimeDelta::minutes(1),
+        },
+        60,
+    );
+    let series = source.query_range(&query).await.unwrap();
+    let sample = series[0].samples[0];
+    // (40m + 80m) used over 2 × 100m requested.
+    assert!((sample.value - 0.6).abs() < 1e-9, "{sample:?}");
+    // Other signals are not in this API.
+    let mut latency = query.clone();
+    latency.query.metric = hoist_core::MetricKind::LatencyP95;
+    let e = source.query_range(&latency).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+}
+
+fn kubectl_apply_json(value: &serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("object.json");
+    std::fs::write(&path, value.to_string()).unwrap();
+    kubectl(&["apply", "-f", path.to_str().unwrap()]);
 }

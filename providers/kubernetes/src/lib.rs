@@ -19,6 +19,7 @@
 
 pub mod errors;
 pub mod leader;
+pub mod metrics;
 mod quantity;
 pub mod settings;
 pub mod target;
@@ -79,6 +80,10 @@ pub struct KubernetesProvider {
     settings: KubernetesSettings,
     server: String,
     targets: tokio::sync::Mutex<HashMap<String, Target>>,
+    /// The cluster serves `metrics.k8s.io` and the settings want it.
+    pod_metrics: bool,
+    /// The cluster's ReplicaSet controller deletes the Pods of lowest deletion cost first.
+    deletion_cost: bool,
 }
 
 impl fmt::Debug for KubernetesProvider {
@@ -128,7 +133,7 @@ impl KubernetesProvider {
         let server = config.cluster_url.to_string();
         let client = Client::try_from(config)
             .map_err(|e| config_error(format!("cannot build a client for {server}: {e}")))?;
-        client.apiserver_version().await.map_err(|e| {
+        let version = client.apiserver_version().await.map_err(|e| {
             let e = from_kube(e, "connect to", &server);
             Error::new(
                 e.kind(),
@@ -139,12 +144,22 @@ impl KubernetesProvider {
             )
             .with_provider(PROVIDER)
         })?;
+        let pod_metrics = settings.pod_metrics != Some(false) && metrics::served(&client).await;
+        // The ReplicaSet controller honours pod-deletion-cost from 1.22 (on by default).
+        let minor: u32 = version
+            .minor
+            .trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .unwrap_or(u32::MAX);
+        let deletion_cost = version.major != "1" || minor >= 22;
         Ok(KubernetesProvider {
             name: name.to_owned(),
             client,
             settings,
             server,
             targets: tokio::sync::Mutex::new(HashMap::new()),
+            pod_metrics,
+            deletion_cost,
         })
     }
 
@@ -158,11 +173,22 @@ impl KubernetesProvider {
         &self.server
     }
 
-    /// Both traits of this provider as one [`ProviderSet`].
+    /// Whether the provider offers pod CPU utilisation from `metrics.k8s.io`.
+    pub fn offers_pod_metrics(&self) -> bool {
+        self.pod_metrics
+    }
+
+    /// The traits of this provider as one [`ProviderSet`]: scaling and catalog, and metrics
+    /// when the cluster serves `metrics.k8s.io` ([`metrics`]).
     pub fn into_provider_set(self: std::sync::Arc<Self>) -> ProviderSet {
-        ProviderSet::new(self.name.clone())
+        let set = ProviderSet::new(self.name.clone())
             .with_scaling(self.clone())
-            .with_catalog(self)
+            .with_catalog(self.clone());
+        if self.pod_metrics {
+            set.with_metrics(self)
+        } else {
+            set
+        }
     }
 
     /// The group `id` resolved against the API server (cached).
@@ -398,6 +424,45 @@ impl KubernetesProvider {
                 r.get("memory").and_then(Value::as_str).unwrap_or("-")
             ),
             None => "unspecified".to_owned(),
+        }
+    }
+
+    /// Waits (at most a second) until the newest instance of `group` was created in an earlier
+    /// second than now: creation times have whole seconds, and a replacement must compare as
+    /// newer than every Pod that stays.
+    async fn newest_pod_at_least_a_second_old(&self, group: &ScalingGroup) {
+        let newest = group
+            .instances
+            .iter()
+            .map(|i| i.launched_at.timestamp())
+            .max();
+        if let Some(newest) = newest {
+            let now = Utc::now();
+            if now.timestamp() <= newest {
+                let wait = 1_000 - i64::from(now.timestamp_subsec_millis()) + 50;
+                tokio::time::sleep(std::time::Duration::from_millis(wait.clamp(0, 1_100) as u64))
+                    .await;
+            }
+        }
+    }
+
+    /// Waits (at most five seconds) until the controller has started replacements for the `n`
+    /// deleted Pods of `before`.
+    async fn wait_for_replacements(&self, target: &Target, before: &ScalingGroup, n: u32) {
+        let known: std::collections::HashSet<&str> =
+            before.instances.iter().map(|i| i.id.as_str()).collect();
+        for _ in 0..50 {
+            if let Ok((g, _)) = self.read(target).await {
+                let fresh = g
+                    .instances
+                    .iter()
+                    .filter(|i| !known.contains(i.id.as_str()))
+                    .count();
+                if fresh >= n as usize {
+                    return;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
 
@@ -710,19 +775,28 @@ impl ScalingProvider for KubernetesProvider {
                     &target.reference.namespace,
                     &ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&()),
                 );
-                // The lowest deletion cost first, so that the ReplicaSet controller (1.22 and
-                // later) takes these Pods should it scale down before they are gone; then the
-                // Pods are deleted, so they go whatever the controller's version; then, below,
-                // the count drops, and the controller removes the replacements it started
-                // meanwhile (the newest and least ready go first).
-                for pod in &request.instances {
-                    if request.decrement {
+                if request.decrement && self.deletion_cost {
+                    // The ReplicaSet controller (1.22 and later) deletes the Pods of lowest
+                    // deletion cost first: mark the victims, and the count drops below.
+                    for pod in &request.instances {
                         self.annotate(&pods, "pod", pod, POD_DELETION_COST, &i32::MIN.to_string())
                             .await?;
                     }
-                    pods.delete(pod, &DeleteParams::default())
-                        .await
-                        .map_err(|e| from_kube(e, "delete pod", pod))?;
+                } else {
+                    if request.decrement {
+                        // An older controller ignores the cost and deletes the newest Pods
+                        // first: delete the victims, let it start replacements that are newer
+                        // than every other Pod, and the count drops below, taking those.
+                        self.newest_pod_at_least_a_second_old(&g).await;
+                    }
+                    for pod in &request.instances {
+                        pods.delete(pod, &DeleteParams::default())
+                            .await
+                            .map_err(|e| from_kube(e, "delete pod", pod))?;
+                    }
+                    if request.decrement {
+                        self.wait_for_replacements(&target, &g, n).await;
+                    }
                 }
             }
             GroupKind::NodeGroup => {

@@ -54,6 +54,10 @@ pub struct KubernetesSettings {
     /// How long one request may take. Default 30s.
     #[serde(default)]
     pub timeout: Option<HumanDuration>,
+    /// Offer the groups' CPU utilisation from the `metrics.k8s.io` API (metrics-server) when
+    /// the cluster serves it. Default true.
+    #[serde(default)]
+    pub pod_metrics: Option<bool>,
 }
 
 /// Container resources: what the vertical move sets on a workload's pod template.
@@ -238,7 +242,8 @@ impl KubernetesSettings {
                         "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}
                     }
                 },
-                "timeout": {"type": "string", "description": "How long one request may take, e.g. 30s."}
+                "timeout": {"type": "string", "description": "How long one request may take, e.g. 30s."},
+                "pod_metrics": {"type": "boolean", "description": "Offer groups' CPU utilisation from the metrics.k8s.io API (metrics-server) when the cluster serves it. Default true."}
             }
         })
     }
