@@ -4,7 +4,7 @@
 //! `println!` would panic on the next line; here a write to a closed pipe ends the process at
 //! once, without a message and with exit code 141 (128 + SIGPIPE), as a Unix tool killed by
 //! SIGPIPE does. The audit log is flushed record by record, so nothing written before is lost.
-//! The crate's `println!` and `print!` macros (in `main.rs`) write through [`write`].
+//! The crate's `println!` and `print!` macros (in `main.rs`) write through [`write()`].
 
 use std::fmt;
 use std::io::Write;
