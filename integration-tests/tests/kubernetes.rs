@@ -841,3 +841,175 @@ fn kubectl_apply_json(value: &serde_json::Value) {
     std::fs::write(&path, value.to_string()).unwrap();
     kubectl(&["apply", "-f", path.to_str().unwrap()]);
 }
+
+/// What the MachineSet controller does, for a test cluster without Cluster API: keeps as many
+/// Machines as the MachineDeployment's replicas, deleting those marked with
+/// `cluster.x-k8s.io/delete-machine` first, and gives new ones a running phase, a zone and a
+/// Node of the instance type of the template the MachineDeployment references.
+async fn machine_set_controller(
+    client: kube::Client,
+    ns: String,
+    md: String,
+    types: BTreeMap<String, String>,
+) {
+    let mds = cluster_api(&client, &ns, "MachineDeployment", "machinedeployments");
+    let machines = cluster_api(&client, &ns, "Machine", "machines");
+    let mut next = 0u32;
+    loop {
+        if let Ok(object) = mds.get(&md).await {
+            let replicas = object.data["spec"]["replicas"].as_u64().unwrap_or(0) as usize;
+            let template = object.data["spec"]["template"]["spec"]["infrastructureRef"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let list = machines
+                .list(&kube::api::ListParams::default().labels(&format!("pool={md}")))
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default();
+            let mut live: Vec<&DynamicObject> = list
+                .iter()
+                .filter(|m| m.metadata.deletion_timestamp.is_none())
+                .collect();
+            // Marked first, then the newest.
+            live.sort_by_key(|m| {
+                let marked = m
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key("cluster.x-k8s.io/delete-machine"));
+                (!marked, std::cmp::Reverse(m.metadata.name.clone()))
+            });
+            if live.len() > replicas {
+                for m in &live[..live.len() - replicas] {
+                    let _ = machines
+                        .delete(m.metadata.name.as_deref().unwrap(), &Default::default())
+                        .await;
+                }
+            }
+            for _ in live.len()..replicas {
+                next += 1;
+                let name = format!("{md}-{next:04}");
+                let node = types.get(&template).cloned().unwrap_or_default();
+                let m: DynamicObject = serde_json::from_value(json!({
+                    "apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Machine",
+                    "metadata": {"name": name, "labels": {"pool": md}},
+                    "spec": {"clusterName": "test", "failureDomain": "zone-a"}
+                }))
+                .unwrap();
+                if machines.create(&PostParams::default(), &m).await.is_ok() {
+                    let _ = machines
+                        .patch_status(
+                            &name,
+                            &PatchParams::default(),
+                            &Patch::Merge(
+                                json!({"status": {"phase": "Running", "nodeRef": {"name": node}}}),
+                            ),
+                        )
+                        .await;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_api_node_group_passes_the_conformance_suite() {
+    let client = admin_client().await;
+    install_cluster_api(&client).await;
+    let ns = namespace(&client, "hoist-md-conformance").await;
+    let md_name = format!("pool-{}", std::process::id());
+    // Nodes of two types in the group's zone (cluster-scoped; no kubelet needed to create them).
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let mut node_of_template = BTreeMap::new();
+    for (ty, cpu, mem) in [("m5.large", "2", "8Gi"), ("m5.xlarge", "4", "16Gi")] {
+        let node = format!("{md_name}-{}", ty.replace('.', "-"));
+        let n: k8s_openapi::api::core::v1::Node = serde_json::from_value(json!({
+            "metadata": {"name": node, "labels": {
+                "node.kubernetes.io/instance-type": ty,
+                "topology.kubernetes.io/zone": "zone-a"
+            }}
+        }))
+        .unwrap();
+        nodes.create(&PostParams::default(), &n).await.unwrap();
+        nodes
+            .patch_status(
+                &node,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"allocatable": {"cpu": cpu, "memory": mem}}})),
+            )
+            .await
+            .unwrap();
+        node_of_template.insert(format!("tmpl-{ty}"), node);
+    }
+    let mds = cluster_api(&client, &ns, "MachineDeployment", "machinedeployments");
+    let md: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "MachineDeployment",
+        "metadata": {"name": md_name, "labels": {"hoist-test": md_name}, "annotations": {
+            "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size": "1",
+            "cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size": "5"
+        }},
+        "spec": {"replicas": 2, "clusterName": "test",
+                 "selector": {"matchLabels": {"pool": md_name}},
+                 "template": {"spec": {"infrastructureRef": {
+                     "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
+                     "kind": "DockerMachineTemplate", "name": "tmpl-m5.large"}}}}
+    }))
+    .unwrap();
+    mds.create(&PostParams::default(), &md).await.unwrap();
+    mds.patch_status(
+        &md_name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"selector": format!("pool={md_name}")}})),
+    )
+    .await
+    .unwrap();
+    let controller = tokio::spawn(machine_set_controller(
+        client.clone(),
+        ns.clone(),
+        md_name.clone(),
+        node_of_template,
+    ));
+
+    let group = format!("machinedeployment/{ns}/{md_name}");
+    let k8s = Arc::new(
+        provider(json!({
+            "pod_metrics": false,
+            // Only this test's node group is listed.
+            "selector": format!("hoist-test={md_name}"),
+            "node_templates": {"m5.large": "tmpl-m5.large", "m5.xlarge": "tmpl-m5.xlarge"},
+            "prices": {
+                "instance_types": {"m5.large": 0.096, "m5.xlarge": 0.192},
+                "per_vcpu_hour": 0.03,
+                "per_gib_hour": 0.004
+            }
+        }))
+        .await,
+    );
+    eventually("two machines", || async {
+        k8s.describe_group(&group).await.unwrap().ready() == 2
+    })
+    .await;
+    let listed = k8s.list_groups().await.unwrap();
+    assert_eq!(
+        listed.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
+        vec![group.as_str()],
+        "the selector leaves only this node group"
+    );
+    let g = k8s.describe_group(&group).await.unwrap();
+    assert_eq!(g.instance_class, "m5.large");
+    let target = ConformanceTarget::new(k8s.clone().into_provider_set(), &group)
+        .with_unknown_group(format!("machinedeployment/{ns}/no-such-pool"))
+        .with_settle(Duration::from_millis(500), 60);
+    let report = run_conformance(&target).await;
+    controller.abort();
+    println!("{report}");
+    report.assert_passed();
+    // The vertical move pointed the MachineDeployment at the other template and back.
+    let md = mds.get(&md_name).await.unwrap();
+    assert_eq!(
+        md.data["spec"]["template"]["spec"]["infrastructureRef"]["name"],
+        "tmpl-m5.large"
+    );
+}

@@ -7,7 +7,7 @@
 //! | group | desired capacity | instances | bounds | victims | instance classes |
 //! |---|---|---|---|---|---|
 //! | a workload with the `scale` subresource (Deployment, StatefulSet, ReplicaSet, a custom resource) | `spec.replicas` through `/scale` | the Pods its selector matches | `autoscaling.hoist.dev/min-size` and `-max-size` annotations, else 0 to 1,000,000 | `controller.kubernetes.io/pod-deletion-cost` set low before scaling down | named resource profiles, set on the pod template (a rolling update) |
-//! | a Cluster API node group (MachineDeployment, MachineSet) | `spec.replicas` through `/scale` | the Machines its selector matches | Cluster Autoscaler's `cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size` and `-max-size` annotations | `cluster.x-k8s.io/delete-machine` set before scaling down | node types seen on Nodes, priced from the settings |
+//! | a Cluster API node group (MachineDeployment, MachineSet) | `spec.replicas` through `/scale` | the Machines its selector matches | Cluster Autoscaler's `cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size` and `-max-size` annotations | `cluster.x-k8s.io/delete-machine` set before scaling down | node types seen on Nodes, priced from the settings; the vertical move points the MachineDeployment at the infrastructure template `node_templates` names |
 //!
 //! Build one from a policy file's settings with [`KubernetesProviderFactory`], or with
 //! [`KubernetesProvider::connect`]. Writes of the replica count read the scale subresource and
@@ -163,6 +163,14 @@ impl KubernetesProvider {
         })
     }
 
+    /// The list parameters of `list_groups`: the settings' label selector, if any.
+    fn selected(&self) -> ListParams {
+        match &self.settings.selector {
+            Some(selector) => ListParams::default().labels(selector),
+            None => ListParams::default(),
+        }
+    }
+
     /// The client, for what else runs against the same cluster (leader election).
     pub fn client(&self) -> &Client {
         &self.client
@@ -251,7 +259,21 @@ impl KubernetesProvider {
                 let instances = self.pod_instances(target, &selector).await?;
                 (instances, self.workload_class(&object), Vec::new())
             }
-            GroupKind::NodeGroup => self.machine_instances(target, &selector).await?,
+            GroupKind::NodeGroup => {
+                let (instances, seen, zones) = self.machine_instances(target, &selector).await?;
+                let template = object
+                    .data
+                    .pointer("/spec/template/spec/infrastructureRef/name")
+                    .and_then(Value::as_str);
+                // The class whose template the node group references, else what its nodes are.
+                let class = self
+                    .settings
+                    .node_templates
+                    .iter()
+                    .find(|(_, t)| Some(t.as_str()) == template)
+                    .map_or(seen, |(class, _)| class.clone());
+                (instances, class, zones)
+            }
         };
         let tags = object.metadata.labels.clone().unwrap_or_default();
         Ok((
@@ -589,8 +611,13 @@ impl KubernetesProvider {
             .collect())
     }
 
+    /// The price of a class from the settings' table; without one, zero, with a source that
+    /// says no price was given (a catalog lists every class with an offering).
     fn price(&self, name: &str, vcpus: f64, memory_mib: u64, detail: &str) -> Option<Price> {
-        let per_hour = self.settings.prices.price(name, vcpus, memory_mib)?;
+        let (per_hour, kind, detail) = match self.settings.prices.price(name, vcpus, memory_mib) {
+            Some(p) => (p, "config", detail),
+            None => (0.0, "none", "no price in the provider settings (`prices:`)"),
+        };
         let currency = Currency(
             self.settings
                 .prices
@@ -602,7 +629,7 @@ impl KubernetesProvider {
             amount: Money::from_f64(per_hour, currency)?,
             unit: RateUnit::PerHour,
             source: PriceSource {
-                kind: "config".to_owned(),
+                kind: kind.to_owned(),
                 detail: detail.to_owned(),
             },
         })
@@ -693,7 +720,7 @@ impl ScalingProvider for KubernetesProvider {
         ] {
             let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
             let list = api
-                .list(&ListParams::default())
+                .list(&self.selected())
                 .await
                 .map_err(|e| from_kube(e, "list", &resource.plural))?;
             ids.extend(list.items.iter().filter_map(|o| {
@@ -711,7 +738,7 @@ impl ScalingProvider for KubernetesProvider {
         {
             let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
             let list = api
-                .list(&ListParams::default())
+                .list(&self.selected())
                 .await
                 .map_err(|e| from_kube(e, "list", &resource.plural))?;
             ids.extend(
@@ -835,10 +862,33 @@ impl ScalingProvider for KubernetesProvider {
     ) -> Result<Option<Activity>> {
         let target = self.target(group).await?;
         if target.kind == GroupKind::NodeGroup {
-            return Err(Error::unsupported(format!(
-                "node group {group}: changing a node group's machine type means a new infrastructure template, which Hoist does not write; scale another node group instead"
-            ))
-            .with_provider(PROVIDER));
+            // Cluster API's own way: point the MachineDeployment at another infrastructure
+            // template; its controller replaces the Machines in a rolling update.
+            let template = self
+                .settings
+                .node_templates
+                .get(instance_class)
+                .ok_or_else(|| {
+                    let known: Vec<&str> =
+                        self.settings.node_templates.keys().map(String::as_str).collect();
+                    Error::not_found(format!(
+                        "instance class {instance_class}: no infrastructure template for it in `node_templates` (known: {})",
+                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    ))
+                    .with_provider(PROVIDER)
+                })?;
+            let patch =
+                json!({"spec": {"template": {"spec": {"infrastructureRef": {"name": template}}}}});
+            target
+                .api(&self.client)
+                .patch(
+                    &target.reference.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .map_err(|e| from_kube(e, "set the infrastructure template of", group))?;
+            return Ok(None);
         }
         if target.resource.group != "apps" {
             return Err(Error::unsupported(format!(

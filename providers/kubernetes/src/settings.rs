@@ -45,9 +45,18 @@ pub struct KubernetesSettings {
     /// Groups to report besides those the policy file places on this provider.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// A label selector (`autoscaling.hoist.dev/enabled=true`): `list_groups` reports only the
+    /// Deployments, StatefulSets and MachineDeployments that match it. Default: all of them.
+    #[serde(default)]
+    pub selector: Option<String>,
     /// Named resource profiles: the instance classes of workloads.
     #[serde(default)]
     pub profiles: BTreeMap<String, ResourceProfile>,
+    /// Node groups' instance classes: the Cluster API infrastructure template (by name, of the
+    /// kind the MachineDeployment already references) that makes nodes of each instance type.
+    /// The vertical move on a node group points its `infrastructureRef` at the class's template.
+    #[serde(default)]
+    pub node_templates: BTreeMap<String, String>,
     /// Prices of node types and of profiles.
     #[serde(default)]
     pub prices: PriceTable,
@@ -155,6 +164,24 @@ impl KubernetesSettings {
             GroupRef::parse(group)
                 .map_err(|e| field_error(&format!("groups[{i}]"), e.message()))?;
         }
+        if let Some(selector) = &self.selector
+            && selector.trim().is_empty()
+        {
+            return Err(field_error(
+                "selector",
+                format!(
+                    "`{selector}` is not a label selector such as `autoscaling.hoist.dev/enabled=true`"
+                ),
+            ));
+        }
+        for (class, template) in &self.node_templates {
+            if template.trim().is_empty() {
+                return Err(field_error(
+                    &format!("node_templates.{class}"),
+                    "names no infrastructure template",
+                ));
+            }
+        }
         for (name, profile) in &self.profiles {
             let at = |f: &str| format!("profiles.{name}.{f}");
             parse_cpu(&profile.cpu).map_err(|e| field_error(&at("cpu"), e))?;
@@ -217,6 +244,8 @@ impl KubernetesSettings {
                 "kubeconfig": {"type": "string", "description": "The kubeconfig file, relative to the policy file. Default: $KUBECONFIG, ~/.kube/config, else in-cluster."},
                 "context": {"type": "string", "description": "The kubeconfig context. Default: the current context."},
                 "groups": {"type": "array", "items": {"type": "string", "pattern": "^[^/]+/[^/]+/[^/]+$"}, "description": "Groups to report besides those the policy places here, as KIND/NAMESPACE/NAME."},
+                "selector": {"type": "string", "description": "A label selector: list only the Deployments, StatefulSets and MachineDeployments that match it."},
+                "node_templates": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}, "description": "Instance type to the Cluster API infrastructure template (name) that makes nodes of it: the vertical move of node groups."},
                 "profiles": {
                     "type": "object",
                     "description": "Named container resources: the instance classes of workloads, set on the pod template by the vertical move.",
