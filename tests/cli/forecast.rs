@@ -243,7 +243,10 @@ fn capacity_rejects_bad_input_with_exit_code_2() {
     for (args, needle) in [
         (vec!["capacity", path], "at least 3 days"),
         (vec!["capacity", path, "--max", "10"], "--work-per-instance"),
-        (vec!["capacity", path, "--work-per-instance=-1"], "must be in [1e-6"),
+        (
+            vec!["capacity", path, "--work-per-instance=-1"],
+            "must be in [1e-6",
+        ),
         (vec!["capacity", "/does/not/exist.csv"], "exist.csv"),
     ] {
         let out = hoist(&args);
