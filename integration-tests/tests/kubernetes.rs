@@ -523,24 +523,37 @@ fn hoist_binary() -> std::path::PathBuf {
     path
 }
 
+/// Writes `dir/policy.yaml`: the test cluster as provider `k8s`, `run` (YAML, may be empty),
+/// and the group `deployment/NS/web` with `group` (its indented fields). Returns the text.
+fn write_policy(dir: &std::path::Path, ns: &str, run: &str, group: &str) -> String {
+    let policy = format!(
+        "providers:\n  k8s:\n    kubernetes:\n      kubeconfig: {}\n{run}groups:\n  - name: deployment/{ns}/web\n    provider: k8s\n{group}",
+        kubeconfig("HOIST_TEST_KUBECONFIG")
+    );
+    std::fs::write(dir.join("policy.yaml"), &policy).unwrap();
+    policy
+}
+
+/// `hoist`, to be run in `dir`.
+fn hoist_in(dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(hoist_binary());
+    command.current_dir(dir);
+    command
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hoist_plan_and_run_once_scale_a_deployment_read_back_with_kubectl() {
     let client = admin_client().await;
     let ns = namespace(&client, "hoist-cli").await;
     deployment(&client, &ns, "web", 2, 1, 10).await;
     let dir = tempfile::tempdir().unwrap();
-    let policy = format!(
-        "providers:\n  k8s:\n    kubernetes:\n      kubeconfig: {}\ngroups:\n  - name: deployment/{ns}/web\n    provider: k8s\n    min: 2\n    max: 8\n    policies:\n      - target_tracking: {{ metric: utilization, target: 0.6 }}\n      - scheduled: {{ cron: \"* * * * *\", duration: 1h, min: 4 }}\n",
-        kubeconfig("HOIST_TEST_KUBECONFIG")
+    let policy = write_policy(
+        dir.path(),
+        &ns,
+        "",
+        "    min: 2\n    max: 8\n    policies:\n      - target_tracking: { metric: utilization, target: 0.6 }\n      - scheduled: { cron: \"* * * * *\", duration: 1h, min: 4 }\n",
     );
-    std::fs::write(dir.path().join("policy.yaml"), &policy).unwrap();
-    let hoist = |args: &[&str]| {
-        std::process::Command::new(hoist_binary())
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .unwrap()
-    };
+    let hoist = |args: &[&str]| hoist_in(dir.path()).args(args).output().unwrap();
     let out = hoist(&["validate", "policy.yaml"]);
     assert_eq!(
         out.status.code(),
@@ -636,13 +649,14 @@ async fn a_standby_replica_takes_over_when_the_leader_is_killed() {
     let ns = namespace(&client, "hoist-ha").await;
     deployment(&client, &ns, "web", 2, 1, 10).await;
     let dir = tempfile::tempdir().unwrap();
-    let policy = format!(
-        "providers:\n  k8s:\n    kubernetes:\n      kubeconfig: {}\nrun:\n  interval: 1s\ngroups:\n  - name: deployment/{ns}/web\n    provider: k8s\n    min: 1\n    max: 8\n    policies:\n      - scheduled: {{ cron: \"* * * * *\", duration: 1h, min: 5 }}\n",
-        kubeconfig("HOIST_TEST_KUBECONFIG")
+    write_policy(
+        dir.path(),
+        &ns,
+        "run:\n  interval: 1s\n",
+        "    min: 1\n    max: 8\n    policies:\n      - scheduled: { cron: \"* * * * *\", duration: 1h, min: 5 }\n",
     );
-    std::fs::write(dir.path().join("policy.yaml"), &policy).unwrap();
     let replica = |identity: &str| {
-        std::process::Command::new(hoist_binary())
+        hoist_in(dir.path())
             .args([
                 "run",
                 "policy.yaml",
@@ -662,7 +676,6 @@ async fn a_standby_replica_takes_over_when_the_leader_is_killed() {
                 "--audit-log",
                 &format!("{identity}.jsonl"),
             ])
-            .current_dir(dir.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

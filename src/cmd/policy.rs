@@ -61,18 +61,23 @@ pub const MAX_VIRTUAL_EVALUATIONS: u128 = 1_000_000;
 /// The most ticks of a simulated cloud a run in virtual time may cover.
 pub const MAX_VIRTUAL_TICKS: u128 = 100_000_000;
 
-/// On a simulated cloud, whose work is proportional to the virtual time it covers: the
-/// problem with running it for `duration`, when that is more than the limits allow.
-pub fn virtual_span_problem(document: &PolicyDocument, duration: Duration) -> Option<String> {
-    let simulated: Vec<serde_json::Value> = document
+/// The settings of every provider of `kind` in the policy, in the file's order of names.
+pub fn settings_of_kind(document: &PolicyDocument, kind: &str) -> Vec<serde_json::Value> {
+    document
         .policy
         .providers
         .values()
         .filter_map(|p| match p.kind_and_settings() {
-            Ok(("simulated", settings)) => Some(settings),
+            Ok((k, settings)) if k == kind => Some(settings),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// On a simulated cloud, whose work is proportional to the virtual time it covers: the
+/// problem with running it for `duration`, when that is more than the limits allow.
+pub fn virtual_span_problem(document: &PolicyDocument, duration: Duration) -> Option<String> {
+    let simulated = settings_of_kind(document, "simulated");
     if simulated.is_empty() {
         return None;
     }

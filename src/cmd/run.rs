@@ -391,14 +391,9 @@ async fn leader_lock(
     document: &hoist_core::config::PolicyDocument,
     args: &LeaderArgs,
 ) -> Result<Arc<hoist_kubernetes::LeaseLock>, CliError> {
-    let settings = document
-        .policy
-        .providers
-        .values()
-        .find_map(|p| match p.kind_and_settings() {
-            Ok(("kubernetes", settings)) => Some(settings),
-            _ => None,
-        })
+    let settings = policy::settings_of_kind(document, "kubernetes")
+        .into_iter()
+        .next()
         .ok_or_else(|| {
             CliError::input(
                 "--leader-elect needs a `kubernetes:` provider in the policy: the Lease lives in its cluster",

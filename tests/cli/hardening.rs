@@ -4,20 +4,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::policy::{hoist, root};
 use std::time::{Duration, Instant};
-
-fn hoist(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run hoist")
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Runs `hoist args` in `dir`, asserting exit code 2 and a message containing `needle`, with
 /// no panic; returns standard error.

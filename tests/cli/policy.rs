@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn hoist(args: &[&str], dir: &Path) -> Output {
+pub(crate) fn hoist(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hoist"))
         .args(args)
         .current_dir(dir)
@@ -13,7 +13,7 @@ fn hoist(args: &[&str], dir: &Path) -> Output {
         .expect("run hoist")
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
