@@ -1026,3 +1026,43 @@ async fn a_cluster_api_node_group_passes_the_conformance_suite() {
         "tmpl-m5.large"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_writer_makes_the_provider_read_again_not_overwrite() {
+    let client = admin_client().await;
+    let ns = namespace(&client, "hoist-conflict").await;
+    deployment(&client, &ns, "web", 2, 1, 10).await;
+    let group = format!("deployment/{ns}/web");
+    let k8s = provider(json!({})).await;
+    let seen = std::sync::Mutex::new(Vec::new());
+    // Between the provider's read and its write, another writer scales the Deployment (once):
+    // the write at the stale version is refused with 409, and the provider reads again.
+    k8s.update_replicas(&group, |current| {
+        let mut seen = seen.lock().unwrap();
+        seen.push(current);
+        if seen.len() == 1 {
+            kubectl(&["scale", "deployment", "web", "-n", &ns, "--replicas=6"]);
+        }
+        Ok(current + 1)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![2, 6],
+        "read again after the conflict"
+    );
+    let replicas = kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(
+        replicas, "7",
+        "the other writer's change was built on, not overwritten"
+    );
+}

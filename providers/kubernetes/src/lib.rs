@@ -488,6 +488,19 @@ impl KubernetesProvider {
         }
     }
 
+    /// Read-modify-write of a group's replica count: `decide` gets the count just read and
+    /// returns the new one, which is written at the version read; when another writer changed
+    /// it in between (409), the count is read again and `decide` asked again, up to five
+    /// times. No bounds are checked here (see [`ScalingProvider::set_desired_capacity`]).
+    pub async fn update_replicas(
+        &self,
+        group: &str,
+        decide: impl Fn(u32) -> Result<u32>,
+    ) -> Result<()> {
+        let target = self.target(group).await?;
+        self.write_replicas(&target, decide).await
+    }
+
     /// Sets `spec.replicas` through the scale subresource at the version just read, re-reading
     /// after a conflict. `decide` sees the current count and returns the new one.
     async fn write_replicas(
