@@ -1047,11 +1047,11 @@ async fn a_conflicting_writer_makes_the_provider_read_again_not_overwrite() {
     })
     .await
     .unwrap();
-    assert_eq!(
-        *seen.lock().unwrap(),
-        vec![2, 6],
-        "read again after the conflict"
-    );
+    // Read again after the conflict (more than once when the Deployment controller's own
+    // status write also moved the version on), and every later read saw the other writer's 6.
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.len() >= 2 && seen[0] == 2, "{seen:?}");
+    assert!(seen[1..].iter().all(|&n| n == 6), "{seen:?}");
     let replicas = kubectl(&[
         "get",
         "deployment",
