@@ -27,7 +27,7 @@ pub mod test_support;
 pub use hoist_api;
 
 pub use abi::ABI_VERSION;
-pub use factory::{PluginFactory, PluginSettings};
+pub use factory::{PluginFactory, PluginSettings, sha256_hex};
 pub use kit::{Plugin, PluginContext};
 pub use loader::{KIT_VERSION, LoadError, PluginLibrary, PluginProvider, load};
 pub use protocol::{Capability, Metadata};

@@ -63,6 +63,10 @@ fn read_config(text: &str) -> Result<(serde_json::Value, PathBuf), CliError> {
 fn inspect(path: &Path, config: Option<&str>, json: bool) -> CliResult {
     let library = PluginLibrary::open(path).map_err(CliError::input)?;
     let meta = library.metadata().clone();
+    // What a policy file pins with `sha256:`.
+    let sha256 = std::fs::read(path)
+        .map(|bytes| hoist_plugin::sha256_hex(&bytes))
+        .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
     let instance = match config {
         None => None,
         Some(text) => {
@@ -82,6 +86,7 @@ fn inspect(path: &Path, config: Option<&str>, json: bool) -> CliResult {
     if json {
         let out = serde_json::json!({
             "path": path,
+            "sha256": sha256,
             "metadata": meta,
             "host_abi_version": ABI_VERSION,
             "capabilities": instance,
@@ -92,6 +97,7 @@ fn inspect(path: &Path, config: Option<&str>, json: bool) -> CliResult {
     let provides: Vec<&str> = meta.provides.iter().map(|c| c.as_str()).collect();
     println!("plugin       {} {}", meta.name, meta.version);
     println!("file         {}", path.display());
+    println!("sha256       {sha256}");
     println!("description  {}", meta.description);
     println!(
         "abi          version {} (built with hoist-plugin {}); this hoist: version {ABI_VERSION} \

@@ -335,6 +335,44 @@ fn the_example_plugin_runs_under_hoist_run() {
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(dir.path().join("hoist-audit.jsonl").exists());
 
+    // Pinned by its SHA-256 (as `plugins inspect` prints it): the same library loads, any
+    // other is refused before it is loaded, at the `sha256` line.
+    let out = hoist(
+        &["plugins", "inspect", library.to_str().unwrap(), "--json"],
+        dir.path(),
+    );
+    let inspected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sha = inspected["sha256"].as_str().unwrap().to_owned();
+    assert_eq!(sha.len(), 64, "{inspected}");
+    let policy = std::fs::read_to_string(dir.path().join("policy.yaml")).unwrap();
+    let pinned = |hash: &str| {
+        policy.replacen(
+            "    config:\n",
+            &format!("    sha256: {hash}\n    config:\n"),
+            1,
+        )
+    };
+    std::fs::write(dir.path().join("pinned.yaml"), pinned(&sha)).unwrap();
+    let out = hoist(&["plan", "pinned.yaml"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let other = format!("{}0", &sha[..63]);
+    let other = if other == sha {
+        format!("{}1", &sha[..63])
+    } else {
+        other
+    };
+    std::fs::write(dir.path().join("tampered.yaml"), pinned(&other)).unwrap();
+    for command in ["validate", "plan"] {
+        let out = hoist(&[command, "tampered.yaml"], dir.path());
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("tampered.yaml:13")
+                && stderr.contains(&format!("its SHA-256 is {sha}")),
+            "{stderr}"
+        );
+    }
+
     // A configuration the plugin rejects reaches the user verbatim, as invalid input, when the
     // provider is built (`validate` checks the library and its ABI without starting the plugin).
     let bad = std::fs::read_to_string(dir.path().join("policy.yaml"))

@@ -86,9 +86,13 @@ impl ProviderConfig {
     /// the whole map (`plugin` and `config`).
     pub fn kind_and_settings(&self) -> Result<(&str, serde_json::Value), String> {
         if self.0.contains_key(PLUGIN_KIND) {
-            if let Some(extra) = self.0.keys().find(|k| *k != PLUGIN_KIND && *k != "config") {
+            if let Some(extra) = self
+                .0
+                .keys()
+                .find(|k| !matches!(k.as_str(), PLUGIN_KIND | "config" | "sha256"))
+            {
                 return Err(format!(
-                    "unknown field `{extra}` in a plugin provider; a plugin provider has `plugin: PATH` and optionally `config:`"
+                    "unknown field `{extra}` in a plugin provider; a plugin provider has `plugin: PATH` and optionally `config:` and `sha256:`"
                 ));
             }
             let settings = serde_json::Value::Object(
