@@ -1,5 +1,6 @@
 //! Tests of engine, one binary for the area (each module was once a binary of its own).
 
+mod chaos;
 mod control_concurrency;
 mod decide;
 mod decide_properties;
