@@ -99,6 +99,21 @@ async fn deployment(
     api.create(&PostParams::default(), &d).await.unwrap();
 }
 
+/// A client, and a fresh namespace (named after `prefix`) holding a Deployment `name` with
+/// `replicas` and the bounds `min`..`max` in its annotations.
+async fn with_deployment(
+    prefix: &str,
+    name: &str,
+    replicas: i32,
+    min: u32,
+    max: u32,
+) -> (kube::Client, String) {
+    let client = admin_client().await;
+    let ns = namespace(&client, prefix).await;
+    deployment(&client, &ns, name, replicas, min, max).await;
+    (client, ns)
+}
+
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -115,9 +130,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_passes_the_conformance_suite() {
-    let client = admin_client().await;
-    let ns = namespace(&client, "hoist-conformance").await;
-    deployment(&client, &ns, "web", 2, 1, 6).await;
+    let (_, ns) = with_deployment("hoist-conformance", "web", 2, 1, 6).await;
     let group = format!("deployment/{ns}/web");
     // Pod metrics are tested on their own below (another test may install the stand-in API
     // while this one runs).
@@ -137,9 +150,7 @@ async fn a_deployment_passes_the_conformance_suite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_a_deployment_is_read_back_through_the_api() {
-    let client = admin_client().await;
-    let ns = namespace(&client, "hoist-scale").await;
-    deployment(&client, &ns, "api", 1, 1, 5).await;
+    let (client, ns) = with_deployment("hoist-scale", "api", 1, 1, 5).await;
     let group = format!("deployment/{ns}/api");
     let k8s = provider(json!({})).await;
 
@@ -423,9 +434,7 @@ fn kubectl(args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipped_role_is_enough_and_nothing_more() {
-    let client = admin_client().await;
-    let ns = namespace(&client, "hoist-rbac").await;
-    deployment(&client, &ns, "web", 2, 1, 5).await;
+    let (_, ns) = with_deployment("hoist-rbac", "web", 2, 1, 5).await;
     let group = format!("deployment/{ns}/web");
     let limited = |extra: serde_json::Value| async move {
         let mut settings = json!({"kubeconfig": kubeconfig("HOIST_TEST_KUBECONFIG_LIMITED")});
@@ -543,9 +552,7 @@ fn hoist_in(dir: &std::path::Path) -> std::process::Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hoist_plan_and_run_once_scale_a_deployment_read_back_with_kubectl() {
-    let client = admin_client().await;
-    let ns = namespace(&client, "hoist-cli").await;
-    deployment(&client, &ns, "web", 2, 1, 10).await;
+    let (_, ns) = with_deployment("hoist-cli", "web", 2, 1, 10).await;
     let dir = tempfile::tempdir().unwrap();
     let policy = write_policy(
         dir.path(),
@@ -645,9 +652,7 @@ fn applied(log: &std::path::Path) -> Vec<(String, u64, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_replica_takes_over_when_the_leader_is_killed() {
-    let client = admin_client().await;
-    let ns = namespace(&client, "hoist-ha").await;
-    deployment(&client, &ns, "web", 2, 1, 10).await;
+    let (_, ns) = with_deployment("hoist-ha", "web", 2, 1, 10).await;
     let dir = tempfile::tempdir().unwrap();
     write_policy(
         dir.path(),
@@ -1029,9 +1034,7 @@ async fn a_cluster_api_node_group_passes_the_conformance_suite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflicting_writer_makes_the_provider_read_again_not_overwrite() {
-    let client = admin_client().await;
-    let ns = namespace(&client, "hoist-conflict").await;
-    deployment(&client, &ns, "web", 2, 1, 10).await;
+    let (_, ns) = with_deployment("hoist-conflict", "web", 2, 1, 10).await;
     let group = format!("deployment/{ns}/web");
     let k8s = provider(json!({})).await;
     let seen = std::sync::Mutex::new(Vec::new());
