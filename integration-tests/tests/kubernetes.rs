@@ -416,6 +416,19 @@ async fn a_kubeconfig_that_points_nowhere_is_a_clear_error() {
     assert!(!text.contains("secret-token-value"), "{text}");
 }
 
+/// `spec.replicas` of Deployment `name` in `ns`, as kubectl reads it.
+fn replicas_of(ns: &str, name: &str) -> String {
+    kubectl(&[
+        "get",
+        "deployment",
+        name,
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ])
+}
+
 fn kubectl(args: &[&str]) -> String {
     let kubectl = kubeconfig("HOIST_TEST_KUBECTL");
     let out = std::process::Command::new(kubectl)
@@ -474,15 +487,7 @@ async fn the_shipped_role_is_enough_and_nothing_more() {
     })
     .await;
     k8s.set_desired_capacity(&group, 3).await.unwrap();
-    let replicas = kubectl(&[
-        "get",
-        "deployment",
-        "web",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.spec.replicas}",
-    ]);
+    let replicas = replicas_of(&ns, "web");
     assert_eq!(replicas, "3");
     eventually("three pods", || async {
         k8s.describe_group(&group).await.unwrap().instances.len() == 3
@@ -494,15 +499,7 @@ async fn the_shipped_role_is_enough_and_nothing_more() {
     k8s.remove_instances(&group, &RemoveInstances::new(vec![victim]))
         .await
         .unwrap();
-    let replicas = kubectl(&[
-        "get",
-        "deployment",
-        "web",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.spec.replicas}",
-    ]);
+    let replicas = replicas_of(&ns, "web");
     assert_eq!(replicas, "2");
 
     // Outside the role (reading Secrets): refused, not retried.
@@ -581,15 +578,7 @@ async fn hoist_plan_and_run_once_scale_a_deployment_read_back_with_kubectl() {
     assert_eq!(plan["groups"][0]["current"], 2, "{plan}");
     assert_eq!(plan["groups"][0]["desired"], 4, "{plan}");
     // A plan changes nothing.
-    let replicas = kubectl(&[
-        "get",
-        "deployment",
-        "web",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.spec.replicas}",
-    ]);
+    let replicas = replicas_of(&ns, "web");
     assert_eq!(replicas, "2");
 
     let out = hoist(&["run", "--once", "policy.yaml"]);
@@ -599,15 +588,7 @@ async fn hoist_plan_and_run_once_scale_a_deployment_read_back_with_kubectl() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let replicas = kubectl(&[
-        "get",
-        "deployment",
-        "web",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.spec.replicas}",
-    ]);
+    let replicas = replicas_of(&ns, "web");
     assert_eq!(replicas, "4");
 
     // A group that does not exist: a clear error naming it.
@@ -686,17 +667,7 @@ async fn a_standby_replica_takes_over_when_the_leader_is_killed() {
             .spawn()
             .unwrap()
     };
-    let replicas = || {
-        kubectl(&[
-            "get",
-            "deployment",
-            "web",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.spec.replicas}",
-        ])
-    };
+    let replicas = || replicas_of(&ns, "web");
     let wait_for = |want: &str| {
         for _ in 0..120 {
             if replicas() == want {
@@ -1055,15 +1026,7 @@ async fn a_conflicting_writer_makes_the_provider_read_again_not_overwrite() {
     let seen = seen.lock().unwrap().clone();
     assert!(seen.len() >= 2 && seen[0] == 2, "{seen:?}");
     assert!(seen[1..].iter().all(|&n| n == 6), "{seen:?}");
-    let replicas = kubectl(&[
-        "get",
-        "deployment",
-        "web",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.spec.replicas}",
-    ]);
+    let replicas = replicas_of(&ns, "web");
     assert_eq!(
         replicas, "7",
         "the other writer's change was built on, not overwritten"

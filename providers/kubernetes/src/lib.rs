@@ -795,8 +795,14 @@ impl ScalingProvider for KubernetesProvider {
 
     async fn set_desired_capacity(&self, group: &str, desired: u32) -> Result<()> {
         let target = self.target(group).await?;
-        let (g, _) = self.read(&target).await?;
-        checks::desired_within_bounds(group, desired, g.min_size, g.max_size)?;
+        // The bounds are the object's annotations; the instances are not needed to resize.
+        let object = target
+            .api(&self.client)
+            .get(&target.reference.name)
+            .await
+            .map_err(|e| from_kube(e, "get", group))?;
+        let (min, max) = bounds(&target, &object.metadata.annotations.unwrap_or_default())?;
+        checks::desired_within_bounds(group, desired, min, max)?;
         self.write_replicas(&target, |_| Ok(desired)).await
     }
 
