@@ -11,6 +11,8 @@ pub fn register_all(registry: &mut ProviderRegistry) {
     registry.register(Arc::new(hoist_plugin::PluginFactory::new()));
     #[cfg(feature = "aws")]
     registry.register(Arc::new(hoist_aws::AwsProviderFactory));
+    #[cfg(feature = "azure")]
+    registry.register(Arc::new(hoist_azure::AzureProviderFactory));
     #[cfg(feature = "kubernetes")]
     registry.register(Arc::new(hoist_kubernetes::KubernetesProviderFactory));
     #[cfg(feature = "prometheus")]

@@ -73,9 +73,9 @@ pub fn credential(
                 .build()
                 .map_err(|e| no_credentials(source, &e))?,
         ),
-        CredentialSource::Environment => {
-            Arc::new(EnvironmentCredential::create(options).map_err(|e| no_credentials(source, &e))?)
-        }
+        CredentialSource::Environment => Arc::new(
+            EnvironmentCredential::create(options).map_err(|e| no_credentials(source, &e))?,
+        ),
         CredentialSource::ManagedIdentity => {
             Arc::new(VirtualMachineManagedIdentityCredential::new(options))
         }

@@ -96,7 +96,9 @@ impl AzureProvider {
                     format!("cannot find the scale sets to report on: {}", e.message()),
                 )
             })?;
-            clauses.push(json!({"dimensions": {"name": "ResourceId", "operator": "In", "values": ids}}));
+            clauses.push(
+                json!({"dimensions": {"name": "ResourceId", "operator": "In", "values": ids}}),
+            );
         }
         for (key, value) in &self.settings.billing.tags {
             clauses.push(json!({"tags": {"name": key, "operator": "In", "values": [value]}}));
@@ -274,7 +276,12 @@ fn rows(
         .and_then(Value::as_array)
         .ok_or_else(|| unreadable(operation, "no columns"))?
         .iter()
-        .map(|c| c.get("name").and_then(Value::as_str).unwrap_or("").to_owned())
+        .map(|c| {
+            c.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        })
         .collect();
     let find = |names: &[&str]| {
         columns
@@ -290,7 +297,10 @@ fn rows(
         Some(g) => {
             let wanted = g.columns();
             let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
-            Some(find(&wanted).ok_or_else(|| unreadable(operation, "no column for the group-by key"))?)
+            Some(
+                find(&wanted)
+                    .ok_or_else(|| unreadable(operation, "no column for the group-by key"))?,
+            )
         }
         None => None,
     };
@@ -421,7 +431,8 @@ mod tests {
         assert_eq!(rows[0].key.as_deref(), Some("web"));
         assert_eq!(rows[0].amount.to_string(), "12.50 EUR");
         assert_eq!(rows[0].end - rows[0].start, ChronoDuration::days(1));
-        let (start, end) = row_period(&json!("2026-12-01T00:00:00"), CostGranularity::Monthly).unwrap();
+        let (start, end) =
+            row_period(&json!("2026-12-01T00:00:00"), CostGranularity::Monthly).unwrap();
         assert_eq!(start.to_rfc3339(), "2026-12-01T00:00:00+00:00");
         assert_eq!(end.to_rfc3339(), "2027-01-01T00:00:00+00:00");
         assert!(parse_group_by("cost", Some("tag:")).is_err());

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use azure_core::Url;
 use chrono::{DateTime, Utc};
 use hoist_api::{
-    Architecture, CapacityType, Currency, Decimal, ErrorKind, InstanceClass, InstanceFamily,
-    Money, Offering, Price, PriceSource, RateUnit, Result,
+    Architecture, CapacityType, Currency, Decimal, ErrorKind, InstanceClass, InstanceFamily, Money,
+    Offering, Price, PriceSource, RateUnit, Result,
 };
 use serde::Deserialize;
 
@@ -291,12 +291,12 @@ pub async fn fetch_prices(
             if !item.currency_code.is_empty() && item.currency_code != billing_currency.0 {
                 continue;
             }
-            let capacity_type = if item.sku_name.contains("Spot") || item.meter_name.contains("Spot")
-            {
-                CapacityType::Spot
-            } else {
-                CapacityType::OnDemand
-            };
+            let capacity_type =
+                if item.sku_name.contains("Spot") || item.meter_name.contains("Spot") {
+                    CapacityType::Spot
+                } else {
+                    CapacityType::OnDemand
+                };
             let Some(price) = Money::from_f64(item.retail_price, billing_currency.clone()) else {
                 continue;
             };
@@ -375,7 +375,10 @@ mod tests {
             .unwrap();
         assert_eq!(p.amount.to_string(), "0.10 USD");
         assert_eq!(p.source.kind, "table");
-        assert!(book.price("eastus", "Standard_D2s_v5", CapacityType::Spot).is_none());
+        assert!(
+            book.price("eastus", "Standard_D2s_v5", CapacityType::Spot)
+                .is_none()
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_core::auth::TokenCredential;
 use azure_core::Url;
+use azure_core::auth::TokenCredential;
 use azure_mgmt_compute::package_2024_07_01 as api;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -306,7 +306,8 @@ impl Compute {
         name: &str,
         instance_ids: &[String],
     ) -> Result<Accepted> {
-        let ids = api::models::VirtualMachineScaleSetVmInstanceRequiredIDs::new(instance_ids.to_vec());
+        let ids =
+            api::models::VirtualMachineScaleSetVmInstanceRequiredIDs::new(instance_ids.to_vec());
         let response = self
             .bounded(
                 "remove_instances",
@@ -326,7 +327,8 @@ impl Compute {
         name: &str,
         instance_ids: &[String],
     ) -> Result<Accepted> {
-        let ids = api::models::VirtualMachineScaleSetVmInstanceRequiredIDs::new(instance_ids.to_vec());
+        let ids =
+            api::models::VirtualMachineScaleSetVmInstanceRequiredIDs::new(instance_ids.to_vec());
         let response = self
             .bounded(
                 "set_instance_class",
@@ -545,8 +547,7 @@ fn vm_sku(sku: api::models::ResourceSku, location: &str) -> Option<VmSku> {
         .flat_map(|l| l.zones.clone())
         .collect();
     let restricted = sku.restrictions.iter().any(|r| {
-        spelled(&r.type_) == "Location"
-            && r.values.iter().any(|v| v.eq_ignore_ascii_case(location))
+        spelled(&r.type_) == "Location" && r.values.iter().any(|v| v.eq_ignore_ascii_case(location))
     });
     Some(VmSku {
         name: sku.name.clone()?,

@@ -178,6 +178,9 @@ mod tests {
         assert!(e.is_retryable());
         let e = from_status("describe_group", 403, "AuthorizationFailed", "no");
         assert!(!e.is_retryable());
-        assert!(e.to_string().contains("AuthorizationFailed (HTTP 403)"), "{e}");
+        assert!(
+            e.to_string().contains("AuthorizationFailed (HTTP 403)"),
+            "{e}"
+        );
     }
 }

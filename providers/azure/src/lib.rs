@@ -100,8 +100,7 @@ impl AzureProvider {
     /// warning when the Retail Prices API cannot be reached).
     pub async fn connect(name: &str, settings: AzureSettings) -> Result<Self> {
         settings.validate()?;
-        let credential =
-            auth::credential(settings.credential, settings.authority_host.as_deref())?;
+        let credential = auth::credential(settings.credential, settings.authority_host.as_deref())?;
         let provider = Self::with_credential(name, settings, credential)?;
         if provider.settings.prices.live {
             provider.refresh_prices_if_due().await;
@@ -121,8 +120,8 @@ impl AzureProvider {
             .endpoint
             .clone()
             .unwrap_or_else(|| settings::PUBLIC_ARM_ENDPOINT.to_owned());
-        let arm = Url::parse(&endpoint)
-            .map_err(|e| Error::config_field("endpoint", e.to_string()))?;
+        let arm =
+            Url::parse(&endpoint).map_err(|e| Error::config_field("endpoint", e.to_string()))?;
         // The token audience is the ARM endpoint itself (`https://management.azure.com/.default`).
         let scope = format!("{}/.default", endpoint.trim_end_matches('/'));
         let retries = settings.retries.unwrap_or(rest::DEFAULT_RETRIES);
@@ -178,6 +177,11 @@ impl AzureProvider {
         } else {
             set
         }
+    }
+
+    /// The compute client (scale sets, VMs, sizes), for calls the traits do not make.
+    pub fn compute(&self) -> &Compute {
+        &self.compute
     }
 
     /// The settings it was built with.

@@ -156,7 +156,9 @@ mod tests {
     #[test]
     fn accepted_reads_the_follow_up_headers() {
         let a = Accepted::from_headers(202, |name| match name {
-            "azure-asyncoperation" => Some("https://management.azure.com/ops/1?api-version=2024-07-01".into()),
+            "azure-asyncoperation" => {
+                Some("https://management.azure.com/ops/1?api-version=2024-07-01".into())
+            }
             "retry-after" => Some("7".into()),
             _ => None,
         });

@@ -197,10 +197,7 @@ mod tests {
             parse_expression("Maximum(Percentage CPU)").unwrap(),
             ("Percentage CPU".to_owned(), "Maximum".to_owned())
         );
-        assert_eq!(
-            parse_expression("Network In Total").unwrap().1,
-            "Average"
-        );
+        assert_eq!(parse_expression("Network In Total").unwrap().1, "Average");
         assert!(parse_expression("Median(x)").is_err());
         assert!(parse_expression("").is_err());
         assert_eq!(interval_for(60), "PT1M");

@@ -56,7 +56,8 @@ pub struct Answer {
 impl Answer {
     /// A header's value.
     pub fn header(&self, name: &'static str) -> Option<&str> {
-        self.headers.get_optional_str(&HeaderName::from_static(name))
+        self.headers
+            .get_optional_str(&HeaderName::from_static(name))
     }
 
     /// The body as `T`.
@@ -157,15 +158,15 @@ impl Rest {
                 .await
                 .map_err(|e| from_azure(operation, e))?;
             let (status, headers, body) = response.deconstruct();
-            let body = body
-                .collect()
-                .await
-                .map_err(|e| from_azure(operation, e))?;
+            let body = body.collect().await.map_err(|e| from_azure(operation, e))?;
             if body.len() > MAX_BODY_BYTES {
                 return Err(local(
                     ErrorKind::Other,
                     operation,
-                    format!("Azure sent {} bytes, more than this client reads", body.len()),
+                    format!(
+                        "Azure sent {} bytes, more than this client reads",
+                        body.len()
+                    ),
                 ));
             }
             let answer = Answer {
@@ -183,11 +184,7 @@ impl Rest {
             Err(_) => Err(local(
                 ErrorKind::Timeout,
                 operation,
-                format!(
-                    "{} did not answer within {:?}",
-                    url.path(),
-                    self.timeout
-                ),
+                format!("{} did not answer within {:?}", url.path(), self.timeout),
             )),
         }
     }

@@ -35,7 +35,7 @@ use crate::catalog::{instance_class, zone_name};
 use crate::compute::{ScaleSet, UpgradeMode, Vm};
 use crate::errors::local;
 use crate::lro::follow;
-use crate::{AzureProvider, GroupRef, record};
+use crate::{AzureProvider, record};
 
 /// The tag holding a scale set's lowest capacity.
 pub const MIN_SIZE_TAG: &str = "hoist-min-size";
@@ -137,7 +137,10 @@ pub fn scaling_group(id: &str, set: &ScaleSet, vms: &[Vm]) -> Result<ScalingGrou
         .collect();
     let mut tags = set.tags.clone();
     tags.insert("azure:resource-id".to_owned(), set.id.clone());
-    tags.insert("azure:resource-group".to_owned(), set.resource_group.clone());
+    tags.insert(
+        "azure:resource-group".to_owned(),
+        set.resource_group.clone(),
+    );
     Ok(ScalingGroup {
         id: id.to_owned(),
         min_size,
@@ -341,7 +344,11 @@ impl ScalingProvider for AzureProvider {
             format!(
                 "delete instance(s) {}{}",
                 request.instances.join(", "),
-                if keep.is_some() { " and replace them" } else { "" }
+                if keep.is_some() {
+                    " and replace them"
+                } else {
+                    ""
+                }
             ),
             async move {
                 follow(&rest, op, &accepted, polling).await?;
@@ -431,7 +438,7 @@ impl ScalingProvider for AzureProvider {
     }
 
     async fn activities(&self, group: &str) -> Result<Vec<Activity>> {
-        GroupRef::parse(group)?;
+        self.resolve(group).await?;
         let all = self
             .activities
             .lock()

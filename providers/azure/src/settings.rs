@@ -251,7 +251,9 @@ impl AzureSettings {
                 .map_err(|e| field_error(&format!("groups[{i}]"), e.message()))?;
         }
         if let Some(rg) = &self.resource_group
-            && GroupRef::parse(rg).map(|g| g.resource_group.is_some()).unwrap_or(true)
+            && GroupRef::parse(rg)
+                .map(|g| g.resource_group.is_some())
+                .unwrap_or(true)
         {
             return Err(field_error(
                 "resource_group",
@@ -284,7 +286,12 @@ impl AzureSettings {
             ));
         }
         for (field, value, min, max) in [
-            ("timeout", self.timeout, Duration::from_secs(1), Duration::from_secs(3600)),
+            (
+                "timeout",
+                self.timeout,
+                Duration::from_secs(1),
+                Duration::from_secs(3600),
+            ),
             (
                 "operation_timeout",
                 self.operation_timeout,
