@@ -1034,3 +1034,75 @@ async fn an_operation_with_only_a_location_header_is_followed_to_its_end() {
     assert_eq!(e.kind(), ErrorKind::CapacityUnavailable, "{e}");
     assert_eq!(capacity_of(&state(&sub).await, "web"), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_sets_are_discovered_by_tag_and_resized_under_their_upgrade_policy() {
+    let sub = subscription();
+    seed(&sub, |s| {
+        s["scale_sets"].as_array_mut().unwrap().push(json!(
+            {"resource_group": "other-rg", "name": "batch", "sku": "Standard_D2s_v5", "capacity": 1,
+             "orchestration": "Uniform", "upgrade_policy": "Rolling", "zones": ["1"],
+             "tags": {"hoist": "enabled"}}
+        ));
+    })
+    .await;
+    // Discovery across the subscription (no resource group): web and batch carry the tag, flex
+    // does not.
+    let azure = AzureProvider::with_credential(
+        "azure",
+        AzureSettings::from_value(&json!({
+            "subscription_id": sub,
+            "endpoint": fake(),
+            "tags": {"hoist": "enabled"},
+            "prices": {"live": false},
+            "poll_interval": "50ms",
+        }))
+        .unwrap(),
+        StaticToken::credential(STATIC_TOKEN),
+    )
+    .unwrap();
+    let mut ids: Vec<String> = azure
+        .list_groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec!["other-rg/batch", "web-rg/web"]);
+
+    // Rolling upgrade policy: the size changes and Azure rolls the instances; Hoist sends no
+    // manual upgrade.
+    let activity = azure
+        .set_instance_class("other-rg/batch", "Standard_D4s_v5")
+        .await
+        .unwrap()
+        .expect("an activity");
+    assert!(activity.description.contains("Rolling"), "{activity:?}");
+    let g = azure.describe_group("other-rg/batch").await.unwrap();
+    assert_eq!(g.instance_class, "Standard_D4s_v5");
+    let log = requests(&sub).await;
+    assert!(
+        !log.iter()
+            .any(|r| r["path"].as_str().unwrap().ends_with("/manualupgrade"))
+    );
+
+    // Manual upgrade policy: Hoist upgrades the instances itself.
+    azure
+        .set_instance_class("web-rg/web", "Standard_D4s_v5")
+        .await
+        .unwrap();
+    let g = azure.describe_group("web-rg/web").await.unwrap();
+    assert!(
+        g.instances
+            .iter()
+            .all(|i| i.instance_class == "Standard_D4s_v5"),
+        "{g:?}"
+    );
+    let upgrades = requests(&sub)
+        .await
+        .into_iter()
+        .filter(|r| r["path"].as_str().unwrap().ends_with("/web/manualupgrade"))
+        .count();
+    assert!(upgrades >= 1);
+}
