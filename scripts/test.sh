@@ -59,7 +59,7 @@ if cargo tree -p hoist-api -e normal --prefix none \
   exit 1
 fi
 # No provider or plugin crate depends on the engine, the simulator or the evaluation.
-for crate in hoist-aws hoist-azure hoist-kubernetes hoist-prometheus hoist-plugin hoist-plugin-static-pool; do
+for crate in hoist-aws hoist-azure hoist-gcp hoist-kubernetes hoist-prometheus hoist-plugin hoist-plugin-static-pool; do
   if cargo tree -p "$crate" -e normal --prefix none | grep -E '^hoist-(core|engine|sim|eval) '; then
     echo "$crate must depend on hoist-api only, not on the crates above" >&2
     exit 1

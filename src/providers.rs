@@ -13,6 +13,8 @@ pub fn register_all(registry: &mut ProviderRegistry) {
     registry.register(Arc::new(hoist_aws::AwsProviderFactory));
     #[cfg(feature = "azure")]
     registry.register(Arc::new(hoist_azure::AzureProviderFactory));
+    #[cfg(feature = "gcp")]
+    registry.register(Arc::new(hoist_gcp::GcpProviderFactory));
     #[cfg(feature = "kubernetes")]
     registry.register(Arc::new(hoist_kubernetes::KubernetesProviderFactory));
     #[cfg(feature = "prometheus")]

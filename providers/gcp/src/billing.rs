@@ -169,10 +169,13 @@ impl GcpProvider {
                 )
             })?;
         let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| local(ErrorKind::Transient, op, format!("reading BigQuery's answer: {e}")))?;
+        let bytes = response.bytes().await.map_err(|e| {
+            local(
+                ErrorKind::Transient,
+                op,
+                format!("reading BigQuery's answer: {e}"),
+            )
+        })?;
         if status >= 400 {
             let (reason, message) = error_body(&bytes);
             return Err(from_status(op, status, &reason, &message));
@@ -190,7 +193,12 @@ impl GcpProvider {
             .and_then(Value::as_array)
             .map(|f| {
                 f.iter()
-                    .map(|f| f.get("name").and_then(Value::as_str).unwrap_or("").to_owned())
+                    .map(|f| {
+                        f.get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned()
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -207,7 +215,10 @@ impl GcpProvider {
             .map(Vec::as_slice)
             .unwrap_or_default()
         {
-            let cells = row.get("f").and_then(Value::as_array).ok_or_else(|| unreadable("a row"))?;
+            let cells = row
+                .get("f")
+                .and_then(Value::as_array)
+                .ok_or_else(|| unreadable("a row"))?;
             let cell = |i: usize| {
                 cells
                     .get(i)
@@ -326,7 +337,9 @@ mod tests {
         let sql = cost_sql("p.billing.export", false, true, 1);
         assert!(sql.contains("FROM `p.billing.export`"));
         assert!(sql.contains("@start") && sql.contains("@end") && sql.contains("@group_key"));
-        assert!(sql.contains("@label_key_0") && sql.contains("service.description = 'Compute Engine'"));
+        assert!(
+            sql.contains("@label_key_0") && sql.contains("service.description = 'Compute Engine'")
+        );
         let d = NaiveDate::from_ymd_opt(2026, 12, 15).unwrap();
         let (start, end) = period(d, CostGranularity::Monthly);
         assert_eq!(start.to_rfc3339(), "2026-12-01T00:00:00+00:00");

@@ -19,8 +19,8 @@ use chrono::{DateTime, Utc};
 use google_cloud_billing_v1::client::CloudCatalog;
 use google_cloud_gax::paginator::ItemPaginator;
 use hoist_api::{
-    Architecture, CapacityType, Currency, Decimal, ErrorKind, InstanceClass, InstanceFamily,
-    Money, Offering, Price, PriceSource, RateUnit, Result,
+    Architecture, CapacityType, Currency, Decimal, ErrorKind, InstanceClass, InstanceFamily, Money,
+    Offering, Price, PriceSource, RateUnit, Result,
 };
 
 use crate::compute::MachineKind;
@@ -81,7 +81,14 @@ pub fn parse_description(description: &str) -> Option<(String, Component, bool)>
         None => (false, description),
     };
     let rest = rest.split(" running in ").next()?;
-    for skip in ["Custom", "Sole Tenancy", "Commitment", "Extended", "Premium", "Licensing"] {
+    for skip in [
+        "Custom",
+        "Sole Tenancy",
+        "Commitment",
+        "Extended",
+        "Premium",
+        "Licensing",
+    ] {
         if rest.contains(skip) {
             return None;
         }
@@ -165,7 +172,12 @@ pub fn parse_snapshot(text: &str) -> std::result::Result<(Vec<Rate>, String, Str
             return Err(format!("line {}: price must be positive", n + 1));
         }
         rows.push((
-            (region.to_owned(), series.to_owned(), component, capacity_type),
+            (
+                region.to_owned(),
+                series.to_owned(),
+                component,
+                capacity_type,
+            ),
             price,
         ));
     }
@@ -356,12 +368,30 @@ mod tests {
     #[test]
     fn descriptions_parse_to_series_and_component() {
         let cases = [
-            ("N2 Instance Core running in Americas", Some(("n2", Component::Core, false))),
-            ("N2 Instance Ram running in Americas", Some(("n2", Component::Ram, false))),
-            ("Spot Preemptible N2D AMD Instance Core running in Americas", Some(("n2d", Component::Core, true))),
-            ("N1 Predefined Instance Ram running in EMEA", Some(("n1", Component::Ram, false))),
-            ("Compute optimized Core running in Americas", Some(("c2", Component::Core, false))),
-            ("E2 Instance Core running in Americas", Some(("e2", Component::Core, false))),
+            (
+                "N2 Instance Core running in Americas",
+                Some(("n2", Component::Core, false)),
+            ),
+            (
+                "N2 Instance Ram running in Americas",
+                Some(("n2", Component::Ram, false)),
+            ),
+            (
+                "Spot Preemptible N2D AMD Instance Core running in Americas",
+                Some(("n2d", Component::Core, true)),
+            ),
+            (
+                "N1 Predefined Instance Ram running in EMEA",
+                Some(("n1", Component::Ram, false)),
+            ),
+            (
+                "Compute optimized Core running in Americas",
+                Some(("c2", Component::Core, false)),
+            ),
+            (
+                "E2 Instance Core running in Americas",
+                Some(("e2", Component::Core, false)),
+            ),
             ("Custom Instance Core running in Americas", None),
             ("Commitment v1: N2 Cpu in Americas for 1 Year", None),
             ("Storage PD Capacity", None),
@@ -379,19 +409,34 @@ mod tests {
         assert!(rows.len() >= 10 && source.contains("Catalog"));
         let book = PriceBook::shipped();
         let p = book
-            .price("us-central1", &machine("n2-standard-2", 2, 8192), CapacityType::OnDemand)
+            .price(
+                "us-central1",
+                &machine("n2-standard-2", 2, 8192),
+                CapacityType::OnDemand,
+            )
             .unwrap();
         // 2 x 0.031611 + 8 x 0.004237
         assert_eq!(p.amount.amount.to_string(), "0.097118");
-        assert!(book
-            .price("us-central1", &machine("n2-standard-2", 2, 8192), CapacityType::Spot)
-            .is_none());
+        assert!(
+            book.price(
+                "us-central1",
+                &machine("n2-standard-2", 2, 8192),
+                CapacityType::Spot
+            )
+            .is_none()
+        );
         let mut shared = machine("e2-medium", 2, 4096);
         shared.shared_cpu = true;
-        assert!(book.price("us-central1", &shared, CapacityType::OnDemand).is_none());
+        assert!(
+            book.price("us-central1", &shared, CapacityType::OnDemand)
+                .is_none()
+        );
         assert_eq!(family_of("e2-medium", true), InstanceFamily::Burstable);
         assert_eq!(family_of("n2-highmem-4", false), InstanceFamily::Memory);
         assert_eq!(family_of("c3-standard-8", false), InstanceFamily::Compute);
-        assert_eq!(family_of("a2-highgpu-1g", false), InstanceFamily::Accelerated);
+        assert_eq!(
+            family_of("a2-highgpu-1g", false),
+            InstanceFamily::Accelerated
+        );
     }
 }

@@ -160,25 +160,34 @@ macro_rules! build_client {
                     .with_maximum_delay(std::time::Duration::from_secs(30))
                     .build()
                     .map_err(|e| {
-                        $crate::errors::local(hoist_api::ErrorKind::Config, "connect", e.to_string())
+                        $crate::errors::local(
+                            hoist_api::ErrorKind::Config,
+                            "connect",
+                            e.to_string(),
+                        )
                     })?,
             )
             .with_polling_backoff_policy(
                 google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder::new()
                     .with_initial_delay(config.poll_interval)
-                    .with_maximum_delay(std::time::Duration::from_secs(10).max(config.poll_interval))
+                    .with_maximum_delay(
+                        std::time::Duration::from_secs(10).max(config.poll_interval),
+                    )
                     .build()
                     .map_err(|e| {
-                        $crate::errors::local(hoist_api::ErrorKind::Config, "connect", e.to_string())
+                        $crate::errors::local(
+                            hoist_api::ErrorKind::Config,
+                            "connect",
+                            e.to_string(),
+                        )
                     })?,
             );
         if let Some(endpoint) = &config.endpoint {
             builder = builder.with_endpoint(endpoint.clone());
         }
-        builder
-            .build()
-            .await
-            .map_err(|e| $crate::errors::local(hoist_api::ErrorKind::Config, "connect", e.to_string()))?
+        builder.build().await.map_err(|e| {
+            $crate::errors::local(hoist_api::ErrorKind::Config, "connect", e.to_string())
+        })?
     }};
 }
 
@@ -519,7 +528,9 @@ impl Compute {
             .map_err(|e| from_gax(op, e))?;
         let target = done.target_link.clone();
         check_operation(op, done)?;
-        Ok(target.unwrap_or_else(|| format!("projects/{}/global/instanceTemplates/{name}", self.project)))
+        Ok(target.unwrap_or_else(|| {
+            format!("projects/{}/global/instanceTemplates/{name}", self.project)
+        }))
     }
 
     /// Points a group at `template_url` and starts a proactive rolling replacement: at most
@@ -607,8 +618,7 @@ fn template_of(t: model::InstanceTemplate, url_or_name: &str) -> Template {
     let props = t.properties.clone().unwrap_or_default();
     let spot = props.scheduling.as_ref().is_some_and(|s| {
         s.preemptible.unwrap_or(false)
-            || s
-                .provisioning_model
+            || s.provisioning_model
                 .as_ref()
                 .and_then(|p| p.name())
                 .is_some_and(|p| p == "SPOT")

@@ -34,7 +34,9 @@ pub fn kind_of(status: u16, reason: &str) -> ErrorKind {
     if QUOTA_CODES.iter().any(|c| c.eq_ignore_ascii_case(reason)) {
         return ErrorKind::QuotaExceeded;
     }
-    if CAPACITY_CODES.iter().any(|c| c.eq_ignore_ascii_case(reason))
+    if CAPACITY_CODES
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(reason))
         || reason.to_ascii_uppercase().contains("STOCKOUT")
     {
         return ErrorKind::CapacityUnavailable;
@@ -147,7 +149,10 @@ pub(crate) fn from_gax(operation: &str, error: google_cloud_gax::error::Error) -
         return local(
             ErrorKind::Transient,
             operation,
-            format!("cannot reach Google Cloud: {}", first_line(&error.to_string())),
+            format!(
+                "cannot reach Google Cloud: {}",
+                first_line(&error.to_string())
+            ),
         );
     }
     local(
@@ -186,8 +191,16 @@ mod tests {
         let cases = [
             (403, "quotaExceeded", ErrorKind::QuotaExceeded),
             (200, "QUOTA_EXCEEDED", ErrorKind::QuotaExceeded),
-            (503, "ZONE_RESOURCE_POOL_EXHAUSTED", ErrorKind::CapacityUnavailable),
-            (200, "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS", ErrorKind::CapacityUnavailable),
+            (
+                503,
+                "ZONE_RESOURCE_POOL_EXHAUSTED",
+                ErrorKind::CapacityUnavailable,
+            ),
+            (
+                200,
+                "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS",
+                ErrorKind::CapacityUnavailable,
+            ),
             (429, "rateLimitExceeded", ErrorKind::Throttled),
             (403, "forbidden", ErrorKind::PermissionDenied),
             (404, "notFound", ErrorKind::NotFound),
@@ -201,7 +214,10 @@ mod tests {
         let body = br#"{"error": {"code": 403, "message": "Quota 'CPUS' exceeded.", "errors": [{"reason": "quotaExceeded"}]}}"#;
         assert_eq!(
             error_body(body),
-            ("quotaExceeded".to_owned(), "Quota 'CPUS' exceeded.".to_owned())
+            (
+                "quotaExceeded".to_owned(),
+                "Quota 'CPUS' exceeded.".to_owned()
+            )
         );
         assert!(from_status("resize", 429, "rateLimitExceeded", "x").is_retryable());
         assert!(!from_status("resize", 403, "forbidden", "x").is_retryable());

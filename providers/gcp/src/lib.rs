@@ -36,9 +36,7 @@ use hoist_api::{Activity, Currency, ErrorKind, PriceSource, ProviderSet, Result}
 use crate::catalog::PriceBook;
 use crate::compute::{ClientConfig, Compute, MachineKind, Mig};
 use crate::errors::local;
-pub use crate::settings::{
-    CredentialsSource, GcpProviderFactory, GcpSettings, GroupRef, Location,
-};
+pub use crate::settings::{CredentialsSource, GcpProviderFactory, GcpSettings, GroupRef, Location};
 
 /// Activities kept per group.
 const ACTIVITIES_KEPT: usize = 20;
@@ -356,7 +354,9 @@ impl GcpProvider {
             *checked = Some(Instant::now());
         }
         match self.refresh_prices().await {
-            Ok(n) => tracing::info!(provider = %self.name, rates = n, "read Cloud Billing Catalog prices"),
+            Ok(n) => {
+                tracing::info!(provider = %self.name, rates = n, "read Cloud Billing Catalog prices")
+            }
             Err(e) => tracing::warn!(
                 provider = %self.name,
                 error = %e,

@@ -36,7 +36,10 @@ pub fn filter_for(metric_type: &str, ids: &[u64]) -> String {
 }
 
 fn timestamp(t: DateTime<Utc>) -> google_cloud_wkt::Timestamp {
-    google_cloud_wkt::Timestamp::clamp(t.timestamp(), i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0))
+    google_cloud_wkt::Timestamp::clamp(
+        t.timestamp(),
+        i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    )
 }
 
 #[async_trait]
@@ -118,7 +121,9 @@ impl MetricsSource for GcpProvider {
                     .interval
                     .as_ref()
                     .and_then(|i| i.end_time.as_ref().or(i.start_time.as_ref()))
-                    .and_then(|t| DateTime::from_timestamp(t.seconds(), u32::try_from(t.nanos()).unwrap_or(0)))
+                    .and_then(|t| {
+                        DateTime::from_timestamp(t.seconds(), u32::try_from(t.nanos()).unwrap_or(0))
+                    })
                 else {
                     continue;
                 };

@@ -52,7 +52,11 @@ pub const REGIONAL_MAX: u32 = 2000;
 pub fn instance_state(status: &str, action: &str) -> InstanceState {
     match action {
         "DELETING" | "ABANDONING" => return InstanceState::Terminating,
-        "CREATING" | "CREATING_WITHOUT_RETRIES" | "RECREATING" | "VERIFYING" | "STARTING"
+        "CREATING"
+        | "CREATING_WITHOUT_RETRIES"
+        | "RECREATING"
+        | "VERIFYING"
+        | "STARTING"
         | "RESUMING" => return InstanceState::Pending,
         _ => {}
     }
@@ -142,7 +146,7 @@ pub fn scaling_group(
 
 /// A template name for `base` with `machine_type`, within Compute Engine's 63 characters.
 pub fn template_name(base: &str, machine_type: &str, at: chrono::DateTime<Utc>) -> String {
-    let suffix = format!("-{machine_type}-{}", at.format("%Y%m%d%H%M%S"));
+    let suffix = format!("-{machine_type}-{}", at.format("%Y%m%d%H%M%S%3f"));
     let keep = 63usize.saturating_sub(suffix.len());
     let mut base: String = base.chars().take(keep).collect();
     while base.ends_with('-') {
@@ -321,7 +325,11 @@ impl ScalingProvider for GcpProvider {
             format!(
                 "delete instance(s) {}{}",
                 request.instances.join(", "),
-                if keep.is_some() { " and replace them" } else { "" }
+                if keep.is_some() {
+                    " and replace them"
+                } else {
+                    ""
+                }
             ),
             async move {
                 compute.delete_instances(&mig, &urls).await?;
@@ -444,6 +452,6 @@ mod tests {
         let at = chrono::DateTime::from_timestamp(0, 0).unwrap();
         let name = template_name(&"x".repeat(70), "n2-standard-4", at);
         assert!(name.len() <= 63, "{name}");
-        assert!(name.ends_with("-n2-standard-4-19700101000000"));
+        assert!(name.ends_with("-n2-standard-4-19700101000000000"));
     }
 }

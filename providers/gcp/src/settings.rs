@@ -358,7 +358,12 @@ impl GcpSettings {
             ));
         }
         for (field, value, min, max) in [
-            ("timeout", self.timeout, Duration::from_secs(1), Duration::from_secs(3600)),
+            (
+                "timeout",
+                self.timeout,
+                Duration::from_secs(1),
+                Duration::from_secs(3600),
+            ),
             (
                 "operation_wait",
                 self.operation_wait,
@@ -505,17 +510,29 @@ mod tests {
             GroupRef::parse("us-central1-b/batch").unwrap().location,
             Some(Location::Zone("us-central1-b".into()))
         );
-        assert_eq!(Location::Zone("europe-west4-c".into()).region(), "europe-west4");
+        assert_eq!(
+            Location::Zone("europe-west4-c".into()).region(),
+            "europe-west4"
+        );
         let cases = [
             (json!({"project": "My Project"}), "project"),
             (json!({}), "project"),
-            (json!({"project": "my-project", "zone": "us-central1"}), "zone"),
-            (json!({"project": "my-project", "groups": ["Web"]}), "groups[0]"),
+            (
+                json!({"project": "my-project", "zone": "us-central1"}),
+                "zone",
+            ),
+            (
+                json!({"project": "my-project", "groups": ["Web"]}),
+                "groups[0]",
+            ),
             (
                 json!({"project": "my-project", "billing": {"bigquery_table": "a.b"}}),
                 "billing.bigquery_table",
             ),
-            (json!({"project": "my-project", "credentials": "key"}), "credentials"),
+            (
+                json!({"project": "my-project", "credentials": "key"}),
+                "credentials",
+            ),
         ];
         for (value, field) in cases {
             let e = GcpSettings::from_value(&value).unwrap_err();
