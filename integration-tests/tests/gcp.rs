@@ -56,7 +56,7 @@ const ZONES: [&str; 3] = ["us-central1-a", "us-central1-b", "us-central1-c"];
 
 /// Seeds `project`: zonal group `web` (2 x n2-standard-2 in us-central1-a from template web-v1,
 /// whose labels bound it to 1..6), regional group `api` (2 instances over zones a and b), three
-/// machine types, a CPU quota, a billing export and CPU series for the first instances.
+/// machine types, a CPU quota, a billing export and CPU series for the instances.
 async fn seed(project: &str, change: impl FnOnce(&mut Value)) {
     let now = Utc::now();
     let day = |d: i64| {
@@ -110,7 +110,10 @@ async fn seed(project: &str, change: impl FnOnce(&mut Value)) {
                  "currency": "USD", "labels": {}}
             ]
         },
-        "time_series": {"compute.googleapis.com/instance/cpu/utilization": []}
+        // The fake numbers a project's instances from 1001 on, replacements included: CPU for
+        // the first sixty.
+        "time_series": {"compute.googleapis.com/instance/cpu/utilization":
+            (1001..=1060).map(|id| json!({"instance_id": id.to_string(), "points": points})).collect::<Vec<_>>()}
     });
     change(&mut state);
     control(
@@ -119,48 +122,6 @@ async fn seed(project: &str, change: impl FnOnce(&mut Value)) {
         Some(state),
     )
     .await;
-    // The CPU series of the seeded instances, now that they have ids.
-    let seeded = control(
-        reqwest::Method::GET,
-        &format!("/_fake/projects/{project}"),
-        None,
-    )
-    .await;
-    let ids = instance_ids(&seeded);
-    if !ids.is_empty() {
-        let series: Vec<Value> = ids
-            .iter()
-            .map(|id| json!({"instance_id": id, "points": points}))
-            .collect();
-        let mut state = seeded_seed(&seeded, project);
-        if let Some(state) = state.as_mut() {
-            state["time_series"]["compute.googleapis.com/instance/cpu/utilization"] = json!(series);
-            control(
-                reqwest::Method::PUT,
-                &format!("/_fake/projects/{project}/time_series"),
-                Some(state["time_series"].clone()),
-            )
-            .await;
-        }
-    }
-}
-
-/// The seed the fake keeps, when it reports one.
-fn seeded_seed(state: &Value, _project: &str) -> Option<Value> {
-    Some(json!({"time_series": state.get("time_series").cloned().unwrap_or(json!({}))}))
-}
-
-/// Every managed instance id in a project's state.
-fn instance_ids(state: &Value) -> Vec<String> {
-    let mut ids = Vec::new();
-    for g in state["groups"].as_array().cloned().unwrap_or_default() {
-        for i in g["instances"].as_array().cloned().unwrap_or_default() {
-            if let Some(id) = i["id"].as_str() {
-                ids.push(id.to_owned());
-            }
-        }
-    }
-    ids
 }
 
 async fn state(project: &str) -> Value {
@@ -357,7 +318,7 @@ async fn a_regional_group_spans_its_zones_and_deletes_chosen_instances() {
 async fn quota_stockouts_and_refusals_map_to_the_kinds_the_engine_reacts_to() {
     let p = project();
     seed(&p, |s| {
-        s["quota"]["us-central1"]["CPUS"] = json!(10);
+        s["quota"]["us-central1"]["CPUS"] = json!(12);
         s["groups"].as_array_mut().unwrap().push(json!(
             {"name": "scaled", "zone": "us-central1-b", "template": "api-v1", "target_size": 1,
              "bounds": {"min": 0, "max": 10}, "autoscaler": true}
@@ -365,7 +326,7 @@ async fn quota_stockouts_and_refusals_map_to_the_kinds_the_engine_reacts_to() {
     })
     .await;
     let gcp = provider(&p).await;
-    // 6 x 2 vCPUs beside api's 4: above the 10-CPU quota.
+    // 6 x 2 vCPUs beside api's 4 and scaled's 2: above the 12-CPU quota.
     let e = gcp.set_desired_capacity("web", 6).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{e}");
     assert!(!e.is_retryable());

@@ -1029,7 +1029,7 @@ def require_object(body, what="request"):
     return body
 
 
-def no_operation_running(ctx, g):
+def no_operation_running(g):
     if g["op"] is not None:
         raise ApiError(400, "resourceNotReady", f"The resource '{g['rel']}' is not ready (operation "
                        f"{g['op']} is still running).")
@@ -1192,7 +1192,7 @@ def route_igm_resize(ctx):
         if total > limit and total > usage:
             raise ApiError(403, "quotaExceeded", f"Quota 'CPUS' exceeded. Limit: {float(limit)} "
                            f"in region {g['region']}.")
-    no_operation_running(ctx, g)
+    no_operation_running(g)
     op = start_operation(project, "resize", group_scope(g), group_op_type(g, "resize"), g["rel"],
                          g["id"], group=g, size=size)
     if op["error"] is not None:
@@ -1247,7 +1247,7 @@ def route_igm_delete_instances(ctx):
             raise invalid(f"The resource '{url(rel)}' is not a member of the instance group manager")
         if inst not in victims:
             victims.append(inst)
-    no_operation_running(ctx, g)
+    no_operation_running(g)
     op = start_operation(project, "deleteInstances", group_scope(g),
                          group_op_type(g, "deleteInstances"), g["rel"], g["id"], group=g)
     for inst in victims:
@@ -1309,7 +1309,7 @@ def route_igm_patch(ctx):
     policy = g["update_policy"]
     if "updatePolicy" in body:
         policy = merged_update_policy(g, body["updatePolicy"], "resource.updatePolicy")
-    no_operation_running(ctx, g)
+    no_operation_running(g)
     template = versions[0]["instanceTemplate"]
     targets, action = [], policy.get("minimalAction", "REPLACE")
     if policy["type"] == "PROACTIVE" and action != "NONE":

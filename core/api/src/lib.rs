@@ -12,6 +12,7 @@
 //! engine's `hoist schema`). The policy engine, the simulated cloud and the evaluation live in
 //! `hoist-engine`, `hoist-sim` and `hoist-eval`, which build on this crate; no provider needs them.
 
+pub mod activity;
 pub mod checks;
 pub mod clock;
 pub mod duration;

@@ -29,7 +29,7 @@ pub mod rest;
 pub mod scaling;
 pub mod settings;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -37,7 +37,8 @@ use std::time::{Duration, Instant};
 use azure_core::Url;
 use azure_core::auth::TokenCredential;
 use chrono::Utc;
-use hoist_api::{Activity, Currency, ErrorKind, PriceSource, ProviderSet, Result};
+use hoist_api::activity::ActivityLog;
+use hoist_api::{Currency, ErrorKind, PriceSource, ProviderSet, Result};
 
 use crate::catalog::PriceBook;
 use crate::compute::{Compute, ScaleSet, VmSku};
@@ -45,9 +46,6 @@ use crate::errors::local;
 use crate::lro::Polling;
 use crate::rest::Rest;
 pub use crate::settings::{AzureProviderFactory, AzureSettings, GroupRef};
-
-/// Activities kept per group.
-const ACTIVITIES_KEPT: usize = 20;
 
 /// How long the resource SKUs of a region are reused.
 const SKUS_TTL: Duration = Duration::from_secs(3600);
@@ -77,7 +75,7 @@ pub struct AzureProvider {
     prices_checked: Mutex<Option<Instant>>,
     skus: tokio::sync::Mutex<Option<(Instant, String, Vec<VmSku>)>>,
     location: Mutex<Option<String>>,
-    activities: Arc<Mutex<BTreeMap<String, VecDeque<Activity>>>>,
+    activities: Arc<ActivityLog>,
 }
 
 impl fmt::Debug for AzureProvider {
@@ -162,7 +160,7 @@ impl AzureProvider {
             book: RwLock::new(PriceBook::shipped()),
             prices_checked: Mutex::new(None),
             skus: tokio::sync::Mutex::new(None),
-            activities: Arc::new(Mutex::new(BTreeMap::new())),
+            activities: ActivityLog::new(name),
         })
     }
 
@@ -385,10 +383,6 @@ impl AzureProvider {
         }
         out
     }
-
-    fn record_activity(&self, group: &str, activity: Activity) {
-        record(&self.activities, group, activity);
-    }
 }
 
 use hoist_api::Error;
@@ -396,20 +390,3 @@ use hoist_api::Error;
 /// How long a write waits for its long-running operation before leaving it to finish in the
 /// background: under the engine's 30 s bound on one provider call.
 pub const DEFAULT_OPERATION_WAIT: Duration = Duration::from_secs(20);
-
-fn record(
-    activities: &Mutex<BTreeMap<String, VecDeque<Activity>>>,
-    group: &str,
-    activity: Activity,
-) {
-    let mut all = lock(activities);
-    let list = all.entry(group.to_owned()).or_default();
-    if let Some(existing) = list.iter_mut().find(|a| a.id == activity.id) {
-        *existing = activity;
-    } else {
-        list.push_back(activity);
-        while list.len() > ACTIVITIES_KEPT {
-            list.pop_front();
-        }
-    }
-}

@@ -19,8 +19,6 @@
 //! each one and how it ended.
 
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -31,11 +29,11 @@ use hoist_api::{
     ScalingProvider,
 };
 
+use crate::AzureProvider;
 use crate::catalog::{instance_class, zone_name};
 use crate::compute::{ScaleSet, UpgradeMode, Vm};
 use crate::errors::local;
 use crate::lro::follow;
-use crate::{AzureProvider, record};
 
 /// The tag holding a scale set's lowest capacity.
 pub const MIN_SIZE_TAG: &str = "hoist-min-size";
@@ -187,64 +185,6 @@ impl AzureProvider {
         let described = scaling_group(group, &set, &vms)?;
         Ok((set, vms, described))
     }
-
-    /// Runs `work` (following an accepted write) as activity `kind` on `group`: waits up to
-    /// `operation_wait` for its result, then leaves it to finish in the background.
-    async fn run_operation<F>(
-        &self,
-        operation: &'static str,
-        group: &str,
-        description: String,
-        work: F,
-    ) -> Result<Activity>
-    where
-        F: Future<Output = Result<()>> + Send + 'static,
-    {
-        let started_at = Utc::now();
-        let activity = Activity {
-            id: format!("{operation}-{}", started_at.timestamp_millis()),
-            description: description.clone(),
-            started_at,
-            progress_percent: None,
-            done: false,
-        };
-        self.record_activity(group, activity.clone());
-        let activities = Arc::clone(&self.activities);
-        let group_id = group.to_owned();
-        let provider = self.name.clone();
-        let mut finished = activity.clone();
-        let handle = tokio::spawn(async move {
-            let result = work.await;
-            finished.done = true;
-            finished.progress_percent = Some(100);
-            finished.description = match &result {
-                Ok(()) => format!("{description}: succeeded"),
-                Err(e) => format!("{description}: failed: {e}"),
-            };
-            record(&activities, &group_id, finished.clone());
-            if let Err(e) = &result {
-                tracing::warn!(provider = %provider, group = %group_id, error = %e, "Azure operation failed");
-            }
-            result.map(|()| finished)
-        });
-        match tokio::time::timeout(self.operation_wait, handle).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(local(
-                ErrorKind::Other,
-                operation,
-                format!("following the operation stopped: {join}"),
-            )),
-            Err(_) => {
-                tracing::info!(
-                    provider = %self.name,
-                    group,
-                    activity = %activity.id,
-                    "Azure operation still running; following it in the background"
-                );
-                Ok(activity)
-            }
-        }
-    }
 }
 
 #[async_trait]
@@ -290,14 +230,16 @@ impl ScalingProvider for AzureProvider {
             .set_capacity(&set.resource_group, &set.name, desired)
             .await?;
         let (rest, polling) = (self.rest.clone(), self.polling);
-        self.run_operation(
-            "set_desired_capacity",
-            group,
-            format!("capacity {} -> {desired}", set.capacity),
-            async move { follow(&rest, "set_desired_capacity", &accepted, polling).await },
-        )
-        .await
-        .map(|_| ())
+        self.activities
+            .run(
+                "set_desired_capacity",
+                group,
+                self.operation_wait,
+                format!("capacity {} -> {desired}", set.capacity),
+                async move { follow(&rest, "set_desired_capacity", &accepted, polling).await },
+            )
+            .await
+            .map(|_| ())
     }
 
     async fn remove_instances(&self, group: &str, request: &RemoveInstances) -> Result<()> {
@@ -338,29 +280,31 @@ impl ScalingProvider for AzureProvider {
         let (rest, polling, compute) = (self.rest.clone(), self.polling, self.compute.clone());
         let keep = (!request.decrement).then_some(set.capacity);
         let (rg, name) = (set.resource_group.clone(), set.name.clone());
-        self.run_operation(
-            op,
-            group,
-            format!(
-                "delete instance(s) {}{}",
-                request.instances.join(", "),
-                if keep.is_some() {
-                    " and replace them"
-                } else {
-                    ""
-                }
-            ),
-            async move {
-                follow(&rest, op, &accepted, polling).await?;
-                if let Some(capacity) = keep {
-                    let again = compute.set_capacity(&rg, &name, capacity).await?;
-                    follow(&rest, op, &again, polling).await?;
-                }
-                Ok(())
-            },
-        )
-        .await
-        .map(|_| ())
+        self.activities
+            .run(
+                op,
+                group,
+                self.operation_wait,
+                format!(
+                    "delete instance(s) {}{}",
+                    request.instances.join(", "),
+                    if keep.is_some() {
+                        " and replace them"
+                    } else {
+                        ""
+                    }
+                ),
+                async move {
+                    follow(&rest, op, &accepted, polling).await?;
+                    if let Some(capacity) = keep {
+                        let again = compute.set_capacity(&rg, &name, capacity).await?;
+                        follow(&rest, op, &again, polling).await?;
+                    }
+                    Ok(())
+                },
+            )
+            .await
+            .map(|_| ())
     }
 
     async fn set_instance_class(
@@ -413,7 +357,8 @@ impl ScalingProvider for AzureProvider {
             ),
         };
         let activity = self
-            .run_operation(op, group, description, async move {
+            .activities
+            .run(op, group, self.operation_wait, description, async move {
                 follow(&rest, op, &accepted, polling).await?;
                 if mode != UpgradeMode::Manual {
                     return Ok(());
@@ -439,14 +384,7 @@ impl ScalingProvider for AzureProvider {
 
     async fn activities(&self, group: &str) -> Result<Vec<Activity>> {
         self.resolve(group).await?;
-        let all = self
-            .activities
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(all
-            .get(group)
-            .map(|l| l.iter().cloned().collect())
-            .unwrap_or_default())
+        Ok(self.activities.list(group))
     }
 }
 

@@ -11,7 +11,9 @@
 //! | `z3` | storage |
 //!
 //! A machine type costs vCPUs x the series' core rate + GiB x its RAM rate, in the zone's
-//! region. Shared-core machine types are billed on their own SKUs and are not priced here.
+//! region; an E2 shared-core type is billed for its fraction of a core ([`billed_cores`]).
+//! Machine types without both rates (another region, `f1-micro`, `g1-small`, a series the
+//! catalog does not price) are left out of the catalog: a class is listed with its prices.
 
 use std::collections::BTreeMap;
 
@@ -231,9 +233,7 @@ impl PriceBook {
         machine: &MachineKind,
         capacity_type: CapacityType,
     ) -> Option<Price> {
-        if machine.shared_cpu {
-            return None;
-        }
+        let cores = billed_cores(machine)?;
         let series = machine.name.split('-').next()?.to_owned();
         let rate = |c: Component| {
             self.rates
@@ -242,12 +242,27 @@ impl PriceBook {
         let (core, source) = rate(Component::Core)?;
         let (ram, _) = rate(Component::Ram)?;
         let gib = Decimal::from(machine.memory_mib) / Decimal::from(1024);
-        let amount = core * Decimal::from(machine.vcpus) + ram * gib;
+        let amount = core * cores + ram * gib;
         Some(Price {
             amount: Money::new(amount.round_dp(6), self.currency.clone()),
             unit: RateUnit::PerHour,
             source: source.clone(),
         })
+    }
+}
+
+/// The vCPUs a machine type is billed for: its vCPUs, or for the E2 shared-core types the
+/// fraction of a core they get (`e2-micro` 0.25, `e2-small` 0.5, `e2-medium` 1). Other
+/// shared-core types (`f1-micro`, `g1-small`) have SKUs of their own and are not priced.
+pub fn billed_cores(machine: &MachineKind) -> Option<Decimal> {
+    if !machine.shared_cpu {
+        return Some(Decimal::from(machine.vcpus));
+    }
+    match machine.name.as_str() {
+        "e2-micro" => Some(Decimal::new(25, 2)),
+        "e2-small" => Some(Decimal::new(5, 1)),
+        "e2-medium" => Some(Decimal::ONE),
+        _ => None,
     }
 }
 
@@ -427,8 +442,15 @@ mod tests {
         );
         let mut shared = machine("e2-medium", 2, 4096);
         shared.shared_cpu = true;
+        // One core's worth: 0.021811 + 4 x 0.002923, the listed price of e2-medium.
+        let p = book
+            .price("us-central1", &shared, CapacityType::OnDemand)
+            .unwrap();
+        assert_eq!(p.amount.amount.to_string(), "0.033503");
+        let mut f1 = machine("f1-micro", 1, 614);
+        f1.shared_cpu = true;
         assert!(
-            book.price("us-central1", &shared, CapacityType::OnDemand)
+            book.price("us-central1", &f1, CapacityType::OnDemand)
                 .is_none()
         );
         assert_eq!(family_of("e2-medium", true), InstanceFamily::Burstable);

@@ -8,7 +8,7 @@
 //! | `ZONE_RESOURCE_POOL_EXHAUSTED` (and `_WITH_DETAILS`), `RESOURCE_POOL_EXHAUSTED`, stockouts | `CapacityUnavailable` | no |
 //! | 401, 403 (`forbidden`, `PERMISSION_DENIED`), credentials that cannot be loaded | `PermissionDenied` | no |
 //! | 404 (`notFound`) | `NotFound` | no |
-//! | 409, 412 (`resourceNotReady`, `conditionNotMet`, another operation running) | `Conflict` | yes |
+//! | 409, 412 (`conditionNotMet`), and `resourceNotReady` (another operation running, sent as 400) | `Conflict` | yes |
 //! | other 400s (`invalid`, `badRequest`) | `InvalidInput` | no |
 //!
 //! Only Google's status, reason and message are kept: never a request, a header or a token.
@@ -40,6 +40,10 @@ pub fn kind_of(status: u16, reason: &str) -> ErrorKind {
         || reason.to_ascii_uppercase().contains("STOCKOUT")
     {
         return ErrorKind::CapacityUnavailable;
+    }
+    if reason.eq_ignore_ascii_case("resourceNotReady") {
+        // Another operation is running on the resource: try again once it ends.
+        return ErrorKind::Conflict;
     }
     match status {
         429 => ErrorKind::Throttled,
@@ -116,7 +120,7 @@ pub(crate) fn from_gax(operation: &str, error: google_cloud_gax::error::Error) -
                 message = s.message.clone();
             }
             if reason.is_empty() {
-                reason = s.code.name().to_owned();
+                reason = reason_of(s).unwrap_or_else(|| s.code.name().to_owned());
             }
         }
         if message.is_empty() {
@@ -126,7 +130,8 @@ pub(crate) fn from_gax(operation: &str, error: google_cloud_gax::error::Error) -
     }
     if let Some(s) = error.status() {
         let status = http_of(s.code.name());
-        return from_status(operation, status, s.code.name(), &s.message);
+        let reason = reason_of(s).unwrap_or_else(|| s.code.name().to_owned());
+        return from_status(operation, status, &reason, &s.message);
     }
     if error.is_authentication() {
         return local(
@@ -160,6 +165,17 @@ pub(crate) fn from_gax(operation: &str, error: google_cloud_gax::error::Error) -
         operation,
         first_line(&error.to_string()).to_owned(),
     )
+}
+
+/// The reason of an error's first `ErrorInfo` detail (Compute Engine's `errors[].reason`, which
+/// the client keeps as one).
+fn reason_of(status: &google_cloud_gax::error::rpc::Status) -> Option<String> {
+    status.details.iter().find_map(|d| match d {
+        google_cloud_gax::error::rpc::StatusDetails::ErrorInfo(info) if !info.reason.is_empty() => {
+            Some(info.reason.clone())
+        }
+        _ => None,
+    })
 }
 
 /// The HTTP status of a gRPC code name, for errors that carry no HTTP status.
@@ -205,6 +221,7 @@ mod tests {
             (403, "forbidden", ErrorKind::PermissionDenied),
             (404, "notFound", ErrorKind::NotFound),
             (412, "conditionNotMet", ErrorKind::Conflict),
+            (400, "resourceNotReady", ErrorKind::Conflict),
             (400, "invalid", ErrorKind::InvalidInput),
             (503, "", ErrorKind::Transient),
         ];

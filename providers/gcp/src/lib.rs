@@ -24,22 +24,20 @@ pub mod metrics;
 pub mod scaling;
 pub mod settings;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use google_cloud_auth::credentials::Credentials;
-use hoist_api::{Activity, Currency, ErrorKind, PriceSource, ProviderSet, Result};
+use hoist_api::activity::ActivityLog;
+use hoist_api::{Currency, ErrorKind, PriceSource, ProviderSet, Result};
 
 use crate::catalog::PriceBook;
 use crate::compute::{ClientConfig, Compute, MachineKind, Mig};
 use crate::errors::local;
 pub use crate::settings::{CredentialsSource, GcpProviderFactory, GcpSettings, GroupRef, Location};
-
-/// Activities kept per group.
-const ACTIVITIES_KEPT: usize = 20;
 
 /// How long the machine types of a zone are reused.
 const MACHINE_TYPES_TTL: Duration = Duration::from_secs(3600);
@@ -64,7 +62,7 @@ pub struct GcpProvider {
     prices_checked: Mutex<Option<Instant>>,
     machine_types: tokio::sync::Mutex<Option<(Instant, String, Vec<MachineKind>)>>,
     zone: Mutex<Option<String>>,
-    activities: Arc<Mutex<BTreeMap<String, VecDeque<Activity>>>>,
+    activities: Arc<ActivityLog>,
 }
 
 impl fmt::Debug for GcpProvider {
@@ -156,7 +154,7 @@ impl GcpProvider {
             book: RwLock::new(PriceBook::shipped()),
             prices_checked: Mutex::new(None),
             machine_types: tokio::sync::Mutex::new(None),
-            activities: Arc::new(Mutex::new(BTreeMap::new())),
+            activities: ActivityLog::new(name),
         })
     }
 
@@ -362,27 +360,6 @@ impl GcpProvider {
                 error = %e,
                 "could not read Cloud Billing Catalog prices; using the prices held"
             ),
-        }
-    }
-
-    fn record_activity(&self, group: &str, activity: Activity) {
-        record(&self.activities, group, activity);
-    }
-}
-
-fn record(
-    activities: &Mutex<BTreeMap<String, VecDeque<Activity>>>,
-    group: &str,
-    activity: Activity,
-) {
-    let mut all = lock(activities);
-    let list = all.entry(group.to_owned()).or_default();
-    if let Some(existing) = list.iter_mut().find(|a| a.id == activity.id) {
-        *existing = activity;
-    } else {
-        list.push_back(activity);
-        while list.len() > ACTIVITIES_KEPT {
-            list.pop_front();
         }
     }
 }

@@ -21,8 +21,6 @@
 //! each one and how it ended.
 
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -33,11 +31,11 @@ use hoist_api::{
     ScalingProvider,
 };
 
+use crate::GcpProvider;
 use crate::catalog::instance_class;
 use crate::compute::{ManagedVm, Mig, Template, last_segment};
 use crate::errors::local;
 use crate::settings::Location;
-use crate::{GcpProvider, record};
 
 /// The template label holding a group's lowest size.
 pub const MIN_SIZE_LABEL: &str = "hoist-min-size";
@@ -185,64 +183,6 @@ impl GcpProvider {
         let described = scaling_group(group, &mig, &template, &vms)?;
         Ok((mig, template, vms, described))
     }
-
-    /// Runs `work` as an activity of `group`: waits up to `operation_wait` for its result,
-    /// then leaves it to finish in the background.
-    async fn run_operation<F>(
-        &self,
-        operation: &'static str,
-        group: &str,
-        description: String,
-        work: F,
-    ) -> Result<Activity>
-    where
-        F: Future<Output = Result<()>> + Send + 'static,
-    {
-        let started_at = Utc::now();
-        let activity = Activity {
-            id: format!("{operation}-{}", started_at.timestamp_millis()),
-            description: description.clone(),
-            started_at,
-            progress_percent: None,
-            done: false,
-        };
-        self.record_activity(group, activity.clone());
-        let activities = Arc::clone(&self.activities);
-        let group_id = group.to_owned();
-        let provider = self.name.clone();
-        let mut finished = activity.clone();
-        let handle = tokio::spawn(async move {
-            let result = work.await;
-            finished.done = true;
-            finished.progress_percent = Some(100);
-            finished.description = match &result {
-                Ok(()) => format!("{description}: succeeded"),
-                Err(e) => format!("{description}: failed: {e}"),
-            };
-            record(&activities, &group_id, finished.clone());
-            if let Err(e) = &result {
-                tracing::warn!(provider = %provider, group = %group_id, error = %e, "Compute Engine operation failed");
-            }
-            result.map(|()| finished)
-        });
-        match tokio::time::timeout(self.operation_wait, handle).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(local(
-                ErrorKind::Other,
-                operation,
-                format!("following the operation stopped: {join}"),
-            )),
-            Err(_) => {
-                tracing::info!(
-                    provider = %self.name,
-                    group,
-                    activity = %activity.id,
-                    "Compute Engine operation still running; following it in the background"
-                );
-                Ok(activity)
-            }
-        }
-    }
 }
 
 #[async_trait]
@@ -286,14 +226,16 @@ impl ScalingProvider for GcpProvider {
         }
         let compute = self.compute.clone();
         let from = mig.target_size;
-        self.run_operation(
-            "set_desired_capacity",
-            group,
-            format!("target size {from} -> {desired}"),
-            async move { compute.resize(&mig, desired).await },
-        )
-        .await
-        .map(|_| ())
+        self.activities
+            .run(
+                "set_desired_capacity",
+                group,
+                self.operation_wait,
+                format!("target size {from} -> {desired}"),
+                async move { compute.resize(&mig, desired).await },
+            )
+            .await
+            .map(|_| ())
     }
 
     async fn remove_instances(&self, group: &str, request: &RemoveInstances) -> Result<()> {
@@ -319,28 +261,30 @@ impl ScalingProvider for GcpProvider {
             .collect();
         let keep = (!request.decrement).then_some(mig.target_size);
         let compute = self.compute.clone();
-        self.run_operation(
-            op,
-            group,
-            format!(
-                "delete instance(s) {}{}",
-                request.instances.join(", "),
-                if keep.is_some() {
-                    " and replace them"
-                } else {
-                    ""
-                }
-            ),
-            async move {
-                compute.delete_instances(&mig, &urls).await?;
-                if let Some(size) = keep {
-                    compute.resize(&mig, size).await?;
-                }
-                Ok(())
-            },
-        )
-        .await
-        .map(|_| ())
+        self.activities
+            .run(
+                op,
+                group,
+                self.operation_wait,
+                format!(
+                    "delete instance(s) {}{}",
+                    request.instances.join(", "),
+                    if keep.is_some() {
+                        " and replace them"
+                    } else {
+                        ""
+                    }
+                ),
+                async move {
+                    compute.delete_instances(&mig, &urls).await?;
+                    if let Some(size) = keep {
+                        compute.resize(&mig, size).await?;
+                    }
+                    Ok(())
+                },
+            )
+            .await
+            .map(|_| ())
     }
 
     async fn set_instance_class(
@@ -372,9 +316,10 @@ impl ScalingProvider for GcpProvider {
         let machine_type = instance_class.to_owned();
         let surge = u32::try_from(mig.zones.len().max(1)).unwrap_or(1);
         let activity = self
-            .run_operation(
+            .activities.run(
                 op,
                 group,
+                self.operation_wait,
                 format!(
                     "machine type {} -> {machine_type}: template {name}, proactive rolling replacement",
                     template.machine_type
@@ -390,14 +335,7 @@ impl ScalingProvider for GcpProvider {
 
     async fn activities(&self, group: &str) -> Result<Vec<Activity>> {
         self.resolve(group).await?;
-        let all = self
-            .activities
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(all
-            .get(group)
-            .map(|l| l.iter().cloned().collect())
-            .unwrap_or_default())
+        Ok(self.activities.list(group))
     }
 }
 
@@ -418,10 +356,19 @@ impl InstanceCatalog for GcpProvider {
         self.refresh_prices_if_due().await;
         let (zone, kinds) = self.machine_types().await?;
         let book = self.book();
-        Ok(kinds
+        let (priced, unpriced): (Vec<InstanceClass>, Vec<InstanceClass>) = kinds
             .iter()
             .map(|k| instance_class(k, &zone, &book))
-            .collect())
+            .partition(|c| !c.offerings.is_empty());
+        if !unpriced.is_empty() {
+            tracing::debug!(
+                provider = %self.name,
+                zone,
+                unpriced = unpriced.len(),
+                "machine types without core and RAM rates are left out of the catalog"
+            );
+        }
+        Ok(priced)
     }
 }
 
