@@ -330,6 +330,14 @@ async fn quota_stockouts_and_refusals_map_to_the_kinds_the_engine_reacts_to() {
     let e = gcp.set_desired_capacity("web", 6).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{e}");
     assert!(!e.is_retryable());
+    // Outside the sizes Compute Engine allows this group (api's template sets no bounds, so the
+    // provider's own check lets 11 through to Compute Engine, which refuses it).
+    let e = gcp
+        .set_desired_capacity("us-central1/api", 11)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("size"), "{e}");
     // A group with an autoscaler attached cannot be resized.
     let e = gcp
         .set_desired_capacity("us-central1-b/scaled", 2)
@@ -674,9 +682,29 @@ async fn hoist_plan_and_run_once_resize_a_managed_instance_group() {
         2,
         "a plan changes nothing"
     );
+    assert!(
+        !requests(&p).await.iter().any(|r| r["method"] != "GET"
+            && !r["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("/listManagedInstances")),
+        "a plan only reads"
+    );
     let out = hoist(&["run", "--once", "policy.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
     assert_eq!(target_size(&state(&p).await, "web"), 3);
+    let log = requests(&p).await;
+    let resize = log
+        .iter()
+        .find(|r| {
+            r["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("/zones/us-central1-a/instanceGroupManagers/web/resize")
+        })
+        .expect("hoist run resized the group");
+    assert_eq!(resize["method"], "POST");
+    assert_eq!(resize["query"]["size"], "3");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
