@@ -59,6 +59,26 @@ fn every_example_validates() {
     }
 }
 
+/// The examples for real clouds validate without credentials or a network: `hoist validate`
+/// checks every provider's settings offline.
+#[test]
+fn every_cloud_example_validates_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "aws.yaml",
+        "azure.yaml",
+        "gcp.yaml",
+        "kubernetes.yaml",
+        "kubernetes-nodes.yaml",
+    ] {
+        let file = root().join("examples").join(name);
+        let out = hoist(&["validate", file.to_str().unwrap()], dir.path());
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{name}: {stdout}{stderr}");
+        assert!(stdout.contains(": ok"), "{name}: {stdout}");
+    }
+}
+
 #[test]
 fn every_simulated_example_runs_and_reports() {
     let dir = tempfile::tempdir().unwrap();
