@@ -344,7 +344,7 @@ async fn quota_stockouts_and_refusals_map_to_the_kinds_the_engine_reacts_to() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
-    // A stockout while the operation runs.
+    // A stockout while the group creates the instances a resize asks for.
     control(
         reqwest::Method::POST,
         "/_fake/fail-next-operation",
@@ -358,7 +358,19 @@ async fn quota_stockouts_and_refusals_map_to_the_kinds_the_engine_reacts_to() {
         e.to_string().contains("ZONE_RESOURCE_POOL_EXHAUSTED"),
         "{e}"
     );
-    assert_eq!(target_size(&state(&p).await, "web"), 2);
+    // As Compute Engine does it, the resize itself succeeded: the target size is 3 and the
+    // instance it could not make stays CREATING with the stockout as its last attempt's error,
+    // which the provider reports (and shows as a failed instance).
+    assert_eq!(target_size(&state(&p).await, "web"), 3);
+    let g = gcp.describe_group("web").await.unwrap();
+    assert_eq!(
+        g.instances
+            .iter()
+            .filter(|i| i.state == InstanceState::Failed)
+            .count(),
+        1,
+        "{g:?}"
+    );
     // An unknown machine type: refused by the catalog check, and by Compute Engine itself.
     let e = gcp
         .set_instance_class("web", "n9-mega-64")
@@ -421,6 +433,21 @@ async fn throttling_and_server_errors_are_retried_and_permission_errors_are_not(
     .await;
     let e = gcp.describe_group("web").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    // Compute Engine reports a rate quota as 403 rateLimitExceeded: retried, then Throttled.
+    fault(
+        json!({"project": p, "method": "GET", "path_contains": "instanceGroupManagers/web",
+                 "status": 403, "reason": "rateLimitExceeded", "message": "Rate Limit Exceeded", "times": 1}),
+    )
+    .await;
+    gcp.describe_group("web").await.unwrap();
+    fault(
+        json!({"project": p, "method": "GET", "path_contains": "instanceGroupManagers/web",
+                 "status": 403, "reason": "rateLimitExceeded", "message": "Rate Limit Exceeded", "times": 3}),
+    )
+    .await;
+    let e = gcp.describe_group("web").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Throttled, "{e}");
+    assert!(e.is_retryable());
 
     let before = requests(&p).await.len();
     fault(json!({"project": p, "method": "POST", "path_contains": "/resize",

@@ -640,6 +640,18 @@ def without(instances, gone):
 def finish(project, op):
     g = op["group"]
     failed = op["error"] is not None
+    if op["kind"] == "resize" and failed and op["created"]:
+        # As Compute Engine does: the resize operation itself succeeds (the target size is
+        # set), and the instances it could not create stay CREATING, their last attempt
+        # carrying the error (a stockout, a quota), retried by the group until they succeed.
+        for inst in op["created"]:
+            inst["status"] = ""
+            inst["staging_at"] = None
+            inst["last_error"] = op["error"]
+        g["target_size"] = op["size"]
+        op["error"] = None
+        failed = False
+        op["created"] = []
     if op["kind"] in ("resize", "deleteInstances"):
         if failed:
             g["instances"] = without(g["instances"], op["created"])
@@ -756,6 +768,8 @@ def template_view(project, t):
 
 
 def instance_status(inst, now):
+    if inst.get("last_error"):
+        return None
     if inst["action"] == "CREATING" and inst["staging_at"] is not None and now >= inst["staging_at"]:
         return "STAGING"
     return inst["status"]
@@ -766,11 +780,18 @@ def managed_instance_view(project, g, inst, now):
     for v in g["versions"]:
         if v["instanceTemplate"] == inst["template"] and v.get("name"):
             version["name"] = v["name"]
-    return {"instance": url(f"projects/{project.id}/zones/{inst['zone']}/instances/{inst['name']}"),
+    view = {"instance": url(f"projects/{project.id}/zones/{inst['zone']}/instances/{inst['name']}"),
             "id": inst["id"], "name": inst["name"], "instanceStatus": instance_status(inst, now),
             "currentAction": inst["action"],
             "targetStatus": "DELETED" if inst["action"] == "DELETING" else "RUNNING",
             "version": version}
+    if view["instanceStatus"] is None:
+        # An instance Compute Engine has not managed to create has no status yet.
+        del view["instanceStatus"]
+    if inst.get("last_error"):
+        view["lastAttempt"] = {"errors": {"errors": [
+            {"code": inst["last_error"]["code"], "message": inst["last_error"]["message"]}]}}
+    return view
 
 
 def igm_view(project, g):

@@ -224,6 +224,12 @@ struct PriceItem {
     unit_of_measure: String,
     #[serde(default)]
     effective_start_date: String,
+    #[serde(default = "primary")]
+    is_primary_meter_region: bool,
+}
+
+fn primary() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,7 +243,8 @@ struct PricePage {
 }
 
 /// Reads the Linux consumption prices of `region` in `currency` from the Retail Prices API at
-/// `endpoint`: on-demand and spot per size, Windows, Low Priority and Dev/Test meters left out.
+/// `endpoint`: on-demand and spot per size from the primary meters, Windows, Low Priority and
+/// Dev/Test meters left out.
 pub async fn fetch_prices(
     rest: &Rest,
     endpoint: &str,
@@ -248,9 +255,14 @@ pub async fn fetch_prices(
     let mut url = Url::parse(endpoint)
         .and_then(|u| u.join("/api/retail/prices"))
         .map_err(|e| local(ErrorKind::Config, op, format!("prices endpoint: {e}")))?;
+    // Since 2023-01-01-preview the API returns primary and non-primary meters alike (only the
+    // primary ones are what a region bills) and compares filter values case-sensitively
+    // (region names are lower case).
+    let region = region.to_ascii_lowercase();
     url.query_pairs_mut()
         .append_pair("api-version", PRICES_API_VERSION)
         .append_pair("currencyCode", &format!("'{}'", currency.0))
+        .append_pair("meterRegion", "'primary'")
         .append_pair(
             "$filter",
             &format!(
@@ -284,6 +296,7 @@ pub async fn fetch_prices(
                 || item.product_name.contains("Windows")
                 || item.sku_name.contains("Low Priority")
                 || item.meter_name.contains("Low Priority")
+                || !item.is_primary_meter_region
                 || !(item.retail_price.is_finite() && item.retail_price > 0.0)
             {
                 continue;

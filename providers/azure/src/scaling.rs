@@ -273,10 +273,41 @@ impl ScalingProvider for AzureProvider {
                 described.min_size,
             )?;
         }
-        let accepted = self
+        let accepted = match self
             .compute
             .delete_instances(&set.resource_group, &set.name, &request.instances)
-            .await?;
+            .await
+        {
+            Ok(accepted) => Some(accepted),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::InvalidInput
+                        | ErrorKind::Conflict
+                        | ErrorKind::Timeout
+                        | ErrorKind::Transient
+                ) =>
+            {
+                // A retried or abandoned POST may have been applied already (the retry then
+                // finds the instances gone or deleting): look before reporting.
+                let now = self.compute.vms(&set).await?;
+                let remaining = request
+                    .instances
+                    .iter()
+                    .filter(|id| {
+                        now.iter().any(|vm| {
+                            &vm.instance_id == *id
+                                && !vm.provisioning_state.eq_ignore_ascii_case("Deleting")
+                        })
+                    })
+                    .count();
+                if remaining > 0 {
+                    return Err(e);
+                }
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let (rest, polling, compute) = (self.rest.clone(), self.polling, self.compute.clone());
         let keep = (!request.decrement).then_some(set.capacity);
         let (rg, name) = (set.resource_group.clone(), set.name.clone());
@@ -295,7 +326,9 @@ impl ScalingProvider for AzureProvider {
                     }
                 ),
                 async move {
-                    follow(&rest, op, &accepted, polling).await?;
+                    if let Some(accepted) = &accepted {
+                        follow(&rest, op, accepted, polling).await?;
+                    }
                     if let Some(capacity) = keep {
                         let again = compute.set_capacity(&rg, &name, capacity).await?;
                         follow(&rest, op, &again, polling).await?;

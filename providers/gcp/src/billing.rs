@@ -23,7 +23,8 @@ use crate::settings::BIGQUERY_ENDPOINT;
 
 /// The SQL of a cost question: Compute Engine cost plus credits per day and currency in
 /// `[@start, @end)`, optionally per a label's value (`@group_key`) and only for line items that
-/// carry the configured labels.
+/// carry the configured labels. The export table is partitioned by export time, and a line item
+/// is exported after its usage, so partitions from a day before `@start` on are all it reads.
 pub fn cost_sql(table: &str, by_service: bool, by_label: bool, labels: usize) -> String {
     let mut key = String::new();
     if by_service {
@@ -47,7 +48,8 @@ pub fn cost_sql(table: &str, by_service: bool, by_label: bool, labels: usize) ->
          SUM(cost) + SUM(IFNULL((SELECT SUM(c.amount) FROM UNNEST(credits) AS c), 0)) AS cost, \
          currency{key} \
          FROM `{table}` \
-         WHERE usage_start_time >= @start AND usage_start_time < @end{filters} \
+         WHERE DATE(_PARTITIONTIME) >= DATE_SUB(DATE(@start), INTERVAL 1 DAY) \
+         AND usage_start_time >= @start AND usage_start_time < @end{filters} \
          GROUP BY day, currency{group} ORDER BY day"
     )
 }
@@ -64,7 +66,48 @@ fn unreadable(what: impl std::fmt::Display) -> hoist_api::Error {
     )
 }
 
+/// Reads of a BigQuery result at most (pages, or polls of an unfinished job).
+const MAX_PAGES: usize = 100;
+
 impl GcpProvider {
+    async fn bigquery(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: &reqwest::header::HeaderMap,
+        body: Option<&Value>,
+    ) -> Result<Value> {
+        let op = "cost";
+        let mut request = self.http.request(method, url).headers(headers.clone());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| {
+            local(
+                if e.is_timeout() {
+                    ErrorKind::Timeout
+                } else {
+                    ErrorKind::Transient
+                },
+                op,
+                format!("cannot reach BigQuery: {e}"),
+            )
+        })?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|e| {
+            local(
+                ErrorKind::Transient,
+                op,
+                format!("reading BigQuery's answer: {e}"),
+            )
+        })?;
+        if status >= 400 {
+            let (reason, message) = error_body(&bytes);
+            return Err(from_status(op, status, &reason, &message));
+        }
+        serde_json::from_slice(&bytes).map_err(unreadable)
+    }
+
     async fn auth_headers(&self) -> Result<reqwest::header::HeaderMap> {
         use google_cloud_auth::credentials::CacheableResource;
         match self.credentials.headers(http::Extensions::new()).await {
@@ -150,43 +193,76 @@ impl GcpProvider {
             endpoint.trim_end_matches('/')
         );
         let headers = self.auth_headers().await?;
-        let response = self
-            .http
-            .post(&url)
-            .headers(headers)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| {
-                local(
-                    if e.is_timeout() {
-                        ErrorKind::Timeout
-                    } else {
-                        ErrorKind::Transient
-                    },
+        let mut answer = self
+            .bigquery(reqwest::Method::POST, &url, &headers, Some(&body))
+            .await?;
+        // A job that did not finish within the request, or a result in several pages, is read
+        // with jobs.getQueryResults until complete (at most MAX_PAGES pages).
+        let mut rows: Vec<Value> = Vec::new();
+        let mut pages = 0;
+        loop {
+            let complete = answer.get("jobComplete").and_then(Value::as_bool) != Some(false);
+            if complete {
+                rows.extend(
+                    answer
+                        .get("rows")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+            }
+            let token = answer
+                .get("pageToken")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if complete && token.is_none() {
+                break;
+            }
+            pages += 1;
+            if pages > MAX_PAGES {
+                return Err(local(
+                    ErrorKind::Timeout,
                     op,
-                    format!("cannot reach BigQuery: {e}"),
-                )
-            })?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| {
-            local(
-                ErrorKind::Transient,
-                op,
-                format!("reading BigQuery's answer: {e}"),
-            )
-        })?;
-        if status >= 400 {
-            let (reason, message) = error_body(&bytes);
-            return Err(from_status(op, status, &reason, &message));
+                    format!("the BigQuery result did not come within {MAX_PAGES} reads"),
+                ));
+            }
+            let job = answer
+                .pointer("/jobReference/jobId")
+                .and_then(Value::as_str)
+                .ok_or_else(|| unreadable("an unfinished job without a jobReference"))?;
+            let mut next = format!(
+                "{}/bigquery/v2/projects/{project}/queries/{job}?timeoutMs=30000",
+                endpoint.trim_end_matches('/')
+            );
+            if let Some(location) = answer
+                .pointer("/jobReference/location")
+                .and_then(Value::as_str)
+            {
+                next.push_str(&format!("&location={location}"));
+            }
+            if let Some(token) = token.filter(|_| complete) {
+                next.push_str(&format!("&pageToken={token}"));
+            }
+            let schema = answer.get("schema").cloned();
+            answer = self
+                .bigquery(reqwest::Method::GET, &next, &headers, None)
+                .await?;
+            if answer.get("schema").is_none()
+                && let (Some(schema), Some(obj)) = (schema, answer.as_object_mut())
+            {
+                obj.insert("schema".to_owned(), schema);
+            }
         }
-        let answer: Value = serde_json::from_slice(&bytes).map_err(unreadable)?;
-        if answer.get("jobComplete").and_then(Value::as_bool) == Some(false) {
-            return Err(local(
-                ErrorKind::Timeout,
-                op,
-                "the BigQuery job did not finish within 30 s",
-            ));
+        if let Some(total) = answer
+            .get("totalRows")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<usize>().ok())
+            && total != rows.len()
+        {
+            return Err(unreadable(format!(
+                "{} rows read of the {total} BigQuery reported",
+                rows.len()
+            )));
         }
         let fields: Vec<String> = answer
             .pointer("/schema/fields")
@@ -209,12 +285,7 @@ impl GcpProvider {
         };
         let key = column("key");
         let mut entries: Vec<CostEntry> = Vec::new();
-        for row in answer
-            .get("rows")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
+        for row in &rows {
             let cells = row
                 .get("f")
                 .and_then(Value::as_array)

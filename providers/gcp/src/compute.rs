@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use futures::FutureExt;
 use google_cloud_compute_v1::client::{
     InstanceGroupManagers, InstanceTemplates, MachineTypes, RegionInstanceGroupManagers,
 };
@@ -54,6 +55,9 @@ pub struct ManagedVm {
     pub action: String,
     /// The template it was made from.
     pub template: String,
+    /// Why the group's last attempt to create or change it failed (code, message): a stockout
+    /// or a quota, which Compute Engine reports here rather than in the resize's operation.
+    pub last_error: Option<(String, String)>,
 }
 
 /// An instance template's parts this crate reads.
@@ -89,7 +93,8 @@ pub struct MachineKind {
     pub arm64: bool,
 }
 
-/// Retries 429 and 5xx, and failures before the request was sent, `attempts` times in all.
+/// Retries 429, 5xx, a 403 that reports a rate quota (Compute Engine's `rateLimitExceeded`),
+/// and failures before the request was sent, `attempts` times in all.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryThrottledAndServerErrors {
     /// Attempts in all (the first included).
@@ -103,7 +108,8 @@ impl RetryPolicy for RetryThrottledAndServerErrors {
             || error.is_connect()
             || error
                 .http_status_code()
-                .is_some_and(|s| s == 429 || (500..600).contains(&s));
+                .is_some_and(|s| s == 429 || (500..600).contains(&s))
+            || crate::errors::is_rate_limit(&crate::errors::reason_of_error(&error));
         if !retryable || error.is_authentication() {
             RetryResult::Permanent(error)
         } else if state.attempt_count >= self.attempts {
@@ -123,6 +129,8 @@ pub struct Compute {
     templates: InstanceTemplates,
     machine_types: MachineTypes,
     timeout: Duration,
+    operation_timeout: Duration,
+    poll_interval: Duration,
 }
 
 impl fmt::Debug for Compute {
@@ -218,14 +226,21 @@ pub fn check_operation(operation: &str, op: model::Operation) -> Result<()> {
     let status = op
         .http_error_status_code
         .and_then(|s| u16::try_from(s).ok())
-        .unwrap_or(500);
+        .unwrap_or(400);
     Err(from_status(operation, status, &code, &message))
 }
 
 impl Compute {
     /// The clients for `project`.
-    pub async fn new(project: &str, config: &ClientConfig, timeout: Duration) -> Result<Self> {
+    pub async fn new(
+        project: &str,
+        config: &ClientConfig,
+        timeout: Duration,
+        operation_timeout: Duration,
+    ) -> Result<Self> {
         Ok(Compute {
+            operation_timeout,
+            poll_interval: config.poll_interval,
             project: project.to_owned(),
             zonal: build_client!(InstanceGroupManagers, config),
             regional: build_client!(RegionInstanceGroupManagers, config),
@@ -247,6 +262,63 @@ impl Compute {
                 operation,
                 format!("Google Cloud did not answer within {:?}", self.timeout),
             )),
+        }
+    }
+
+    /// Follows an operation's poller to its end, bounded by the operation timeout.
+    async fn follow(
+        &self,
+        operation: &str,
+        poll: impl std::future::Future<Output = google_cloud_gax::Result<model::Operation>>,
+    ) -> Result<model::Operation> {
+        match tokio::time::timeout(self.operation_timeout, poll).await {
+            Ok(result) => result.map_err(|e| from_gax(operation, e)),
+            Err(_) => Err(local(
+                ErrorKind::Timeout,
+                operation,
+                format!(
+                    "the operation was still running after {:?}; Compute Engine goes on with it, and the next describe shows its effect",
+                    self.operation_timeout
+                ),
+            )
+            .with_retryable(false)),
+        }
+    }
+
+    /// After a resize: waits (within the operation timeout) until no instance is still being
+    /// created without a verdict, and reports the first creation error as the resize's own.
+    /// Compute Engine marks a resize done once the target size is set and reports stockouts and
+    /// quota errors on the instances it could not create (their last attempt), retrying them
+    /// until they succeed.
+    pub async fn creations_settled(&self, mig: &Mig) -> Result<()> {
+        let op = "set_desired_capacity";
+        let deadline = tokio::time::Instant::now() + self.operation_timeout;
+        let mut wait = self.poll_interval;
+        loop {
+            let vms = self.instances(mig).await?;
+            if let Some((code, message)) = vms
+                .iter()
+                .filter(|vm| vm.action.starts_with("CREATING"))
+                .find_map(|vm| vm.last_error.clone())
+            {
+                return Err(from_status(op, 400, &code, &message));
+            }
+            if !vms.iter().any(|vm| vm.action.starts_with("CREATING")) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() + wait > deadline {
+                return Err(local(
+                    ErrorKind::Timeout,
+                    op,
+                    format!(
+                        "instances were still being created after {:?}",
+                        self.operation_timeout
+                    ),
+                )
+                .with_retryable(false));
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(10));
         }
     }
 
@@ -373,6 +445,11 @@ impl Compute {
                     .version
                     .and_then(|v| v.instance_template)
                     .unwrap_or_default(),
+                last_error: m
+                    .last_attempt
+                    .and_then(|a| a.errors)
+                    .and_then(|e| e.errors.into_iter().next())
+                    .map(|e| (e.code.unwrap_or_default(), e.message.unwrap_or_default())),
                 url,
             }
         };
@@ -411,32 +488,30 @@ impl Compute {
         let size = i32::try_from(size)
             .map_err(|_| local(ErrorKind::InvalidInput, op, "size out of range"))?;
         let done = match &mig.location {
-            Location::Zone(z) => {
-                self.zonal
-                    .resize()
-                    .set_project(&self.project)
-                    .set_zone(z)
-                    .set_instance_group_manager(&mig.name)
-                    .set_size(size)
-                    .set_request_id(request_id())
-                    .poller()
-                    .until_done()
-                    .await
-            }
-            Location::Region(r) => {
-                self.regional
-                    .resize()
-                    .set_project(&self.project)
-                    .set_region(r)
-                    .set_instance_group_manager(&mig.name)
-                    .set_size(size)
-                    .set_request_id(request_id())
-                    .poller()
-                    .until_done()
-                    .await
-            }
+            Location::Zone(z) => self
+                .zonal
+                .resize()
+                .set_project(&self.project)
+                .set_zone(z)
+                .set_instance_group_manager(&mig.name)
+                .set_size(size)
+                .set_request_id(request_id())
+                .poller()
+                .until_done()
+                .boxed(),
+            Location::Region(r) => self
+                .regional
+                .resize()
+                .set_project(&self.project)
+                .set_region(r)
+                .set_instance_group_manager(&mig.name)
+                .set_size(size)
+                .set_request_id(request_id())
+                .poller()
+                .until_done()
+                .boxed(),
         };
-        check_operation(op, done.map_err(|e| from_gax(op, e))?)
+        check_operation(op, self.follow(op, done).await?)
     }
 
     /// Deletes instances (GCE lowers the target size by as many) and follows the operation.
@@ -456,7 +531,7 @@ impl Compute {
                     .set_request_id(request_id())
                     .poller()
                     .until_done()
-                    .await
+                    .boxed()
             }
             Location::Region(r) => {
                 let body = model::RegionInstanceGroupManagersDeleteInstancesRequest::new()
@@ -471,10 +546,10 @@ impl Compute {
                     .set_request_id(request_id())
                     .poller()
                     .until_done()
-                    .await
+                    .boxed()
             }
         };
-        check_operation(op, done.map_err(|e| from_gax(op, e))?)
+        check_operation(op, self.follow(op, done).await?)
     }
 
     /// An instance template, by URL or name.
@@ -523,9 +598,8 @@ impl Compute {
             .set_body(copy)
             .set_request_id(request_id())
             .poller()
-            .until_done()
-            .await
-            .map_err(|e| from_gax(op, e))?;
+            .until_done();
+        let done = self.follow(op, done).await?;
         let target = done.target_link.clone();
         check_operation(op, done)?;
         Ok(target.unwrap_or_else(|| {
@@ -550,32 +624,30 @@ impl Compute {
                     .set_max_unavailable(model::FixedOrPercent::new().set_fixed(0)),
             );
         let done = match &mig.location {
-            Location::Zone(z) => {
-                self.zonal
-                    .patch()
-                    .set_project(&self.project)
-                    .set_zone(z)
-                    .set_instance_group_manager(&mig.name)
-                    .set_body(patch)
-                    .set_request_id(request_id())
-                    .poller()
-                    .until_done()
-                    .await
-            }
-            Location::Region(r) => {
-                self.regional
-                    .patch()
-                    .set_project(&self.project)
-                    .set_region(r)
-                    .set_instance_group_manager(&mig.name)
-                    .set_body(patch)
-                    .set_request_id(request_id())
-                    .poller()
-                    .until_done()
-                    .await
-            }
+            Location::Zone(z) => self
+                .zonal
+                .patch()
+                .set_project(&self.project)
+                .set_zone(z)
+                .set_instance_group_manager(&mig.name)
+                .set_body(patch)
+                .set_request_id(request_id())
+                .poller()
+                .until_done()
+                .boxed(),
+            Location::Region(r) => self
+                .regional
+                .patch()
+                .set_project(&self.project)
+                .set_region(r)
+                .set_instance_group_manager(&mig.name)
+                .set_body(patch)
+                .set_request_id(request_id())
+                .poller()
+                .until_done()
+                .boxed(),
         };
-        check_operation(op, done.map_err(|e| from_gax(op, e))?)
+        check_operation(op, self.follow(op, done).await?)
     }
 
     /// The machine types of a zone.

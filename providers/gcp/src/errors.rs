@@ -2,7 +2,7 @@
 //!
 //! | from Google Cloud | kind | retried |
 //! |---|---|---|
-//! | 429 (`rateLimitExceeded`, `RESOURCE_EXHAUSTED` without a quota), after the client's own retries | `Throttled` | yes |
+//! | 429, and 403 `rateLimitExceeded`/`userRateLimitExceeded`/`RESOURCE_OPERATION_RATE_EXCEEDED` (how Compute Engine reports a rate quota), after the client's own retries | `Throttled` | yes |
 //! | 5xx, no reply, a dropped connection | `Transient` | yes |
 //! | `quotaExceeded`, `QUOTA_EXCEEDED` | `QuotaExceeded` | no |
 //! | `ZONE_RESOURCE_POOL_EXHAUSTED` (and `_WITH_DETAILS`), `RESOURCE_POOL_EXHAUSTED`, stockouts | `CapacityUnavailable` | no |
@@ -29,8 +29,25 @@ const CAPACITY_CODES: &[&str] = &[
     "resourcePoolExhausted",
 ];
 
+/// Reasons Google gives when a rate quota is exceeded: Compute Engine answers them with 403.
+pub const RATE_LIMIT_REASONS: &[&str] = &[
+    "rateLimitExceeded",
+    "userRateLimitExceeded",
+    "RESOURCE_OPERATION_RATE_EXCEEDED",
+];
+
+/// Whether `reason` says a rate quota was exceeded (retryable, whatever the status).
+pub fn is_rate_limit(reason: &str) -> bool {
+    RATE_LIMIT_REASONS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(reason))
+}
+
 /// The kind an answer means, from its HTTP status and its reason or code.
 pub fn kind_of(status: u16, reason: &str) -> ErrorKind {
+    if is_rate_limit(reason) {
+        return ErrorKind::Throttled;
+    }
     if QUOTA_CODES.iter().any(|c| c.eq_ignore_ascii_case(reason)) {
         return ErrorKind::QuotaExceeded;
     }
@@ -167,6 +184,18 @@ pub(crate) fn from_gax(operation: &str, error: google_cloud_gax::error::Error) -
     )
 }
 
+/// The reason of an error, from its body or the client's `ErrorInfo` details.
+pub fn reason_of_error(error: &google_cloud_gax::error::Error) -> String {
+    let from_body = error
+        .http_payload()
+        .map(|p| error_body(p).0)
+        .unwrap_or_default();
+    if !from_body.is_empty() {
+        return from_body;
+    }
+    error.status().and_then(reason_of).unwrap_or_default()
+}
+
 /// The reason of an error's first `ErrorInfo` detail (Compute Engine's `errors[].reason`, which
 /// the client keeps as one).
 fn reason_of(status: &google_cloud_gax::error::rpc::Status) -> Option<String> {
@@ -218,6 +247,12 @@ mod tests {
                 ErrorKind::CapacityUnavailable,
             ),
             (429, "rateLimitExceeded", ErrorKind::Throttled),
+            (403, "rateLimitExceeded", ErrorKind::Throttled),
+            (
+                403,
+                "RESOURCE_OPERATION_RATE_EXCEEDED",
+                ErrorKind::Throttled,
+            ),
             (403, "forbidden", ErrorKind::PermissionDenied),
             (404, "notFound", ErrorKind::NotFound),
             (412, "conditionNotMet", ErrorKind::Conflict),

@@ -128,7 +128,10 @@ impl GcpProvider {
                 .map_or(Duration::from_secs(1), |d| d.get()),
         };
         let timeout = settings.request_timeout();
-        let compute = Compute::new(&settings.project, &config, timeout).await?;
+        let operation_timeout = settings
+            .operation_timeout
+            .map_or(Duration::from_secs(15 * 60), |d| d.get());
+        let compute = Compute::new(&settings.project, &config, timeout, operation_timeout).await?;
         let catalog_client =
             compute::build_client!(google_cloud_billing_v1::client::CloudCatalog, &config);
         let monitoring =

@@ -6,13 +6,14 @@
 //!   `hoist-min-size` and `hoist-max-size` (default 0 and 1000 for a zonal group, 2000 for a
 //!   regional one, Compute Engine's limits), inside which the policy's own bounds apply.
 //! - **Instances** are the managed instances, their status and current action mapped to the
-//!   core states: an instance being created, recreated, verified, started or resumed, or
+//!   core states: an instance being created whose last attempt failed (a stockout, a quota) is
+//!   failed; one being created, recreated, verified, started or resumed, or
 //!   `PROVISIONING`/`STAGING`, is pending; `RUNNING` with no disruptive action is running;
 //!   `DELETING` or `ABANDONING` is terminating; stopped, suspended or terminated is failed.
 //! - **Scale in by choice** uses delete-instances, which lowers the target size by as many
 //!   (Compute Engine's behaviour); without `decrement` the size is set back.
 //! - **The vertical move** copies the current instance template with the new machine type
-//!   (`{template}-{machine-type}-{time}`), points the group at it and starts a proactive
+//!   (`{template}-hoist-{machine-type}-{time}`), points the group at it and starts a proactive
 //!   rolling replacement (`PROACTIVE`, `REPLACE`, surge of one instance per zone, none
 //!   unavailable).
 //!
@@ -46,8 +47,12 @@ pub const ZONAL_MAX: u32 = 1000;
 /// The most instances a regional group holds.
 pub const REGIONAL_MAX: u32 = 2000;
 
-/// The core state of a managed instance from its status and current action.
-pub fn instance_state(status: &str, action: &str) -> InstanceState {
+/// The core state of a managed instance from its status, current action and whether its last
+/// creation attempt failed (a stockout or quota: not serving, and not coming by itself soon).
+pub fn instance_state(status: &str, action: &str, creation_failed: bool) -> InstanceState {
+    if creation_failed && action.starts_with("CREATING") {
+        return InstanceState::Failed;
+    }
     match action {
         "DELETING" | "ABANDONING" => return InstanceState::Terminating,
         "CREATING"
@@ -122,7 +127,7 @@ pub fn scaling_group(
             } else {
                 CapacityType::OnDemand
             },
-            state: instance_state(&vm.status, &vm.action),
+            state: instance_state(&vm.status, &vm.action, vm.last_error.is_some()),
             launched_at: now,
             protected_from_scale_in: false,
         })
@@ -232,7 +237,13 @@ impl ScalingProvider for GcpProvider {
                 group,
                 self.operation_wait,
                 format!("target size {from} -> {desired}"),
-                async move { compute.resize(&mig, desired).await },
+                async move {
+                    compute.resize(&mig, desired).await?;
+                    if desired > from {
+                        compute.creations_settled(&mig).await?;
+                    }
+                    Ok(())
+                },
             )
             .await
             .map(|_| ())
@@ -394,8 +405,13 @@ mod tests {
             ("TERMINATED", "NONE", InstanceState::Failed),
         ];
         for (status, action, state) in cases {
-            assert_eq!(instance_state(status, action), state, "{status} {action}");
+            assert_eq!(
+                instance_state(status, action, false),
+                state,
+                "{status} {action}"
+            );
         }
+        assert_eq!(instance_state("", "CREATING", true), InstanceState::Failed);
         let at = chrono::DateTime::from_timestamp(0, 0).unwrap();
         let name = template_name(&"x".repeat(70), "n2-standard-4", at);
         assert!(name.len() <= 63, "{name}");

@@ -77,6 +77,10 @@ pub struct GcpSettings {
     /// The first wait between polls of an operation (it doubles up to 10 s). Default 1s.
     #[serde(default)]
     pub poll_interval: Option<HumanDuration>,
+    /// How long an operation, and the instance creations a resize starts, are followed.
+    /// Default 15m.
+    #[serde(default)]
+    pub operation_timeout: Option<HumanDuration>,
 }
 
 /// Where credentials come from.
@@ -371,6 +375,12 @@ impl GcpSettings {
                 Duration::from_secs(6 * 3600),
             ),
             (
+                "operation_timeout",
+                self.operation_timeout,
+                Duration::from_secs(1),
+                Duration::from_secs(6 * 3600),
+            ),
+            (
                 "poll_interval",
                 self.poll_interval,
                 Duration::from_millis(10),
@@ -444,7 +454,8 @@ impl GcpSettings {
                 "timeout": duration("How long one request may take, retries included; default 60s."),
                 "retries": {"type": "integer", "minimum": 0, "maximum": 10},
                 "operation_wait": duration("How long a write waits for its operation; default 20s."),
-                "poll_interval": duration("The first wait between polls of an operation; default 1s.")
+                "poll_interval": duration("The first wait between polls of an operation; default 1s."),
+                "operation_timeout": duration("How long an operation and the creations a resize starts are followed; default 15m.")
             }
         })
     }
