@@ -260,7 +260,8 @@ async fn resizing_sends_the_documented_request_and_follows_the_zone_operation() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_regional_group_spans_its_zones_and_deletes_chosen_instances() {
     let p = project();
-    seed(&p, |_| {}).await;
+    // api's template is a regional one.
+    seed(&p, |s| s["templates"][1]["region"] = json!("us-central1")).await;
     let gcp = provider(&p).await;
     let g = gcp.describe_group("us-central1/api").await.unwrap();
     assert_eq!(g.zones, vec!["us-central1-a", "us-central1-b"]);
@@ -312,6 +313,19 @@ async fn a_regional_group_spans_its_zones_and_deletes_chosen_instances() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+
+    // The vertical move on a group with a regional template copies it in its region.
+    gcp.set_instance_class("us-central1/api", "n2-standard-4")
+        .await
+        .unwrap();
+    let g = gcp.describe_group("us-central1/api").await.unwrap();
+    assert_eq!(g.instance_class, "n2-standard-4");
+    assert!(
+        requests(&p).await.iter().any(|r| r["method"] == "POST"
+            && r["path"]
+                == format!("/compute/v1/projects/{p}/regions/us-central1/instanceTemplates")),
+        "a regional template insert"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1425,18 +1425,20 @@ def route_template_insert(ctx):
     if not isinstance(name, str) or not RESOURCE_NAME.match(name):
         raise invalid_field("resource.name", name, "Must be a match of regex "
                             "'(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'")
-    rel = template_rel(project.id, name, None)
+    region = ctx.p.get("region")
+    rel = template_rel(project.id, name, region)
     pending = any(op["kind"] == "insertTemplate" and op["status"] != "DONE" and op["target_rel"] == rel
                   for op in project.operations.values())
     if rel in project.templates or pending:
         raise ApiError(409, "alreadyExists", f"The resource '{rel}' already exists")
     validate_properties(project, body.get("properties"))
     now = time.time()
-    template = {"name": name, "region": None, "rel": rel, "id": stable_id(project.id, rel, str(now)),
+    template = {"name": name, "region": region, "rel": rel, "id": stable_id(project.id, rel, str(now)),
                 "created": now, "description": body.get("description"),
                 "properties": json.loads(json.dumps(body["properties"]))}
-    op = start_operation(project, "insertTemplate", ("global", None), "compute.instanceTemplates.insert",
-                         rel, template["id"], template=template)
+    scope = ("regions", region) if region else ("global", None)
+    kind = "compute.regionInstanceTemplates.insert" if region else "compute.instanceTemplates.insert"
+    op = start_operation(project, "insertTemplate", scope, kind, rel, template["id"], template=template)
     return remember(ctx, op)
 
 
@@ -1987,6 +1989,7 @@ ROUTES = [(m, re.compile(p), h) for m, p, h in [
     ("GET", REGION + r"/instanceTemplates/(?P<name>[^/]+)", route_template_get),
     ("GET", P + r"/global/instanceTemplates", route_template_list),
     ("POST", P + r"/global/instanceTemplates", route_template_insert),
+    ("POST", REGION + r"/instanceTemplates", route_template_insert),
     ("DELETE", P + r"/global/instanceTemplates/(?P<name>[^/]+)", route_template_delete),
     ("GET", ZONE + r"/operations/(?P<op>[^/]+)", route_operation_get),
     ("GET", REGION + r"/operations/(?P<op>[^/]+)", route_operation_get),

@@ -71,7 +71,7 @@ pub struct AzureProvider {
     /// How long a write waits for its operation before leaving it to the background.
     operation_wait: Duration,
     resolved: Mutex<BTreeMap<String, (String, String)>>,
-    book: RwLock<PriceBook>,
+    book: Arc<RwLock<PriceBook>>,
     prices_checked: Mutex<Option<Instant>>,
     skus: tokio::sync::Mutex<Option<(Instant, String, Vec<VmSku>)>>,
     location: Mutex<Option<String>>,
@@ -157,7 +157,7 @@ impl AzureProvider {
             polling,
             operation_wait,
             resolved: Mutex::new(BTreeMap::new()),
-            book: RwLock::new(PriceBook::shipped()),
+            book: Arc::new(RwLock::new(PriceBook::shipped())),
             prices_checked: Mutex::new(None),
             skus: tokio::sync::Mutex::new(None),
             activities: ActivityLog::new(name),
@@ -293,49 +293,42 @@ impl AzureProvider {
             .clone()
     }
 
-    /// Reads current prices of the catalog's region from the Retail Prices API into the book.
+    /// Reads current prices of the catalog's region from the Retail Prices API into the book
+    /// (bounded by [`PRICE_REFRESH_TIMEOUT`]).
     pub async fn refresh_prices(&self) -> Result<usize> {
         let location = self.catalog_location().await?;
-        let endpoint = self
-            .settings
+        refresh_book(
+            self.prices_rest.clone(),
+            self.prices_endpoint(),
+            location,
+            self.currency(),
+            Arc::clone(&self.book),
+        )
+        .await
+    }
+
+    fn prices_endpoint(&self) -> String {
+        self.settings
             .prices
             .endpoint
             .clone()
-            .unwrap_or_else(|| settings::RETAIL_PRICES_ENDPOINT.to_owned());
-        let currency = Currency(
+            .unwrap_or_else(|| settings::RETAIL_PRICES_ENDPOINT.to_owned())
+    }
+
+    fn currency(&self) -> Currency {
+        Currency(
             self.settings
                 .prices
                 .currency
                 .clone()
                 .unwrap_or_else(|| "USD".to_owned()),
-        );
-        let (currency, prices) =
-            catalog::fetch_prices(&self.prices_rest, &endpoint, &location, &currency).await?;
-        let count = prices.len();
-        if count == 0 {
-            return Err(local(
-                ErrorKind::NotFound,
-                "refresh_prices",
-                format!("the Retail Prices API lists no Linux VM prices for {location}"),
-            ));
-        }
-        let now = Utc::now();
-        let source = PriceSource {
-            kind: "live".to_owned(),
-            detail: format!(
-                "Azure Retail Prices API ({endpoint}), {location}, read {}",
-                now.format("%Y-%m-%dT%H:%M:%SZ")
-            ),
-        };
-        self.book
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .replace_region(&location, currency, prices, source, now);
-        Ok(count)
+        )
     }
 
     /// Refreshes prices when live prices are on and the last try is older than
-    /// `prices.refresh`; a failure keeps the prices held and is logged.
+    /// `prices.refresh`: the first time before answering, later in the background (a refresh
+    /// reads thousands of meters and must not hold up a provider call). A failure keeps the
+    /// prices held and is logged.
     pub async fn refresh_prices_if_due(&self) {
         if !self.settings.prices.live {
             return;
@@ -345,20 +338,44 @@ impl AzureProvider {
             .prices
             .refresh
             .map_or(Duration::from_secs(86400), |d| d.get());
-        {
+        let first = {
             let mut checked = lock(&self.prices_checked);
             if checked.is_some_and(|at| at.elapsed() < every) {
                 return;
             }
+            let first = checked.is_none();
             *checked = Some(Instant::now());
-        }
-        match self.refresh_prices().await {
-            Ok(n) => tracing::info!(provider = %self.name, prices = n, "read Azure retail prices"),
-            Err(e) => tracing::warn!(
-                provider = %self.name,
-                error = %e,
-                "could not read Azure retail prices; using the prices held"
-            ),
+            first
+        };
+        let location = match self.catalog_location().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(provider = %self.name, error = %e, "no region to read Azure retail prices for");
+                return;
+            }
+        };
+        let name = self.name.clone();
+        let refresh = refresh_book(
+            self.prices_rest.clone(),
+            self.prices_endpoint(),
+            location,
+            self.currency(),
+            Arc::clone(&self.book),
+        );
+        let report = async move {
+            match refresh.await {
+                Ok(n) => tracing::info!(provider = %name, prices = n, "read Azure retail prices"),
+                Err(e) => tracing::warn!(
+                    provider = %name,
+                    error = %e,
+                    "could not read Azure retail prices; using the prices held"
+                ),
+            }
+        };
+        if first {
+            report.await;
+        } else {
+            tokio::spawn(report);
         }
     }
 
@@ -386,6 +403,52 @@ impl AzureProvider {
 }
 
 use hoist_api::Error;
+
+/// The longest one price refresh may take.
+pub const PRICE_REFRESH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Reads the Retail Prices API's Linux VM prices of `location` in `currency` into `book`.
+async fn refresh_book(
+    rest: Rest,
+    endpoint: String,
+    location: String,
+    currency: Currency,
+    book: Arc<RwLock<PriceBook>>,
+) -> Result<usize> {
+    let op = "refresh_prices";
+    let (currency, prices) = tokio::time::timeout(
+        PRICE_REFRESH_TIMEOUT,
+        catalog::fetch_prices(&rest, &endpoint, &location, &currency),
+    )
+    .await
+    .map_err(|_| {
+        local(
+            ErrorKind::Timeout,
+            op,
+            format!("the Retail Prices API was not read within {PRICE_REFRESH_TIMEOUT:?}"),
+        )
+    })??;
+    let count = prices.len();
+    if count == 0 {
+        return Err(local(
+            ErrorKind::NotFound,
+            op,
+            format!("the Retail Prices API lists no Linux VM prices for {location}"),
+        ));
+    }
+    let now = Utc::now();
+    let source = PriceSource {
+        kind: "live".to_owned(),
+        detail: format!(
+            "Azure Retail Prices API ({endpoint}), {location}, read {}",
+            now.format("%Y-%m-%dT%H:%M:%SZ")
+        ),
+    };
+    book.write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .replace_region(&location, currency, prices, source, now);
+    Ok(count)
+}
 
 /// How long a write waits for its long-running operation before leaving it to finish in the
 /// background: under the engine's 30 s bound on one provider call.

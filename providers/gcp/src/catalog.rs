@@ -34,8 +34,8 @@ pub const COMPUTE_ENGINE_SERVICE: &str = "6F81-5844-456A";
 /// The shipped snapshot (CSV with `#` comments carrying its source and date).
 pub const SHIPPED_PRICES: &str = include_str!("../data/gce-prices.csv");
 
-/// The most SKUs read per refresh (Compute Engine has a few thousand).
-const MAX_SKUS: usize = 50_000;
+/// The most SKUs read per refresh (Compute Engine lists thousands, licences included).
+const MAX_SKUS: usize = 500_000;
 
 /// What a rate prices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use google_cloud_compute_v1::client::{
     InstanceGroupManagers, InstanceTemplates, MachineTypes, RegionInstanceGroupManagers,
+    RegionInstanceTemplates,
 };
 use google_cloud_compute_v1::model;
 use google_cloud_gax::paginator::ItemPaginator;
@@ -67,6 +68,8 @@ pub struct Template {
     pub name: String,
     /// Its URL.
     pub url: String,
+    /// Its region, for a regional template (`regions/{r}/instanceTemplates/{name}`).
+    pub region: Option<String>,
     /// The machine type of its instances.
     pub machine_type: String,
     /// Labels of its instances.
@@ -127,6 +130,7 @@ pub struct Compute {
     zonal: InstanceGroupManagers,
     regional: RegionInstanceGroupManagers,
     templates: InstanceTemplates,
+    region_templates: RegionInstanceTemplates,
     machine_types: MachineTypes,
     timeout: Duration,
     operation_timeout: Duration,
@@ -245,6 +249,7 @@ impl Compute {
             zonal: build_client!(InstanceGroupManagers, config),
             regional: build_client!(RegionInstanceGroupManagers, config),
             templates: build_client!(InstanceTemplates, config),
+            region_templates: build_client!(RegionInstanceTemplates, config),
             machine_types: build_client!(MachineTypes, config),
             timeout,
         })
@@ -552,21 +557,38 @@ impl Compute {
         check_operation(op, self.follow(op, done).await?)
     }
 
-    /// An instance template, by URL or name.
+    /// An instance template, by URL or name: a global one, or a regional one when the URL
+    /// says `regions/{r}/instanceTemplates/{name}`.
     pub async fn template(&self, url_or_name: &str) -> Result<Template> {
         let op = "describe_group";
         let name = last_segment(url_or_name).to_owned();
-        let t = self
-            .bounded(
-                op,
-                self.templates
-                    .get()
-                    .set_project(&self.project)
-                    .set_instance_template(&name)
-                    .send(),
-            )
-            .await?;
-        Ok(template_of(t, url_or_name))
+        let region = region_of_template(url_or_name);
+        let t = match &region {
+            Some(r) => {
+                self.bounded(
+                    op,
+                    self.region_templates
+                        .get()
+                        .set_project(&self.project)
+                        .set_region(r)
+                        .set_instance_template(&name)
+                        .send(),
+                )
+                .await?
+            }
+            None => {
+                self.bounded(
+                    op,
+                    self.templates
+                        .get()
+                        .set_project(&self.project)
+                        .set_instance_template(&name)
+                        .send(),
+                )
+                .await?
+            }
+        };
+        Ok(template_of(t, url_or_name, region))
     }
 
     /// Creates a copy of `template` named `name` whose instances are `machine_type`, and
@@ -591,19 +613,36 @@ impl Compute {
                 template.name
             ))
             .set_properties(properties);
-        let done = self
-            .templates
-            .insert()
-            .set_project(&self.project)
-            .set_body(copy)
-            .set_request_id(request_id())
-            .poller()
-            .until_done();
+        let done = match &template.region {
+            Some(region) => self
+                .region_templates
+                .insert()
+                .set_project(&self.project)
+                .set_region(region)
+                .set_body(copy)
+                .set_request_id(request_id())
+                .poller()
+                .until_done()
+                .boxed(),
+            None => self
+                .templates
+                .insert()
+                .set_project(&self.project)
+                .set_body(copy)
+                .set_request_id(request_id())
+                .poller()
+                .until_done()
+                .boxed(),
+        };
         let done = self.follow(op, done).await?;
         let target = done.target_link.clone();
         check_operation(op, done)?;
-        Ok(target.unwrap_or_else(|| {
-            format!("projects/{}/global/instanceTemplates/{name}", self.project)
+        Ok(target.unwrap_or_else(|| match &template.region {
+            Some(r) => format!(
+                "projects/{}/regions/{r}/instanceTemplates/{name}",
+                self.project
+            ),
+            None => format!("projects/{}/global/instanceTemplates/{name}", self.project),
         }))
     }
 
@@ -686,7 +725,16 @@ impl Compute {
     }
 }
 
-fn template_of(t: model::InstanceTemplate, url_or_name: &str) -> Template {
+/// The region of a regional template's URL (`.../regions/{r}/instanceTemplates/{name}`).
+pub fn region_of_template(url: &str) -> Option<String> {
+    let parts: Vec<&str> = url.split('/').collect();
+    parts
+        .windows(3)
+        .find(|w| w[0] == "regions" && w[2] == "instanceTemplates")
+        .map(|w| w[1].to_owned())
+}
+
+fn template_of(t: model::InstanceTemplate, url_or_name: &str, region: Option<String>) -> Template {
     let props = t.properties.clone().unwrap_or_default();
     let spot = props.scheduling.as_ref().is_some_and(|s| {
         s.preemptible.unwrap_or(false)
@@ -701,6 +749,7 @@ fn template_of(t: model::InstanceTemplate, url_or_name: &str) -> Template {
             .self_link
             .clone()
             .unwrap_or_else(|| url_or_name.to_owned()),
+        region,
         machine_type: last_segment(props.machine_type.as_deref().unwrap_or_default()).to_owned(),
         labels: props.labels.into_iter().collect(),
         spot,

@@ -42,6 +42,51 @@ pub use crate::settings::{CredentialsSource, GcpProviderFactory, GcpSettings, Gr
 /// How long the machine types of a zone are reused.
 const MACHINE_TYPES_TTL: Duration = Duration::from_secs(3600);
 
+/// The longest one price refresh may take.
+pub const PRICE_REFRESH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Reads the Cloud Billing Catalog's Compute Engine rates in `currency` into `book`.
+async fn refresh_book(
+    client: google_cloud_billing_v1::client::CloudCatalog,
+    currency: Currency,
+    book: Arc<RwLock<PriceBook>>,
+) -> Result<usize> {
+    let op = "refresh_prices";
+    let rates = tokio::time::timeout(
+        PRICE_REFRESH_TIMEOUT,
+        catalog::fetch_rates(&client, &currency),
+    )
+    .await
+    .map_err(|_| {
+        local(
+            ErrorKind::Timeout,
+            op,
+            format!("the Cloud Billing Catalog was not read within {PRICE_REFRESH_TIMEOUT:?}"),
+        )
+    })??;
+    let count = rates.len();
+    if count == 0 {
+        return Err(local(
+            ErrorKind::NotFound,
+            op,
+            "the Cloud Billing Catalog lists no Compute Engine core or RAM prices",
+        ));
+    }
+    let now = Utc::now();
+    let source = PriceSource {
+        kind: "live".to_owned(),
+        detail: format!(
+            "Cloud Billing Catalog API (service {}), read {}",
+            catalog::COMPUTE_ENGINE_SERVICE,
+            now.format("%Y-%m-%dT%H:%M:%SZ")
+        ),
+    };
+    book.write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .replace(currency, rates, source, now);
+    Ok(count)
+}
+
 /// How long a write waits for its operation before leaving it to finish in the background:
 /// under the engine's 30 s bound on one provider call.
 pub const DEFAULT_OPERATION_WAIT: Duration = Duration::from_secs(20);
@@ -58,7 +103,7 @@ pub struct GcpProvider {
     http: reqwest::Client,
     operation_wait: Duration,
     resolved: Mutex<BTreeMap<String, Location>>,
-    book: RwLock<PriceBook>,
+    book: Arc<RwLock<PriceBook>>,
     prices_checked: Mutex<Option<Instant>>,
     machine_types: tokio::sync::Mutex<Option<(Instant, String, Vec<MachineKind>)>>,
     zone: Mutex<Option<String>>,
@@ -154,7 +199,7 @@ impl GcpProvider {
             credentials,
             http,
             resolved: Mutex::new(BTreeMap::new()),
-            book: RwLock::new(PriceBook::shipped()),
+            book: Arc::new(RwLock::new(PriceBook::shipped())),
             prices_checked: Mutex::new(None),
             machine_types: tokio::sync::Mutex::new(None),
             activities: ActivityLog::new(name),
@@ -302,42 +347,31 @@ impl GcpProvider {
             .clone()
     }
 
-    /// Reads current Compute Engine prices from the Cloud Billing Catalog API into the book.
+    /// Reads current Compute Engine prices from the Cloud Billing Catalog API into the book
+    /// (bounded by [`PRICE_REFRESH_TIMEOUT`]).
     pub async fn refresh_prices(&self) -> Result<usize> {
-        let currency = Currency(
+        refresh_book(
+            self.catalog_client.clone(),
+            self.currency(),
+            Arc::clone(&self.book),
+        )
+        .await
+    }
+
+    fn currency(&self) -> Currency {
+        Currency(
             self.settings
                 .prices
                 .currency
                 .clone()
                 .unwrap_or_else(|| "USD".to_owned()),
-        );
-        let rates = catalog::fetch_rates(&self.catalog_client, &currency).await?;
-        let count = rates.len();
-        if count == 0 {
-            return Err(local(
-                ErrorKind::NotFound,
-                "refresh_prices",
-                "the Cloud Billing Catalog lists no Compute Engine core or RAM prices",
-            ));
-        }
-        let now = Utc::now();
-        let source = PriceSource {
-            kind: "live".to_owned(),
-            detail: format!(
-                "Cloud Billing Catalog API (service {}), read {}",
-                catalog::COMPUTE_ENGINE_SERVICE,
-                now.format("%Y-%m-%dT%H:%M:%SZ")
-            ),
-        };
-        self.book
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .replace(currency, rates, source, now);
-        Ok(count)
+        )
     }
 
     /// Refreshes prices when live prices are on and the last try is older than
-    /// `prices.refresh`; a failure keeps the prices held and is logged.
+    /// `prices.refresh`: the first time before answering, later in the background (a refresh
+    /// reads thousands of SKUs and must not hold up a provider call). A failure keeps the
+    /// prices held and is logged.
     pub async fn refresh_prices_if_due(&self) {
         if !self.settings.prices.live {
             return;
@@ -347,22 +381,37 @@ impl GcpProvider {
             .prices
             .refresh
             .map_or(Duration::from_secs(86400), |d| d.get());
-        {
+        let first = {
             let mut checked = lock(&self.prices_checked);
             if checked.is_some_and(|at| at.elapsed() < every) {
                 return;
             }
+            let first = checked.is_none();
             *checked = Some(Instant::now());
-        }
-        match self.refresh_prices().await {
-            Ok(n) => {
-                tracing::info!(provider = %self.name, rates = n, "read Cloud Billing Catalog prices")
+            first
+        };
+        let name = self.name.clone();
+        let refresh = refresh_book(
+            self.catalog_client.clone(),
+            self.currency(),
+            Arc::clone(&self.book),
+        );
+        let report = async move {
+            match refresh.await {
+                Ok(n) => {
+                    tracing::info!(provider = %name, rates = n, "read Cloud Billing Catalog prices")
+                }
+                Err(e) => tracing::warn!(
+                    provider = %name,
+                    error = %e,
+                    "could not read Cloud Billing Catalog prices; using the prices held"
+                ),
             }
-            Err(e) => tracing::warn!(
-                provider = %self.name,
-                error = %e,
-                "could not read Cloud Billing Catalog prices; using the prices held"
-            ),
+        };
+        if first {
+            report.await;
+        } else {
+            tokio::spawn(report);
         }
     }
 }
