@@ -22,6 +22,7 @@ use hoist_core::{
     InstanceState, MetricKind, MetricQuery, MetricsSource, RangeQuery, RemoveInstances,
     ScalingProvider, TimeRange,
 };
+use hoist_integration_tests::{fake_control, hoist_binary, output_text};
 use serde_json::{Value, json};
 
 /// The token the fake accepts without a token request (tests that bring their own credential).
@@ -54,17 +55,7 @@ fn http() -> reqwest::Client {
 }
 
 async fn control(method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let mut request = http().request(method, format!("{}{path}", fake()));
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(status.is_success(), "{path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    fake_control(&fake(), method, path, body).await
 }
 
 fn vmss_id(sub: &str, rg: &str, name: &str) -> String {
@@ -826,18 +817,6 @@ async fn cost_forecast_and_cpu_come_from_cost_management_and_azure_monitor() {
 
 // ---- the `hoist` binary against the fake, with the standard credential chain ----
 
-/// The `hoist` binary next to this test's executable.
-fn hoist_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("hoist");
-    assert!(
-        path.exists(),
-        "{} does not exist: build the binary first (`cargo build --workspace --all-targets`, as scripts/test.sh does)",
-        path.display()
-    );
-    path
-}
-
 /// `hoist` in `dir`, with a service principal in the environment whose tokens the fake issues.
 fn hoist_in(dir: &std::path::Path) -> std::process::Command {
     let mut command = std::process::Command::new(hoist_binary());
@@ -859,14 +838,6 @@ fn write_policy(dir: &std::path::Path, sub: &str, provider_extra: &str, group: &
     std::fs::write(dir.join("policy.yaml"), policy).unwrap();
 }
 
-fn text_of(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hoist_plan_and_run_once_scale_a_scale_set_through_the_credential_chain() {
     let sub = subscription();
@@ -882,13 +853,13 @@ async fn hoist_plan_and_run_once_scale_a_scale_set_through_the_credential_chain(
         .args(["validate", "policy.yaml"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
 
     let out = hoist_in(dir.path())
         .args(["plan", "policy.yaml", "--output", "json"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["groups"][0]["current"], 2, "{plan}");
     assert_eq!(plan["groups"][0]["desired"], 3, "{plan}");
@@ -903,7 +874,7 @@ async fn hoist_plan_and_run_once_scale_a_scale_set_through_the_credential_chain(
         .args(["run", "--once", "policy.yaml"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert_eq!(capacity_of(&state(&sub).await, "web"), 3);
     let log = requests(&sub).await;
     assert!(
@@ -914,7 +885,7 @@ async fn hoist_plan_and_run_once_scale_a_scale_set_through_the_credential_chain(
         log.iter()
             .any(|r| r["method"] == "PATCH" && r["body"] == json!({"sku": {"capacity": 3}}))
     );
-    assert!(!text_of(&out).contains("fake-secret"));
+    assert!(!output_text(&out).contains("fake-secret"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -926,7 +897,7 @@ async fn a_bad_subscription_id_and_missing_credentials_give_clear_errors() {
         .args(["validate", "policy.yaml"])
         .output()
         .unwrap();
-    let text = text_of(&out);
+    let text = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
         text.contains("policy.yaml:4") && text.contains("subscription_id") && text.contains("GUID"),
@@ -943,7 +914,7 @@ async fn a_bad_subscription_id_and_missing_credentials_give_clear_errors() {
         .args(["plan", "policy.yaml"])
         .output()
         .unwrap();
-    let text = text_of(&out);
+    let text = output_text(&out);
     assert_ne!(out.status.code(), Some(0), "{text}");
     assert!(
         text.contains("no Azure credentials") && text.contains("AZURE_CLIENT_ID"),
@@ -957,7 +928,7 @@ async fn a_bad_subscription_id_and_missing_credentials_give_clear_errors() {
         .args(["plan", "policy.yaml"])
         .output()
         .unwrap();
-    let text = text_of(&out);
+    let text = output_text(&out);
     assert_ne!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("token"), "{text}");
     assert!(!text.contains("wrong-secret-value"), "{text}");

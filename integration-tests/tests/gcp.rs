@@ -20,6 +20,7 @@ use hoist_core::{
     ScalingProvider, TimeRange,
 };
 use hoist_gcp::{GcpProvider, GcpSettings};
+use hoist_integration_tests::{fake_control, hoist_binary, output_text};
 use serde_json::{Value, json};
 
 fn fake() -> String {
@@ -39,17 +40,7 @@ fn project() -> String {
 }
 
 async fn control(method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let mut request = reqwest::Client::new().request(method, format!("{}{path}", fake()));
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(status.is_success(), "{path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    fake_control(&fake(), method, path, body).await
 }
 
 const ZONES: [&str; 3] = ["us-central1-a", "us-central1-b", "us-central1-c"];
@@ -666,31 +657,12 @@ async fn cost_comes_from_the_billing_export_and_cpu_from_cloud_monitoring() {
 
 // ---- the `hoist` binary against the fake ----
 
-fn hoist_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("hoist");
-    assert!(
-        path.exists(),
-        "{} does not exist: build the binary first (`cargo build --workspace --all-targets`, as scripts/test.sh does)",
-        path.display()
-    );
-    path
-}
-
 fn write_policy(dir: &std::path::Path, project: &str, credentials: &str, group: &str) {
     let policy = format!(
         "providers:\n  gcp:\n    gcp:\n      project: {project}\n      zone: us-central1-a\n      endpoint: {url}\n      credentials: {credentials}\n      poll_interval: 50ms\ngroups:\n  - name: web\n    provider: gcp\n{group}",
         url = fake()
     );
     std::fs::write(dir.join("policy.yaml"), policy).unwrap();
-}
-
-fn text_of(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -712,9 +684,9 @@ async fn hoist_plan_and_run_once_resize_a_managed_instance_group() {
             .unwrap()
     };
     let out = hoist(&["validate", "policy.yaml"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let out = hoist(&["plan", "policy.yaml", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["groups"][0]["current"], 2, "{plan}");
     assert_eq!(plan["groups"][0]["desired"], 3, "{plan}");
@@ -732,7 +704,7 @@ async fn hoist_plan_and_run_once_resize_a_managed_instance_group() {
         "a plan only reads"
     );
     let out = hoist(&["run", "--once", "policy.yaml"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert_eq!(target_size(&state(&p).await, "web"), 3);
     let log = requests(&p).await;
     let resize = log
@@ -758,7 +730,7 @@ async fn a_bad_project_id_and_missing_credentials_give_clear_errors() {
         .args(["validate", "policy.yaml"])
         .output()
         .unwrap();
-    let text = text_of(&out);
+    let text = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
         text.contains("policy.yaml:4") && text.contains("project"),
@@ -777,7 +749,7 @@ async fn a_bad_project_id_and_missing_credentials_give_clear_errors() {
         .args(["plan", "policy.yaml"])
         .output()
         .unwrap();
-    let text = text_of(&out);
+    let text = output_text(&out);
     assert_ne!(out.status.code(), Some(0), "{text}");
     assert!(
         text.contains("no Google Cloud credentials")

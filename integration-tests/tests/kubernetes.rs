@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use hoist_core::testkit::{ConformanceTarget, run_conformance};
 use hoist_core::{ErrorKind, RemoveInstances, ScalingProvider};
+use hoist_integration_tests::hoist_binary;
 use hoist_kubernetes::{KubernetesProvider, KubernetesSettings};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
@@ -515,18 +516,6 @@ async fn the_shipped_role_is_enough_and_nothing_more() {
     assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
     assert!(!e.is_retryable());
     kubectl(&["delete", "clusterrolebinding", &binding]);
-}
-
-/// The `hoist` binary next to this test's executable.
-fn hoist_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("hoist");
-    assert!(
-        path.exists(),
-        "{} does not exist: build the binary first (`cargo build --workspace --all-targets`, as scripts/test.sh does)",
-        path.display()
-    );
-    path
 }
 
 /// Writes `dir/policy.yaml`: the test cluster as provider `k8s`, `run` (YAML, may be empty),
