@@ -411,6 +411,7 @@ impl PluginLibrary {
                 .metrics
                 .is_some()
                 .then(|| provider.clone() as Arc<dyn MetricsSource>),
+            billing_rule: Default::default(),
         })
     }
 

@@ -350,27 +350,54 @@ pub fn run(args: Args) -> CliResult {
             }
         }
         for (name, provider) in &providers {
-            let Some(billing) = &provider.set.billing else {
-                continue;
-            };
-            // A bill for a run of seconds is only meaningful where billing is simulated.
-            if !virtual_time || !billing.capabilities().actual_cost || end <= start {
-                continue;
+            let metered = control.metered_cost(name, None, start, end);
+            let metered_money = metered.as_ref().map(|(reading, currency)| {
+                hoist_core::Money::new(
+                    reading.total(),
+                    currency
+                        .clone()
+                        .map_or_else(hoist_core::Currency::usd, hoist_core::Currency),
+                )
+            });
+            // The provider's own bill for the run, where billing is simulated (a real cloud's
+            // bill lags by hours, so a run of minutes has none to compare with).
+            let mut billed = None;
+            if let Some(billing) = &provider.set.billing
+                && virtual_time
+                && billing.capabilities().actual_cost
+                && end > start
+            {
+                let query = CostQuery {
+                    range: TimeRange { start, end },
+                    granularity: CostGranularity::Daily,
+                    group_by: None,
+                };
+                if let Ok(entries) = billing.cost(&query).await {
+                    let currency = entries
+                        .first()
+                        .map_or_else(hoist_core::Currency::usd, |e| e.amount.currency.clone());
+                    billed = Some(hoist_core::Money::new(
+                        entries.iter().map(|e| e.amount.amount).sum(),
+                        currency,
+                    ));
+                }
             }
-            let query = CostQuery {
-                range: TimeRange { start, end },
-                granularity: CostGranularity::Daily,
-                group_by: None,
-            };
-            if let Ok(entries) = billing.cost(&query).await {
-                let currency = entries
-                    .first()
-                    .map_or_else(hoist_core::Currency::usd, |e| e.amount.currency.clone());
-                let total = hoist_core::Money::new(
-                    entries.iter().map(|e| e.amount.amount).sum(),
-                    currency,
-                );
-                println!("cost on {name}: {total}");
+            match (billed, metered_money) {
+                (Some(total), Some(metered)) => {
+                    let drift = hoist_core::meter::Drift {
+                        metered: metered.amount,
+                        billed: total.amount,
+                    };
+                    println!(
+                        "cost on {name}: {total} (metered {metered}, drift {:.2} %)",
+                        drift.relative() * hoist_core::Decimal::from(100)
+                    );
+                }
+                (Some(total), None) => println!("cost on {name}: {total}"),
+                (None, Some(metered)) if end > start => {
+                    println!("metered cost on {name}: {metered} (catalog prices x instance time)");
+                }
+                _ => {}
             }
         }
         let failures: u64 = tallies.values().map(|t| t.failures).sum();

@@ -125,6 +125,34 @@ fn every_simulated_example_runs_and_reports() {
     }
 }
 
+/// The run summary puts the cost meter (catalog prices x instance time, under the provider's
+/// billing rule) beside the simulated cloud's own bill, and the two agree to within 1 %.
+#[test]
+fn the_run_summary_reconciles_the_meter_with_the_simulated_bill() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = root().join("examples/quickstart.yaml");
+    let out = hoist(&["run", file.to_str().unwrap(), "--quiet"], dir.path());
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("cost on sim:"))
+        .unwrap_or_else(|| panic!("no cost line in {stdout}"));
+    let amount = |after: &str| -> f64 {
+        let rest = &line[line.find(after).unwrap() + after.len()..];
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let billed = amount("cost on sim: ");
+    let metered = amount("(metered ");
+    let drift = amount("drift ");
+    assert!(billed > 0.0 && metered > 0.0, "{line}");
+    assert!(drift < 1.0, "{line}");
+    assert!(
+        ((metered - billed) / billed * 100.0).abs() - drift < 0.01,
+        "{line}"
+    );
+}
+
 #[test]
 fn the_quickstart_scales_out_in_the_afternoon_and_back_in_at_night() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,6 +13,7 @@
 //! `hoist-engine`, `hoist-sim` and `hoist-eval`, which build on this crate; no provider needs them.
 
 pub mod activity;
+pub mod billing_rule;
 pub mod checks;
 pub mod clock;
 pub mod duration;

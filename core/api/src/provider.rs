@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::billing_rule::BillingRule;
 use crate::error::{Error, Result};
 use crate::model::{
     Activity, CapacityType, InstanceClass, InstanceId, MetricKind, MetricQuery, Money, Price,
@@ -312,6 +313,9 @@ pub struct ProviderSet {
     pub billing: Option<Arc<dyn BillingProvider>>,
     /// Metrics, when offered.
     pub metrics: Option<Arc<dyn MetricsSource>>,
+    /// How the provider bills an instance's life (the cost meter charges by it). Default per
+    /// second with a one-minute minimum.
+    pub billing_rule: BillingRule,
 }
 
 impl ProviderSet {
@@ -323,7 +327,14 @@ impl ProviderSet {
             catalog: None,
             billing: None,
             metrics: None,
+            billing_rule: BillingRule::default(),
         }
+    }
+
+    /// With the provider's billing rule.
+    pub fn with_billing_rule(mut self, rule: BillingRule) -> Self {
+        self.billing_rule = rule;
+        self
     }
 
     /// With scaling groups.

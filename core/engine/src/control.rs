@@ -37,12 +37,14 @@ use crate::config::GroupConfig;
 use crate::config::PolicyConfig;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink};
+use crate::meter::{CostMeter, MeterReading};
 use crate::model::{CapacityType, InstanceState, MetricKind, MetricQuery, ScalingGroup, TimeRange};
 use crate::provider::{MetricsSource, ProviderSet, RangeQuery};
 use crate::{
     Decision, DecisionMemory, ForecastInput, GroupSnapshot, MetricWindows, Observation,
     PredictiveForecast, Reason,
 };
+use hoist_api::Decimal;
 
 /// Step of the history fetched for a predictive policy on its first evaluation, seconds (14 days
 /// at 5 minutes is 4,032 points, within Prometheus's per-query limit).
@@ -157,11 +159,12 @@ struct Shared {
     dry_run: bool,
     metric_step_seconds: u32,
     prices: Mutex<Prices>,
+    meters: Mutex<HashMap<String, CostMeter>>,
     leadership: Arc<dyn hoist_api::leadership::Leadership>,
 }
 
 /// Price per hour and currency by (provider, instance class); `None` when there is none.
-type Prices = HashMap<(String, String), Option<(f64, String)>>;
+type Prices = HashMap<(String, String), Option<(Decimal, String)>>;
 
 /// A group's evaluation in [`ControlLoop::run`]: the group's index, the group lent to it, and the
 /// outcome.
@@ -180,6 +183,7 @@ impl ControlLoop {
                 dry_run: false,
                 metric_step_seconds: 60,
                 prices: Mutex::new(HashMap::new()),
+                meters: Mutex::new(HashMap::new()),
                 leadership: Arc::new(hoist_api::leadership::Alone),
             },
             concurrency: DEFAULT_CONCURRENCY,
@@ -227,6 +231,33 @@ impl ControlLoop {
     /// The clock the loop reads.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.shared.clock
+    }
+
+    /// What the cost meter read for `provider`'s groups (one group with `group`) within
+    /// `[from, to)`, and the currency of its prices; `None` before the loop observed any of
+    /// them.
+    pub fn metered_cost(
+        &self,
+        provider: &str,
+        group: Option<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Option<(MeterReading, Option<String>)> {
+        let now = self.shared.clock.now();
+        let reading = self
+            .shared
+            .meters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(provider)?
+            .read(group, from, to, now);
+        let currency = self
+            .shared
+            .prices()
+            .iter()
+            .filter(|((p, _), _)| p == provider)
+            .find_map(|(_, v)| v.as_ref().map(|(_, c)| c.clone()));
+        Some((reading, currency))
     }
 
     /// The groups under control.
@@ -357,6 +388,7 @@ impl Shared {
         };
         let snapshot = snapshot_of(&group);
         let cost = self.hourly_cost(managed, &group).await;
+        self.meter(managed, &group, now).await;
         self.events.emit(&Event::GroupObserved {
             provider: provider_name.clone(),
             group: snapshot.clone(),
@@ -607,31 +639,60 @@ impl Shared {
     }
 
     /// Estimated hourly cost of the group's active instances, cached per class.
+    /// The on-demand price per hour of `class` on `managed`'s provider (cached), with its
+    /// currency.
+    async fn price_of(&self, managed: &ManagedGroup, class: &str) -> Option<(Decimal, String)> {
+        let provider = &managed.provider;
+        let catalog = provider.catalog.clone()?;
+        let key = (provider.name.clone(), class.to_owned());
+        let cached = self.prices().contains_key(&key);
+        if !cached {
+            let price = match catalog.instance_class(class).await {
+                Ok(class) => class
+                    .cheapest(CapacityType::OnDemand)
+                    .map(|o| (o.price.per_hour_exact(), o.price.amount.currency.0.clone())),
+                Err(_) => None,
+            };
+            self.prices().insert(key.clone(), price);
+        }
+        self.prices().get(&key)?.clone()
+    }
+
     async fn hourly_cost(
         &self,
         managed: &ManagedGroup,
         group: &ScalingGroup,
     ) -> Option<(f64, String)> {
-        let provider = &managed.provider;
-        let catalog = provider.catalog.clone()?;
-        let key = (provider.name.clone(), group.instance_class.clone());
-        let cached = self.prices().contains_key(&key);
-        if !cached {
-            let price = match catalog.instance_class(&group.instance_class).await {
-                Ok(class) => class
-                    .cheapest(CapacityType::OnDemand)
-                    .map(|o| (o.price.per_hour(), o.price.amount.currency.0.clone())),
-                Err(_) => None,
-            };
-            self.prices().insert(key.clone(), price);
-        }
-        let (per_hour, currency) = self.prices().get(&key)?.clone()?;
+        let (per_hour, currency) = self.price_of(managed, &group.instance_class).await?;
         let active = group
             .instances
             .iter()
             .filter(|i| i.state.is_active())
             .count() as f64;
-        Some((per_hour * active, currency))
+        Some((decimal_to_f64(per_hour) * active, currency))
+    }
+
+    /// Feeds the observed group to its provider's cost meter, each instance priced by its own
+    /// class (spot instances at the class's spot price when the catalog has one).
+    async fn meter(&self, managed: &ManagedGroup, group: &ScalingGroup, now: DateTime<Utc>) {
+        let mut classes: Vec<&str> = group
+            .instances
+            .iter()
+            .map(|i| i.instance_class.as_str())
+            .collect();
+        classes.sort_unstable();
+        classes.dedup();
+        let mut prices = HashMap::new();
+        for class in classes {
+            if let Some((p, _)) = self.price_of(managed, class).await {
+                prices.insert(class.to_owned(), p);
+            }
+        }
+        let mut meters = self.meters.lock().unwrap_or_else(PoisonError::into_inner);
+        let meter = meters
+            .entry(managed.provider.name.clone())
+            .or_insert_with(|| CostMeter::new(managed.provider.billing_rule));
+        meter.observe(now, group, |i| prices.get(&i.instance_class).copied());
     }
 
     fn prices(&self) -> std::sync::MutexGuard<'_, Prices> {
@@ -650,4 +711,8 @@ pub fn snapshot_of(group: &ScalingGroup) -> GroupSnapshot {
         provider_max: group.max_size,
         instance_class: group.instance_class.clone(),
     }
+}
+
+fn decimal_to_f64(d: Decimal) -> f64 {
+    d.to_string().parse().unwrap_or(f64::NAN)
 }

@@ -24,6 +24,7 @@ pub mod events;
 pub mod forecast;
 pub mod hpa;
 mod memory;
+pub mod meter;
 pub mod predictive;
 pub mod schedule;
 

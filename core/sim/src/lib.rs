@@ -540,6 +540,18 @@ impl SimulatedCloud {
             catalog: Some(Arc::new(named.clone())),
             billing: Some(Arc::new(named.clone())),
             metrics: Some(Arc::new(named)),
+            billing_rule: self.billing_rule(),
+        }
+    }
+
+    /// How this world bills, as the provider SDK's rule.
+    pub fn billing_rule(&self) -> hoist_api::billing_rule::BillingRule {
+        let billing = self.lock().settings.billing;
+        match billing {
+            Billing::PerSecond { minimum } => hoist_api::billing_rule::BillingRule::PerSecond {
+                minimum_seconds: u32::try_from(minimum.as_secs()).unwrap_or(u32::MAX),
+            },
+            Billing::PerHour => hoist_api::billing_rule::BillingRule::PerHour,
         }
     }
 

@@ -142,6 +142,10 @@ impl AwsProvider {
             catalog: Some(self.clone()),
             billing: Some(self.clone()),
             metrics: Some(self),
+            // EC2 bills Linux instances per second with a one-minute minimum.
+            billing_rule: hoist_api::billing_rule::BillingRule::PerSecond {
+                minimum_seconds: 60,
+            },
         }
     }
 }

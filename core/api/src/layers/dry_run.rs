@@ -200,6 +200,7 @@ impl Layer for DryRunLayer {
             catalog: set.catalog.clone().map(|c| self.layer_catalog(&name, c)),
             billing: set.billing.clone().map(|b| self.layer_billing(&name, b)),
             metrics: set.metrics.clone().map(|m| self.layer_metrics(&name, m)),
+            billing_rule: set.billing_rule,
         }
     }
 }

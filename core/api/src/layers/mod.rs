@@ -127,6 +127,7 @@ pub trait Layer: Debug + Send + Sync {
             catalog: set.catalog.clone().map(|c| self.layer_catalog(&name, c)),
             billing: set.billing.clone().map(|b| self.layer_billing(&name, b)),
             metrics: set.metrics.clone().map(|m| self.layer_metrics(&name, m)),
+            billing_rule: set.billing_rule,
         }
     }
 }

@@ -121,6 +121,7 @@ impl FakeCloud {
             catalog: Some(me.clone()),
             billing: Some(me.clone()),
             metrics: Some(me),
+            billing_rule: Default::default(),
         }
     }
 

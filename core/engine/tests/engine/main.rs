@@ -8,5 +8,6 @@ mod forecast_forecaster;
 mod forecast_model;
 mod hardening;
 mod memory_update;
+mod meter;
 mod predictive;
 mod predictive_level;
