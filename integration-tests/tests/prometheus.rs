@@ -79,6 +79,7 @@ async fn prometheus_scrapes_hoist_and_serves_the_series_a_policy_scales_on() {
         max: 20,
         cost_per_hour: Some(0.672),
         currency: Some("USD".into()),
+        metered_cost: None,
     });
     let server = TelemetryServer::start(scrape_addr(), telemetry.clone())
         .await

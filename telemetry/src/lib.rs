@@ -42,6 +42,7 @@
 //! | `hoist_group_min_instances`, `hoist_group_max_instances` | gauge | provider, group | the policy's bounds |
 //! | `hoist_group_ready_instances`, `hoist_group_pending_instances` | gauge | provider, group | running and booting instances |
 //! | `hoist_group_cost_usd_per_hour` | gauge | provider, group | estimated cost of active instances; one family per currency (`_eur_`, ...) |
+//! | `hoist_group_metered_cost_usd` | gauge | provider, group | what the cost meter charged since Hoist started watching the group (instances' lives under the provider's billing rule); one family per currency |
 //! | `hoist_group_forecast_instances`, `hoist_group_forecast_peak_instances` | gauge | provider, group | latest forecast: first point, and its peak |
 //! | `hoist_decisions_total` | counter | provider, group, direction | decisions (`out`, `in`, `hold`) |
 //! | `hoist_decision_reasons_total` | counter | provider, group, direction, source | reasons by policy or guard (`target_tracking[0]`, `guard.max`) |

@@ -32,6 +32,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "hoist_group_ready_instances",
     "hoist_group_pending_instances",
     "hoist_group_cost_usd_per_hour",
+    "hoist_group_metered_cost_usd",
     "hoist_group_forecast_instances",
     "hoist_group_forecast_peak_instances",
     "hoist_decisions_total",
@@ -134,13 +135,36 @@ struct Metrics {
     ready_gauge: Gauge,
 }
 
-/// Hourly cost per group, exported as one gauge family per currency
-/// (`hoist_group_cost_usd_per_hour`, `hoist_group_cost_eur_per_hour`, ...), so the currency
-/// is in the name as Prometheus naming asks.
-#[derive(Debug, Default)]
+/// A cost per group, exported as one gauge family per currency (the hourly cost as
+/// `hoist_group_cost_usd_per_hour`, `hoist_group_cost_eur_per_hour`, ...; the metered spend as
+/// `hoist_group_metered_cost_usd`, ...), so the currency is in the name as Prometheus naming
+/// asks.
+#[derive(Debug)]
 struct CostCollector {
-    /// currency (lower case) -> (provider, group) -> cost per hour.
+    /// currency (lower case) -> (provider, group) -> cost.
     by_currency: Mutex<BTreeMap<String, CostPerGroup>>,
+    /// The family name with `{currency}` where the currency goes.
+    name: &'static str,
+    /// The help text with `{CURRENCY}` where the currency goes.
+    help: &'static str,
+}
+
+impl CostCollector {
+    fn hourly() -> Self {
+        CostCollector {
+            by_currency: Mutex::new(BTreeMap::new()),
+            name: "hoist_group_cost_{currency}_per_hour",
+            help: "Estimated cost per hour of the group's active (pending and running) instances, in {CURRENCY}, from the catalog's on-demand price",
+        }
+    }
+
+    fn metered() -> Self {
+        CostCollector {
+            by_currency: Mutex::new(BTreeMap::new()),
+            name: "hoist_group_metered_cost_{currency}",
+            help: "What Hoist's cost meter charged for the group since it started watching it, in {CURRENCY}: each instance's life under the provider's billing rule at the catalog's on-demand price",
+        }
+    }
 }
 
 /// (provider, group) -> cost per hour.
@@ -190,11 +214,10 @@ impl Collector for CostCollector {
             if groups.is_empty() {
                 continue;
             }
-            let name = format!("hoist_group_cost_{currency}_per_hour");
-            let help = format!(
-                "Estimated cost per hour of the group's active (pending and running) instances, in {}, from the catalog's on-demand price",
-                currency.to_ascii_uppercase()
-            );
+            let name = self.name.replace("{currency}", currency);
+            let help = self
+                .help
+                .replace("{CURRENCY}", &currency.to_ascii_uppercase());
             let mut family = encoder.encode_descriptor(&name, &help, None, MetricType::Gauge)?;
             for ((provider, group), cost) in groups {
                 let labels = [("provider", provider.as_str()), ("group", group.as_str())];
@@ -219,6 +242,7 @@ struct Inner {
     registry: Registry,
     metrics: Metrics,
     cost: Arc<CostCollector>,
+    metered: Arc<CostCollector>,
     readiness: Readiness,
 }
 
@@ -268,7 +292,8 @@ impl Telemetry {
             evaluations: Counter::default(),
             ready_gauge: Gauge::default(),
         };
-        let cost = Arc::new(CostCollector::default());
+        let cost = Arc::new(CostCollector::hourly());
+        let metered = Arc::new(CostCollector::metered());
         let mut registry = Registry::default();
         let m = &metrics;
         registry.register(
@@ -367,11 +392,13 @@ impl Telemetry {
             m.ready_gauge.clone(),
         );
         registry.register_collector(Box::new(Arc::clone(&cost)));
+        registry.register_collector(Box::new(Arc::clone(&metered)));
         Telemetry {
             inner: Arc::new(Inner {
                 registry,
                 metrics,
                 cost,
+                metered,
                 readiness: Readiness::default(),
             }),
         }
@@ -455,6 +482,7 @@ impl EventSink for Telemetry {
                 max,
                 cost_per_hour,
                 currency,
+                metered_cost,
             } => {
                 let labels = group_labels(provider, &group.id);
                 m.current
@@ -466,9 +494,12 @@ impl EventSink for Telemetry {
                 m.pending
                     .get_or_create(&labels)
                     .set(i64::from(group.pending));
+                let currency = currency.as_deref().unwrap_or("USD");
                 if let Some(cost) = cost_per_hour.filter(|c| c.is_finite()) {
-                    let currency = currency.as_deref().unwrap_or("USD");
                     self.inner.cost.set(currency, provider, &group.id, cost);
+                }
+                if let Some(spent) = metered_cost.filter(|c| c.is_finite()) {
+                    self.inner.metered.set(currency, provider, &group.id, spent);
                 }
             }
             Event::Decided { provider, decision } => {
@@ -637,6 +668,7 @@ mod tests {
             max: 10,
             cost_per_hour: Some(0.384),
             currency: Some("USD".into()),
+            metered_cost: Some(2.5),
         });
         t.emit(&Event::GroupObserved {
             provider: "azure".into(),
@@ -645,6 +677,7 @@ mod tests {
             max: 5,
             cost_per_hour: Some(1.5),
             currency: Some("EUR".into()),
+            metered_cost: Some(7.25),
         });
         let text = t.encode();
         let web = r#"{provider="sim",group="web"}"#;
@@ -680,6 +713,19 @@ mod tests {
             Some(1.5)
         );
         assert!(text.contains("# TYPE hoist_group_cost_usd_per_hour gauge"));
+        // What the meter charged since it started watching, per currency.
+        assert_eq!(
+            line_value(&text, &format!("hoist_group_metered_cost_usd{web}")),
+            Some(2.5)
+        );
+        assert_eq!(
+            line_value(
+                &text,
+                r#"hoist_group_metered_cost_eur{provider="azure",group="api"}"#
+            ),
+            Some(7.25)
+        );
+        assert!(text.contains("# TYPE hoist_group_metered_cost_usd gauge"));
         assert!(text.ends_with("# EOF\n"));
     }
 
@@ -873,6 +919,7 @@ mod tests {
             max: 3,
             cost_per_hour: Some(1.0),
             currency: Some("USD".into()),
+            metered_cost: Some(2.5),
         });
         let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         t.emit(&Event::Forecast {

@@ -388,7 +388,7 @@ impl Shared {
         };
         let snapshot = snapshot_of(&group);
         let cost = self.hourly_cost(managed, &group).await;
-        self.meter(managed, &group, now).await;
+        let metered_cost = self.meter(managed, &group, now).await;
         self.events.emit(&Event::GroupObserved {
             provider: provider_name.clone(),
             group: snapshot.clone(),
@@ -396,6 +396,7 @@ impl Shared {
             max: managed.config.max,
             cost_per_hour: cost.as_ref().map(|c| c.0),
             currency: cost.map(|c| c.1),
+            metered_cost,
         });
 
         let (windows, metric_problems) = self.fetch_metrics(managed, now).await;
@@ -673,8 +674,14 @@ impl Shared {
     }
 
     /// Feeds the observed group to its provider's cost meter, each instance priced by its own
-    /// class (spot instances at the class's spot price when the catalog has one).
-    async fn meter(&self, managed: &ManagedGroup, group: &ScalingGroup, now: DateTime<Utc>) {
+    /// class's on-demand price, and returns what the meter charged the group since it first
+    /// observed it.
+    async fn meter(
+        &self,
+        managed: &ManagedGroup,
+        group: &ScalingGroup,
+        now: DateTime<Utc>,
+    ) -> Option<f64> {
         let mut classes: Vec<&str> = group
             .instances
             .iter()
@@ -693,6 +700,9 @@ impl Shared {
             .entry(managed.provider.name.clone())
             .or_insert_with(|| CostMeter::new(managed.provider.billing_rule));
         meter.observe(now, group, |i| prices.get(&i.instance_class).copied());
+        meter
+            .since_first_observed(&group.id, now)
+            .map(|r| decimal_to_f64(r.total()))
     }
 
     fn prices(&self) -> std::sync::MutexGuard<'_, Prices> {

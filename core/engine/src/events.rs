@@ -36,6 +36,9 @@ pub enum Event {
         cost_per_hour: Option<f64>,
         /// Currency of `cost_per_hour`.
         currency: Option<String>,
+        /// What the cost meter charged for the group since the loop first observed it (the
+        /// instances' lives under the provider's billing rule), in `currency`.
+        metered_cost: Option<f64>,
     },
     /// The engine decided.
     Decided {

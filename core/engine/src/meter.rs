@@ -79,6 +79,7 @@ impl Drift {
 pub struct CostMeter {
     rule: BillingRule,
     lives: BTreeMap<(GroupId, InstanceId), Life>,
+    first_observed: BTreeMap<GroupId, DateTime<Utc>>,
 }
 
 impl CostMeter {
@@ -87,6 +88,7 @@ impl CostMeter {
         CostMeter {
             rule,
             lives: BTreeMap::new(),
+            first_observed: BTreeMap::new(),
         }
     }
 
@@ -104,6 +106,7 @@ impl CostMeter {
         group: &ScalingGroup,
         price: impl Fn(&Instance) -> Option<Decimal>,
     ) {
+        self.first_observed.entry(group.id.clone()).or_insert(at);
         let mut seen = Vec::new();
         for instance in &group.instances {
             let key = (group.id.clone(), instance.id.clone());
@@ -165,6 +168,12 @@ impl CostMeter {
             }
         }
         reading
+    }
+
+    /// What `group` was charged since the meter first observed it, as of `now`.
+    pub fn since_first_observed(&self, group: &str, now: DateTime<Utc>) -> Option<MeterReading> {
+        let from = *self.first_observed.get(group)?;
+        Some(self.read(Some(group), from, now, now))
     }
 
     /// Forgets instances that ended before `before` (their charges no longer asked for).

@@ -433,6 +433,7 @@ mod tests {
             max,
             cost_per_hour: None,
             currency: None,
+            metered_cost: None,
         }
     }
 
