@@ -7,7 +7,7 @@ names, or as numbers when the client asks for `$alt=json;enum-encoding=int`):
 
 - Compute Engine v1 (/compute/v1/projects/{p}/...): zonal and regional managed instance groups
   (get, list, aggregated list, resize, listManagedInstances, deleteInstances, patch), instance
-  templates (get, list, insert, delete; regional templates: get), machine types (get, list), zones
+  templates (get, list, insert, delete; regional templates: get, insert), machine types (get, list), zones
   (get, list) and zonal, regional and global operations (get, wait);
 - Cloud Monitoring v3 ListTimeSeries (GET /v3/projects/{p}/timeSeries);
 - the Cloud Billing Catalog (GET /v1/services, GET /v1/services/{service}/skus; no project);
@@ -598,7 +598,9 @@ def op_scope_rel(project, scope):
 
 
 def start_operation(project, kind, scope, op_type, target_rel, target_id, group=None, **plan):
-    """Starts an operation; `fail-next-operation` (if set) makes it fail when it ends."""
+    """Starts an operation; `fail-next-operation` (if set) makes it fail when it ends. A resize
+    that adds instances fails as Compute Engine's do: the operation succeeds, and the new
+    instances stay CREATING with the error as their last attempt's (see `finish`)."""
     now = time.time()
     error = None
     if project.fail_next is not None:
