@@ -350,7 +350,7 @@ pub fn run(args: Args) -> CliResult {
             }
         }
         for (name, provider) in &providers {
-            let metered = control.metered_cost(name, None, start, end);
+            let metered = control.metered_cost(name);
             let metered_money = metered.as_ref().map(|(reading, currency)| {
                 hoist_core::Money::new(
                     reading.total(),

@@ -233,16 +233,9 @@ impl ControlLoop {
         &self.shared.clock
     }
 
-    /// What the cost meter read for `provider`'s groups (one group with `group`) within
-    /// `[from, to)`, and the currency of its prices; `None` before the loop observed any of
-    /// them.
-    pub fn metered_cost(
-        &self,
-        provider: &str,
-        group: Option<&str>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Option<(MeterReading, Option<String>)> {
+    /// What the cost meter charged for `provider`'s groups since the loop first observed them,
+    /// and the currency of its prices; `None` before the loop observed any of them.
+    pub fn metered_cost(&self, provider: &str) -> Option<(MeterReading, Option<String>)> {
         let now = self.shared.clock.now();
         let reading = self
             .shared
@@ -250,7 +243,7 @@ impl ControlLoop {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(provider)?
-            .read(group, from, to, now);
+            .total_since_first_observed(now)?;
         let currency = self
             .shared
             .prices()

@@ -1,16 +1,20 @@
-//! The cost meter: what each group costs now and has cost so far, from the catalog's prices and
-//! the time each instance lived, under its provider's [`BillingRule`].
+//! The cost meter: what each group has cost since Hoist started watching it and costs now,
+//! from the catalog's prices and the time each instance lived, under its provider's
+//! [`BillingRule`].
 //!
 //! The meter sees groups as the control loop observes them. An instance's life starts at its
-//! `launched_at` and ends at the first observation that shows it terminated or no longer shows
-//! it (so it is billed until then, never less than it ran). Spot and on-demand are kept apart;
-//! instances the catalog cannot price are counted, not guessed. Providers that report their
-//! own bill (the simulated cloud, AWS Cost Explorer) can be compared with the meter:
+//! `launched_at` (or the group's first observation, when it was launched before) and ends at the
+//! first observation that shows it terminated or no longer shows it, so it is billed until then,
+//! never less than it ran. Once a life has ended its charge is final: it is added to the group's
+//! settled total and forgotten, so the meter holds only the instances alive now and reading a
+//! group costs as much as its current instances, however long Hoist runs. Spot and on-demand are
+//! kept apart; instances the catalog cannot price are counted, not guessed. Providers that report
+//! their own bill (the simulated cloud, AWS Cost Explorer) can be compared with the meter:
 //! [`Drift`] says by how much they differ.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use hoist_api::billing_rule::BillingRule;
 use hoist_api::{
     CapacityType, Decimal, GroupId, Instance, InstanceId, InstanceState, ScalingGroup,
@@ -20,21 +24,20 @@ use hoist_api::{
 #[derive(Debug, Clone, PartialEq)]
 struct Life {
     launched: DateTime<Utc>,
-    ended: Option<DateTime<Utc>>,
     price_per_hour: Option<Decimal>,
     capacity_type: CapacityType,
 }
 
-/// What the meter reads for a window.
+/// What the meter reads.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MeterReading {
     /// Charged for on-demand (and reserved) instances.
     pub on_demand: Decimal,
     /// Charged for spot instances.
     pub spot: Decimal,
-    /// What the instances alive at the end of the window cost per hour.
+    /// What the instances alive now cost per hour.
     pub run_rate_per_hour: Decimal,
-    /// Instances in the window the catalog could not price (left out of the sums).
+    /// Instances the catalog could not price (left out of the sums).
     pub unpriced: u32,
 }
 
@@ -42,6 +45,20 @@ impl MeterReading {
     /// On-demand and spot together.
     pub fn total(&self) -> Decimal {
         self.on_demand + self.spot
+    }
+
+    fn add(&mut self, capacity_type: CapacityType, charge: Decimal) {
+        match capacity_type {
+            CapacityType::Spot => self.spot += charge,
+            CapacityType::OnDemand | CapacityType::Reserved => self.on_demand += charge,
+        }
+    }
+
+    fn merge(&mut self, other: &MeterReading) {
+        self.on_demand += other.on_demand;
+        self.spot += other.spot;
+        self.run_rate_per_hour += other.run_rate_per_hour;
+        self.unpriced += other.unpriced;
     }
 }
 
@@ -74,12 +91,20 @@ impl Drift {
     }
 }
 
+/// One group's account: since when it is watched, what ended lives were charged, and the lives
+/// still open.
+#[derive(Debug, Clone)]
+struct Account {
+    since: DateTime<Utc>,
+    settled: MeterReading,
+    open: BTreeMap<InstanceId, Life>,
+}
+
 /// The cost meter of one provider's groups.
 #[derive(Debug, Clone, Default)]
 pub struct CostMeter {
     rule: BillingRule,
-    lives: BTreeMap<(GroupId, InstanceId), Life>,
-    first_observed: BTreeMap<GroupId, DateTime<Utc>>,
+    accounts: BTreeMap<GroupId, Account>,
 }
 
 impl CostMeter {
@@ -87,8 +112,7 @@ impl CostMeter {
     pub fn new(rule: BillingRule) -> Self {
         CostMeter {
             rule,
-            lives: BTreeMap::new(),
-            first_observed: BTreeMap::new(),
+            accounts: BTreeMap::new(),
         }
     }
 
@@ -99,87 +123,105 @@ impl CostMeter {
 
     /// Records `group` as observed at `at`; `price` gives an instance's price per hour (`None`
     /// when the catalog does not know it). Instances of the group the meter knew and no longer
-    /// sees, or sees terminated, end at `at`.
+    /// sees, or sees terminated or failed, end at `at`: their charge is settled.
     pub fn observe(
         &mut self,
         at: DateTime<Utc>,
         group: &ScalingGroup,
         price: impl Fn(&Instance) -> Option<Decimal>,
     ) {
-        self.first_observed.entry(group.id.clone()).or_insert(at);
-        let mut seen = Vec::new();
+        let rule = self.rule;
+        let account = self
+            .accounts
+            .entry(group.id.clone())
+            .or_insert_with(|| Account {
+                since: at,
+                settled: MeterReading::default(),
+                open: BTreeMap::new(),
+            });
+        let since = account.since;
+        let mut alive = Vec::with_capacity(group.instances.len());
         for instance in &group.instances {
-            let key = (group.id.clone(), instance.id.clone());
-            let gone = matches!(
+            if matches!(
                 instance.state,
                 InstanceState::Terminated | InstanceState::Failed
-            );
-            let life = self.lives.entry(key.clone()).or_insert_with(|| Life {
-                launched: instance.launched_at.min(at),
-                ended: None,
-                price_per_hour: price(instance),
-                capacity_type: instance.capacity_type,
-            });
+            ) {
+                continue;
+            }
+            alive.push(instance.id.as_str());
+            let life = account
+                .open
+                .entry(instance.id.clone())
+                .or_insert_with(|| Life {
+                    launched: instance.launched_at.min(at),
+                    price_per_hour: None,
+                    capacity_type: instance.capacity_type,
+                });
             if life.price_per_hour.is_none() {
                 life.price_per_hour = price(instance);
             }
-            if gone && life.ended.is_none() {
-                life.ended = Some(at);
-            }
-            seen.push(key);
         }
-        for (key, life) in self.lives.iter_mut() {
-            if key.0 == group.id && life.ended.is_none() && !seen.contains(key) {
-                life.ended = Some(at);
+        let ended: Vec<InstanceId> = account
+            .open
+            .keys()
+            .filter(|id| !alive.contains(&id.as_str()))
+            .cloned()
+            .collect();
+        for id in ended {
+            let Some(life) = account.open.remove(&id) else {
+                continue;
+            };
+            match life.price_per_hour {
+                Some(price) => {
+                    // Final: every charge of a life that ended at `at` falls at or before `at`.
+                    let charge = rule.charge_in(
+                        price,
+                        life.launched,
+                        Some(at),
+                        at,
+                        since,
+                        at + TimeDelta::seconds(1),
+                    );
+                    account.settled.add(life.capacity_type, charge);
+                }
+                None => account.settled.unpriced += 1,
             }
         }
     }
 
-    /// What `group` (every group with `None`) was charged within `[from, to)`, as of `now`.
-    pub fn read(
-        &self,
-        group: Option<&str>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> MeterReading {
-        let mut reading = MeterReading::default();
-        for ((g, _), life) in &self.lives {
-            if group.is_some_and(|wanted| wanted != g) {
-                continue;
-            }
-            let end = life.ended.unwrap_or(now);
-            if end < from || life.launched >= to {
-                continue;
-            }
+    /// What `group` was charged since the meter first observed it, as of `now`.
+    pub fn since_first_observed(&self, group: &str, now: DateTime<Utc>) -> Option<MeterReading> {
+        let account = self.accounts.get(group)?;
+        let mut reading = account.settled.clone();
+        for life in account.open.values() {
             let Some(price) = life.price_per_hour else {
                 reading.unpriced += 1;
                 continue;
             };
             let charge = self
                 .rule
-                .charge_in(price, life.launched, life.ended, now, from, to);
-            match life.capacity_type {
-                CapacityType::Spot => reading.spot += charge,
-                CapacityType::OnDemand | CapacityType::Reserved => reading.on_demand += charge,
-            }
-            if life.ended.is_none() && life.launched <= to {
-                reading.run_rate_per_hour += price;
+                .charge_in(price, life.launched, None, now, account.since, now);
+            reading.add(life.capacity_type, charge);
+            reading.run_rate_per_hour += price;
+        }
+        Some(reading)
+    }
+
+    /// Every group's reading since the meter first observed it, added up; `None` before the
+    /// first observation.
+    pub fn total_since_first_observed(&self, now: DateTime<Utc>) -> Option<MeterReading> {
+        let mut total: Option<MeterReading> = None;
+        for group in self.accounts.keys() {
+            if let Some(r) = self.since_first_observed(group, now) {
+                total.get_or_insert_with(MeterReading::default).merge(&r);
             }
         }
-        reading
+        total
     }
 
-    /// What `group` was charged since the meter first observed it, as of `now`.
-    pub fn since_first_observed(&self, group: &str, now: DateTime<Utc>) -> Option<MeterReading> {
-        let from = *self.first_observed.get(group)?;
-        Some(self.read(Some(group), from, now, now))
-    }
-
-    /// Forgets instances that ended before `before` (their charges no longer asked for).
-    pub fn forget_before(&mut self, before: DateTime<Utc>) {
-        self.lives
-            .retain(|_, life| life.ended.is_none_or(|ended| ended >= before));
+    /// How many instances the meter holds open (for tests and sizing).
+    pub fn open_lives(&self) -> usize {
+        self.accounts.values().map(|a| a.open.len()).sum()
     }
 }
 
@@ -208,9 +250,9 @@ mod tests {
         }
     }
 
-    fn group(instances: Vec<Instance>) -> ScalingGroup {
+    fn group(id: &str, instances: Vec<Instance>) -> ScalingGroup {
         ScalingGroup {
-            id: "web".to_owned(),
+            id: id.to_owned(),
             min_size: 0,
             max_size: 10,
             desired_capacity: instances.len() as u32,
@@ -238,42 +280,51 @@ mod tests {
         // a: on-demand from 0 to 3600; b: spot from 600, still running; c: on-demand, lived 30 s.
         meter.observe(
             at(0),
-            &group(vec![instance("a", 0, InstanceState::Running, false)]),
+            &group("web", vec![instance("a", 0, InstanceState::Running, false)]),
             price,
         );
         meter.observe(
             at(600),
-            &group(vec![
-                instance("a", 0, InstanceState::Running, false),
-                instance("b", 600, InstanceState::Pending, true),
-                instance("c", 600, InstanceState::Pending, false),
-            ]),
+            &group(
+                "web",
+                vec![
+                    instance("a", 0, InstanceState::Running, false),
+                    instance("b", 600, InstanceState::Pending, true),
+                    instance("c", 600, InstanceState::Pending, false),
+                ],
+            ),
             price,
         );
         meter.observe(
             at(630),
-            &group(vec![
-                instance("a", 0, InstanceState::Running, false),
-                instance("b", 600, InstanceState::Running, true),
-            ]),
+            &group(
+                "web",
+                vec![
+                    instance("a", 0, InstanceState::Running, false),
+                    instance("b", 600, InstanceState::Running, true),
+                    instance("c", 600, InstanceState::Terminated, false),
+                ],
+            ),
             price,
         );
         meter.observe(
             at(3600),
-            &group(vec![instance("b", 600, InstanceState::Running, true)]),
+            &group(
+                "web",
+                vec![instance("b", 600, InstanceState::Running, true)],
+            ),
             price,
         );
-        let r = meter.read(None, at(0), at(7200), at(4200));
+        // Ended lives are settled and forgotten: only b stays open.
+        assert_eq!(meter.open_lives(), 1);
+        let r = meter.since_first_observed("web", at(4200)).unwrap();
         // a: 3600 s x 0.0001 = 0.36; c: the 60 s minimum x 0.0001 = 0.006.
         assert_eq!(r.on_demand, dec("0.366"));
         // b: 3600 s (600 .. 4200) x 0.12 / 3600 = 0.12.
         assert_eq!(r.spot, dec("0.12"));
         assert_eq!(r.run_rate_per_hour, dec("0.12"));
         assert_eq!(r.unpriced, 0);
-        // Windows add up.
-        let first = meter.read(Some("web"), at(0), at(1800), at(4200));
-        let second = meter.read(Some("web"), at(1800), at(7200), at(4200));
-        assert_eq!(first.total() + second.total(), r.total());
+        assert!(meter.since_first_observed("db", at(4200)).is_none());
     }
 
     #[test]
@@ -282,28 +333,53 @@ mod tests {
         let priced = |i: &Instance| (i.id != "x").then(|| dec("0.5"));
         meter.observe(
             at(0),
-            &group(vec![
-                instance("a", 0, InstanceState::Running, false),
-                instance("x", 0, InstanceState::Running, false),
-            ]),
+            &group(
+                "web",
+                vec![
+                    instance("a", 0, InstanceState::Running, false),
+                    instance("x", 0, InstanceState::Running, false),
+                ],
+            ),
             priced,
         );
-        meter.observe(at(3700), &group(vec![]), priced);
-        let r = meter.read(None, at(0), at(10_000), at(10_000));
+        meter.observe(
+            at(0),
+            &group("db", vec![instance("d", 0, InstanceState::Running, false)]),
+            priced,
+        );
+        meter.observe(at(3700), &group("web", vec![]), priced);
+        let r = meter.since_first_observed("web", at(10_000)).unwrap();
         // a lived 3700 s: two started hours.
         assert_eq!(r.on_demand, dec("1.0"));
         assert_eq!(r.unpriced, 1);
         assert_eq!(r.run_rate_per_hour, Decimal::ZERO);
+        // d, still running at 10 000 s: three started hours; totals add the groups up.
+        let total = meter.total_since_first_observed(at(10_000)).unwrap();
+        assert_eq!(total.on_demand, dec("2.5"));
+        assert_eq!(total.run_rate_per_hour, dec("0.5"));
+        assert_eq!(meter.open_lives(), 1);
         let drift = Drift {
             metered: r.total(),
             billed: dec("1.25"),
         };
         assert_eq!(drift.difference(), dec("0.25"));
         assert_eq!(drift.relative(), dec("0.2"));
-        meter.forget_before(at(5000));
+    }
+
+    #[test]
+    fn an_instance_launched_before_watching_is_charged_from_the_first_observation() {
+        let mut meter = CostMeter::new(BillingRule::default());
+        let price = |_: &Instance| Some(dec("3.6"));
+        meter.observe(
+            at(1000),
+            &group("web", vec![instance("a", 0, InstanceState::Running, false)]),
+            price,
+        );
+        meter.observe(at(1100), &group("web", vec![]), price);
+        // 100 s watched at 0.001 a second.
         assert_eq!(
-            meter.read(None, at(0), at(10_000), at(10_000)).total(),
-            Decimal::ZERO
+            meter.since_first_observed("web", at(2000)).unwrap().total(),
+            dec("0.1")
         );
     }
 }

@@ -14,6 +14,7 @@ use azure_core::auth::TokenCredential;
 use azure_core::headers::{HeaderName, Headers};
 use azure_core::{ClientOptions, Context, ExponentialRetryOptions, Method, Pipeline, RetryOptions};
 use azure_core::{Request, Url};
+use futures::StreamExt;
 use hoist_api::{ErrorKind, Result};
 use serde::de::DeserializeOwned;
 
@@ -157,22 +158,27 @@ impl Rest {
                 .send(&Context::new(), &mut request)
                 .await
                 .map_err(|e| from_azure(operation, e))?;
-            let (status, headers, body) = response.deconstruct();
-            let body = body.collect().await.map_err(|e| from_azure(operation, e))?;
-            if body.len() > MAX_BODY_BYTES {
-                return Err(local(
-                    ErrorKind::Other,
-                    operation,
-                    format!(
-                        "Azure sent {} bytes, more than this client reads",
-                        body.len()
-                    ),
-                ));
+            let (status, headers, mut body) = response.deconstruct();
+            // Read at most MAX_BODY_BYTES: a server that sends without end is cut off, not
+            // buffered.
+            let mut bytes = Vec::new();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| from_azure(operation, e))?;
+                if bytes.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(local(
+                        ErrorKind::Other,
+                        operation,
+                        format!(
+                            "Azure sent more than {MAX_BODY_BYTES} bytes, more than this client reads"
+                        ),
+                    ));
+                }
+                bytes.extend_from_slice(&chunk);
             }
             let answer = Answer {
                 status: u16::from(status),
                 headers,
-                body: body.to_vec(),
+                body: bytes,
             };
             if answer.status >= 400 {
                 return Err(error_of(operation, &answer));

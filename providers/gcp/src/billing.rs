@@ -69,6 +69,9 @@ fn unreadable(what: impl std::fmt::Display) -> hoist_api::Error {
 /// Reads of a BigQuery result at most (pages, or polls of an unfinished job).
 const MAX_PAGES: usize = 100;
 
+/// The largest BigQuery answer read (a page of daily rows is a few KiB).
+const MAX_ANSWER_BYTES: usize = 32 << 20;
+
 impl GcpProvider {
     async fn bigquery(
         &self,
@@ -94,13 +97,25 @@ impl GcpProvider {
             )
         })?;
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| {
+        // Read at most MAX_ANSWER_BYTES: a server that sends without end is cut off.
+        let mut response = response;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
             local(
                 ErrorKind::Transient,
                 op,
                 format!("reading BigQuery's answer: {e}"),
             )
-        })?;
+        })? {
+            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(local(
+                    ErrorKind::Other,
+                    op,
+                    format!("BigQuery sent more than {MAX_ANSWER_BYTES} bytes"),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if status >= 400 {
             let (reason, message) = error_body(&bytes);
             return Err(from_status(op, status, &reason, &message));
