@@ -236,6 +236,17 @@ async fn resizing_sends_the_documented_request_and_follows_the_zone_operation() 
             ))),
         "the zone operation was polled: {log:?}"
     );
+    // Instance templates are immutable: read once, however many evaluations.
+    let template_reads = log
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("/global/instanceTemplates/web-v1")
+        })
+        .count();
+    assert_eq!(template_reads, 1, "{log:?}");
     let activities = gcp.activities("web").await.unwrap();
     assert!(
         activities

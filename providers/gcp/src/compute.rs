@@ -135,7 +135,13 @@ pub struct Compute {
     timeout: Duration,
     operation_timeout: Duration,
     poll_interval: Duration,
+    /// Templates read, by the URL or name asked for. Compute Engine's instance templates are
+    /// immutable (a changed template is a new one), so one read serves every evaluation.
+    template_cache: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Template>>>,
 }
+
+/// Templates kept in the cache at most (it starts over when full).
+const TEMPLATES_CACHED: usize = 256;
 
 impl fmt::Debug for Compute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -245,6 +251,7 @@ impl Compute {
         Ok(Compute {
             operation_timeout,
             poll_interval: config.poll_interval,
+            template_cache: Default::default(),
             project: project.to_owned(),
             zonal: build_client!(InstanceGroupManagers, config),
             regional: build_client!(RegionInstanceGroupManagers, config),
@@ -268,6 +275,14 @@ impl Compute {
                 format!("Google Cloud did not answer within {:?}", self.timeout),
             )),
         }
+    }
+
+    fn templates_cached(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Template>> {
+        self.template_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Follows an operation's poller to its end, bounded by the operation timeout.
@@ -561,6 +576,9 @@ impl Compute {
     /// says `regions/{r}/instanceTemplates/{name}`.
     pub async fn template(&self, url_or_name: &str) -> Result<Template> {
         let op = "describe_group";
+        if let Some(t) = self.templates_cached().get(url_or_name) {
+            return Ok(t.clone());
+        }
         let name = last_segment(url_or_name).to_owned();
         let region = region_of_template(url_or_name);
         let t = match &region {
@@ -588,7 +606,13 @@ impl Compute {
                 .await?
             }
         };
-        Ok(template_of(t, url_or_name, region))
+        let template = template_of(t, url_or_name, region);
+        let mut cached = self.templates_cached();
+        if cached.len() >= TEMPLATES_CACHED {
+            cached.clear();
+        }
+        cached.insert(url_or_name.to_owned(), template.clone());
+        Ok(template)
     }
 
     /// Creates a copy of `template` named `name` whose instances are `machine_type`, and
