@@ -315,6 +315,7 @@ fn exercise_policy(document: &PolicyDocument) {
                 metrics: &metrics,
                 forecast: with_forecast.then_some(&forecast[..]),
                 forecast_note: None,
+                budget: None,
             };
             let mut memory = DecisionMemory::new();
             let (decision, update) = decide(group, &observation, &memory);

@@ -36,6 +36,10 @@ pub struct Args {
     /// `hoist-audit.jsonl` in the working directory).
     #[arg(long, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
+    /// Where to append the cost ledger, which `hoist cost` reads (default: the policy's
+    /// `costs.ledger`, else `hoist-costs.jsonl` in the working directory).
+    #[arg(long, value_name = "PATH")]
+    pub cost_ledger: Option<PathBuf>,
     /// Print only the summary, not each scaling action.
     #[arg(long, short)]
     pub quiet: bool,
@@ -178,6 +182,16 @@ pub fn run(args: Args) -> CliResult {
         sinks.add(Arc::new(telemetry.clone()));
         let built = policy::build(&document, &registry, Arc::clone(&sinks) as Arc<dyn EventSink>).await?;
         let virtual_time = built.virtual_time;
+        let ledger_path = ledger_path(&document, args.cost_ledger.as_deref());
+        let ledger = Arc::new(
+            hoist_core::ledger::CostLedger::open(
+                &ledger_path,
+                document.policy.costs.ledger_every.get(),
+                Arc::clone(built.control.clock()),
+            )
+            .map_err(|e| CliError::input(format!("cost ledger {}: {e}", ledger_path.display())))?,
+        );
+        sinks.add(Arc::clone(&ledger) as Arc<dyn EventSink>);
         let alerts = match &document.policy.alerts {
             Some(value) => {
                 let config = AlertsConfig::from_value(value).map_err(CliError::input)?;
@@ -307,6 +321,9 @@ pub fn run(args: Args) -> CliResult {
         audit
             .append(&AuditRecord::Stopped { at: end, reason: &reason })
             .map_err(CliError::runtime)?;
+        if let Err(e) = ledger.finish() {
+            eprintln!("warning: cost ledger {}: {e}", ledger_path.display());
+        }
         if let Some(engine) = &alerts {
             engine.shutdown().await;
         }
@@ -400,6 +417,27 @@ pub fn run(args: Args) -> CliResult {
                 _ => {}
             }
         }
+        for status in control.budget_statuses() {
+            let pct = |v: f64| if status.amount > 0.0 { v / status.amount * 100.0 } else { 0.0 };
+            println!(
+                "budget {} ({}, {}): spent {:.2} of {:.2} {} ({:.1} %), forecast {:.2} ({:.1} %), {}",
+                status.budget,
+                status.period,
+                status.scope,
+                status.spent,
+                status.amount,
+                status.currency,
+                pct(status.spent),
+                status.forecast,
+                pct(status.forecast),
+                status
+                    .rung
+                    .map_or_else(|| "inside the budget".to_owned(), |r| format!("rung {r}")),
+            );
+        }
+        if !quiet {
+            println!("cost ledger: {} (read it with `hoist cost {}`)", ledger_path.display(), args.file.display());
+        }
         let failures: u64 = tallies.values().map(|t| t.failures).sum();
         if failures > 0 {
             return Err(CliError::runtime(format!(
@@ -409,6 +447,25 @@ pub fn run(args: Args) -> CliResult {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Where the cost ledger goes: `--cost-ledger`, else the policy's `costs.ledger` (relative to
+/// the policy file), else `hoist-costs.jsonl` in the working directory.
+pub fn ledger_path(
+    document: &hoist_core::config::PolicyDocument,
+    given: Option<&std::path::Path>,
+) -> PathBuf {
+    given
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| {
+            document
+                .policy
+                .costs
+                .ledger
+                .as_ref()
+                .map(|p| document.base_dir.join(p))
+        })
+        .unwrap_or_else(|| PathBuf::from("hoist-costs.jsonl"))
 }
 
 /// The Lease lock of `--leader-elect`, in the cluster of the policy's first `kubernetes:`

@@ -71,6 +71,7 @@ fn bench_decide(c: &mut Criterion) {
                         metrics,
                         forecast: None,
                         forecast_note: None,
+                        budget: None,
                     },
                     memory,
                 );

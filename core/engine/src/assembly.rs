@@ -279,7 +279,8 @@ pub async fn build(
     }
     let control = ControlLoop::new(groups, clock, policy.run.interval.get())
         .with_dry_run(policy.run.dry_run)
-        .with_events(events);
+        .with_events(events)
+        .with_budgets(crate::budget::BudgetTracker::new(policy));
     Ok(Built {
         control,
         virtual_time,

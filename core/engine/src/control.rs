@@ -32,6 +32,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures::stream::{self, FuturesUnordered, StreamExt};
 
 use crate::audit::{AuditLog, AuditRecord};
+use crate::budget::{BudgetSteer, BudgetTracker};
 use crate::clock::Clock;
 use crate::config::GroupConfig;
 use crate::config::PolicyConfig;
@@ -160,6 +161,7 @@ struct Shared {
     metric_step_seconds: u32,
     prices: Mutex<Prices>,
     meters: Mutex<HashMap<String, CostMeter>>,
+    budgets: Mutex<Option<(BudgetTracker, Option<DateTime<Utc>>)>>,
     leadership: Arc<dyn hoist_api::leadership::Leadership>,
 }
 
@@ -184,6 +186,7 @@ impl ControlLoop {
                 metric_step_seconds: 60,
                 prices: Mutex::new(HashMap::new()),
                 meters: Mutex::new(HashMap::new()),
+                budgets: Mutex::new(None),
                 leadership: Arc::new(hoist_api::leadership::Alone),
             },
             concurrency: DEFAULT_CONCURRENCY,
@@ -212,6 +215,31 @@ impl ControlLoop {
     ) -> Self {
         self.shared.leadership = leadership;
         self
+    }
+
+    /// Tracks `budgets` (fed by the cost meter, evaluated once per round, reported as
+    /// [`Event::Budget`]) and lets them steer the decisions of the groups they cover. A tracker
+    /// without budgets is not kept.
+    pub fn with_budgets(self, budgets: BudgetTracker) -> Self {
+        if !budgets.is_empty() {
+            *self
+                .shared
+                .budgets
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some((budgets, None));
+        }
+        self
+    }
+
+    /// Each budget's state at its last evaluation.
+    pub fn budget_statuses(&self) -> Vec<crate::budget::BudgetStatus> {
+        self.shared
+            .budgets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|(t, _)| t.statuses().to_vec())
+            .unwrap_or_default()
     }
 
     /// Decides but never acts.
@@ -388,11 +416,30 @@ impl Shared {
             min: managed.config.min,
             max: managed.config.max,
             cost_per_hour: cost.as_ref().map(|c| c.0),
-            currency: cost.map(|c| c.1),
+            currency: cost.as_ref().map(|c| c.1.clone()),
             metered_cost,
         });
 
-        let (windows, metric_problems) = self.fetch_metrics(managed, now).await;
+        let steer = self.budget_steer(managed, now, &snapshot, cost.as_ref(), metered_cost);
+
+        let (windows, mut metric_problems) = self.fetch_metrics(managed, now).await;
+        if let Some(work) = &managed.config.cost {
+            let kind = crate::config::metric_from_name(&work.work_metric);
+            if !managed.config.metrics_needed().contains(&kind) {
+                metric_problems.retain(|(m, _)| *m != kind);
+            }
+            if let Some(sample) = windows.get(&kind).and_then(|s| s.last())
+                && sample.value.is_finite()
+                && sample.value >= 0.0
+            {
+                self.events.emit(&Event::Work {
+                    provider: provider_name.clone(),
+                    group: group_id.clone(),
+                    units_per_second: sample.value,
+                    unit: work.unit.clone(),
+                });
+            }
+        }
         for (metric, reason) in &metric_problems {
             self.events.emit(&Event::MetricsMissing {
                 provider: provider_name.clone(),
@@ -424,6 +471,7 @@ impl Shared {
             metrics: &windows,
             forecast: points,
             forecast_note: note,
+            budget: steer.as_ref(),
         };
         let (mut decision, update) = crate::decide(&managed.config, &observation, &managed.memory);
         managed.memory.apply(&update);
@@ -502,7 +550,13 @@ impl Shared {
     ) -> (MetricWindows, Vec<(MetricKind, String)>) {
         let mut windows = MetricWindows::new();
         let mut problems = Vec::new();
-        let needed = managed.config.metrics_needed();
+        let mut needed = managed.config.metrics_needed();
+        if let Some(work) = &managed.config.cost {
+            let kind = crate::config::metric_from_name(&work.work_metric);
+            if !needed.contains(&kind) {
+                needed.push(kind);
+            }
+        }
         if needed.is_empty() {
             return (windows, problems);
         }
@@ -696,6 +750,37 @@ impl Shared {
         meter
             .since_first_observed(&group.id, now)
             .map(|r| decimal_to_f64(r.total()))
+    }
+
+    /// Feeds the group's cost to the budgets, evaluates them once per round (reporting each),
+    /// and returns what they ask of the group's decision.
+    fn budget_steer(
+        &self,
+        managed: &ManagedGroup,
+        now: DateTime<Utc>,
+        snapshot: &GroupSnapshot,
+        cost: Option<&(f64, String)>,
+        metered: Option<f64>,
+    ) -> Option<BudgetSteer> {
+        let mut guard = self.budgets.lock().unwrap_or_else(PoisonError::into_inner);
+        let (tracker, evaluated) = guard.as_mut()?;
+        if let (Some((rate, currency)), Some(metered)) = (cost, metered) {
+            tracker.observe_group(
+                &managed.config.name,
+                now,
+                metered,
+                *rate,
+                currency,
+                snapshot.desired,
+            );
+        }
+        if *evaluated != Some(now) {
+            *evaluated = Some(now);
+            for status in tracker.evaluate(now) {
+                self.events.emit(&Event::Budget(status));
+            }
+        }
+        tracker.steer_for(&managed.config.name)
     }
 
     fn prices(&self) -> std::sync::MutexGuard<'_, Prices> {

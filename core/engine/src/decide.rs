@@ -7,6 +7,7 @@ use super::hpa;
 use super::memory::{DecisionMemory, MemoryUpdate};
 use super::predictive::{self, PredictiveVote};
 use super::{Decision, Direction, Observation, Reason};
+use crate::config::budget::Rung;
 use crate::config::{
     AdjustmentType, Aggregation, GroupConfig, PolicyConfig, Scheduled, StepScaling, TargetTracking,
     Threshold,
@@ -196,6 +197,9 @@ pub fn decide(
         }
     }
 
+    // A budget limits scale-out (never a scale-in, never under the availability floor).
+    desired = budget_limit(group, observation, desired, &mut reasons);
+
     // Bounds always hold, whatever the policies and guards said.
     if desired < floor {
         reasons.push(guard_reason(
@@ -215,6 +219,102 @@ pub fn decide(
 
     update.forget_before = Some(now - history_to_keep(group));
     (finish(group, observation, desired, reasons), update)
+}
+
+/// The target a target-tracking policy aims at: its own, or raised by a budget on `cap` (up to
+/// the budget's `max_utilization` for utilisation, and always under what the tolerance lets
+/// the metric exceed). With the note saying so.
+fn budget_target(tt: &TargetTracking, observation: &Observation<'_>) -> (f64, Option<String>) {
+    let Some(steer) = observation
+        .budget
+        .filter(|s| s.rung == Rung::Cap && s.target_scale > 1.0 && s.target_scale.is_finite())
+    else {
+        return (tt.target, None);
+    };
+    let mut target = tt.target * steer.target_scale;
+    if tt.metric == MetricKind::Utilization {
+        let tolerance = tt.tolerance.clamp(0.0, 1.0);
+        let highest = steer
+            .max_utilization
+            .max(tt.target)
+            .min(0.999 / (1.0 + tolerance));
+        target = target.min(highest).max(tt.target);
+    }
+    if !(target.is_finite() && target > 0.0) || target <= tt.target {
+        return (tt.target, None);
+    }
+    (
+        target,
+        Some(format!(
+            " (target {} raised to {target:.3} by {})",
+            number(tt.target),
+            steer.figures()
+        )),
+    )
+}
+
+/// What a budget on `cap` or `deny_scale_out` does to a scale-out: it limits it (to the cap,
+/// or to the current capacity), never below the availability floor, and never touches a
+/// scale-in or a hold.
+fn budget_limit(
+    group: &GroupConfig,
+    observation: &Observation<'_>,
+    desired: u32,
+    reasons: &mut Vec<Reason>,
+) -> u32 {
+    let current = observation.group.desired;
+    let Some(steer) = observation.budget else {
+        return desired;
+    };
+    let source = format!("budget.{}", steer.budget);
+    if steer.rung == Rung::PreferCheaper {
+        reasons.push(Reason {
+            source,
+            recommended: None,
+            message: format!(
+                "{}: cheaper classes preferred; this group's policies choose no instance class, so the decision is unchanged",
+                steer.figures()
+            ),
+        });
+        return desired;
+    }
+    if desired <= current {
+        return desired;
+    }
+    let floor = group
+        .guards
+        .availability_floor
+        .unwrap_or(group.min)
+        .max(group.min);
+    let limited = match (steer.rung, steer.cap) {
+        (Rung::DenyScaleOut, _) => current,
+        (Rung::Cap, Some(cap)) => desired.min(cap.max(current)),
+        _ => return desired,
+    };
+    let limited = limited.max(desired.min(floor));
+    if limited < desired {
+        let why = match steer.rung {
+            Rung::DenyScaleOut => "scale-out denied".to_owned(),
+            _ => format!(
+                "scale-out capped at {} (what the budget affords this group)",
+                steer.cap.unwrap_or(current)
+            ),
+        };
+        let floor_note = if limited > current {
+            format!("; the availability floor of {floor} is kept")
+        } else {
+            String::new()
+        };
+        reasons.push(Reason {
+            source,
+            recommended: Some(limited),
+            message: format!(
+                "{}: {why}, {limited} instead of {desired}{floor_note}",
+                steer.figures()
+            ),
+        });
+    }
+    limited
 }
 
 fn guard_reason(source: &str, recommended: u32, message: String) -> Reason {
@@ -381,13 +481,14 @@ fn target_tracking(
         .unwrap_or(snapshot.ready)
         .min(snapshot.ready.max(1));
     let ready = if snapshot.ready == 0 { 0 } else { ready };
+    let (target, raised) = budget_target(tt, observation);
     // Validation refuses such a target; a configuration built in code may still carry one.
-    if !(tt.target.is_finite() && tt.target > 0.0) {
+    if !(target.is_finite() && target > 0.0) {
         return (
             Vote::Hold,
             format!(
                 "target {} is not a positive finite number; nothing can be computed from it; holding",
-                number(tt.target)
+                number(target)
             ),
         );
     }
@@ -402,16 +503,16 @@ fn target_tracking(
                     ),
                 );
             }
-            let ratio = value / tt.target;
+            let ratio = value / target;
             (ratio, checked_ceil(f64::from(ready) * ratio))
         }
         Aggregation::Total => {
             let ratio = if current == 0 {
                 f64::INFINITY
             } else {
-                value / (tt.target * f64::from(current))
+                value / (target * f64::from(current))
             };
-            (ratio, checked_ceil(value / tt.target))
+            (ratio, checked_ceil(value / target))
         }
     };
     // Every step from the metric to a count is checked. The metric is finite and not negative
@@ -425,7 +526,7 @@ fn target_tracking(
                 "{} = {}, target {}: the capacity it asks for cannot be computed (ratio {ratio}); holding",
                 tt.metric,
                 number(value),
-                number(tt.target)
+                number(target)
             ),
         );
     };
@@ -466,8 +567,16 @@ fn target_tracking(
 
     let mut message = format!(
         "{} = {value:.3}, target {} ({aggregation:?}), ratio {ratio:.2}",
-        tt.metric, tt.target
+        tt.metric,
+        if raised.is_some() {
+            format!("{target:.3}")
+        } else {
+            number(target)
+        }
     );
+    if let Some(note) = raised {
+        message.push_str(&note);
+    }
     if within_tolerance {
         message.push_str(&format!(" within tolerance {}", tt.tolerance));
     } else if against {

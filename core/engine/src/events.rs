@@ -109,6 +109,19 @@ pub enum Event {
         /// The forecast.
         points: Vec<ForecastPoint>,
     },
+    /// A budget was evaluated: its spend, forecast, crossed thresholds and rung.
+    Budget(crate::budget::BudgetStatus),
+    /// A group's work metric was read (for cost per unit of work).
+    Work {
+        /// Provider name.
+        provider: String,
+        /// Group (its name in the policy file).
+        group: String,
+        /// Units of work per second, latest sample.
+        units_per_second: f64,
+        /// What a unit is called (`requests`).
+        unit: String,
+    },
 }
 
 /// Receives events. Must be cheap and never block: do real work on another task.

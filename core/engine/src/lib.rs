@@ -17,12 +17,14 @@
 
 pub mod assembly;
 pub mod audit;
+pub mod budget;
 pub mod config;
 pub mod control;
 mod decide;
 pub mod events;
 pub mod forecast;
 pub mod hpa;
+pub mod ledger;
 mod memory;
 pub mod meter;
 pub mod predictive;
@@ -90,6 +92,8 @@ pub struct Observation<'a> {
     /// Why there is no forecast (short history, poor recent accuracy, a level shift), or a
     /// remark on the forecast given (its level correction), for the predictive policy's reason.
     pub forecast_note: Option<&'a str>,
+    /// What the budgets covering the group ask of this decision, when one is on a rung.
+    pub budget: Option<&'a budget::BudgetSteer>,
 }
 
 /// Which way a decision goes.

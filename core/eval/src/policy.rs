@@ -172,6 +172,7 @@ impl Controller for PolicyController {
             metrics: &metrics,
             forecast: points,
             forecast_note: note,
+            budget: None,
         };
         let (decision, update) = decide(&self.group, &observation, &self.memory);
         self.memory.apply(&update);

@@ -17,6 +17,7 @@
 //! Parsing is [`load_file`] / [`parse_str`]; semantic checks (bounds, targets, cron
 //! expressions, provider names) run in the same call, and all problems are reported at once.
 
+pub mod budget;
 pub(crate) mod deferred;
 mod limits;
 mod load;
@@ -69,6 +70,13 @@ pub struct PolicyFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
     pub alerts: Option<serde_json::Value>,
+    /// How money is reported: the currency, exchange rates, the cost ledger.
+    #[serde(default)]
+    pub costs: budget::CostsConfig,
+    /// Budgets: what may be spent per period, on which groups, and what Hoist does when the
+    /// forecast says a budget will be exceeded.
+    #[serde(default)]
+    pub budgets: Vec<budget::BudgetConfig>,
 }
 
 fn default_version() -> u32 {
@@ -191,6 +199,28 @@ pub struct GroupConfig {
     /// Cooldowns, protection, dry run and freshness limits.
     #[serde(default)]
     pub guards: GuardsConfig,
+    /// Labels (`team: payments`) that budgets select groups by (`scope: {tag: ...}`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Cost per unit of work: the metric that counts the group's work.
+    #[serde(default)]
+    pub cost: Option<GroupCostConfig>,
+}
+
+/// How a group's cost per unit of work is measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupCostConfig {
+    /// The metric that counts work done, as a rate per second (`request_rate`, or a custom
+    /// metric the group's source gives); the cost per 1,000 units is reported from it.
+    pub work_metric: String,
+    /// What one unit is called in reports (`requests`, `jobs`). Default `units`.
+    #[serde(default = "default_work_unit")]
+    pub unit: String,
+}
+
+fn default_work_unit() -> String {
+    "units".into()
 }
 
 impl GroupConfig {
@@ -761,6 +791,10 @@ pub struct GuardsConfig {
     /// At most this many instances removed in one decision.
     #[serde(default)]
     pub max_scale_in_step: Option<u32>,
+    /// The capacity a budget never holds the group under: a scale-out up to it is never
+    /// blocked by a budget. Default: `min`.
+    #[serde(default)]
+    pub availability_floor: Option<u32>,
 }
 
 impl Default for GuardsConfig {
@@ -773,6 +807,7 @@ impl Default for GuardsConfig {
             metric_max_age: default_metric_max_age(),
             max_scale_out_step: None,
             max_scale_in_step: None,
+            availability_floor: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::budget::{BudgetPeriod, BudgetScope, Converter, plausible_currency};
 use super::{
     Aggregation, LimitAmount, MaxCapacity, PolicyConfig, PolicyFile, Predictive, RateLimit,
     Scheduled, StepScaling, metric_from_name,
@@ -11,6 +12,7 @@ use crate::decide::number;
 use crate::duration::HumanDuration;
 use crate::model::MetricKind;
 use hoist_api::input::MAX_INSTANCES;
+use hoist_api::model::Decimal;
 
 /// The smallest target a policy may set. Below it (and at subnormal numbers in particular)
 /// `metric / target` overflows to infinity on ordinary metrics.
@@ -181,8 +183,184 @@ pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
             let base = format!("groups[{g}].policies[{p}].{}", policy.kind());
             validate_policy(policy, &base, (group.min, group.max), &mut push);
         }
+        if let Some(floor) = guards.availability_floor
+            && floor > group.max
+        {
+            push(
+                at("guards.availability_floor"),
+                format!(
+                    "availability floor ({floor}) is greater than max ({})",
+                    group.max
+                ),
+            );
+        }
+        if let Some(cost) = &group.cost
+            && cost.work_metric.trim().is_empty()
+        {
+            push(
+                at("cost.work_metric"),
+                "name the metric that counts the group's work (request_rate, or a custom metric)"
+                    .into(),
+            );
+        }
     }
+    validate_costs(policy, &mut push);
     problems
+}
+
+/// The `costs:` and `budgets:` sections.
+fn validate_costs(policy: &PolicyFile, push: &mut impl FnMut(String, String)) {
+    let costs = &policy.costs;
+    if !plausible_currency(&costs.currency) {
+        push(
+            "costs.currency".into(),
+            format!(
+                "`{}` is not an ISO 4217 currency code (three capital letters, like USD)",
+                costs.currency
+            ),
+        );
+    }
+    if costs.ledger_every.get().is_zero() {
+        push("costs.ledger_every".into(), "must be longer than 0s".into());
+    }
+    if costs.reconcile_every.get().is_zero() {
+        push(
+            "costs.reconcile_every".into(),
+            "must be longer than 0s".into(),
+        );
+    }
+    if let Some(rates) = &costs.exchange_rates {
+        for (code, rate) in &rates.rates {
+            let at = format!("costs.exchange_rates.rates.{code}");
+            if !plausible_currency(code) {
+                push(
+                    at.clone(),
+                    format!("`{code}` is not an ISO 4217 currency code"),
+                );
+            }
+            if *rate <= Decimal::ZERO {
+                push(at, format!("a rate must be positive, got {rate}"));
+            }
+        }
+    }
+    let converter = Converter::new(costs);
+    let mut names = BTreeSet::new();
+    for (b, budget) in policy.budgets.iter().enumerate() {
+        let at = |field: &str| format!("budgets[{b}].{field}");
+        if budget.name.trim().is_empty() {
+            push(at("name"), "a budget needs a name".into());
+        } else if !names.insert(budget.name.as_str()) {
+            push(
+                at("name"),
+                format!("duplicate budget name `{}`", budget.name),
+            );
+        }
+        if budget.amount <= Decimal::ZERO {
+            push(
+                at("amount"),
+                format!("a budget's amount must be positive, got {}", budget.amount),
+            );
+        }
+        let currency = budget.currency.as_deref().unwrap_or(&costs.currency);
+        if !plausible_currency(currency) {
+            push(
+                at("currency"),
+                format!(
+                    "`{currency}` is not an ISO 4217 currency code (three capital letters, like EUR)"
+                ),
+            );
+        } else if !converter.knows(currency) {
+            push(
+                at("currency"),
+                format!(
+                    "no exchange rate from {currency} to the reporting currency {}: add `costs.exchange_rates` with `as_of` and `rates: {{{currency}: ...}}`",
+                    converter.currency()
+                ),
+            );
+        }
+        match &budget.scope {
+            BudgetScope::All => {}
+            BudgetScope::Provider(p) if !policy.providers.contains_key(p) => push(
+                at("scope.provider"),
+                format!(
+                    "unknown provider `{p}`; declared providers: {}",
+                    policy
+                        .providers
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            BudgetScope::Group(g) if !policy.groups.iter().any(|x| &x.name == g) => push(
+                at("scope.group"),
+                format!(
+                    "unknown group `{g}`; groups: {}",
+                    policy
+                        .groups
+                        .iter()
+                        .map(|x| x.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            BudgetScope::Tag(tags) if tags.is_empty() => {
+                push(at("scope.tag"), "name at least one label".into());
+            }
+            BudgetScope::Tag(tags)
+                if !policy
+                    .groups
+                    .iter()
+                    .any(|g| budget.scope.covers(&g.name, &g.provider, &g.labels)) =>
+            {
+                let list: Vec<String> = tags.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                push(
+                    at("scope.tag"),
+                    format!(
+                        "no group has the labels {{{}}}; set them under the group's `labels`",
+                        list.join(", ")
+                    ),
+                );
+            }
+            _ => {}
+        }
+        if let BudgetPeriod::Custom { every, .. } = &budget.period
+            && every.get() < std::time::Duration::from_secs(3600)
+        {
+            push(
+                at("period.custom.every"),
+                format!("a budget period must be at least 1h, got {every}"),
+            );
+        }
+        for (kind, list) in [
+            ("actual", &budget.alert_on.actual),
+            ("forecast", &budget.alert_on.forecast),
+        ] {
+            for (i, t) in list.iter().enumerate() {
+                if !(t.is_finite() && *t > 0.0 && *t <= 1000.0) {
+                    push(
+                        format!("budgets[{b}].alert_on.{kind}[{i}]"),
+                        format!(
+                            "a threshold is a percentage of the amount in (0, 1000], got {}",
+                            number(*t)
+                        ),
+                    );
+                }
+            }
+        }
+        if !(budget.max_utilization.is_finite()
+            && budget.max_utilization > 0.0
+            && budget.max_utilization < 1.0)
+        {
+            push(
+                at("max_utilization"),
+                format!(
+                    "must be between 0 and 1 (exclusive), got {}",
+                    number(budget.max_utilization)
+                ),
+            );
+        }
+    }
 }
 
 fn validate_metric(metric: &MetricKind, path: &str, push: &mut impl FnMut(String, String)) {

@@ -63,6 +63,7 @@ fn run(
             metrics,
             forecast: None,
             forecast_note: None,
+            budget: None,
         },
         memory,
     );

@@ -781,6 +781,7 @@ fn observation<'a>(
         metrics,
         forecast,
         forecast_note: None,
+        budget: None,
     }
 }
 

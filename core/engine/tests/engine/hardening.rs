@@ -71,6 +71,7 @@ fn decide_once(g: &GroupConfig, snap: &GroupSnapshot, metrics: &MetricWindows) -
             metrics,
             forecast: None,
             forecast_note: None,
+            budget: None,
         },
         &DecisionMemory::new(),
     );

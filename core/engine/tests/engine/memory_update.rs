@@ -69,6 +69,7 @@ fn scenario(memory: &mut DecisionMemory) -> Vec<(MemoryUpdate, Decision)> {
             metrics: &metrics,
             forecast: None,
             forecast_note: None,
+            budget: None,
         };
         let times = if i == 5 { 2 } else { 1 };
         for _ in 0..times {
@@ -146,6 +147,7 @@ fn decide_leaves_memory_alone_and_its_updates_rebuild_what_the_mutating_engine_k
         metrics: &metrics,
         forecast: None,
         forecast_note: None,
+        budget: None,
     };
     let (forgetful, _) = decide(&g, &observation, &DecisionMemory::new());
     assert!(forgetful.desired < 8, "{:#?}", forgetful.reasons);

@@ -83,6 +83,7 @@ fn run(
             metrics,
             forecast,
             forecast_note: note,
+            budget: None,
         },
         &DecisionMemory::new(),
     )
