@@ -52,6 +52,31 @@ enum Command {
     Forecast(cmd::forecast::Args),
     /// Plan capacity for the coming weeks from a group's history.
     Capacity(cmd::capacity::Args),
+    /// Report what groups cost and where budgets stand, from the cost ledger of `hoist run`.
+    ///
+    /// Reads the cost ledger of a policy file (JSON lines written by `hoist run`) and reports, as
+    /// of the report time (`--at`, default the ledger's last record), for every group, every
+    /// provider and in total: the run rate per hour (the latest hourly cost), the spend so far
+    /// in the period (`--period`, default the calendar month, UTC), the forecast to the period's
+    /// end (spend so far plus the mean hourly spend of the trailing 24 h, or of what there is
+    /// when less, times the hours left), and the cost per 1,000 units of work where the group
+    /// reports its work (`cost.work_metric`: the period's spend over the units done). Then every
+    /// budget's latest state at or before the report time: amount, spent and forecast with
+    /// their share of the amount, the rung it is on (or inside), the thresholds crossed, and
+    /// the exchange rate and its date when the amount was converted.
+    ///
+    /// Spend is taken from the meter's cumulative figure as the increments between consecutive
+    /// records of each run, so several runs appended to one ledger add up. Lines of the ledger
+    /// that cannot be read are skipped and counted in a note.
+    ///
+    /// When the ledger does not exist and every provider of the policy is `simulated`, the
+    /// policy is first run on the simulated cloud for its `run.duration` of virtual time (as
+    /// `hoist run -q` would), writing the ledger. With real providers, run `hoist run FILE`
+    /// first, or point `--ledger` at a ledger written elsewhere.
+    ///
+    /// `--chart FILE.svg` draws spend against each budget over its period; `--focus FILE.csv`
+    /// exports the spend as FinOps FOCUS 1.1 cost and usage rows, one per group per hour.
+    Cost(cmd::cost::Args),
     /// Inspect provider plugins.
     #[command(subcommand)]
     Plugins(cmd::plugins::Command),
@@ -68,6 +93,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => cmd::evaluate::run(args),
         Command::Forecast(args) => cmd::forecast::run(args),
         Command::Capacity(args) => cmd::capacity::run(args),
+        Command::Cost(args) => cmd::cost::run(args),
         Command::Plugins(command) => cmd::plugins::run(command),
     };
     match result {

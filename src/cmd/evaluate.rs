@@ -16,8 +16,9 @@ use hoist_core::eval::{
 };
 use hoist_core::trace::{TraceError, load_trace};
 
-use super::simulate::{ModelArgs, PolicySpec};
+use super::simulate::{BudgetArgs, ModelArgs, PolicySpec};
 use super::{CliError, CliResult};
+use hoist_core::eval::budget::{BarSettings, BudgetBar, budget_bar};
 
 /// Options of `hoist evaluate`.
 #[derive(Debug, clap::Args)]
@@ -39,6 +40,14 @@ pub struct Args {
     /// Write the comparison as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also run the budget bar on each policy file: a budget of this share of what `hpa`
+    /// (at `--target`) spends in each period of the test part; the policy under the budget's
+    /// ladder against the policy with its `max` lowered until every period fits.
+    #[arg(long, value_name = "SHARE")]
+    pub budget_fraction: Option<f64>,
+    #[command(flatten)]
+    /// Budget options.
+    pub budget: BudgetArgs,
     #[command(flatten)]
     /// The replay model.
     pub model: ModelArgs,
@@ -69,6 +78,7 @@ struct TraceReport {
     rows: Vec<Row>,
     frontiers: Vec<Frontier>,
     chart: Option<String>,
+    budget: Vec<(String, BudgetBar)>,
 }
 
 struct Progress {
@@ -101,6 +111,14 @@ pub fn run(args: Args) -> CliResult {
             args.test_fraction
         )));
     }
+    if let Some(f) = args.budget_fraction
+        && !(f > 0.0 && f <= 1.0)
+    {
+        return Err(CliError::input(format!(
+            "--budget-fraction {f} must be in (0, 1]"
+        )));
+    }
+    args.budget.check()?;
     let mut specs: Vec<PolicySpec> = BuiltIn::ALL.into_iter().map(PolicySpec::BuiltIn).collect();
     for p in &args.policies {
         let spec = PolicySpec::parse(p, None)?;
@@ -279,6 +297,38 @@ pub fn run(args: Args) -> CliResult {
         } else {
             None
         };
+        let mut budget = Vec::new();
+        if let Some(fraction) = args.budget_fraction {
+            let scored_from = warm.start
+                + chrono::TimeDelta::seconds(warm.step_seconds * options.warmup_steps as i64);
+            let period = args.budget.period(scored_from)?;
+            for spec in &specs {
+                let PolicySpec::File { name, controller } = spec else {
+                    continue;
+                };
+                progress_note(&format!("{} × {name}: budget bar", whole.name));
+                let mut reference = BuiltIn::Hpa
+                    .controller(&params, &scale)
+                    .ok_or_else(|| CliError::runtime("no hpa controller"))?;
+                let settings = BarSettings {
+                    fraction,
+                    period: period.clone(),
+                    action: args.budget.budget_action,
+                    max_utilization: args.budget.budget_max_utilization,
+                    warmup_steps: options.warmup_steps,
+                    interval_seconds: controller.interval_seconds(),
+                };
+                let bar = budget_bar(
+                    &warm,
+                    &params,
+                    controller.group(),
+                    &mut *reference,
+                    &settings,
+                )
+                .map_err(super::eval_error)?;
+                budget.push((name.clone(), bar));
+            }
+        }
         reports.push(TraceReport {
             trace: whole.name.clone(),
             file: file.display().to_string(),
@@ -292,6 +342,7 @@ pub fn run(args: Args) -> CliResult {
             rows,
             frontiers,
             chart,
+            budget,
         });
     }
     eprintln!();
@@ -423,12 +474,70 @@ fn render_markdown(
         if let Some(chart) = &r.chart {
             let _ = writeln!(md, "\n![{} frontier]({chart})\n", r.trace);
         }
+        for (policy, bar) in &r.budget {
+            render_bar(&mut md, policy, bar);
+        }
         md.push('\n');
     }
     for (file, why) in skipped {
         let _ = writeln!(md, "Skipped `{}`: {why}.\n", display_name(file));
     }
     md
+}
+
+fn progress_note(what: &str) {
+    eprint!("\r{what:<72}");
+    let _ = std::io::stderr().flush();
+}
+
+/// The budget bar of one policy on one trace, as Markdown.
+pub(crate) fn render_bar(md: &mut String, policy: &str, bar: &BudgetBar) {
+    let budget: f64 = bar.periods.iter().map(|p| p.budget).sum();
+    let _ = writeln!(
+        md,
+        "\nBudget bar for `{policy}`: {} period(s), each budgeted at {:.0} % of what `hpa` spent in it ({:.2} in all).\n",
+        bar.periods.len(),
+        bar.fraction * 100.0,
+        budget
+    );
+    let _ = writeln!(
+        md,
+        "| run | spend | ÷ budget | held | τ_U | θ_U | τ_O | actions |\n|---|---:|---:|---|---:|---:|---:|---:|"
+    );
+    let mut runs = vec![&bar.reference, &bar.unbudgeted, &bar.ladder];
+    if let Some((_, r)) = &bar.static_max {
+        runs.push(r);
+    }
+    for r in runs {
+        let spend: f64 = r.spend.iter().sum();
+        let _ = writeln!(
+            md,
+            "| {} | {:.2} | {:.3} | {} | {:.2} | {:.2} | {:.2} | {} |",
+            r.name,
+            spend,
+            if budget > 0.0 { spend / budget } else { 0.0 },
+            if r.held { "yes" } else { "no" },
+            r.score.tau_u,
+            r.score.theta_u,
+            r.score.tau_o,
+            r.score.actions
+        );
+    }
+    if bar.static_max.is_none() {
+        let _ = writeln!(
+            md,
+            "\nNo `max` down to the group's `min` keeps every period inside."
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nThe ladder {} the bar (inside the budget with a τ_U no higher than the static `max`).",
+        if bar.ladder_wins() {
+            "meets"
+        } else {
+            "does not meet"
+        }
+    );
 }
 
 fn display_name(p: &Path) -> String {

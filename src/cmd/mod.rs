@@ -4,6 +4,7 @@ use std::fmt;
 use std::process::ExitCode;
 
 pub mod capacity;
+pub mod cost;
 pub mod evaluate;
 pub mod forecast;
 pub mod plan;

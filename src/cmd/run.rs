@@ -183,8 +183,15 @@ pub fn run(args: Args) -> CliResult {
         let built = policy::build(&document, &registry, Arc::clone(&sinks) as Arc<dyn EventSink>).await?;
         let virtual_time = built.virtual_time;
         let ledger_path = ledger_path(&document, args.cost_ledger.as_deref());
+        // A run in virtual time replays hours a previous one covered: it starts the ledger
+        // afresh. A wall-clock run appends.
+        let open = if virtual_time {
+            hoist_core::ledger::CostLedger::create
+        } else {
+            hoist_core::ledger::CostLedger::open
+        };
         let ledger = Arc::new(
-            hoist_core::ledger::CostLedger::open(
+            open(
                 &ledger_path,
                 document.policy.costs.ledger_every.get(),
                 Arc::clone(built.control.clock()),

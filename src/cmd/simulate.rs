@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use hoist_core::config::budget::{BudgetPeriod, Rung};
 use hoist_core::eval::policy::PolicyController;
 use hoist_core::eval::{
     Billing, BuiltIn, Controller, Demand, ReplayOptions, ReplayParams, Scale, SeriesPoint,
@@ -59,6 +60,67 @@ pub struct ModelArgs {
     /// cold at the first scored step.
     #[arg(long, default_value = "14d", value_parser = parse_duration)]
     pub warmup: Duration,
+}
+
+/// Budget options, shared by `simulate` and `evaluate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BudgetArgs {
+    /// The budget's period: `daily`, `weekly`, `monthly` (calendar, UTC) or a length (`10d`)
+    /// counted from the first scored step.
+    #[arg(long, default_value = "monthly", value_name = "PERIOD")]
+    pub budget_period: String,
+    /// The highest rung the budget may climb: `alert`, `prefer_cheaper`, `cap` or
+    /// `deny_scale_out`.
+    #[arg(long, default_value = "cap", value_parser = parse_rung, value_name = "RUNG")]
+    pub budget_action: Rung,
+    /// Under `cap`: the utilisation target-tracking policies may be raised to before capacity
+    /// is cut.
+    #[arg(long, default_value_t = 0.9, value_name = "UTILISATION")]
+    pub budget_max_utilization: f64,
+}
+
+fn parse_rung(text: &str) -> Result<Rung, String> {
+    serde_json::from_value(serde_json::Value::String(text.replace('-', "_"))).map_err(|_| {
+        format!("`{text}`: the rungs are alert, prefer_cheaper, cap and deny_scale_out")
+    })
+}
+
+impl BudgetArgs {
+    /// The period, with custom lengths starting at `from`.
+    pub fn period(&self, from: chrono::DateTime<chrono::Utc>) -> Result<BudgetPeriod, CliError> {
+        Ok(match self.budget_period.as_str() {
+            "daily" => BudgetPeriod::Daily,
+            "weekly" => BudgetPeriod::Weekly,
+            "monthly" => BudgetPeriod::Monthly,
+            other => {
+                let every = hoist_core::duration::parse_duration(other).map_err(|e| {
+                    CliError::input(format!(
+                        "--budget-period {other}: daily, weekly, monthly or a length like 10d ({e})"
+                    ))
+                })?;
+                if every < Duration::from_secs(3600) {
+                    return Err(CliError::input(format!(
+                        "--budget-period {other}: a budget period must be at least 1h"
+                    )));
+                }
+                BudgetPeriod::Custom {
+                    every: every.into(),
+                    starting: from,
+                }
+            }
+        })
+    }
+
+    /// Checks the utilisation bound.
+    pub fn check(&self) -> Result<(), CliError> {
+        if !(self.budget_max_utilization > 0.0 && self.budget_max_utilization < 1.0) {
+            return Err(CliError::input(format!(
+                "--budget-max-utilization {} must be between 0 and 1",
+                self.budget_max_utilization
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl ModelArgs {

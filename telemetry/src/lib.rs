@@ -43,6 +43,8 @@
 //! | `hoist_group_ready_instances`, `hoist_group_pending_instances` | gauge | provider, group | running and booting instances |
 //! | `hoist_group_cost_usd_per_hour` | gauge | provider, group | estimated cost of active instances; one family per currency (`_eur_`, ...) |
 //! | `hoist_group_metered_cost_usd` | gauge | provider, group | what the cost meter charged since Hoist started watching the group (instances' lives under the provider's billing rule); one family per currency |
+//! | `hoist_group_total_hourly_cost` | gauge | provider, group, currency | the same hourly cost under the OpenCost-style name (after OpenCost's `node_total_hourly_cost`), currency as a label |
+//! | `hoist_group_cost_per_1000_units` | gauge | provider, group, currency, unit | cost of 1,000 units of the group's work (`cost.work_metric`) at the latest rate: hourly cost / (units per second × 3600) × 1000; absent while the rate is 0 |
 //! | `hoist_group_forecast_instances`, `hoist_group_forecast_peak_instances` | gauge | provider, group | latest forecast: first point, and its peak |
 //! | `hoist_decisions_total` | counter | provider, group, direction | decisions (`out`, `in`, `hold`) |
 //! | `hoist_decision_reasons_total` | counter | provider, group, direction, source | reasons by policy or guard (`target_tracking[0]`, `guard.max`) |
@@ -55,11 +57,17 @@
 //! | `hoist_evaluations_total` | counter | | group evaluations |
 //! | `hoist_ready` | gauge | | 1 once ready (as `/readyz`) |
 //! | `hoist_build_info` | info | version | build |
+//! | `hoist_budget_amount` | gauge | budget, currency, period | the budget's amount (converted to the reporting currency when stated in another) |
+//! | `hoist_budget_spend` | gauge | budget, currency, period | spent so far in the current period |
+//! | `hoist_budget_forecast_spend` | gauge | budget, currency, period | forecast spend at the period's end |
+//! | `hoist_budget_rung` | gauge | budget, currency, period | the rung's level, 0 `alert` to 3 `deny_scale_out`; `-1` while the forecast is inside the budget |
+//! | `hoist_budget_target_scale` | gauge | budget, currency, period | factor on the utilisation targets of the budget's groups (1 = unchanged) |
 //!
 //! ## Alerts ([`alerts`])
 //!
-//! [`AlertEngine`] raises `scaling_action_failed`, `pinned_at_max`, `metrics_missing` and
-//! `circuit_open`, and delivers them to Alertmanager, Slack, PagerDuty or a JSON webhook as the
+//! [`AlertEngine`] raises `scaling_action_failed`, `pinned_at_max`, `metrics_missing`,
+//! `circuit_open`, `budget_actual` and `budget_forecast` (once per budget threshold per period),
+//! and delivers them to Alertmanager, Slack, PagerDuty or a JSON webhook as the
 //! policy file's `alerts:` section ([`AlertsConfig`]) routes them.
 //!
 //! ## Logs ([`logging`])

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hoist_engine::Direction;
+use hoist_engine::budget::BudgetStatus;
 use hoist_engine::events::{Event, EventSink};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -33,6 +34,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "hoist_group_pending_instances",
     "hoist_group_cost_usd_per_hour",
     "hoist_group_metered_cost_usd",
+    "hoist_group_total_hourly_cost",
+    "hoist_group_cost_per_1000_units",
     "hoist_group_forecast_instances",
     "hoist_group_forecast_peak_instances",
     "hoist_decisions_total",
@@ -45,7 +48,17 @@ pub const METRIC_NAMES: &[&str] = &[
     "hoist_provider_circuit_open",
     "hoist_evaluations_total",
     "hoist_ready",
+    "hoist_budget_amount",
+    "hoist_budget_spend",
+    "hoist_budget_forecast_spend",
+    "hoist_budget_rung",
+    "hoist_budget_target_scale",
 ];
+
+/// The value of `hoist_budget_rung` while a budget's forecast is inside it (no rung). On a
+/// rung the value is the rung's level: 0 `alert`, 1 `prefer_cheaper`, 2 `cap`,
+/// 3 `deny_scale_out`.
+pub const BUDGET_INSIDE_RUNG: f64 = -1.0;
 
 /// Buckets of the provider call latency histogram, seconds.
 const CALL_DURATION_BUCKETS_SECONDS: [f64; 13] = [
@@ -229,6 +242,166 @@ impl Collector for CostCollector {
     }
 }
 
+/// What a group costs and how much work it does, exported as the OpenCost-style
+/// `hoist_group_total_hourly_cost{provider,group,currency}` (after OpenCost's
+/// `node_total_hourly_cost`) and `hoist_group_cost_per_1000_units{provider,group,currency,unit}`.
+/// Computed at each scrape from the latest `GroupObserved` cost and the latest `Work` sample.
+#[derive(Debug, Default)]
+struct GroupEconomics {
+    /// (provider, group) -> its latest cost and work.
+    groups: Mutex<BTreeMap<(String, String), GroupFigures>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct GroupFigures {
+    /// (currency, cost per hour).
+    cost: Option<(String, f64)>,
+    /// (unit, units per second).
+    work: Option<(String, f64)>,
+}
+
+impl GroupFigures {
+    /// Cost of 1,000 units of work at the current rate: cost per hour / (units per second ×
+    /// 3600) × 1000. `None` without a cost, without work, or while the work rate is 0.
+    fn cost_per_1000_units(&self) -> Option<(&str, &str, f64)> {
+        let (currency, cost) = self.cost.as_ref()?;
+        let (unit, per_second) = self.work.as_ref()?;
+        if !per_second.is_finite() || *per_second <= 0.0 {
+            return None;
+        }
+        let value = cost / (per_second * 3_600.0) * 1_000.0;
+        value
+            .is_finite()
+            .then_some((currency.as_str(), unit.as_str(), value))
+    }
+}
+
+impl GroupEconomics {
+    fn set_cost(&self, provider: &str, group: &str, currency: &str, cost_per_hour: f64) {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups
+            .entry((provider.to_owned(), group.to_owned()))
+            .or_default()
+            .cost = Some((currency.to_owned(), cost_per_hour));
+    }
+
+    fn set_work(&self, provider: &str, group: &str, unit: &str, units_per_second: f64) {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups
+            .entry((provider.to_owned(), group.to_owned()))
+            .or_default()
+            .work = Some((unit.to_owned(), units_per_second));
+    }
+}
+
+impl Collector for GroupEconomics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        if groups.values().any(|g| g.cost.is_some()) {
+            let mut family = encoder.encode_descriptor(
+                "hoist_group_total_hourly_cost",
+                "Estimated cost per hour of the group's active instances, in the currency of the currency label (OpenCost-style, after node_total_hourly_cost)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for ((provider, group), figures) in groups.iter() {
+                if let Some((currency, cost)) = &figures.cost {
+                    let labels = [
+                        ("provider", provider.as_str()),
+                        ("group", group.as_str()),
+                        ("currency", currency.as_str()),
+                    ];
+                    ConstGauge::new(*cost).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        if groups.values().any(|g| g.cost_per_1000_units().is_some()) {
+            let mut family = encoder.encode_descriptor(
+                "hoist_group_cost_per_1000_units",
+                "Cost of 1,000 units of the group's work at the current rate: cost per hour / (units per second x 3600) x 1000; absent while the work rate is 0",
+                None,
+                MetricType::Gauge,
+            )?;
+            for ((provider, group), figures) in groups.iter() {
+                if let Some((currency, unit, value)) = figures.cost_per_1000_units() {
+                    let labels = [
+                        ("provider", provider.as_str()),
+                        ("group", group.as_str()),
+                        ("currency", currency),
+                        ("unit", unit),
+                    ];
+                    ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Each budget's latest status, exported as the `hoist_budget_*` gauges labelled `budget`,
+/// `currency` and `period`. Computed at each scrape from the latest `Budget` event of each
+/// budget, so a budget whose currency or period label changes leaves no stale series.
+#[derive(Debug, Default)]
+struct BudgetGauges {
+    budgets: Mutex<BTreeMap<String, BudgetStatus>>,
+}
+
+/// (name, help, value) of each budget gauge.
+type BudgetGauge = (&'static str, &'static str, fn(&BudgetStatus) -> f64);
+
+const BUDGET_GAUGES: [BudgetGauge; 5] = [
+    (
+        "hoist_budget_amount",
+        "The budget's amount for its period, in the currency of the currency label (converted when the policy states it in another currency)",
+        |s| s.amount,
+    ),
+    (
+        "hoist_budget_spend",
+        "Spent so far in the budget's current period (period to date)",
+        |s| s.spent,
+    ),
+    (
+        "hoist_budget_forecast_spend",
+        "Forecast spend at the end of the budget's current period, at the current pace",
+        |s| s.forecast,
+    ),
+    (
+        "hoist_budget_rung",
+        "The budget's rung: 0 alert, 1 prefer_cheaper, 2 cap, 3 deny_scale_out; -1 while the forecast is inside the budget (no rung)",
+        |s| s.rung.map_or(BUDGET_INSIDE_RUNG, |r| f64::from(r.level())),
+    ),
+    (
+        "hoist_budget_target_scale",
+        "Factor the budget applies to the utilisation targets of its groups (1 = unchanged; above 1 under cap)",
+        |s| s.target_scale,
+    ),
+];
+
+impl Collector for BudgetGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        if budgets.is_empty() {
+            return Ok(());
+        }
+        for (name, help, value) in BUDGET_GAUGES {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (budget, status) in budgets.iter() {
+                let v = value(status);
+                if !v.is_finite() {
+                    continue;
+                }
+                let labels = [
+                    ("budget", budget.as_str()),
+                    ("currency", status.currency.as_str()),
+                    ("period", status.period.as_str()),
+                ];
+                ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Readiness for `/readyz`: ready once the first evaluation finished, or when the process is a
 /// standby replica waiting for leadership (healthy and doing what it should).
 #[derive(Debug, Default)]
@@ -243,6 +416,8 @@ struct Inner {
     metrics: Metrics,
     cost: Arc<CostCollector>,
     metered: Arc<CostCollector>,
+    economics: Arc<GroupEconomics>,
+    budgets: Arc<BudgetGauges>,
     readiness: Readiness,
 }
 
@@ -294,6 +469,8 @@ impl Telemetry {
         };
         let cost = Arc::new(CostCollector::hourly());
         let metered = Arc::new(CostCollector::metered());
+        let economics = Arc::new(GroupEconomics::default());
+        let budgets = Arc::new(BudgetGauges::default());
         let mut registry = Registry::default();
         let m = &metrics;
         registry.register(
@@ -393,12 +570,16 @@ impl Telemetry {
         );
         registry.register_collector(Box::new(Arc::clone(&cost)));
         registry.register_collector(Box::new(Arc::clone(&metered)));
+        registry.register_collector(Box::new(Arc::clone(&economics)));
+        registry.register_collector(Box::new(Arc::clone(&budgets)));
         Telemetry {
             inner: Arc::new(Inner {
                 registry,
                 metrics,
                 cost,
                 metered,
+                economics,
+                budgets,
                 readiness: Readiness::default(),
             }),
         }
@@ -497,6 +678,9 @@ impl EventSink for Telemetry {
                 let currency = currency.as_deref().unwrap_or("USD");
                 if let Some(cost) = cost_per_hour.filter(|c| c.is_finite()) {
                     self.inner.cost.set(currency, provider, &group.id, cost);
+                    self.inner
+                        .economics
+                        .set_cost(provider, &group.id, currency, cost);
                 }
                 if let Some(spent) = metered_cost.filter(|c| c.is_finite()) {
                     self.inner.metered.set(currency, provider, &group.id, spent);
@@ -624,6 +808,24 @@ impl EventSink for Telemetry {
                     m.forecast_peak.get_or_create(&labels).set(peak);
                 }
             }
+            Event::Work {
+                provider,
+                group,
+                units_per_second,
+                unit,
+            } => {
+                self.inner
+                    .economics
+                    .set_work(provider, group, unit, *units_per_second);
+            }
+            Event::Budget(status) => {
+                self.inner
+                    .budgets
+                    .budgets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(status.budget.clone(), status.clone());
+            }
             _ => {}
         }
     }
@@ -635,6 +837,7 @@ mod tests {
 
     use chrono::{TimeZone, Utc};
     use hoist_api::ErrorKind;
+    use hoist_engine::config::budget::Rung;
     use hoist_engine::{Decision, ForecastPoint, GroupSnapshot, Reason};
 
     use super::*;
@@ -976,6 +1179,13 @@ mod tests {
             provider: "sim".into(),
             open: false,
         });
+        t.emit(&Event::Work {
+            provider: "sim".into(),
+            group: "web".into(),
+            units_per_second: 10.0,
+            unit: "requests".into(),
+        });
+        t.emit(&Event::Budget(budget_status("web-monthly", None)));
         let text = t.encode();
         for name in METRIC_NAMES {
             let family = name.trim_end_matches("_total").trim_end_matches("_info");
@@ -984,6 +1194,134 @@ mod tests {
                 "{name} missing from:\n{text}"
             );
         }
+    }
+
+    fn budget_status(name: &str, rung: Option<Rung>) -> BudgetStatus {
+        let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        BudgetStatus {
+            budget: name.into(),
+            scope: "group web".into(),
+            groups: vec!["web".into()],
+            period: "monthly".into(),
+            period_start: start,
+            period_end: Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap(),
+            amount: 5_000.0,
+            currency: "USD".into(),
+            converted_from: None,
+            spent: 3_100.0,
+            run_rate_per_hour: 8.0,
+            pace_per_hour: 7.5,
+            forecast: 5_400.0,
+            rung,
+            target_scale: if rung.is_some() { 1.15 } else { 1.0 },
+            capacity_kept: 1.0,
+            actual_crossed: vec![50.0],
+            forecast_crossed: vec![100.0],
+            at: start,
+        }
+    }
+
+    #[test]
+    fn budgets_export_amount_spend_forecast_rung_and_target_scale() {
+        let t = Telemetry::new();
+        assert!(
+            !t.encode().contains("hoist_budget_"),
+            "no budget, no series"
+        );
+        t.emit(&Event::Budget(budget_status(
+            "web-monthly",
+            Some(Rung::Cap),
+        )));
+        t.emit(&Event::Budget(budget_status("api-monthly", None)));
+        let text = t.encode();
+        let web = r#"{budget="web-monthly",currency="USD",period="monthly"}"#;
+        let api = r#"{budget="api-monthly",currency="USD",period="monthly"}"#;
+        let value = |name: &str, labels: &str| line_value(&text, &format!("{name}{labels}"));
+        assert_eq!(value("hoist_budget_amount", web), Some(5_000.0));
+        assert_eq!(value("hoist_budget_spend", web), Some(3_100.0));
+        assert_eq!(value("hoist_budget_forecast_spend", web), Some(5_400.0));
+        assert_eq!(value("hoist_budget_rung", web), Some(2.0));
+        assert_eq!(value("hoist_budget_target_scale", web), Some(1.15));
+        // Inside the budget: -1, not 0 (0 is the `alert` rung).
+        assert_eq!(value("hoist_budget_rung", api), Some(BUDGET_INSIDE_RUNG));
+        assert_eq!(value("hoist_budget_target_scale", api), Some(1.0));
+        assert!(text.contains("# TYPE hoist_budget_rung gauge"));
+
+        // The next evaluation replaces the figures; on the `alert` rung the value is 0.
+        let mut later = budget_status("api-monthly", Some(Rung::Alert));
+        later.spent = 3_200.0;
+        t.emit(&Event::Budget(later));
+        let text = t.encode();
+        assert_eq!(
+            line_value(&text, &format!("hoist_budget_rung{api}")),
+            Some(0.0)
+        );
+        assert_eq!(
+            line_value(&text, &format!("hoist_budget_spend{api}")),
+            Some(3_200.0)
+        );
+        assert_eq!(text.matches("hoist_budget_spend{").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn group_hourly_cost_and_cost_per_1000_units() {
+        let t = Telemetry::new();
+        let observe = |cost: f64| Event::GroupObserved {
+            provider: "sim".into(),
+            group: snapshot("web"),
+            min: 1,
+            max: 10,
+            cost_per_hour: Some(cost),
+            currency: Some("EUR".into()),
+            metered_cost: None,
+        };
+        let work = |units_per_second: f64| Event::Work {
+            provider: "sim".into(),
+            group: "web".into(),
+            units_per_second,
+            unit: "requests".into(),
+        };
+        // Work before any cost: nothing to divide.
+        t.emit(&work(50.0));
+        assert!(!t.encode().contains("hoist_group_cost_per_1000_units"));
+        t.emit(&observe(1.8));
+        let text = t.encode();
+        assert_eq!(
+            line_value(
+                &text,
+                r#"hoist_group_total_hourly_cost{provider="sim",group="web",currency="EUR"}"#
+            ),
+            Some(1.8)
+        );
+        // The per-currency family stays as it was.
+        assert_eq!(
+            line_value(
+                &text,
+                r#"hoist_group_cost_eur_per_hour{provider="sim",group="web"}"#
+            ),
+            Some(1.8)
+        );
+        // 1.8 EUR/h over 50 req/s = 180,000 req/h: 0.01 EUR per 1,000 requests.
+        let per_1000 = r#"hoist_group_cost_per_1000_units{provider="sim",group="web",currency="EUR",unit="requests"}"#;
+        let v = line_value(&text, per_1000).unwrap();
+        assert!((v - 0.01).abs() < 1e-12, "{v}");
+        // The latest cost and the latest work both move it.
+        t.emit(&observe(3.6));
+        t.emit(&work(25.0));
+        let v = line_value(&t.encode(), per_1000).unwrap();
+        assert!((v - 0.04).abs() < 1e-12, "{v}");
+        // No work: no value (rather than infinity or a stale one).
+        t.emit(&work(0.0));
+        let text = t.encode();
+        assert_eq!(line_value(&text, per_1000), None);
+        assert!(!text.contains("hoist_group_cost_per_1000_units"), "{text}");
+        assert_eq!(
+            line_value(
+                &text,
+                r#"hoist_group_total_hourly_cost{provider="sim",group="web",currency="EUR"}"#
+            ),
+            Some(3.6)
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! module was once a binary of its own).
 
 mod aws_settings;
+mod cost;
 mod forecast;
 mod hardening;
 mod policy;

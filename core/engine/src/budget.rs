@@ -21,15 +21,14 @@
 //! - `alert`: alerts only.
 //! - `prefer_cheaper`: instance-class choices prefer cheaper classes and spot. The engine has no
 //!   instance-class choice of its own yet, so on this rung decisions are unchanged and say so.
-//! - `cap`: the spend rate is brought to what the rest of the period affords, headroom first.
-//!   The affordable fraction of the current pace becomes a *target scale*: utilisation targets
-//!   are raised by it (0.7 → 0.82 for a budget 15 % short), up to the budget's
-//!   `max_utilization`, so the capacity that was idle headroom is given up before any demand is
-//!   left unserved. Only when the raised targets are not enough is capacity cut: each group gets
-//!   a cap, the level that clips its last day's capacity profile (24 hourly means) by the
-//!   remaining shortfall, so the cut falls on its peaks. The scale follows the spend by feedback
-//!   (it is set from the pace measured under the scale of the last day), so it settles where the
-//!   budget holds rather than where a model of the workload says it should.
+//! - `cap`: the spend rate is brought to what the rest of the period affords. The budget's
+//!   *share* is the affordable rate (what is left of 98 % of the amount, over the hours left)
+//!   against the rate its groups would run at unsteered (the run rate times the target scale in
+//!   force, averaged over the last day); the share is fed back through the spend, so it settles
+//!   where the budget holds. Each group then meets the share with two levers, chosen by
+//!   [`GroupLevers`]: running hotter (utilisation targets raised, up to the budget's
+//!   `max_utilization`) and a cap on scale-out; it picks the pair that, replayed on its last week
+//!   of load, would have left demand unserved least often.
 //! - `deny_scale_out`: no scale-out at all.
 //!
 //! Whatever the rung, a budget never takes a group below `min`, never blocks a scale-in, and
@@ -38,7 +37,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::budget::{BudgetConfig, Converter, Rung, decimal_f64};
@@ -121,9 +120,10 @@ pub struct BudgetStatus {
     pub forecast: f64,
     /// The rung the budget is on (`None`: the forecast is inside the budget).
     pub rung: Option<Rung>,
-    /// Under `cap`: the target scale applied.
+    /// Under `cap`: the largest target scale applied to a group.
     pub target_scale: f64,
-    /// Under `cap`: the share of capacity kept after the target scale (1 = no cut).
+    /// Under `cap`: the share of the unsteered spend rate the rest of the period affords
+    /// (1 = nothing needs to give).
     pub capacity_kept: f64,
     /// Actual-spend thresholds (percent) crossed in this period.
     pub actual_crossed: Vec<f64>,
@@ -142,18 +142,43 @@ struct GroupCost {
     cumulative: f64,
     /// Cost per hour of the instances running now.
     run_rate: f64,
-    /// Mean capacity per hour of day over the last day: (sum of capacity × seconds, seconds).
-    profile: [(f64, f64); 24],
-    last_seen: Option<DateTime<Utc>>,
-    /// The lowest utilisation target of the group's target-tracking policies.
-    utilization_target: Option<f64>,
+    levers: GroupLevers,
+    capacity: u32,
 }
 
-impl GroupCost {
-    /// The capacity that clips this group's daily profile to `kept` of its capacity-hours.
-    fn cap_level(&self, kept: f64) -> Option<u32> {
+/// A group's capacity by hour of day over about the last day, from which a budget's cap is
+/// set: the level that clips the profile to the share of capacity-hours the budget keeps.
+#[derive(Debug, Clone, Default)]
+pub struct CapacityProfile {
+    /// (sum of capacity × seconds, seconds) per hour of day.
+    hours: [(f64, f64); 24],
+    last_seen: Option<DateTime<Utc>>,
+}
+
+impl CapacityProfile {
+    /// Records that the group had `capacity` from its last observation until `now`.
+    pub fn observe(&mut self, now: DateTime<Utc>, capacity: u32) {
+        if let Some(last) = self.last_seen {
+            let secs = (now - last).num_seconds().clamp(0, 3600) as f64;
+            let hour = usize::try_from(chrono::Timelike::hour(&now)).unwrap_or(0) % 24;
+            let slot = &mut self.hours[hour];
+            // Keep about a day per slot: decay what is older.
+            if slot.1 > 3600.0 {
+                let keep = 3600.0 / slot.1;
+                slot.0 *= keep;
+                slot.1 *= keep;
+            }
+            slot.0 += f64::from(capacity) * secs;
+            slot.1 += secs;
+        }
+        self.last_seen = Some(now);
+    }
+
+    /// The capacity that clips the profile to `kept` of its capacity-hours; `None` before
+    /// anything was observed.
+    pub fn cap_level(&self, kept: f64) -> Option<u32> {
         let hours: Vec<f64> = self
-            .profile
+            .hours
             .iter()
             .filter(|(_, secs)| *secs > 0.0)
             .map(|(sum, secs)| sum / secs)
@@ -177,6 +202,201 @@ impl GroupCost {
     }
 }
 
+/// Samples of the load are kept as means over this many seconds.
+const LOAD_BUCKET: i64 = 300;
+/// A week of load buckets.
+const LOAD_BUCKETS: usize = (LEVER_WINDOW / LOAD_BUCKET) as usize;
+/// Raised targets tried between 1 and the largest allowed.
+const SCALE_STEPS: usize = 10;
+/// How long a lever plan is reused while the budget's share moves by less than 1 %.
+const PLAN_REUSE: i64 = 3600;
+/// The window the levers and the unsteered rate are judged on: a week, so a weekly cycle and
+/// more than one day's peaks are in it.
+const LEVER_WINDOW: i64 = 7 * 86_400;
+
+/// The two levers a budget on `cap` has on one group, and the choice between them.
+///
+/// Spend can come down by running hotter (a raised utilisation target: every hour gives up a
+/// little headroom) or by a cap (the peaks give up capacity). Which costs less service depends
+/// on the workload: on a smooth daily curve a cap starves every broad peak while a raised
+/// target costs nothing until utilisation nears 100 %; on a noisy load the headroom is what
+/// absorbs the noise and a cap on rare peaks is cheaper. So the group keeps a day of its load
+/// (busy instances: utilisation × ready, in 5-minute means) and, for the share of spend the
+/// budget affords, replays that day under each raised target (with the cap that then meets the
+/// share) and picks the pair that would have left demand unserved least often, capacity
+/// following the load of the bucket before (the reaction lag of a reactive policy).
+/// Without a load history (no utilisation policy, or less than an hour watched) it raises the
+/// target first, then caps by the capacity profile.
+#[derive(Debug, Clone, Default)]
+pub struct GroupLevers {
+    /// The lowest utilisation target of the group's target-tracking policies.
+    target: Option<f64>,
+    loads: VecDeque<f64>,
+    bucket: Option<(i64, f64, u32)>,
+    profile: CapacityProfile,
+    /// The target scale in force (for the unsteered rate when there is no load).
+    last_scale: f64,
+    plan: Option<(DateTime<Utc>, f64, f64, LeverPlan)>,
+}
+
+/// What the levers were set to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeverPlan {
+    /// Utilisation targets are multiplied by this.
+    pub target_scale: f64,
+    /// The most instances the group is given, if capped.
+    pub cap: Option<u32>,
+    /// The share of the last day's time the plan would have left demand unserved, when it was
+    /// estimated from the load.
+    pub estimated_under: Option<f64>,
+}
+
+impl GroupLevers {
+    /// Levers for a group whose lowest utilisation target is `target`.
+    pub fn new(target: Option<f64>) -> Self {
+        GroupLevers {
+            target,
+            last_scale: 1.0,
+            ..GroupLevers::default()
+        }
+    }
+
+    /// Records the group at `now`: its capacity, and its load in busy instances when known.
+    pub fn observe(&mut self, now: DateTime<Utc>, capacity: u32, load: Option<f64>) {
+        self.profile.observe(now, capacity);
+        let Some(load) = load.filter(|l| l.is_finite() && *l >= 0.0) else {
+            return;
+        };
+        let slot = now.timestamp().div_euclid(LOAD_BUCKET);
+        match &mut self.bucket {
+            Some((at, sum, n)) if *at == slot => {
+                *sum += load;
+                *n += 1;
+            }
+            bucket => {
+                if let Some((_, sum, n)) = bucket.take()
+                    && n > 0
+                {
+                    self.loads.push_back(sum / f64::from(n));
+                    while self.loads.len() > LOAD_BUCKETS {
+                        self.loads.pop_front();
+                    }
+                }
+                *bucket = Some((slot, load, 1));
+            }
+        }
+    }
+
+    /// The cost per hour the group would run at if no budget steered it: its run rate now
+    /// times the target scale in force (capacity goes as one over the target).
+    pub fn unsteered_rate(&self, run_rate: f64, capacity: u32) -> f64 {
+        // Measured on the shared traces (`cargo run --release -p hoist-eval --example
+        // budget_bar`), this estimate, fed back through the spend, kept budgets with less
+        // unserved time than the one from the load over the target, which the saturation of
+        // utilisation under a cap biases low.
+        let _ = capacity;
+        run_rate * self.last_scale.max(1.0)
+    }
+
+    /// The levers for a budget that affords `share` of the unsteered spend, raising targets
+    /// at most to `max_utilization`.
+    pub fn plan(&mut self, now: DateTime<Utc>, share: f64, max_utilization: f64) -> LeverPlan {
+        if let Some((at, s, m, plan)) = self.plan
+            && (now - at).num_seconds() < PLAN_REUSE
+            && (s - share).abs() < 0.01
+            && m == max_utilization
+        {
+            return plan;
+        }
+        let plan = self.compute(share, max_utilization);
+        self.last_scale = plan.target_scale;
+        self.plan = Some((now, share, max_utilization, plan));
+        plan
+    }
+
+    fn compute(&self, share: f64, max_utilization: f64) -> LeverPlan {
+        let none = LeverPlan {
+            target_scale: 1.0,
+            cap: None,
+            estimated_under: None,
+        };
+        if !(share.is_finite() && share < 1.0) {
+            return none;
+        }
+        let share = share.max(0.0);
+        let max_scale = self.target.map_or(1.0, |t| (max_utilization / t).max(1.0));
+        if let Some(target) = self.target
+            && self.loads.len() >= 12
+        {
+            return self.optimise(target, share, max_scale);
+        }
+        // No load: headroom first, then the profile's peaks.
+        let want = 1.0 / share.max(1e-6);
+        let scale = want.min(max_scale);
+        let kept = scale / want;
+        LeverPlan {
+            target_scale: scale,
+            cap: (kept < 1.0).then(|| self.profile.cap_level(kept)).flatten(),
+            estimated_under: None,
+        }
+    }
+
+    fn optimise(&self, target: f64, share: f64, max_scale: f64) -> LeverPlan {
+        let loads: Vec<f64> = self.loads.iter().copied().collect();
+        let base: Vec<f64> = loads.windows(2).map(|w| w[0] / target).collect();
+        let actual: Vec<f64> = loads.iter().skip(1).copied().collect();
+        let n = base.len() as f64;
+        let unsteered = base.iter().sum::<f64>() / n;
+        let goal = unsteered * share;
+        let mut best: Option<(f64, LeverPlan)> = None;
+        // From the most headroom given up down: a cap is taken only where it would have left
+        // demand unserved less often.
+        for k in (0..SCALE_STEPS).rev() {
+            let scale = 1.0 + (max_scale - 1.0) * k as f64 / (SCALE_STEPS - 1) as f64;
+            let mean_at = |level: f64| base.iter().map(|b| (b / scale).min(level)).sum::<f64>() / n;
+            let top = base.iter().fold(0.0f64, |m, b| m.max(b / scale));
+            let level = if mean_at(f64::INFINITY) <= goal {
+                f64::INFINITY
+            } else {
+                let (mut lo, mut hi) = (0.0, top);
+                for _ in 0..30 {
+                    let mid = (lo + hi) / 2.0;
+                    if mean_at(mid) > goal {
+                        hi = mid;
+                    } else {
+                        lo = mid;
+                    }
+                }
+                lo
+            };
+            let under = base
+                .iter()
+                .zip(&actual)
+                .filter(|(b, a)| (*b / scale).min(level) < **a)
+                .count() as f64
+                / n;
+            if best.as_ref().is_none_or(|(u, _)| under < *u - 0.002) {
+                best = Some((
+                    under,
+                    LeverPlan {
+                        target_scale: scale,
+                        cap: level.is_finite().then(|| level.floor().max(0.0) as u32),
+                        estimated_under: Some(under),
+                    },
+                ));
+            }
+        }
+        best.map_or(
+            LeverPlan {
+                target_scale: 1.0,
+                cap: None,
+                estimated_under: None,
+            },
+            |(_, p)| p,
+        )
+    }
+}
+
 /// One budget's running state.
 #[derive(Debug, Clone)]
 struct Tracked {
@@ -191,16 +411,13 @@ struct Tracked {
 #[derive(Debug, Clone)]
 pub struct BudgetControl {
     max_rung: Rung,
-    max_scale: f64,
     period: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// Cumulative spend of the scope at the period's start.
     base: f64,
-    /// (time, cumulative spend, the run rate without the raised targets) samples over the
+    /// (time, cumulative spend, the rate the scope would spend at unsteered) samples over the
     /// pace window.
     history: VecDeque<(DateTime<Utc>, f64, f64)>,
     rung: Option<Rung>,
-    scale: f64,
-    kept: f64,
 }
 
 /// What one step of a [`BudgetControl`] found.
@@ -214,46 +431,44 @@ pub struct ControlStep {
     pub forecast: f64,
     /// The rung in force.
     pub rung: Option<Rung>,
-    /// The target scale in force.
-    pub target_scale: f64,
-    /// The share of capacity kept after the scale.
-    pub capacity_kept: f64,
+    /// Under `cap`: the share of the unsteered spend rate that the rest of the period affords
+    /// (1 when nothing needs to give).
+    pub share: f64,
 }
 
+/// The budget aims this far under its amount, so that the noise of the last hours does not
+/// carry it over.
+const MARGIN: f64 = 0.02;
+
 impl BudgetControl {
-    /// A budget that may climb to `max_rung`, raising utilisation targets by at most
-    /// `max_scale`.
-    pub fn new(max_rung: Rung, max_scale: f64) -> Self {
+    /// A budget that may climb to `max_rung`.
+    pub fn new(max_rung: Rung) -> Self {
         BudgetControl {
             max_rung,
-            max_scale: max_scale.max(1.0),
             period: None,
             base: 0.0,
             history: VecDeque::new(),
             rung: None,
-            scale: 1.0,
-            kept: 1.0,
         }
     }
 
     /// One evaluation at `now` in the period `[start, end)` with budget `amount`: `cumulative`
-    /// is what the scope has cost since it was first watched, `run_rate` its cost per hour now.
+    /// is what the scope has cost since it was first watched, `run_rate` its cost per hour now
+    /// and `unsteered_rate` what it would cost per hour now if no budget steered it.
     pub fn step(
         &mut self,
         now: DateTime<Utc>,
         (start, end): (DateTime<Utc>, DateTime<Utc>),
         amount: f64,
         cumulative: f64,
-        run_rate: f64,
+        (run_rate, unsteered_rate): (f64, f64),
     ) -> ControlStep {
         if self.period != Some((start, end)) {
-            // A new period: spend counts from here, the rung is released, the pace is kept
+            // A new period: spend counts from here and the rung is released; the pace is kept
             // (it describes the workload, not the period).
             self.period = Some((start, end));
             self.base = cumulative;
             self.rung = None;
-            self.scale = 1.0;
-            self.kept = 1.0;
         }
         let spent = (cumulative - self.base).max(0.0);
         if self
@@ -261,10 +476,8 @@ impl BudgetControl {
             .back()
             .is_none_or(|(at, _, _)| (now - *at).num_seconds() >= SAMPLE_EVERY)
         {
-            // The rate the scope would run at without the raised targets: capacity goes as
-            // one over the target.
             self.history
-                .push_back((now, cumulative, run_rate.max(0.0) * self.scale));
+                .push_back((now, cumulative, unsteered_rate.max(0.0)));
         }
         while self
             .history
@@ -273,10 +486,15 @@ impl BudgetControl {
         {
             self.history.pop_front();
         }
-        // The pace: the trailing mean rate, or the run rate before an hour is watched.
-        let unscaled =
+        let unsteered =
             self.history.iter().map(|h| h.2).sum::<f64>() / self.history.len().max(1) as f64;
-        let pace = match self.history.front() {
+        // The pace: the mean rate over the last day, or the run rate before an hour is
+        // watched.
+        let day_ago = self
+            .history
+            .iter()
+            .find(|(at, _, _)| (now - *at).num_seconds() <= PACE_WINDOW);
+        let pace = match day_ago {
             Some((at, cum, _)) if (now - *at).num_seconds() >= 3600 => {
                 let hours = (now - *at).num_seconds() as f64 / 3600.0;
                 ((cumulative - cum) / hours).max(0.0)
@@ -285,46 +503,35 @@ impl BudgetControl {
         };
         let hours_left = (end - now).num_seconds().max(0) as f64 / 3600.0;
         let forecast = spent + pace * hours_left;
-        let over = forecast > amount;
-        let release = forecast < amount * RELEASE;
-        if over {
+        if forecast > amount {
             self.rung = Some(self.max_rung);
-        } else if release && self.rung.is_some() && self.scale <= 1.0 && self.kept >= 1.0 {
-            self.rung = None;
         }
-        if self.rung >= Some(Rung::Cap) && self.max_rung == Rung::Cap {
-            // What the rest of the period affords per hour, against the pace it would have
-            // without any scale.
+        let mut share = 1.0;
+        if self.rung == Some(Rung::Cap) {
+            // What the rest of the period affords per hour, against what the scope would
+            // spend per hour unsteered.
             let affordable = if hours_left > 0.0 {
-                ((amount - spent) / hours_left).max(0.0)
+                ((amount * (1.0 - MARGIN) - spent) / hours_left).max(0.0)
             } else {
                 0.0
             };
-            let wanted = if affordable > 0.0 {
-                unscaled / affordable
-            } else {
-                f64::INFINITY
-            };
-            self.scale = wanted.clamp(1.0, self.max_scale);
-            self.kept = if wanted > self.max_scale {
-                (self.max_scale / wanted).clamp(0.0, 1.0)
+            share = if unsteered > 0.0 {
+                (affordable / unsteered).min(1.0)
             } else {
                 1.0
             };
-            if release && self.scale <= 1.0 {
+            if forecast < amount * RELEASE && share >= 1.0 {
                 self.rung = None;
             }
-        } else {
-            self.scale = 1.0;
-            self.kept = 1.0;
+        } else if self.rung.is_some() && forecast < amount * RELEASE {
+            self.rung = None;
         }
         ControlStep {
             spent,
             pace_per_hour: pace,
             forecast,
             rung: self.rung,
-            target_scale: self.scale,
-            capacity_kept: self.kept,
+            share,
         }
     }
 }
@@ -336,6 +543,8 @@ pub struct BudgetTracker {
     groups: BTreeMap<String, GroupCost>,
     converter: Converter,
     last: Vec<BudgetStatus>,
+    /// The lever plan of each (budget, group) on `cap`, from the last evaluation.
+    plans: BTreeMap<(usize, String), LeverPlan>,
 }
 
 impl BudgetTracker {
@@ -359,8 +568,10 @@ impl BudgetTracker {
                 GroupCost {
                     provider: g.provider.clone(),
                     labels: g.labels.clone(),
-                    utilization_target,
-                    ..GroupCost::default()
+                    cumulative: 0.0,
+                    run_rate: 0.0,
+                    levers: GroupLevers::new(utilization_target),
+                    capacity: 0,
                 },
             );
         }
@@ -374,21 +585,8 @@ impl BudgetTracker {
                     Some(c) => (c.amount, c.via),
                     None => (decimal_f64(b.amount), None),
                 };
-                // How far a target may be raised: to max_utilization from the lowest
-                // utilisation target among the budget's groups.
-                let lowest = policy
-                    .groups
-                    .iter()
-                    .filter(|g| b.scope.covers(&g.name, &g.provider, &g.labels))
-                    .filter_map(|g| {
-                        groups
-                            .get(&g.name)
-                            .and_then(|c: &GroupCost| c.utilization_target)
-                    })
-                    .reduce(f64::min);
-                let max_scale = lowest.map_or(1.0, |t| (b.max_utilization / t).max(1.0));
                 Tracked {
-                    control: BudgetControl::new(b.action, max_scale),
+                    control: BudgetControl::new(b.action),
                     config: b.clone(),
                     amount,
                     converted_from,
@@ -400,6 +598,7 @@ impl BudgetTracker {
             groups,
             converter,
             last: Vec::new(),
+            plans: BTreeMap::new(),
         }
     }
 
@@ -414,16 +613,17 @@ impl BudgetTracker {
     }
 
     /// What the meter says of `group` at `now`: `cumulative` charged since it was first
-    /// observed and `run_rate` per hour now, both in `currency`, and the capacity it has.
-    /// Amounts in a currency without a rate are ignored (validation refuses such files).
+    /// observed and `run_rate` per hour now, both in `currency`; the capacity it has, and its
+    /// load in busy instances (utilisation × ready) when known. Amounts in a currency without
+    /// a rate are ignored (validation refuses such files).
+    #[allow(clippy::too_many_arguments)]
     pub fn observe_group(
         &mut self,
         group: &str,
         now: DateTime<Utc>,
-        cumulative: f64,
-        run_rate: f64,
-        currency: &str,
+        (cumulative, run_rate, currency): (f64, f64, &str),
         capacity: u32,
+        load: Option<f64>,
     ) {
         let Some(rate) = self.converter.rate(currency).map(decimal_f64) else {
             return;
@@ -433,38 +633,47 @@ impl BudgetTracker {
         };
         state.cumulative = cumulative * rate;
         state.run_rate = run_rate * rate;
-        if let Some(last) = state.last_seen {
-            let secs = (now - last).num_seconds().clamp(0, 3600) as f64;
-            let hour = usize::try_from(chrono::Timelike::hour(&now)).unwrap_or(0) % 24;
-            let slot = &mut state.profile[hour];
-            // Keep about a day per slot: decay what is older.
-            if slot.1 > 3600.0 {
-                let keep = 3600.0 / slot.1;
-                slot.0 *= keep;
-                slot.1 *= keep;
-            }
-            slot.0 += f64::from(capacity) * secs;
-            slot.1 += secs;
-        }
-        state.last_seen = Some(now);
+        state.levers.observe(now, capacity, load);
+        state.capacity = capacity;
     }
 
     /// Each budget's state at `now`.
     pub fn evaluate(&mut self, now: DateTime<Utc>) -> Vec<BudgetStatus> {
         let mut out = Vec::with_capacity(self.budgets.len());
-        for tracked in &mut self.budgets {
+        self.plans.clear();
+        for (index, tracked) in self.budgets.iter_mut().enumerate() {
             let b = &tracked.config;
-            let covered: Vec<(&String, &GroupCost)> = self
+            let covered: Vec<String> = self
                 .groups
                 .iter()
                 .filter(|(name, g)| b.scope.covers(name, &g.provider, &g.labels))
+                .map(|(name, _)| name.clone())
                 .collect();
-            let cumulative: f64 = covered.iter().map(|(_, g)| g.cumulative).sum();
-            let run_rate: f64 = covered.iter().map(|(_, g)| g.run_rate).sum();
+            let (mut cumulative, mut run_rate, mut unsteered) = (0.0, 0.0, 0.0);
+            for name in &covered {
+                let g = &self.groups[name];
+                cumulative += g.cumulative;
+                run_rate += g.run_rate;
+                unsteered += g.levers.unsteered_rate(g.run_rate, g.capacity);
+            }
             let period = b.period.containing(now);
-            let step = tracked
-                .control
-                .step(now, period, tracked.amount, cumulative, run_rate);
+            let step = tracked.control.step(
+                now,
+                period,
+                tracked.amount,
+                cumulative,
+                (run_rate, unsteered),
+            );
+            let mut target_scale: f64 = 1.0;
+            if step.rung == Some(Rung::Cap) && step.share < 1.0 {
+                for name in &covered {
+                    if let Some(g) = self.groups.get_mut(name) {
+                        let plan = g.levers.plan(now, step.share, b.max_utilization);
+                        target_scale = target_scale.max(plan.target_scale);
+                        self.plans.insert((index, name.clone()), plan);
+                    }
+                }
+            }
             let crossed = |list: &[f64], value: f64| -> Vec<f64> {
                 let mut v: Vec<f64> = list
                     .iter()
@@ -477,7 +686,7 @@ impl BudgetTracker {
             out.push(BudgetStatus {
                 budget: b.name.clone(),
                 scope: b.scope.to_string(),
-                groups: covered.iter().map(|(n, _)| (*n).clone()).collect(),
+                groups: covered.clone(),
                 period: b.period.label(),
                 period_start: period.0,
                 period_end: period.1,
@@ -489,8 +698,8 @@ impl BudgetTracker {
                 pace_per_hour: step.pace_per_hour,
                 forecast: step.forecast,
                 rung: step.rung,
-                target_scale: step.target_scale,
-                capacity_kept: step.capacity_kept,
+                target_scale,
+                capacity_kept: step.share,
                 actual_crossed: crossed(&b.alert_on.actual, step.spent),
                 forecast_crossed: crossed(&b.alert_on.forecast, step.forecast),
                 at: now,
@@ -511,23 +720,19 @@ impl BudgetTracker {
     pub fn steer_for(&self, group: &str) -> Option<BudgetSteer> {
         let state = self.groups.get(group)?;
         let mut best: Option<BudgetSteer> = None;
-        for (tracked, status) in self.budgets.iter().zip(&self.last) {
+        for (index, (tracked, status)) in self.budgets.iter().zip(&self.last).enumerate() {
             let b = &tracked.config;
             if !b.scope.covers(group, &state.provider, &state.labels) {
                 continue;
             }
             let Some(rung) = status.rung else { continue };
-            let cap = if rung == Rung::Cap && status.capacity_kept < 1.0 {
-                state.cap_level(status.capacity_kept)
-            } else {
-                None
-            };
+            let plan = self.plans.get(&(index, group.to_owned()));
             let steer = BudgetSteer {
                 budget: b.name.clone(),
                 rung,
-                target_scale: status.target_scale,
+                target_scale: plan.map_or(1.0, |p| p.target_scale),
                 max_utilization: b.max_utilization,
-                cap,
+                cap: plan.and_then(|p| p.cap),
                 spent: status.spent,
                 forecast: status.forecast,
                 amount: status.amount,
@@ -552,9 +757,4 @@ fn stricter(a: BudgetSteer, b: BudgetSteer) -> BudgetSteer {
         };
     }
     hi
-}
-
-/// Seconds in a delta, for callers that build periods by hand.
-pub fn hours(delta: TimeDelta) -> f64 {
-    delta.num_seconds() as f64 / 3600.0
 }

@@ -420,9 +420,13 @@ impl Shared {
             metered_cost,
         });
 
-        let steer = self.budget_steer(managed, now, &snapshot, cost.as_ref(), metered_cost);
-
         let (windows, mut metric_problems) = self.fetch_metrics(managed, now).await;
+        let load = windows
+            .get(&MetricKind::Utilization)
+            .and_then(|s| s.last())
+            .filter(|s| s.value.is_finite() && (0.0..=1.5).contains(&s.value))
+            .map(|s| s.value * f64::from(snapshot.ready));
+        let steer = self.budget_steer(managed, now, &snapshot, (cost.as_ref(), metered_cost), load);
         if let Some(work) = &managed.config.cost {
             let kind = crate::config::metric_from_name(&work.work_metric);
             if !managed.config.metrics_needed().contains(&kind) {
@@ -759,8 +763,8 @@ impl Shared {
         managed: &ManagedGroup,
         now: DateTime<Utc>,
         snapshot: &GroupSnapshot,
-        cost: Option<&(f64, String)>,
-        metered: Option<f64>,
+        (cost, metered): (Option<&(f64, String)>, Option<f64>),
+        load: Option<f64>,
     ) -> Option<BudgetSteer> {
         let mut guard = self.budgets.lock().unwrap_or_else(PoisonError::into_inner);
         let (tracker, evaluated) = guard.as_mut()?;
@@ -768,10 +772,9 @@ impl Shared {
             tracker.observe_group(
                 &managed.config.name,
                 now,
-                metered,
-                *rate,
-                currency,
+                (metered, *rate, currency),
                 snapshot.desired,
+                load,
             );
         }
         if *evaluated != Some(now) {

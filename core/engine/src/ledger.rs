@@ -94,10 +94,34 @@ impl CostLedger {
         every: std::time::Duration,
         clock: Arc<dyn Clock>,
     ) -> std::io::Result<Self> {
+        Self::with_mode(path, every, clock, true)
+    }
+
+    /// Like [`CostLedger::open`], but starts the file afresh: for a run in virtual time, which
+    /// replays the same hours again and would otherwise count them twice.
+    pub fn create(
+        path: &Path,
+        every: std::time::Duration,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<Self> {
+        Self::with_mode(path, every, clock, false)
+    }
+
+    fn with_mode(
+        path: &Path,
+        every: std::time::Duration,
+        clock: Arc<dyn Clock>,
+        append: bool,
+    ) -> std::io::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(path)?;
         Ok(CostLedger {
             path: path.to_owned(),
             clock,

@@ -157,6 +157,22 @@ impl Fleet {
         n
     }
 
+    /// What the bill is at `now`: the instances removed, plus what the running ones have cost
+    /// so far (a minimum charge counts from the launch).
+    pub(crate) fn cost_at(&self, now: i64) -> f64 {
+        let mut cost = self.cost;
+        for &(launch, n) in self.ready.iter().chain(&self.booting) {
+            let mut charge = self.billing.charge(now - launch, self.price_per_hour);
+            if launch < self.billing_from {
+                charge -= self
+                    .billing
+                    .charge(self.billing_from - launch, self.price_per_hour);
+            }
+            cost += f64::from(n) * charge.max(0.0);
+        }
+        cost
+    }
+
     /// Bills every instance still there at `now` (the end of the replay) and returns the total
     /// cost.
     pub(crate) fn close(&mut self, now: i64) -> f64 {

@@ -30,6 +30,7 @@
 //!   determined by its parameters; the seed is recorded for future random elements.
 
 mod baselines;
+pub mod budget;
 pub mod compare;
 mod fleet;
 pub mod hpa;
@@ -589,7 +590,7 @@ pub fn simulate(
     match controller {
         None => {
             let series = if options.record_series {
-                oracle::o1_series(&scored)
+                oracle::o1_series(&scored, params.price_per_hour)
             } else {
                 Vec::new()
             };

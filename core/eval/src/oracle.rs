@@ -72,17 +72,23 @@ pub fn o1_score(demand: &Demand, params: &ReplayParams) -> Score {
     acc.finish(demand.step_seconds, cost, actions)
 }
 
-/// O1's per-step series (for charts).
-pub fn o1_series(demand: &Demand) -> Vec<SeriesPoint> {
+/// O1's per-step series (for charts), billed at `price_per_hour` per instance.
+pub fn o1_series(demand: &Demand, price_per_hour: f64) -> Vec<SeriesPoint> {
     let requirement = requirement_per_step(demand);
+    let per_step = demand.step_seconds as f64 * price_per_hour / 3600.0;
+    let mut cost = 0.0;
     (0..demand.len())
-        .map(|s| SeriesPoint {
-            at: demand.start + chrono::TimeDelta::seconds(demand.step_seconds) * s as i32,
-            demand: demand.instances[s],
-            needed: demand.needed[s],
-            ready: requirement[s],
-            desired: requirement[s],
-            forecast: None,
+        .map(|s| {
+            cost += f64::from(requirement[s]) * per_step;
+            SeriesPoint {
+                at: demand.start + chrono::TimeDelta::seconds(demand.step_seconds) * s as i32,
+                demand: demand.instances[s],
+                needed: demand.needed[s],
+                ready: requirement[s],
+                desired: requirement[s],
+                forecast: None,
+                cost,
+            }
         })
         .collect()
 }

@@ -14,11 +14,13 @@
 //! to the engine in [`Observation::forecast`]. The forecaster only knows what the replay showed
 //! it: a replay of a window starts without history.
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::ReplayParams;
 use super::replay::{Controller, Signal, StartContext, View, requirement_per_step};
 use crate::model::{MetricKind, Sample};
+use hoist_engine::budget::{BudgetControl, BudgetSteer, GroupLevers};
+use hoist_engine::config::budget::Rung;
 use hoist_engine::config::{GroupConfig, PolicyConfig};
 use hoist_engine::{
     DecisionMemory, ForecastPoint, GroupSnapshot, MetricWindows, Observation, PredictiveForecast,
@@ -44,6 +46,32 @@ pub struct PolicyController {
     /// Scored evaluations of the predictive policy, by what its forecast was: used, or not and
     /// why (numbers in the reason replaced by `N`, so like reasons count together).
     forecast_use: std::collections::BTreeMap<String, u64>,
+    budget: Option<BudgetState>,
+    price_per_hour: f64,
+}
+
+/// A budget over a replay: periods with their amounts, and the rung it may climb.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayBudget {
+    /// `[start, end)` and the amount that may be spent in it, in the replay's money.
+    pub periods: Vec<(DateTime<Utc>, DateTime<Utc>, f64)>,
+    /// The highest rung.
+    pub action: Rung,
+    /// How hot a utilisation target may be run under `cap`.
+    pub max_utilization: f64,
+}
+
+#[derive(Debug, Clone)]
+struct BudgetState {
+    config: ReplayBudget,
+    control: BudgetControl,
+    levers: GroupLevers,
+    /// Bill before the scored part (the fleet's bill restarts at zero when scoring starts).
+    offset: f64,
+    last_cost: f64,
+    restarted: bool,
+    /// Decisions a budget changed, by rung.
+    steered: std::collections::BTreeMap<String, u64>,
 }
 
 fn signal_of(kind: &MetricKind) -> Option<Signal> {
@@ -100,6 +128,94 @@ impl PolicyController {
             predictive,
             last_forecast: None,
             forecast_use: std::collections::BTreeMap::new(),
+            budget: None,
+            price_per_hour: 0.0,
+        })
+    }
+
+    /// The group it replays.
+    pub fn group(&self) -> &GroupConfig {
+        &self.group
+    }
+
+    /// Seconds between its evaluations.
+    pub fn interval_seconds(&self) -> i64 {
+        self.interval_seconds
+    }
+
+    /// The same controller under `budget`: before each decision the budget is stepped with the
+    /// bill so far, and what it asks of the group goes to the engine as
+    /// [`Observation::budget`], as the control loop does with the cost meter.
+    pub fn with_budget(mut self, budget: ReplayBudget) -> Self {
+        let target = self
+            .group
+            .policies
+            .iter()
+            .filter_map(|p| match p {
+                PolicyConfig::TargetTracking(tt) if tt.metric == MetricKind::Utilization => {
+                    Some(tt.target)
+                }
+                _ => None,
+            })
+            .reduce(f64::min);
+        self.budget = Some(BudgetState {
+            control: BudgetControl::new(budget.action),
+            config: budget,
+            levers: GroupLevers::new(target),
+            offset: 0.0,
+            last_cost: 0.0,
+            restarted: false,
+            steered: std::collections::BTreeMap::new(),
+        });
+        self
+    }
+
+    /// What the budget asks of the decision at `view`, after stepping it.
+    fn budget_steer(&mut self, view: &View<'_>) -> Option<BudgetSteer> {
+        let price = self.price_per_hour;
+        let state = self.budget.as_mut()?;
+        let now = view.at();
+        let cost = view.cost();
+        if state.restarted {
+            state.restarted = false;
+            state.offset += state.last_cost;
+        }
+        state.last_cost = cost;
+        let cumulative = state.offset + cost;
+        let load = match (
+            view.signal(Signal::Utilization, 0),
+            view.signal(Signal::ReadyInstances, 0),
+        ) {
+            (Some(u), Some(r)) => Some(u * r),
+            _ => None,
+        };
+        state.levers.observe(now, view.desired, load);
+        let run_rate = f64::from(view.desired) * price;
+        let unsteered = state.levers.unsteered_rate(run_rate, view.desired);
+        let &(start, end, amount) = state
+            .config
+            .periods
+            .iter()
+            .find(|(s, e, _)| *s <= now && now < *e)?;
+        let step = state
+            .control
+            .step(now, (start, end), amount, cumulative, (run_rate, unsteered));
+        let rung = step.rung?;
+        let plan = (rung == Rung::Cap && step.share < 1.0).then(|| {
+            state
+                .levers
+                .plan(now, step.share, state.config.max_utilization)
+        });
+        Some(BudgetSteer {
+            budget: "replay".into(),
+            rung,
+            target_scale: plan.map_or(1.0, |p| p.target_scale),
+            max_utilization: state.config.max_utilization,
+            cap: plan.and_then(|p| p.cap),
+            spent: step.spent,
+            forecast: step.forecast,
+            amount,
+            currency: "USD".into(),
         })
     }
 }
@@ -127,6 +243,7 @@ impl Controller for PolicyController {
         self.metric_period_seconds = ctx.params.metric_period.as_secs() as i64;
         self.metric_lag_seconds = ctx.params.metric_lag.as_secs() as i64;
         self.capacity_per_instance = ctx.params.capacity_per_instance;
+        self.price_per_hour = ctx.params.price_per_hour;
         let first = requirement_per_step(ctx.demand)
             .first()
             .copied()
@@ -166,15 +283,28 @@ impl Controller for PolicyController {
             Some(f) => (f.points.as_deref(), f.note.as_deref()),
             None => (None, None),
         };
+        let steer = self.budget_steer(view);
         let observation = Observation {
             now: view.at(),
             group: &snapshot,
             metrics: &metrics,
             forecast: points,
             forecast_note: note,
-            budget: None,
+            budget: steer.as_ref(),
         };
         let (decision, update) = decide(&self.group, &observation, &self.memory);
+        if let (Some(steer), Some(state)) = (&steer, self.budget.as_mut()) {
+            let changed = decision
+                .reasons
+                .iter()
+                .any(|r| r.source.starts_with("budget.") || r.message.contains("raised to"));
+            if changed {
+                *state
+                    .steered
+                    .entry(format!("budget on {}", steer.rung))
+                    .or_default() += 1;
+            }
+        }
         self.memory.apply(&update);
         if let Some(f) = &forecast {
             let key = match (&f.points, &f.note) {
@@ -198,12 +328,17 @@ impl Controller for PolicyController {
 
     fn scoring_starts(&mut self) {
         self.forecast_use.clear();
+        if let Some(state) = self.budget.as_mut() {
+            state.restarted = true;
+            state.steered.clear();
+        }
     }
 
     fn tally(&self) -> Vec<(String, u64)> {
         let mut tally: Vec<(String, u64)> = self
             .forecast_use
             .iter()
+            .chain(self.budget.iter().flat_map(|b| b.steered.iter()))
             .map(|(k, v)| (k.clone(), *v))
             .collect();
         tally.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));

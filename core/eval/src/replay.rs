@@ -108,6 +108,12 @@ impl View<'_> {
     pub fn period_ticks(&self) -> usize {
         self.period_ticks
     }
+
+    /// The bill so far: from the first scored step once scoring has started, from the start
+    /// of the replay during the warm-up.
+    pub fn cost(&self) -> f64 {
+        self.fleet.cost_at(self.now_seconds)
+    }
 }
 
 /// A scaling controller replayed against a demand: a baseline, an oracle or a policy file.
@@ -188,6 +194,8 @@ pub struct SeriesPoint {
     pub desired: u32,
     /// The controller's forecast, when it has one.
     pub forecast: Option<f64>,
+    /// The bill from the first scored step to the end of this step.
+    pub cost: f64,
 }
 
 /// What a replay returns.
@@ -354,6 +362,7 @@ pub fn replay(
                 ready: fleet.n_ready,
                 desired: fleet.total(),
                 forecast: controller.forecast(),
+                cost: fleet.cost_at((s as i64 + 1) * step),
             });
         }
     }

@@ -23,6 +23,8 @@
 //!     pinned_at_max: { for: 10m }
 //!     metrics_missing: { for: 5m }
 //!     circuit_open: { enabled: true }
+//!     budget_actual: { severity: warning, critical_at: 100 }
+//!     budget_forecast: { enabled: true }
 //!   labels: { team: infra }
 //! ```
 
@@ -170,14 +172,52 @@ fn default_hourly_repeat() -> HumanDuration {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSinkConfig {
-    /// The URL to `POST` to (a secret: such URLs often carry a token).
-    pub url: SecretRef,
+    /// The URL to `POST` to: a secret (`{env: VAR}` or `{file: PATH}`), as such URLs often
+    /// carry a token, or a plain URL without credentials or query (`http://127.0.0.1:9000/`).
+    pub url: WebhookUrl,
     /// Extra request headers, values from secrets (`Authorization: {env: HOOK_AUTH}`).
     #[serde(default)]
     pub headers: BTreeMap<String, SecretRef>,
     /// Re-send an active alert this often. Default 1h.
     #[serde(default = "default_hourly_repeat")]
     pub repeat_interval: HumanDuration,
+}
+
+/// Where a webhook sink posts: a secret, or a plain URL that carries no token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum WebhookUrl {
+    /// A plain URL, without credentials or query string.
+    Plain(String),
+    /// From a secret.
+    Secret(SecretRef),
+}
+
+impl WebhookUrl {
+    /// The URL. A plain one with credentials or a query string is refused (they belong in a
+    /// secret, out of the policy file).
+    pub fn resolve(
+        &self,
+        base_dir: &std::path::Path,
+    ) -> hoist_api::Result<hoist_api::SecretString> {
+        match self {
+            WebhookUrl::Secret(secret) => secret.resolve(base_dir),
+            WebhookUrl::Plain(url) => {
+                let parsed = reqwest::Url::parse(url).map_err(|e| {
+                    hoist_api::Error::config(format!("webhook url is not a URL: {e}"))
+                })?;
+                if !parsed.username().is_empty()
+                    || parsed.password().is_some()
+                    || parsed.query().is_some()
+                {
+                    return Err(hoist_api::Error::config(
+                        "a webhook url with credentials or a query string must come from a secret: `url: {env: VAR}` or `url: {file: PATH}`",
+                    ));
+                }
+                Ok(hoist_api::SecretString::new(url.clone()))
+            }
+        }
+    }
 }
 
 /// Which alerts a route sends to its sinks. Empty filters match everything.
@@ -231,6 +271,63 @@ pub struct RulesConfig {
     /// A provider's circuit breaker open (defaults: `for: 0`, `severity: critical`).
     #[serde(default)]
     pub circuit_open: DurationRule,
+    /// A budget's spend so far crossing one of its `alert_on.actual` thresholds: fires once per
+    /// threshold per period, resolves when the next period starts (defaults: `severity:
+    /// warning`, `critical_at: 100`).
+    #[serde(default)]
+    pub budget_actual: BudgetRule,
+    /// A budget's forecast spend crossing one of its `alert_on.forecast` thresholds: fires once
+    /// per threshold per period, resolves when the next period starts (defaults: `severity:
+    /// warning`, `critical_at: 100`).
+    #[serde(default)]
+    pub budget_forecast: BudgetRule,
+}
+
+/// The rule of a budget threshold alert. Each threshold a budget's `alert_on` lists fires once
+/// per period, the first time the budget's figure reaches it; the alerts of a period resolve
+/// when the next period starts. A threshold under `critical_at` (percent of the budget) fires
+/// at `severity`; one at or above it is `critical`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetRule {
+    /// Whether the rule runs. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Severity of thresholds under `critical_at`. Default `warning`.
+    #[serde(default = "warning")]
+    pub severity: Severity,
+    /// Thresholds at or above this percentage of the budget fire as `critical`. Default 100.
+    #[serde(default = "hundred")]
+    pub critical_at: f64,
+}
+
+impl Default for BudgetRule {
+    fn default() -> Self {
+        BudgetRule {
+            enabled: true,
+            severity: Severity::Warning,
+            critical_at: hundred(),
+        }
+    }
+}
+
+impl BudgetRule {
+    /// The severity of an alert for `threshold` percent.
+    pub fn severity_for(&self, threshold: f64) -> Severity {
+        if threshold >= self.critical_at {
+            Severity::Critical
+        } else {
+            self.severity
+        }
+    }
+}
+
+fn warning() -> Severity {
+    Severity::Warning
+}
+
+fn hundred() -> f64 {
+    100.0
 }
 
 /// The rule for failing scaling actions: fires after `after_failures` consecutive failures on
@@ -422,6 +519,17 @@ impl AlertsConfig {
                 "must be at least 1".to_owned(),
             ));
         }
+        for (name, rule) in [
+            ("budget_actual", &self.rules.budget_actual),
+            ("budget_forecast", &self.rules.budget_forecast),
+        ] {
+            if !rule.critical_at.is_finite() || rule.critical_at < 0.0 {
+                problems.push((
+                    format!("rules.{name}.critical_at"),
+                    "must be a percentage, 0 or more".to_owned(),
+                ));
+            }
+        }
         if self.timeout.get().is_zero() {
             problems.push(("timeout".to_owned(), "must be more than 0".to_owned()));
         }
@@ -463,6 +571,7 @@ routes:
 rules:
   pinned_at_max: { for: 15m }
   metrics_missing: { for: 0s, severity: critical }
+  budget_forecast: { severity: info, critical_at: 120 }
 labels: { team: infra }
 "#,
         );
@@ -478,6 +587,24 @@ labels: { team: infra }
         assert_eq!(config.rules.circuit_open().severity, Severity::Critical);
         assert!(config.rules.circuit_open().enabled);
         assert_eq!(config.rules.scaling_action_failed.after_failures, 2);
+        // Budget rules: defaults, and the configured escalation point.
+        assert!(config.rules.budget_actual.enabled);
+        assert_eq!(
+            config.rules.budget_actual.severity_for(80.0),
+            Severity::Warning
+        );
+        assert_eq!(
+            config.rules.budget_actual.severity_for(100.0),
+            Severity::Critical
+        );
+        assert_eq!(
+            config.rules.budget_forecast.severity_for(100.0),
+            Severity::Info
+        );
+        assert_eq!(
+            config.rules.budget_forecast.severity_for(120.0),
+            Severity::Critical
+        );
         match &config.sinks["pager"] {
             SinkConfig::Pagerduty(p) => assert_eq!(p.url, PAGERDUTY_EVENTS_URL),
             other => panic!("unexpected {other:?}"),
@@ -533,6 +660,9 @@ labels: { team: infra }
             provider: "aws".into(),
             group: Some("web".into()),
             metric: None,
+            budget: None,
+            threshold: None,
+            period_start: None,
             summary: String::new(),
             description: String::new(),
             starts_at: chrono::Utc::now(),
@@ -582,5 +712,39 @@ labels: { team: infra }
         let schema = serde_json::to_string(&AlertsConfig::json_schema()).unwrap();
         assert!(schema.contains("repeat_interval"));
         assert!(schema.contains("after_failures"));
+        assert!(schema.contains("budget_forecast"));
+        assert!(schema.contains("critical_at"));
+    }
+
+    #[test]
+    fn budget_rules_parse_and_reject_bad_values() {
+        let config = AlertsConfig::from_value(&yaml(
+            "rules:\n  budget_actual: { enabled: false }\n  budget_forecast: { critical_at: 90 }\n",
+        ))
+        .unwrap();
+        assert!(!config.rules.budget_actual.enabled);
+        assert_eq!(config.rules.budget_forecast.critical_at, 90.0);
+        let err = AlertsConfig::from_value(&yaml("rules:\n  budget_actual: { critical_at: -5 }\n"))
+            .unwrap_err();
+        assert_eq!(
+            err.field(),
+            Some("rules.budget_actual.critical_at"),
+            "{err}"
+        );
+        let err = AlertsConfig::from_value(&yaml("rules:\n  budget_forecast: { for: 5m }\n"))
+            .unwrap_err();
+        assert!(
+            err.field()
+                .is_some_and(|f| f.starts_with("rules.budget_forecast")),
+            "{err}"
+        );
+        let route: RouteConfig = serde_json::from_value(serde_json::json!({
+            "sinks": ["x"], "alerts": ["budget_actual", "budget_forecast"]
+        }))
+        .unwrap();
+        assert_eq!(
+            route.alerts,
+            [AlertName::BudgetActual, AlertName::BudgetForecast]
+        );
     }
 }

@@ -31,7 +31,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(15);
 const RESOLVE_ATTEMPTS: u32 = 5;
 
 enum Command {
-    Transition(Transition),
+    /// Boxed: an alert is large next to the other commands.
+    Transition(Box<Transition>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -156,7 +157,7 @@ impl EventSink for AlertEngine {
                 Transition::Update(_) => {}
             }
             // Fails only when the dispatcher is gone (runtime shutting down): nothing to do.
-            let _ = self.queue.send(Command::Transition(transition));
+            let _ = self.queue.send(Command::Transition(Box::new(transition)));
         }
     }
 }
@@ -194,7 +195,7 @@ impl Dispatcher {
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Transition(t)) => self.apply(t).await,
+                    Some(Command::Transition(t)) => self.apply(*t).await,
                     Some(Command::Flush(done)) => { let _ = done.send(()); }
                     None => break,
                 },

@@ -9,9 +9,10 @@
 //!   and a generic JSON webhook.
 //! - Configuration ([`AlertsConfig`]) is the `alerts:` section of a policy file.
 //!
-//! Every alert has a stable de-duplication key, `hoist/<alert>/<provider>[/<group>[/<metric>]]`:
-//! PagerDuty receives it as `dedup_key`, Alertmanager sees the same identity in the labels,
-//! Slack and webhooks receive it in the payload.
+//! Every alert has a stable de-duplication key, `hoist/<alert>/<provider>[/<group>[/<metric>]]`
+//! (`hoist/<alert>/<budget>/<threshold>` for budget alerts): PagerDuty receives it as
+//! `dedup_key`, Alertmanager sees the same identity in the labels, Slack and webhooks receive it
+//! in the payload.
 
 pub mod config;
 pub mod engine;
@@ -43,6 +44,11 @@ pub enum AlertName {
     MetricsMissing,
     /// A provider's circuit breaker is open: calls to it are refused.
     CircuitOpen,
+    /// A budget's spend so far in its period crossed one of its `alert_on.actual` thresholds.
+    BudgetActual,
+    /// A budget's forecast spend at its period's end crossed one of its `alert_on.forecast`
+    /// thresholds.
+    BudgetForecast,
 }
 
 impl AlertName {
@@ -53,6 +59,8 @@ impl AlertName {
             AlertName::PinnedAtMax => "pinned_at_max",
             AlertName::MetricsMissing => "metrics_missing",
             AlertName::CircuitOpen => "circuit_open",
+            AlertName::BudgetActual => "budget_actual",
+            AlertName::BudgetForecast => "budget_forecast",
         }
     }
 
@@ -63,6 +71,8 @@ impl AlertName {
             AlertName::PinnedAtMax => "HoistGroupPinnedAtMax",
             AlertName::MetricsMissing => "HoistMetricsMissing",
             AlertName::CircuitOpen => "HoistProviderCircuitOpen",
+            AlertName::BudgetActual => "HoistBudgetActualThreshold",
+            AlertName::BudgetForecast => "HoistBudgetForecastThreshold",
         }
     }
 }
@@ -127,12 +137,22 @@ pub struct Alert {
     pub severity: Severity,
     /// Firing or resolved.
     pub status: AlertStatus,
-    /// The provider (name in the policy file).
+    /// The provider (name in the policy file); `budgets` for budget alerts.
     pub provider: String,
     /// The group, for group alerts.
     pub group: Option<String>,
     /// The metric, for missing-metric alerts.
     pub metric: Option<String>,
+    /// The budget (its name in the policy file), for budget alerts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+    /// The threshold crossed, in percent of the budget (`80`), for budget alerts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<String>,
+    /// The start of the budget period the alert is about, for budget alerts. Part of the
+    /// labels, so that the same crossing in the next period is a new alert to Alertmanager.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_start: Option<DateTime<Utc>>,
     /// One line for a pager or chat.
     pub summary: String,
     /// What happened and what it means.
@@ -146,9 +166,18 @@ pub struct Alert {
 }
 
 impl Alert {
-    /// The stable de-duplication key: `hoist/<alert>/<provider>[/<group>[/<metric>]]`. The same
-    /// condition on the same subject always has the same key, across re-sends and restarts.
+    /// The stable de-duplication key: `hoist/<alert>/<provider>[/<group>[/<metric>]]`, or
+    /// `hoist/<alert>/<budget>[/<threshold>]` for budget alerts. The same condition on the
+    /// same subject always has the same key, across re-sends and restarts.
     pub fn dedup_key(&self) -> String {
+        if let Some(budget) = &self.budget {
+            let mut key = format!("hoist/{}/{budget}", self.name.as_str());
+            if let Some(threshold) = &self.threshold {
+                key.push('/');
+                key.push_str(threshold);
+            }
+            return key;
+        }
         let mut key = format!("hoist/{}/{}", self.name.as_str(), self.provider);
         if let Some(group) = &self.group {
             key.push('/');
@@ -162,7 +191,8 @@ impl Alert {
     }
 
     /// The identifying labels: `alertname`, `severity`, `source="hoist"`, `provider`, and
-    /// `group` and `metric` when set, plus the configured extra labels.
+    /// `group`, `metric`, `budget`, `threshold` and `period_start` (RFC 3339) when set, plus the
+    /// configured extra labels.
     pub fn labels(&self) -> BTreeMap<String, String> {
         let mut labels = self.extra_labels.clone();
         labels.insert("alertname".into(), self.name.alertname().into());
@@ -174,6 +204,18 @@ impl Alert {
         }
         if let Some(metric) = &self.metric {
             labels.insert("metric".into(), metric.clone());
+        }
+        if let Some(budget) = &self.budget {
+            labels.insert("budget".into(), budget.clone());
+        }
+        if let Some(threshold) = &self.threshold {
+            labels.insert("threshold".into(), threshold.clone());
+        }
+        if let Some(start) = &self.period_start {
+            labels.insert(
+                "period_start".into(),
+                start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            );
         }
         labels
     }
@@ -203,6 +245,9 @@ mod tests {
             provider: "aws".into(),
             group: Some("web".into()),
             metric: Some("request_rate".into()),
+            budget: None,
+            threshold: None,
+            period_start: None,
             summary: "s".into(),
             description: "d".into(),
             starts_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
@@ -220,5 +265,36 @@ mod tests {
         assert_eq!(labels["alertname"], "HoistMetricsMissing");
         assert_eq!(labels["team"], "infra");
         assert_eq!(labels["metric"], "request_rate");
+        assert!(!labels.contains_key("budget"));
+        let json = serde_json::to_value(&alert).unwrap();
+        assert!(json.get("budget").is_none(), "{json}");
+    }
+
+    #[test]
+    fn budget_alerts_are_keyed_by_budget_and_threshold() {
+        let alert = Alert {
+            name: AlertName::BudgetForecast,
+            severity: Severity::Critical,
+            status: AlertStatus::Firing,
+            provider: "budgets".into(),
+            group: None,
+            metric: None,
+            budget: Some("web-monthly".into()),
+            threshold: Some("100".into()),
+            period_start: Some(Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()),
+            summary: "s".into(),
+            description: "d".into(),
+            starts_at: Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap(),
+            ends_at: None,
+            extra_labels: BTreeMap::new(),
+        };
+        assert_eq!(alert.dedup_key(), "hoist/budget_forecast/web-monthly/100");
+        let labels = alert.labels();
+        assert_eq!(labels["alertname"], "HoistBudgetForecastThreshold");
+        assert_eq!(labels["budget"], "web-monthly");
+        assert_eq!(labels["threshold"], "100");
+        assert_eq!(labels["period_start"], "2026-11-01T00:00:00Z");
+        assert_eq!(labels["provider"], "budgets");
+        assert!(!labels.contains_key("group"));
     }
 }

@@ -10,13 +10,19 @@
 //! - `metrics_missing`: `MetricsMissing` for a metric, in every evaluation for `for`; resolves
 //!   when an evaluation of the group (its `Decided`) passes without that metric missing.
 //! - `circuit_open`: `Circuit { open: true }` held for `for`; resolves on `open: false`.
+//! - `budget_actual`, `budget_forecast`: a `Budget` status listing a threshold in
+//!   `actual_crossed` / `forecast_crossed` fires an alert for that budget and threshold, once per
+//!   period: later statuses of the same period only refresh its figures, even if the forecast
+//!   falls back under the threshold meanwhile. When a status of a new period arrives (another
+//!   `period_start`), every active alert of the budget resolves.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use hoist_engine::budget::BudgetStatus;
 use hoist_engine::events::Event;
 
-use super::config::{EffectiveRule, RulesConfig};
+use super::config::{BudgetRule, EffectiveRule, RulesConfig};
 use super::{Alert, AlertName, AlertStatus, Severity};
 
 /// What changed after one event.
@@ -40,6 +46,17 @@ struct Pending {
     firing: bool,
 }
 
+/// What the budget rules remember of one budget.
+#[derive(Debug, Clone)]
+struct BudgetPeriod {
+    period_start: DateTime<Utc>,
+    /// De-duplication keys of the alerts fired in this period.
+    fired: BTreeSet<String>,
+}
+
+/// The provider of budget alerts (budgets span providers).
+pub const BUDGET_PROVIDER: &str = "budgets";
+
 /// The state of every rule.
 #[derive(Debug)]
 pub struct AlertRules {
@@ -60,6 +77,10 @@ pub struct AlertRules {
     /// Metrics reported missing in the current evaluation of each group.
     missing_this_round: BTreeMap<GroupKey, BTreeSet<String>>,
     circuit_state: BTreeMap<String, Pending>,
+    budget_actual: BudgetRule,
+    budget_forecast: BudgetRule,
+    /// Budget -> the period it is in and the (alert, threshold) pairs fired in that period.
+    budget_state: BTreeMap<String, BudgetPeriod>,
     /// The active alerts by de-duplication key.
     active: BTreeMap<String, Alert>,
 }
@@ -81,6 +102,9 @@ impl AlertRules {
             missing_state: BTreeMap::new(),
             missing_this_round: BTreeMap::new(),
             circuit_state: BTreeMap::new(),
+            budget_actual: rules.budget_actual.clone(),
+            budget_forecast: rules.budget_forecast.clone(),
+            budget_state: BTreeMap::new(),
             active: BTreeMap::new(),
         }
     }
@@ -308,9 +332,90 @@ impl AlertRules {
                     out.extend(self.clear(AlertName::CircuitOpen, provider, None, None, now));
                 }
             }
+            Event::Budget(status) => self.observe_budget(status, now, &mut out),
             _ => {}
         }
         out
+    }
+
+    /// The budget rules: one alert per (budget, kind, threshold) per period.
+    fn observe_budget(
+        &mut self,
+        status: &BudgetStatus,
+        now: DateTime<Utc>,
+        out: &mut Vec<Transition>,
+    ) {
+        let new_period = self
+            .budget_state
+            .get(&status.budget)
+            .is_some_and(|state| state.period_start != status.period_start);
+        if new_period {
+            // Everything of the finished period resolves, whatever rule raised it.
+            let ended: Vec<String> = self
+                .active
+                .iter()
+                .filter(|(_, a)| a.budget.as_deref() == Some(status.budget.as_str()))
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in ended {
+                if let Some(alert) = self.active.remove(&key) {
+                    out.push(Transition::Resolve(alert.resolved(now)));
+                }
+            }
+        }
+        let state = self
+            .budget_state
+            .entry(status.budget.clone())
+            .or_insert_with(|| BudgetPeriod {
+                period_start: status.period_start,
+                fired: BTreeSet::new(),
+            });
+        if state.period_start != status.period_start {
+            state.period_start = status.period_start;
+            state.fired.clear();
+        }
+        for (name, rule, crossed) in [
+            (
+                AlertName::BudgetActual,
+                &self.budget_actual,
+                &status.actual_crossed,
+            ),
+            (
+                AlertName::BudgetForecast,
+                &self.budget_forecast,
+                &status.forecast_crossed,
+            ),
+        ] {
+            if !rule.enabled {
+                continue;
+            }
+            for &threshold in crossed.iter().filter(|t| t.is_finite()) {
+                let alert = budget_alert(
+                    name,
+                    rule.severity_for(threshold),
+                    status,
+                    threshold,
+                    now,
+                    &self.extra_labels,
+                );
+                let key = alert.dedup_key();
+                let Some(state) = self.budget_state.get_mut(&status.budget) else {
+                    continue;
+                };
+                if state.fired.insert(key.clone()) {
+                    self.active.insert(key, alert.clone());
+                    out.push(Transition::Fire(alert));
+                } else if let Some(active) = self.active.get_mut(&key) {
+                    // Same crossing, same period: refresh the figures, keep when it started.
+                    let refreshed = Alert {
+                        starts_at: active.starts_at,
+                        ..alert
+                    };
+                    *active = refreshed.clone();
+                    out.push(Transition::Update(refreshed));
+                }
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -332,6 +437,9 @@ impl AlertRules {
             provider: provider.to_owned(),
             group: group.cloned(),
             metric: metric.cloned(),
+            budget: None,
+            threshold: None,
+            period_start: None,
             summary,
             description,
             starts_at,
@@ -364,6 +472,9 @@ impl AlertRules {
             provider: provider.to_owned(),
             group: group.cloned(),
             metric: metric.cloned(),
+            budget: None,
+            threshold: None,
+            period_start: None,
             summary: String::new(),
             description: String::new(),
             starts_at: now,
@@ -374,6 +485,111 @@ impl AlertRules {
             .remove(&probe.dedup_key())
             .map(|alert| Transition::Resolve(alert.resolved(now)))
     }
+}
+
+/// The alert for `threshold` (percent) of `status`, firing since `now`.
+fn budget_alert(
+    name: AlertName,
+    severity: Severity,
+    status: &BudgetStatus,
+    threshold: f64,
+    now: DateTime<Utc>,
+    extra_labels: &BTreeMap<String, String>,
+) -> Alert {
+    let currency = &status.currency;
+    let (what, figure) = match name {
+        AlertName::BudgetForecast => ("forecast", status.forecast),
+        _ => ("spent", status.spent),
+    };
+    let share = if status.amount > 0.0 {
+        figure / status.amount * 100.0
+    } else {
+        f64::INFINITY
+    };
+    let threshold_text = percent(threshold);
+    let summary = format!(
+        "budget {}: {what} {} {currency} is {share:.0} % of {} {currency} ({}); threshold {threshold_text} %",
+        status.budget,
+        money(figure),
+        money(status.amount),
+        status.period,
+    );
+    let rung = match status.rung {
+        None => "none (the forecast is inside the budget)".to_owned(),
+        Some(rung) if rung >= hoist_engine::config::budget::Rung::Cap => format!(
+            "{rung} (target scale {:.2}, {:.0} % of capacity kept)",
+            status.target_scale,
+            status.capacity_kept * 100.0
+        ),
+        Some(rung) => rung.to_string(),
+    };
+    let mut description = format!(
+        "Budget {} ({}, {}) crossed its {what} threshold of {threshold_text} %. \
+         Spent {} {currency} of {} {currency} since {}; forecast {} {currency} at the period's end \
+         at a pace of {} {currency}/h (run rate {} {currency}/h). Rung: {rung}. The period ends {}.",
+        status.budget,
+        status.scope,
+        status.period,
+        money(status.spent),
+        money(status.amount),
+        status.period_start.format("%Y-%m-%d %H:%M UTC"),
+        money(status.forecast),
+        money(status.pace_per_hour),
+        money(status.run_rate_per_hour),
+        status.period_end.format("%Y-%m-%d %H:%M UTC"),
+    );
+    if let Some((from, rate, day)) = &status.converted_from {
+        description.push_str(&format!(
+            " The amount was converted from {from} at {rate} as of {day}."
+        ));
+    }
+    Alert {
+        name,
+        severity,
+        status: AlertStatus::Firing,
+        provider: BUDGET_PROVIDER.to_owned(),
+        group: None,
+        metric: None,
+        budget: Some(status.budget.clone()),
+        threshold: Some(threshold_text),
+        period_start: Some(status.period_start),
+        summary,
+        description,
+        starts_at: now,
+        ends_at: None,
+        extra_labels: extra_labels.clone(),
+    }
+}
+
+/// A percentage as a label and key segment: `50`, `87.5`.
+fn percent(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        format!("{value}")
+    }
+}
+
+/// An amount with two decimals and thousands separators: `5,400.00`.
+fn money(value: f64) -> String {
+    if !value.is_finite() {
+        return value.to_string();
+    }
+    let text = format!("{:.2}", value.abs());
+    let (int, frac) = text.split_once('.').unwrap_or((&text, "00"));
+    let mut grouped = String::with_capacity(int.len() + int.len() / 3);
+    for (i, digit) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let sign = if value < 0.0 && text != "0.00" {
+        "-"
+    } else {
+        ""
+    };
+    format!("{sign}{grouped}.{frac}")
 }
 
 fn held_for(since: DateTime<Utc>, now: DateTime<Utc>, duration: std::time::Duration) -> bool {
@@ -412,6 +628,7 @@ mod tests {
                 pinned_at_max: rule.clone(),
                 metrics_missing: rule.clone(),
                 circuit_open: rule,
+                ..Default::default()
             },
             BTreeMap::new(),
         )
@@ -644,5 +861,268 @@ mod tests {
         for i in 0..5 {
             assert!(r.observe(&acted(false), t(i)).is_empty());
         }
+    }
+
+    fn day(d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, d, 0, 0, 0).unwrap()
+    }
+
+    /// A status of `web-monthly` (5,000 USD, November 2026) spending `spent` toward `forecast`.
+    fn budget(spent: f64, forecast: f64, period_start: DateTime<Utc>) -> Event {
+        let crossed = |list: &[f64], value: f64| -> Vec<f64> {
+            list.iter()
+                .copied()
+                .filter(|t| value >= 5_000.0 * t / 100.0)
+                .collect()
+        };
+        Event::Budget(BudgetStatus {
+            budget: "web-monthly".into(),
+            scope: "group web".into(),
+            groups: vec!["web".into()],
+            period: "monthly".into(),
+            period_start,
+            period_end: period_start + TimeDelta::days(30),
+            amount: 5_000.0,
+            currency: "USD".into(),
+            converted_from: Some((
+                "EUR".into(),
+                1.08,
+                chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(),
+            )),
+            spent,
+            run_rate_per_hour: 8.0,
+            pace_per_hour: 7.5,
+            forecast,
+            rung: (forecast > 5_000.0).then_some(hoist_engine::config::budget::Rung::Cap),
+            target_scale: 1.15,
+            capacity_kept: 0.92,
+            actual_crossed: crossed(&[50.0, 80.0, 100.0], spent),
+            forecast_crossed: crossed(&[100.0], forecast),
+            at: period_start,
+        })
+    }
+
+    fn fired(transitions: &[Transition]) -> Vec<String> {
+        names(transitions)
+            .into_iter()
+            .filter(|n| !n.starts_with("update "))
+            .collect()
+    }
+
+    #[test]
+    fn a_budget_threshold_fires_once_per_crossing() {
+        let mut r = rules(0);
+        let start = day(1);
+        let first = r.observe(&budget(2_600.0, 4_000.0, start), t(0));
+        assert_eq!(names(&first), ["fire hoist/budget_actual/web-monthly/50"]);
+        let Transition::Fire(alert) = &first[0] else {
+            unreachable!()
+        };
+        assert_eq!(alert.severity, Severity::Warning);
+        assert_eq!(alert.provider, "budgets");
+        assert_eq!(alert.budget.as_deref(), Some("web-monthly"));
+        assert_eq!(alert.threshold.as_deref(), Some("50"));
+        assert_eq!(
+            alert.summary,
+            "budget web-monthly: spent 2,600.00 USD is 52 % of 5,000.00 USD (monthly); threshold 50 %"
+        );
+        assert!(
+            alert
+                .description
+                .contains("amount was converted from EUR at 1.08 as of 2026-10-31"),
+            "{}",
+            alert.description
+        );
+        let labels = alert.labels();
+        assert_eq!(labels["budget"], "web-monthly");
+        assert_eq!(labels["threshold"], "50");
+        assert_eq!(labels["period_start"], "2026-11-01T00:00:00Z");
+
+        // The same crossing reported four more times: refreshed, never fired again.
+        let mut fires = 1;
+        for i in 1..5 {
+            let again = r.observe(&budget(2_600.0 + f64::from(i), 4_000.0, start), t(i.into()));
+            assert_eq!(names(&again), ["update hoist/budget_actual/web-monthly/50"]);
+            fires += fired(&again).len();
+            let Transition::Update(alert) = &again[0] else {
+                unreachable!()
+            };
+            assert_eq!(alert.starts_at, t(0), "an update keeps the start");
+        }
+        assert_eq!(fires, 1);
+        assert_eq!(r.active().count(), 1);
+    }
+
+    #[test]
+    fn a_later_threshold_fires_separately_and_a_new_period_resolves_them_all() {
+        let mut r = rules(0);
+        let start = day(1);
+        assert_eq!(
+            fired(&r.observe(&budget(2_600.0, 4_000.0, start), t(0))),
+            ["fire hoist/budget_actual/web-monthly/50"]
+        );
+        let later = r.observe(&budget(4_100.0, 5_400.0, start), t(10));
+        assert_eq!(
+            fired(&later),
+            [
+                "fire hoist/budget_actual/web-monthly/80",
+                "fire hoist/budget_forecast/web-monthly/100",
+            ]
+        );
+        let forecast = later
+            .iter()
+            .find_map(|t| match t {
+                Transition::Fire(a) if a.name == AlertName::BudgetForecast => Some(a),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(forecast.severity, Severity::Critical);
+        assert_eq!(
+            forecast.summary,
+            "budget web-monthly: forecast 5,400.00 USD is 108 % of 5,000.00 USD (monthly); threshold 100 %"
+        );
+        assert!(
+            forecast.description.contains("Rung: cap"),
+            "{}",
+            forecast.description
+        );
+        assert!(
+            forecast.description.contains("The period ends 2026-12-01"),
+            "{}",
+            forecast.description
+        );
+        // The forecast falls back under the amount: the alert stays for the period, and
+        // coming back over it does not fire it again.
+        assert!(fired(&r.observe(&budget(4_200.0, 4_900.0, start), t(20))).is_empty());
+        assert!(fired(&r.observe(&budget(4_300.0, 5_100.0, start), t(30))).is_empty());
+        assert_eq!(r.active().count(), 3);
+
+        // December: every alert of November resolves; the new period starts clean.
+        let december = day(1) + TimeDelta::days(30);
+        let resolved = r.observe(&budget(10.0, 4_000.0, december), t(40));
+        let mut keys = names(&resolved);
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "resolve hoist/budget_actual/web-monthly/50",
+                "resolve hoist/budget_actual/web-monthly/80",
+                "resolve hoist/budget_forecast/web-monthly/100",
+            ]
+        );
+        for t in &resolved {
+            let Transition::Resolve(alert) = t else {
+                unreachable!()
+            };
+            assert_eq!(alert.status, AlertStatus::Resolved);
+            assert_eq!(alert.period_start, Some(start));
+        }
+        assert_eq!(r.active().count(), 0);
+        assert!(
+            r.observe(&budget(20.0, 4_000.0, december), t(41))
+                .is_empty()
+        );
+        // The same threshold in the new period fires anew, labelled with the new period.
+        let again = r.observe(&budget(2_500.0, 4_000.0, december), t(50));
+        assert_eq!(fired(&again), ["fire hoist/budget_actual/web-monthly/50"]);
+        let Transition::Fire(alert) = &again[0] else {
+            unreachable!()
+        };
+        assert_eq!(alert.labels()["period_start"], "2026-12-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_new_period_that_starts_over_a_threshold_resolves_then_fires() {
+        let mut r = rules(0);
+        r.observe(&budget(1_000.0, 5_200.0, day(1)), t(0));
+        let next = r.observe(&budget(0.0, 5_300.0, day(1) + TimeDelta::days(30)), t(1));
+        assert_eq!(
+            names(&next),
+            [
+                "resolve hoist/budget_forecast/web-monthly/100",
+                "fire hoist/budget_forecast/web-monthly/100",
+            ]
+        );
+    }
+
+    #[test]
+    fn disabled_budget_rules_fire_nothing() {
+        let mut config = RulesConfig::default();
+        config.budget_actual.enabled = false;
+        let mut r = AlertRules::new(&config, BTreeMap::new());
+        let out = r.observe(&budget(4_500.0, 5_400.0, day(1)), t(0));
+        assert_eq!(
+            names(&out),
+            ["fire hoist/budget_forecast/web-monthly/100"],
+            "only the forecast rule runs"
+        );
+        config.budget_forecast.enabled = false;
+        let mut r = AlertRules::new(&config, BTreeMap::new());
+        for i in 0..5 {
+            assert!(
+                r.observe(
+                    &budget(4_500.0 + f64::from(i), 5_400.0, day(1)),
+                    t(i.into())
+                )
+                .is_empty()
+            );
+        }
+        assert_eq!(r.active().count(), 0);
+    }
+
+    #[test]
+    fn budget_severity_follows_critical_at_and_budgets_are_independent() {
+        let mut config = RulesConfig::default();
+        config.budget_actual.critical_at = 80.0;
+        config.budget_actual.severity = Severity::Info;
+        let mut r = AlertRules::new(
+            &config,
+            BTreeMap::from([("team".to_owned(), "finops".to_owned())]),
+        );
+        let out = r.observe(&budget(4_100.0, 4_500.0, day(1)), t(0));
+        let severities: Vec<(String, Severity)> = out
+            .iter()
+            .map(|t| match t {
+                Transition::Fire(a) => (a.dedup_key(), a.severity),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            severities,
+            [
+                (
+                    "hoist/budget_actual/web-monthly/50".to_owned(),
+                    Severity::Info
+                ),
+                (
+                    "hoist/budget_actual/web-monthly/80".to_owned(),
+                    Severity::Critical
+                ),
+            ]
+        );
+        let Transition::Fire(alert) = &out[0] else {
+            unreachable!()
+        };
+        assert_eq!(alert.labels()["team"], "finops");
+        // Another budget's new period leaves this one's alerts alone.
+        let Event::Budget(mut other) = budget(10.0, 100.0, day(1) + TimeDelta::days(30)) else {
+            unreachable!()
+        };
+        other.budget = "api-monthly".into();
+        r.observe(&Event::Budget(other.clone()), t(1));
+        other.period_start = day(1) + TimeDelta::days(60);
+        assert!(r.observe(&Event::Budget(other), t(2)).is_empty());
+        assert_eq!(r.active().count(), 2);
+    }
+
+    #[test]
+    fn money_and_percent_formatting() {
+        assert_eq!(money(5_400.0), "5,400.00");
+        assert_eq!(money(1_234_567.891), "1,234,567.89");
+        assert_eq!(money(12.5), "12.50");
+        assert_eq!(money(-1_000.0), "-1,000.00");
+        assert_eq!(money(0.0), "0.00");
+        assert_eq!(percent(80.0), "80");
+        assert_eq!(percent(87.5), "87.5");
     }
 }

@@ -221,6 +221,13 @@ pub fn slack_payload(alert: &Alert, channel: Option<&str>, username: Option<&str
     if let Some(metric) = &alert.metric {
         fields.push(json!({"title": "Metric", "value": metric, "short": true}));
     }
+    if let Some(budget) = &alert.budget {
+        fields.push(json!({"title": "Budget", "value": budget, "short": true}));
+    }
+    if let Some(threshold) = &alert.threshold {
+        fields
+            .push(json!({"title": "Threshold", "value": format!("{threshold} %"), "short": true}));
+    }
     let mut body = json!({
         "text": format!("[{tag}] {}", alert.summary),
         "attachments": [{
@@ -291,7 +298,11 @@ pub fn pagerduty_payload(alert: &Alert, routing_key: &str) -> Value {
                     "source": format!("hoist/{}", alert.provider),
                     "severity": alert.severity.as_str(),
                     "timestamp": alert.starts_at.to_rfc3339(),
-                    "component": alert.group.clone().unwrap_or_else(|| alert.provider.clone()),
+                    "component": alert
+                        .group
+                        .clone()
+                        .or_else(|| alert.budget.clone())
+                        .unwrap_or_else(|| alert.provider.clone()),
                     "group": alert.provider,
                     "class": alert.name.as_str(),
                     "custom_details": {
@@ -390,6 +401,9 @@ mod tests {
             provider: "aws".into(),
             group: Some("web".into()),
             metric: None,
+            budget: None,
+            threshold: None,
+            period_start: None,
             summary: "aws/web pinned at its maximum of 10 instances".into(),
             description: "Group web is held at 10 while its policies ask for 14".into(),
             starts_at: start,

@@ -449,3 +449,92 @@ fn the_schema_keeps_typed_values_as_strings_and_rate_limits_as_one_form() {
         "{queries}"
     );
 }
+
+fn with_budgets(budgets: &str) -> String {
+    format!(
+        "{}    labels: {{ team: web }}\n    policies:\n      - target_tracking: {{ metric: utilization, target: 0.6 }}\n{budgets}",
+        one_group("")
+    )
+}
+
+#[test]
+fn a_good_budget_section_loads_with_its_conversion() {
+    let text = with_budgets(
+        "costs:\n  currency: USD\n  exchange_rates:\n    as_of: 2026-11-30\n    rates: { EUR: 1.08 }\nbudgets:\n  - name: web-eur\n    scope: { tag: { team: web } }\n    period: monthly\n    amount: 100\n    currency: EUR\n    action: cap\n  - name: all\n    period: { custom: { every: 10d, starting: 2026-03-01T00:00:00Z } }\n    amount: 5\n",
+    );
+    let doc = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let b = &doc.policy.budgets;
+    assert_eq!(b[0].action, budget::Rung::Cap);
+    assert_eq!(b[1].scope, budget::BudgetScope::All);
+    let converter = budget::Converter::new(&doc.policy.costs);
+    let c = converter.converted(100.0, "EUR").unwrap();
+    assert!((c.amount - 108.0).abs() < 1e-9);
+    assert_eq!(c.via.unwrap().2.to_string(), "2026-11-30");
+}
+
+#[test]
+fn bad_budgets_are_refused_at_their_file_line_and_field() {
+    let text = with_budgets(
+        "budgets:\n  - name: negative\n    period: daily\n    amount: -5\n  - name: euros\n    period: daily\n    amount: 10\n    currency: EUR\n  - name: nowhere\n    scope: { provider: aws }\n    period: daily\n    amount: 10\n  - name: nogroup\n    scope: { group: api }\n    period: daily\n    amount: 10\n  - name: notag\n    scope: { tag: { team: data } }\n    period: weekly\n    amount: 10\n    alert_on: { actual: [0, 50] }\n",
+    );
+    let errors = errors(&text);
+    // The group's lines: 1-4 head, 5-8 group bounds, 9-11 labels and policy; budgets from 12.
+    let negative = error_on(&errors, "budgets[0].amount");
+    assert_eq!(negative.line, Some(15), "{negative}");
+    assert!(negative.to_string().contains("policy.yaml"), "{negative}");
+    assert!(negative.message.contains("positive"), "{negative}");
+    let euros = error_on(&errors, "budgets[1].currency");
+    assert_eq!(euros.line, Some(19));
+    assert!(
+        euros.message.contains("no exchange rate from EUR"),
+        "{euros}"
+    );
+    let provider = error_on(&errors, "budgets[2].scope.provider");
+    assert!(
+        provider.message.contains("unknown provider `aws`"),
+        "{provider}"
+    );
+    assert_eq!(provider.line, Some(21));
+    let group = error_on(&errors, "budgets[3].scope.group");
+    assert!(group.message.contains("unknown group `api`"), "{group}");
+    let tag = error_on(&errors, "budgets[4].scope.tag");
+    assert!(tag.message.contains("no group has the labels"), "{tag}");
+    let threshold = error_on(&errors, "budgets[4].alert_on.actual[0]");
+    assert!(threshold.message.contains("percentage"), "{threshold}");
+}
+
+#[test]
+fn budget_periods_contain_their_time() {
+    use chrono::TimeZone as _;
+    let at = chrono::Utc
+        .with_ymd_and_hms(2026, 12, 31, 18, 30, 0)
+        .unwrap();
+    let (s, e) = budget::BudgetPeriod::Monthly.containing(at);
+    assert_eq!(
+        (s.to_rfc3339(), e.to_rfc3339()),
+        (
+            "2026-12-01T00:00:00+00:00".into(),
+            "2027-01-01T00:00:00+00:00".into()
+        )
+    );
+    let (s, e) = budget::BudgetPeriod::Weekly.containing(at);
+    assert_eq!(
+        (s.to_rfc3339(), e.to_rfc3339()),
+        (
+            "2026-12-28T00:00:00+00:00".into(),
+            "2027-01-04T00:00:00+00:00".into()
+        )
+    );
+    let custom = budget::BudgetPeriod::Custom {
+        every: crate::duration::HumanDuration::from_secs(10 * 86_400),
+        starting: chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap(),
+    };
+    let (s, e) = custom.containing(at);
+    assert_eq!(
+        (s.to_rfc3339(), e.to_rfc3339()),
+        (
+            "2026-12-31T00:00:00+00:00".into(),
+            "2027-01-10T00:00:00+00:00".into()
+        )
+    );
+}

@@ -26,6 +26,8 @@ use std::path::Path;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use hoist_api::MetricKind;
 use hoist_api::model::Sample;
+use hoist_engine::budget::BudgetSteer;
+use hoist_engine::config::budget::Rung;
 use hoist_engine::config::{GroupConfig, PolicyConfig, parse_str};
 use hoist_engine::{
     Decision, DecisionMemory, Direction, ForecastPoint, GroupSnapshot, MetricWindows, Observation,
@@ -1083,4 +1085,112 @@ fn a_schedule_max_below_the_group_min_keeps_the_group_min() {
         &DecisionMemory::new(),
     );
     assert_eq!(d.desired, 3, "{:#?}", d.reasons);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Budgets (issue 17): a budget on any rung, with any target scale and cap, never takes a group
+// under `min`, never blocks a scale-in, and never blocks the scale-out up to the availability
+// floor.
+
+fn steer() -> impl Strategy<Value = (u8, f64, f64, Option<u32>)> {
+    (
+        0u8..4,
+        prop_oneof![Just(1.0), 1.0f64..3.0, Just(f64::INFINITY), Just(f64::NAN)],
+        0.5f64..0.99,
+        prop_oneof![Just(None), (0u32..200).prop_map(Some)],
+    )
+}
+
+fn budget_steer(rung: u8, scale: f64, max_utilization: f64, cap: Option<u32>) -> BudgetSteer {
+    BudgetSteer {
+        budget: "b".into(),
+        rung: match rung {
+            0 => Rung::Alert,
+            1 => Rung::PreferCheaper,
+            2 => Rung::Cap,
+            _ => Rung::DenyScaleOut,
+        },
+        target_scale: scale,
+        max_utilization,
+        cap,
+        spent: 90.0,
+        forecast: 130.0,
+        amount: 100.0,
+        currency: "USD".into(),
+    }
+}
+
+fn budget_config() -> ProptestConfig {
+    let mut config = config();
+    config.cases = 2048;
+    config
+}
+
+proptest! {
+    #![proptest_config(budget_config())]
+
+    /// Whatever the budget asks: within [min, max]; a scale-in without the budget is a scale-in
+    /// at least as deep with it; a scale-out without it still reaches the availability floor
+    /// (when the budget does not also raise targets, which lowers what the policies ask).
+    #[test]
+    fn a_budget_never_goes_under_min_blocks_a_scale_in_or_the_floor(
+        (group, counts, samples, earlier, (rung, scale, max_util, cap), floor) in group_with(any_policy).prop_flat_map(|group| {
+            let max = group.max;
+            (
+                Just(group),
+                counts(max),
+                windows(any_value().boxed()),
+                history(max),
+                steer(),
+                prop_oneof![Just(None), (0..=max).prop_map(Some)],
+            )
+        })
+    ) {
+        let Some(mut g) = group.parse() else {
+            return Err(TestCaseError::reject("refused by validation"));
+        };
+        g.guards.availability_floor = floor;
+        let now = t0();
+        let memory = memory_after(&g, &earlier);
+        let snap = snapshot(&counts, 0, u32::MAX);
+        let metrics = metric_windows(now, &samples);
+        let (plain, _) = decide(&g, &observation(now, &snap, &metrics, None), &memory);
+        let steer = budget_steer(rung, scale, max_util, cap);
+        let mut obs = observation(now, &snap, &metrics, None);
+        obs.budget = Some(&steer);
+        let (d, _) = decide(&g, &obs, &memory);
+        check_direction(&d)?;
+        prop_assert!(
+            (g.min..=g.max).contains(&d.desired),
+            "desired {} outside [{}, {}] under {:?}\n{}\n{:#?}",
+            d.desired, g.min, g.max, steer, group.yaml(), d
+        );
+        if plain.direction == Direction::In {
+            prop_assert!(
+                d.direction == Direction::In && d.desired <= plain.desired,
+                "the budget blocked a scale-in: {} → {} without it, {} with {:?}\n{}\n{:#?}",
+                plain.current, plain.desired, d.desired, steer, group.yaml(), d
+            );
+        }
+        let raises_targets = steer.rung == Rung::Cap && steer.target_scale > 1.0;
+        if plain.direction == Direction::Out && !raises_targets {
+            let floor = floor.unwrap_or(g.min).max(g.min);
+            prop_assert!(
+                d.desired >= plain.desired.min(floor).max(plain.current),
+                "the budget held the group under its floor {floor}: {} → {} without it, {} with {:?}\n{}\n{:#?}",
+                plain.current, plain.desired, d.desired, steer, group.yaml(), d
+            );
+        }
+        if steer.rung == Rung::DenyScaleOut && plain.direction == Direction::Out {
+            // The floors: the availability floor, and the bounds (an active schedule's `min`
+            // is a floor the policy file sets too).
+            let bound = effective_bounds(&g, (0, u32::MAX), now).map_or(g.min, |b| b.0);
+            let floor = floor.unwrap_or(g.min).max(bound);
+            prop_assert!(
+                d.desired <= plain.current.max(floor.min(plain.desired)).max(bound),
+                "deny_scale_out let {} → {} through (floor {floor})\n{}\n{:#?}",
+                plain.current, d.desired, group.yaml(), d
+            );
+        }
+    }
 }
