@@ -18,7 +18,7 @@ use hoist_core::trace::{TraceError, load_trace};
 
 use super::simulate::{BudgetArgs, ModelArgs, PolicySpec};
 use super::{CliError, CliResult};
-use hoist_core::eval::budget::{BarSettings, BudgetBar, budget_bar};
+use hoist_core::eval::budget::{BarSettings, BudgetAmount, BudgetBar, budget_bar};
 
 /// Options of `hoist evaluate`.
 #[derive(Debug, clap::Args)]
@@ -40,11 +40,6 @@ pub struct Args {
     /// Write the comparison as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Also run the budget bar on each policy file: a budget of this share of what `hpa`
-    /// (at `--target`) spends in each period of the test part; the policy under the budget's
-    /// ladder against the policy with its `max` lowered until every period fits.
-    #[arg(long, value_name = "SHARE")]
-    pub budget_fraction: Option<f64>,
     #[command(flatten)]
     /// Budget options.
     pub budget: BudgetArgs,
@@ -109,13 +104,6 @@ pub fn run(args: Args) -> CliResult {
         return Err(CliError::input(format!(
             "--test-fraction {} must be in (0, 1]",
             args.test_fraction
-        )));
-    }
-    if let Some(f) = args.budget_fraction
-        && !(f > 0.0 && f <= 1.0)
-    {
-        return Err(CliError::input(format!(
-            "--budget-fraction {f} must be in (0, 1]"
         )));
     }
     args.budget.check()?;
@@ -298,7 +286,7 @@ pub fn run(args: Args) -> CliResult {
             None
         };
         let mut budget = Vec::new();
-        if let Some(fraction) = args.budget_fraction {
+        if let Some(amount) = args.budget.budget {
             let scored_from = warm.start
                 + chrono::TimeDelta::seconds(warm.step_seconds * options.warmup_steps as i64);
             let period = args.budget.period(scored_from)?;
@@ -311,7 +299,7 @@ pub fn run(args: Args) -> CliResult {
                     .controller(&params, &scale)
                     .ok_or_else(|| CliError::runtime("no hpa controller"))?;
                 let settings = BarSettings {
-                    fraction,
+                    amount,
                     period: period.clone(),
                     action: args.budget.budget_action,
                     max_utilization: args.budget.budget_max_utilization,
@@ -493,12 +481,14 @@ fn progress_note(what: &str) {
 /// The budget bar of one policy on one trace, as Markdown.
 pub(crate) fn render_bar(md: &mut String, policy: &str, bar: &BudgetBar) {
     let budget: f64 = bar.periods.iter().map(|p| p.budget).sum();
+    let each = match bar.amount {
+        BudgetAmount::OfReference(f) => format!("{:.0} % of what `hpa` spent in it", f * 100.0),
+        BudgetAmount::Fixed(a) => format!("{a:.2} per full period"),
+    };
     let _ = writeln!(
         md,
-        "\nBudget bar for `{policy}`: {} period(s), each budgeted at {:.0} % of what `hpa` spent in it ({:.2} in all).\n",
+        "\nBudget bar for `{policy}`: {} period(s), each budgeted at {each} ({budget:.2} in all).\n",
         bar.periods.len(),
-        bar.fraction * 100.0,
-        budget
     );
     let _ = writeln!(
         md,
@@ -508,7 +498,7 @@ pub(crate) fn render_bar(md: &mut String, policy: &str, bar: &BudgetBar) {
     if let Some((_, r)) = &bar.static_max {
         runs.push(r);
     }
-    for r in runs {
+    for (i, r) in runs.into_iter().enumerate() {
         let spend: f64 = r.spend.iter().sum();
         let _ = writeln!(
             md,
@@ -516,7 +506,7 @@ pub(crate) fn render_bar(md: &mut String, policy: &str, bar: &BudgetBar) {
             r.name,
             spend,
             if budget > 0.0 { spend / budget } else { 0.0 },
-            if r.held { "yes" } else { "no" },
+            if i == 0 { "(reference)" } else if r.held { "yes" } else { "no" },
             r.score.tau_u,
             r.score.theta_u,
             r.score.tau_o,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hoist_core::config::budget::{BudgetPeriod, Rung};
+use hoist_core::eval::budget::{BarSettings, BudgetAmount, PeriodBudget, budgeted_run};
 use hoist_core::eval::policy::PolicyController;
 use hoist_core::eval::{
     Billing, BuiltIn, Controller, Demand, ReplayOptions, ReplayParams, Scale, SeriesPoint,
@@ -65,6 +66,13 @@ pub struct ModelArgs {
 /// Budget options, shared by `simulate` and `evaluate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BudgetArgs {
+    /// Replay the policy file under a budget per period: an amount in the replay's money
+    /// (`1200`, at `--price` per instance-hour; a period the replay cuts short gets its share),
+    /// or a share of what `hpa` at `--target` spends in each period (`85%`). The report says
+    /// whether every period held, the spend and τ_U; `hoist evaluate` also runs the policy with
+    /// its `max` lowered until every period fits, for comparison.
+    #[arg(long, value_name = "AMOUNT|SHARE%", value_parser = BudgetAmount::parse)]
+    pub budget: Option<BudgetAmount>,
     /// The budget's period: `daily`, `weekly`, `monthly` (calendar, UTC) or a length (`10d`)
     /// counted from the first scored step.
     #[arg(long, default_value = "monthly", value_name = "PERIOD")]
@@ -203,6 +211,9 @@ pub struct Args {
     #[arg(long)]
     pub report: Option<PathBuf>,
     #[command(flatten)]
+    /// Budget options.
+    pub budget: BudgetArgs,
+    #[command(flatten)]
     /// The replay model.
     pub model: ModelArgs,
 }
@@ -311,9 +322,45 @@ pub fn run(args: Args) -> CliResult {
         warmup_steps: warm.len() - window.len(),
     };
     let started = std::time::Instant::now();
-    let controller = spec.controller(&params, &scale);
-    let result =
-        simulate(&demand, &params, &spec.name(), controller, options).map_err(super::eval_error)?;
+    args.budget.check()?;
+    let mut budget_report = None;
+    let result = if let Some(amount) = args.budget.budget {
+        let PolicySpec::File { controller, .. } = &spec else {
+            return Err(CliError::input(
+                "--budget: budgets steer a policy file's decisions; give a policy file to --policy",
+            ));
+        };
+        let period = args.budget.period(window.start)?;
+        let settings = BarSettings {
+            amount,
+            period,
+            action: args.budget.budget_action,
+            max_utilization: args.budget.budget_max_utilization,
+            warmup_steps: options.warmup_steps,
+            interval_seconds: controller.interval_seconds(),
+        };
+        let mut reference = BuiltIn::Hpa
+            .controller(&params, &scale)
+            .ok_or_else(|| CliError::runtime("no hpa controller"))?;
+        let (periods, run) =
+            budgeted_run(&demand, &params, controller, &mut *reference, &settings)
+                .map_err(super::eval_error)?;
+        // The score of the budgeted run, against the oracles, with its series when asked.
+        let budgeted: Box<dyn Controller> = Box::new(controller.as_ref().clone().with_budget(
+            hoist_core::eval::policy::ReplayBudget {
+                periods: periods.iter().map(|p| (p.start, p.end, p.budget)).collect(),
+                action: settings.action,
+                max_utilization: settings.max_utilization,
+            },
+        ));
+        let result = simulate(&demand, &params, &run.name, Some(budgeted), options)
+            .map_err(super::eval_error)?;
+        budget_report = Some((periods, run));
+        result
+    } else {
+        let controller = spec.controller(&params, &scale);
+        simulate(&demand, &params, &spec.name(), controller, options).map_err(super::eval_error)?
+    };
     let elapsed = started.elapsed();
     let info = RunInfo {
         trace: args.trace.display().to_string(),
@@ -329,13 +376,34 @@ pub fn run(args: Args) -> CliResult {
     };
     match args.output {
         Output::Json => {
-            let value = json_object(&result, &info);
+            let mut value = json_object(&result, &info);
+            if let Some((periods, run)) = &budget_report {
+                value["budget"] = serde_json::json!({
+                    "amount": args.budget.budget,
+                    "period": args.budget.budget_period,
+                    "action": args.budget.budget_action,
+                    "max_utilization": args.budget.budget_max_utilization,
+                    "held": run.held,
+                    "periods": periods.iter().zip(&run.spend).map(|(p, spent)| serde_json::json!({
+                        "start": p.start.to_rfc3339(),
+                        "end": p.end.to_rfc3339(),
+                        "budget": p.budget,
+                        "spent": spent,
+                        "held": *spent <= p.budget + 0.01,
+                    })).collect::<Vec<_>>(),
+                });
+            }
             println!(
                 "{}",
                 serde_json::to_string_pretty(&value).map_err(CliError::runtime)?
             );
         }
-        Output::Table => print!("{}", table(&result, &info)),
+        Output::Table => {
+            print!("{}", table(&result, &info));
+            if let Some((periods, run)) = &budget_report {
+                print!("{}", budget_table(periods, &run.spend, run.held, &args.budget));
+            }
+        }
     }
     if let Some(dir) = &args.report {
         write_report(dir, &result, &info)?;
@@ -344,6 +412,37 @@ pub fn run(args: Args) -> CliResult {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn budget_table(periods: &[PeriodBudget], spend: &[f64], held: bool, args: &BudgetArgs) -> String {
+    let mut out = format!(
+        "\nbudget ({}, up to rung {}, targets up to {}):\n{:<22} {:<22} {:>12} {:>12} {:>6}\n",
+        args.budget_period,
+        args.budget_action,
+        args.budget_max_utilization,
+        "PERIOD FROM",
+        "UNTIL",
+        "BUDGET",
+        "SPENT",
+        "HELD"
+    );
+    for (p, spent) in periods.iter().zip(spend) {
+        let _ = writeln!(
+            out,
+            "{:<22} {:<22} {:>12.2} {:>12.2} {:>6}",
+            p.start.format("%Y-%m-%d %H:%M"),
+            p.end.format("%Y-%m-%d %H:%M"),
+            p.budget,
+            spent,
+            if *spent <= p.budget + 0.01 { "yes" } else { "no" }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "every period inside its budget: {}",
+        if held { "yes" } else { "no" }
+    );
+    out
 }
 
 /// What identifies a run besides the model parameters.
@@ -432,14 +531,24 @@ fn json_object(r: &SimulationResult, info: &RunInfo) -> serde_json::Value {
 /// The predictive policy's scored evaluations by what its forecast was: one line per kind,
 /// with its share, most frequent first.
 fn forecast_use_lines(r: &SimulationResult) -> String {
-    let total: u64 = r.tally.iter().map(|(_, n)| n).sum();
     let mut out = String::new();
-    if total == 0 {
-        return out;
-    }
-    let _ = writeln!(out, "\nPredictive policy over {total} scored evaluations:");
-    for (what, n) in &r.tally {
-        let _ = writeln!(out, "  {:>5.1} %  {what}", 100.0 * *n as f64 / total as f64);
+    // Two tallies may be there: the predictive policy's (what its forecast was) and the
+    // budget's (`budget: ...`, what it did to the decisions); each adds up on its own.
+    for (budget, title) in [(false, "Predictive policy"), (true, "Budget")] {
+        let lines: Vec<&(String, u64)> = r
+            .tally
+            .iter()
+            .filter(|(what, _)| what.starts_with("budget: ") == budget)
+            .collect();
+        let total: u64 = lines.iter().map(|(_, n)| n).sum();
+        if total == 0 {
+            continue;
+        }
+        let _ = writeln!(out, "\n{title} over {total} scored evaluations:");
+        for (what, n) in lines {
+            let what = what.strip_prefix("budget: ").unwrap_or(what);
+            let _ = writeln!(out, "  {:>5.1} %  {what}", 100.0 * *n as f64 / total as f64);
+        }
     }
     out
 }

@@ -6,7 +6,7 @@
 
 use hoist_engine::config::budget::{BudgetPeriod, Rung};
 use hoist_engine::config::parse_str;
-use hoist_eval::budget::{BarSettings, budget_bar};
+use hoist_eval::budget::{BarSettings, BudgetAmount, budget_bar};
 use hoist_eval::{BuiltIn, Demand, ReplayParams, Scale};
 use hoist_sim::trace::load_trace;
 
@@ -37,7 +37,7 @@ fn main() {
             Demand::new(&whole.window(Some(whole.at(warm_from)), None), scale).expect("demand");
         let mut reference = BuiltIn::Hpa.controller(&params, &scale).expect("hpa");
         let settings = BarSettings {
-            fraction,
+            amount: BudgetAmount::OfReference(fraction),
             period: BudgetPeriod::Monthly,
             action: Rung::Cap,
             max_utilization: 0.9,

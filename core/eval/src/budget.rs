@@ -80,8 +80,8 @@ pub struct BudgetRun {
 /// The budget bar on one trace.
 #[derive(Debug, Clone, Serialize)]
 pub struct BudgetBar {
-    /// The budget as a share of the reference's spend.
-    pub fraction: f64,
+    /// The budget per period.
+    pub amount: BudgetAmount,
     /// The periods.
     pub periods: Vec<PeriodBudget>,
     /// The reference (the HPA at the run's target), without a budget.
@@ -106,11 +106,45 @@ impl BudgetBar {
     }
 }
 
+/// What a replay's budget is per period.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetAmount {
+    /// This much per full period (a period cut short by the replay's end gets its share).
+    Fixed(f64),
+    /// This share of what the reference (the HPA) spends in each period.
+    OfReference(f64),
+}
+
+impl BudgetAmount {
+    /// `1200` or `85%`.
+    pub fn parse(text: &str) -> Result<BudgetAmount, String> {
+        let t = text.trim();
+        if let Some(pct) = t.strip_suffix('%') {
+            let v: f64 = pct
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{text}`: a share is a number of percent, like 85%"))?;
+            if !(v > 0.0 && v <= 100.0) {
+                return Err(format!("`{text}`: a share of the HPA's spend is in (0, 100] %"));
+            }
+            return Ok(BudgetAmount::OfReference(v / 100.0));
+        }
+        let v: f64 = t.parse().map_err(|_| {
+            format!("`{text}`: an amount per period (1200) or a share of what the HPA spends (85%)")
+        })?;
+        if !(v.is_finite() && v > 0.0) {
+            return Err(format!("`{text}`: a budget must be positive"));
+        }
+        Ok(BudgetAmount::Fixed(v))
+    }
+}
+
 /// The settings of a bar.
 #[derive(Debug, Clone)]
 pub struct BarSettings {
-    /// The budget as a share of the reference's spend per period (0.85).
-    pub fraction: f64,
+    /// The budget per period.
+    pub amount: BudgetAmount,
     /// The budget period.
     pub period: BudgetPeriod,
     /// The rung the ladder may climb.
@@ -151,8 +185,69 @@ fn run(
     })
 }
 
-/// The budget bar of `group` on `demand`: the budget of each period is `settings.fraction` of
-/// what `reference` (the HPA at target 0.7) spends in it; the policy runs under the ladder, and
+/// The budget of each period: a fixed amount (its share, for a period the replay cuts short)
+/// or a share of what the reference spent in it.
+pub fn budgets_of(
+    amount: BudgetAmount,
+    period: &BudgetPeriod,
+    spans: &[(DateTime<Utc>, DateTime<Utc>)],
+    reference_spend: &[f64],
+) -> Vec<f64> {
+    spans
+        .iter()
+        .zip(reference_spend)
+        .map(|(&(start, end), &reference)| match amount {
+            BudgetAmount::OfReference(f) => reference * f,
+            BudgetAmount::Fixed(a) => {
+                let (full_start, full_end) = period.containing(start);
+                let full = (full_end - full_start).num_seconds().max(1) as f64;
+                a * ((end - start).num_seconds() as f64 / full).min(1.0)
+            }
+        })
+        .collect()
+}
+
+/// The policy `controller` under a budget, replayed on `demand`: its spend per period and
+/// whether each held.
+pub fn budgeted_run(
+    demand: &Demand,
+    params: &ReplayParams,
+    controller: &PolicyController,
+    reference: &mut dyn Controller,
+    settings: &BarSettings,
+) -> Result<(Vec<PeriodBudget>, BudgetRun), EvalError> {
+    let warmup = settings.warmup_steps.min(demand.len());
+    let from = demand.start + chrono::TimeDelta::seconds(demand.step_seconds * warmup as i64);
+    let until =
+        demand.start + chrono::TimeDelta::seconds(demand.step_seconds * demand.len() as i64);
+    let spans = periods_of(&settings.period, from, until);
+    let reference_spend = match settings.amount {
+        BudgetAmount::OfReference(_) => run(demand, params, reference, warmup, &spans, None)?.spend,
+        BudgetAmount::Fixed(_) => vec![0.0; spans.len()],
+    };
+    let budgets = budgets_of(settings.amount, &settings.period, &spans, &reference_spend);
+    let periods: Vec<PeriodBudget> = spans
+        .iter()
+        .zip(reference_spend.iter().zip(&budgets))
+        .map(|(&(start, end), (&reference, &budget))| PeriodBudget {
+            start,
+            end,
+            reference,
+            budget,
+        })
+        .collect();
+    let mut c = controller.clone().with_budget(ReplayBudget {
+        periods: periods.iter().map(|p| (p.start, p.end, p.budget)).collect(),
+        action: settings.action,
+        max_utilization: settings.max_utilization,
+    });
+    let mut r = run(demand, params, &mut c, warmup, &spans, Some(&budgets))?;
+    r.name = format!("{} + budget ({})", r.name, settings.action);
+    Ok((periods, r))
+}
+
+/// The budget bar of `group` on `demand`: the budget of each period is `settings.amount`
+/// (a share of what `reference`, the HPA at target 0.7, spends in it, or a fixed amount); the policy runs under the ladder, and
 /// with its `max` lowered (by bisection) to the largest that keeps every period inside.
 pub fn budget_bar(
     demand: &Demand,
@@ -167,11 +262,7 @@ pub fn budget_bar(
         demand.start + chrono::TimeDelta::seconds(demand.step_seconds * demand.len() as i64);
     let spans = periods_of(&settings.period, from, until);
     let reference_run = run(demand, params, reference, warmup, &spans, None)?;
-    let budgets: Vec<f64> = reference_run
-        .spend
-        .iter()
-        .map(|s| s * settings.fraction)
-        .collect();
+    let budgets = budgets_of(settings.amount, &settings.period, &spans, &reference_run.spend);
     let periods: Vec<PeriodBudget> = spans
         .iter()
         .zip(reference_run.spend.iter().zip(&budgets))
@@ -229,7 +320,7 @@ pub fn budget_bar(
         (m, r)
     });
     Ok(BudgetBar {
-        fraction: settings.fraction,
+        amount: settings.amount,
         periods,
         reference: reference_run,
         unbudgeted,

@@ -293,17 +293,17 @@ impl Controller for PolicyController {
             budget: steer.as_ref(),
         };
         let (decision, update) = decide(&self.group, &observation, &self.memory);
-        if let (Some(steer), Some(state)) = (&steer, self.budget.as_mut()) {
+        if let Some(state) = self.budget.as_mut() {
             let changed = decision
                 .reasons
                 .iter()
                 .any(|r| r.source.starts_with("budget.") || r.message.contains("raised to"));
-            if changed {
-                *state
-                    .steered
-                    .entry(format!("budget on {}", steer.rung))
-                    .or_default() += 1;
-            }
+            let key = match &steer {
+                Some(steer) if changed => format!("budget: decided on rung {}", steer.rung),
+                Some(steer) => format!("budget: on rung {}, decision unchanged", steer.rung),
+                None => "budget: inside, decision unchanged".to_owned(),
+            };
+            *state.steered.entry(key).or_default() += 1;
         }
         self.memory.apply(&update);
         if let Some(f) = &forecast {
