@@ -26,6 +26,8 @@ pub use hoist_sim as sim;
 pub use hoist_sim::trace;
 
 pub use hoist_engine as engine;
-pub use hoist_engine::{assembly, audit, budget, config, control, events, forecast, ledger, meter};
+pub use hoist_engine::{
+    assembly, audit, budget, config, control, events, forecast, ledger, meter, reconcile,
+};
 
 pub use hoist_eval as eval;

@@ -383,6 +383,7 @@ impl Report {
             .map(|r| match r {
                 LedgerRecord::Group(g) => g.at,
                 LedgerRecord::Budget(b) => b.at,
+                LedgerRecord::Reconciliation(r) => r.at,
             })
             .max();
         let as_of = match (args.at, last) {

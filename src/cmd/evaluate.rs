@@ -506,7 +506,13 @@ pub(crate) fn render_bar(md: &mut String, policy: &str, bar: &BudgetBar) {
             r.name,
             spend,
             if budget > 0.0 { spend / budget } else { 0.0 },
-            if i == 0 { "(reference)" } else if r.held { "yes" } else { "no" },
+            if i == 0 {
+                "(reference)"
+            } else if r.held {
+                "yes"
+            } else {
+                "no"
+            },
             r.score.tau_u,
             r.score.theta_u,
             r.score.tau_o,

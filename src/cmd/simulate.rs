@@ -342,9 +342,8 @@ pub fn run(args: Args) -> CliResult {
         let mut reference = BuiltIn::Hpa
             .controller(&params, &scale)
             .ok_or_else(|| CliError::runtime("no hpa controller"))?;
-        let (periods, run) =
-            budgeted_run(&demand, &params, controller, &mut *reference, &settings)
-                .map_err(super::eval_error)?;
+        let (periods, run) = budgeted_run(&demand, &params, controller, &mut *reference, &settings)
+            .map_err(super::eval_error)?;
         // The score of the budgeted run, against the oracles, with its series when asked.
         let budgeted: Box<dyn Controller> = Box::new(controller.as_ref().clone().with_budget(
             hoist_core::eval::policy::ReplayBudget {
@@ -401,7 +400,10 @@ pub fn run(args: Args) -> CliResult {
         Output::Table => {
             print!("{}", table(&result, &info));
             if let Some((periods, run)) = &budget_report {
-                print!("{}", budget_table(periods, &run.spend, run.held, &args.budget));
+                print!(
+                    "{}",
+                    budget_table(periods, &run.spend, run.held, &args.budget)
+                );
             }
         }
     }
@@ -434,7 +436,11 @@ fn budget_table(periods: &[PeriodBudget], spend: &[f64], held: bool, args: &Budg
             p.end.format("%Y-%m-%d %H:%M"),
             p.budget,
             spent,
-            if *spent <= p.budget + 0.01 { "yes" } else { "no" }
+            if *spent <= p.budget + 0.01 {
+                "yes"
+            } else {
+                "no"
+            }
         );
     }
     let _ = writeln!(

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use hoist_engine::Direction;
 use hoist_engine::budget::BudgetStatus;
 use hoist_engine::events::{Event, EventSink};
+use hoist_engine::reconcile::Reconciliation;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -53,6 +54,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "hoist_budget_forecast_spend",
     "hoist_budget_rung",
     "hoist_budget_target_scale",
+    "hoist_cost_reconciliation_drift_ratio",
+    "hoist_cost_reconciled_billed",
 ];
 
 /// The value of `hoist_budget_rung` while a budget's forecast is inside it (no rung). On a
@@ -402,6 +405,66 @@ impl Collector for BudgetGauges {
     }
 }
 
+/// The latest reconciled day of each provider (the meter against the provider's own bill),
+/// exported as `hoist_cost_reconciliation_drift_ratio{provider}` and
+/// `hoist_cost_reconciled_billed{provider,currency}`. Computed at each scrape from the
+/// `CostReconciled` event of the latest day, so a change of currency leaves no stale series.
+#[derive(Debug, Default)]
+struct ReconciliationGauges {
+    providers: Mutex<BTreeMap<String, Reconciliation>>,
+}
+
+impl ReconciliationGauges {
+    fn set(&self, reconciliation: &Reconciliation) {
+        let mut providers = self.providers.lock().unwrap_or_else(|e| e.into_inner());
+        let latest = providers
+            .get(&reconciliation.provider)
+            .is_none_or(|r| r.day <= reconciliation.day);
+        if latest {
+            providers.insert(reconciliation.provider.clone(), reconciliation.clone());
+        }
+    }
+}
+
+impl Collector for ReconciliationGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let providers = self.providers.lock().unwrap_or_else(|e| e.into_inner());
+        let drifts: Vec<(&str, f64)> = providers
+            .iter()
+            .filter_map(|(p, r)| Some((p.as_str(), r.relative.filter(|v| v.is_finite())?)))
+            .collect();
+        if !drifts.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "hoist_cost_reconciliation_drift_ratio",
+                "Relative drift of the cost meter from the provider's own bill on the last reconciled UTC day, (metered - billed) / billed",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (provider, drift) in drifts {
+                ConstGauge::new(drift).encode(family.encode_family(&[("provider", provider)])?)?;
+            }
+        }
+        let billed: Vec<(&str, &str, f64)> = providers
+            .iter()
+            .map(|(p, r)| (p.as_str(), r.currency.as_str(), r.billed_f64()))
+            .filter(|(_, _, v)| v.is_finite())
+            .collect();
+        if !billed.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "hoist_cost_reconciled_billed",
+                "What the provider billed for the last reconciled UTC day, in the currency of the currency label",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (provider, currency, amount) in billed {
+                let labels = [("provider", provider), ("currency", currency)];
+                ConstGauge::new(amount).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Readiness for `/readyz`: ready once the first evaluation finished, or when the process is a
 /// standby replica waiting for leadership (healthy and doing what it should).
 #[derive(Debug, Default)]
@@ -418,6 +481,7 @@ struct Inner {
     metered: Arc<CostCollector>,
     economics: Arc<GroupEconomics>,
     budgets: Arc<BudgetGauges>,
+    reconciliations: Arc<ReconciliationGauges>,
     readiness: Readiness,
 }
 
@@ -471,6 +535,7 @@ impl Telemetry {
         let metered = Arc::new(CostCollector::metered());
         let economics = Arc::new(GroupEconomics::default());
         let budgets = Arc::new(BudgetGauges::default());
+        let reconciliations = Arc::new(ReconciliationGauges::default());
         let mut registry = Registry::default();
         let m = &metrics;
         registry.register(
@@ -572,6 +637,7 @@ impl Telemetry {
         registry.register_collector(Box::new(Arc::clone(&metered)));
         registry.register_collector(Box::new(Arc::clone(&economics)));
         registry.register_collector(Box::new(Arc::clone(&budgets)));
+        registry.register_collector(Box::new(Arc::clone(&reconciliations)));
         Telemetry {
             inner: Arc::new(Inner {
                 registry,
@@ -580,6 +646,7 @@ impl Telemetry {
                 metered,
                 economics,
                 budgets,
+                reconciliations,
                 readiness: Readiness::default(),
             }),
         }
@@ -825,6 +892,9 @@ impl EventSink for Telemetry {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(status.budget.clone(), status.clone());
+            }
+            Event::CostReconciled(reconciliation) => {
+                self.inner.reconciliations.set(reconciliation);
             }
             _ => {}
         }
@@ -1186,6 +1256,9 @@ mod tests {
             unit: "requests".into(),
         });
         t.emit(&Event::Budget(budget_status("web-monthly", None)));
+        t.emit(&Event::CostReconciled(reconciliation(
+            "sim", 2, "103", "100",
+        )));
         let text = t.encode();
         for name in METRIC_NAMES {
             let family = name.trim_end_matches("_total").trim_end_matches("_info");
@@ -1322,6 +1395,62 @@ mod tests {
             ),
             Some(3.6)
         );
+    }
+
+    fn reconciliation(provider: &str, day: u32, metered: &str, billed: &str) -> Reconciliation {
+        hoist_engine::reconcile::compare(
+            provider,
+            chrono::NaiveDate::from_ymd_opt(2026, 3, day).unwrap(),
+            metered.parse().unwrap(),
+            billed.parse().unwrap(),
+            "USD",
+        )
+    }
+
+    #[test]
+    fn the_last_reconciled_day_gives_the_drift_and_the_bill() {
+        let t = Telemetry::new();
+        assert!(!t.encode().contains("hoist_cost_reconcil"));
+        t.emit(&Event::CostReconciled(reconciliation(
+            "aws", 2, "103", "100",
+        )));
+        // An older day reconciled late (its bill lagged) does not replace the latest.
+        t.emit(&Event::CostReconciled(reconciliation(
+            "aws", 1, "50", "100",
+        )));
+        // A bill of 0 has no ratio, but its amount is exported.
+        t.emit(&Event::CostReconciled(reconciliation("sim", 2, "1", "0")));
+        let text = t.encode();
+        let drift = line_value(
+            &text,
+            r#"hoist_cost_reconciliation_drift_ratio{provider="aws"}"#,
+        )
+        .unwrap();
+        assert!((drift - 0.03).abs() < 1e-12, "{drift}");
+        assert_eq!(
+            line_value(
+                &text,
+                r#"hoist_cost_reconciled_billed{provider="aws",currency="USD"}"#
+            ),
+            Some(100.0)
+        );
+        assert!(!text.contains(r#"hoist_cost_reconciliation_drift_ratio{provider="sim"}"#));
+        assert_eq!(
+            line_value(
+                &text,
+                r#"hoist_cost_reconciled_billed{provider="sim",currency="USD"}"#
+            ),
+            Some(0.0)
+        );
+        assert!(text.contains("# TYPE hoist_cost_reconciliation_drift_ratio gauge"));
+        t.emit(&Event::CostReconciled(reconciliation(
+            "aws", 3, "90", "120",
+        )));
+        let drift = line_value(
+            &t.encode(),
+            r#"hoist_cost_reconciliation_drift_ratio{provider="aws"}"#,
+        );
+        assert_eq!(drift, Some(-0.25));
     }
 
     #[test]

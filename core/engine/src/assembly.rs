@@ -280,7 +280,17 @@ pub async fn build(
     let control = ControlLoop::new(groups, clock, policy.run.interval.get())
         .with_dry_run(policy.run.dry_run)
         .with_events(events)
-        .with_budgets(crate::budget::BudgetTracker::new(policy));
+        .with_budgets(crate::budget::BudgetTracker::new(policy))
+        // The simulated cloud bills a day in full the moment it ends; a real cloud's bill of a
+        // day settles over the next one.
+        .with_reconciliation_after(
+            policy.costs.reconcile_every.get(),
+            if virtual_time {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(86_400)
+            },
+        );
     Ok(Built {
         control,
         virtual_time,

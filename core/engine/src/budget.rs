@@ -46,8 +46,6 @@ use crate::model::MetricKind;
 
 /// The forecast must fall under this share of the amount for a budget to step off its rung.
 const RELEASE: f64 = 0.97;
-/// The trailing window of the pace.
-const PACE_WINDOW: i64 = 24 * 3600;
 /// Pace samples are kept at most this often.
 const SAMPLE_EVERY: i64 = 300;
 
@@ -236,6 +234,9 @@ pub struct GroupLevers {
     profile: CapacityProfile,
     /// The target scale in force (for the unsteered rate when there is no load).
     last_scale: f64,
+    /// How much the cap in force cuts: the capacity without it over the capacity with it, as
+    /// the plan estimated (1 without a cap).
+    last_cut: f64,
     plan: Option<(DateTime<Utc>, f64, f64, LeverPlan)>,
 }
 
@@ -246,9 +247,11 @@ pub struct LeverPlan {
     pub target_scale: f64,
     /// The most instances the group is given, if capped.
     pub cap: Option<u32>,
-    /// The share of the last day's time the plan would have left demand unserved, when it was
-    /// estimated from the load.
+    /// The share of the last week's time the plan would have left demand unserved, when it
+    /// was estimated from the load.
     pub estimated_under: Option<f64>,
+    /// The capacity without the cap over the capacity with it (1 without a cap).
+    pub cut: f64,
 }
 
 impl GroupLevers {
@@ -257,6 +260,7 @@ impl GroupLevers {
         GroupLevers {
             target,
             last_scale: 1.0,
+            last_cut: 1.0,
             ..GroupLevers::default()
         }
     }
@@ -295,6 +299,7 @@ impl GroupLevers {
         // unserved time than the one from the load over the target, which the saturation of
         // utilisation under a cap biases low.
         let _ = capacity;
+        let _ = self.last_cut;
         run_rate * self.last_scale.max(1.0)
     }
 
@@ -310,6 +315,7 @@ impl GroupLevers {
         }
         let plan = self.compute(share, max_utilization);
         self.last_scale = plan.target_scale;
+        self.last_cut = plan.cut;
         self.plan = Some((now, share, max_utilization, plan));
         plan
     }
@@ -319,6 +325,7 @@ impl GroupLevers {
             target_scale: 1.0,
             cap: None,
             estimated_under: None,
+            cut: 1.0,
         };
         if !(share.is_finite() && share < 1.0) {
             return none;
@@ -334,10 +341,16 @@ impl GroupLevers {
         let want = 1.0 / share.max(1e-6);
         let scale = want.min(max_scale);
         let kept = scale / want;
+        let cap = (kept < 1.0).then(|| self.profile.cap_level(kept)).flatten();
         LeverPlan {
             target_scale: scale,
-            cap: (kept < 1.0).then(|| self.profile.cap_level(kept)).flatten(),
+            cap,
             estimated_under: None,
+            cut: if cap.is_some() {
+                1.0 / kept.max(1e-3)
+            } else {
+                1.0
+            },
         }
     }
 
@@ -350,7 +363,8 @@ impl GroupLevers {
         let goal = unsteered * share;
         let mut best: Option<(f64, LeverPlan)> = None;
         // From the most headroom given up down: a cap is taken only where it would have left
-        // demand unserved less often.
+        // demand unserved less often (on a tie, headroom goes first: it costs nothing until
+        // utilisation nears 100 %, while a cap only limits scale-out and lets spend run over).
         for k in (0..SCALE_STEPS).rev() {
             let scale = 1.0 + (max_scale - 1.0) * k as f64 / (SCALE_STEPS - 1) as f64;
             let mean_at = |level: f64| base.iter().map(|b| (b / scale).min(level)).sum::<f64>() / n;
@@ -382,6 +396,11 @@ impl GroupLevers {
                         target_scale: scale,
                         cap: level.is_finite().then(|| level.floor().max(0.0) as u32),
                         estimated_under: Some(under),
+                        cut: if level.is_finite() {
+                            mean_at(f64::INFINITY) / mean_at(level).max(1e-9)
+                        } else {
+                            1.0
+                        },
                     },
                 ));
             }
@@ -391,6 +410,7 @@ impl GroupLevers {
                 target_scale: 1.0,
                 cap: None,
                 estimated_under: None,
+                cut: 1.0,
             },
             |(_, p)| p,
         )
@@ -438,7 +458,7 @@ pub struct ControlStep {
 
 /// The budget aims this far under its amount, so that the noise of the last hours does not
 /// carry it over.
-const MARGIN: f64 = 0.02;
+const MARGIN: f64 = 0.005;
 
 impl BudgetControl {
     /// A budget that may climb to `max_rung`.
@@ -482,7 +502,7 @@ impl BudgetControl {
         while self
             .history
             .front()
-            .is_some_and(|(at, _, _)| (now - *at).num_seconds() > PACE_WINDOW)
+            .is_some_and(|(at, _, _)| (now - *at).num_seconds() > LEVER_WINDOW)
         {
             self.history.pop_front();
         }
@@ -493,7 +513,7 @@ impl BudgetControl {
         let day_ago = self
             .history
             .iter()
-            .find(|(at, _, _)| (now - *at).num_seconds() <= PACE_WINDOW);
+            .find(|(at, _, _)| (now - *at).num_seconds() <= LEVER_WINDOW);
         let pace = match day_ago {
             Some((at, cum, _)) if (now - *at).num_seconds() >= 3600 => {
                 let hours = (now - *at).num_seconds() as f64 / 3600.0;

@@ -19,6 +19,13 @@
 //! finished skips that interval (with a warning) rather than holding the others back. Outcomes,
 //! events and audit records are written as each group finishes.
 //!
+//! # Reconciling the meter with the bill
+//!
+//! With [`ControlLoop::with_reconciliation`], the provider's cost meter is checkpointed at every
+//! UTC midnight, and each complete day is set against the provider's own bill (when its billing
+//! reports actual cost) once: see [`crate::reconcile`]. The bill is asked from a group's
+//! evaluation, after its decision was acted on, with no lock held.
+//!
 //! On the simulated cloud nothing ever waits (its calls answer at once and its clock is
 //! virtual), so the groups finish in their order in the policy file and a replay is
 //! bit-identical, as it was when groups were evaluated one after the other.
@@ -41,6 +48,7 @@ use crate::events::{Event, EventSink};
 use crate::meter::{CostMeter, MeterReading};
 use crate::model::{CapacityType, InstanceState, MetricKind, MetricQuery, ScalingGroup, TimeRange};
 use crate::provider::{MetricsSource, ProviderSet, RangeQuery};
+use crate::reconcile::{Reconciler, billed_days, compare};
 use crate::{
     Decision, DecisionMemory, ForecastInput, GroupSnapshot, MetricWindows, Observation,
     PredictiveForecast, Reason,
@@ -163,6 +171,11 @@ struct Shared {
     meters: Mutex<HashMap<String, CostMeter>>,
     budgets: Mutex<Option<(BudgetTracker, Option<DateTime<Utc>>)>>,
     leadership: Arc<dyn hoist_api::leadership::Leadership>,
+    /// How often the meter is reconciled with the providers' bills; `None`: never.
+    reconcile_every: Option<TimeDelta>,
+    reconciler: Mutex<Reconciler>,
+    /// How long after a day ends its bill is asked for.
+    reconcile_settle: TimeDelta,
 }
 
 /// Price per hour and currency by (provider, instance class); `None` when there is none.
@@ -188,6 +201,9 @@ impl ControlLoop {
                 meters: Mutex::new(HashMap::new()),
                 budgets: Mutex::new(None),
                 leadership: Arc::new(hoist_api::leadership::Alone),
+                reconcile_every: None,
+                reconciler: Mutex::new(Reconciler::new()),
+                reconcile_settle: TimeDelta::zero(),
             },
             concurrency: DEFAULT_CONCURRENCY,
         }
@@ -228,6 +244,28 @@ impl ControlLoop {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Some((budgets, None));
         }
+        self
+    }
+
+    /// Reconciles the cost meter with the bill of every provider whose billing reports actual
+    /// cost ([`BillingCapabilities::actual_cost`]), one complete UTC day at a time (see
+    /// [`crate::reconcile`]): as soon as a day is complete and then at most every `every`, the
+    /// days not reconciled yet are asked in one daily cost query, and each day the bill has is
+    /// reported as [`Event::CostReconciled`], once. A day the bill does not have yet, or a
+    /// failed query (logged), is asked again `every` later. Off unless called.
+    ///
+    /// [`BillingCapabilities::actual_cost`]: crate::provider::BillingCapabilities::actual_cost
+    pub fn with_reconciliation(self, every: Duration) -> Self {
+        self.with_reconciliation_after(every, Duration::ZERO)
+    }
+
+    /// [`ControlLoop::with_reconciliation`], asking the bill for a day only once it ended at
+    /// least `settle` ago: a real cloud's bill of a day keeps growing for hours after it ends
+    /// (Cost Explorer's for up to a day), and each day is reconciled once.
+    pub fn with_reconciliation_after(mut self, every: Duration, settle: Duration) -> Self {
+        self.shared.reconcile_settle = TimeDelta::from_std(settle).unwrap_or(TimeDelta::zero());
+        let every = TimeDelta::from_std(every).unwrap_or(TimeDelta::days(366));
+        self.shared.reconcile_every = Some(every.max(TimeDelta::seconds(1)));
         self
     }
 
@@ -539,6 +577,8 @@ impl Shared {
         }) {
             tracing::error!(error = %e, "audit log write failed");
         }
+        // After the decision is acted on: a slow bill delays only this group's next evaluation.
+        self.reconcile(managed, now).await;
         GroupOutcome::Decided {
             provider: provider_name,
             decision,
@@ -751,9 +791,95 @@ impl Shared {
             .entry(managed.provider.name.clone())
             .or_insert_with(|| CostMeter::new(managed.provider.billing_rule));
         meter.observe(now, group, |i| prices.get(&i.instance_class).copied());
-        meter
+        let charged = meter
             .since_first_observed(&group.id, now)
-            .map(|r| decimal_to_f64(r.total()))
+            .map(|r| decimal_to_f64(r.total()));
+        let provider_total = self
+            .reconcile_every
+            .and_then(|_| meter.total_since_first_observed(now))
+            .map(|r| r.total());
+        drop(meters);
+        if let Some(total) = provider_total {
+            self.reconciler()
+                .checkpoint(&managed.provider.name, now, total);
+        }
+        charged
+    }
+
+    /// When a reconciliation of the group's provider is due (see
+    /// [`ControlLoop::with_reconciliation`]), asks the provider's bill for the complete days not
+    /// reconciled yet and reports each day it has. No lock is held while the bill is asked.
+    async fn reconcile(&self, managed: &ManagedGroup, now: DateTime<Utc>) {
+        let Some(every) = self.reconcile_every else {
+            return;
+        };
+        let provider = &managed.provider.name;
+        let Some(billing) = managed
+            .provider
+            .billing
+            .as_ref()
+            .filter(|b| b.capabilities().actual_cost)
+        else {
+            return;
+        };
+        let Some(days) =
+            self.reconciler()
+                .begin_settled(provider, now, every, self.reconcile_settle)
+        else {
+            return;
+        };
+        // Ends the reconciliation however this future ends (even dropped mid-query).
+        let mut pending = Pending {
+            reconciler: &self.reconciler,
+            provider,
+            done: None,
+        };
+        let asked: Vec<_> = days.iter().map(|(day, _)| *day).collect();
+        let billed = match billed_days(billing.as_ref(), &asked).await {
+            Ok(billed) => billed,
+            Err(error) => {
+                tracing::warn!(
+                    provider = %provider,
+                    %error,
+                    "reading the bill to reconcile the cost meter failed; trying again at the next reconciliation"
+                );
+                return;
+            }
+        };
+        let meter_currency = self
+            .prices()
+            .iter()
+            .filter(|((p, _), _)| p == provider)
+            .find_map(|(_, v)| v.as_ref().map(|(_, c)| c.clone()));
+        let mut done = Vec::new();
+        let mut reconciled = Vec::new();
+        for (day, metered) in days {
+            let Some((amount, currency)) = billed.get(&day) else {
+                tracing::debug!(provider = %provider, %day, "no bill for the day yet");
+                continue;
+            };
+            done.push(day);
+            if let Some(priced) = meter_currency.as_ref().filter(|c| *c != currency) {
+                tracing::warn!(
+                    provider = %provider,
+                    %day,
+                    "the bill is in {currency} and the meter's prices in {priced}: the day is not reconciled"
+                );
+                continue;
+            }
+            reconciled.push(compare(provider, day, metered, *amount, currency.clone()));
+        }
+        pending.done = Some(done);
+        drop(pending);
+        for reconciliation in reconciled {
+            self.events.emit(&Event::CostReconciled(reconciliation));
+        }
+    }
+
+    fn reconciler(&self) -> std::sync::MutexGuard<'_, Reconciler> {
+        self.reconciler
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Feeds the group's cost to the budgets, evaluates them once per round (reporting each),
@@ -788,6 +914,27 @@ impl Shared {
 
     fn prices(&self) -> std::sync::MutexGuard<'_, Prices> {
         self.prices.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A reconciliation under way: ended when dropped, with the days reconciled (`done`) or, when
+/// none were set, as aborted.
+struct Pending<'a> {
+    reconciler: &'a Mutex<Reconciler>,
+    provider: &'a str,
+    done: Option<Vec<chrono::NaiveDate>>,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        let mut reconciler = self
+            .reconciler
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match self.done.take() {
+            Some(done) => reconciler.finish(self.provider, &done),
+            None => reconciler.abort(self.provider),
+        }
     }
 }
 

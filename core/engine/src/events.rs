@@ -122,6 +122,9 @@ pub enum Event {
         /// What a unit is called (`requests`).
         unit: String,
     },
+    /// A complete UTC day's metered cost was set against the provider's own bill for it
+    /// (once per provider and day).
+    CostReconciled(crate::reconcile::Reconciliation),
 }
 
 /// Receives events. Must be cheap and never block: do real work on another task.

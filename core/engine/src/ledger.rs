@@ -7,7 +7,11 @@
 //! ```json
 //! {"type":"group","at":"2026-03-02T01:00:00Z","provider":"sim","group":"web","instances":10,"instance_class":"general.large","hourly_cost":0.96,"metered_cost":0.97,"currency":"USD","work_per_second":1520.0,"work_unit":"requests"}
 //! {"type":"budget","at":"2026-03-02T01:00:00Z","budget":"web-monthly","spent":0.97,"forecast":690.2,...}
+//! {"type":"reconciliation","at":"2026-03-03T00:01:00Z","provider":"sim","day":"2026-03-02","metered":23.1,"billed":23.04,"currency":"USD","difference":0.06,"relative":0.0026}
 //! ```
+//!
+//! A `reconciliation` line is written for each complete UTC day the meter was set against the
+//! provider's own bill (once per provider and day, when it happens; see [`crate::reconcile`]).
 //!
 //! `metered_cost` is cumulative: what the meter charged the group since the autoscaler first
 //! observed it in this run. A new run starts again from zero, and readers take each run's
@@ -26,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::budget::BudgetStatus;
 use crate::events::{Event, EventSink};
+use crate::reconcile::Reconciliation;
 
 /// One group's cost at one time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +69,18 @@ pub enum LedgerRecord {
     Group(GroupCostRecord),
     /// A budget's state.
     Budget(BudgetStatus),
+    /// A day of the meter set against the provider's bill.
+    Reconciliation(ReconciliationRecord),
+}
+
+/// A day of the meter set against the provider's bill, as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconciliationRecord {
+    /// When it was reconciled.
+    pub at: DateTime<Utc>,
+    /// The reconciliation.
+    #[serde(flatten)]
+    pub reconciliation: Reconciliation,
 }
 
 #[derive(Debug)]
@@ -239,6 +256,12 @@ impl EventSink for CostLedger {
                     state.last_budget.insert(status.budget.clone(), status.at);
                     state.write(&LedgerRecord::Budget(status.clone()));
                 }
+            }
+            Event::CostReconciled(reconciliation) => {
+                state.write(&LedgerRecord::Reconciliation(ReconciliationRecord {
+                    at: self.clock.now(),
+                    reconciliation: reconciliation.clone(),
+                }));
             }
             _ => {}
         }

@@ -28,6 +28,7 @@ pub mod ledger;
 mod memory;
 pub mod meter;
 pub mod predictive;
+pub mod reconcile;
 pub mod schedule;
 
 pub use decide::decide;

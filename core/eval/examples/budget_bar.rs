@@ -54,6 +54,14 @@ fn main() {
                 r.score.tau_u
             )
         };
+        if std::env::var_os("BAR_PERIODS").is_some() {
+            for (p, spent) in bar.periods.iter().zip(&bar.ladder.spend) {
+                println!(
+                    "  {} → {} budget {:.2} ladder {:.2}",
+                    p.start, p.end, p.budget, spent
+                );
+            }
+        }
         println!(
             "{:<24} plain {:<20} ladder {:<20} static {}",
             whole.name,

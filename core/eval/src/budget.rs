@@ -126,7 +126,9 @@ impl BudgetAmount {
                 .parse()
                 .map_err(|_| format!("`{text}`: a share is a number of percent, like 85%"))?;
             if !(v > 0.0 && v <= 100.0) {
-                return Err(format!("`{text}`: a share of the HPA's spend is in (0, 100] %"));
+                return Err(format!(
+                    "`{text}`: a share of the HPA's spend is in (0, 100] %"
+                ));
             }
             return Ok(BudgetAmount::OfReference(v / 100.0));
         }
@@ -262,7 +264,12 @@ pub fn budget_bar(
         demand.start + chrono::TimeDelta::seconds(demand.step_seconds * demand.len() as i64);
     let spans = periods_of(&settings.period, from, until);
     let reference_run = run(demand, params, reference, warmup, &spans, None)?;
-    let budgets = budgets_of(settings.amount, &settings.period, &spans, &reference_run.spend);
+    let budgets = budgets_of(
+        settings.amount,
+        &settings.period,
+        &spans,
+        &reference_run.spend,
+    );
     let periods: Vec<PeriodBudget> = spans
         .iter()
         .zip(reference_run.spend.iter().zip(&budgets))

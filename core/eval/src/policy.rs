@@ -200,12 +200,12 @@ impl PolicyController {
         let step = state
             .control
             .step(now, (start, end), amount, cumulative, (run_rate, unsteered));
-        let rung = step.rung?;
-        let plan = (rung == Rung::Cap && step.share < 1.0).then(|| {
+        let plan = (step.rung == Some(Rung::Cap) && step.share < 1.0).then(|| {
             state
                 .levers
                 .plan(now, step.share, state.config.max_utilization)
         });
+        let rung = step.rung?;
         Some(BudgetSteer {
             budget: "replay".into(),
             rung,

@@ -11,3 +11,4 @@ mod memory_update;
 mod meter;
 mod predictive;
 mod predictive_level;
+mod reconcile;
