@@ -519,6 +519,25 @@ pub(crate) fn render_bar(md: &mut String, policy: &str, bar: &BudgetBar) {
             r.score.actions
         );
     }
+    let unjudged: Vec<String> = bar
+        .periods
+        .iter()
+        .filter(|p| !hoist_core::eval::budget::judged((p.start, p.end)))
+        .map(|p| {
+            format!(
+                "{} → {}",
+                p.start.format("%Y-%m-%d %H:%M"),
+                p.end.format("%Y-%m-%d %H:%M")
+            )
+        })
+        .collect();
+    if !unjudged.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nCovered for less than a day, so counted in the spend but not judged: {}.",
+            unjudged.join(", ")
+        );
+    }
     if bar.static_max.is_none() {
         let _ = writeln!(
             md,

@@ -36,8 +36,10 @@ pub struct Args {
     /// `hoist-audit.jsonl` in the working directory).
     #[arg(long, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
-    /// Where to append the cost ledger, which `hoist cost` reads (default: the policy's
-    /// `costs.ledger`, else `hoist-costs.jsonl` in the working directory).
+    /// Where to write the cost ledger, which `hoist cost` reads (default: the policy's
+    /// `costs.ledger`, else `hoist-costs.jsonl` in the working directory). A wall-clock run
+    /// appends to it; a run in virtual time (the simulated cloud) starts it afresh, as it
+    /// replays hours a previous run covered.
     #[arg(long, value_name = "PATH")]
     pub cost_ledger: Option<PathBuf>,
     /// Print only the summary, not each scaling action.
@@ -441,6 +443,9 @@ pub fn run(args: Args) -> CliResult {
                     .rung
                     .map_or_else(|| "inside the budget".to_owned(), |r| format!("rung {r}")),
             );
+            if let Some((from, rate, as_of)) = &status.converted_from {
+                println!("  (amount converted from {from} at {rate} as of {as_of})");
+            }
         }
         if !quiet {
             println!("cost ledger: {} (read it with `hoist cost {}`)", ledger_path.display(), args.file.display());

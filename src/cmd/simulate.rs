@@ -389,6 +389,7 @@ pub fn run(args: Args) -> CliResult {
                         "budget": p.budget,
                         "spent": spent,
                         "held": *spent <= p.budget + 0.01,
+                        "judged": hoist_core::eval::budget::judged((p.start, p.end)),
                     })).collect::<Vec<_>>(),
                 });
             }
@@ -436,7 +437,9 @@ fn budget_table(periods: &[PeriodBudget], spend: &[f64], held: bool, args: &Budg
             p.end.format("%Y-%m-%d %H:%M"),
             p.budget,
             spent,
-            if *spent <= p.budget + 0.01 {
+            if !hoist_core::eval::budget::judged((p.start, p.end)) {
+                "(<1d)"
+            } else if *spent <= p.budget + 0.01 {
                 "yes"
             } else {
                 "no"
@@ -445,7 +448,7 @@ fn budget_table(periods: &[PeriodBudget], spend: &[f64], held: bool, args: &Budg
     }
     let _ = writeln!(
         out,
-        "every period inside its budget: {}",
+        "every period inside its budget (periods covered for less than a day are not judged): {}",
         if held { "yes" } else { "no" }
     );
     out

@@ -73,7 +73,7 @@ pub struct BudgetSteer {
 }
 
 impl BudgetSteer {
-    /// `web-monthly (cap): forecast 5,400.00 USD over 5,000.00 USD, 3,100.00 spent`.
+    /// `budget web-monthly (cap): forecast 5400.00 USD against 5000.00, 3100.00 spent`.
     pub fn figures(&self) -> String {
         format!(
             "budget {} ({}): forecast {:.2} {} against {:.2}, {:.2} spent",
@@ -218,9 +218,9 @@ const LEVER_WINDOW: i64 = 7 * 86_400;
 /// little headroom) or by a cap (the peaks give up capacity). Which costs less service depends
 /// on the workload: on a smooth daily curve a cap starves every broad peak while a raised
 /// target costs nothing until utilisation nears 100 %; on a noisy load the headroom is what
-/// absorbs the noise and a cap on rare peaks is cheaper. So the group keeps a day of its load
+/// absorbs the noise and a cap on rare peaks is cheaper. So the group keeps a week of its load
 /// (busy instances: utilisation × ready, in 5-minute means) and, for the share of spend the
-/// budget affords, replays that day under each raised target (with the cap that then meets the
+/// budget affords, replays that week under each raised target (with the cap that then meets the
 /// share) and picks the pair that would have left demand unserved least often, capacity
 /// following the load of the bucket before (the reaction lag of a reactive policy).
 /// Without a load history (no utilisation policy, or less than an hour watched) it raises the
@@ -600,11 +600,13 @@ impl BudgetTracker {
             .iter()
             .map(|b| {
                 let currency = b.currency.as_deref().unwrap_or(converter.currency());
-                let converted = converter.converted(decimal_f64(b.amount), currency);
-                let (amount, converted_from) = match converted {
-                    Some(c) => (c.amount, c.via),
-                    None => (decimal_f64(b.amount), None),
-                };
+                // Converted in decimals (30 EUR at 1.08 is 32.40, not 32.400000000000006).
+                let amount = converter
+                    .convert(b.amount, currency)
+                    .map_or_else(|| decimal_f64(b.amount), decimal_f64);
+                let converted_from = converter
+                    .converted(decimal_f64(b.amount), currency)
+                    .and_then(|c| c.via);
                 Tracked {
                     control: BudgetControl::new(b.action),
                     config: b.clone(),
@@ -635,7 +637,8 @@ impl BudgetTracker {
     /// What the meter says of `group` at `now`: `cumulative` charged since it was first
     /// observed and `run_rate` per hour now, both in `currency`; the capacity it has, and its
     /// load in busy instances (utilisation × ready) when known. Amounts in a currency without
-    /// a rate are ignored (validation refuses such files).
+    /// a rate in `costs.exchange_rates` cannot be counted and are left out (a provider's
+    /// catalog currency is only known once it answers; `hoist cost` names such currencies).
     #[allow(clippy::too_many_arguments)]
     pub fn observe_group(
         &mut self,

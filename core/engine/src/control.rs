@@ -179,7 +179,7 @@ struct Shared {
 }
 
 /// Price per hour and currency by (provider, instance class); `None` when there is none.
-type Prices = HashMap<(String, String), Option<(Decimal, String)>>;
+type Prices = HashMap<(String, String, CapacityType), Option<(Decimal, String)>>;
 
 /// A group's evaluation in [`ControlLoop::run`]: the group's index, the group lent to it, and the
 /// outcome.
@@ -314,7 +314,7 @@ impl ControlLoop {
             .shared
             .prices()
             .iter()
-            .filter(|((p, _), _)| p == provider)
+            .filter(|((p, _, _), _)| p == provider)
             .find_map(|(_, v)| v.as_ref().map(|(_, c)| c.clone()));
         Some((reading, currency))
     }
@@ -730,18 +730,30 @@ impl Shared {
         Some(input)
     }
 
-    /// Estimated hourly cost of the group's active instances, cached per class.
     /// The on-demand price per hour of `class` on `managed`'s provider (cached), with its
     /// currency.
     async fn price_of(&self, managed: &ManagedGroup, class: &str) -> Option<(Decimal, String)> {
+        self.price_for(managed, class, CapacityType::OnDemand).await
+    }
+
+    /// The price per hour of `class` bought as `capacity` on `managed`'s provider (the
+    /// cheapest offering of that kind in the catalog; cached), with its currency. Spot falls
+    /// back to on-demand when the catalog has no spot offering.
+    async fn price_for(
+        &self,
+        managed: &ManagedGroup,
+        class: &str,
+        capacity: CapacityType,
+    ) -> Option<(Decimal, String)> {
         let provider = &managed.provider;
         let catalog = provider.catalog.clone()?;
-        let key = (provider.name.clone(), class.to_owned());
+        let key = (provider.name.clone(), class.to_owned(), capacity);
         let cached = self.prices().contains_key(&key);
         if !cached {
             let price = match catalog.instance_class(class).await {
                 Ok(class) => class
-                    .cheapest(CapacityType::OnDemand)
+                    .cheapest(capacity)
+                    .or_else(|| class.cheapest(CapacityType::OnDemand))
                     .map(|o| (o.price.per_hour_exact(), o.price.amount.currency.0.clone())),
                 Err(_) => None,
             };
@@ -755,42 +767,52 @@ impl Shared {
         managed: &ManagedGroup,
         group: &ScalingGroup,
     ) -> Option<(f64, String)> {
-        let (per_hour, currency) = self.price_of(managed, &group.instance_class).await?;
-        let active = group
-            .instances
-            .iter()
-            .filter(|i| i.state.is_active())
-            .count() as f64;
-        Some((decimal_to_f64(per_hour) * active, currency))
+        // The group's class sets the currency (and prices a group with no instance).
+        let (_, currency) = self.price_of(managed, &group.instance_class).await?;
+        let mut total = Decimal::ZERO;
+        for i in group.instances.iter().filter(|i| i.state.is_active()) {
+            if let Some((price, _)) = self
+                .price_for(managed, &i.instance_class, i.capacity_type)
+                .await
+            {
+                total += price;
+            }
+        }
+        Some((decimal_to_f64(total), currency))
     }
 
     /// Feeds the observed group to its provider's cost meter, each instance priced by its own
-    /// class's on-demand price, and returns what the meter charged the group since it first
-    /// observed it.
+    /// class and how it is bought (spot at the spot price), and returns what the meter charged
+    /// the group since it first observed it.
     async fn meter(
         &self,
         managed: &ManagedGroup,
         group: &ScalingGroup,
         now: DateTime<Utc>,
     ) -> Option<f64> {
-        let mut classes: Vec<&str> = group
+        // Each instance at the price of how it is bought: spot at the spot price.
+        let mut kinds: Vec<(&str, CapacityType)> = group
             .instances
             .iter()
-            .map(|i| i.instance_class.as_str())
+            .map(|i| (i.instance_class.as_str(), i.capacity_type))
             .collect();
-        classes.sort_unstable();
-        classes.dedup();
+        kinds.sort_unstable();
+        kinds.dedup();
         let mut prices = HashMap::new();
-        for class in classes {
-            if let Some((p, _)) = self.price_of(managed, class).await {
-                prices.insert(class.to_owned(), p);
+        for (class, capacity) in kinds {
+            if let Some((p, _)) = self.price_for(managed, class, capacity).await {
+                prices.insert((class.to_owned(), capacity), p);
             }
         }
         let mut meters = self.meters.lock().unwrap_or_else(PoisonError::into_inner);
         let meter = meters
             .entry(managed.provider.name.clone())
             .or_insert_with(|| CostMeter::new(managed.provider.billing_rule));
-        meter.observe(now, group, |i| prices.get(&i.instance_class).copied());
+        meter.observe(now, group, |i| {
+            prices
+                .get(&(i.instance_class.clone(), i.capacity_type))
+                .copied()
+        });
         let charged = meter
             .since_first_observed(&group.id, now)
             .map(|r| decimal_to_f64(r.total()));
@@ -849,7 +871,7 @@ impl Shared {
         let meter_currency = self
             .prices()
             .iter()
-            .filter(|((p, _), _)| p == provider)
+            .filter(|((p, _, _), _)| p == provider)
             .find_map(|(_, v)| v.as_ref().map(|(_, c)| c.clone()));
         let mut done = Vec::new();
         let mut reconciled = Vec::new();

@@ -38,6 +38,53 @@ pub fn decide(
     observation: &Observation<'_>,
     memory: &DecisionMemory,
 ) -> (Decision, MemoryUpdate) {
+    let (mut decision, update) = decide_once(group, observation, memory);
+    // A budget that raised targets may lower what the policies ask, never the capacity under
+    // the availability floor: what the decision would be without the budget, up to the floor,
+    // stays.
+    if let Some(steer) = observation.budget
+        && steer.rung == Rung::Cap
+        && steer.target_scale > 1.0
+    {
+        let floor = group
+            .guards
+            .availability_floor
+            .unwrap_or(group.min)
+            .max(group.min);
+        if decision.desired < floor {
+            let plain = Observation {
+                budget: None,
+                ..*observation
+            };
+            let (without, _) = decide_once(group, &plain, memory);
+            let kept = without.desired.min(floor);
+            if decision.desired < kept {
+                decision.reasons.push(Reason {
+                    source: format!("budget.{}", steer.budget),
+                    recommended: Some(kept),
+                    message: format!(
+                        "{}: the raised targets asked for {}, kept at {kept} (the availability floor is {floor})",
+                        steer.figures(),
+                        decision.desired
+                    ),
+                });
+                decision.desired = kept;
+                decision.direction = match kept.cmp(&decision.current) {
+                    std::cmp::Ordering::Greater => Direction::Out,
+                    std::cmp::Ordering::Less => Direction::In,
+                    std::cmp::Ordering::Equal => Direction::Hold,
+                };
+            }
+        }
+    }
+    (decision, update)
+}
+
+fn decide_once(
+    group: &GroupConfig,
+    observation: &Observation<'_>,
+    memory: &DecisionMemory,
+) -> (Decision, MemoryUpdate) {
     let now = observation.now;
     let snapshot = observation.group;
     let current = snapshot.desired;

@@ -443,7 +443,8 @@ fn default_max_utilization() -> f64 {
     0.9
 }
 
-/// ISO 4217 currency codes Hoist knows by name, so a typo is caught even with a rate table.
+/// Whether `code` has the shape of an ISO 4217 code (three capital letters); whether it can be
+/// converted is a separate check against the rate table.
 pub(crate) fn plausible_currency(code: &str) -> bool {
     code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
 }

@@ -791,8 +791,8 @@ pub struct GuardsConfig {
     /// At most this many instances removed in one decision.
     #[serde(default)]
     pub max_scale_in_step: Option<u32>,
-    /// The capacity a budget never holds the group under: a scale-out up to it is never
-    /// blocked by a budget. Default: `min`.
+    /// The capacity a budget never holds the group under: no budget blocks a scale-out up to
+    /// it, and no raised target takes the group below it. Default: `min`.
     #[serde(default)]
     pub availability_floor: Option<u32>,
 }

@@ -1130,8 +1130,9 @@ proptest! {
     #![proptest_config(budget_config())]
 
     /// Whatever the budget asks: within [min, max]; a scale-in without the budget is a scale-in
-    /// at least as deep with it; a scale-out without it still reaches the availability floor
-    /// (when the budget does not also raise targets, which lowers what the policies ask).
+    /// at least as deep with it; what the decision would be without it is kept up to the
+    /// availability floor (a scale-out to the floor is never blocked, raised targets never go
+    /// under it); under `deny_scale_out`, no scale-out past the floors.
     #[test]
     fn a_budget_never_goes_under_min_blocks_a_scale_in_or_the_floor(
         (group, counts, samples, earlier, (rung, scale, max_util, cap), floor) in group_with(any_policy).prop_flat_map(|group| {
@@ -1172,11 +1173,13 @@ proptest! {
                 plain.current, plain.desired, d.desired, steer, group.yaml(), d
             );
         }
-        let raises_targets = steer.rung == Rung::Cap && steer.target_scale > 1.0;
-        if plain.direction == Direction::Out && !raises_targets {
+        // Whatever the budget does, what the decision would be without it stays up to the
+        // availability floor: a scale-out to the floor is never blocked, and raised targets
+        // never take the group under it.
+        {
             let floor = floor.unwrap_or(g.min).max(g.min);
             prop_assert!(
-                d.desired >= plain.desired.min(floor).max(plain.current),
+                d.desired >= plain.desired.min(floor),
                 "the budget held the group under its floor {floor}: {} → {} without it, {} with {:?}\n{}\n{:#?}",
                 plain.current, plain.desired, d.desired, steer, group.yaml(), d
             );
