@@ -18,6 +18,11 @@ pub struct Args {
     /// `table` for people, `json` for machines.
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+    /// The cost ledger budgets are read from, so the plan shows what each budget would do
+    /// (default: where `hoist run` writes it: the policy's `costs.ledger`, else
+    /// `hoist-costs.jsonl` in the working directory).
+    #[arg(long, value_name = "PATH")]
+    pub cost_ledger: Option<PathBuf>,
 }
 
 /// Runs `hoist plan`.
@@ -28,6 +33,11 @@ pub fn run(args: Args) -> CliResult {
         let built =
             policy::build(&document, &registry, Arc::new(hoist_core::events::NoEvents)).await?;
         let mut control = built.control.with_dry_run(true);
+        // Budgets as the running autoscaler left them in its cost ledger, so that the plan
+        // shows what they would do to each decision.
+        control.seed_budgets(&hoist_core::ledger::budget_records(
+            &super::run::ledger_path(&document, args.cost_ledger.as_deref()),
+        ));
         Ok::<_, CliError>(control.evaluate_once().await)
     })?;
     let mut failed = false;

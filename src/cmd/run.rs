@@ -185,6 +185,17 @@ pub fn run(args: Args) -> CliResult {
         let built = policy::build(&document, &registry, Arc::clone(&sinks) as Arc<dyn EventSink>).await?;
         let virtual_time = built.virtual_time;
         let ledger_path = ledger_path(&document, args.cost_ledger.as_deref());
+        // Budgets carry on from what an earlier run recorded in this period (before a run in
+        // virtual time starts the ledger afresh; its records are later than its start anyway).
+        let seeded = built
+            .control
+            .seed_budgets(&hoist_core::ledger::budget_records(&ledger_path));
+        if seeded > 0 && !args.quiet {
+            println!(
+                "hoist: {seeded} budget(s) carry on from {} (spend so far in their period)",
+                ledger_path.display()
+            );
+        }
         // A run in virtual time replays hours a previous one covered: it starts the ledger
         // afresh. A wall-clock run appends.
         let open = if virtual_time {

@@ -523,3 +523,72 @@ fn cost_per_1000_units_is_the_spend_over_the_work_done() {
         .unwrap();
     assert!(success(out).contains("/1k requests"));
 }
+
+/// The budget record an earlier run left in the ledger: `spent` of 50 in the day of 2 March.
+fn budget_record(at: &str, period_start: &str, period_end: &str, spent: f64) -> String {
+    format!(
+        r#"{{"type":"budget","budget":"web-daily","scope":"group web","groups":["web"],"period":"daily","period_start":"{period_start}","period_end":"{period_end}","amount":30.0,"currency":"USD","converted_from":null,"spent":{spent},"run_rate_per_hour":2.5,"pace_per_hour":2.5,"forecast":60.0,"rung":"cap","target_scale":1.2,"capacity_kept":0.3,"actual_crossed":[],"forecast_crossed":[100.0],"at":"{at}"}}"#
+    )
+}
+
+fn plan_reasons(dir: &Path, start: &str, ledger: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("web.yaml"))
+        .unwrap()
+        .replace("start: 2026-03-02T00:00:00Z", &format!("start: {start}"));
+    std::fs::write(dir.join("later.yaml"), text).unwrap();
+    std::fs::write(dir.join("ledger.jsonl"), ledger).unwrap();
+    let out = hoist(dir)
+        .args([
+            "plan",
+            "later.yaml",
+            "--output",
+            "json",
+            "--cost-ledger",
+            "ledger.jsonl",
+        ])
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_str(&success(out)).unwrap();
+    plan["groups"][0]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: {}",
+                r["source"].as_str().unwrap(),
+                r["message"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn plan_shows_a_budget_carried_on_from_the_ledger_and_ignores_other_periods() {
+    let dir = tempfile::tempdir().unwrap();
+    policy_file(dir.path());
+    // At 15:00, 27 of the day's 30 are spent at 2.5 an hour: the forecast is far over.
+    let same_day = budget_record(
+        "2026-03-02T14:00:00Z",
+        "2026-03-02T00:00:00Z",
+        "2026-03-03T00:00:00Z",
+        27.0,
+    );
+    let reasons = plan_reasons(dir.path(), "2026-03-02T15:00:00Z", &same_day);
+    let budget = reasons
+        .iter()
+        .find(|r| r.starts_with("budget.web-daily"))
+        .unwrap_or_else(|| panic!("no budget reason in {reasons:?}"));
+    assert!(
+        budget.contains("(cap)") && budget.contains("27.00 spent"),
+        "{budget}"
+    );
+
+    // The same record seen from the next day is another period: nothing carries on, and at
+    // the run rate the new day's forecast is inside the budget.
+    let reasons = plan_reasons(dir.path(), "2026-03-03T01:00:00Z", &same_day);
+    assert!(
+        !reasons.iter().any(|r| r.contains("27.00 spent")),
+        "{reasons:?}"
+    );
+}

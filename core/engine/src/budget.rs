@@ -438,6 +438,16 @@ pub struct BudgetControl {
     /// pace window.
     history: VecDeque<(DateTime<Utc>, f64, f64)>,
     rung: Option<Rung>,
+    /// What an earlier run recorded: the period, the spend in it, the pace, when.
+    seed: Option<Seed>,
+}
+
+/// What a budget had spent in a period, from an earlier run's ledger.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Seed {
+    period: (DateTime<Utc>, DateTime<Utc>),
+    spent: f64,
+    pace: f64,
 }
 
 /// What one step of a [`BudgetControl`] found.
@@ -469,6 +479,20 @@ impl BudgetControl {
             base: 0.0,
             history: VecDeque::new(),
             rung: None,
+            seed: None,
+        }
+    }
+
+    /// Starts from what an earlier run recorded for `period` (from the cost ledger): `spent`
+    /// in it so far and the `pace` per hour it forecast with. Without it a restarted
+    /// autoscaler would count the period from zero. The pace is used until an hour is watched.
+    pub fn seed(&mut self, period: (DateTime<Utc>, DateTime<Utc>), spent: f64, pace: f64) {
+        if spent.is_finite() && spent >= 0.0 && pace.is_finite() && pace >= 0.0 {
+            self.seed = Some(Seed {
+                period,
+                spent,
+                pace,
+            });
         }
     }
 
@@ -489,6 +513,9 @@ impl BudgetControl {
             self.period = Some((start, end));
             self.base = cumulative;
             self.rung = None;
+            if let Some(seed) = self.seed.filter(|s| s.period == (start, end)) {
+                self.base = cumulative - seed.spent;
+            }
         }
         let spent = (cumulative - self.base).max(0.0);
         if self
@@ -519,7 +546,10 @@ impl BudgetControl {
                 let hours = (now - *at).num_seconds() as f64 / 3600.0;
                 ((cumulative - cum) / hours).max(0.0)
             }
-            _ => run_rate.max(0.0),
+            _ => self
+                .seed
+                .filter(|s| Some(s.period) == self.period)
+                .map_or(run_rate.max(0.0), |s| s.pace),
         };
         let hours_left = (end - now).num_seconds().max(0) as f64 / 3600.0;
         let forecast = spent + pace * hours_left;
@@ -622,6 +652,30 @@ impl BudgetTracker {
             last: Vec::new(),
             plans: BTreeMap::new(),
         }
+    }
+
+    /// Starts each budget from the last state an earlier run recorded (`hoist run`'s cost
+    /// ledger) for the period it is in at `now`: its spend so far and its pace. Records from
+    /// another period, or later than `now` (a simulated run's), are ignored. Returns how many
+    /// budgets were seeded.
+    pub fn seed(&mut self, now: DateTime<Utc>, records: &[BudgetStatus]) -> usize {
+        let mut seeded = 0;
+        for tracked in &mut self.budgets {
+            let period = tracked.config.period.containing(now);
+            let last = records
+                .iter()
+                .filter(|r| {
+                    r.budget == tracked.config.name
+                        && r.at <= now
+                        && (r.period_start, r.period_end) == period
+                })
+                .max_by_key(|r| r.at);
+            if let Some(r) = last {
+                tracked.control.seed(period, r.spent, r.pace_per_hour);
+                seeded += 1;
+            }
+        }
+        seeded
     }
 
     /// Whether the policy file has any budget.

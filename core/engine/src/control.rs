@@ -269,6 +269,18 @@ impl ControlLoop {
         self
     }
 
+    /// Starts the budgets from an earlier run's records (see [`BudgetTracker::seed`]) at the
+    /// loop's time; returns how many were seeded.
+    pub fn seed_budgets(&self, records: &[crate::budget::BudgetStatus]) -> usize {
+        let now = self.shared.clock.now();
+        self.shared
+            .budgets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+            .map_or(0, |(t, _)| t.seed(now, records))
+    }
+
     /// Each budget's state at its last evaluation.
     pub fn budget_statuses(&self) -> Vec<crate::budget::BudgetStatus> {
         self.shared

@@ -39,6 +39,36 @@ pub fn decide(
     memory: &DecisionMemory,
 ) -> (Decision, MemoryUpdate) {
     let (mut decision, update) = decide_once(group, observation, memory);
+    // A budget on a rung says so in every decision of its groups, changed or not.
+    if let Some(steer) = observation.budget {
+        let source = format!("budget.{}", steer.budget);
+        let mentioned = decision
+            .reasons
+            .iter()
+            .any(|r| r.source == source || r.message.contains(&steer.figures()));
+        if !mentioned {
+            let mut levers = Vec::new();
+            if steer.rung == Rung::Cap && steer.target_scale > 1.0 {
+                levers.push(format!("utilisation targets × {:.3}", steer.target_scale));
+            }
+            if let Some(cap) = steer.cap.filter(|_| steer.rung == Rung::Cap) {
+                levers.push(format!("scale-out capped at {cap}"));
+            }
+            let levers = if levers.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", levers.join(", "))
+            };
+            decision.reasons.push(Reason {
+                source,
+                recommended: None,
+                message: format!(
+                    "{}{levers}: this decision is not changed by it",
+                    steer.figures()
+                ),
+            });
+        }
+    }
     // A budget that raised targets may lower what the policies ask, never the capacity under
     // the availability floor: what the decision would be without the budget, up to the floor,
     // stays.

@@ -268,6 +268,22 @@ impl EventSink for CostLedger {
     }
 }
 
+/// The budget records of the ledger at `path`, to seed a restarted autoscaler's budgets; none
+/// when there is no ledger.
+pub fn budget_records(path: &Path) -> Vec<BudgetStatus> {
+    read(path)
+        .map(|(records, _)| {
+            records
+                .into_iter()
+                .filter_map(|r| match r {
+                    LedgerRecord::Budget(b) => Some(b),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Reads a ledger; lines that do not parse are skipped and counted.
 pub fn read(path: &Path) -> std::io::Result<(Vec<LedgerRecord>, usize)> {
     let file = File::open(path)?;
