@@ -170,7 +170,7 @@ impl CostCollector {
         CostCollector {
             by_currency: Mutex::new(BTreeMap::new()),
             name: "hoist_group_cost_{currency}_per_hour",
-            help: "Estimated cost per hour of the group's active (pending and running) instances, in {CURRENCY}, from the catalog's on-demand price",
+            help: "Estimated cost per hour of the group's active (pending and running) instances, in {CURRENCY}, from the catalog's prices (spot instances at the spot price)",
         }
     }
 
@@ -178,7 +178,7 @@ impl CostCollector {
         CostCollector {
             by_currency: Mutex::new(BTreeMap::new()),
             name: "hoist_group_metered_cost_{currency}",
-            help: "What Hoist's cost meter charged for the group since it started watching it, in {CURRENCY}: each instance's life under the provider's billing rule at the catalog's on-demand price",
+            help: "What Hoist's cost meter charged for the group since it started watching it, in {CURRENCY}: each instance's life under the provider's billing rule at the catalog's price (spot instances at the spot price)",
         }
     }
 }

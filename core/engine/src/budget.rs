@@ -8,10 +8,11 @@
 //!
 //! # The forecast
 //!
-//! Spend to the period's end is the spend so far plus the hours left times a rate: the mean
-//! rate over the last 24 h (one daily cycle, so a forecast made at the afternoon peak does not
-//! take the peak for the day), or over what there is when the budget has watched for less than
-//! a day, or the current run rate in the first hour.
+//! Spend to the period's end is the spend so far plus the hours left times a pace: the mean
+//! rate over the last week (whole daily and weekly cycles, so a forecast made at the afternoon
+//! peak or on a Monday does not take it for the rest of the period), or over what there is when
+//! the budget has watched for less than a week, or the current run rate in the first hour (or
+//! the pace an earlier run recorded in the cost ledger, when the budget carries on from it).
 //!
 //! # The ladder
 //!
@@ -22,9 +23,9 @@
 //! - `prefer_cheaper`: instance-class choices prefer cheaper classes and spot. The engine has no
 //!   instance-class choice of its own yet, so on this rung decisions are unchanged and say so.
 //! - `cap`: the spend rate is brought to what the rest of the period affords. The budget's
-//!   *share* is the affordable rate (what is left of 98 % of the amount, over the hours left)
+//!   *share* is the affordable rate (what is left of 99.5 % of the amount, over the hours left)
 //!   against the rate its groups would run at unsteered (the run rate times the target scale in
-//!   force, averaged over the last day); the share is fed back through the spend, so it settles
+//!   force, averaged over the last week); the share is fed back through the spend, so it settles
 //!   where the budget holds. Each group then meets the share with two levers, chosen by
 //!   [`GroupLevers`]: running hotter (utilisation targets raised, up to the budget's
 //!   `max_utilization`) and a cap on scale-out; it picks the pair that, replayed on its last week
@@ -535,7 +536,7 @@ impl BudgetControl {
         }
         let unsteered =
             self.history.iter().map(|h| h.2).sum::<f64>() / self.history.len().max(1) as f64;
-        // The pace: the mean rate over the last day, or the run rate before an hour is
+        // The pace: the mean rate over the last week, or the run rate before an hour is
         // watched.
         let day_ago = self
             .history

@@ -1,4 +1,4 @@
-//! The budget bar on a folder of traces, as `hoist evaluate --budget-fraction` runs it, without
+//! The budget bar on a folder of traces, as `hoist evaluate --budget SHARE%` runs it, without
 //! the rest of the evaluation: `cargo run --release -p hoist-eval --example budget_bar -- DIR
 //! [FRACTION]`. Each trace's last half is scored after up to 14 days of warm-up, with a
 //! monthly budget of FRACTION (default 0.85) of what the HPA at target 0.7 spends, on target
