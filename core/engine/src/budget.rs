@@ -553,7 +553,14 @@ impl BudgetControl {
                 .map_or(run_rate.max(0.0), |s| s.pace),
         };
         let hours_left = (end - now).num_seconds().max(0) as f64 / 3600.0;
-        let forecast = spent + pace * hours_left;
+        // The rest of the period, hour by hour of the day once a whole day is watched (a
+        // daily budget at 15:00 has the evening peak ahead of it, not an average hour), else
+        // at the flat pace.
+        let (rest, rest_unsteered) = match self.hourly_profile() {
+            Some(profile) => rest_of(now, end, &profile),
+            None => (pace * hours_left, unsteered * hours_left),
+        };
+        let forecast = spent + rest;
         if forecast > amount {
             self.rung = Some(self.max_rung);
         }
@@ -561,16 +568,25 @@ impl BudgetControl {
         if self.rung == Some(Rung::Cap) {
             // What the rest of the period affords per hour, against what the scope would
             // spend per hour unsteered.
-            let affordable = if hours_left > 0.0 {
-                ((amount * (1.0 - MARGIN) - spent) / hours_left).max(0.0)
+            let affordable = (amount * (1.0 - MARGIN) - spent).max(0.0);
+            share = if rest_unsteered > 0.0 {
+                (affordable / rest_unsteered).min(1.0)
+            } else if hours_left > 0.0 {
+                1.0
             } else {
                 0.0
             };
-            share = if unsteered > 0.0 {
-                (affordable / unsteered).min(1.0)
-            } else {
-                1.0
-            };
+            // Lazy cutting: the cut applies in proportion to how much of the period has run.
+            // Early on the forecast rests on little of the period, and a cut made on a busy
+            // start that the rest does not repeat is service lost for nothing; as the period
+            // runs out the whole cut applies, and the feedback through the spend makes up for
+            // what was deferred. (Measured with the budget_bar example: leaving one trace out
+            // and choosing between applying the cut at once and ramping it over a quarter,
+            // half, three quarters or all of the period, every fold but one chose the whole
+            // period.)
+            let length = (end - start).num_seconds().max(1) as f64;
+            let elapsed = ((now - start).num_seconds() as f64 / length).clamp(0.0, 1.0);
+            share = 1.0 - (1.0 - share) * elapsed;
             if forecast < amount * RELEASE && share >= 1.0 {
                 self.rung = None;
             }
@@ -585,6 +601,55 @@ impl BudgetControl {
             share,
         }
     }
+}
+
+impl BudgetControl {
+    /// The mean spend rate and unsteered rate per hour of day (UTC) over the history, when
+    /// every hour of the day has been watched.
+    fn hourly_profile(&self) -> Option<[(f64, f64); 24]> {
+        let mut sums = [(0.0f64, 0.0f64, 0.0f64); 24];
+        for (a, b) in self.history.iter().zip(self.history.iter().skip(1)) {
+            let secs = (b.0 - a.0).num_seconds();
+            if secs <= 0 {
+                continue;
+            }
+            let hours = secs as f64 / 3600.0;
+            let slot = &mut sums[chrono::Timelike::hour(&a.0) as usize % 24];
+            slot.0 += (b.1 - a.1).max(0.0);
+            slot.1 += b.2 * hours;
+            slot.2 += hours;
+        }
+        if sums.iter().any(|s| s.2 <= 0.0) {
+            return None;
+        }
+        let mut profile = [(0.0, 0.0); 24];
+        for (p, s) in profile.iter_mut().zip(sums) {
+            *p = (s.0 / s.2, s.1 / s.2);
+        }
+        Some(profile)
+    }
+}
+
+/// The spend and unsteered spend of `[now, end)` by the hour-of-day `profile`.
+fn rest_of(now: DateTime<Utc>, end: DateTime<Utc>, profile: &[(f64, f64); 24]) -> (f64, f64) {
+    let (mut spend, mut unsteered) = (0.0, 0.0);
+    let mut at = now;
+    while at < end {
+        let hour = chrono::Timelike::hour(&at) as usize % 24;
+        let next_hour = at
+            .date_naive()
+            .and_hms_opt(chrono::Timelike::hour(&at), 0, 0)
+            .map_or(end, |h| h.and_utc() + chrono::TimeDelta::hours(1));
+        let until = next_hour.min(end);
+        let hours = (until - at).num_seconds().max(0) as f64 / 3600.0;
+        spend += profile[hour].0 * hours;
+        unsteered += profile[hour].1 * hours;
+        if until <= at {
+            break;
+        }
+        at = until;
+    }
+    (spend, unsteered)
 }
 
 /// Every budget of a policy file, fed by the cost meter.
@@ -835,4 +900,80 @@ fn stricter(a: BudgetSteer, b: BudgetSteer) -> BudgetSteer {
         };
     }
     hi
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+
+    use super::*;
+
+    fn at(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, day, hour, minute, 0).unwrap()
+    }
+
+    /// A workload that costs 4 an hour from 12:00 to 18:00 and 1 an hour otherwise (42 a day),
+    /// fed every 5 minutes from 2 March 00:00 until `until`; returns the last step.
+    fn feed(control: &mut BudgetControl, amount: f64, until: DateTime<Utc>) -> ControlStep {
+        let mut now = at(2, 0, 0);
+        let mut cumulative = 0.0;
+        let mut last = None;
+        while now <= until {
+            let hour = chrono::Timelike::hour(&now);
+            let rate = if (12..18).contains(&hour) { 4.0 } else { 1.0 };
+            let period = BudgetPeriod::Daily.containing(now);
+            last = Some(control.step(now, period, amount, cumulative, (rate, rate)));
+            cumulative += rate * 5.0 / 60.0;
+            now += TimeDelta::minutes(5);
+        }
+        last.unwrap()
+    }
+
+    use crate::config::budget::BudgetPeriod;
+    use chrono::TimeDelta;
+
+    #[test]
+    fn after_a_day_the_forecast_follows_the_hours_ahead() {
+        // At 09:00 on the second day: 9 hours at 1 spent; ahead, 6 hours at 4 and 9 at 1.
+        let mut control = BudgetControl::new(Rung::Alert);
+        let step = feed(&mut control, 1000.0, at(3, 9, 0));
+        assert!((step.spent - 9.0).abs() < 0.2, "{step:?}");
+        assert!((step.forecast - 42.0).abs() < 0.5, "{step:?}");
+        // A flat pace (42 / 24 an hour) would have said 9 + 15 × 1.75 = 35.25.
+    }
+
+    #[test]
+    fn cap_cuts_lazily_and_fully_at_the_end_of_the_period() {
+        // A budget of 30 a day for a workload of 42: over, so the budget is on `cap`.
+        let mut control = BudgetControl::new(Rung::Cap);
+        let early = feed(&mut control, 30.0, at(3, 1, 0));
+        assert_eq!(early.rung, Some(Rung::Cap));
+        // An hour into the day, little of the cut applies.
+        assert!(early.share > 0.9, "{early:?}");
+        let mut control = BudgetControl::new(Rung::Cap);
+        let late = feed(&mut control, 30.0, at(3, 20, 0));
+        // At 20:00 the day has cost 12 + 24 + 2 = 38 (the feed does not react to the cap),
+        // past the 30: nothing is affordable, so the whole cut is asked (a share of 0), and
+        // 20/24 of it applies.
+        assert_eq!(late.rung, Some(Rung::Cap));
+        assert!((late.spent - 38.0).abs() < 0.2, "{late:?}");
+        assert!((late.share - (1.0 - 20.0 / 24.0)).abs() < 0.01, "{late:?}");
+    }
+
+    #[test]
+    fn a_seed_carries_the_spend_of_an_earlier_run_into_the_same_period() {
+        let mut control = BudgetControl::new(Rung::Alert);
+        let period = BudgetPeriod::Daily.containing(at(2, 12, 0));
+        control.seed(period, 20.0, 2.0);
+        let step = control.step(at(2, 12, 0), period, 100.0, 0.0, (1.0, 1.0));
+        assert!((step.spent - 20.0).abs() < 1e-9, "{step:?}");
+        // In its first hour the budget forecasts at the seeded pace: 20 + 12 h × 2.
+        assert!((step.forecast - 44.0).abs() < 1e-9, "{step:?}");
+        // Another period ignores it.
+        let mut control = BudgetControl::new(Rung::Alert);
+        control.seed(period, 20.0, 2.0);
+        let next = BudgetPeriod::Daily.containing(at(3, 1, 0));
+        let step = control.step(at(3, 1, 0), next, 100.0, 0.0, (1.0, 1.0));
+        assert_eq!(step.spent, 0.0);
+    }
 }
