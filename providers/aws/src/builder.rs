@@ -70,6 +70,7 @@ pub struct AwsProviderBuilder {
     selector: GroupSelector,
     custom_metric_namespace: String,
     instance_refresh: bool,
+    cost_tags: std::collections::BTreeMap<String, String>,
     sdk_config: Option<SdkConfig>,
 }
 
@@ -92,6 +93,7 @@ impl fmt::Debug for AwsProviderBuilder {
             .field("selector", &self.selector)
             .field("custom_metric_namespace", &self.custom_metric_namespace)
             .field("instance_refresh", &self.instance_refresh)
+            .field("cost_tags", &self.cost_tags)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +121,7 @@ impl AwsProviderBuilder {
             selector: GroupSelector::All,
             custom_metric_namespace: DEFAULT_CUSTOM_METRIC_NAMESPACE.to_owned(),
             instance_refresh: true,
+            cost_tags: std::collections::BTreeMap::new(),
             sdk_config: None,
         }
     }
@@ -212,6 +215,15 @@ impl AwsProviderBuilder {
     /// its running instances (default `true`). Without it, only new instances get the new type.
     pub fn with_instance_refresh(mut self, enabled: bool) -> Self {
         self.instance_refresh = enabled;
+        self
+    }
+
+    /// Limits what Cost Explorer reports (actual cost, forecasts, and so the reconciliation of
+    /// the cost meter) to resources with all these cost allocation tags (activate them in the
+    /// Billing console first), so that the bill compared with the meter is the managed groups'
+    /// and not the whole account's.
+    pub fn with_cost_tags(mut self, tags: std::collections::BTreeMap<String, String>) -> Self {
+        self.cost_tags = tags;
         self
     }
 
@@ -317,6 +329,7 @@ impl AwsProviderBuilder {
             clients,
             custom_metric_namespace: self.custom_metric_namespace,
             instance_refresh: self.instance_refresh,
+            cost_tags: self.cost_tags,
             catalog_cache: RwLock::new(None),
         })
     }

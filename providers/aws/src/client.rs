@@ -85,6 +85,8 @@ pub struct AwsProvider {
     pub(crate) clients: Clients,
     pub(crate) custom_metric_namespace: String,
     pub(crate) instance_refresh: bool,
+    /// Cost allocation tags Cost Explorer queries are filtered by (none: the whole account).
+    pub(crate) cost_tags: std::collections::BTreeMap<String, String>,
     pub(crate) prices: RwLock<PriceBook>,
     pub(crate) catalog_cache: RwLock<Option<Arc<Vec<InstanceClass>>>>,
 }
@@ -98,6 +100,7 @@ impl fmt::Debug for AwsProvider {
             .field("selector", &self.selector)
             .field("custom_metric_namespace", &self.custom_metric_namespace)
             .field("instance_refresh", &self.instance_refresh)
+            .field("cost_tags", &self.cost_tags)
             .finish_non_exhaustive()
     }
 }

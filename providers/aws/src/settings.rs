@@ -10,6 +10,7 @@
 //!       profile: prod                     # optional: a named profile of ~/.aws/config
 //!       groups: { names: [web-asg] }      # or { tag: { key: team, value: web } }, { prefix: web- }, all
 //!       instance_refresh: true            # replace instances after an instance type change
+//!       cost_tags: { team: web }          # Cost Explorer figures for these tags only
 //! ```
 //!
 //! Credentials are never settings: they come from the named `profile`, or else the standard AWS
@@ -64,6 +65,10 @@ pub struct AwsSettings {
     /// Whether a change of instance type starts an instance refresh (default `true`).
     #[serde(default)]
     pub instance_refresh: Option<bool>,
+    /// Cost allocation tags that limit what Cost Explorer reports (actual cost, forecasts and
+    /// the meter's reconciliation) to the managed resources; the whole account when absent.
+    #[serde(default)]
+    pub cost_tags: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The `groups` setting.
@@ -95,6 +100,7 @@ pub const FIELDS: &[&str] = &[
     "groups",
     "custom_metric_namespace",
     "instance_refresh",
+    "cost_tags",
 ];
 
 /// The forms of the `groups` setting.
@@ -305,6 +311,7 @@ impl AwsSettings {
             },
             custom_metric_namespace: optional(map, "", "custom_metric_namespace")?,
             instance_refresh: optional(map, "", "instance_refresh")?,
+            cost_tags: optional(map, "", "cost_tags")?,
         };
         parsed.validate()?;
         Ok(parsed)
@@ -345,6 +352,19 @@ impl AwsSettings {
             && namespace.is_empty()
         {
             return Err(field_error("custom_metric_namespace", "is empty"));
+        }
+        if let Some(tags) = &self.cost_tags {
+            for (key, value) in tags {
+                if key.trim().is_empty() {
+                    return Err(field_error("cost_tags", "a tag key is empty"));
+                }
+                if value.is_empty() {
+                    return Err(field_error(
+                        &format!("cost_tags.{key}"),
+                        "is empty: give the tag's value",
+                    ));
+                }
+            }
         }
         match &self.groups {
             Some(GroupsSetting::Names(names)) => {
@@ -463,6 +483,11 @@ impl AwsSettings {
                     "default": true,
                     "description": "Whether changing a group's instance type also starts an instance refresh that replaces its running instances.",
                 },
+                "cost_tags": {
+                    "type": "object",
+                    "additionalProperties": { "type": "string", "minLength": 1 },
+                    "description": "Cost allocation tags (key: value) that limit what Cost Explorer reports, and so the reconciliation of the cost meter, to the managed resources; the whole account when absent.",
+                },
             },
         })
     }
@@ -502,6 +527,9 @@ impl AwsSettings {
         }
         if let Some(refresh) = self.instance_refresh {
             builder = builder.with_instance_refresh(refresh);
+        }
+        if let Some(tags) = &self.cost_tags {
+            builder = builder.with_cost_tags(tags.clone());
         }
         builder
     }

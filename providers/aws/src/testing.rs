@@ -74,6 +74,7 @@ pub(crate) fn mocked_provider(rules: &[&Rule]) -> AwsProvider {
         clients,
         custom_metric_namespace: "Hoist".to_owned(),
         instance_refresh: true,
+        cost_tags: std::collections::BTreeMap::new(),
         prices: RwLock::new(PriceBook::shipped("us-east-1")),
         catalog_cache: RwLock::new(None),
     }

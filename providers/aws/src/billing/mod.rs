@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_costexplorer::types::{
-    DateInterval, Granularity, GroupDefinition, GroupDefinitionType, Metric, MetricValue,
+    DateInterval, Expression, Granularity, GroupDefinition, GroupDefinitionType, Metric,
+    MetricValue, TagValues,
 };
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use hoist_api::{
@@ -25,6 +26,24 @@ use crate::errors::{SdkResultExt, local};
 pub const GROUP_NAME_TAG: &str = "aws:autoscaling:groupName";
 
 const METRIC: &str = "UnblendedCost";
+
+/// The Cost Explorer filter of the provider's `cost_tags`: every tag must match (`None`: the
+/// whole account).
+fn cost_filter(tags: &std::collections::BTreeMap<String, String>) -> Option<Expression> {
+    let mut each: Vec<Expression> = tags
+        .iter()
+        .map(|(key, value)| {
+            Expression::builder()
+                .tags(TagValues::builder().key(key).values(value).build())
+                .build()
+        })
+        .collect();
+    match each.len() {
+        0 => None,
+        1 => each.pop(),
+        _ => Some(Expression::builder().set_and(Some(each)).build()),
+    }
+}
 
 /// A parsed group-by key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +184,7 @@ impl AwsProvider {
                 .time_period(time_period.clone())
                 .granularity(granularity(query.granularity))
                 .metrics(METRIC)
+                .set_filter(cost_filter(&self.cost_tags))
                 .set_next_page_token(next.take());
             if let Some(g) = &group_by {
                 let (kind, key) = match g {
@@ -251,6 +271,7 @@ impl AwsProvider {
             .time_period(interval(OP, query)?)
             .metric(Metric::UnblendedCost)
             .granularity(granularity(query.granularity))
+            .set_filter(cost_filter(&self.cost_tags))
             .send()
             .await
             .aws(OP)
@@ -371,6 +392,7 @@ mod mocked_tests {
     //! GetCostForecast is not implemented by moto (it answers HTTP 500), so the forecast path is
     //! tested against the SDK's own mock interceptor.
 
+    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
     use aws_sdk_costexplorer::operation::get_cost_forecast::{
         GetCostForecastError, GetCostForecastOutput,
     };
@@ -434,6 +456,53 @@ mod mocked_tests {
             entries[1].start,
             chrono::Utc.with_ymd_and_hms(2031, 2, 2, 0, 0, 0).unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn cost_tags_filter_every_cost_explorer_query() {
+        let both_tags = |f: Option<&aws_sdk_costexplorer::types::Expression>| {
+            let Some(and) = f.map(|f| f.and()) else {
+                return false;
+            };
+            let tags: Vec<(Option<&str>, &[String])> = and
+                .iter()
+                .filter_map(|e| e.tags())
+                .map(|t| (t.key(), t.values()))
+                .collect();
+            tags == vec![
+                (Some("env"), &["prod".to_owned()][..]),
+                (Some("team"), &["web".to_owned()][..]),
+            ]
+        };
+        let usage = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage)
+            .match_requests(move |r| both_tags(r.filter()))
+            .then_output(|| GetCostAndUsageOutput::builder().build());
+        let forecast = mock!(aws_sdk_costexplorer::Client::get_cost_forecast)
+            .match_requests(move |r| both_tags(r.filter()))
+            .then_output(|| {
+                GetCostForecastOutput::builder()
+                    .total(MetricValue::builder().amount("0").unit("USD").build())
+                    .build()
+            });
+        let mut aws = mocked_provider(&[&usage, &forecast]);
+        aws.cost_tags = [("team", "web"), ("env", "prod")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        aws.cost(&query(CostGranularity::Daily, None))
+            .await
+            .unwrap();
+        aws.forecast(&query(CostGranularity::Daily, None))
+            .await
+            .unwrap();
+        assert_eq!((usage.num_calls(), forecast.num_calls()), (1, 1));
+
+        // One tag is a plain tag expression; none is no filter.
+        let one: std::collections::BTreeMap<String, String> =
+            [("team".to_owned(), "web".to_owned())].into();
+        let f = super::cost_filter(&one).unwrap();
+        assert_eq!(f.tags().and_then(|t| t.key()), Some("team"));
+        assert!(super::cost_filter(&Default::default()).is_none());
     }
 
     #[tokio::test]
