@@ -8,11 +8,14 @@
 //!
 //! # The forecast
 //!
-//! Spend to the period's end is the spend so far plus the hours left times a pace: the mean
-//! rate over the last week (whole daily and weekly cycles, so a forecast made at the afternoon
-//! peak or on a Monday does not take it for the rest of the period), or over what there is when
-//! the budget has watched for less than a week, or the current run rate in the first hour (or
-//! the pace an earlier run recorded in the cost ledger, when the budget carries on from it).
+//! Where a predictive policy runs on every group of a budget and its forecast is trusted, the
+//! time the forecast covers costs its forecast capacity at each group's price per instance.
+//! The rest of the period is charged hour of day by hour of day at the last week's spend in
+//! that hour, once every hour of the day has been watched (a daily budget at 15:00 has its
+//! evening peak ahead of it, not an average hour). Before that, the hours left are charged at
+//! a pace: the mean rate over what has been watched, or the current run rate in the first hour
+//! (or the pace an earlier run recorded in the cost ledger, when the budget carries on from
+//! it).
 //!
 //! # The ladder
 //!
@@ -143,6 +146,32 @@ struct GroupCost {
     run_rate: f64,
     levers: GroupLevers,
     capacity: u32,
+    /// A predictive policy's forecast capacity ahead, `(from, until, instances)` per point.
+    forecast: Vec<(DateTime<Utc>, DateTime<Utc>, f64)>,
+}
+
+impl GroupCost {
+    /// What the forecast capacity costs over `[from, until)` at the group's price per instance
+    /// now; `None` without a forecast reaching `until` or without a price.
+    fn forecast_spend(&self, from: DateTime<Utc>, until: DateTime<Utc>) -> Option<f64> {
+        if self.capacity == 0 || self.forecast.last().is_none_or(|l| l.1 < until) {
+            return None;
+        }
+        let price = self.run_rate / f64::from(self.capacity);
+        let mut spend = 0.0;
+        for &(start, end, instances) in &self.forecast {
+            let (s, e) = (start.max(from), end.min(until));
+            if e > s {
+                spend += instances.max(0.0) * price * (e - s).num_seconds() as f64 / 3600.0;
+            }
+        }
+        Some(spend)
+    }
+
+    /// Where the forecast ends.
+    fn forecast_until(&self) -> Option<DateTime<Utc>> {
+        self.forecast.last().map(|l| l.1)
+    }
 }
 
 /// A group's capacity by hour of day over about the last day, from which a budget's cap is
@@ -441,6 +470,8 @@ pub struct BudgetControl {
     rung: Option<Rung>,
     /// What an earlier run recorded: the period, the spend in it, the pace, when.
     seed: Option<Seed>,
+    /// The spend a predictive policy's forecast capacity says the time until `.0` will cost.
+    ahead: Option<(DateTime<Utc>, f64)>,
 }
 
 /// What a budget had spent in a period, from an earlier run's ledger.
@@ -481,7 +512,14 @@ impl BudgetControl {
             history: VecDeque::new(),
             rung: None,
             seed: None,
+            ahead: None,
         }
+    }
+
+    /// The spend of the time until `until` from a predictive policy's forecast capacity (for
+    /// the next [`BudgetControl::step`]): the forecast covers it, the pace the rest.
+    pub fn set_ahead(&mut self, ahead: Option<(DateTime<Utc>, f64)>) {
+        self.ahead = ahead.filter(|(_, spend)| spend.is_finite() && *spend >= 0.0);
     }
 
     /// Starts from what an earlier run recorded for `period` (from the cost ledger): `spent`
@@ -556,9 +594,21 @@ impl BudgetControl {
         // The rest of the period, hour by hour of the day once a whole day is watched (a
         // daily budget at 15:00 has the evening peak ahead of it, not an average hour), else
         // at the flat pace.
-        let (rest, rest_unsteered) = match self.hourly_profile() {
-            Some(profile) => rest_of(now, end, &profile),
-            None => (pace * hours_left, unsteered * hours_left),
+        let profile = self.hourly_profile();
+        let rest_between = |from: DateTime<Utc>| match &profile {
+            Some(profile) => rest_of(from, end, profile),
+            None => {
+                let hours = (end - from).num_seconds().max(0) as f64 / 3600.0;
+                (pace * hours, unsteered * hours)
+            }
+        };
+        let (rest, rest_unsteered) = match self.ahead.take().filter(|(until, _)| *until > now) {
+            // The forecast capacity is what the policies will ask for, unsteered.
+            Some((until, spend)) => {
+                let (after, after_unsteered) = rest_between(until.min(end));
+                (spend + after, spend + after_unsteered)
+            }
+            None => rest_between(now),
         };
         let forecast = spent + rest;
         if forecast > amount {
@@ -688,6 +738,7 @@ impl BudgetTracker {
                     run_rate: 0.0,
                     levers: GroupLevers::new(utilization_target),
                     capacity: 0,
+                    forecast: Vec::new(),
                 },
             );
         }
@@ -780,6 +831,32 @@ impl BudgetTracker {
         state.capacity = capacity;
     }
 
+    /// A predictive policy's forecast for `group` at `now` (`None`: none, or not trusted):
+    /// each point's capacity holds until the next point; budgets forecast the spend of the
+    /// time it covers from it.
+    pub fn observe_forecast(
+        &mut self,
+        group: &str,
+        now: DateTime<Utc>,
+        points: Option<&[crate::ForecastPoint]>,
+    ) {
+        let Some(state) = self.groups.get_mut(group) else {
+            return;
+        };
+        state.forecast.clear();
+        let Some(points) = points else { return };
+        let usable: Vec<&crate::ForecastPoint> = points
+            .iter()
+            .filter(|p| p.instances.is_finite() && p.instances >= 0.0)
+            .collect();
+        for pair in usable.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if b.at > a.at && b.at > now {
+                state.forecast.push((a.at.max(now), b.at, a.instances));
+            }
+        }
+    }
+
     /// Each budget's state at `now`.
     pub fn evaluate(&mut self, now: DateTime<Utc>) -> Vec<BudgetStatus> {
         let mut out = Vec::with_capacity(self.budgets.len());
@@ -800,6 +877,22 @@ impl BudgetTracker {
                 unsteered += g.levers.unsteered_rate(g.run_rate, g.capacity);
             }
             let period = b.period.containing(now);
+            // Where every group in scope has a forecast, the spend of the time it covers.
+            let until = covered
+                .iter()
+                .map(|n| self.groups[n].forecast_until())
+                .collect::<Option<Vec<_>>>()
+                .and_then(|ends| ends.into_iter().min())
+                .map(|u| u.min(period.1))
+                .filter(|u| *u > now && !covered.is_empty());
+            let ahead = until.and_then(|until| {
+                covered
+                    .iter()
+                    .map(|n| self.groups[n].forecast_spend(now, until))
+                    .sum::<Option<f64>>()
+                    .map(|spend| (until, spend))
+            });
+            tracked.control.set_ahead(ahead);
             let step = tracked.control.step(
                 now,
                 period,
@@ -958,6 +1051,23 @@ mod tests {
         assert_eq!(late.rung, Some(Rung::Cap));
         assert!((late.spent - 38.0).abs() < 0.2, "{late:?}");
         assert!((late.share - (1.0 - 20.0 / 24.0)).abs() < 0.01, "{late:?}");
+    }
+
+    #[test]
+    fn a_forecast_capacity_gives_the_spend_of_the_time_it_covers() {
+        // In the first hour (pace = run rate 1.0), at 02:00 with 22 hours left: without a
+        // forecast, 22 × 1; with one saying the next 10 hours cost 30, 30 + 12 × 1.
+        let period = BudgetPeriod::Daily.containing(at(2, 2, 0));
+        let mut plain = BudgetControl::new(Rung::Alert);
+        let step = plain.step(at(2, 2, 0), period, 100.0, 0.0, (1.0, 1.0));
+        assert!((step.forecast - 22.0).abs() < 1e-9, "{step:?}");
+        let mut ahead = BudgetControl::new(Rung::Alert);
+        ahead.set_ahead(Some((at(2, 12, 0), 30.0)));
+        let step = ahead.step(at(2, 2, 0), period, 100.0, 0.0, (1.0, 1.0));
+        assert!((step.forecast - 42.0).abs() < 1e-9, "{step:?}");
+        // It is used for one step only: the next one without it is back to the pace.
+        let step = ahead.step(at(2, 2, 1), period, 100.0, 0.0, (1.0, 1.0));
+        assert!(step.forecast < 23.0, "{step:?}");
     }
 
     #[test]

@@ -476,7 +476,6 @@ impl Shared {
             .and_then(|s| s.last())
             .filter(|s| s.value.is_finite() && (0.0..=1.5).contains(&s.value))
             .map(|s| s.value * f64::from(snapshot.ready));
-        let steer = self.budget_steer(managed, now, &snapshot, (cost.as_ref(), metered_cost), load);
         if let Some(work) = &managed.config.cost {
             let kind = crate::config::metric_from_name(&work.work_metric);
             if !managed.config.metrics_needed().contains(&kind) {
@@ -515,6 +514,15 @@ impl Shared {
                 points: f.all_points.clone(),
             });
         }
+        // The budgets see the forecast capacity of a predictive policy, when it is trusted.
+        let ahead = forecast.as_ref().and_then(|f| f.points.as_deref());
+        let steer = self.budget_steer(
+            managed,
+            now,
+            &snapshot,
+            (cost.as_ref(), metered_cost),
+            (load, ahead),
+        );
         let (points, note) = match &forecast {
             Some(f) => (f.points.as_deref(), f.note.as_deref()),
             None => (None, None),
@@ -924,7 +932,7 @@ impl Shared {
         now: DateTime<Utc>,
         snapshot: &GroupSnapshot,
         (cost, metered): (Option<&(f64, String)>, Option<f64>),
-        load: Option<f64>,
+        (load, ahead): (Option<f64>, Option<&[crate::ForecastPoint]>),
     ) -> Option<BudgetSteer> {
         let mut guard = self.budgets.lock().unwrap_or_else(PoisonError::into_inner);
         let (tracker, evaluated) = guard.as_mut()?;
@@ -936,6 +944,7 @@ impl Shared {
                 snapshot.desired,
                 load,
             );
+            tracker.observe_forecast(&managed.config.name, now, ahead);
         }
         if *evaluated != Some(now) {
             *evaluated = Some(now);

@@ -171,7 +171,11 @@ impl PolicyController {
     }
 
     /// What the budget asks of the decision at `view`, after stepping it.
-    fn budget_steer(&mut self, view: &View<'_>) -> Option<BudgetSteer> {
+    fn budget_steer(
+        &mut self,
+        view: &View<'_>,
+        ahead: Option<&[ForecastPoint]>,
+    ) -> Option<BudgetSteer> {
         let price = self.price_per_hour;
         let state = self.budget.as_mut()?;
         let now = view.at();
@@ -197,6 +201,21 @@ impl PolicyController {
             .periods
             .iter()
             .find(|(s, e, _)| *s <= now && now < *e)?;
+        // A predictive policy's forecast capacity gives the spend of the time it covers, as in
+        // the control loop.
+        let ahead = ahead.and_then(|points| {
+            let until = points.last()?.at.min(end);
+            let mut spend = 0.0;
+            for pair in points.windows(2) {
+                let (from, to) = (pair[0].at.max(now), pair[1].at.min(until));
+                if to > from && pair[0].instances.is_finite() {
+                    spend += pair[0].instances.max(0.0) * price * (to - from).num_seconds() as f64
+                        / 3600.0;
+                }
+            }
+            (until > now).then_some((until, spend))
+        });
+        state.control.set_ahead(ahead);
         let step = state
             .control
             .step(now, (start, end), amount, cumulative, (run_rate, unsteered));
@@ -283,7 +302,7 @@ impl Controller for PolicyController {
             Some(f) => (f.points.as_deref(), f.note.as_deref()),
             None => (None, None),
         };
-        let steer = self.budget_steer(view);
+        let steer = self.budget_steer(view, forecast.as_ref().and_then(|f| f.points.as_deref()));
         let observation = Observation {
             now: view.at(),
             group: &snapshot,
