@@ -77,6 +77,22 @@ enum Command {
     /// `--chart FILE.svg` draws spend against each budget over its period; `--focus FILE.csv`
     /// exports the spend as FinOps FOCUS 1.1 cost and usage rows, one per group per hour.
     Cost(cmd::cost::Args),
+    /// Score rightsizing recommenders (the Kubernetes VPA, the hourly oracle) on a per-VM panel.
+    ///
+    /// Every VM gets a CPU and memory size every hour (UTC) from its past usage only; the size is
+    /// held for the hour and scored on the steps that follow, after a warm-up (`--warmup`, each
+    /// VM's first day). Per resource: slack (mean of (recommended − used) / recommended),
+    /// shortfall (share of steps with used > recommended), cost (Σ recommended / Σ what the VMs
+    /// were given) and changes per VM-day. The hourly oracle (each hour's own peak) is scored
+    /// beside them, and each recommender's main setting (the VPA's target percentile) is swept
+    /// for a frontier of slack against shortfall (`--chart FILE.svg`).
+    ///
+    /// `--from`/`--until` score a window (RFC 3339, or a length after the panel's first step
+    /// such as `46d`); steps before `--from` are history. Panel formats: the Bitbrains one
+    /// (`timestamp,vm,cores,cpu_capacity_mhz,cpu_usage_mhz,mem_capacity_kb,mem_usage_kb`) and a
+    /// generic long CSV `timestamp,vm,cpu_used[,cpu_capacity][,mem_used,mem_capacity]` (CPU in
+    /// cores, memory in bytes), plain or gzip.
+    Rightsize(cmd::rightsize::Args),
     /// Inspect provider plugins.
     #[command(subcommand)]
     Plugins(cmd::plugins::Command),
@@ -94,6 +110,7 @@ fn main() -> ExitCode {
         Command::Forecast(args) => cmd::forecast::run(args),
         Command::Capacity(args) => cmd::capacity::run(args),
         Command::Cost(args) => cmd::cost::run(args),
+        Command::Rightsize(args) => cmd::rightsize::run(args),
         Command::Plugins(command) => cmd::plugins::run(command),
     };
     match result {

@@ -10,6 +10,7 @@ pub mod forecast;
 pub mod plan;
 pub mod plugins;
 pub mod policy;
+pub mod rightsize;
 pub mod run;
 pub mod schema;
 pub mod simulate;

@@ -6,4 +6,5 @@ mod cost;
 mod forecast;
 mod hardening;
 mod policy;
+mod rightsize;
 mod simulate;

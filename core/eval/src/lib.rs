@@ -37,6 +37,7 @@ pub mod hpa;
 pub mod oracle;
 pub mod policy;
 mod replay;
+pub mod rightsize;
 mod score;
 pub mod svg;
 pub mod target_tracking;

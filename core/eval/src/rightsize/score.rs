@@ -1,0 +1,568 @@
+//! Scoring recommenders on a panel, as `EVALUATION.md` ("Rightsizing (vertical) metrics")
+//! defines it.
+//!
+//! For every VM, at every whole hour (UTC) `h` that has samples: the recommender gets the VM's
+//! samples before `h` and its recommendation is held over `[h, h + hold)`; every sample in that
+//! hour is a scored step when it is at least `warmup` after the VM's first sample and inside
+//! `[from, until)`. Samples before `from` are still history: a recommender scored on the last
+//! 45 days has seen the days before. Per resource, over every scored step of every VM:
+//!
+//! - **slack** = mean of `(recommended − used) / recommended` (negative on a short step;
+//!   a step with both at 0 counts 0, one with nothing recommended and some use counts −1);
+//! - **shortfall** = share of steps with `used > recommended`;
+//! - **cost ratio** = Σ recommended / Σ given (what the VMs were given), when the panel says;
+//! - **changes per VM-day**: hours whose recommendation differs from the hour before, over the
+//!   scored VM-days (scored steps × step / 1 day).
+//!
+//! The hourly oracle recommends each hour's own peak: never short, the least slack an hourly
+//! size can have.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::panel::{Panel, Sample};
+use super::{Recommendation, Recommender};
+
+/// How a panel is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ScoreOptions {
+    /// Score only steps at or after this time (seconds since the epoch).
+    pub from: Option<i64>,
+    /// Score only steps before this time.
+    pub until: Option<i64>,
+    /// Each VM's first this-many seconds are not scored (1 day).
+    pub warmup_seconds: i64,
+    /// How long a recommendation is held, seconds (1 hour); decisions fall on multiples of it.
+    pub hold_seconds: i64,
+}
+
+impl Default for ScoreOptions {
+    fn default() -> ScoreOptions {
+        ScoreOptions {
+            from: None,
+            until: None,
+            warmup_seconds: 86_400,
+            hold_seconds: 3600,
+        }
+    }
+}
+
+/// One resource's score.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ResourceScore {
+    /// Scored steps.
+    pub steps: u64,
+    /// Mean of (recommended − used) / recommended, a fraction.
+    pub slack: f64,
+    /// Share of steps with used > recommended, a fraction.
+    pub shortfall: f64,
+    /// Σ recommended / Σ given; `None` when the panel does not say what the VMs were given.
+    pub cost_ratio: Option<f64>,
+    /// Mean recommended size per scored step (cores or bytes).
+    pub mean_recommended: f64,
+    /// Mean use per scored step.
+    pub mean_used: f64,
+    /// Hours whose recommendation differs from the hour before.
+    pub changes: u64,
+    /// Changes per scored VM-day.
+    pub changes_per_vm_day: f64,
+}
+
+/// A recommender's (or the oracle's) score on a panel.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RightsizeScore {
+    /// The recommender's name.
+    pub name: String,
+    /// Its settings in a line.
+    pub settings: String,
+    /// Its main setting's value, when it has one.
+    pub setting: Option<f64>,
+    /// VMs with at least one scored step.
+    pub vms: usize,
+    /// Scored VM-days.
+    pub vm_days: f64,
+    /// Steps in the scored span left unscored because the recommender could not tell yet.
+    pub unsized_steps: u64,
+    /// CPU.
+    pub cpu: ResourceScore,
+    /// Memory, when the panel has it.
+    pub memory: Option<ResourceScore>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Acc {
+    n: u64,
+    slack: f64,
+    short: u64,
+    rec: f64,
+    used: f64,
+    given: f64,
+    changes: u64,
+}
+
+impl Acc {
+    fn add(&mut self, rec: f64, used: f64, given: f64) {
+        self.n += 1;
+        self.slack += if rec > 0.0 {
+            (rec - used) / rec
+        } else if used > 0.0 {
+            -1.0
+        } else {
+            0.0
+        };
+        if used > rec {
+            self.short += 1;
+        }
+        self.rec += rec;
+        self.used += used;
+        self.given += given;
+    }
+
+    fn merge(&mut self, o: &Acc) {
+        self.n += o.n;
+        self.slack += o.slack;
+        self.short += o.short;
+        self.rec += o.rec;
+        self.used += o.used;
+        self.given += o.given;
+        self.changes += o.changes;
+    }
+
+    fn finish(&self, given_known: bool, vm_days: f64) -> ResourceScore {
+        let n = self.n.max(1) as f64;
+        ResourceScore {
+            steps: self.n,
+            slack: self.slack / n,
+            shortfall: self.short as f64 / n,
+            cost_ratio: (given_known && self.given > 0.0).then(|| self.rec / self.given),
+            mean_recommended: self.rec / n,
+            mean_used: self.used / n,
+            changes: self.changes,
+            changes_per_vm_day: if vm_days > 0.0 {
+                self.changes as f64 / vm_days
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+/// What is scored: the oracle, or a recommender.
+#[derive(Debug)]
+pub enum Job {
+    /// The hourly oracle: each hour's own peak.
+    Oracle,
+    /// A recommender.
+    Recommender(Box<dyn Recommender>),
+}
+
+impl std::fmt::Debug for dyn Recommender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Recommender({})", self.name())
+    }
+}
+
+/// The hourly oracle: the peak of each resource over `hour` (the samples it is held for).
+pub fn oracle(hour: &[Sample]) -> Recommendation {
+    hour.iter()
+        .fold(Recommendation { cpu: 0.0, mem: 0.0 }, |r, s| {
+            Recommendation {
+                cpu: r.cpu.max(s.cpu),
+                mem: r.mem.max(s.mem),
+            }
+        })
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    cpu: Acc,
+    mem: Acc,
+    vms: usize,
+    unsized_steps: u64,
+}
+
+fn score_vm(samples: &[Sample], job: &mut Job, opts: &ScoreOptions, memory: bool) -> Totals {
+    let mut t = Totals::default();
+    let Some(first) = samples.first() else {
+        return t;
+    };
+    if let Job::Recommender(r) = job {
+        r.start();
+    }
+    let hold = opts.hold_seconds.max(1);
+    let scored_from = (first.at + opts.warmup_seconds).max(opts.from.unwrap_or(i64::MIN));
+    let until = opts.until.unwrap_or(i64::MAX);
+    let mut previous: Option<Recommendation> = None;
+    let mut i = 0;
+    while i < samples.len() && samples[i].at < until {
+        let h = samples[i].at.div_euclid(hold) * hold;
+        let mut j = i + 1;
+        while j < samples.len() && samples[j].at < h + hold {
+            j += 1;
+        }
+        let rec = match job {
+            Job::Oracle => Some(oracle(&samples[i..j])),
+            Job::Recommender(r) => r.recommend(h, &samples[..i]),
+        };
+        let mut scored = false;
+        for s in &samples[i..j] {
+            if s.at < scored_from || s.at >= until {
+                continue;
+            }
+            let Some(rec) = rec else {
+                t.unsized_steps += 1;
+                continue;
+            };
+            scored = true;
+            t.cpu.add(rec.cpu, s.cpu, s.cpu_given);
+            if memory {
+                t.mem.add(rec.mem, s.mem, s.mem_given);
+            }
+        }
+        if scored && let (Some(p), Some(r)) = (previous, rec) {
+            t.cpu.changes += u64::from(p.cpu != r.cpu);
+            t.mem.changes += u64::from(memory && p.mem != r.mem);
+        }
+        previous = rec;
+        i = j;
+    }
+    t.vms = usize::from(t.cpu.n > 0);
+    t
+}
+
+fn score_job(panel: &Panel, mut job: Job, opts: &ScoreOptions) -> RightsizeScore {
+    let mut totals = Totals::default();
+    for vm in &panel.vms {
+        let t = score_vm(&vm.samples, &mut job, opts, panel.columns.memory);
+        totals.cpu.merge(&t.cpu);
+        totals.mem.merge(&t.mem);
+        totals.vms += t.vms;
+        totals.unsized_steps += t.unsized_steps;
+    }
+    let vm_days = totals.cpu.n as f64 * panel.step_seconds as f64 / 86_400.0;
+    let (name, settings, setting) = match &job {
+        Job::Oracle => (
+            "oracle".to_owned(),
+            "each hour's own peak (knows the future)".to_owned(),
+            None,
+        ),
+        Job::Recommender(r) => (r.name(), r.describe(), r.main_setting().map(|s| s.value)),
+    };
+    RightsizeScore {
+        name,
+        settings,
+        setting,
+        vms: totals.vms,
+        vm_days,
+        unsized_steps: totals.unsized_steps,
+        cpu: totals.cpu.finish(panel.columns.cpu_given, vm_days),
+        memory: panel
+            .columns
+            .memory
+            .then(|| totals.mem.finish(panel.columns.mem_given, vm_days)),
+    }
+}
+
+/// Scores every job on `panel`, on up to `threads` threads; the scores come back in the jobs'
+/// order.
+pub fn score_all(
+    panel: &Panel,
+    jobs: Vec<Job>,
+    opts: &ScoreOptions,
+    threads: usize,
+) -> Vec<RightsizeScore> {
+    let count = jobs.len();
+    let queue: Vec<Mutex<Option<Job>>> = jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
+    let results: Vec<Mutex<Option<RightsizeScore>>> =
+        (0..count).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            if k >= count {
+                break;
+            }
+            let job = queue[k].lock().ok().and_then(|mut j| j.take());
+            if let Some(job) = job {
+                let score = score_job(panel, job, opts);
+                if let Ok(mut slot) = results[k].lock() {
+                    *slot = Some(score);
+                }
+            }
+        }
+    };
+    let threads = threads.clamp(1, count.max(1));
+    if threads == 1 {
+        work();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(work);
+            }
+        });
+    }
+    results
+        .into_iter()
+        .filter_map(|r| r.into_inner().ok().flatten())
+        .collect()
+}
+
+/// Scores one recommender.
+pub fn score_recommender(
+    panel: &Panel,
+    recommender: Box<dyn Recommender>,
+    opts: &ScoreOptions,
+) -> RightsizeScore {
+    score_job(panel, Job::Recommender(recommender), opts)
+}
+
+/// Scores the hourly oracle.
+pub fn score_oracle(panel: &Panel, opts: &ScoreOptions) -> RightsizeScore {
+    score_job(panel, Job::Oracle, opts)
+}
+
+/// One setting of a frontier sweep.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SweepPoint {
+    /// The main setting's value.
+    pub value: f64,
+    /// The score with it.
+    pub score: RightsizeScore,
+}
+
+/// Scores `recommender` at each value of its main setting's sweep (none when it has no main
+/// setting).
+pub fn sweep(
+    panel: &Panel,
+    recommender: &dyn Recommender,
+    opts: &ScoreOptions,
+    threads: usize,
+) -> Vec<SweepPoint> {
+    let Some(setting) = recommender.main_setting() else {
+        return Vec::new();
+    };
+    let jobs = setting
+        .sweep
+        .iter()
+        .map(|&v| Job::Recommender(recommender.with_setting(v)))
+        .collect();
+    setting
+        .sweep
+        .iter()
+        .zip(score_all(panel, jobs, opts, threads))
+        .map(|(&value, score)| SweepPoint { value, score })
+        .collect()
+}
+
+/// The sweep point with the least slack on a resource among those at most `max_shortfall`
+/// short on it (`memory` picks the resource).
+pub fn best_within(points: &[SweepPoint], max_shortfall: f64, memory: bool) -> Option<&SweepPoint> {
+    points
+        .iter()
+        .filter_map(|p| {
+            let r = if memory {
+                p.score.memory.as_ref()?
+            } else {
+                &p.score.cpu
+            };
+            (r.shortfall <= max_shortfall + 1e-12).then_some((p, r.slack))
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(p, _)| p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::panel::parse_panel;
+    use super::*;
+
+    /// Recommends a fixed size, or the last sample's use × 2 when `follow`.
+    #[derive(Debug)]
+    struct Fixed {
+        cpu: f64,
+        mem: f64,
+        follow: bool,
+    }
+
+    impl Recommender for Fixed {
+        fn name(&self) -> String {
+            "fixed".into()
+        }
+        fn with_setting(&self, value: f64) -> Box<dyn Recommender> {
+            Box::new(Fixed {
+                cpu: value,
+                mem: self.mem,
+                follow: self.follow,
+            })
+        }
+        fn start(&mut self) {}
+        fn recommend(&mut self, _at: i64, past: &[Sample]) -> Option<Recommendation> {
+            if self.follow {
+                let last = past.last()?;
+                return Some(Recommendation {
+                    cpu: last.cpu * 2.0,
+                    mem: last.mem * 2.0,
+                });
+            }
+            Some(Recommendation {
+                cpu: self.cpu,
+                mem: self.mem,
+            })
+        }
+    }
+
+    /// One VM given 4 cores and 1000 bytes, 30-minute steps over three hours (6 steps).
+    fn panel() -> Panel {
+        parse_panel(
+            "hand",
+            "timestamp,vm,cpu_used,cpu_capacity,mem_used,mem_capacity\n\
+             2024-01-01T00:00:00Z,a,1,4,100,1000\n\
+             2024-01-01T00:30:00Z,a,2,4,200,1000\n\
+             2024-01-01T01:00:00Z,a,1,4,100,1000\n\
+             2024-01-01T01:30:00Z,a,3,4,500,1000\n\
+             2024-01-01T02:00:00Z,a,2,4,400,1000\n\
+             2024-01-01T02:30:00Z,a,1,4,400,1000\n",
+        )
+        .unwrap()
+    }
+
+    fn opts() -> ScoreOptions {
+        ScoreOptions {
+            warmup_seconds: 3600,
+            ..ScoreOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_fixed_size_by_hand() {
+        // Warm-up 1 h: steps 01:00..02:30 are scored (4 steps). Size 2 cores, 400 bytes.
+        // CPU used 1, 3, 2, 1: slack terms 0.5, −0.5, 0, 0.5 → mean 0.125; short 1 of 4;
+        // cost 8 / 16 = 0.5. Memory used 100, 500, 400, 400: terms 0.75, −0.25, 0, 0 → 0.125;
+        // short 1 of 4; cost 1600 / 4000 = 0.4. Never changes. 4 steps of 30 min = 1/12 day.
+        let s = score_recommender(
+            &panel(),
+            Box::new(Fixed {
+                cpu: 2.0,
+                mem: 400.0,
+                follow: false,
+            }),
+            &opts(),
+        );
+        assert_eq!(s.cpu.steps, 4);
+        assert!((s.cpu.slack - 0.125).abs() < 1e-12);
+        assert!((s.cpu.shortfall - 0.25).abs() < 1e-12);
+        assert!((s.cpu.cost_ratio.unwrap() - 0.5).abs() < 1e-12);
+        let m = s.memory.unwrap();
+        assert!((m.slack - 0.125).abs() < 1e-12);
+        assert!((m.shortfall - 0.25).abs() < 1e-12);
+        assert!((m.cost_ratio.unwrap() - 0.4).abs() < 1e-12);
+        assert_eq!((s.cpu.changes, m.changes), (0, 0));
+        assert!((s.vm_days - 1.0 / 12.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_recommender_sees_only_the_past_by_hand() {
+        // Twice the last use before each hour. At 01:00 the last sample is 00:30 (2, 200): size
+        // 4 and 400 over 01:00, 01:30. At 02:00 the last is 01:30 (3, 500): 6 and 1000 over
+        // 02:00, 02:30. CPU terms: 3/4, 1/4, 4/6, 5/6 → mean 0.625, never short, cost 20/16.
+        // Memory terms: 3/4, −1/4, 6/10, 6/10 → mean 0.425, short 1 of 4, cost 2800/4000.
+        // One change on each resource (01:00 → 02:00), over 1/12 VM-day: 12 per VM-day.
+        let s = score_recommender(
+            &panel(),
+            Box::new(Fixed {
+                cpu: 0.0,
+                mem: 0.0,
+                follow: true,
+            }),
+            &opts(),
+        );
+        assert!((s.cpu.slack - 0.625).abs() < 1e-12);
+        assert_eq!(s.cpu.shortfall, 0.0);
+        assert!((s.cpu.cost_ratio.unwrap() - 1.25).abs() < 1e-12);
+        let m = s.memory.unwrap();
+        assert!((m.slack - 0.425).abs() < 1e-12);
+        assert!((m.shortfall - 0.25).abs() < 1e-12);
+        assert!((m.cost_ratio.unwrap() - 0.7).abs() < 1e-12);
+        assert_eq!((s.cpu.changes, m.changes), (1, 1));
+        assert!((s.cpu.changes_per_vm_day - 12.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_oracle_by_hand() {
+        // Hour peaks: 01:00 → (3, 500), 02:00 → (2, 400). CPU terms 2/3, 0, 0, 1/2 → 7/24;
+        // memory terms 4/5, 0, 0, 0 → 0.2. Never short.
+        let s = score_oracle(&panel(), &opts());
+        assert!((s.cpu.slack - 7.0 / 24.0).abs() < 1e-12);
+        assert_eq!(s.cpu.shortfall, 0.0);
+        let m = s.memory.unwrap();
+        assert!((m.slack - 0.2).abs() < 1e-12);
+        assert_eq!(m.shortfall, 0.0);
+        // CPU peaks 2 (warm-up hour), 3, 2: a change in each scored hour.
+        assert_eq!(s.cpu.changes, 2);
+    }
+
+    #[test]
+    fn a_window_scores_only_its_steps() {
+        // From 02:00: the steps 02:00 and 02:30 with size (2, 400): CPU terms 0, 0.5.
+        let opts = ScoreOptions {
+            from: Some(1_704_074_400),
+            ..opts()
+        };
+        let s = score_recommender(
+            &panel(),
+            Box::new(Fixed {
+                cpu: 2.0,
+                mem: 400.0,
+                follow: false,
+            }),
+            &opts,
+        );
+        assert_eq!(s.cpu.steps, 2);
+        assert!((s.cpu.slack - 0.25).abs() < 1e-12);
+        // Until 02:00 instead: 01:00 and 01:30.
+        let opts = ScoreOptions {
+            from: None,
+            until: Some(1_704_074_400),
+            ..opts
+        };
+        let s = score_oracle(&panel(), &opts);
+        assert_eq!(s.cpu.steps, 2);
+        assert!((s.cpu.slack - (2.0 / 3.0) / 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sweeps_run_in_parallel_in_order() {
+        let fixed = Fixed {
+            cpu: 0.0,
+            mem: 400.0,
+            follow: false,
+        };
+        struct Swept(Fixed);
+        impl Recommender for Swept {
+            fn name(&self) -> String {
+                "swept".into()
+            }
+            fn main_setting(&self) -> Option<super::super::Setting> {
+                Some(super::super::Setting {
+                    name: "cpu".into(),
+                    value: 2.0,
+                    sweep: vec![1.0, 2.0, 3.0, 4.0],
+                })
+            }
+            fn with_setting(&self, v: f64) -> Box<dyn Recommender> {
+                self.0.with_setting(v)
+            }
+            fn start(&mut self) {}
+            fn recommend(&mut self, at: i64, past: &[Sample]) -> Option<Recommendation> {
+                self.0.recommend(at, past)
+            }
+        }
+        let points = sweep(&panel(), &Swept(fixed), &opts(), 3);
+        let values: Vec<f64> = points.iter().map(|p| p.value).collect();
+        assert_eq!(values, [1.0, 2.0, 3.0, 4.0]);
+        // Size 3: CPU used 1, 3, 2, 1 → never short; size 2 is short once.
+        let best = best_within(&points, 0.0, false).unwrap();
+        assert_eq!(best.value, 3.0);
+        assert_eq!(best_within(&points, 0.25, false).unwrap().value, 2.0);
+    }
+}

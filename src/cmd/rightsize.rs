@@ -1,0 +1,504 @@
+//! `hoist rightsize`: score rightsizing recommenders (the Kubernetes VPA recommender, and the
+//! hourly oracle beside it) on a per-VM panel, with a frontier sweep of each recommender's main
+//! setting.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use hoist_core::eval::rightsize::chart::{self, Line};
+use hoist_core::eval::rightsize::score::{Job, best_within, score_all};
+use hoist_core::eval::rightsize::vpa::{Vpa, VpaConfig};
+use hoist_core::eval::rightsize::{
+    Panel, Recommender, ResourceScore, RightsizeScore, ScoreOptions, SweepPoint, load_panel,
+};
+
+use super::{CliError, CliResult};
+
+/// Output format of `hoist rightsize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A table for people.
+    Table,
+    /// Markdown tables, for reports.
+    Markdown,
+    /// One JSON object.
+    Json,
+}
+
+/// Options of `hoist rightsize`.
+///
+/// Panel formats (plain or gzip, told apart by the header):
+///
+/// - Bitbrains (GWA-T-12): `timestamp,vm,cores,cpu_capacity_mhz,cpu_usage_mhz,mem_capacity_kb,
+///   mem_usage_kb`. CPU used in cores is usage / (capacity / cores); memory in KiB. Rows with
+///   0 cores and 0 MHz (the VM was off) are gaps.
+/// - Generic long CSV: `timestamp,vm,cpu_used[,cpu_capacity][,mem_used,mem_capacity]`, columns
+///   in any order, CPU in cores, memory in bytes; a capacity is what the VM was given.
+///
+/// Timestamps are RFC 3339; each VM's rows in increasing time. Negative usage, a capacity of 0
+/// and unparseable numbers are refused with the file and line.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The per-VM panel (`.csv` or `.csv.gz`).
+    #[arg(long)]
+    pub panel: PathBuf,
+    /// Score only steps at or after this time: RFC 3339, or a length after the panel's first
+    /// step (`46d`). Steps before it are still history for the recommenders.
+    #[arg(long, value_name = "TIME|LENGTH")]
+    pub from: Option<String>,
+    /// Score only steps before this time: RFC 3339, or a length after the panel's first step.
+    #[arg(long, value_name = "TIME|LENGTH")]
+    pub until: Option<String>,
+    /// Each VM's first this-long is warm-up, not scored.
+    #[arg(long, default_value = "1d", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write the frontier chart (slack against shortfall, CPU and memory) as SVG here.
+    #[arg(long, value_name = "FILE.svg")]
+    pub chart: Option<PathBuf>,
+    /// The largest shortfall (%) at which the best setting of each sweep is picked.
+    #[arg(long, default_value_t = 1.0, value_name = "PERCENT")]
+    pub max_shortfall: f64,
+    /// Skip the frontier sweeps (score the recommenders as configured and the oracle only).
+    #[arg(long)]
+    pub no_sweep: bool,
+    /// The VPA's target percentile, CPU and memory (upstream: 0.9).
+    #[arg(long, default_value_t = 0.9)]
+    pub vpa_target_percentile: f64,
+    /// The VPA's safety margin, a fraction added to every estimate (upstream: 0.15).
+    #[arg(long, default_value_t = 0.15)]
+    pub vpa_margin: f64,
+    /// The VPA's histogram decay half-life, CPU and memory (upstream: 24h).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub vpa_half_life: Duration,
+    /// The VPA's memory aggregation interval: one memory peak per interval (upstream: 24h).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub vpa_memory_interval: Duration,
+    /// The VPA's first CPU histogram bucket, cores (0.01 up to VPA 1.3; 0.001 since).
+    #[arg(long, default_value_t = 0.01)]
+    pub vpa_cpu_first_bucket: f64,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = hoist_core::duration::parse_duration(text)?;
+    if d.subsec_nanos() != 0 {
+        return Err(format!("{text}: use whole seconds"));
+    }
+    Ok(d)
+}
+
+/// An RFC 3339 time, or a length after `start`.
+fn parse_when(flag: &str, text: &str, start: i64) -> Result<i64, CliError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp());
+    }
+    match hoist_core::duration::parse_duration(text) {
+        Ok(d) => Ok(start + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)),
+        Err(_) => Err(CliError::input(format!(
+            "{flag} {text:?}: give an RFC 3339 time (2013-08-15T00:00:00Z) or a length after the panel's first step (46d)"
+        ))),
+    }
+}
+
+fn rfc3339(t: i64) -> String {
+    Utc.timestamp_opt(t, 0).single().map_or_else(
+        || t.to_string(),
+        |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    )
+}
+
+struct Sweep {
+    name: String,
+    setting: String,
+    points: Vec<SweepPoint>,
+}
+
+/// Runs `hoist rightsize`.
+pub fn run(args: Args) -> CliResult {
+    let started = Instant::now();
+    let config = VpaConfig {
+        target_cpu_percentile: args.vpa_target_percentile,
+        target_memory_percentile: args.vpa_target_percentile,
+        safety_margin: args.vpa_margin,
+        cpu_half_life_seconds: args.vpa_half_life.as_secs() as i64,
+        memory_half_life_seconds: args.vpa_half_life.as_secs() as i64,
+        memory_interval_seconds: args.vpa_memory_interval.as_secs() as i64,
+        cpu_first_bucket: args.vpa_cpu_first_bucket,
+        ..VpaConfig::default()
+    };
+    config
+        .validate()
+        .map_err(|e| CliError::input(format!("--vpa-*: {e}")))?;
+    if !(0.0..=100.0).contains(&args.max_shortfall) {
+        return Err(CliError::input(format!(
+            "--max-shortfall {} must be a percentage in [0, 100]",
+            args.max_shortfall
+        )));
+    }
+    let panel = load_panel(&args.panel).map_err(CliError::input)?;
+    let loaded = started.elapsed();
+    let (first, last) = panel
+        .span()
+        .ok_or_else(|| CliError::input(format!("{}: no steps", args.panel.display())))?;
+    let from = args
+        .from
+        .as_deref()
+        .map(|t| parse_when("--from", t, first))
+        .transpose()?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|t| parse_when("--until", t, first))
+        .transpose()?;
+    if let (Some(f), Some(u)) = (from, until)
+        && f >= u
+    {
+        return Err(CliError::input(format!(
+            "--from {} is not before --until {}",
+            rfc3339(f),
+            rfc3339(u)
+        )));
+    }
+    let opts = ScoreOptions {
+        from,
+        until,
+        warmup_seconds: args.warmup.as_secs() as i64,
+        hold_seconds: 3600,
+    };
+
+    // The recommenders scored as rows; each plugs in as one more trait object.
+    let recommenders: Vec<Box<dyn Recommender>> =
+        vec![Box::new(Vpa::new(config.clone(), panel.columns.memory))];
+
+    let count = recommenders.len();
+    let mut sweep_jobs = Vec::new();
+    let mut sweeps_layout = Vec::new();
+    if !args.no_sweep {
+        for r in &recommenders {
+            if let Some(setting) = r.main_setting() {
+                let start = 1 + count + sweep_jobs.len();
+                for &v in &setting.sweep {
+                    sweep_jobs.push(Job::Recommender(r.with_setting(v)));
+                }
+                sweeps_layout.push((r.name(), setting, start));
+            }
+        }
+    }
+    let mut jobs = vec![Job::Oracle];
+    jobs.extend(recommenders.into_iter().map(Job::Recommender));
+    jobs.extend(sweep_jobs);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let scores = score_all(&panel, jobs, &opts, threads);
+    let rows: Vec<RightsizeScore> = scores[..=count].to_vec();
+    let sweeps: Vec<Sweep> = sweeps_layout
+        .into_iter()
+        .map(|(name, setting, start)| Sweep {
+            name,
+            points: setting
+                .sweep
+                .iter()
+                .zip(&scores[start..start + setting.sweep.len()])
+                .map(|(&value, score)| SweepPoint {
+                    value,
+                    score: score.clone(),
+                })
+                .collect(),
+            setting: setting.name,
+        })
+        .collect();
+    if rows.first().is_none_or(|o| o.cpu.steps == 0) {
+        return Err(CliError::input(format!(
+            "{}: no step to score between {} and {} after each VM's {} warm-up",
+            args.panel.display(),
+            rfc3339(from.unwrap_or(first)),
+            rfc3339(until.unwrap_or(last + panel.step_seconds)),
+            hoist_core::duration::HumanDuration::from(args.warmup)
+        )));
+    }
+    let elapsed = started.elapsed();
+
+    let scored_from = from.unwrap_or(first).max(first);
+    let scored_until = until.unwrap_or(last + panel.step_seconds);
+    let context = Context {
+        panel: &panel,
+        file: args.panel.display().to_string(),
+        scored_from,
+        scored_until,
+        warmup: args.warmup,
+        max_shortfall: args.max_shortfall / 100.0,
+        loaded,
+        elapsed,
+    };
+    if let Some(path) = &args.chart {
+        let lines: Vec<Line<'_>> = sweeps
+            .iter()
+            .map(|s| Line {
+                name: &s.name,
+                points: &s.points,
+            })
+            .collect();
+        let svg = chart::frontier(
+            &format!("{}: slack against shortfall", panel.name),
+            &format!(
+                "{} VMs · scored {} → {} · hourly recommendations held 1 h · sweeps of the {}",
+                panel.vms.len(),
+                rfc3339(scored_from),
+                rfc3339(scored_until),
+                sweeps
+                    .iter()
+                    .map(|s| format!("{} {}", s.name, s.setting))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            &lines,
+            &rows,
+        );
+        std::fs::write(path, svg)
+            .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", path.display())))?;
+    }
+    match args.format {
+        Format::Json => {
+            let value = serde_json::json!({
+                "panel": {
+                    "file": context.file,
+                    "name": panel.name,
+                    "format": panel.format,
+                    "columns": panel.columns,
+                    "vms": panel.vms.len(),
+                    "rows": panel.rows,
+                    "off_rows": panel.off_rows,
+                    "step_seconds": panel.step_seconds,
+                    "first": rfc3339(first),
+                    "last": rfc3339(last),
+                },
+                "scored_from": rfc3339(scored_from),
+                "scored_until": rfc3339(scored_until),
+                "warmup_seconds": args.warmup.as_secs(),
+                "hold_seconds": opts.hold_seconds,
+                "vpa": config,
+                "rows": rows,
+                "sweeps": sweeps.iter().map(|s| serde_json::json!({
+                    "recommender": s.name,
+                    "setting": s.setting,
+                    "points": s.points,
+                    "best_cpu_within_max_shortfall": best_within(&s.points, context.max_shortfall, false).map(|p| p.value),
+                    "best_memory_within_max_shortfall": best_within(&s.points, context.max_shortfall, true).map(|p| p.value),
+                })).collect::<Vec<_>>(),
+                "max_shortfall": context.max_shortfall,
+                "seconds": elapsed.as_secs_f64(),
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).map_err(CliError::runtime)?
+            );
+        }
+        Format::Table => print!("{}", render(&context, &rows, &sweeps, false)),
+        Format::Markdown => print!("{}", render(&context, &rows, &sweeps, true)),
+    }
+    if let Some(path) = &args.chart
+        && args.format != Format::Json
+    {
+        println!("\nchart written to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Context<'a> {
+    panel: &'a Panel,
+    file: String,
+    scored_from: i64,
+    scored_until: i64,
+    warmup: Duration,
+    max_shortfall: f64,
+    loaded: Duration,
+    elapsed: Duration,
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1} %", x * 100.0)
+}
+
+fn resource_cells(r: Option<&ResourceScore>) -> [String; 4] {
+    match r {
+        None => ["–".into(), "–".into(), "–".into(), "–".into()],
+        Some(r) => [
+            pct(r.slack),
+            format!("{:.2} %", r.shortfall * 100.0),
+            r.cost_ratio.map_or("–".into(), |c| format!("{c:.3}")),
+            format!("{:.2}", r.changes_per_vm_day),
+        ],
+    }
+}
+
+/// A table as aligned text or Markdown.
+fn table(out: &mut String, header: &[&str], rows: &[Vec<String>], markdown: bool) {
+    if markdown {
+        let _ = writeln!(out, "| {} |", header.join(" | "));
+        let _ = writeln!(
+            out,
+            "|{}",
+            header
+                .iter()
+                .enumerate()
+                .map(|(i, _)| if i == 0 { "---|" } else { "---:|" })
+                .collect::<String>()
+        );
+        for r in rows {
+            let _ = writeln!(out, "| {} |", r.join(" | "));
+        }
+        return;
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let pad = widths[i].saturating_sub(c.chars().count());
+                if i == 0 {
+                    format!("{c}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{c}", " ".repeat(pad))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let _ = writeln!(out, "{}", line(header.to_vec()));
+    for r in rows {
+        let _ = writeln!(out, "{}", line(r.iter().map(String::as_str).collect()));
+    }
+}
+
+fn render(c: &Context<'_>, rows: &[RightsizeScore], sweeps: &[Sweep], markdown: bool) -> String {
+    let mut out = String::new();
+    let p = c.panel;
+    let (first, last) = p.span().unwrap_or((0, 0));
+    let _ = writeln!(
+        out,
+        "Panel {} ({:?}): {} VMs, {} rows{}, {} s steps, {} → {}.",
+        c.file,
+        p.format,
+        p.vms.len(),
+        p.rows,
+        if p.off_rows > 0 {
+            format!(" ({} with the VM off, kept out as gaps)", p.off_rows)
+        } else {
+            String::new()
+        },
+        p.step_seconds,
+        rfc3339(first),
+        rfc3339(last)
+    );
+    let _ = writeln!(
+        out,
+        "Scored {} → {}, after each VM's first {} (warm-up); a recommendation every hour from the past only, held for the hour and scored on its steps. Slack = mean (recommended − used) / recommended; short = share of steps with used > recommended; cost = Σ recommended / Σ given; changes per VM-day.\n",
+        rfc3339(c.scored_from),
+        rfc3339(c.scored_until),
+        hoist_core::duration::HumanDuration::from(c.warmup)
+    );
+    let header = [
+        "recommender",
+        "CPU slack",
+        "CPU short",
+        "CPU cost",
+        "CPU chg/VM-d",
+        "mem slack",
+        "mem short",
+        "mem cost",
+        "mem chg/VM-d",
+    ];
+    let cells = |name: String, s: &RightsizeScore| {
+        let mut row = vec![name];
+        row.extend(resource_cells(Some(&s.cpu)));
+        row.extend(resource_cells(s.memory.as_ref()));
+        row
+    };
+    let body: Vec<Vec<String>> = rows.iter().map(|s| cells(s.name.clone(), s)).collect();
+    table(&mut out, &header, &body, markdown);
+    let _ = writeln!(out);
+    for s in rows {
+        let _ = writeln!(
+            out,
+            "{}{}: {} ({} VMs, {:.1} VM-days scored{})",
+            if markdown { "- " } else { "" },
+            s.name,
+            s.settings,
+            s.vms,
+            s.vm_days,
+            if s.unsized_steps > 0 {
+                format!(", {} steps without a recommendation yet", s.unsized_steps)
+            } else {
+                String::new()
+            }
+        );
+    }
+    for sw in sweeps {
+        let _ = writeln!(
+            out,
+            "\n{}Frontier of {}: its {} swept\n",
+            if markdown { "### " } else { "" },
+            sw.name,
+            sw.setting
+        );
+        let mut header = header.to_vec();
+        header[0] = "setting";
+        let body: Vec<Vec<String>> = sw
+            .points
+            .iter()
+            .map(|pt| cells(format!("{}", pt.value), &pt.score))
+            .collect();
+        table(&mut out, &header, &body, markdown);
+        let _ = writeln!(out);
+        for (memory, label) in [(false, "CPU"), (true, "memory")] {
+            if memory && !p.columns.memory {
+                continue;
+            }
+            let best = best_within(&sw.points, c.max_shortfall, memory);
+            let text = match best {
+                None => format!("no setting is short on at most {}", pct(c.max_shortfall)),
+                Some(pt) => {
+                    let r = if memory {
+                        pt.score.memory.as_ref()
+                    } else {
+                        Some(&pt.score.cpu)
+                    };
+                    let r = r.map(|r| (r.slack, r.shortfall)).unwrap_or((0.0, 0.0));
+                    format!(
+                        "{} {}: slack {}, short {:.2} %",
+                        sw.setting,
+                        pt.value,
+                        pct(r.0),
+                        r.1 * 100.0
+                    )
+                }
+            };
+            let _ = writeln!(
+                out,
+                "{}best {label} at most {:.2} % short: {text}",
+                if markdown { "- " } else { "" },
+                c.max_shortfall * 100.0
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{:.2} s ({:.2} s reading the panel).",
+        c.elapsed.as_secs_f64(),
+        c.loaded.as_secs_f64()
+    );
+    out
+}

@@ -1,0 +1,222 @@
+//! `hoist rightsize` as a user runs it, on small panels the tests write.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn hoist() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hoist"))
+}
+
+/// Three days of one VM in the generic format, 5-minute steps: CPU 0.5 cores with a 1-core
+/// burst at 12:00 each day, memory 1 GB, given 2 cores and 4 GB.
+fn generic_panel(dir: &Path) -> PathBuf {
+    let mut text = String::from("timestamp,vm,cpu_used,cpu_capacity,mem_used,mem_capacity\n");
+    for step in 0..3 * 288 {
+        let (day, minute) = (step / 288, (step % 288) * 5);
+        let cpu = if minute / 60 == 12 { 1.0 } else { 0.5 };
+        text.push_str(&format!(
+            "2024-01-{:02}T{:02}:{:02}:00Z,web-1,{cpu},2,1000000000,4000000000\n",
+            1 + day,
+            minute / 60,
+            minute % 60
+        ));
+    }
+    let path = dir.join("panel.csv");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(args: &[&str], panel: &Path) -> std::process::Output {
+    hoist()
+        .args(["rightsize", "--panel"])
+        .arg(panel)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn scores_the_vpa_and_the_oracle_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let panel = generic_panel(dir.path());
+    let chart = dir.path().join("frontier.svg");
+    let out = run(
+        &["--format", "json", "--chart", chart.to_str().unwrap()],
+        &panel,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows[0]["name"], "oracle");
+    assert_eq!(rows[1]["name"], "vpa");
+    // Two scored days (the first is warm-up) of 288 steps.
+    assert_eq!(rows[0]["cpu"]["steps"], 576);
+    // The oracle is never short; given 2 cores and 4 GB, every cost ratio is below 1.
+    assert_eq!(rows[0]["cpu"]["shortfall"], 0.0);
+    for row in rows {
+        for resource in ["cpu", "memory"] {
+            let cost = row[resource]["cost_ratio"].as_f64().unwrap();
+            assert!(cost > 0.0 && cost < 1.0, "{row}");
+        }
+    }
+    // The VPA at p90 misses the daily burst hour: 1/24 of the steps short, at most.
+    let short = rows[1]["cpu"]["shortfall"].as_f64().unwrap();
+    assert!(short <= 1.0 / 24.0 + 1e-9, "{short}");
+    assert_eq!(v["sweeps"][0]["recommender"], "vpa");
+    assert_eq!(v["sweeps"][0]["points"].as_array().unwrap().len(), 11);
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("vpa sweep"),
+        "{svg}"
+    );
+}
+
+#[test]
+fn prints_a_table_and_markdown_for_a_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let panel = generic_panel(dir.path());
+    let out = run(&["--from", "2d", "--no-sweep"], &panel);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Scored 2024-01-03T00:00:00Z → 2024-01-04T00:00:00Z"),
+        "{text}"
+    );
+    assert!(text.contains("CPU slack") && text.contains("oracle") && text.contains("vpa"));
+    let out = run(
+        &["--format", "markdown", "--until", "2024-01-03T00:00:00Z"],
+        &panel,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("| recommender | CPU slack |"), "{text}");
+    assert!(text.contains("### Frontier of vpa"), "{text}");
+}
+
+#[test]
+fn reads_the_bitbrains_format_gzipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from(
+        "timestamp,vm,cores,cpu_capacity_mhz,cpu_usage_mhz,mem_capacity_kb,mem_usage_kb\r\n",
+    );
+    for step in 0..2 * 288 {
+        let (day, minute) = (step / 288, (step % 288) * 5);
+        // Off for the first hour of the second day.
+        let row = if day == 1 && minute < 60 {
+            "0,0.0,0.0,0,0".to_owned()
+        } else {
+            "2,5200.0,520.0,8388608,1048576".to_owned()
+        };
+        text.push_str(&format!(
+            "2013-07-{:02}T{:02}:{:02}:00Z,33,{row}\r\n",
+            1 + day,
+            minute / 60,
+            minute % 60
+        ));
+    }
+    let path = dir.path().join("bb.csv.gz");
+    let gz = stored_gzip(text.as_bytes());
+    std::fs::write(&path, gz).unwrap();
+    let out = run(&["--format", "json", "--no-sweep"], &path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["panel"]["format"], "bitbrains");
+    assert_eq!(v["panel"]["off_rows"], 12);
+    // 0.2 cores used of 2 given (520 of 5200 MHz); the off hour is a gap, not scored.
+    assert_eq!(v["rows"][0]["cpu"]["steps"], 288 - 12);
+    assert!((v["rows"][0]["cpu"]["mean_used"].as_f64().unwrap() - 0.2).abs() < 1e-9);
+}
+
+/// Gzip without a compression crate: stored (uncompressed) deflate blocks.
+fn stored_gzip(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    let chunks: Vec<&[u8]> = data.chunks(65_535).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        out.push(u8::from(i + 1 == chunks.len()));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn refuses_bad_panels_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "timestamp,vm,cpu_used,cpu_capacity,mem_used,mem_capacity\n";
+    let good = "2024-01-01T00:00:00Z,a,0.5,2,100,1000\n";
+    for (name, body, line, what) in [
+        (
+            "missing.csv",
+            "timestamp,vm,mem_used\n".to_owned(),
+            1,
+            "missing column \"cpu_used\"",
+        ),
+        (
+            "negative.csv",
+            format!("{header}{good}2024-01-01T00:05:00Z,a,-0.1,2,100,1000\n"),
+            3,
+            "cpu_used -0.1 is negative",
+        ),
+        (
+            "zero.csv",
+            format!("{header}{good}2024-01-01T00:05:00Z,a,0.1,2,100,0\n"),
+            3,
+            "mem_capacity is 0",
+        ),
+        (
+            "number.csv",
+            format!("{header}{good}2024-01-01T00:05:00Z,a,lots,2,100,1000\n"),
+            3,
+            "cpu_used \"lots\" is not a number",
+        ),
+        (
+            "order.csv",
+            format!("{header}{good}2023-12-31T23:55:00Z,a,0.1,2,100,1000\n"),
+            3,
+            "is not after its previous row (line 2)",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        let out = run(&[], &path);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let at = format!("{}:{line}: ", path.display());
+        assert!(err.contains(&at) && err.contains(what), "{name}: {err}");
+    }
+}
