@@ -82,6 +82,10 @@ pub struct Args {
     /// The VPA's first CPU histogram bucket, cores (0.01 up to VPA 1.3; 0.001 since).
     #[arg(long, default_value_t = 0.01)]
     pub vpa_cpu_first_bucket: f64,
+    /// Hoist's recommender: the margin over the predicted peak of the coming hour (the last
+    /// hour's, and the same hour's a day and a week ago); memory's is half as large again.
+    #[arg(long, default_value_t = 1.2)]
+    pub hoist_margin: f64,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -172,8 +176,13 @@ pub fn run(args: Args) -> CliResult {
     };
 
     // The recommenders scored as rows; each plugs in as one more trait object.
-    let recommenders: Vec<Box<dyn Recommender>> =
-        vec![Box::new(Vpa::new(config.clone(), panel.columns.memory))];
+    let recommenders: Vec<Box<dyn Recommender>> = vec![
+        Box::new(Vpa::new(config.clone(), panel.columns.memory)),
+        Box::new(hoist_core::eval::rightsize::hoist::HoistRecommender::new(
+            args.hoist_margin,
+            panel.columns.memory,
+        )),
+    ];
 
     let count = recommenders.len();
     let mut sweep_jobs = Vec::new();

@@ -12,6 +12,7 @@
 //! - [`chart`] draws the frontier (slack against shortfall) as SVG.
 
 pub mod chart;
+pub mod hoist;
 pub mod panel;
 pub mod score;
 pub mod vpa;
