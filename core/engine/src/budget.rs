@@ -860,7 +860,6 @@ impl BudgetTracker {
     /// Each budget's state at `now`.
     pub fn evaluate(&mut self, now: DateTime<Utc>) -> Vec<BudgetStatus> {
         let mut out = Vec::with_capacity(self.budgets.len());
-        self.plans.clear();
         for (index, tracked) in self.budgets.iter_mut().enumerate() {
             let b = &tracked.config;
             let covered: Vec<String> = self
@@ -900,16 +899,19 @@ impl BudgetTracker {
                 cumulative,
                 (run_rate, unsteered),
             );
-            let mut target_scale: f64 = 1.0;
-            if step.rung == Some(Rung::Cap) && step.share < 1.0 {
-                for name in &covered {
-                    if let Some(g) = self.groups.get_mut(name) {
-                        let plan = g.levers.plan(now, step.share, b.max_utilization);
-                        target_scale = target_scale.max(plan.target_scale);
-                        self.plans.insert((index, name.clone()), plan);
-                    }
-                }
-            }
+            // The levers are planned per group when the group asks (`steer_for`), so a budget
+            // over thousands of groups does not plan them all at once; the status shows the
+            // largest target scale of the plans made so far in this rung.
+            let target_scale = if step.rung == Some(Rung::Cap) && step.share < 1.0 {
+                covered
+                    .iter()
+                    .filter_map(|n| self.plans.get(&(index, n.clone())))
+                    .map(|p| p.target_scale)
+                    .fold(1.0, f64::max)
+            } else {
+                self.plans.retain(|(i, _), _| *i != index);
+                1.0
+            };
             let crossed = |list: &[f64], value: f64| -> Vec<f64> {
                 let mut v: Vec<f64> = list
                     .iter()
@@ -953,8 +955,8 @@ impl BudgetTracker {
     /// What the budgets covering `group` ask of its next decision: the strictest of them (the
     /// highest rung; under `cap`, the largest target scale and the smallest cap). `None` when
     /// no budget covering it is on a rung.
-    pub fn steer_for(&self, group: &str) -> Option<BudgetSteer> {
-        let state = self.groups.get(group)?;
+    pub fn steer_for(&mut self, group: &str) -> Option<BudgetSteer> {
+        let state = self.groups.get_mut(group)?;
         let mut best: Option<BudgetSteer> = None;
         for (index, (tracked, status)) in self.budgets.iter().zip(&self.last).enumerate() {
             let b = &tracked.config;
@@ -962,7 +964,17 @@ impl BudgetTracker {
                 continue;
             }
             let Some(rung) = status.rung else { continue };
-            let plan = self.plans.get(&(index, group.to_owned()));
+            let plan = if rung == Rung::Cap && status.capacity_kept < 1.0 {
+                // Planned here, per group; reused for up to an hour while the share holds.
+                let plan = state
+                    .levers
+                    .plan(status.at, status.capacity_kept, b.max_utilization);
+                self.plans.insert((index, group.to_owned()), plan);
+                Some(plan)
+            } else {
+                None
+            };
+            let plan = plan.as_ref();
             let steer = BudgetSteer {
                 budget: b.name.clone(),
                 rung,
