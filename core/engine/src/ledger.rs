@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -284,20 +284,85 @@ pub fn budget_records(path: &Path) -> Vec<BudgetStatus> {
         .unwrap_or_default()
 }
 
-/// Reads a ledger; lines that do not parse are skipped and counted.
+/// The longest ledger line read; a longer one (no record Hoist writes comes near) is skipped
+/// without being held in memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Reads a ledger; lines that do not parse (or are longer than [`MAX_LINE_BYTES`], or are not
+/// UTF-8) are skipped and counted. A directory or a device is refused.
 pub fn read(path: &Path) -> std::io::Result<(Vec<LedgerRecord>, usize)> {
     let file = File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a file",
+            path.display()
+        )));
+    }
+    let mut reader = BufReader::new(file);
     let mut records = Vec::new();
     let mut skipped = 0;
-    for line in BufReader::new(file).lines() {
-        let line = line?;
-        if line.trim().is_empty() {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // At most one byte past the limit is kept; the rest of a long line is drained.
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        if line.len() > MAX_LINE_BYTES && line.last() != Some(&b'\n') {
+            skipped += 1;
+            let mut rest = Vec::new();
+            while !rest.ends_with(b"\n") {
+                rest.clear();
+                if (&mut reader)
+                    .take(MAX_LINE_BYTES as u64)
+                    .read_until(b'\n', &mut rest)?
+                    == 0
+                {
+                    break;
+                }
+            }
             continue;
         }
-        match serde_json::from_str(&line) {
+        let Ok(text) = std::str::from_utf8(&line) else {
+            skipped += 1;
+            continue;
+        };
+        if text.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(text) {
             Ok(r) => records.push(r),
             Err(_) => skipped += 1,
         }
     }
     Ok((records, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_line_a_binary_line_and_garbage_are_skipped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.jsonl");
+        let good = r#"{"type":"budget","budget":"b","scope":"all groups","groups":[],"period":"daily","period_start":"2026-03-02T00:00:00Z","period_end":"2026-03-03T00:00:00Z","amount":1.0,"currency":"USD","converted_from":null,"spent":0.5,"run_rate_per_hour":0.1,"pace_per_hour":0.1,"forecast":0.9,"rung":null,"target_scale":1.0,"capacity_kept":1.0,"actual_crossed":[],"forecast_crossed":[],"at":"2026-03-02T12:00:00Z"}"#;
+        let mut text = Vec::new();
+        text.extend_from_slice(good.as_bytes());
+        text.push(b'\n');
+        text.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE_BYTES));
+        text.push(b'\n');
+        text.extend_from_slice(&[0xff, 0xfe, b'\n']);
+        text.extend_from_slice(b"not json\n\n");
+        text.extend_from_slice(good.as_bytes());
+        std::fs::write(&path, text).unwrap();
+        let (records, skipped) = read(&path).unwrap();
+        assert_eq!((records.len(), skipped), (2, 3));
+        assert_eq!(budget_records(&path).len(), 2);
+        assert!(read(dir.path()).is_err());
+        assert!(budget_records(&dir.path().join("missing")).is_empty());
+    }
 }

@@ -88,11 +88,12 @@ pub fn compare(
     billed: Decimal,
     currency: impl Into<String>,
 ) -> Reconciliation {
-    let difference = metered - billed;
+    // Checked: a bill near the largest decimal (a provider that lies) must not panic.
+    let difference = metered.checked_sub(billed).unwrap_or(Decimal::MIN);
     let relative = if billed.is_zero() {
         metered.is_zero().then_some(0.0)
     } else {
-        Some(to_f64(difference / billed))
+        difference.checked_div(billed).map(to_f64)
     };
     Reconciliation {
         provider: provider.to_owned(),
@@ -143,7 +144,15 @@ pub async fn billed_days(
         }
         let currency = entry.amount.currency.0;
         match billed.get_mut(&day) {
-            Some((sum, c)) if *c == currency => *sum += entry.amount.amount,
+            Some((sum, c)) if *c == currency => {
+                // A bill past what a decimal holds is a lie, not a day to compare.
+                *sum = sum.checked_add(entry.amount.amount).ok_or_else(|| {
+                    Error::invalid_input(format!(
+                        "the bill for {day} adds up past what can be counted"
+                    ))
+                    .with_operation("cost")
+                })?;
+            }
             Some((_, c)) => {
                 return Err(Error::invalid_input(format!(
                     "the bill for {day} is in two currencies, {c} and {currency}"
@@ -199,7 +208,11 @@ impl Track {
                 v1
             } else {
                 let part = Decimal::from((at - t0).num_milliseconds());
-                v0 + (v1 - v0) * part / span
+                v1.checked_sub(v0)
+                    .and_then(|d| d.checked_mul(part))
+                    .and_then(|d| d.checked_div(span))
+                    .and_then(|d| v0.checked_add(d))
+                    .unwrap_or(v1)
             };
             self.midnights.insert(day, value);
             let next = next_day(day);
@@ -438,6 +451,15 @@ mod tests {
         assert!(r.metered_days("sim").is_empty());
         r.checkpoint("sim", at(2, 0, 1), dec("20.6"));
         assert_eq!(r.metered_days("sim"), vec![(date(1), dec("20"))]);
+    }
+
+    #[test]
+    fn a_lying_bill_near_the_largest_decimal_does_not_panic() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+        let r = compare("aws", day, Decimal::MIN, Decimal::MAX, "USD");
+        assert_eq!(r.difference, Decimal::MIN);
+        let r = compare("aws", day, Decimal::ONE, Decimal::MAX, "USD");
+        assert!(r.relative.is_some_and(|x| x < 0.0));
     }
 
     #[test]

@@ -193,9 +193,10 @@ impl Converter {
             .map(|(_, v)| *v)
     }
 
-    /// `amount` of `currency` in the reporting currency; `None` without a rate.
+    /// `amount` of `currency` in the reporting currency; `None` without a rate (or past what a
+    /// decimal holds, which validation keeps budgets and rates far from).
     pub fn convert(&self, amount: Decimal, currency: &str) -> Option<Decimal> {
-        Some(amount * self.rate(currency)?)
+        amount.checked_mul(self.rate(currency)?)
     }
 
     /// `amount` of `currency` in the reporting currency, saying how it was converted.
@@ -305,11 +306,23 @@ impl BudgetPeriod {
                 (midnight(first), midnight(next))
             }
             BudgetPeriod::Custom { every, starting } => {
-                let len = every.as_delta().max(TimeDelta::seconds(1));
-                let offset = (at - *starting).num_seconds();
-                let n = offset.div_euclid(len.num_seconds());
-                let start = *starting + TimeDelta::seconds(n * len.num_seconds());
-                (start, start + len)
+                // Checked throughout: validation keeps `every` within MAX_CUSTOM_PERIOD, but a
+                // configuration built in code may not.
+                let len = every.as_delta().clamp(
+                    TimeDelta::seconds(1),
+                    TimeDelta::days(MAX_CUSTOM_PERIOD_DAYS),
+                );
+                let secs = len.num_seconds();
+                let offset = at.signed_duration_since(*starting).num_seconds();
+                let start = offset
+                    .div_euclid(secs)
+                    .checked_mul(secs)
+                    .and_then(|s| starting.checked_add_signed(TimeDelta::seconds(s)))
+                    .unwrap_or(*starting);
+                let end = start
+                    .checked_add_signed(len)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                (start, end)
             }
         }
     }
@@ -324,6 +337,12 @@ impl BudgetPeriod {
         }
     }
 }
+
+/// The longest custom budget period, in days (ten years).
+pub const MAX_CUSTOM_PERIOD_DAYS: i64 = 3660;
+
+/// The largest budget amount and exchange rate a policy file may give.
+pub const MAX_BUDGET_AMOUNT: f64 = hoist_api::input::MAX_AMOUNT;
 
 /// The rungs of the budget ladder, in the order they are climbed.
 #[derive(

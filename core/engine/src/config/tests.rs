@@ -538,3 +538,46 @@ fn budget_periods_contain_their_time() {
         )
     );
 }
+
+#[test]
+fn absurd_budget_figures_are_refused_not_overflowed() {
+    let text = with_budgets(
+        "costs:\n  exchange_rates:\n    as_of: 2026-11-30\n    rates: { EUR: 1e27 }\nbudgets:\n  - name: huge\n    period: { custom: { every: 10000d, starting: 2026-03-01T00:00:00Z } }\n    amount: 1e27\n    currency: EUR\n",
+    );
+    let errors = errors(&text);
+    assert!(
+        error_on(&errors, "costs.exchange_rates.rates.EUR")
+            .message
+            .contains("at most")
+    );
+    assert!(
+        error_on(&errors, "budgets[0].amount")
+            .message
+            .contains("at most")
+    );
+    assert!(
+        error_on(&errors, "budgets[0].period.custom.every")
+            .message
+            .contains("at most")
+    );
+    // Built in code past validation, the period arithmetic and the conversion still do not
+    // panic.
+    use chrono::TimeZone as _;
+    let period = budget::BudgetPeriod::Custom {
+        every: crate::duration::HumanDuration(std::time::Duration::from_secs(u64::MAX / 4)),
+        starting: chrono::Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap(),
+    };
+    let (s, e) = period.containing(chrono::Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap());
+    assert!(s < e);
+    let converter = budget::Converter::new(&budget::CostsConfig {
+        exchange_rates: Some(budget::ExchangeRates {
+            as_of: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            rates: [("EUR".to_owned(), hoist_api::model::Decimal::MAX)].into(),
+        }),
+        ..budget::CostsConfig::default()
+    });
+    assert_eq!(
+        converter.convert(hoist_api::model::Decimal::MAX, "EUR"),
+        None
+    );
+}

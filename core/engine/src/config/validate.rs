@@ -3,7 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use super::budget::{BudgetPeriod, BudgetScope, Converter, plausible_currency};
+use super::budget::{
+    BudgetPeriod, BudgetScope, Converter, MAX_BUDGET_AMOUNT, MAX_CUSTOM_PERIOD_DAYS,
+    plausible_currency,
+};
 use super::{
     Aggregation, LimitAmount, MaxCapacity, PolicyConfig, PolicyFile, Predictive, RateLimit,
     Scheduled, StepScaling, metric_from_name,
@@ -208,6 +211,11 @@ pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
     problems
 }
 
+/// Whether a money figure (an amount or a rate) is past [`MAX_BUDGET_AMOUNT`].
+fn rate_out_of_range(value: Decimal) -> bool {
+    value > Decimal::from_f64_retain(MAX_BUDGET_AMOUNT).unwrap_or(Decimal::MAX)
+}
+
 /// The `costs:` and `budgets:` sections.
 fn validate_costs(policy: &PolicyFile, push: &mut impl FnMut(String, String)) {
     let costs = &policy.costs;
@@ -240,6 +248,14 @@ fn validate_costs(policy: &PolicyFile, push: &mut impl FnMut(String, String)) {
             }
             if *rate <= Decimal::ZERO {
                 push(at, format!("a rate must be positive, got {rate}"));
+            } else if rate_out_of_range(*rate) {
+                push(
+                    at,
+                    format!(
+                        "a rate must be at most {}, got {rate}",
+                        number(MAX_BUDGET_AMOUNT)
+                    ),
+                );
             }
         }
     }
@@ -259,6 +275,15 @@ fn validate_costs(policy: &PolicyFile, push: &mut impl FnMut(String, String)) {
             push(
                 at("amount"),
                 format!("a budget's amount must be positive, got {}", budget.amount),
+            );
+        } else if rate_out_of_range(budget.amount) {
+            push(
+                at("amount"),
+                format!(
+                    "a budget's amount must be at most {}, got {}",
+                    number(MAX_BUDGET_AMOUNT),
+                    budget.amount
+                ),
             );
         }
         let currency = budget.currency.as_deref().unwrap_or(&costs.currency);
@@ -324,13 +349,21 @@ fn validate_costs(policy: &PolicyFile, push: &mut impl FnMut(String, String)) {
             }
             _ => {}
         }
-        if let BudgetPeriod::Custom { every, .. } = &budget.period
-            && every.get() < std::time::Duration::from_secs(3600)
-        {
-            push(
-                at("period.custom.every"),
-                format!("a budget period must be at least 1h, got {every}"),
-            );
+        if let BudgetPeriod::Custom { every, .. } = &budget.period {
+            let longest = std::time::Duration::from_secs(MAX_CUSTOM_PERIOD_DAYS as u64 * 86_400);
+            if every.get() < std::time::Duration::from_secs(3600) {
+                push(
+                    at("period.custom.every"),
+                    format!("a budget period must be at least 1h, got {every}"),
+                );
+            } else if every.get() > longest {
+                push(
+                    at("period.custom.every"),
+                    format!(
+                        "a budget period must be at most {MAX_CUSTOM_PERIOD_DAYS}d, got {every}"
+                    ),
+                );
+            }
         }
         for (kind, list) in [
             ("actual", &budget.alert_on.actual),
