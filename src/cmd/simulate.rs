@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hoist_core::config::budget::{BudgetPeriod, Rung};
-use hoist_core::eval::budget::{BarSettings, BudgetAmount, PeriodBudget, budgeted_run};
+use hoist_core::eval::budget::{
+    BarSettings, BudgetAmount, PeriodBudget, budget_periods, held, spend_per_period,
+};
 use hoist_core::eval::policy::PolicyController;
 use hoist_core::eval::{
     Billing, BuiltIn, Controller, Demand, ReplayOptions, ReplayParams, Scale, SeriesPoint,
@@ -342,9 +344,10 @@ pub fn run(args: Args) -> CliResult {
         let mut reference = BuiltIn::Hpa
             .controller(&params, &scale)
             .ok_or_else(|| CliError::runtime("no hpa controller"))?;
-        let (periods, run) = budgeted_run(&demand, &params, controller, &mut *reference, &settings)
+        let periods = budget_periods(&demand, &params, &mut *reference, &settings)
             .map_err(super::eval_error)?;
-        // The score of the budgeted run, against the oracles, with its series when asked.
+        // One replay under the budget: its score against the oracles, and its series for the
+        // spend of each period.
         let budgeted: Box<dyn Controller> = Box::new(controller.as_ref().clone().with_budget(
             hoist_core::eval::policy::ReplayBudget {
                 periods: periods.iter().map(|p| (p.start, p.end, p.budget)).collect(),
@@ -352,9 +355,25 @@ pub fn run(args: Args) -> CliResult {
                 max_utilization: settings.max_utilization,
             },
         ));
-        let result = simulate(&demand, &params, &run.name, Some(budgeted), options)
-            .map_err(super::eval_error)?;
-        budget_report = Some((periods, run));
+        let name = format!("{} + budget ({})", spec.name(), settings.action);
+        let mut result = simulate(
+            &demand,
+            &params,
+            &name,
+            Some(budgeted),
+            ReplayOptions {
+                record_series: true,
+                ..options
+            },
+        )
+        .map_err(super::eval_error)?;
+        let spans: Vec<_> = periods.iter().map(|p| (p.start, p.end)).collect();
+        let spend = spend_per_period(&result.series, demand.step_seconds, &spans);
+        let all_held = held(&periods, &spend);
+        if args.report.is_none() {
+            result.series = Vec::new();
+        }
+        budget_report = Some((periods, spend, all_held));
         result
     } else {
         let controller = spec.controller(&params, &scale);
@@ -376,14 +395,14 @@ pub fn run(args: Args) -> CliResult {
     match args.output {
         Output::Json => {
             let mut value = json_object(&result, &info);
-            if let Some((periods, run)) = &budget_report {
+            if let Some((periods, spend, all_held)) = &budget_report {
                 value["budget"] = serde_json::json!({
                     "amount": args.budget.budget,
                     "period": args.budget.budget_period,
                     "action": args.budget.budget_action,
                     "max_utilization": args.budget.budget_max_utilization,
-                    "held": run.held,
-                    "periods": periods.iter().zip(&run.spend).map(|(p, spent)| serde_json::json!({
+                    "held": all_held,
+                    "periods": periods.iter().zip(spend).map(|(p, spent)| serde_json::json!({
                         "start": p.start.to_rfc3339(),
                         "end": p.end.to_rfc3339(),
                         "budget": p.budget,
@@ -400,11 +419,8 @@ pub fn run(args: Args) -> CliResult {
         }
         Output::Table => {
             print!("{}", table(&result, &info));
-            if let Some((periods, run)) = &budget_report {
-                print!(
-                    "{}",
-                    budget_table(periods, &run.spend, run.held, &args.budget)
-                );
+            if let Some((periods, spend, all_held)) = &budget_report {
+                print!("{}", budget_table(periods, spend, *all_held, &args.budget));
             }
         }
     }

@@ -222,15 +222,14 @@ pub fn budgets_of(
         .collect()
 }
 
-/// The policy `controller` under a budget, replayed on `demand`: its spend per period and
-/// whether each held.
-pub fn budgeted_run(
+/// The periods of the scored part of `demand` with their budgets (a share of what `reference`
+/// spends in each is one replay of it; a fixed amount needs none).
+pub fn budget_periods(
     demand: &Demand,
     params: &ReplayParams,
-    controller: &PolicyController,
     reference: &mut dyn Controller,
     settings: &BarSettings,
-) -> Result<(Vec<PeriodBudget>, BudgetRun), EvalError> {
+) -> Result<Vec<PeriodBudget>, EvalError> {
     let warmup = settings.warmup_steps.min(demand.len());
     let from = demand.start + chrono::TimeDelta::seconds(demand.step_seconds * warmup as i64);
     let until =
@@ -241,7 +240,7 @@ pub fn budgeted_run(
         BudgetAmount::Fixed(_) => vec![0.0; spans.len()],
     };
     let budgets = budgets_of(settings.amount, &settings.period, &spans, &reference_spend);
-    let periods: Vec<PeriodBudget> = spans
+    Ok(spans
         .iter()
         .zip(reference_spend.iter().zip(&budgets))
         .map(|(&(start, end), (&reference, &budget))| PeriodBudget {
@@ -250,15 +249,16 @@ pub fn budgeted_run(
             reference,
             budget,
         })
-        .collect();
-    let mut c = controller.clone().with_budget(ReplayBudget {
-        periods: periods.iter().map(|p| (p.start, p.end, p.budget)).collect(),
-        action: settings.action,
-        max_utilization: settings.max_utilization,
-    });
-    let mut r = run(demand, params, &mut c, warmup, &spans, Some(&budgets))?;
-    r.name = format!("{} + budget ({})", r.name, settings.action);
-    Ok((periods, r))
+        .collect())
+}
+
+/// Whether every judged period's spend is inside its budget (a cent of slack: the bill is
+/// floating point; see [`judged`]).
+pub fn held(periods: &[PeriodBudget], spend: &[f64]) -> bool {
+    periods
+        .iter()
+        .zip(spend)
+        .all(|(p, s)| !judged((p.start, p.end)) || *s <= p.budget + 0.01)
 }
 
 /// The budget bar of `group` on `demand`: the budget of each period is `settings.amount`
