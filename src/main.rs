@@ -93,9 +93,25 @@ enum Command {
     /// generic long CSV `timestamp,vm,cpu_used[,cpu_capacity][,mem_used,mem_capacity]` (CPU in
     /// cores, memory in bytes), plain or gzip.
     Rightsize(cmd::rightsize::Args),
+    /// Recommend how to spend less on each group of a policy file, from its history.
+    ///
+    /// On the simulated cloud the history is made by replaying the policy in virtual time over
+    /// `--history` (default 7d); groups on real providers are refused (their history would come
+    /// from a metrics source, which is not wired). Per group: rightsizing (the cheapest class
+    /// and count that carry the peak load at the target utilisation, across families, and the
+    /// monthly saving of the class following the load), idle capacity (stretches below
+    /// `--idle-below` for at least `--idle-for`), an off-hours schedule the weekly profile
+    /// supports as `scheduled` policies ready to paste, and whether spot suits the group (from
+    /// its instances' lifetimes). Money is in the catalog's currency, rounded to the cent; a
+    /// month is 730 hours. `--format table|markdown|json`.
+    Recommend(cmd::recommend::Args),
     /// Inspect provider plugins.
     #[command(subcommand)]
     Plugins(cmd::plugins::Command),
+    /// Generate synthetic demand traces (cycles, trend, level shifts, flash crowds, outages,
+    /// Poisson noise) for `simulate` and `evaluate`.
+    #[command(subcommand)]
+    Trace(cmd::trace::Command),
 }
 
 fn main() -> ExitCode {
@@ -111,7 +127,9 @@ fn main() -> ExitCode {
         Command::Capacity(args) => cmd::capacity::run(args),
         Command::Cost(args) => cmd::cost::run(args),
         Command::Rightsize(args) => cmd::rightsize::run(args),
+        Command::Recommend(args) => cmd::recommend::run(args),
         Command::Plugins(command) => cmd::plugins::run(command),
+        Command::Trace(command) => cmd::trace::run(command),
     };
     match result {
         Ok(code) => code,

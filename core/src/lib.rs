@@ -27,7 +27,7 @@ pub use hoist_sim::trace;
 
 pub use hoist_engine as engine;
 pub use hoist_engine::{
-    assembly, audit, budget, config, control, events, forecast, ledger, meter, reconcile,
+    assembly, audit, budget, config, control, events, forecast, ledger, meter, reconcile, state,
 };
 
 pub use hoist_eval as eval;

@@ -743,3 +743,67 @@ async fn provider_set_from_settings_drives_the_named_groups() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
 }
+
+/// The lifecycle hooks of `group`, as another AWS client reads them.
+async fn lifecycle_hooks(raw: &Raw, group: &str) -> Vec<aws_sdk_autoscaling::types::LifecycleHook> {
+    raw.asg
+        .describe_lifecycle_hooks()
+        .auto_scaling_group_name(group)
+        .send()
+        .await
+        .unwrap()
+        .lifecycle_hooks()
+        .to_vec()
+}
+
+/// moto keeps the hook but never holds an instance in `Terminating:Wait` and has no
+/// CompleteLifecycleAction; the release of waiting instances is tested on recorded replies in
+/// `providers/aws/src/scaling/drain.rs`.
+#[tokio::test]
+async fn a_group_with_a_drain_gets_a_termination_lifecycle_hook_before_hoist_scales_it() {
+    use hoist_core::registry::{BuildContext, GroupBounds, ProviderFactory};
+
+    let raw = raw();
+    let (drained, _) = create_group(&raw, "drain", 0, 4, 2, &[]).await;
+    let (plain, _) = create_group(&raw, "nodrain", 0, 4, 2, &[]).await;
+    let settings = serde_json::json!({
+        "region": REGION,
+        "endpoint_url": moto(),
+        "groups": {"names": [drained, plain]},
+        "instance_refresh": false,
+    });
+    let groups = [
+        GroupBounds::new(drained.clone(), 0, 4).with_drain(std::time::Duration::from_secs(300)),
+        GroupBounds::new(plain.clone(), 0, 4),
+    ];
+    let ctx = BuildContext {
+        name: "prod",
+        settings: &settings,
+        base_dir: std::path::Path::new("."),
+        groups: &groups,
+    };
+    let built = hoist_aws::AwsProviderFactory.build(ctx).await.unwrap();
+    let scaling = built.set.scaling_provider().unwrap();
+
+    // A read changes nothing on the group.
+    scaling.describe_group(&drained).await.unwrap();
+    assert!(lifecycle_hooks(&raw, &drained).await.is_empty());
+
+    scaling.set_desired_capacity(&drained, 1).await.unwrap();
+    scaling.set_desired_capacity(&plain, 1).await.unwrap();
+    let hooks = lifecycle_hooks(&raw, &drained).await;
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    let hook = &hooks[0];
+    assert_eq!(hook.lifecycle_hook_name(), Some("hoist-drain"));
+    assert_eq!(
+        hook.lifecycle_transition(),
+        Some("autoscaling:EC2_INSTANCE_TERMINATING")
+    );
+    assert_eq!(hook.heartbeat_timeout(), Some(300));
+    assert_eq!(hook.default_result(), Some("CONTINUE"));
+    assert_eq!(raw_desired(&raw, &drained).await.0, 1);
+    assert!(
+        lifecycle_hooks(&raw, &plain).await.is_empty(),
+        "a group without a drain gets no hook"
+    );
+}

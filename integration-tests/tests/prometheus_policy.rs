@@ -56,11 +56,7 @@ async fn control_loop(text: &str) -> ControlLoop {
     registry.register(Arc::new(hoist_prometheus::PrometheusFactory));
 
     let group = &policy.groups[0];
-    let bounds = [GroupBounds {
-        id: group.name.clone(),
-        min: group.min,
-        max: group.max,
-    }];
+    let bounds = [GroupBounds::new(group.name.clone(), group.min, group.max)];
     let (kind, settings) = policy.providers["sim"].kind_and_settings().unwrap();
     let sim = registry
         .build(

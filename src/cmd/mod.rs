@@ -10,10 +10,13 @@ pub mod forecast;
 pub mod plan;
 pub mod plugins;
 pub mod policy;
+pub mod recommend;
+pub mod reload;
 pub mod rightsize;
 pub mod run;
 pub mod schema;
 pub mod simulate;
+pub mod trace;
 pub mod validate;
 
 /// What a subcommand returns: an exit code on success, a [`CliError`] otherwise.

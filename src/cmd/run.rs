@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use hoist_core::audit::{AuditLog, AuditRecord, fingerprint};
-use hoist_core::control::{Action, GroupOutcome};
+use hoist_core::control::{Action, GroupOutcome, ReloadSignal, RunEnd};
 use hoist_core::duration::HumanDuration;
 use hoist_core::engine::Direction;
 use hoist_core::events::EventSink;
@@ -15,7 +15,7 @@ use hoist_core::{CostGranularity, CostQuery, TimeRange};
 use hoist_telemetry::logging::LogFormat;
 use hoist_telemetry::{AlertEngine, AlertsConfig, Telemetry, TelemetryServer};
 
-use super::{CliError, CliResult, policy, runtime};
+use super::{CliError, CliResult, policy, reload, runtime};
 
 /// Options of `hoist run`.
 #[derive(Debug, clap::Args)]
@@ -45,6 +45,22 @@ pub struct Args {
     /// Print only the summary, not each scaling action.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Keep what the autoscaler must not forget across a restart in this file (created when
+    /// missing): each group's cooldowns, stabilisation and rate-limit windows, its predictive
+    /// policy's history and last decision, and the budgets' spend. A restarted process reads it
+    /// back and decides as the old one would have. One process per file. Default: none
+    /// (a restart starts with empty memory).
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Do not watch the policy file. By default a wall-clock run checks it every
+    /// `--watch-interval`; a change that validates takes effect at the next evaluation (groups
+    /// keep their memory), one that does not is refused with file, line and field, recorded in
+    /// the audit log and alerted on, and the running configuration stays.
+    #[arg(long)]
+    pub no_watch: bool,
+    /// How often the policy file is checked for changes.
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_duration)]
+    pub watch_interval: HumanDuration,
     /// Serve `/metrics`, `/healthz` and `/readyz` here. Default: 127.0.0.1:9464 when running on
     /// the wall clock; off in virtual time and with `--once` unless given.
     #[arg(long, value_name = "ADDR")]
@@ -63,33 +79,66 @@ pub struct Args {
 }
 
 /// Leader election: several replicas of `hoist run` on one policy, only the holder of a
-/// Kubernetes Lease acting.
+/// Kubernetes Lease or of an etcd key acting.
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Leader election")]
 pub struct LeaderArgs {
-    /// Run as one of several replicas: act only while holding a `coordination.k8s.io` Lease in
-    /// the cluster of the policy's first `kubernetes:` provider (a standby replica decides and
-    /// records `standby`, changing nothing). Wall clock only.
+    /// Run as one of several replicas: act only while holding the leadership, a
+    /// `coordination.k8s.io` Lease in the cluster of the policy's first `kubernetes:` provider
+    /// or a key on etcd (--leader-backend). A standby replica decides and records `standby`,
+    /// changing nothing. Wall clock only.
     #[arg(long)]
     pub leader_elect: bool,
-    /// The Lease's name.
+    /// Where the leadership is held: `kubernetes` (the default when the policy has a
+    /// `kubernetes:` provider) or `etcd` (the default otherwise; needs --etcd-endpoints).
+    #[arg(long, value_enum, value_name = "BACKEND", requires = "leader_elect")]
+    pub leader_backend: Option<LeaderBackend>,
+    /// etcd's client URLs, comma-separated (http://HOST:PORT), for `--leader-backend etcd`.
+    #[arg(
+        long,
+        value_name = "URL[,URL...]",
+        value_delimiter = ',',
+        requires = "leader_elect"
+    )]
+    pub etcd_endpoints: Option<Vec<String>>,
+    /// The prefix of the election key on etcd: the key is `<prefix>/<lease name>`.
+    #[arg(
+        long,
+        default_value = "/hoist/leader",
+        value_name = "PREFIX",
+        requires = "leader_elect"
+    )]
+    pub etcd_prefix: String,
+    /// The Lease's name (on etcd: the last part of the election key).
     #[arg(long, default_value = "hoist", requires = "leader_elect")]
     pub lease_name: String,
     /// The Lease's namespace (deploy/kubernetes/rbac.yaml grants Leases in `hoist`).
     #[arg(long, default_value = "hoist", requires = "leader_elect")]
     pub lease_namespace: String,
-    /// How long the Lease holds without renewal before another replica may take it.
+    /// How long the leadership holds without renewal before another replica may take it (on
+    /// etcd: the lease's TTL, in whole seconds).
     #[arg(long, default_value = "15s", value_parser = parse_duration, requires = "leader_elect")]
     pub lease_duration: HumanDuration,
-    /// How long the leader keeps acting without renewing the Lease.
+    /// How long the leader keeps acting without renewing the leadership.
     #[arg(long, default_value = "10s", value_parser = parse_duration, requires = "leader_elect")]
     pub renew_deadline: HumanDuration,
-    /// How often the Lease is renewed, or tried for.
+    /// How often the leadership is renewed, or tried for.
     #[arg(long, default_value = "2s", value_parser = parse_duration, requires = "leader_elect")]
     pub retry_period: HumanDuration,
-    /// This replica's identity in the Lease (default: the host name and process id).
+    /// This replica's identity in the Lease or the etcd key (default: the host name and
+    /// process id).
     #[arg(long, requires = "leader_elect")]
     pub identity: Option<String>,
+}
+
+/// Where `--leader-elect` holds the leadership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LeaderBackend {
+    /// A `coordination.k8s.io` Lease in the cluster of the policy's first `kubernetes:`
+    /// provider.
+    Kubernetes,
+    /// A key with a lease on etcd (--etcd-endpoints), fenced by its create revision.
+    Etcd,
 }
 
 /// Log formats.
@@ -255,7 +304,7 @@ pub fn run(args: Args) -> CliResult {
             ),
             None => None,
         };
-        let providers = built.providers;
+        let mut providers = built.providers;
         let lease = if args.leader.leader_elect {
             if virtual_time {
                 return Err(CliError::input(
@@ -277,12 +326,29 @@ pub fn run(args: Args) -> CliResult {
         if let Some(lease) = &lease {
             control = control.with_leadership(Arc::clone(lease) as Arc<dyn hoist_core::leadership::Leadership>);
         }
+        if let Some(path) = &args.state {
+            let store = hoist_core::state::RedbStore::open(path).map_err(|e| CliError::input(format!("--state: {e}")))?;
+            control = control.with_state(Arc::new(store));
+            let restored = control
+                .restore_state()
+                .await
+                .map_err(|e| CliError::runtime(format!("--state: {e}")))?;
+            if !args.quiet {
+                println!(
+                    "hoist: state in {}: restored {} group(s) and {} budget(s)",
+                    path.display(),
+                    restored.groups,
+                    restored.budgets
+                );
+            }
+        }
         let start = control.clock().now();
+        let mut running_print = fingerprint(text.as_bytes());
         audit
             .append(&AuditRecord::ConfigLoaded {
                 at: start,
                 file: &args.file.display().to_string(),
-                fingerprint: fingerprint(text.as_bytes()),
+                fingerprint: running_print.clone(),
             })
             .map_err(CliError::runtime)?;
 
@@ -315,6 +381,7 @@ pub fn run(args: Args) -> CliResult {
         // Listening from before the first evaluation, so a signal at any time stops the run
         // cleanly: the summary is printed and the audit log says why the run ended.
         let signal = shutdown_signal().map_err(CliError::runtime)?;
+        tokio::pin!(signal);
         let mut stopped_by = None;
         if args.once {
             for outcome in control.evaluate_once().await {
@@ -324,12 +391,113 @@ pub fn run(args: Args) -> CliResult {
             let until = virtual_time.then(|| {
                 start + args.duration.unwrap_or(document.policy.run.duration).as_delta()
             });
-            tokio::select! {
-                result = control.run(until, &mut on_outcome) => result.map_err(CliError::runtime)?,
-                name = signal => {
-                    eprintln!("hoist: {name} received, stopping");
-                    stopped_by = Some(name);
+            let reload = ReloadSignal::new();
+            let pending: reload::PendingSlot = Arc::default();
+            let watcher = (!virtual_time && !args.no_watch).then(|| {
+                tokio::spawn(
+                    reload::Watcher {
+                        file: args.file.clone(),
+                        every: args.watch_interval.get(),
+                        running: running_print.clone(),
+                        audit: Arc::clone(&audit),
+                        events: Arc::clone(&sinks) as Arc<dyn EventSink>,
+                        signal: reload.clone(),
+                        pending: Arc::clone(&pending),
+                        clock: Arc::clone(control.clock()),
+                    }
+                    .watch(),
+                )
+            });
+            let mut running_doc = document.clone();
+            loop {
+                let end = tokio::select! {
+                    result = control.run_until_reload(until, Some(&reload), &mut on_outcome) => result.map_err(CliError::runtime)?,
+                    name = &mut signal => {
+                        eprintln!("hoist: {name} received, stopping");
+                        stopped_by = Some(name);
+                        break;
+                    }
+                };
+                if end == RunEnd::Completed {
+                    break;
                 }
+                let Some(change) = pending.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+                    continue;
+                };
+                let at = control.clock().now();
+                let rebuilt = hoist_core::assembly::build_reusing(
+                    &change.document,
+                    &registry,
+                    Arc::clone(&sinks) as Arc<dyn EventSink>,
+                    Some((&running_doc, &providers)),
+                )
+                .await;
+                let refused = match &rebuilt {
+                    Err(e) => Some(e.to_string()),
+                    Ok(b) if b.virtual_time != virtual_time => Some(
+                        "the change moves the run between the simulated cloud's virtual time and the wall clock; restart to apply it".to_owned(),
+                    ),
+                    Ok(_) => None,
+                };
+                if let Some(errors) = refused {
+                    reload::reject(
+                        &audit,
+                        sinks.as_ref(),
+                        at,
+                        (&args.file, &change.fingerprint, &running_print),
+                        &errors,
+                    );
+                    continue;
+                }
+                let Ok(rebuilt) = rebuilt else { continue };
+                let changes = hoist_core::config::diff(&running_doc.policy, &change.document.policy);
+                let adopted = control.adopt(rebuilt.control);
+                providers = rebuilt.providers;
+                let git = reload::git_commit(&args.file);
+                let name = args.file.display().to_string();
+                if let Err(e) = audit.append(&AuditRecord::ConfigChanged {
+                    at,
+                    file: &name,
+                    fingerprint: change.fingerprint.clone(),
+                    previous: &running_print,
+                    changes: &changes,
+                    commit: git.as_ref().map(|(c, _)| c.as_str()),
+                    uncommitted: git.as_ref().map(|(_, dirty)| *dirty),
+                }) {
+                    tracing::error!(error = %e, "audit log write failed");
+                }
+                sinks.emit(&hoist_core::events::Event::ConfigApplied {
+                    file: name.clone(),
+                    fingerprint: change.fingerprint.clone(),
+                });
+                let restart_only: Vec<&str> = changes
+                    .iter()
+                    .filter_map(|c| {
+                        ["alerts", "costs.ledger", "costs.ledger_every"]
+                            .into_iter()
+                            .find(|p| c.path == *p || c.path.starts_with(&format!("{p}.")))
+                    })
+                    .collect();
+                println!(
+                    "hoist: reloaded {name} ({} → {}): {} change(s); {} group(s) kept their memory, {} added, {} removed",
+                    running_print,
+                    change.fingerprint,
+                    changes.len(),
+                    adopted.kept,
+                    adopted.added,
+                    adopted.removed
+                );
+                if !restart_only.is_empty() {
+                    eprintln!(
+                        "hoist: warning: changes to {} take effect at the next restart",
+                        restart_only.join(", ")
+                    );
+                }
+                running_print = change.fingerprint;
+                running_doc = change.document;
+            }
+            if let Some(watcher) = watcher {
+                watcher.abort();
             }
         }
         let end = control.clock().now();
@@ -491,19 +659,122 @@ pub fn ledger_path(
         .unwrap_or_else(|| PathBuf::from("hoist-costs.jsonl"))
 }
 
-/// The Lease lock of `--leader-elect`, in the cluster of the policy's first `kubernetes:`
-/// provider.
-#[cfg(feature = "kubernetes")]
+/// The leadership of `--leader-elect`, on the backend chosen with `--leader-backend`.
+#[derive(Debug)]
+enum LeaderLock {
+    /// A Lease in the cluster of the policy's first `kubernetes:` provider.
+    #[cfg(feature = "kubernetes")]
+    Kubernetes(Arc<hoist_kubernetes::LeaseLock>),
+    /// A key with a lease on etcd.
+    #[cfg(feature = "etcd")]
+    Etcd(Arc<hoist_etcd::EtcdLeadership>),
+}
+
+impl LeaderLock {
+    /// Renews the leadership (or campaigns for it) every retry period, until the task is
+    /// aborted.
+    fn spawn_renewal(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        match **self {
+            #[cfg(feature = "kubernetes")]
+            LeaderLock::Kubernetes(ref lock) => lock.spawn_renewal(),
+            #[cfg(feature = "etcd")]
+            LeaderLock::Etcd(ref lock) => lock.spawn_renewal(),
+        }
+    }
+
+    /// Hands the leadership over at shutdown, so another replica takes it at once rather than
+    /// after the lease duration.
+    async fn release(&self) {
+        match *self {
+            #[cfg(feature = "kubernetes")]
+            LeaderLock::Kubernetes(ref lock) => lock.release().await,
+            #[cfg(feature = "etcd")]
+            LeaderLock::Etcd(ref lock) => lock.resign().await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl hoist_core::leadership::Leadership for LeaderLock {
+    async fn may_act(&self) -> bool {
+        match *self {
+            #[cfg(feature = "kubernetes")]
+            LeaderLock::Kubernetes(ref lock) => {
+                hoist_core::leadership::Leadership::may_act(&**lock).await
+            }
+            #[cfg(feature = "etcd")]
+            LeaderLock::Etcd(ref lock) => {
+                hoist_core::leadership::Leadership::may_act(&**lock).await
+            }
+        }
+    }
+
+    fn identity(&self) -> &str {
+        match *self {
+            #[cfg(feature = "kubernetes")]
+            LeaderLock::Kubernetes(ref lock) => {
+                hoist_core::leadership::Leadership::identity(&**lock)
+            }
+            #[cfg(feature = "etcd")]
+            LeaderLock::Etcd(ref lock) => hoist_core::leadership::Leadership::identity(&**lock),
+        }
+    }
+}
+
+/// The leadership of `--leader-elect`: a Lease in the cluster of the policy's first
+/// `kubernetes:` provider (the default when there is one), or a key on etcd
+/// (`--leader-backend etcd --etcd-endpoints URL`, the default without a `kubernetes:` provider
+/// when endpoints are given).
 async fn leader_lock(
     document: &hoist_core::config::PolicyDocument,
     args: &LeaderArgs,
-) -> Result<Arc<hoist_kubernetes::LeaseLock>, CliError> {
+) -> Result<Arc<LeaderLock>, CliError> {
+    let has_kubernetes = !policy::settings_of_kind(document, "kubernetes").is_empty();
+    let backend = match (
+        args.leader_backend,
+        has_kubernetes,
+        args.etcd_endpoints.is_some(),
+    ) {
+        (Some(backend), ..) => backend,
+        (None, true, _) => LeaderBackend::Kubernetes,
+        (None, false, true) => LeaderBackend::Etcd,
+        (None, false, false) => {
+            return Err(CliError::input(
+                "--leader-elect needs somewhere to hold the leadership: a `kubernetes:` provider in the policy (a Lease in its cluster), or --leader-backend etcd --etcd-endpoints http://HOST:PORT[,...]",
+            ));
+        }
+    };
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "hoist".to_owned());
+        format!("{host}-{}", std::process::id())
+    });
+    match backend {
+        LeaderBackend::Kubernetes if args.etcd_endpoints.is_some() => Err(CliError::input(
+            "--etcd-endpoints is for --leader-backend etcd, and the leadership is held in a Kubernetes Lease here (the default when the policy has a `kubernetes:` provider): add --leader-backend etcd to hold it on etcd",
+        )),
+        LeaderBackend::Kubernetes => kubernetes_lock(document, args, identity).await,
+        LeaderBackend::Etcd => etcd_lock(args, identity).await,
+    }
+}
+
+/// The Lease lock, in the cluster of the policy's first `kubernetes:` provider.
+#[cfg(feature = "kubernetes")]
+async fn kubernetes_lock(
+    document: &hoist_core::config::PolicyDocument,
+    args: &LeaderArgs,
+    identity: String,
+) -> Result<Arc<LeaderLock>, CliError> {
     let settings = policy::settings_of_kind(document, "kubernetes")
         .into_iter()
         .next()
         .ok_or_else(|| {
             CliError::input(
-                "--leader-elect needs a `kubernetes:` provider in the policy: the Lease lives in its cluster",
+                "--leader-backend kubernetes needs a `kubernetes:` provider in the policy: the Lease lives in its cluster (or hold the leadership on etcd: --leader-backend etcd --etcd-endpoints URL)",
             )
         })?;
     let mut settings =
@@ -516,15 +787,6 @@ async fn leader_lock(
     let provider = hoist_kubernetes::KubernetesProvider::connect("leader-election", settings)
         .await
         .map_err(CliError::runtime)?;
-    let identity = args.identity.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/etc/hostname")
-            .ok()
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .unwrap_or_else(|| "hoist".to_owned());
-        format!("{host}-{}", std::process::id())
-    });
     let lock = hoist_kubernetes::LeaseLock::new(
         provider.client().clone(),
         hoist_kubernetes::LeaseSettings {
@@ -537,42 +799,56 @@ async fn leader_lock(
         },
     )
     .map_err(CliError::input)?;
-    Ok(Arc::new(lock))
+    Ok(Arc::new(LeaderLock::Kubernetes(Arc::new(lock))))
 }
 
 /// Without the Kubernetes provider compiled in there is nowhere to keep a Lease.
 #[cfg(not(feature = "kubernetes"))]
-async fn leader_lock(
+async fn kubernetes_lock(
     _document: &hoist_core::config::PolicyDocument,
     _args: &LeaderArgs,
-) -> Result<Arc<NoLease>, CliError> {
+    _identity: String,
+) -> Result<Arc<LeaderLock>, CliError> {
     Err(CliError::input(
-        "--leader-elect needs the `kubernetes` feature of this build",
+        "--leader-backend kubernetes needs the `kubernetes` feature of this build",
     ))
 }
 
-/// A stand-in lock type for builds without the Kubernetes provider.
-#[cfg(not(feature = "kubernetes"))]
-#[derive(Debug)]
-struct NoLease;
-
-#[cfg(not(feature = "kubernetes"))]
-impl NoLease {
-    fn spawn_renewal(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async {})
-    }
-    async fn release(&self) {}
+/// The election key on etcd, `<--etcd-prefix>/<--lease-name>`.
+#[cfg(feature = "etcd")]
+async fn etcd_lock(args: &LeaderArgs, identity: String) -> Result<Arc<LeaderLock>, CliError> {
+    let endpoints = args.etcd_endpoints.clone().ok_or_else(|| {
+        CliError::input("--leader-backend etcd needs --etcd-endpoints http://HOST:PORT[,...]")
+    })?;
+    let (retry, renew) = (args.retry_period.get(), args.renew_deadline.get());
+    let settings = hoist_etcd::EtcdSettings {
+        endpoints,
+        prefix: args.etcd_prefix.clone(),
+        name: args.lease_name.clone(),
+        lease_duration: args.lease_duration.get(),
+        renew_deadline: renew,
+        retry_period: retry,
+        // Each etcd call may take the retry period, at least a second, at most the deadline.
+        call_timeout: retry.max(std::time::Duration::from_secs(1)).min(renew),
+        identity,
+    };
+    let lock = hoist_etcd::EtcdLeadership::connect(settings)
+        .await
+        .map_err(|e| match e.kind() {
+            hoist_core::ErrorKind::InvalidInput | hoist_core::ErrorKind::Config => {
+                CliError::input(e)
+            }
+            _ => CliError::runtime(e),
+        })?;
+    Ok(Arc::new(LeaderLock::Etcd(Arc::new(lock))))
 }
 
-#[cfg(not(feature = "kubernetes"))]
-#[async_trait::async_trait]
-impl hoist_core::leadership::Leadership for NoLease {
-    async fn may_act(&self) -> bool {
-        false
-    }
-    fn identity(&self) -> &str {
-        "none"
-    }
+/// Without the etcd backend compiled in there is no etcd client.
+#[cfg(not(feature = "etcd"))]
+async fn etcd_lock(_args: &LeaderArgs, _identity: String) -> Result<Arc<LeaderLock>, CliError> {
+    Err(CliError::input(
+        "--leader-backend etcd needs the `etcd` feature, which this build lacks: build with `cargo build --release --features etcd` (it needs protoc: Debian's protobuf-compiler and libprotobuf-dev)",
+    ))
 }
 
 /// A future that completes with the signal's name on SIGINT (Ctrl-C) or SIGTERM (what a

@@ -149,6 +149,13 @@ struct Metrics {
     circuit_open: Family<ProviderLabels, Gauge>,
     evaluations: Counter,
     ready_gauge: Gauge,
+    reloads: Family<ReloadLabels, Counter>,
+    reload_ok: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    result: String,
 }
 
 /// A cost per group, exported as one gauge family per currency (the hourly cost as
@@ -530,7 +537,10 @@ impl Telemetry {
             circuit_open: Family::default(),
             evaluations: Counter::default(),
             ready_gauge: Gauge::default(),
+            reloads: Family::default(),
+            reload_ok: Gauge::default(),
         };
+        metrics.reload_ok.set(1);
         let cost = Arc::new(CostCollector::hourly());
         let metered = Arc::new(CostCollector::metered());
         let economics = Arc::new(GroupEconomics::default());
@@ -632,6 +642,16 @@ impl Telemetry {
             "hoist_ready",
             "1 once the first evaluation finished (or the process is a standby replica), else 0",
             m.ready_gauge.clone(),
+        );
+        registry.register(
+            "hoist_config_reloads",
+            "Changed policy files seen by `hoist run`, by result: `applied` or `rejected` (the running configuration kept)",
+            m.reloads.clone(),
+        );
+        registry.register(
+            "hoist_config_last_reload_successful",
+            "1 when the policy file in effect is the file on disk (or its last change was applied), 0 while a change was refused",
+            m.reload_ok.clone(),
         );
         registry.register_collector(Box::new(Arc::clone(&cost)));
         registry.register_collector(Box::new(Arc::clone(&metered)));
@@ -895,6 +915,22 @@ impl EventSink for Telemetry {
             }
             Event::CostReconciled(reconciliation) => {
                 self.inner.reconciliations.set(reconciliation);
+            }
+            Event::ConfigApplied { .. } => {
+                m.reloads
+                    .get_or_create(&ReloadLabels {
+                        result: "applied".into(),
+                    })
+                    .inc();
+                m.reload_ok.set(1);
+            }
+            Event::ConfigRejected { .. } => {
+                m.reloads
+                    .get_or_create(&ReloadLabels {
+                        result: "rejected".into(),
+                    })
+                    .inc();
+                m.reload_ok.set(0);
             }
             _ => {}
         }

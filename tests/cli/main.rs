@@ -6,5 +6,8 @@ mod cost;
 mod forecast;
 mod hardening;
 mod policy;
+mod recommend;
+mod reload;
 mod rightsize;
 mod simulate;
+mod trace;

@@ -27,6 +27,7 @@ pub mod operation;
 pub mod provider;
 pub mod registry;
 pub mod secret;
+pub mod state;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

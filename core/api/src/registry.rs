@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -18,9 +19,11 @@ use crate::layers::CapabilityLayer;
 use crate::model::GroupId;
 use crate::provider::ProviderSet;
 
-/// The bounds a policy file gives a group, passed to factories that create groups themselves
-/// (the simulated cloud).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a policy file says about a group that its provider needs at build time: its bounds (for
+/// factories that create groups themselves, the simulated cloud) and its drain period (for
+/// providers that map graceful scale-in to their own mechanism). Build one with
+/// [`GroupBounds::new`] and [`GroupBounds::with_drain`], so fields added later break no caller.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GroupBounds {
     /// Group id on the provider.
     pub id: GroupId,
@@ -28,6 +31,27 @@ pub struct GroupBounds {
     pub min: u32,
     /// Policy maximum.
     pub max: u32,
+    /// How long an instance chosen for scale-in drains (takes no new work, finishes what it has)
+    /// before it is removed; `None` (the default) removes it at once. Never `Some(0)`.
+    pub drain: Option<Duration>,
+}
+
+impl GroupBounds {
+    /// Group `id` with the policy's `min` and `max`, and no drain.
+    pub fn new(id: impl Into<GroupId>, min: u32, max: u32) -> Self {
+        GroupBounds {
+            id: id.into(),
+            min,
+            max,
+            drain: None,
+        }
+    }
+
+    /// With a drain period; `None` or zero means none.
+    pub fn with_drain(mut self, drain: impl Into<Option<Duration>>) -> Self {
+        self.drain = drain.into().filter(|d| !d.is_zero());
+        self
+    }
 }
 
 /// What a factory gets to build one provider.
@@ -122,5 +146,24 @@ impl ProviderRegistry {
             set: built.set.with_layer(&CapabilityLayer),
             clock: built.clock,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_bounds_have_no_drain_unless_given_one() {
+        let plain = GroupBounds::new("web", 1, 5);
+        assert_eq!(plain.drain, None);
+        assert_eq!(plain.clone().with_drain(Duration::ZERO).drain, None);
+        assert_eq!(plain.clone().with_drain(None).drain, None);
+        let drained = plain.with_drain(Duration::from_secs(300));
+        assert_eq!(drained.drain, Some(Duration::from_secs(300)));
+        assert_eq!(
+            (drained.id.as_str(), drained.min, drained.max),
+            ("web", 1, 5)
+        );
     }
 }

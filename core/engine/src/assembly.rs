@@ -172,10 +172,8 @@ fn bounds_for(document: &PolicyDocument, provider: &str) -> Vec<GroupBounds> {
         .groups
         .iter()
         .filter(|g| g.provider == provider)
-        .map(|g| GroupBounds {
-            id: g.provider_id().to_owned(),
-            min: g.min,
-            max: g.max,
+        .map(|g| {
+            GroupBounds::new(g.provider_id(), g.min, g.max).with_drain(g.drain.map(|d| d.get()))
         })
         .collect()
 }
@@ -200,9 +198,30 @@ pub async fn build(
     registry: &ProviderRegistry,
     events: Arc<dyn EventSink>,
 ) -> Result<Built, AssemblyError> {
+    build_reusing(document, registry, events, None).await
+}
+
+/// [`build`] for a changed policy file while a loop runs on `previous` (the file before and the
+/// providers built from it): a provider whose settings did not change is reused as it is (its
+/// connections, its circuit breaker's state, and for a simulated cloud its world), the others
+/// are built. A reused simulated cloud keeps the group bounds it was built with (its own
+/// limits, inside which the policy's `min` and `max` move).
+pub async fn build_reusing(
+    document: &PolicyDocument,
+    registry: &ProviderRegistry,
+    events: Arc<dyn EventSink>,
+    previous: Option<(&PolicyDocument, &BTreeMap<String, BuiltProvider>)>,
+) -> Result<Built, AssemblyError> {
     let policy = &document.policy;
     let mut providers = BTreeMap::new();
     for (name, provider) in &policy.providers {
+        if let Some((before, built)) = previous
+            && before.policy.providers.get(name) == Some(provider)
+            && let Some(existing) = built.get(name)
+        {
+            providers.insert(name.clone(), existing.clone());
+            continue;
+        }
         let (kind, settings) = provider.kind_and_settings().map_err(AssemblyError::Input)?;
         let groups = bounds_for(document, name);
         let ctx = BuildContext {

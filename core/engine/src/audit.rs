@@ -38,6 +38,38 @@ pub enum AuditRecord<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<&'a str>,
     },
+    /// A changed policy file was validated and applied (at the next evaluation).
+    ConfigChanged {
+        /// When.
+        at: DateTime<Utc>,
+        /// Which file.
+        file: &'a str,
+        /// Fingerprint of the new bytes.
+        fingerprint: String,
+        /// Fingerprint of the configuration it replaced.
+        previous: &'a str,
+        /// What changed in the effective configuration, field by field.
+        changes: &'a [crate::config::ConfigChange],
+        /// The git commit of the work tree the file is in, when it is in one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        commit: Option<&'a str>,
+        /// Whether the file differs from that commit (uncommitted changes).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        uncommitted: Option<bool>,
+    },
+    /// A changed policy file was refused: the running configuration stays.
+    ConfigRejected {
+        /// When.
+        at: DateTime<Utc>,
+        /// Which file.
+        file: &'a str,
+        /// Fingerprint of the refused bytes.
+        fingerprint: String,
+        /// Fingerprint of the configuration that keeps running.
+        running: &'a str,
+        /// Why, with file, line and field.
+        errors: &'a str,
+    },
     /// The run ended: it covered its duration, or a signal stopped it.
     Stopped {
         /// When.

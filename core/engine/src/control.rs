@@ -77,6 +77,9 @@ pub struct ManagedGroup {
     pub forecast: Option<PredictiveForecast>,
     /// Whether the predictive policy's history has been fetched.
     pub forecast_backfilled: bool,
+    /// A failed write whose effect could not be read back at once: the decision, to count at
+    /// the next observation whatever part of it the cloud carried out.
+    unconfirmed: Option<Decision>,
 }
 
 impl ManagedGroup {
@@ -94,6 +97,97 @@ impl ManagedGroup {
             memory: DecisionMemory::new(),
             forecast,
             forecast_backfilled: false,
+            unconfirmed: None,
+        }
+    }
+}
+
+/// How [`ControlLoop::run_until_reload`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// It covered the time it was given.
+    Completed,
+    /// A reload was requested; nothing is in flight.
+    Reload,
+}
+
+/// Asks a running [`ControlLoop::run_until_reload`] to return between two rounds. Cheap to
+/// clone; every clone is the same signal.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadSignal {
+    inner: Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>,
+}
+
+impl ReloadSignal {
+    /// A signal not yet requested.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the loop to return before its next round (at once when it is waiting for it).
+    pub fn request(&self) {
+        self.inner
+            .0
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inner.1.notify_one();
+    }
+
+    /// Whether a reload was requested since the last call, clearing it.
+    fn take(&self) -> bool {
+        self.inner
+            .0
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Resolves when a reload is requested (never without a signal).
+    async fn requested(signal: Option<&ReloadSignal>) {
+        match signal {
+            Some(signal) => {
+                while !signal.inner.0.load(std::sync::atomic::Ordering::SeqCst) {
+                    signal.inner.1.notified().await;
+                }
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// What [`ControlLoop::adopt`] did with the groups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Adopted {
+    /// Groups in both files, whose memory carried over.
+    pub kept: usize,
+    /// Groups new in the file.
+    pub added: usize,
+    /// Groups no longer in the file (no longer scaled).
+    pub removed: usize,
+}
+
+/// What [`ControlLoop::restore_state`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestoredState {
+    /// Groups whose memory was restored.
+    pub groups: usize,
+    /// Budgets whose period spend was restored.
+    pub budgets: usize,
+}
+
+/// The budgets' states in `store`, if it holds any.
+async fn load_budgets(
+    store: &dyn crate::state::StateStore,
+) -> Result<Option<Vec<crate::budget::BudgetStatus>>> {
+    let records = store.load_prefix(crate::state::BUDGETS_KEY).await?;
+    let Some((_, bytes)) = records
+        .into_iter()
+        .find(|(k, _)| k == crate::state::BUDGETS_KEY)
+    else {
+        return Ok(None);
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(statuses) => Ok(Some(statuses)),
+        Err(e) => {
+            tracing::warn!(error = %e, "the stored budget states cannot be read; budgets start from the ledger or afresh");
+            Ok(None)
         }
     }
 }
@@ -176,6 +270,14 @@ struct Shared {
     reconciler: Mutex<Reconciler>,
     /// How long after a day ends its bill is asked for.
     reconcile_settle: TimeDelta,
+    /// Where the groups' memory is kept across restarts, if anywhere.
+    state: Option<Arc<dyn crate::state::StateStore>>,
+    /// Group states written since the last flush, by key.
+    pending_state: Mutex<HashMap<String, Vec<u8>>>,
+    /// Whether leadership is elected (not [`hoist_api::leadership::Alone`]).
+    elected: bool,
+    /// Whether this replica was the leader at the last round's start.
+    was_leader: std::sync::atomic::AtomicBool,
 }
 
 /// Price per hour and currency by (provider, instance class); `None` when there is none.
@@ -204,6 +306,10 @@ impl ControlLoop {
                 reconcile_every: None,
                 reconciler: Mutex::new(Reconciler::new()),
                 reconcile_settle: TimeDelta::zero(),
+                state: None,
+                pending_state: Mutex::new(HashMap::new()),
+                elected: false,
+                was_leader: std::sync::atomic::AtomicBool::new(true),
             },
             concurrency: DEFAULT_CONCURRENCY,
         }
@@ -230,7 +336,104 @@ impl ControlLoop {
         leadership: Arc<dyn hoist_api::leadership::Leadership>,
     ) -> Self {
         self.shared.leadership = leadership;
+        self.shared.elected = true;
+        self.shared
+            .was_leader
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         self
+    }
+
+    /// Keeps each group's memory (cooldowns, stabilisation and rate-limit windows), its
+    /// predictive history, its last decision and the budgets' states in `store`, written once
+    /// per round (see [`crate::state`]). [`ControlLoop::restore_state`] reads them back at
+    /// start. Under elected leadership only the leader writes, and a replica that becomes the
+    /// leader reads the store again before its first round as leader, so it decides as the old
+    /// leader would have.
+    pub fn with_state(mut self, store: Arc<dyn crate::state::StateStore>) -> Self {
+        self.shared.state = Some(store);
+        self
+    }
+
+    /// Restores what the state store holds for the groups under control and the budgets, and
+    /// returns how many groups were restored. A record that cannot be used is skipped with a
+    /// warning (that group starts afresh); a store that cannot be read is an error.
+    pub async fn restore_state(&mut self) -> Result<RestoredState> {
+        let mut restored = RestoredState::default();
+        let Some(store) = self.shared.state.clone() else {
+            return Ok(restored);
+        };
+        let states = self.shared.load_states(store.as_ref()).await?;
+        for managed in &mut self.groups {
+            if Shared::apply_state(managed, &states) {
+                restored.groups += 1;
+            }
+        }
+        if let Some(budgets) = load_budgets(store.as_ref()).await? {
+            restored.budgets = self.seed_budgets(&budgets);
+        }
+        Ok(restored)
+    }
+
+    /// Takes over the groups and settings of `next`, a loop built from a changed policy file,
+    /// between two rounds (see [`ControlLoop::run_until_reload`]). What a group learnt carries
+    /// over when the new file still has it (same provider and name): its decision memory
+    /// (cooldowns, windows; a group whose number of policies changed starts its windows
+    /// afresh), and its forecaster when its predictive policy is unchanged. Budgets carry their
+    /// period's spend over by name. The clock, events, audit log, leadership, state store and
+    /// cost meters stay this loop's.
+    pub fn adopt(&mut self, next: ControlLoop) -> Adopted {
+        let ControlLoop {
+            groups,
+            shared,
+            concurrency,
+        } = next;
+        let mut old: HashMap<(String, String), ManagedGroup> = std::mem::take(&mut self.groups)
+            .into_iter()
+            .map(|g| ((g.provider.name.clone(), g.config.name.clone()), g))
+            .collect();
+        let mut adopted = Adopted::default();
+        for mut group in groups {
+            let key = (group.provider.name.clone(), group.config.name.clone());
+            match old.remove(&key) {
+                Some(previous) => {
+                    adopted.kept += 1;
+                    group.memory = previous.memory;
+                    if let (Some(new), Some(was)) = (&group.forecast, &previous.forecast)
+                        && new.policy() == was.policy()
+                    {
+                        group.forecast = previous.forecast;
+                        group.forecast_backfilled = previous.forecast_backfilled;
+                    }
+                }
+                None => adopted.added += 1,
+            }
+            self.groups.push(group);
+        }
+        adopted.removed = old.len();
+        let statuses = self.budget_statuses();
+        let budgets = shared
+            .budgets
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        *self
+            .shared
+            .budgets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = budgets;
+        self.seed_budgets(&statuses);
+        self.shared.interval = shared.interval;
+        self.shared.dry_run = shared.dry_run;
+        self.shared.reconcile_every = shared.reconcile_every;
+        self.shared.reconcile_settle = shared.reconcile_settle;
+        self.shared.prices().clear();
+        self.concurrency = concurrency;
+        adopted
+    }
+
+    /// Writes the state gathered since the last write to the state store now (the loop does
+    /// so after every round).
+    pub async fn flush_state(&self) {
+        self.shared.flush_state().await;
     }
 
     /// Tracks `budgets` (fed by the cost meter, evaluated once per round, reported as
@@ -341,6 +544,7 @@ impl ControlLoop {
     /// order.
     pub async fn evaluate_once(&mut self) -> Vec<GroupOutcome> {
         let shared = &self.shared;
+        shared.start_round(self.groups.iter_mut()).await;
         let mut outcomes: Vec<(usize, GroupOutcome)> =
             stream::iter(self.groups.iter_mut().enumerate())
                 .map(
@@ -350,6 +554,7 @@ impl ControlLoop {
                 .collect()
                 .await;
         outcomes.sort_by_key(|(index, _)| *index);
+        shared.flush_state().await;
         outcomes.into_iter().map(|(_, outcome)| outcome).collect()
     }
 
@@ -361,8 +566,23 @@ impl ControlLoop {
     pub async fn run(
         &mut self,
         until: Option<DateTime<Utc>>,
-        mut on_outcome: impl FnMut(&GroupOutcome),
+        on_outcome: impl FnMut(&GroupOutcome),
     ) -> Result<()> {
+        self.run_until_reload(until, None, on_outcome)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`ControlLoop::run`], returning [`RunEnd::Reload`] at the start of the first round after
+    /// `reload` was [requested](ReloadSignal::request): the evaluations in flight are finished
+    /// and the state is written first, so the caller can [adopt](ControlLoop::adopt) a new
+    /// configuration between two rounds and call this again.
+    pub async fn run_until_reload(
+        &mut self,
+        until: Option<DateTime<Utc>>,
+        reload: Option<&ReloadSignal>,
+        mut on_outcome: impl FnMut(&GroupOutcome),
+    ) -> Result<RunEnd> {
         let step = TimeDelta::from_std(self.shared.interval)
             .map_err(|_| Error::config("run interval too long"))?;
         let ControlLoop {
@@ -381,6 +601,33 @@ impl ControlLoop {
         let mut running = FuturesUnordered::new();
         let mut next = shared.clock.now();
         loop {
+            if reload.is_some_and(ReloadSignal::take) {
+                // Finish what is in flight, then hand over between two rounds.
+                while let Some((index, managed, outcome)) = running.next().await {
+                    idle[index] = Some(managed);
+                    on_outcome(&outcome);
+                }
+                shared.flush_state().await;
+                return Ok(RunEnd::Reload);
+            }
+            // What finished since the last write (a group whose provider hangs must not keep the
+            // others' state from being written).
+            shared.flush_state().await;
+            // A clock stepped back (corrected by NTP) or forward (a suspended host, a pause)
+            // by more than an interval: the schedule starts again from now, rather than every
+            // group waiting out the step, or running one round per missed interval at once.
+            let now = shared.clock.now();
+            if now < next - step || now >= next + step {
+                tracing::warn!(
+                    scheduled = %next,
+                    now = %now,
+                    "the clock moved by more than an interval; the schedule restarts from now"
+                );
+                next = now;
+            }
+            shared
+                .start_round(idle.iter_mut().filter_map(|slot| slot.as_deref_mut()))
+                .await;
             for (index, slot) in idle.iter().enumerate() {
                 if slot.is_none() {
                     tracing::warn!(
@@ -407,25 +654,194 @@ impl ControlLoop {
                 let finished: Finished<'_> = if last {
                     match running.next().await {
                         Some(finished) => finished,
-                        None => return Ok(()),
+                        None => {
+                            shared.flush_state().await;
+                            return Ok(RunEnd::Completed);
+                        }
                     }
                 } else {
                     // Outcomes first: the simulated cloud's clock jumps ahead when asked to sleep.
                     tokio::select! {
                         biased;
                         Some(finished) = running.next(), if !running.is_empty() => finished,
-                        () = shared.clock.sleep_until(next) => break,
+                        // At most one interval: a clock stepped back meanwhile is noticed at the
+                        // next round's start instead of stalling every group.
+                        () = shared.clock.sleep_until(next.min(shared.clock.now() + step)) => break,
+                        () = ReloadSignal::requested(reload), if running.is_empty() => break,
                     }
                 };
                 let (index, managed, outcome) = finished;
                 idle[index] = Some(managed);
                 on_outcome(&outcome);
+                if running.is_empty() && due.is_empty() {
+                    // The round is complete: keep what it learnt.
+                    shared.flush_state().await;
+                }
             }
         }
     }
 }
 
 impl Shared {
+    /// At the start of a round under elected leadership: asks whether this replica leads and,
+    /// when it has just become the leader, restores the given (idle) groups from the state
+    /// store, so it carries on from what the old leader wrote.
+    async fn start_round<'g>(&self, groups: impl Iterator<Item = &'g mut ManagedGroup>) {
+        use std::sync::atomic::Ordering;
+        if !self.elected {
+            return;
+        }
+        let Some(store) = self.state.clone() else {
+            return;
+        };
+        let leader = self.leadership.may_act().await;
+        let was = self.was_leader.swap(leader, Ordering::Relaxed);
+        if !leader || was {
+            return;
+        }
+        match self.load_states(store.as_ref()).await {
+            Ok(states) => {
+                let mut restored = 0;
+                for group in groups {
+                    restored += usize::from(Self::apply_state(group, &states));
+                }
+                tracing::info!(
+                    restored,
+                    store = %store.describe(),
+                    "became the leader: restored the groups' state from the store"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "became the leader but cannot read the state store; deciding from this replica's own memory");
+            }
+        }
+        match load_budgets(store.as_ref()).await {
+            Ok(Some(budgets)) => {
+                let now = self.clock.now();
+                if let Some((tracker, _)) = self
+                    .budgets
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_mut()
+                {
+                    tracker.seed(now, &budgets);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the budgets' state"),
+        }
+    }
+
+    /// Every group state in `store`, by key; records that cannot be used are skipped with a
+    /// warning.
+    async fn load_states(
+        &self,
+        store: &dyn crate::state::StateStore,
+    ) -> Result<HashMap<String, crate::state::GroupState>> {
+        let mut states = HashMap::new();
+        for (key, bytes) in store.load_prefix(crate::state::GROUP_PREFIX).await? {
+            match crate::state::GroupState::decode(&bytes) {
+                Ok(state) => {
+                    states.insert(key, state);
+                }
+                Err(reason) => tracing::warn!(
+                    key = %key,
+                    %reason,
+                    "a stored group state cannot be used; the group starts afresh"
+                ),
+            }
+        }
+        Ok(states)
+    }
+
+    /// Gives `managed` its stored state, if `states` has one; `true` when it did.
+    fn apply_state(
+        managed: &mut ManagedGroup,
+        states: &HashMap<String, crate::state::GroupState>,
+    ) -> bool {
+        let key = crate::state::group_key(&managed.provider.name, &managed.config.name);
+        let Some(state) = states.get(&key) else {
+            return false;
+        };
+        managed.memory = state.memory.clone();
+        if let (Some(forecast), Some(snapshot)) = (managed.forecast.as_mut(), &state.forecast)
+            && !forecast.restore(snapshot)
+        {
+            tracing::warn!(
+                key = %key,
+                "the stored forecast history does not fit the predictive policy now; it is rebuilt"
+            );
+        }
+        true
+    }
+
+    /// Stages `managed`'s state after an evaluation, for the next flush.
+    fn stage_state(&self, managed: &ManagedGroup, decision: &Decision, now: DateTime<Utc>) {
+        if self.state.is_none() {
+            return;
+        }
+        let state = crate::state::GroupState {
+            format: crate::state::FORMAT,
+            saved_at: now,
+            memory: managed.memory.clone(),
+            forecast: managed.forecast.as_ref().and_then(|f| f.snapshot()),
+            last_decision: Some(decision.clone()),
+        };
+        match serde_json::to_vec(&state) {
+            Ok(bytes) => {
+                self.pending_state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(
+                        crate::state::group_key(&managed.provider.name, &managed.config.name),
+                        bytes,
+                    );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, group = %managed.config.name, "cannot encode the group's state")
+            }
+        }
+    }
+
+    /// Writes the staged states (and the budgets') to the store in one batch. Under elected
+    /// leadership only a replica that still leads writes; a standby's staged states are
+    /// dropped, so it never overwrites what the leader wrote.
+    async fn flush_state(&self) {
+        let Some(store) = &self.state else {
+            return;
+        };
+        let mut batch: Vec<(String, Vec<u8>)> = std::mem::take(
+            &mut *self
+                .pending_state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+        .into_iter()
+        .collect();
+        if batch.is_empty() {
+            return;
+        }
+        if self.elected && !self.leadership.may_act().await {
+            return;
+        }
+        let budgets = self
+            .budgets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|(t, _)| t.statuses().to_vec());
+        if let Some(budgets) = budgets
+            && !budgets.is_empty()
+            && let Ok(bytes) = serde_json::to_vec(&budgets)
+        {
+            batch.push((crate::state::BUDGETS_KEY.to_owned(), bytes));
+        }
+        batch.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Err(e) = store.save(batch).await {
+            tracing::error!(error = %e, store = %store.describe(), "cannot write the state store; a restart now would forget this round");
+        }
+    }
+
     /// [`Shared::evaluate_group`] on a group lent to it, which it gives back with the outcome.
     async fn evaluate_lent<'a>(
         &'a self,
@@ -458,6 +874,14 @@ impl Shared {
             }
         };
         let snapshot = snapshot_of(&group);
+        if let Some(mut failed) = managed.unconfirmed.take()
+            && snapshot.desired != failed.current
+        {
+            // The last write failed and could not be read back then: what the cloud carried
+            // out of it counts now, at the write's time.
+            failed.desired = snapshot.desired;
+            managed.memory.record_applied(&failed);
+        }
         let cost = self.hourly_cost(managed, &group).await;
         let metered_cost = self.meter(managed, &group, now).await;
         self.events.emit(&Event::GroupObserved {
@@ -570,7 +994,26 @@ impl Shared {
                     managed.memory.record_applied(&decision);
                     Action::Applied
                 }
-                Err(error) => Action::Failed(error),
+                Err(error) => {
+                    // A write can fail after the cloud carried out part of it (some instances
+                    // launched): what changed counts against cooldowns and rate limits as if
+                    // asked for, or the next evaluations would add on top of it unchecked.
+                    let read_back = match managed.provider.scaling_provider() {
+                        Ok(scaling) => scaling.describe_group(&group_id).await.ok(),
+                        Err(_) => None,
+                    };
+                    match read_back {
+                        Some(after) if after.desired_capacity != decision.current => {
+                            let mut partial = decision.clone();
+                            partial.desired = after.desired_capacity;
+                            managed.memory.record_applied(&partial);
+                        }
+                        Some(_) => {}
+                        // Counted at the next observation instead.
+                        None => managed.unconfirmed = Some(decision.clone()),
+                    }
+                    Action::Failed(error)
+                }
             }
         };
         if matches!(action, Action::Applied | Action::Failed(_)) {
@@ -597,6 +1040,7 @@ impl Shared {
         }) {
             tracing::error!(error = %e, "audit log write failed");
         }
+        self.stage_state(managed, &decision, now);
         // After the decision is acted on: a slow bill delays only this group's next evaluation.
         self.reconcile(managed, now).await;
         GroupOutcome::Decided {

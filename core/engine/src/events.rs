@@ -125,6 +125,22 @@ pub enum Event {
     /// A complete UTC day's metered cost was set against the provider's own bill for it
     /// (once per provider and day).
     CostReconciled(crate::reconcile::Reconciliation),
+    /// A changed policy file was validated and takes effect at the next evaluation.
+    ConfigApplied {
+        /// The file.
+        file: String,
+        /// The fingerprint of its bytes now.
+        fingerprint: String,
+    },
+    /// A changed policy file was refused; the running configuration stays.
+    ConfigRejected {
+        /// The file.
+        file: String,
+        /// The fingerprint of the refused bytes.
+        fingerprint: String,
+        /// Why, with file, line and field where known.
+        errors: String,
+    },
 }
 
 /// Receives events. Must be cheap and never block: do real work on another task.

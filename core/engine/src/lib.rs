@@ -29,11 +29,13 @@ mod memory;
 pub mod meter;
 pub mod predictive;
 pub mod reconcile;
+pub mod rightsizing;
 pub mod schedule;
+pub mod state;
 
 pub use decide::decide;
 pub use memory::{DecisionMemory, MemoryUpdate};
-pub use predictive::{ForecastInput, LevelRatio, PredictiveForecast};
+pub use predictive::{ForecastInput, LevelRatio, PredictiveForecast, PredictiveSnapshot};
 
 use std::collections::BTreeMap;
 

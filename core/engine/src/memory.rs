@@ -115,9 +115,12 @@ impl DecisionMemory {
         let cutoff = now - period;
         let mut added = 0;
         let mut removed = 0;
-        for &(at, change) in self.scale_events.iter().rev() {
+        // Every event is looked at, not only the newest ones: after the clock was stepped
+        // back, events recorded before the step carry later times than those after it, and
+        // they still count (conservatively) against the window.
+        for &(at, change) in &self.scale_events {
             if at <= cutoff {
-                break;
+                continue;
             }
             if change > 0 {
                 added += change;

@@ -273,7 +273,16 @@ struct CurvePoint {
     upper: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What a [`PredictiveForecast`] has learnt, as [`PredictiveForecast::snapshot`] takes it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PredictiveSnapshot {
+    /// The forecaster's history of the policy's load.
+    pub history: crate::forecast::HistorySnapshot,
+    /// The recent measured loads behind the level correction.
+    recent: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Measured {
     at: DateTime<Utc>,
     load: f64,
@@ -314,6 +323,31 @@ impl PredictiveForecast {
             last_clear_ratio: [None; 2],
             level_break: [None; 2],
         })
+    }
+
+    /// What this state has learnt (the forecaster's history and the recent measured loads),
+    /// to keep across a restart; [`PredictiveForecast::restore`] gives it back.
+    pub fn snapshot(&self) -> Option<PredictiveSnapshot> {
+        Some(PredictiveSnapshot {
+            history: self.forecaster.history_snapshot(SERIES)?,
+            recent: serde_json::to_value(&self.recent).ok()?,
+        })
+    }
+
+    /// Restores what [`PredictiveForecast::snapshot`] took, refitting at the next forecast.
+    /// `false` (and nothing changed) when the snapshot does not fit this policy's forecaster.
+    pub fn restore(&mut self, snapshot: &PredictiveSnapshot) -> bool {
+        let Ok(recent) = serde_json::from_value::<VecDeque<Measured>>(snapshot.recent.clone())
+        else {
+            return false;
+        };
+        if !self.forecaster.restore_history(SERIES, &snapshot.history) {
+            return false;
+        }
+        self.recent = recent;
+        self.last_fit = None;
+        self.curve.clear();
+        true
     }
 
     /// The policy.

@@ -41,6 +41,7 @@ pub mod rightsize;
 mod score;
 pub mod svg;
 pub mod target_tracking;
+pub mod tracegen;
 
 use std::fmt;
 use std::time::Duration;

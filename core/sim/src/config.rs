@@ -33,9 +33,21 @@ use super::demand::{DemandSpec, GeneratorSpec, TraceDemand, TraceScale};
 use super::{Billing, Quota, SIM_PROVIDER_NAME, SimGroupSpec, SimulatedCloud};
 use crate::duration::HumanDuration;
 use crate::error::{Error, Result};
-use crate::model::{Architecture, CapacityType, GroupId, InstanceClass, InstanceFamily};
+use crate::model::{Architecture, CapacityType, InstanceClass, InstanceFamily};
 use crate::trace::{Trace, load_trace};
 use hoist_api::input::MAX_PRICE_PER_HOUR;
+use hoist_api::registry::GroupBounds;
+
+/// Which time a simulated cloud lives in (`clock:`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SimClock {
+    /// Its own virtual clock, driven as fast as the machine allows.
+    #[default]
+    Virtual,
+    /// The wall clock: it starts when built and keeps pace with real time.
+    Wall,
+}
 
 /// Settings of a simulated cloud. Every field is optional; defaults are those of
 /// [`SimulatedCloud::builder`].
@@ -45,6 +57,13 @@ pub struct SimulatedCloudConfig {
     /// Seed of every random choice (noise, spikes, spot interruptions). Default 0.
     #[serde(default)]
     pub seed: u64,
+    /// Which time the cloud lives in. `virtual` (the default): its own clock, which `hoist run`
+    /// drives as fast as the machine allows for `run.duration`. `wall`: it starts now and keeps
+    /// pace with the wall clock, and `hoist run` runs until stopped, as on a real cloud (with
+    /// the same retry, timeout and circuit-breaker layers), for live reload, leader election
+    /// and trying a policy in real time. `start` cannot be set with `wall`.
+    #[serde(default)]
+    pub clock: SimClock,
     /// Virtual start time (RFC 3339). Default: the start of the first group's trace, or
     /// 2024-01-01T00:00:00Z.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -403,12 +422,20 @@ fn default_demand(min: u32, max: u32, work_per_instance: f64) -> DemandSpec {
 pub(crate) fn build(
     cfg: &SimulatedCloudConfig,
     base_dir: &Path,
-    bounds: &[(GroupId, u32, u32)],
+    bounds: &[GroupBounds],
 ) -> Result<SimulatedCloud> {
     let named = |e: Error| e.with_provider(SIM_PROVIDER_NAME);
     let mut b = SimulatedCloud::builder().seed(cfg.seed);
-    if let Some(start) = cfg.start {
-        b = b.start(start);
+    match (cfg.clock, cfg.start) {
+        (SimClock::Wall, Some(_)) => {
+            return Err(named(Error::config_field(
+                "start",
+                "a simulated cloud on the wall clock starts when it is built; remove `start` or use `clock: virtual`",
+            )));
+        }
+        (SimClock::Wall, None) => b = b.start(Utc::now()),
+        (SimClock::Virtual, Some(start)) => b = b.start(start),
+        (SimClock::Virtual, None) => {}
     }
     if let Some(d) = cfg.boot_delay {
         b = b.boot_delay(d.get());
@@ -449,7 +476,7 @@ pub(crate) fn build(
         b = b.catalog(catalog_from(classes).map_err(named)?);
     }
 
-    let mut ids: Vec<&str> = bounds.iter().map(|(id, _, _)| id.as_str()).collect();
+    let mut ids: Vec<&str> = bounds.iter().map(|g| g.id.as_str()).collect();
     ids.extend(cfg.groups.keys().map(String::as_str));
     ids.sort_unstable();
     ids.dedup();
@@ -464,8 +491,9 @@ pub(crate) fn build(
             out
         };
         let gc = cfg.groups.get(id).cloned().unwrap_or_default();
-        let (min, max) = match bounds.iter().find(|(g, _, _)| g == id) {
-            Some((_, min, max)) => (*min, *max),
+        let policy = bounds.iter().find(|g| g.id == id);
+        let (min, max) = match policy {
+            Some(g) => (g.min, g.max),
             None => (gc.min.unwrap_or(0), gc.max.unwrap_or(100)),
         };
         let work_per_instance = gc.work_per_instance.unwrap_or(100.0);
@@ -493,6 +521,7 @@ pub(crate) fn build(
             service_time: gc
                 .service_time
                 .map_or(defaults.service_time, HumanDuration::get),
+            drain: policy.and_then(|g| g.drain).unwrap_or_default(),
             ..defaults
         });
     }

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hoist_api::registry::{BuildContext, BuiltProvider, ProviderFactory, ProviderRegistry};
-use hoist_api::{Error, GroupId, Result};
+use hoist_api::{Error, Result};
 
+use crate::config::SimClock;
+use crate::wall::FollowWallClock;
 use crate::{SimulatedCloud, SimulatedCloudConfig};
 
 /// Builds the always-compiled simulated cloud (kind `simulated`).
@@ -13,7 +15,7 @@ use crate::{SimulatedCloud, SimulatedCloudConfig};
 pub struct SimulatedFactory;
 
 impl SimulatedFactory {
-    fn cloud(ctx: BuildContext<'_>) -> Result<SimulatedCloud> {
+    fn cloud(ctx: BuildContext<'_>) -> Result<(SimulatedCloud, SimClock)> {
         let settings = if ctx.settings.is_null() {
             serde_json::Value::Object(Default::default())
         } else {
@@ -29,13 +31,15 @@ impl SimulatedFactory {
                     Error::config_field(path, inner.to_string())
                 }
             })?;
-        let bounds: Vec<(GroupId, u32, u32)> = ctx
-            .groups
-            .iter()
-            .map(|g| (g.id.clone(), g.min, g.max))
-            .collect();
-        SimulatedCloud::from_config(&config, ctx.base_dir, &bounds)
-            .map_err(|e| Error::config(e.message().to_owned()))
+        let cloud =
+            SimulatedCloud::from_policy_groups(&config, ctx.base_dir, ctx.groups).map_err(|e| {
+                let error = Error::config(e.message().to_owned());
+                match e.field() {
+                    Some(field) => error.with_field(field),
+                    None => error,
+                }
+            })?;
+        Ok((cloud, config.clock))
     }
 }
 
@@ -55,10 +59,18 @@ impl ProviderFactory for SimulatedFactory {
     }
 
     async fn build(&self, ctx: BuildContext<'_>) -> Result<BuiltProvider> {
-        let cloud = Self::cloud(ctx)?;
-        Ok(BuiltProvider {
-            set: cloud.provider_set(ctx.name),
-            clock: Some(cloud.clock()),
+        let (cloud, clock) = Self::cloud(ctx)?;
+        Ok(match clock {
+            SimClock::Virtual => BuiltProvider {
+                set: cloud.provider_set(ctx.name),
+                clock: Some(cloud.clock()),
+            },
+            SimClock::Wall => BuiltProvider {
+                set: cloud
+                    .provider_set(ctx.name)
+                    .with_layer(&FollowWallClock::new(cloud.clone())),
+                clock: None,
+            },
         })
     }
 }

@@ -41,6 +41,19 @@
 //! at 100 % utilisation; an instance of another class (after [`ScalingProvider::set_instance_class`])
 //! serves in proportion to its vCPUs.
 //!
+//! # Draining
+//!
+//! A group with a drain ([`SimGroupSpec::drain`], from the policy's `drain:`) removes instances
+//! gracefully. When its desired capacity drops (or [`ScalingProvider::remove_instances`] removes
+//! chosen instances), each running instance chosen for removal first drains for the group's
+//! drain period: it is reported as [`InstanceState::Terminating`](hoist_api::InstanceState),
+//! no longer counts toward the group's capacity (new demand goes to the instances that stay, as
+//! a load balancer stops routing to a deregistered target), is billed and counts toward the
+//! quota, and is terminated when the drain ends. The work it already had is modelled as done by
+//! then. An instance still booting has no work and is terminated at once. The activity of the
+//! scale-in is done when the last drain ends; [`SimulatedCloud::instance_history`] gives each
+//! instance's `drain_started_at`. Without a drain, instances are terminated at once.
+//!
 //! # Example
 //!
 //! ```
@@ -82,6 +95,7 @@ mod factory;
 mod queueing;
 pub mod rng;
 pub mod trace;
+pub mod wall;
 mod world;
 
 use std::path::Path;
@@ -93,8 +107,8 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 pub use catalog::{DEFAULT_INSTANCE_CLASS, DEFAULT_ZONES, default_catalog};
 pub use config::{
-    SimBillingModel, SimDemandConfig, SimGroupConfig, SimInstanceClassConfig, SimQuotaConfig,
-    SimulatedCloudConfig,
+    SimBillingModel, SimClock, SimDemandConfig, SimGroupConfig, SimInstanceClassConfig,
+    SimQuotaConfig, SimulatedCloudConfig,
 };
 pub use demand::{DemandSpec, GeneratorSpec, TraceDemand, TraceScale};
 pub use queueing::{LATENCY_CAP_SECONDS, MAX_MODEL_UTILISATION, latency_seconds};
@@ -111,6 +125,7 @@ use crate::provider::{
     ScalingCapabilities, ScalingProvider,
 };
 pub use factory::{SimulatedFactory, register_builtins};
+use hoist_api::registry::GroupBounds;
 
 // The provider SDK's modules under the names this crate's code uses.
 pub(crate) use hoist_api::{clock, duration, error, model, provider};
@@ -173,6 +188,9 @@ pub struct SimGroupSpec {
     pub capacity_type: CapacityType,
     /// Mean service time of one request on an idle instance, for the latency model.
     pub service_time: Duration,
+    /// How long an instance chosen for scale-in drains before it is terminated (see
+    /// [Draining](crate#draining)). Zero (the default): it is terminated at once.
+    pub drain: Duration,
 }
 
 impl SimGroupSpec {
@@ -191,6 +209,7 @@ impl SimGroupSpec {
             work_per_instance: 100.0,
             capacity_type: CapacityType::OnDemand,
             service_time: Duration::from_millis(50),
+            drain: Duration::ZERO,
         }
     }
 }
@@ -437,6 +456,8 @@ impl SimulatedCloudBuilder {
             let group_seed = rng::hash_words(&[self.seed, n as u64, fnv(&id)]);
             let demand = Demand::resolve(&g.demand, g.work_per_instance, group_seed, start)
                 .map_err(|m| err(format!("demand: {m}")))?;
+            let drain =
+                TimeDelta::from_std(g.drain).map_err(|_| err("drain is too long".to_owned()))?;
             inits.push(GroupInit {
                 id: g.id,
                 min: g.min,
@@ -449,6 +470,7 @@ impl SimulatedCloudBuilder {
                 service_time_seconds: g.service_time.as_secs_f64(),
                 demand_label: g.demand.describe(),
                 demand,
+                drain,
             });
         }
         let world = World::new(settings, catalog, inits, self.seed, start)
@@ -480,6 +502,9 @@ pub struct InstanceRecord {
     pub launched_at: DateTime<Utc>,
     /// When it was terminated, `None` while alive.
     pub ended_at: Option<DateTime<Utc>>,
+    /// When it was chosen for scale-in and began to drain, when its group has a drain; it was
+    /// terminated at the end of the drain (`ended_at`), or is still draining.
+    pub drain_started_at: Option<DateTime<Utc>>,
     /// Whether a spot interruption ended it.
     pub interrupted: bool,
     /// Its price, USD per hour.
@@ -520,7 +545,21 @@ impl SimulatedCloud {
         base_dir: &Path,
         bounds: &[(GroupId, u32, u32)],
     ) -> Result<SimulatedCloud> {
-        config::build(cfg, base_dir, bounds)
+        let groups: Vec<GroupBounds> = bounds
+            .iter()
+            .map(|(id, min, max)| GroupBounds::new(id.clone(), *min, *max))
+            .collect();
+        config::build(cfg, base_dir, &groups)
+    }
+
+    /// [`SimulatedCloud::from_config`] for the policy's groups as a provider factory gets them:
+    /// with their bounds and their drain periods (see [Draining](crate#draining)).
+    pub fn from_policy_groups(
+        cfg: &SimulatedCloudConfig,
+        base_dir: &Path,
+        groups: &[GroupBounds],
+    ) -> Result<SimulatedCloud> {
+        config::build(cfg, base_dir, groups)
     }
 
     /// This cloud under another provider name (errors and [`ScalingProvider::name`] use it).
@@ -630,6 +669,7 @@ impl SimulatedCloud {
                 capacity_type: i.capacity_type,
                 launched_at: i.launched_at,
                 ended_at: i.ended_at,
+                drain_started_at: i.drain_started_at,
                 interrupted: i.interrupted,
                 price_per_hour: i.price_per_hour,
             })

@@ -80,6 +80,8 @@ pub(crate) struct InstanceRec {
     pub capacity_type: CapacityType,
     pub launched_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// When it was chosen for scale-in and began to drain (its group has a drain).
+    pub drain_started_at: Option<DateTime<Utc>>,
     pub running: bool,
     pub protected: bool,
     pub interrupted: bool,
@@ -92,6 +94,8 @@ impl InstanceRec {
     pub fn state(&self) -> InstanceState {
         if self.ended_at.is_some() {
             InstanceState::Terminated
+        } else if self.drain_started_at.is_some() {
+            InstanceState::Terminating
         } else if self.running {
             InstanceState::Running
         } else {
@@ -114,6 +118,8 @@ pub(crate) struct GroupInit {
     pub service_time_seconds: f64,
     pub demand: Demand,
     pub demand_label: String,
+    /// How long an instance chosen for scale-in drains; zero: terminated at once.
+    pub drain: TimeDelta,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -152,7 +158,10 @@ struct Refresh {
 #[derive(Debug, Clone)]
 struct ActivityRec {
     activity: Activity,
+    /// Instances launched: settled once running or gone.
     launched: Vec<usize>,
+    /// Instances draining: settled once terminated.
+    drained: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -173,6 +182,11 @@ pub(crate) struct GroupState {
     demand_cache: Option<(i64, Option<f64>)>,
     /// Indices of active (pending or running) instances, in launch order.
     pub active: Vec<usize>,
+    /// How long an instance chosen for scale-in drains; zero: terminated at once.
+    drain: TimeDelta,
+    /// Indices of draining instances (chosen for scale-in, not yet terminated), in the order
+    /// their drains began.
+    draining: Vec<usize>,
     ready_capacity: f64,
     ready_count: u32,
     backlog: f64,
@@ -186,6 +200,8 @@ pub(crate) struct GroupState {
 enum EventKind {
     Ready,
     Interrupt,
+    /// The end of a drain: the instance is terminated.
+    DrainEnd,
 }
 
 type Event = Reverse<(DateTime<Utc>, u64, EventKind, usize)>;
@@ -247,6 +263,8 @@ impl World {
                 demand_label: g.demand_label,
                 demand_cache: None,
                 active: Vec::new(),
+                drain: g.drain,
+                draining: Vec::new(),
                 ready_capacity: 0.0,
                 ready_count: 0,
                 backlog: 0.0,
@@ -373,6 +391,7 @@ impl World {
                     self.progress_refresh(g);
                 }
                 EventKind::Interrupt => self.interrupt(idx),
+                EventKind::DrainEnd => self.terminate(idx),
             }
         }
     }
@@ -489,11 +508,16 @@ impl World {
         if quota.max_instances.is_none() && quota.max_vcpus.is_none() {
             return Ok(());
         }
-        let active = self.groups.iter().map(|g| g.active.len()).sum::<usize>() as u64;
+        // Draining instances still run, and count.
+        let active = self
+            .groups
+            .iter()
+            .map(|g| g.active.len() + g.draining.len())
+            .sum::<usize>() as u64;
         let vcpus: f64 = self
             .groups
             .iter()
-            .flat_map(|g| g.active.iter())
+            .flat_map(|g| g.active.iter().chain(&g.draining))
             .map(|&i| self.instances[i].vcpus)
             .sum();
         if let Some(max) = quota.max_instances
@@ -558,6 +582,7 @@ impl World {
                 capacity_type,
                 launched_at: self.now,
                 ended_at: None,
+                drain_started_at: None,
                 running: false,
                 protected: false,
                 interrupted: false,
@@ -582,7 +607,7 @@ impl World {
 
     fn mark_ready(&mut self, idx: usize) {
         let inst = &mut self.instances[idx];
-        if inst.running || inst.ended_at.is_some() {
+        if inst.running || inst.ended_at.is_some() || inst.drain_started_at.is_some() {
             return;
         }
         inst.running = true;
@@ -599,14 +624,69 @@ impl World {
         }
         inst.ended_at = Some(now);
         let g = &mut self.groups[inst.group];
+        if inst.drain_started_at.is_some() {
+            // Its capacity left when the drain began.
+            g.draining.retain(|&i| i != idx);
+            return;
+        }
         if inst.running {
-            g.ready_capacity = (g.ready_capacity - inst.work_per_second).max(0.0);
-            g.ready_count -= 1;
-            if g.ready_count == 0 {
-                g.ready_capacity = 0.0;
-            }
+            remove_capacity(g, inst.work_per_second);
         }
         g.active.retain(|&i| i != idx);
+    }
+
+    /// Removes instance `idx` chosen for scale-in: with a drain, a running instance leaves the
+    /// group's capacity now and is terminated when the drain ends; otherwise (no drain, or still
+    /// booting, so holding no work) it is terminated at once. Returns whether it drains.
+    fn retire(&mut self, idx: usize) -> bool {
+        let now = self.now;
+        let inst = &mut self.instances[idx];
+        let g = &mut self.groups[inst.group];
+        if inst.ended_at.is_some() || inst.drain_started_at.is_some() {
+            return false;
+        }
+        if g.drain <= TimeDelta::zero() || !inst.running {
+            self.terminate(idx);
+            return false;
+        }
+        inst.drain_started_at = Some(now);
+        remove_capacity(g, inst.work_per_second);
+        g.active.retain(|&i| i != idx);
+        g.draining.push(idx);
+        let end = now + g.drain;
+        self.push_event(end, EventKind::DrainEnd, idx);
+        true
+    }
+
+    /// What an activity that removes `terminated` at once and drains `drained` says.
+    fn removal_text(&self, gi: usize, terminated: &[usize], drained: &[usize]) -> String {
+        let ids = |list: &[usize]| {
+            list.iter()
+                .map(|&i| self.instances[i].id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let drain =
+            crate::duration::format_duration(self.groups[gi].drain.to_std().unwrap_or_default());
+        match (terminated.is_empty(), drained.is_empty()) {
+            (_, true) => format!(
+                "Terminating {} instance(s) ({})",
+                terminated.len(),
+                ids(terminated)
+            ),
+            (true, false) => format!(
+                "Draining {} instance(s) ({}) for {drain} before terminating them",
+                drained.len(),
+                ids(drained)
+            ),
+            (false, false) => format!(
+                "Terminating {} booting instance(s) ({}) and draining {} ({}) for {drain} before terminating them",
+                terminated.len(),
+                ids(terminated),
+                drained.len(),
+                ids(drained)
+            ),
+        }
     }
 
     fn interrupt(&mut self, idx: usize) {
@@ -662,8 +742,20 @@ impl World {
                 done: done && launched.is_empty(),
             },
             launched,
+            drained: Vec::new(),
         });
         g.activities.len() - 1
+    }
+
+    /// Makes activity `a` of group `gi` wait for the drains of `drained` to end.
+    fn wait_for_drains(&mut self, gi: usize, a: usize, drained: Vec<usize>) {
+        if drained.is_empty() {
+            return;
+        }
+        let rec = &mut self.groups[gi].activities[a];
+        rec.activity.done = false;
+        rec.activity.progress_percent = Some(0);
+        rec.drained = drained;
     }
 
     // ----- operations -----
@@ -696,19 +788,20 @@ impl World {
                 .filter(|i| !self.instances[*i].protected && !surge.contains(i))
                 .take((managed - desired) as usize)
                 .collect();
-            let ids: Vec<String> = victims
-                .iter()
-                .map(|&i| self.instances[i].id.clone())
-                .collect();
+            let (mut terminated, mut drained) = (Vec::new(), Vec::new());
             for i in victims {
-                self.terminate(i);
+                if self.retire(i) {
+                    drained.push(i);
+                } else {
+                    terminated.push(i);
+                }
             }
             let text = format!(
-                "Terminating {} instance(s) ({}): desired {managed} -> {desired}",
-                ids.len(),
-                ids.join(", ")
+                "{}: desired {managed} -> {desired}",
+                self.removal_text(gi, &terminated, &drained)
             );
-            self.record_activity(gi, text, Vec::new(), true);
+            let a = self.record_activity(gi, text, Vec::new(), true);
+            self.wait_for_drains(gi, a, drained);
         }
         self.groups[gi].desired = desired;
         Ok(())
@@ -743,10 +836,25 @@ impl World {
         if decrement {
             hoist_api::checks::removal_within_bounds(&g.id, n, g.desired, g.min)?;
         }
+        let mut drained = Vec::new();
         for &i in &victims {
-            self.terminate(i);
+            if self.retire(i) {
+                drained.push(i);
+            }
         }
         let mut text = format!("Removing {}", ids.join(", "));
+        if !drained.is_empty() {
+            let terminated: Vec<usize> = victims
+                .iter()
+                .copied()
+                .filter(|i| !drained.contains(i))
+                .collect();
+            text = format!(
+                "Removing {}: {}",
+                ids.join(", "),
+                self.removal_text(gi, &terminated, &drained)
+            );
+        }
         let mut launched = Vec::new();
         if decrement {
             self.groups[gi].desired -= n;
@@ -766,7 +874,8 @@ impl World {
                 Err(e) => text.push_str(&format!("; no replacements: {}", e.message())),
             }
         }
-        self.record_activity(gi, text, launched, true);
+        let a = self.record_activity(gi, text, launched, true);
+        self.wait_for_drains(gi, a, drained);
         self.progress_refresh(gi);
         Ok(())
     }
@@ -932,22 +1041,26 @@ impl World {
             desired_capacity: g.desired,
             instance_class: self.catalog[g.class].name.clone(),
             zones: g.zones.clone(),
-            instances: g
-                .active
-                .iter()
-                .map(|&i| {
-                    let r = &self.instances[i];
-                    Instance {
-                        id: r.id.clone(),
-                        instance_class: self.catalog[r.class].name.clone(),
-                        zone: r.zone.clone(),
-                        capacity_type: r.capacity_type,
-                        state: r.state(),
-                        launched_at: r.launched_at,
-                        protected_from_scale_in: r.protected,
-                    }
-                })
-                .collect(),
+            instances: {
+                let mut listed: Vec<usize> = g.active.iter().chain(&g.draining).copied().collect();
+                // Launch order, draining instances among the others.
+                listed.sort_unstable();
+                listed
+            }
+            .iter()
+            .map(|&i| {
+                let r = &self.instances[i];
+                Instance {
+                    id: r.id.clone(),
+                    instance_class: self.catalog[r.class].name.clone(),
+                    zone: r.zone.clone(),
+                    capacity_type: r.capacity_type,
+                    state: r.state(),
+                    launched_at: r.launched_at,
+                    protected_from_scale_in: r.protected,
+                }
+            })
+            .collect(),
             tags,
         }
     }
@@ -961,16 +1074,17 @@ impl World {
             .take(100)
             .map(|rec| {
                 let mut a = rec.activity.clone();
-                if !rec.launched.is_empty() {
-                    let total = rec.launched.len();
-                    let settled = rec
-                        .launched
+                if !rec.launched.is_empty() || !rec.drained.is_empty() {
+                    let total = rec.launched.len() + rec.drained.len();
+                    let launched = rec.launched.iter().filter(|&&i| {
+                        let r = &self.instances[i];
+                        r.running || r.ended_at.is_some()
+                    });
+                    let drained = rec
+                        .drained
                         .iter()
-                        .filter(|&&i| {
-                            let r = &self.instances[i];
-                            r.running || r.ended_at.is_some()
-                        })
-                        .count();
+                        .filter(|&&i| self.instances[i].ended_at.is_some());
+                    let settled = launched.count() + drained.count();
                     a.progress_percent = Some((settled * 100 / total) as u8);
                     a.done = settled == total;
                 }
@@ -1170,6 +1284,15 @@ impl World {
             }
         }
         Ok(out)
+    }
+}
+
+/// Takes a running instance's `work_per_second` out of group `g`'s ready capacity.
+fn remove_capacity(g: &mut GroupState, work_per_second: f64) {
+    g.ready_capacity = (g.ready_capacity - work_per_second).max(0.0);
+    g.ready_count -= 1;
+    if g.ready_count == 0 {
+        g.ready_capacity = 0.0;
     }
 }
 

@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::default_provider::region::DefaultRegionChain;
 use aws_config::meta::region::RegionProviderChain;
@@ -20,7 +21,7 @@ use aws_config::provider_config::ProviderConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use hoist_api::{ErrorKind, Result};
+use hoist_api::{Clock, ErrorKind, Result, SystemClock};
 use tokio::sync::RwLock;
 
 use crate::catalog::PriceBook;
@@ -71,6 +72,8 @@ pub struct AwsProviderBuilder {
     custom_metric_namespace: String,
     instance_refresh: bool,
     cost_tags: std::collections::BTreeMap<String, String>,
+    drains: std::collections::BTreeMap<String, Duration>,
+    clock: Arc<dyn Clock>,
     sdk_config: Option<SdkConfig>,
 }
 
@@ -94,6 +97,7 @@ impl fmt::Debug for AwsProviderBuilder {
             .field("custom_metric_namespace", &self.custom_metric_namespace)
             .field("instance_refresh", &self.instance_refresh)
             .field("cost_tags", &self.cost_tags)
+            .field("drains", &self.drains)
             .finish_non_exhaustive()
     }
 }
@@ -122,6 +126,8 @@ impl AwsProviderBuilder {
             custom_metric_namespace: DEFAULT_CUSTOM_METRIC_NAMESPACE.to_owned(),
             instance_refresh: true,
             cost_tags: std::collections::BTreeMap::new(),
+            drains: std::collections::BTreeMap::new(),
+            clock: Arc::new(SystemClock),
             sdk_config: None,
         }
     }
@@ -227,6 +233,25 @@ impl AwsProviderBuilder {
         self
     }
 
+    /// Drains instances of `group` for `drain` before Auto Scaling terminates them, with a
+    /// termination lifecycle hook (see [`crate::scaling::drain`]); zero removes the drain. At
+    /// most 2 h, the longest a lifecycle hook holds an instance.
+    pub fn with_drain(mut self, group: impl Into<String>, drain: Duration) -> Self {
+        let group = group.into();
+        if drain.is_zero() {
+            self.drains.remove(&group);
+        } else {
+            self.drains.insert(group, drain);
+        }
+        self
+    }
+
+    /// The clock drains are measured with (default: the system clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Uses a ready SDK configuration (for example one built by the caller with its own HTTP
     /// client) instead of loading one; region, endpoint and credential setters still apply on
     /// top of it.
@@ -290,6 +315,17 @@ impl AwsProviderBuilder {
             );
         }
         let endpoint_url = config.endpoint_url().map(str::to_owned);
+        let longest = Duration::from_secs(crate::scaling::drain::MAX_HEARTBEAT_SECONDS as u64);
+        if let Some((group, drain)) = self.drains.iter().find(|(_, d)| **d > longest) {
+            return Err(local(
+                ErrorKind::Config,
+                OP,
+                format!(
+                    "group {group}: a drain of {} is longer than the 2h an Auto Scaling lifecycle hook holds an instance",
+                    hoist_api::duration::format_duration(*drain)
+                ),
+            ));
+        }
 
         // An endpoint named here is set on each service's own configuration. Set only on the
         // shared `SdkConfig`, it would lose to the environment: a service client built from an
@@ -331,6 +367,9 @@ impl AwsProviderBuilder {
             instance_refresh: self.instance_refresh,
             cost_tags: self.cost_tags,
             catalog_cache: RwLock::new(None),
+            drains: self.drains,
+            drain_state: std::sync::Mutex::default(),
+            clock: self.clock,
         })
     }
 

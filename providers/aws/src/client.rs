@@ -6,10 +6,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use hoist_api::{InstanceClass, ProviderSet};
+use std::time::Duration;
+
+use hoist_api::{Clock, InstanceClass, ProviderSet};
 use tokio::sync::RwLock;
 
 use crate::catalog::PriceBook;
+use crate::scaling::drain::DrainState;
 
 /// Which Auto Scaling groups a provider manages. Groups outside the selection are invisible to
 /// it: describing or resizing one fails with `not_found`.
@@ -89,6 +92,12 @@ pub struct AwsProvider {
     pub(crate) cost_tags: std::collections::BTreeMap<String, String>,
     pub(crate) prices: RwLock<PriceBook>,
     pub(crate) catalog_cache: RwLock<Option<Arc<Vec<InstanceClass>>>>,
+    /// Drain periods of groups, by group name (see [`crate::scaling::drain`]).
+    pub(crate) drains: BTreeMap<String, Duration>,
+    /// Which groups have their drain hook, and which instances were seen waiting since when.
+    pub(crate) drain_state: std::sync::Mutex<DrainState>,
+    /// The time drains are measured in.
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for AwsProvider {
@@ -101,6 +110,7 @@ impl fmt::Debug for AwsProvider {
             .field("custom_metric_namespace", &self.custom_metric_namespace)
             .field("instance_refresh", &self.instance_refresh)
             .field("cost_tags", &self.cost_tags)
+            .field("drains", &self.drains)
             .finish_non_exhaustive()
     }
 }

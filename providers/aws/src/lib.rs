@@ -5,7 +5,7 @@
 //!
 //! | trait | AWS API |
 //! |---|---|
-//! | [`hoist_api::ScalingProvider`] | Auto Scaling (groups, SetDesiredCapacity, TerminateInstanceInAutoScalingGroup, launch templates, instance refresh) and EC2 DescribeInstances |
+//! | [`hoist_api::ScalingProvider`] | Auto Scaling (groups, SetDesiredCapacity, TerminateInstanceInAutoScalingGroup, launch templates, instance refresh, and for a group's drain a termination lifecycle hook: PutLifecycleHook, CompleteLifecycleAction) and EC2 DescribeInstances |
 //! | [`hoist_api::InstanceCatalog`] | EC2 DescribeInstanceTypes and DescribeInstanceTypeOfferings, prices from a shipped table refreshed live |
 //! | [`hoist_api::BillingProvider`] | Cost Explorer GetCostAndUsage and GetCostForecast |
 //! | [`hoist_api::MetricsSource`] | CloudWatch GetMetricData |

@@ -34,6 +34,7 @@ use serde_json::json;
 
 use crate::builder::AwsProviderBuilder;
 use crate::client::GroupSelector;
+use crate::scaling::drain::MAX_HEARTBEAT_SECONDS;
 
 /// Settings of one `aws` provider. Parse them with [`AwsSettings::from_value`], whose errors
 /// name their field; the `Deserialize` impl (same fields, same names) serves to embed them in
@@ -574,7 +575,30 @@ impl AwsProviderFactory {
                 }
             }
         }
+        let longest = std::time::Duration::from_secs(MAX_HEARTBEAT_SECONDS as u64);
+        for group in ctx.groups {
+            if let Some(drain) = group.drain
+                && drain > longest
+            {
+                return Err(Error::config(format!(
+                    "group `{}`: a drain of {} is longer than the 2h an Auto Scaling lifecycle hook holds an instance",
+                    group.id,
+                    hoist_api::duration::format_duration(drain)
+                ))
+                .with_provider("aws"));
+            }
+        }
         Ok(())
+    }
+
+    /// `builder` with the drains of the groups the policy places on the provider.
+    fn with_drains(ctx: &BuildContext<'_>, mut builder: AwsProviderBuilder) -> AwsProviderBuilder {
+        for group in ctx.groups {
+            if let Some(drain) = group.drain {
+                builder = builder.with_drain(group.id.clone(), drain);
+            }
+        }
+        builder
     }
 }
 
@@ -596,7 +620,9 @@ impl ProviderFactory for AwsProviderFactory {
     async fn build(&self, ctx: BuildContext<'_>) -> Result<BuiltProvider> {
         let settings = AwsSettings::from_value(ctx.settings)?;
         Self::check_groups(&ctx, &settings)?;
-        let provider = settings.builder(ctx.name).build().await?;
+        let provider = Self::with_drains(&ctx, settings.builder(ctx.name))
+            .build()
+            .await?;
         Ok(BuiltProvider {
             set: Arc::new(provider).into_provider_set(),
             clock: None,
@@ -729,11 +755,7 @@ mod tests {
 
     #[test]
     fn group_checks_name_their_field() {
-        let groups = [hoist_api::registry::GroupBounds {
-            id: "api".into(),
-            min: 1,
-            max: 2,
-        }];
+        let groups = [hoist_api::registry::GroupBounds::new("api", 1, 2)];
         for (settings, field) in [
             (json!({"groups": {"names": ["web"]}}), "groups.names"),
             (json!({"groups": {"prefix": "web-"}}), "groups.prefix"),
@@ -748,6 +770,32 @@ mod tests {
             assert_eq!(err.field(), Some(field), "{err}");
             assert!(err.message().contains("`api`"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_drain_longer_than_a_lifecycle_hook_holds_is_refused() {
+        let settings = json!({});
+        let groups = [
+            hoist_api::registry::GroupBounds::new("web", 1, 2)
+                .with_drain(std::time::Duration::from_secs(7_200)),
+            hoist_api::registry::GroupBounds::new("api", 1, 2)
+                .with_drain(std::time::Duration::from_secs(7_201)),
+        ];
+        let ctx = BuildContext {
+            name: "prod",
+            settings: &settings,
+            base_dir: std::path::Path::new("."),
+            groups: &groups,
+        };
+        let err = AwsProviderFactory.validate(ctx).unwrap_err();
+        assert_eq!(err.kind(), hoist_api::ErrorKind::Config);
+        assert!(err.message().contains("`api`"), "{err}");
+        assert!(err.message().contains("2h"), "{err}");
+        let builder = AwsProviderFactory::with_drains(&ctx, AwsProviderBuilder::new());
+        assert!(
+            format!("{builder:?}").contains("\"web\": 7200s"),
+            "{builder:?}"
+        );
     }
 
     #[test]

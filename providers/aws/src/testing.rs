@@ -5,6 +5,10 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use hoist_api::{Clock, SystemClock};
 use tokio::sync::RwLock;
 
 use crate::catalog::PriceBook;
@@ -77,5 +81,40 @@ pub(crate) fn mocked_provider(rules: &[&Rule]) -> AwsProvider {
         cost_tags: std::collections::BTreeMap::new(),
         prices: RwLock::new(PriceBook::shipped("us-east-1")),
         catalog_cache: RwLock::new(None),
+        drains: std::collections::BTreeMap::new(),
+        drain_state: std::sync::Mutex::default(),
+        clock: Arc::new(SystemClock),
+    }
+}
+
+/// A clock that stands still until advanced.
+#[derive(Debug)]
+pub(crate) struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        ManualClock(std::sync::Mutex::new(
+            DateTime::from_timestamp(1_900_000_000, 0).unwrap_or_default(),
+        ))
+    }
+}
+
+impl ManualClock {
+    /// Moves the clock on by `by`.
+    pub(crate) fn advance(&self, by: std::time::Duration) {
+        let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *now += chrono::Duration::from_std(by).unwrap_or_default();
+    }
+}
+
+#[async_trait::async_trait]
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn sleep_until(&self, until: DateTime<Utc>) {
+        let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *now = (*now).max(until);
     }
 }

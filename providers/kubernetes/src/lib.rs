@@ -6,7 +6,7 @@
 //!
 //! | group | desired capacity | instances | bounds | victims | instance classes |
 //! |---|---|---|---|---|---|
-//! | a workload with the `scale` subresource (Deployment, StatefulSet, ReplicaSet, a custom resource) | `spec.replicas` through `/scale` | the Pods its selector matches | `autoscaling.hoist.dev/min-size` and `-max-size` annotations, else 0 to 1,000,000 | `controller.kubernetes.io/pod-deletion-cost` set low before scaling down | named resource profiles, set on the pod template (a rolling update) |
+//! | a workload with the `scale` subresource (Deployment, StatefulSet, ReplicaSet, a custom resource) | `spec.replicas` through `/scale` | the Pods its selector matches | `autoscaling.hoist.dev/min-size` and `-max-size` annotations, else 0 to 1,000,000 | `controller.kubernetes.io/pod-deletion-cost` set low before scaling down (for a group with a drain, on the Pods that serve least: see [`drain`]) | named resource profiles, set on the pod template (a rolling update) |
 //! | a Cluster API node group (MachineDeployment, MachineSet) | `spec.replicas` through `/scale` | the Machines its selector matches | Cluster Autoscaler's `cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size` and `-max-size` annotations | `cluster.x-k8s.io/delete-machine` set before scaling down | node types seen on Nodes, priced from the settings; the vertical move points the MachineDeployment at the infrastructure template `node_templates` names |
 //!
 //! Build one from a policy file's settings with [`KubernetesProviderFactory`], or with
@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod drain;
 pub mod errors;
 pub mod leader;
 pub mod metrics;
@@ -84,6 +85,10 @@ pub struct KubernetesProvider {
     pod_metrics: bool,
     /// The cluster's ReplicaSet controller deletes the Pods of lowest deletion cost first.
     deletion_cost: bool,
+    /// Drain periods of workloads, by group id (see [`drain`]).
+    drains: HashMap<String, std::time::Duration>,
+    /// Groups already warned about a termination grace period shorter than their drain.
+    grace_warned: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl fmt::Debug for KubernetesProvider {
@@ -160,6 +165,8 @@ impl KubernetesProvider {
             targets: tokio::sync::Mutex::new(HashMap::new()),
             pod_metrics,
             deletion_cost,
+            drains: HashMap::new(),
+            grace_warned: std::sync::Mutex::default(),
         })
     }
 
@@ -254,6 +261,7 @@ impl KubernetesProvider {
             .unwrap_or_default();
         let annotations = object.metadata.annotations.clone().unwrap_or_default();
         let (min_size, max_size) = bounds(target, &annotations)?;
+        self.check_grace_period(target, &object);
         let (instances, instance_class, zones) = match target.kind {
             GroupKind::Workload => {
                 let instances = self.pod_instances(target, &selector).await?;
@@ -795,6 +803,14 @@ impl ScalingProvider for KubernetesProvider {
 
     async fn set_desired_capacity(&self, group: &str, desired: u32) -> Result<()> {
         let target = self.target(group).await?;
+        if target.kind == GroupKind::Workload && self.drain_of(&target).is_some() {
+            // A drain: the Pods to go are chosen, and marked, before the count drops.
+            let (g, _) = self.read(&target).await?;
+            checks::desired_within_bounds(group, desired, g.min_size, g.max_size)?;
+            let fewer = g.desired_capacity.saturating_sub(desired);
+            self.mark_drain_victims(&target, &g, fewer).await?;
+            return self.write_replicas(&target, |_| Ok(desired)).await;
+        }
         // The bounds are the object's annotations; the instances are not needed to resize.
         let object = target
             .api(&self.client)

@@ -313,7 +313,12 @@ impl ProviderFactory for KubernetesProviderFactory {
                 settings.groups.push(group.id.clone());
             }
         }
-        let provider = crate::KubernetesProvider::connect(ctx.name, settings).await?;
+        let mut provider = crate::KubernetesProvider::connect(ctx.name, settings).await?;
+        for group in ctx.groups {
+            if let Some(drain) = group.drain {
+                provider = provider.with_drain(&group.id, drain)?;
+            }
+        }
         Ok(BuiltProvider {
             set: Arc::new(provider).into_provider_set(),
             clock: None,

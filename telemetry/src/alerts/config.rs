@@ -281,6 +281,10 @@ pub struct RulesConfig {
     /// warning`, `critical_at: 100`).
     #[serde(default)]
     pub budget_forecast: BudgetRule,
+    /// A changed policy file refused by a live reload: fires at once, resolves when a change
+    /// is applied (defaults: `for: 0`, `severity: warning`; `for` is ignored).
+    #[serde(default)]
+    pub config_rejected: DurationRule,
 }
 
 /// The rule of a budget threshold alert. Each threshold a budget's `alert_on` lists fires once
@@ -417,6 +421,12 @@ impl RulesConfig {
     pub fn metrics_missing(&self) -> EffectiveRule {
         self.metrics_missing
             .resolve(Duration::from_secs(300), Severity::Warning)
+    }
+
+    /// `config_rejected` with its defaults: `for: 0`, `severity: warning`.
+    pub fn config_rejected(&self) -> EffectiveRule {
+        self.config_rejected
+            .resolve(Duration::ZERO, Severity::Warning)
     }
 
     /// `circuit_open` with its defaults: `for: 0`, `severity: critical`.

@@ -49,6 +49,9 @@ pub enum AlertName {
     /// A budget's forecast spend at its period's end crossed one of its `alert_on.forecast`
     /// thresholds.
     BudgetForecast,
+    /// A changed policy file was refused by `hoist run`: the previous configuration keeps
+    /// running.
+    ConfigRejected,
 }
 
 impl AlertName {
@@ -61,6 +64,7 @@ impl AlertName {
             AlertName::CircuitOpen => "circuit_open",
             AlertName::BudgetActual => "budget_actual",
             AlertName::BudgetForecast => "budget_forecast",
+            AlertName::ConfigRejected => "config_rejected",
         }
     }
 
@@ -73,6 +77,7 @@ impl AlertName {
             AlertName::CircuitOpen => "HoistProviderCircuitOpen",
             AlertName::BudgetActual => "HoistBudgetActualThreshold",
             AlertName::BudgetForecast => "HoistBudgetForecastThreshold",
+            AlertName::ConfigRejected => "HoistConfigReloadRejected",
         }
     }
 }

@@ -15,6 +15,8 @@
 //!   period: later statuses of the same period only refresh its figures, even if the forecast
 //!   falls back under the threshold meanwhile. When a status of a new period arrives (another
 //!   `period_start`), every active alert of the budget resolves.
+//! - `config_rejected`: `ConfigRejected` (a changed policy file refused by a live reload) fires
+//!   at once, with the errors; a later refusal updates it; `ConfigApplied` resolves it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -54,6 +56,11 @@ struct BudgetPeriod {
     fired: BTreeSet<String>,
 }
 
+/// The `provider` label of a policy file's reload alert: `config:` and the file.
+fn config_alert_key(file: &str) -> String {
+    format!("config:{file}")
+}
+
 /// The provider of budget alerts (budgets span providers).
 pub const BUDGET_PROVIDER: &str = "budgets";
 
@@ -66,6 +73,7 @@ pub struct AlertRules {
     pinned: EffectiveRule,
     missing: EffectiveRule,
     circuit: EffectiveRule,
+    config_rejected: EffectiveRule,
     extra_labels: BTreeMap<String, String>,
     /// Policy maximum per group, from `GroupObserved`.
     max_seen: BTreeMap<GroupKey, u32>,
@@ -95,6 +103,7 @@ impl AlertRules {
             pinned: rules.pinned_at_max(),
             missing: rules.metrics_missing(),
             circuit: rules.circuit_open(),
+            config_rejected: rules.config_rejected(),
             extra_labels,
             max_seen: BTreeMap::new(),
             failures: BTreeMap::new(),
@@ -296,6 +305,36 @@ impl AlertRules {
                     );
                     out.push(self.raise(alert, was_firing));
                 }
+            }
+            Event::ConfigRejected {
+                file,
+                fingerprint,
+                errors,
+            } if self.config_rejected.enabled => {
+                let key = config_alert_key(file);
+                let since = self
+                    .active
+                    .values()
+                    .find(|a| a.name == AlertName::ConfigRejected && a.provider == key)
+                    .map(|a| a.starts_at);
+                let alert = self.alert(
+                    AlertName::ConfigRejected,
+                    self.config_rejected.severity,
+                    &key,
+                    None,
+                    None,
+                    format!("Policy file {file} was refused; the previous configuration keeps running"),
+                    format!(
+                        "hoist run refused the changed policy file {file} (fingerprint {fingerprint}) and keeps \
+                         running the configuration it had: {errors}"
+                    ),
+                    since.unwrap_or(now),
+                );
+                out.push(self.raise(alert, since.is_some()));
+            }
+            Event::ConfigApplied { file, .. } if self.config_rejected.enabled => {
+                let key = config_alert_key(file);
+                out.extend(self.clear(AlertName::ConfigRejected, &key, None, None, now));
             }
             Event::Circuit { provider, open } if self.circuit.enabled => {
                 if *open {
@@ -840,6 +879,47 @@ mod tests {
             ["resolve hoist/circuit_open/aws"]
         );
         assert!(r.observe(&open(false), t(3)).is_empty());
+    }
+
+    #[test]
+    fn a_refused_policy_file_fires_until_a_change_is_applied() {
+        let mut r = rules(0);
+        let rejected = |errors: &str| Event::ConfigRejected {
+            file: "policy.yml".into(),
+            fingerprint: "fnv1a:1".into(),
+            errors: errors.into(),
+        };
+        let fired = r.observe(&rejected("policy.yml:3: groups[0].max: below min"), t(0));
+        assert_eq!(
+            names(&fired),
+            ["fire hoist/config_rejected/config:policy.yml"]
+        );
+        let Transition::Fire(alert) = &fired[0] else {
+            unreachable!()
+        };
+        assert!(
+            alert.description.contains("policy.yml:3"),
+            "{}",
+            alert.description
+        );
+        let updated = r.observe(&rejected("policy.yml:4: unknown field"), t(1));
+        assert_eq!(
+            names(&updated),
+            ["update hoist/config_rejected/config:policy.yml"]
+        );
+        let Transition::Update(alert) = &updated[0] else {
+            unreachable!()
+        };
+        assert_eq!(alert.starts_at, t(0));
+        let applied = Event::ConfigApplied {
+            file: "policy.yml".into(),
+            fingerprint: "fnv1a:2".into(),
+        };
+        assert_eq!(
+            names(&r.observe(&applied, t(2))),
+            ["resolve hoist/config_rejected/config:policy.yml"]
+        );
+        assert!(r.observe(&applied, t(3)).is_empty());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! | [`TimeoutLayer`] | `Timeout(..)` | bounds every call's duration |
 //! | [`MetricsLayer`] | `Metrics(..)` | emits [`ProviderEvent::ProviderCall`](crate::events::ProviderEvent::ProviderCall) with the operation, error kind and duration |
 //! | [`DryRunLayer`] | `DryRun(..)` | reads pass through; writes are validated and recorded, never applied |
-//! | [`FaultLayer`] | `Fault(..)` | injects errors and latency, by seed and rate or by script (for tests) |
+//! | [`FaultLayer`] | `Fault(..)` | injects errors, partial writes, hangs, latency and corrupted metrics, by seed and rate or by script (for tests) |
 //!
 //! Every layer implements all four provider traits and forwards every method, including the
 //! ones with default bodies, so wrapping never silently skips a provider's own implementation.
@@ -73,7 +73,7 @@ pub mod wrap;
 pub use capability::CapabilityLayer;
 pub use circuit::{CircuitBreaker, CircuitBreakerLayer, CircuitState};
 pub use dry_run::{DryRun, DryRunLayer, RecordedWrite, WriteRequest};
-pub use fault::{FaultLayer, InjectedFault, Operations};
+pub use fault::{Corruption, FaultKind, FaultLayer, InjectedFault, Operations};
 pub use metrics::MetricsLayer;
 pub use retry::{Jitter, RetryLayer};
 pub use rng::SplitMix64;

@@ -19,6 +19,7 @@
 
 pub mod budget;
 pub(crate) mod deferred;
+mod diff;
 mod limits;
 mod load;
 mod locate;
@@ -37,6 +38,7 @@ use crate::duration::HumanDuration;
 use crate::model::MetricKind;
 
 pub use crate::schedule::{CronExpr, TimeZone};
+pub use diff::{ConfigChange, diff};
 pub use limits::PolicyLimits;
 pub use load::{
     ConfigError, ConfigErrors, PolicyDocument, load_file, load_file_with_limits, parse_str,
@@ -199,6 +201,13 @@ pub struct GroupConfig {
     /// Cooldowns, protection, dry run and freshness limits.
     #[serde(default)]
     pub guards: GuardsConfig,
+    /// Graceful scale-in: how long an instance chosen for removal drains (takes no new work and
+    /// finishes what it has) before it is terminated, at most `2h`. Each provider maps it to its
+    /// own mechanism (an EC2 Auto Scaling termination lifecycle hook, pod deletion cost and the
+    /// pod's termination grace period on Kubernetes, draining instances in the simulated cloud).
+    /// Default: none, instances are removed at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<HumanDuration>,
     /// Labels (`team: payments`) that budgets select groups by (`scope: {tag: ...}`).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,

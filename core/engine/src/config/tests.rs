@@ -581,3 +581,38 @@ fn absurd_budget_figures_are_refused_not_overflowed() {
         None
     );
 }
+
+#[test]
+fn a_group_drain_is_read_and_one_beyond_two_hours_is_refused_at_its_line() {
+    let policies = "    policies:\n      - target_tracking: { metric: utilization, target: 0.6 }\n";
+    let doc = parse(&one_group(&format!("    drain: 5m\n{policies}"))).unwrap();
+    assert_eq!(
+        doc.policy.groups[0].drain,
+        Some(HumanDuration::from_secs(300))
+    );
+    let written = serde_json::to_value(&doc.policy.groups[0]).unwrap();
+    assert_eq!(written["drain"], "5m");
+
+    let without = parse(&one_group(policies)).unwrap();
+    assert_eq!(without.policy.groups[0].drain, None);
+    let written = serde_json::to_value(&without.policy.groups[0]).unwrap();
+    assert!(
+        written.get("drain").is_none(),
+        "no drain is not written: {written}"
+    );
+
+    assert!(parse(&one_group(&format!("    drain: 2h\n{policies}"))).is_ok());
+    let errors = errors(&one_group(&format!("    drain: 2h1s\n{policies}")));
+    let drain = error_on(&errors, "groups[0].drain");
+    assert_eq!(drain.line, Some(9));
+    assert!(drain.message.contains("2h"), "{drain}");
+
+    let schema = json_schema();
+    let field = &schema["$defs"]["GroupConfig"]["properties"]["drain"];
+    assert!(
+        field["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("drain")),
+        "{field}"
+    );
+}

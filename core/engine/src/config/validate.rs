@@ -32,6 +32,10 @@ const MAX_FORECAST_HISTORY: std::time::Duration = std::time::Duration::from_secs
 /// The longest forecast horizon (and refresh).
 const MAX_FORECAST_HORIZON: std::time::Duration = std::time::Duration::from_secs(31 * 86_400);
 
+/// The longest drain a group may have: what an EC2 Auto Scaling lifecycle hook holds an instance
+/// for at most (its heartbeat timeout's maximum).
+pub(crate) const MAX_DRAIN: std::time::Duration = std::time::Duration::from_secs(2 * 3_600);
+
 /// A target is a normal, finite, positive number in [[`MIN_TARGET`], [`MAX_TARGET`]].
 fn check_target(target: f64) -> Result<(), String> {
     if !(target.is_finite() && target > 0.0) {
@@ -168,6 +172,17 @@ pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
         }
         if guards.max_scale_in_step == Some(0) {
             push(at("guards.max_scale_in_step"), "must be at least 1".into());
+        }
+        if let Some(drain) = group.drain
+            && drain.get() > MAX_DRAIN
+        {
+            push(
+                at("drain"),
+                format!(
+                    "drain ({drain}) is longer than the {} an instance may drain at most",
+                    HumanDuration(MAX_DRAIN)
+                ),
+            );
         }
         let predictive: Vec<usize> = group
             .policies

@@ -194,6 +194,19 @@ impl fmt::Display for NotReady {
 
 impl std::error::Error for NotReady {}
 
+/// A series' history, as [`Forecaster::history_snapshot`] takes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistorySnapshot {
+    /// The forecaster's step, milliseconds: a snapshot is restored only at the same step.
+    pub step_ms: i64,
+    /// Bucket number (time / step) of the first bucket.
+    pub first_bucket: i64,
+    /// Per bucket: the sum (or max) and the sample count.
+    pub buckets: Vec<(f64, u32)>,
+    /// The last sample's time.
+    pub last_observed: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone, Default)]
 struct SeriesState {
     /// Bucket number (time / step) of `buckets[0]`.
@@ -286,6 +299,39 @@ impl Forecaster {
             DateTime::from_timestamp_millis((first_bucket + values.len() as i64) * step_ms - 1);
         state.forecast = None;
         trim(state, keep);
+    }
+
+    /// A series' history as it is held (buckets, counts and the last sample's time), to be
+    /// kept across a restart and given back with [`Forecaster::restore_history`]. `None` for a
+    /// series never observed.
+    pub fn history_snapshot(&self, series: &str) -> Option<HistorySnapshot> {
+        let state = self.series.get(series)?;
+        Some(HistorySnapshot {
+            step_ms: self.config.step.num_milliseconds(),
+            first_bucket: state.first_bucket,
+            buckets: state.buckets.clone(),
+            last_observed: state.last_observed,
+        })
+    }
+
+    /// Replaces a series' history with one taken by [`Forecaster::history_snapshot`]. A
+    /// snapshot taken at another step, or holding non-finite sums, is refused (`false`) and the
+    /// history is left as it was. The forecast is refitted at the next
+    /// [`Forecaster::forecast`].
+    pub fn restore_history(&mut self, series: &str, snapshot: &HistorySnapshot) -> bool {
+        if snapshot.step_ms != self.config.step.num_milliseconds()
+            || snapshot.buckets.iter().any(|(v, _)| !v.is_finite())
+        {
+            return false;
+        }
+        let keep = self.config.steps(self.config.max_history) as i64 + 1;
+        let state = self.series.entry(series.to_owned()).or_default();
+        state.first_bucket = snapshot.first_bucket;
+        state.buckets = snapshot.buckets.clone();
+        state.last_observed = snapshot.last_observed;
+        state.forecast = None;
+        trim(state, keep);
+        true
     }
 
     /// The last forecast of a series, without refitting.

@@ -91,7 +91,7 @@ use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 
 pub use forecaster::{
-    Aggregation, Forecast, ForecastSample, Forecaster, ForecasterConfig, NotReady,
+    Aggregation, Forecast, ForecastSample, Forecaster, ForecasterConfig, HistorySnapshot, NotReady,
 };
 pub use model::{ForecastValue, SeasonalFit, SeasonalModelConfig};
 pub use naive::SeasonalNaive;

@@ -3,5 +3,6 @@
 mod billing;
 mod config;
 mod conformance;
+mod drain;
 mod metrics;
 mod scaling;

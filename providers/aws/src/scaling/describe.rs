@@ -85,6 +85,8 @@ impl AwsProvider {
             })
             .collect();
 
+        self.release_drained(selected.iter().map(|(g, _)| g)).await;
+
         let instance_ids: Vec<String> = selected
             .iter()
             .flat_map(|(g, _)| g.instances().iter().filter_map(|i| i.instance_id()))

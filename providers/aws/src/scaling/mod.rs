@@ -3,9 +3,12 @@
 //! Bounds are checked here before any write: the AWS API rejects a desired capacity outside
 //! `[MinSize, MaxSize]`, but emulators do not, and a clear `invalid_input` error before the call
 //! is better than a validation error after it. Scale-in terminates *chosen* instances with a
-//! decrement (see [`victims`]), never instances protected from scale-in.
+//! decrement (see [`victims`]), never instances protected from scale-in. A group with a drain
+//! gets a termination lifecycle hook, and its instances are released when their drain is over
+//! (see [`drain`]).
 
 mod describe;
+pub mod drain;
 mod instance_class;
 pub mod victims;
 
@@ -123,6 +126,7 @@ impl AwsProvider {
                 ));
             }
         }
+        self.ensure_drain_hook(&g.id).await?;
         let mut unique = instances.to_vec();
         unique.sort();
         unique.dedup();
@@ -202,6 +206,7 @@ impl ScalingProvider for AwsProvider {
                 format!("desired capacity {desired} is too large"),
             )
         })?;
+        self.ensure_drain_hook(group).await?;
         self.clients
             .autoscaling
             .set_desired_capacity()

@@ -1,0 +1,2012 @@
+//! `hoist recommend`: usage optimisation for every group of a policy file, from its history.
+//!
+//! On the simulated cloud the history is made: the policy is replayed in virtual time over
+//! `--history` (the control loop of `hoist run`, on a simulated cloud built from the file, with
+//! no audit log or ledger written), and each group's utilisation, ready capacity, instances and
+//! cost are read back in 5-minute steps, with every instance's life from the simulated cloud's
+//! instance history. From that, per group:
+//!
+//! - **rightsizing**: the cheapest class for one instance's peak at the target utilisation, and
+//!   the cheapest (class, count) that carries the group's peak load, both chosen by
+//!   [`hoist_core::engine::rightsizing`]; the monthly cost of the recommended class following
+//!   the load against what the group cost;
+//! - **idle capacity**: stretches where utilisation stays below `--idle-below` for at least
+//!   `--idle-for`, what they cost, and what they cost beyond what the load needed;
+//! - **an off-hours schedule** the weekly profile supports, as `scheduled` policies ready to
+//!   paste;
+//! - **spot**: whether the group suits spot, from how long its instances live.
+//!
+//! On real providers the history would come from a metrics source with the group's
+//! utilisation and instance count over `--history`; that is not wired, and the command refuses
+//! such a group, naming it.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc, Weekday};
+use hoist_core::config::{GroupConfig, PolicyConfig, PolicyDocument};
+use hoist_core::control::{ControlLoop, ManagedGroup};
+use hoist_core::duration::HumanDuration;
+use hoist_core::engine::rightsizing::{
+    self, ChoiceOptions, Current, HOURS_PER_MONTH, Load, Need, Offer, SpotRisk,
+};
+use hoist_core::registry::GroupBounds;
+use hoist_core::sim::{InstanceRecord, SimulatedCloud, SimulatedCloudConfig};
+use hoist_core::{
+    BillingProvider, CapacityType, CostGranularity, CostQuery, Currency, Decimal, InstanceCatalog,
+    InstanceClass, InstanceFamily, MetricKind, MetricQuery, MetricsSource, Money, RangeQuery,
+    ScalingProvider, TimeRange,
+};
+use serde::Serialize;
+
+use super::{CliError, CliResult, policy, runtime};
+
+/// The step history is read in, seconds.
+const STEP_SECONDS: i64 = 300;
+
+/// An instance that lives less than a day is short-lived: it comes and goes with the load
+/// (added for a day's peak, removed at night), unlike the base that runs through.
+const SHORT_LIFE_HOURS: f64 = 24.0;
+
+/// The notice a cloud gives before it takes a spot instance back.
+const SPOT_NOTICE: Duration = Duration::from_secs(120);
+
+/// The target utilisation when neither `--target` nor a policy of the group gives one.
+const DEFAULT_TARGET: f64 = 0.7;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Plain text for a terminal.
+    Table,
+    /// Markdown, for a pull request or a wiki.
+    Markdown,
+    /// One JSON object.
+    Json,
+}
+
+/// Options of `hoist recommend`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The policy file.
+    pub file: PathBuf,
+    /// How much history to read. On the simulated cloud: the virtual time the policy is replayed
+    /// for, from the simulated cloud's start.
+    #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = parse_duration)]
+    pub history: HumanDuration,
+    /// Utilisation below which capacity counts as idle.
+    #[arg(long, default_value_t = 0.2, value_name = "UTILISATION")]
+    pub idle_below: f64,
+    /// How long utilisation must stay below `--idle-below` for a stretch to be reported.
+    #[arg(long, default_value = "2h", value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_for: HumanDuration,
+    /// The utilisation to size for. Default: the group's `target_tracking` utilisation target
+    /// (the lowest, when it has several), else 0.7.
+    #[arg(long, value_name = "UTILISATION")]
+    pub target: Option<f64>,
+    /// Families a recommended class may be in (general, compute, memory, storage, network,
+    /// accelerated, burstable). Default: every family but burstable, whose shared cores are
+    /// sized for bursts rather than sustained load.
+    #[arg(long, value_delimiter = ',', value_name = "FAMILY,...")]
+    pub families: Vec<String>,
+    /// Classes a recommendation may be, by name. Default: any class of the allowed families.
+    #[arg(long, value_delimiter = ',', value_name = "CLASS,...")]
+    pub classes: Vec<String>,
+    /// Let the class choice buy spot (its price plus what the simulated cloud's
+    /// `spot_interruptions_per_hour` costs in replacements). Default: on demand only; the spot
+    /// section says separately whether the group suits spot.
+    #[arg(long)]
+    pub spot: bool,
+    /// Memory each instance needs (`6GiB`, `512MiB`, bytes). The simulated cloud models CPU
+    /// only, so by default classes are fitted on CPU alone.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_per_instance: Option<u64>,
+    /// Only these groups (repeat for several). Default: every group.
+    #[arg(long, value_name = "NAME")]
+    pub group: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+fn parse_duration(text: &str) -> Result<HumanDuration, String> {
+    hoist_core::duration::parse_duration(text).map(HumanDuration)
+}
+
+/// A size in bytes: a number with an optional unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a size such as 6GiB, 512MiB or 2000000000"))?;
+    let factor: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?} (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            ));
+        }
+    };
+    let bytes = value * factor;
+    if !(bytes.is_finite() && bytes > 0.0 && bytes < 1e18) {
+        return Err(format!("{text:?}: a size must be more than 0 and finite"));
+    }
+    Ok(bytes.round() as u64)
+}
+
+fn parse_family(name: &str) -> Result<InstanceFamily, CliError> {
+    serde_json::from_value(serde_json::Value::String(name.trim().to_owned())).map_err(|_| {
+        CliError::input(format!(
+            "--families {name}: unknown family (general, compute, memory, storage, network, accelerated, burstable)"
+        ))
+    })
+}
+
+/// The flags checked, and the class-choice options they give.
+struct Settings {
+    history: Duration,
+    idle_below: f64,
+    idle_for: Duration,
+    target: Option<f64>,
+    families: Vec<InstanceFamily>,
+    classes: Option<Vec<String>>,
+    spot: bool,
+    memory_bytes: f64,
+}
+
+impl Settings {
+    fn from_args(args: &Args) -> Result<Settings, CliError> {
+        let history = args.history.get();
+        if history < Duration::from_secs(3600) {
+            return Err(CliError::input(format!(
+                "--history {}: read at least 1h of history (a week shows the weekly profile)",
+                args.history
+            )));
+        }
+        if !(args.idle_below > 0.0 && args.idle_below <= 1.0) {
+            return Err(CliError::input(format!(
+                "--idle-below {}: a utilisation in (0, 1], such as 0.2",
+                args.idle_below
+            )));
+        }
+        let idle_for = args.idle_for.get();
+        if idle_for < Duration::from_secs(STEP_SECONDS as u64) {
+            return Err(CliError::input(format!(
+                "--idle-for {}: at least 5m, the step history is read in",
+                args.idle_for
+            )));
+        }
+        if let Some(t) = args.target
+            && !(t > 0.0 && t <= 1.0)
+        {
+            return Err(CliError::input(format!(
+                "--target {t}: a utilisation in (0, 1], such as 0.7"
+            )));
+        }
+        let families = if args.families.is_empty() {
+            [
+                InstanceFamily::General,
+                InstanceFamily::Compute,
+                InstanceFamily::Memory,
+                InstanceFamily::Storage,
+                InstanceFamily::Network,
+                InstanceFamily::Accelerated,
+            ]
+            .to_vec()
+        } else {
+            args.families
+                .iter()
+                .map(|f| parse_family(f))
+                .collect::<Result<_, _>>()?
+        };
+        Ok(Settings {
+            history,
+            idle_below: args.idle_below,
+            idle_for,
+            target: args.target,
+            families,
+            classes: (!args.classes.is_empty()).then(|| args.classes.clone()),
+            spot: args.spot,
+            memory_bytes: args.memory_per_instance.map_or(0.0, |b| b as f64),
+        })
+    }
+}
+
+/// Runs `hoist recommend`.
+pub fn run(args: Args) -> CliResult {
+    let settings = Settings::from_args(&args)?;
+    let registry = policy::registry();
+    let document = policy::load(&args.file, &registry)?;
+    let file = args.file.display().to_string();
+
+    for name in &args.group {
+        if !document.policy.groups.iter().any(|g| &g.name == name) {
+            return Err(CliError::input(format!(
+                "--group {name}: {file} has no group named {name:?} (it has {})",
+                document
+                    .policy
+                    .groups
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let chosen: Vec<(usize, &GroupConfig)> = document
+        .policy
+        .groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| args.group.is_empty() || args.group.contains(&g.name))
+        .collect();
+
+    // Every chosen group must be on a simulated cloud: its history is made by replaying it.
+    let mut providers: Vec<(String, serde_json::Value)> = Vec::new();
+    for (index, group) in &chosen {
+        let provider = &document.policy.providers[&group.provider];
+        let (kind, group_settings) = provider.kind_and_settings().map_err(CliError::input)?;
+        if kind != "simulated" {
+            return Err(CliError::input(document.error_at(
+                &format!("groups[{index}].provider"),
+                format!(
+                    "group `{}` is on provider `{}` ({kind}): `hoist recommend` needs the group's utilisation and instance count over --history from a metrics source with history, and reading them from a real provider is not wired yet; it works on groups of the simulated cloud (replayed in virtual time), so run it on a copy of the policy with a `simulated` provider, or pass --group for the simulated groups",
+                    group.name, group.provider
+                ),
+            )));
+        }
+        if !providers.iter().any(|(n, _)| n == &group.provider) {
+            providers.push((group.provider.clone(), group_settings));
+        }
+    }
+    if let Some(problem) = policy::virtual_span_problem(&document, settings.history) {
+        return Err(CliError::input(format!("--history: {problem}")));
+    }
+
+    let mut groups = Vec::new();
+    let rt = runtime()?;
+    for (name, provider_settings) in &providers {
+        let data = rt.block_on(replay(
+            &document,
+            name,
+            provider_settings,
+            &chosen,
+            settings.history,
+        ))?;
+        groups.extend(data);
+    }
+    // In the file's order.
+    groups.sort_by_key(|g| g.index);
+
+    let reports = groups
+        .iter()
+        .map(|g| analyse(g, &settings))
+        .collect::<Result<Vec<_>, _>>()?;
+    let report = Report {
+        file,
+        history: HumanDuration(settings.history).to_string(),
+        from: groups.first().map(|g| g.start),
+        until: groups.first().map(|g| g.end),
+        step_seconds: STEP_SECONDS,
+        hours_per_month: HOURS_PER_MONTH,
+        settings: SettingsOut {
+            idle_below: settings.idle_below,
+            idle_for: HumanDuration(settings.idle_for).to_string(),
+            target: settings.target,
+            families: settings
+                .families
+                .iter()
+                .map(|f| rightsizing::family_name(*f).to_owned())
+                .collect(),
+            classes: settings.classes.clone(),
+            spot: settings.spot,
+            memory_per_instance_bytes: (settings.memory_bytes > 0.0)
+                .then_some(settings.memory_bytes as u64),
+        },
+        groups: reports,
+    };
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(CliError::runtime)?
+        ),
+        Format::Table => print!("{}", text(&report, false)),
+        Format::Markdown => print!("{}", text(&report, true)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ----- the history -----
+
+/// One step of a group's history.
+#[derive(Debug, Clone)]
+struct Step {
+    /// Its start.
+    at: DateTime<Utc>,
+    /// Mean utilisation of the ready capacity (`None`: no metric in the step).
+    util: Option<f64>,
+    /// Busy CPU cores: utilisation × ready capacity, in cores of the group's class.
+    load: Option<f64>,
+    /// Instances billed, time-averaged over the step (booting and draining ones included).
+    billed: f64,
+    /// What the step cost.
+    cost: f64,
+}
+
+/// What the replay gives about one group.
+#[derive(Debug)]
+struct GroupData {
+    index: usize,
+    config: GroupConfig,
+    id: String,
+    provider: String,
+    class: InstanceClass,
+    capacity_type: CapacityType,
+    zones: Vec<String>,
+    catalog: Vec<InstanceClass>,
+    currency: Currency,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    steps: Vec<Step>,
+    instances: Vec<InstanceRecord>,
+    /// What the group cost over the history, from the simulated cloud's bill.
+    cost: f64,
+    spot_interruptions_per_hour: f64,
+    boot_delay: Duration,
+}
+
+async fn replay(
+    document: &PolicyDocument,
+    provider: &str,
+    provider_settings: &serde_json::Value,
+    chosen: &[(usize, &GroupConfig)],
+    history: Duration,
+) -> Result<Vec<GroupData>, CliError> {
+    let settings = if provider_settings.is_null() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        provider_settings.clone()
+    };
+    let config: SimulatedCloudConfig = serde_json::from_value(settings).map_err(|e| {
+        CliError::input(format!(
+            "{}: providers.{provider}.simulated: {e}",
+            document.path.display()
+        ))
+    })?;
+    // The simulated cloud has every group of its provider, and the loop scales them all (they
+    // share the account's quota); only the chosen ones are reported.
+    let on_provider: Vec<(usize, &GroupConfig)> = document
+        .policy
+        .groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| g.provider == provider)
+        .collect();
+    let bounds: Vec<GroupBounds> = on_provider
+        .iter()
+        .map(|(_, g)| {
+            GroupBounds::new(g.provider_id(), g.min, g.max).with_drain(g.drain.map(|d| d.get()))
+        })
+        .collect();
+    let cloud =
+        SimulatedCloud::from_policy_groups(&config, &document.base_dir, &bounds).map_err(|e| {
+            CliError::input(format!(
+                "{}: providers.{provider}.simulated: {}",
+                document.path.display(),
+                e.message()
+            ))
+        })?;
+    let catalog = cloud.instance_classes().await.map_err(CliError::runtime)?;
+    let start = cloud.now();
+    let end = start + TimeDelta::from_std(history).unwrap_or(TimeDelta::MAX);
+    let mut before = Vec::new();
+    for (_, g) in &on_provider {
+        before.push(
+            cloud
+                .describe_group(g.provider_id())
+                .await
+                .map_err(CliError::runtime)?,
+        );
+    }
+
+    let set = cloud.provider_set(provider);
+    let managed = on_provider
+        .iter()
+        .map(|(_, g)| ManagedGroup::new((*g).clone(), set.clone()))
+        .collect();
+    let mut control = ControlLoop::new(managed, cloud.clock(), document.policy.run.interval.get())
+        .with_budgets(hoist_core::budget::BudgetTracker::new(&document.policy));
+    control
+        .run(Some(end), |_| {})
+        .await
+        .map_err(CliError::runtime)?;
+    // Let the last metric periods of the history become visible.
+    let lag = config.metric_lag.map_or(60, |d| d.get().as_secs()) as i64;
+    let period = config.metric_period.map_or(60, |d| d.get().as_secs()) as i64;
+    cloud.advance_to(end + TimeDelta::seconds(lag + period + 1));
+
+    let range = TimeRange { start, end };
+    let bill = cloud
+        .cost(&CostQuery {
+            range,
+            granularity: CostGranularity::Hourly,
+            group_by: Some("group".to_owned()),
+        })
+        .await
+        .map_err(CliError::runtime)?;
+    let boot_delay = config
+        .boot_delay
+        .map_or(Duration::from_secs(120), |d| d.get());
+
+    let mut out = Vec::new();
+    for ((index, group), view) in on_provider.iter().zip(before) {
+        if !chosen.iter().any(|(i, _)| i == index) {
+            continue;
+        }
+        let id = group.provider_id().to_owned();
+        let class = catalog
+            .iter()
+            .find(|c| c.name == view.instance_class)
+            .cloned()
+            .ok_or_else(|| {
+                CliError::runtime(format!(
+                    "group {}: class {} is not in the simulated cloud's catalog",
+                    group.name, view.instance_class
+                ))
+            })?;
+        let capacity_type = if config.groups.get(&id).is_some_and(|g| g.spot) {
+            CapacityType::Spot
+        } else {
+            CapacityType::OnDemand
+        };
+        let currency = class
+            .offerings
+            .first()
+            .map_or_else(Currency::usd, |o| o.price.amount.currency.clone());
+        let work_per_instance = cloud.work_per_instance(&id).map_err(CliError::runtime)?;
+        let query = |metric: MetricKind| {
+            RangeQuery::new(
+                MetricQuery {
+                    group: id.clone(),
+                    metric,
+                    expression: None,
+                },
+                range,
+                60,
+            )
+        };
+        let util = cloud
+            .query_range(&query(MetricKind::Utilization))
+            .await
+            .map_err(CliError::runtime)?;
+        let capacity = cloud
+            .query_range(&query(MetricKind::Custom("ready_capacity".to_owned())))
+            .await
+            .map_err(CliError::runtime)?;
+        let instances = cloud.instance_history(&id).map_err(CliError::runtime)?;
+        let cost: f64 = bill
+            .iter()
+            .filter(|e| e.key.as_deref() == Some(id.as_str()))
+            .map(|e| e.amount.to_f64())
+            .sum();
+        let steps = steps(
+            start,
+            end,
+            period,
+            util.first().map_or(&[][..], |s| &s.samples[..]),
+            capacity.first().map_or(&[][..], |s| &s.samples[..]),
+            &instances,
+            class.vcpus / work_per_instance,
+        );
+        out.push(GroupData {
+            index: *index,
+            config: (*group).clone(),
+            id,
+            provider: provider.to_owned(),
+            class,
+            capacity_type,
+            zones: view.zones.clone(),
+            catalog: catalog.clone(),
+            currency,
+            start,
+            end,
+            steps,
+            instances,
+            cost,
+            spot_interruptions_per_hour: config.spot_interruptions_per_hour.unwrap_or(0.0),
+            boot_delay,
+        });
+    }
+    Ok(out)
+}
+
+/// The history in steps of [`STEP_SECONDS`]: metric samples (stamped at the end of their
+/// period of `period` seconds) averaged into the step their period starts in; instances and cost
+/// from each instance's life.
+fn steps(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    period: i64,
+    util: &[hoist_core::Sample],
+    capacity: &[hoist_core::Sample],
+    instances: &[InstanceRecord],
+    cores_per_work_unit: f64,
+) -> Vec<Step> {
+    let step = STEP_SECONDS.max(period);
+    let n = ((end - start).num_seconds().max(0) + step - 1) / step;
+    let n = usize::try_from(n).unwrap_or(0);
+    let index = |at: DateTime<Utc>| -> Option<usize> {
+        let secs = (at - start).num_seconds() - period;
+        (secs >= 0)
+            .then(|| usize::try_from(secs / step).ok())
+            .flatten()
+            .filter(|i| *i < n)
+    };
+    let mut util_sum = vec![(0.0, 0usize); n];
+    for s in util.iter().filter(|s| s.value.is_finite()) {
+        if let Some(i) = index(s.at) {
+            util_sum[i].0 += s.value;
+            util_sum[i].1 += 1;
+        }
+    }
+    let mut cap_sum = vec![(0.0, 0usize); n];
+    for s in capacity.iter().filter(|s| s.value.is_finite()) {
+        if let Some(i) = index(s.at) {
+            cap_sum[i].0 += s.value;
+            cap_sum[i].1 += 1;
+        }
+    }
+    let mut billed = vec![0.0; n];
+    let mut cost = vec![0.0; n];
+    for inst in instances {
+        let from = inst.launched_at.max(start);
+        let until = inst.ended_at.unwrap_or(end).min(end);
+        if until <= from {
+            continue;
+        }
+        let first = usize::try_from((from - start).num_seconds() / step).unwrap_or(0);
+        let mut i = first;
+        while i < n {
+            let a = start + TimeDelta::seconds(i as i64 * step);
+            let b = a + TimeDelta::seconds(step);
+            if a >= until {
+                break;
+            }
+            let overlap = (until.min(b) - from.max(a)).as_seconds_f64().max(0.0);
+            billed[i] += overlap / step as f64;
+            cost[i] += overlap / 3600.0 * inst.price_per_hour;
+            i += 1;
+        }
+    }
+    (0..n)
+        .map(|i| {
+            let util = (util_sum[i].1 > 0).then(|| util_sum[i].0 / util_sum[i].1 as f64);
+            let capacity = (cap_sum[i].1 > 0).then(|| cap_sum[i].0 / cap_sum[i].1 as f64);
+            Step {
+                at: start + TimeDelta::seconds(i as i64 * step),
+                util,
+                load: util.zip(capacity).map(|(u, c)| u * c * cores_per_work_unit),
+                billed: billed[i],
+                cost: cost[i],
+            }
+        })
+        .collect()
+}
+
+// ----- the report -----
+
+#[derive(Debug, Serialize)]
+struct Report {
+    file: String,
+    history: String,
+    from: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    step_seconds: i64,
+    hours_per_month: u32,
+    settings: SettingsOut,
+    groups: Vec<GroupReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct SettingsOut {
+    idle_below: f64,
+    idle_for: String,
+    target: Option<f64>,
+    families: Vec<String>,
+    classes: Option<Vec<String>>,
+    spot: bool,
+    memory_per_instance_bytes: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct GroupReport {
+    name: String,
+    provider: String,
+    id: String,
+    class: String,
+    family: String,
+    vcpus: f64,
+    memory_mib: u64,
+    capacity_type: CapacityType,
+    zones: Vec<String>,
+    min: u32,
+    max: u32,
+    target_utilization: f64,
+    target_from: String,
+    /// Whether its own policies change its count with the load (min below max and a policy
+    /// other than `scheduled`): then the fleet matters, not one instance's size.
+    scales_with_load: bool,
+    currency: String,
+    observed: Observed,
+    rightsizing: Rightsizing,
+    idle: Idle,
+    off_hours: OffHours,
+    spot: Spot,
+}
+
+#[derive(Debug, Serialize)]
+struct Observed {
+    steps: usize,
+    steps_with_metrics: usize,
+    mean_instances: f64,
+    peak_instances: f64,
+    mean_utilization: Option<f64>,
+    peak_utilization: Option<f64>,
+    /// Steps at full utilisation: the load there may be more than measured.
+    saturated_steps: usize,
+    peak_load_cores: Option<f64>,
+    cost: Money,
+    per_month: Money,
+}
+
+#[derive(Debug, Serialize)]
+struct Priced {
+    class: String,
+    family: String,
+    vcpus: f64,
+    memory_mib: u64,
+    capacity_type: CapacityType,
+    price_per_hour: Money,
+}
+
+impl Priced {
+    fn of(offer: &Offer) -> Priced {
+        Priced {
+            class: offer.class.clone(),
+            family: rightsizing::family_name(offer.family).to_owned(),
+            vcpus: offer.vcpus,
+            memory_mib: offer.memory_mib,
+            capacity_type: offer.capacity_type,
+            price_per_hour: offer.per_hour.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct PerInstance {
+    need_cpu_cores: f64,
+    need_memory_bytes: f64,
+    recommended: Priced,
+    current_price_per_hour: Money,
+    saving_per_instance_month: Money,
+    alternatives: Vec<Priced>,
+}
+
+#[derive(Debug, Serialize)]
+struct FleetOut {
+    class: Priced,
+    /// Instances at the peak.
+    count: u32,
+    utilization_at_peak: f64,
+    /// The fleet at the peak, per hour.
+    price_per_hour: Money,
+    /// The class following the load at the target, per month.
+    per_month_following_the_load: Money,
+}
+
+#[derive(Debug, Serialize)]
+struct Rightsizing {
+    /// The cheapest class for one instance's peak (at the target), or why there is none.
+    #[serde(serialize_with = "ok_or_error")]
+    per_instance: Result<PerInstance, String>,
+    /// The cheapest (class, count) for the group's peak load, or why there is none.
+    #[serde(serialize_with = "ok_or_error")]
+    fleet: Result<FleetOut, String>,
+    /// The current class and count at the peak.
+    current_at_peak: Option<FleetOut>,
+    alternatives: Vec<FleetOut>,
+    /// The recommended class following the load at the target, per month.
+    per_month_after: Option<Money>,
+    /// The current class following the load at the target, per month.
+    per_month_current_class_at_target: Option<Money>,
+    /// What the group cost per month in the history, less `per_month_after`.
+    saving_per_month: Option<Money>,
+    saving_share: Option<f64>,
+    /// The count the recommended class needs, besides the peak: at the group's `min`.
+    min_after: Option<u32>,
+}
+
+/// `Ok` as the value itself, `Err` as `{"error": "..."}`.
+fn ok_or_error<T: Serialize, S: serde::Serializer>(
+    value: &Result<T, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Ok(v) => v.serialize(serializer),
+        Err(e) => serde_json::json!({ "error": e }).serialize(serializer),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Stretch {
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    hours: f64,
+    mean_utilization: f64,
+    mean_instances: f64,
+    paid: Money,
+    beyond_need: Money,
+}
+
+#[derive(Debug, Serialize)]
+struct Idle {
+    below: f64,
+    at_least: String,
+    group_idle: bool,
+    hours: f64,
+    share_of_time: f64,
+    paid: Money,
+    beyond_need: Money,
+    beyond_need_per_month: Money,
+    stretches: Vec<Stretch>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct SchedulePolicy {
+    cron: String,
+    timezone: String,
+    duration: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct OffHours {
+    found: bool,
+    /// Why none is suggested, or what the suggestion is.
+    summary: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    days: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    working_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    working_until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instances: Option<u32>,
+    /// With weekdays only: the level at weekends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weekend_instances: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    working_peak_instances: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    saving_per_month: Option<Money>,
+    /// The group's new `min`, when the schedule needs it lowered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min: Option<u32>,
+    policies: Vec<SchedulePolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snippet: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum SpotVerdict {
+    /// Nearly all capacity is short-lived: spot suits the group.
+    Yes,
+    /// A long-lived base and short-lived capacity above it: the part above suits spot.
+    Partly,
+    /// Capacity is long-lived.
+    No,
+    /// The group runs on spot already.
+    OnSpot,
+}
+
+#[derive(Debug, Serialize)]
+struct Spot {
+    verdict: SpotVerdict,
+    reason: String,
+    instances: usize,
+    still_running: usize,
+    median_life_hours: Option<f64>,
+    short_lived_share: f64,
+    base_instances: u32,
+    interruptions: usize,
+    interruptions_per_hour: f64,
+    on_demand_price_per_hour: Option<Money>,
+    spot_price_per_hour: Option<Money>,
+    saving_per_month: Option<Money>,
+}
+
+// ----- the analysis -----
+
+fn to_money(amount: f64, currency: &Currency) -> Money {
+    Money::from_f64(amount, currency.clone())
+        .unwrap_or_else(|| Money::new(Decimal::ZERO, currency.clone()))
+}
+
+fn cents(m: Money) -> Money {
+    rightsizing::to_cents(&m)
+}
+
+/// The target to size for, and where it comes from.
+fn target_of(group: &GroupConfig, flag: Option<f64>) -> (f64, String) {
+    if let Some(t) = flag {
+        return (t, "--target".to_owned());
+    }
+    group
+        .policies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match p {
+            PolicyConfig::TargetTracking(tt) if tt.metric == MetricKind::Utilization => {
+                Some((tt.target, format!("policies[{i}].target_tracking")))
+            }
+            _ => None,
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .unwrap_or((DEFAULT_TARGET, "default".to_owned()))
+}
+
+fn analyse(g: &GroupData, s: &Settings) -> Result<GroupReport, CliError> {
+    let (target, target_from) = target_of(&g.config, s.target);
+    let hours = (g.end - g.start).as_seconds_f64() / 3600.0;
+    let month = HOURS_PER_MONTH as f64 / hours;
+    let currency = &g.currency;
+    let with_data: Vec<&Step> = g.steps.iter().filter(|x| x.util.is_some()).collect();
+    let observed = Observed {
+        steps: g.steps.len(),
+        steps_with_metrics: with_data.len(),
+        mean_instances: g.steps.iter().map(|x| x.billed).sum::<f64>() / g.steps.len().max(1) as f64,
+        peak_instances: g.steps.iter().map(|x| x.billed).fold(0.0, f64::max),
+        mean_utilization: (!with_data.is_empty())
+            .then(|| with_data.iter().filter_map(|x| x.util).sum::<f64>() / with_data.len() as f64),
+        peak_utilization: with_data.iter().filter_map(|x| x.util).reduce(f64::max),
+        saturated_steps: with_data
+            .iter()
+            .filter(|x| x.util.is_some_and(|u| u >= 0.999))
+            .count(),
+        peak_load_cores: g.steps.iter().filter_map(|x| x.load).reduce(f64::max),
+        cost: cents(to_money(g.cost, currency)),
+        per_month: cents(to_money(g.cost * month, currency)),
+    };
+    let options = ChoiceOptions {
+        classes: s.classes.clone(),
+        families: Some(s.families.clone()),
+        capacity_types: if s.spot {
+            vec![CapacityType::OnDemand, CapacityType::Spot]
+        } else {
+            vec![CapacityType::OnDemand]
+        },
+        spot_risk: Some(SpotRisk {
+            interruptions_per_hour: g.spot_interruptions_per_hour,
+            hours_lost_per_interruption: g.boot_delay.as_secs_f64() / 3600.0,
+        }),
+        zones: Some(g.zones.clone()),
+    };
+    let rightsizing = rightsize(g, s, &options, target, month, &observed)?;
+    let idle = idle(g, s, target, month);
+    let off_hours = off_hours(g, target, month, &observed);
+    let spot = spot(g, &options, month);
+    Ok(GroupReport {
+        name: g.config.name.clone(),
+        provider: g.provider.clone(),
+        id: g.id.clone(),
+        class: g.class.name.clone(),
+        family: rightsizing::family_name(g.class.family).to_owned(),
+        vcpus: g.class.vcpus,
+        memory_mib: g.class.memory_mib,
+        capacity_type: g.capacity_type,
+        zones: g.zones.clone(),
+        min: g.config.min,
+        max: g.config.max,
+        target_utilization: target,
+        target_from,
+        scales_with_load: g.config.min < g.config.max && has_reactive_policy(&g.config),
+        currency: currency.to_string(),
+        observed,
+        rightsizing,
+        idle,
+        off_hours,
+        spot,
+    })
+}
+
+/// Instances of `vcpus` each that carry `load` cores at `target`, at least `floor` and 1.
+fn count_at(load: f64, vcpus: f64, target: f64, floor: u32) -> u64 {
+    let n = (load / (vcpus * target) - 1e-9).ceil().max(1.0) as u64;
+    n.max(u64::from(floor))
+}
+
+/// What `offer` costs per month following the load at `target`: per step, the instances the
+/// step's load needs, at least the group's `min` in the same capacity (its min × its class's
+/// vCPUs over the offer's). A step without metrics keeps the instances billed.
+fn following_the_load(g: &GroupData, offer: &Offer, target: f64, month: f64) -> (Money, u32) {
+    let floor = (f64::from(g.config.min) * g.class.vcpus / offer.vcpus - 1e-9)
+        .ceil()
+        .max(0.0) as u32;
+    let mut instance_steps: u64 = 0;
+    for step in &g.steps {
+        instance_steps += match step.load {
+            Some(load) => count_at(load, offer.vcpus, target, floor),
+            None => (step.billed * g.class.vcpus / offer.vcpus).ceil() as u64,
+        };
+    }
+    let hours = Decimal::from(instance_steps) * Decimal::from(STEP_SECONDS) / Decimal::from(3600);
+    let factor = Decimal::try_from(month).unwrap_or(Decimal::ONE);
+    (
+        cents(Money::new(
+            hours * offer.per_hour.amount * factor,
+            offer.per_hour.currency.clone(),
+        )),
+        floor,
+    )
+}
+
+fn fleet_out(f: &rightsizing::Fleet, per_month: Money) -> FleetOut {
+    FleetOut {
+        class: Priced::of(&f.offer),
+        count: f.count,
+        utilization_at_peak: f.utilization,
+        price_per_hour: f.per_hour.clone(),
+        per_month_following_the_load: per_month,
+    }
+}
+
+fn choice_error(e: rightsizing::ChoiceError) -> Result<String, CliError> {
+    match e {
+        // A class named on the command line that the catalog lacks is the user's input.
+        rightsizing::ChoiceError::UnknownClass(name) => Err(CliError::input(format!(
+            "--classes: no instance class named {name:?} in the simulated cloud's catalog"
+        ))),
+        other => Ok(other.to_string()),
+    }
+}
+
+fn rightsize(
+    g: &GroupData,
+    s: &Settings,
+    options: &ChoiceOptions,
+    target: f64,
+    month: f64,
+    observed: &Observed,
+) -> Result<Rightsizing, CliError> {
+    let current = Current {
+        class: g.class.name.clone(),
+        capacity_type: g.capacity_type,
+        count: observed.peak_instances.round().max(1.0) as u32,
+    };
+    let peak_util = observed.peak_utilization;
+    let per_instance = match peak_util {
+        None => Err("no utilisation in the history".to_owned()),
+        Some(u) => {
+            let need = Need {
+                cpu_cores: u * g.class.vcpus / target,
+                memory_bytes: s.memory_bytes,
+            };
+            match rightsizing::cheapest_class(&g.catalog, need, Some(&current), options) {
+                Ok(choice) => {
+                    let current_price = choice
+                        .current
+                        .as_ref()
+                        .map(|c| c.per_hour.clone())
+                        .unwrap_or_else(|| choice.best().offer.per_hour.clone());
+                    Ok(PerInstance {
+                        need_cpu_cores: need.cpu_cores,
+                        need_memory_bytes: need.memory_bytes,
+                        recommended: Priced::of(&choice.best().offer),
+                        current_price_per_hour: current_price,
+                        saving_per_instance_month: cents(
+                            choice
+                                .saving_per_month()
+                                .unwrap_or_else(|| Money::new(Decimal::ZERO, g.currency.clone())),
+                        ),
+                        alternatives: choice
+                            .ranked
+                            .iter()
+                            .skip(1)
+                            .take(3)
+                            .map(|f| Priced::of(&f.offer))
+                            .collect(),
+                    })
+                }
+                Err(e) => Err(choice_error(e)?),
+            }
+        }
+    };
+    let mut out = Rightsizing {
+        per_instance,
+        fleet: Err("no utilisation in the history".to_owned()),
+        current_at_peak: None,
+        alternatives: Vec::new(),
+        per_month_after: None,
+        per_month_current_class_at_target: None,
+        saving_per_month: None,
+        saving_share: None,
+        min_after: None,
+    };
+    let Some(peak_load) = observed.peak_load_cores else {
+        return Ok(out);
+    };
+    let load = Load {
+        cpu_cores: peak_load,
+        memory_per_instance_bytes: s.memory_bytes,
+        target_utilization: target,
+        min_count: 1,
+        max_count: None,
+    };
+    match rightsizing::cheapest_fleet(&g.catalog, &load, Some(&current), options) {
+        Ok(choice) => {
+            // Every class that carries the peak, priced following the load; the cheapest that
+            // way is recommended (the class choice's order breaks ties), since the group's
+            // count follows its load rather than staying at the peak's.
+            let mut priced: Vec<(&rightsizing::Fleet, Money, u32)> = choice
+                .ranked
+                .iter()
+                .map(|f| {
+                    let (per_month, floor) = following_the_load(g, &f.offer, target, month);
+                    (f, per_month, floor)
+                })
+                .collect();
+            priced.sort_by_key(|p| p.1.amount);
+            let (best, after, floor) = priced[0].clone();
+            if let Some(now) = &choice.current {
+                let per_month = following_the_load(g, &now.offer, target, month).0;
+                out.per_month_current_class_at_target = Some(per_month.clone());
+                out.current_at_peak = Some(fleet_out(now, per_month));
+            }
+            let saving = Money::new(
+                observed.per_month.amount - after.amount,
+                after.currency.clone(),
+            );
+            out.saving_share = (observed.per_month.amount > Decimal::ZERO).then(|| {
+                Money::new(
+                    saving.amount / observed.per_month.amount,
+                    saving.currency.clone(),
+                )
+                .to_f64()
+            });
+            out.saving_per_month = Some(cents(saving));
+            out.per_month_after = Some(after.clone());
+            out.min_after = Some(floor);
+            out.alternatives = priced
+                .iter()
+                .skip(1)
+                .take(3)
+                .map(|(f, m, _)| fleet_out(f, m.clone()))
+                .collect();
+            out.fleet = Ok(fleet_out(best, after));
+        }
+        Err(e) => out.fleet = Err(choice_error(e)?),
+    }
+    Ok(out)
+}
+
+/// Instances of the group's class the step's load needs at `target` (at least 1).
+fn needed(g: &GroupData, step: &Step, target: f64) -> Option<u64> {
+    step.load.map(|l| count_at(l, g.class.vcpus, target, 1))
+}
+
+fn idle(g: &GroupData, s: &Settings, target: f64, month: f64) -> Idle {
+    let currency = &g.currency;
+    let min_steps = s.idle_for.as_secs().div_ceil(STEP_SECONDS as u64) as usize;
+    let mut stretches = Vec::new();
+    let mut run: Vec<&Step> = Vec::new();
+    let close = |run: &mut Vec<&Step>, out: &mut Vec<Stretch>| {
+        if run.len() >= min_steps {
+            let paid: f64 = run.iter().map(|x| x.cost).sum();
+            let beyond: f64 = run
+                .iter()
+                .map(|x| {
+                    let need = needed(g, x, target).unwrap_or(1) as f64;
+                    if x.billed > need {
+                        x.cost * (x.billed - need) / x.billed
+                    } else {
+                        0.0
+                    }
+                })
+                .sum();
+            let n = run.len() as f64;
+            out.push(Stretch {
+                from: run[0].at,
+                until: run[run.len() - 1].at + TimeDelta::seconds(STEP_SECONDS),
+                hours: n * STEP_SECONDS as f64 / 3600.0,
+                mean_utilization: run.iter().filter_map(|x| x.util).sum::<f64>() / n,
+                mean_instances: run.iter().map(|x| x.billed).sum::<f64>() / n,
+                paid: cents(to_money(paid, currency)),
+                beyond_need: cents(to_money(beyond, currency)),
+            });
+        }
+        run.clear();
+    };
+    for step in &g.steps {
+        match step.util {
+            Some(u) if u < s.idle_below => run.push(step),
+            _ => close(&mut run, &mut stretches),
+        }
+    }
+    close(&mut run, &mut stretches);
+    let hours: f64 = stretches.iter().map(|x| x.hours).sum::<f64>() + 0.0;
+    let total_hours = g.steps.len() as f64 * STEP_SECONDS as f64 / 3600.0;
+    let sum = |f: fn(&Stretch) -> &Money| -> Money {
+        Money::new(
+            stretches.iter().map(|x| f(x).amount).sum(),
+            currency.clone(),
+        )
+    };
+    let paid = sum(|x| &x.paid);
+    let beyond = sum(|x| &x.beyond_need);
+    let per_month = cents(Money::new(
+        beyond.amount * Decimal::try_from(month).unwrap_or(Decimal::ONE),
+        currency.clone(),
+    ));
+    let utils: Vec<f64> = g.steps.iter().filter_map(|x| x.util).collect();
+    let group_idle =
+        !utils.is_empty() && utils.iter().sum::<f64>() / (utils.len() as f64) < s.idle_below;
+    Idle {
+        below: s.idle_below,
+        at_least: HumanDuration(s.idle_for).to_string(),
+        group_idle,
+        hours,
+        share_of_time: if total_hours > 0.0 {
+            hours / total_hours
+        } else {
+            0.0
+        },
+        paid,
+        beyond_need: beyond,
+        beyond_need_per_month: per_month,
+        stretches,
+    }
+}
+
+/// Working hours: `[from, until)` (UTC hours) on every day, or on weekdays only; everything
+/// else is off-hours.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    weekdays_only: bool,
+    from: u32,
+    until: u32,
+}
+
+/// Which part of the week a step is in under a [`Window`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// Working hours.
+    Working,
+    /// Off-hours of a working day (before and after its working hours).
+    Night,
+    /// With weekdays only: Saturday and Sunday.
+    Weekend,
+}
+
+impl Window {
+    fn part(&self, at: DateTime<Utc>) -> Part {
+        if self.weekdays_only && matches!(at.weekday(), Weekday::Sat | Weekday::Sun) {
+            return Part::Weekend;
+        }
+        if (self.from..self.until).contains(&at.hour()) {
+            Part::Working
+        } else {
+            Part::Night
+        }
+    }
+
+    fn working_hours(&self) -> u32 {
+        self.until - self.from
+    }
+
+    fn cap(cron: String, hours: u32, max: u32) -> SchedulePolicy {
+        SchedulePolicy {
+            cron,
+            timezone: "UTC".to_owned(),
+            duration: format!("{hours}h"),
+            min: None,
+            max: Some(max),
+        }
+    }
+
+    /// The `scheduled` policies that hold the group at most at `night` in the off-hours of
+    /// working days and (with weekdays only) at `weekend` on Saturdays and Sundays. They do not
+    /// overlap.
+    fn caps(&self, night: u32, weekend: u32) -> Vec<SchedulePolicy> {
+        if !self.weekdays_only {
+            return vec![Self::cap(
+                format!("0 {} * * *", self.until),
+                24 - self.working_hours(),
+                night,
+            )];
+        }
+        let mut out = vec![Self::cap(
+            format!("0 {} * * MON-FRI", self.until),
+            24 - self.until,
+            night,
+        )];
+        if self.from > 0 {
+            out.push(Self::cap("0 0 * * MON-FRI".to_owned(), self.from, night));
+        }
+        out.push(Self::cap("0 0 * * SAT".to_owned(), 48, weekend));
+        out
+    }
+
+    /// The `scheduled` policy that keeps `floor` (`min`) in working hours.
+    fn floor(&self, floor: u32) -> SchedulePolicy {
+        SchedulePolicy {
+            cron: format!(
+                "0 {} * * {}",
+                self.from,
+                if self.weekdays_only { "MON-FRI" } else { "*" }
+            ),
+            timezone: "UTC".to_owned(),
+            duration: format!("{}h", self.working_hours()),
+            min: Some(floor),
+            max: None,
+        }
+    }
+
+    fn describe_working(&self) -> String {
+        format!(
+            "from {:02}:00 to {:02}:00 UTC {}",
+            self.from,
+            self.until,
+            if self.weekdays_only {
+                "on weekdays"
+            } else {
+                "every day"
+            }
+        )
+    }
+
+    fn describe(&self, night: u32, weekend: u32) -> String {
+        let hours = format!("between {:02}:00 and {:02}:00 UTC", self.until, self.from);
+        if !self.weekdays_only {
+            format!("scale to {night} {hours} every day")
+        } else if night == weekend {
+            format!("scale to {night} {hours} on weekdays and all weekend")
+        } else {
+            format!("scale to {night} {hours} on weekdays and to {weekend} at weekends")
+        }
+    }
+}
+
+fn has_reactive_policy(group: &GroupConfig) -> bool {
+    group
+        .policies
+        .iter()
+        .any(|p| !matches!(p, PolicyConfig::Scheduled(_)))
+}
+
+/// One candidate window with what holding its off-hours at their levels would save.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    window: Window,
+    saving: f64,
+    night: u64,
+    weekend: u64,
+    working_peak: u64,
+}
+
+fn candidate(g: &GroupData, needs: &[Option<u64>], window: Window) -> Option<Candidate> {
+    let (mut night, mut weekend, mut working_peak) = (None::<u64>, None::<u64>, 0u64);
+    for (step, need) in g.steps.iter().zip(needs) {
+        let Some(need) = *need else { continue };
+        match window.part(step.at) {
+            Part::Working => working_peak = working_peak.max(need),
+            Part::Night => night = Some(night.map_or(need, |n| n.max(need))),
+            Part::Weekend => weekend = Some(weekend.map_or(need, |n| n.max(need))),
+        }
+    }
+    if night.is_none() && weekend.is_none() {
+        return None;
+    }
+    // A part the history does not show is held at the level of the other.
+    let night = night.or(weekend).unwrap_or(1);
+    let weekend = weekend.unwrap_or(night);
+    let saving = g
+        .steps
+        .iter()
+        .map(|x| {
+            let level = match window.part(x.at) {
+                Part::Working => return 0.0,
+                Part::Night => night,
+                Part::Weekend => weekend,
+            } as f64;
+            if x.billed > level {
+                x.cost * (x.billed - level) / x.billed
+            } else {
+                0.0
+            }
+        })
+        .sum();
+    Some(Candidate {
+        window,
+        saving,
+        night,
+        weekend,
+        working_peak,
+    })
+}
+
+fn off_hours(g: &GroupData, target: f64, month: f64, observed: &Observed) -> OffHours {
+    let none = |summary: String| OffHours {
+        found: false,
+        summary,
+        days: None,
+        working_from: None,
+        working_until: None,
+        instances: None,
+        weekend_instances: None,
+        working_peak_instances: None,
+        saving_per_month: None,
+        min: None,
+        policies: Vec::new(),
+        snippet: None,
+    };
+    if g.end - g.start < TimeDelta::days(1) {
+        return none("the history is shorter than a day: no daily profile to read".to_owned());
+    }
+    let needs: Vec<Option<u64>> = g.steps.iter().map(|x| needed(g, x, target)).collect();
+    // Every window of working hours, every day or on weekdays only: off-hours are held at the
+    // most the load needed in them (at the target), which saves what was paid above that.
+    let mut candidates = Vec::new();
+    for weekdays_only in [false, true] {
+        for from in 0..23 {
+            for until in from + 1..24 {
+                let window = Window {
+                    weekdays_only,
+                    from,
+                    until,
+                };
+                candidates.extend(candidate(g, &needs, window));
+            }
+        }
+    }
+    let Some(most) = candidates.iter().map(|c| c.saving).reduce(f64::max) else {
+        return none("no utilisation in the history".to_owned());
+    };
+    // Among the windows that save within 5 % of the most, the one with the shortest working
+    // hours (the longest nights), then the one that saves most.
+    let Some(best) = candidates
+        .iter()
+        .filter(|c| c.saving >= most * 0.95)
+        .min_by(|a, b| {
+            a.window
+                .working_hours()
+                .cmp(&b.window.working_hours())
+                .then(b.saving.total_cmp(&a.saving))
+        })
+        .copied()
+    else {
+        return none("no utilisation in the history".to_owned());
+    };
+    let per_month = best.saving * month;
+    let threshold = (observed.per_month.to_f64() * 0.01).max(0.01);
+    if per_month < threshold {
+        return none(format!(
+            "none: no off-hours schedule saves 1 % of the group's cost or more (at most {} per month); its instances follow the load at night as by day",
+            cents(to_money(per_month, &g.currency))
+        ));
+    }
+    let w = best.window;
+    let to_u32 = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    let (night, weekend) = (to_u32(best.night), to_u32(best.weekend));
+    let lowest = if w.weekdays_only {
+        night.min(weekend)
+    } else {
+        night
+    };
+    let min = g.config.min;
+    let lower_min = min > lowest;
+    // A group whose own policies scale it in needs only its floor lowered outside working
+    // hours (its policies then follow the load there); a group without them is capped.
+    let floor_only = lower_min && has_reactive_policy(&g.config);
+    let mut policies = Vec::new();
+    if lower_min {
+        policies.push(w.floor(min));
+    }
+    if !floor_only {
+        policies.extend(w.caps(night, weekend));
+    }
+    let saving = cents(to_money(per_month, &g.currency));
+    let summary = if floor_only {
+        format!(
+            "keep {min} only {} and let its policies scale it down to {lowest} outside them (the load needed at most {night} {}) saves at least {saving} per month",
+            w.describe_working(),
+            if w.weekdays_only {
+                format!("on weeknights and {weekend} at weekends")
+            } else {
+                "at night".to_owned()
+            }
+        )
+    } else {
+        format!("{} saves {saving} per month", w.describe(night, weekend))
+    };
+    let mut snippet = format!(
+        "# {}: {summary}\n# (the most the load needed in those hours at {:.0} % utilisation; {} at most in working hours)\n",
+        g.config.name,
+        target * 100.0,
+        best.working_peak
+    );
+    if lower_min {
+        let _ = writeln!(
+            snippet,
+            "min: {lowest}    # was {min}; the first schedule keeps {min} in working hours{}",
+            if floor_only {
+                ", and the group's policies follow the load outside them"
+            } else {
+                ""
+            }
+        );
+    }
+    snippet.push_str("policies:\n  # ... the group's policies as they are, then:\n");
+    for p in &policies {
+        let bound = match (p.min, p.max) {
+            (Some(m), _) => format!("min: {m}"),
+            (None, Some(m)) => format!("max: {m}"),
+            (None, None) => String::new(),
+        };
+        let _ = writeln!(
+            snippet,
+            "  - scheduled: {{cron: \"{}\", timezone: {}, duration: {}, {bound}}}",
+            p.cron, p.timezone, p.duration
+        );
+    }
+    OffHours {
+        found: true,
+        summary,
+        days: Some(
+            if w.weekdays_only {
+                "weekdays"
+            } else {
+                "every day"
+            }
+            .to_owned(),
+        ),
+        working_from: Some(format!("{:02}:00", w.from)),
+        working_until: Some(format!("{:02}:00", w.until)),
+        instances: Some(night),
+        weekend_instances: w.weekdays_only.then_some(weekend),
+        working_peak_instances: Some(to_u32(best.working_peak)),
+        saving_per_month: Some(saving),
+        min: lower_min.then_some(lowest),
+        policies,
+        snippet: Some(snippet),
+    }
+}
+
+fn spot(g: &GroupData, options: &ChoiceOptions, month: f64) -> Spot {
+    let currency = &g.currency;
+    let lives: Vec<(f64, bool)> = g
+        .instances
+        .iter()
+        .filter(|i| i.launched_at < g.end)
+        .map(|i| {
+            let end = i.ended_at.map_or(g.end, |e| e.min(g.end));
+            let still = i.ended_at.is_none_or(|e| e > g.end);
+            ((end - i.launched_at).as_seconds_f64() / 3600.0, still)
+        })
+        .collect();
+    let mut sorted: Vec<f64> = lives.iter().map(|l| l.0).collect();
+    sorted.sort_by(f64::total_cmp);
+    let median = (!sorted.is_empty()).then(|| {
+        let n = sorted.len();
+        if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        }
+    });
+    // Instance-hours inside the history, and those of short-lived instances.
+    let mut total = 0.0;
+    let mut short = 0.0;
+    for inst in g.instances.iter().filter(|i| i.launched_at < g.end) {
+        let from = inst.launched_at.max(g.start);
+        let until = inst.ended_at.unwrap_or(g.end).min(g.end);
+        let h = (until - from).as_seconds_f64().max(0.0) / 3600.0;
+        total += h;
+        let life = (inst.ended_at.unwrap_or(g.end).min(g.end) - inst.launched_at).as_seconds_f64()
+            / 3600.0;
+        let lived_on = inst.ended_at.is_none_or(|e| e > g.end);
+        if life < SHORT_LIFE_HOURS && !lived_on {
+            short += h;
+        }
+    }
+    let short_share = if total > 0.0 { short / total } else { 0.0 };
+    let base = g
+        .steps
+        .iter()
+        .map(|x| x.billed)
+        .fold(f64::INFINITY, f64::min);
+    let base = if base.is_finite() {
+        (base + 1e-9).floor() as u32
+    } else {
+        0
+    };
+    let interruptions = g.instances.iter().filter(|i| i.interrupted).count();
+    let od = rightsizing::offer(&g.class, CapacityType::OnDemand, options);
+    let sp = rightsizing::offer(&g.class, CapacityType::Spot, options);
+    let hours = (g.end - g.start).as_seconds_f64() / 3600.0;
+    let median_text = median.map_or("no instances".to_owned(), |m| {
+        format!("median instance life {}", life_text(m))
+    });
+    let drain_note = match g.config.drain {
+        Some(d) if d.get() > SPOT_NOTICE => format!(
+            "; its drain ({d}) is longer than the 2-minute notice before a spot interruption, so in-flight work would be cut short"
+        ),
+        _ => String::new(),
+    };
+    let (verdict, mut reason, eligible_hours) = if g.capacity_type == CapacityType::Spot {
+        (
+            SpotVerdict::OnSpot,
+            format!(
+                "runs on spot: {interruptions} interruptions in {} ({:.3} per instance-hour), {median_text}",
+                HumanDuration(Duration::from_secs(hours.round() as u64 * 3600)),
+                if total > 0.0 {
+                    interruptions as f64 / total
+                } else {
+                    0.0
+                }
+            ),
+            0.0,
+        )
+    } else if short_share >= 0.8 {
+        (
+            SpotVerdict::Yes,
+            format!(
+                "suits spot: {:.0} % of its instance-hours are in instances living under a day ({median_text}); instances come and go with the load, so an interruption is one more replacement",
+                short_share * 100.0
+            ),
+            total,
+        )
+    } else if short_share >= 0.2 {
+        let above: f64 = g
+            .steps
+            .iter()
+            .map(|x| (x.billed - f64::from(base)).max(0.0))
+            .sum::<f64>()
+            * STEP_SECONDS as f64
+            / 3600.0;
+        (
+            SpotVerdict::Partly,
+            format!(
+                "partly: keep its long-lived base of {base} on demand and run the capacity above it on spot ({:.0} % of its instance-hours are in instances living under a day; {median_text})",
+                short_share * 100.0
+            ),
+            above,
+        )
+    } else {
+        (
+            SpotVerdict::No,
+            format!(
+                "not on its history: {:.0} % of its instance-hours are in instances living under a day ({median_text}); its instances live long, and an interruption would end one that usually runs on",
+                short_share * 100.0
+            ),
+            0.0,
+        )
+    };
+    reason.push_str(&drain_note);
+    let saving = match (&od, &sp) {
+        (Some(od), Some(sp)) if eligible_hours > 0.0 => {
+            let diff = rightsizing::per_hour_f64(od) - rightsizing::per_hour_f64(sp);
+            Some(cents(to_money(eligible_hours * diff * month, currency)))
+        }
+        _ => None,
+    };
+    if sp.is_none() && !matches!(verdict, SpotVerdict::No | SpotVerdict::OnSpot) {
+        let _ = write!(
+            reason,
+            "; but {} is not offered as spot in its zones",
+            g.class.name
+        );
+    }
+    Spot {
+        verdict,
+        reason,
+        instances: lives.len(),
+        still_running: lives.iter().filter(|l| l.1).count(),
+        median_life_hours: median,
+        short_lived_share: short_share,
+        base_instances: base,
+        interruptions,
+        interruptions_per_hour: g.spot_interruptions_per_hour,
+        on_demand_price_per_hour: od.map(|o| o.per_hour),
+        spot_price_per_hour: sp.map(|o| o.per_hour),
+        saving_per_month: saving,
+    }
+}
+
+fn life_text(hours: f64) -> String {
+    if hours >= 48.0 {
+        format!("{:.1} d", hours / 24.0)
+    } else if hours >= 1.0 {
+        format!("{hours:.1} h")
+    } else {
+        format!("{:.0} min", hours * 60.0)
+    }
+}
+
+// ----- rendering -----
+
+/// A price per hour to four decimals at most (`0.0943 USD/h`).
+fn per_hour(m: &Money) -> String {
+    format!("{} {}/h", m.amount.round_dp(4).normalize(), m.currency)
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.0} %", v * 100.0)
+}
+
+fn fleet_text(f: &FleetOut) -> String {
+    match f.class.capacity_type {
+        CapacityType::Spot => format!("{} × {} on spot", f.class.class, f.count),
+        _ => format!("{} × {}", f.class.class, f.count),
+    }
+}
+
+fn table(out: &mut String, rows: &[Vec<String>], right: &[bool], markdown: bool) {
+    if markdown {
+        for (i, row) in rows.iter().enumerate() {
+            let _ = writeln!(out, "| {} |", row.join(" | "));
+            if i == 0 {
+                let marks: Vec<&str> = right
+                    .iter()
+                    .map(|r| if *r { "---:" } else { "---" })
+                    .collect();
+                let _ = writeln!(out, "|{}|", marks.join("|"));
+            }
+        }
+        return;
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let pad = widths[c] - cell.chars().count();
+            if c > 0 {
+                line.push_str("  ");
+            }
+            if right[c] {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                if c + 1 < row.len() {
+                    line.push_str(&" ".repeat(pad));
+                }
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+fn text(report: &Report, md: bool) -> String {
+    let mut out = String::new();
+    let window = match (report.from, report.until) {
+        (Some(a), Some(b)) => format!(
+            "{} .. {}",
+            a.format("%Y-%m-%d %H:%M"),
+            b.format("%Y-%m-%d %H:%M UTC")
+        ),
+        _ => String::new(),
+    };
+    let title = format!(
+        "Usage recommendations for {}: {} of history replayed on the simulated cloud ({window}), in {}-minute steps; a month is {} h",
+        report.file,
+        report.history,
+        report.step_seconds / 60,
+        report.hours_per_month
+    );
+    if md {
+        let _ = writeln!(out, "## {title}\n");
+    } else {
+        let _ = writeln!(out, "{title}\n");
+    }
+    let mut rows = vec![
+        [
+            "GROUP",
+            "NOW (AT PEAK)",
+            "RECOMMENDED (AT PEAK)",
+            "MONTHLY NOW",
+            "MONTHLY AFTER",
+            "SAVING",
+            "IDLE",
+            "OFF-HOURS SAVING",
+            "SPOT",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for g in &report.groups {
+        let r = &g.rightsizing;
+        rows.push(vec![
+            g.name.clone(),
+            r.current_at_peak
+                .as_ref()
+                .map_or(g.class.clone(), fleet_text),
+            r.fleet.as_ref().map_or("none fits".to_owned(), fleet_text),
+            g.observed.per_month.to_string(),
+            r.per_month_after
+                .as_ref()
+                .map_or("-".to_owned(), ToString::to_string),
+            r.saving_per_month
+                .as_ref()
+                .map_or("-".to_owned(), ToString::to_string),
+            pct(g.idle.share_of_time),
+            g.off_hours
+                .saving_per_month
+                .as_ref()
+                .map_or("-".to_owned(), ToString::to_string),
+            serde_json::to_value(&g.spot.verdict)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+                .replace('_', " "),
+        ]);
+    }
+    let right = [false, false, false, true, true, true, true, true, false];
+    table(&mut out, &rows, &right, md);
+    let _ = writeln!(
+        out,
+        "\nThe savings overlap (each is against what the group cost in the replay); memory per instance: {}.",
+        report.settings.memory_per_instance_bytes.map_or(
+            "not required (the simulated cloud models CPU only; --memory-per-instance sets it)"
+                .to_owned(),
+            |b| { format!("{:.1} GiB", b as f64 / (1024.0 * 1024.0 * 1024.0)) }
+        )
+    );
+    for g in &report.groups {
+        group_text(&mut out, g, md);
+    }
+    out
+}
+
+fn group_text(out: &mut String, g: &GroupReport, md: bool) {
+    let head = format!(
+        "{} (provider {}, {} {} ({} vCPU, {} GiB) in {}, min {}, max {}; sized for {} utilisation, from {})",
+        g.name,
+        g.provider,
+        g.class,
+        match g.capacity_type {
+            CapacityType::OnDemand => "on demand",
+            CapacityType::Spot => "spot",
+            CapacityType::Reserved => "reserved",
+        },
+        g.vcpus,
+        g.memory_mib / 1024,
+        g.zones.join(", "),
+        g.min,
+        g.max,
+        pct(g.target_utilization),
+        g.target_from
+    );
+    if md {
+        let _ = writeln!(out, "\n### {head}\n");
+    } else {
+        let _ = writeln!(out, "\n{head}");
+    }
+    let mut lines: Vec<(String, String)> = Vec::new();
+    let o = &g.observed;
+    lines.push((
+        "observed".into(),
+        format!(
+            "{:.1} instances on average (peak {:.1}), utilisation {} on average (peak {}), peak load {} busy cores; cost {} = {} per month{}",
+            o.mean_instances,
+            o.peak_instances,
+            o.mean_utilization.map_or("-".into(), pct),
+            o.peak_utilization.map_or("-".into(), pct),
+            o.peak_load_cores.map_or("-".into(), |c| format!("{c:.1}")),
+            o.cost,
+            o.per_month,
+            if o.saturated_steps > 0 {
+                format!(
+                    "; {} steps at 100 % utilisation, where the load may be more than measured",
+                    o.saturated_steps
+                )
+            } else {
+                String::new()
+            }
+        ),
+    ));
+    let r = &g.rightsizing;
+    match &r.fleet {
+        Ok(f) => {
+            let now = r
+                .current_at_peak
+                .as_ref()
+                .map_or(String::new(), |c| format!(" (now {})", fleet_text(c)));
+            lines.push((
+                "rightsizing".into(),
+                format!(
+                    "{} carries the peak of {:.1} busy cores at {} utilisation{now}; {} vCPU, {} GiB, {} each",
+                    fleet_text(f),
+                    o.peak_load_cores.unwrap_or(0.0),
+                    pct(f.utilization_at_peak),
+                    f.class.vcpus,
+                    f.class.memory_mib / 1024,
+                    per_hour(&f.class.price_per_hour)
+                ),
+            ));
+            if let (Some(after), Some(saving)) = (&r.per_month_after, &r.saving_per_month) {
+                lines.push((
+                    String::new(),
+                    format!(
+                        "following the load (at least {} for the group's min) it costs {after} per month against {} now: saves {saving} ({}){}",
+                        r.min_after.unwrap_or(1),
+                        o.per_month,
+                        r.saving_share.map_or("-".into(), pct),
+                        r.per_month_current_class_at_target
+                            .as_ref()
+                            .map_or(String::new(), |c| format!(
+                                "; {} following the load would cost {c}",
+                                g.class
+                            ))
+                    ),
+                ));
+            }
+            if !r.alternatives.is_empty() {
+                lines.push((
+                    String::new(),
+                    format!(
+                        "next: {}",
+                        r.alternatives
+                            .iter()
+                            .map(|a| format!(
+                                "{} ({} per month)",
+                                fleet_text(a),
+                                a.per_month_following_the_load
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        Err(e) => lines.push(("rightsizing".into(), format!("no recommendation: {e}"))),
+    }
+    // One instance's size matters for a group of a fixed count; a group that follows its load
+    // is sized as a fleet (above), and this is in the JSON only.
+    if !g.scales_with_load {
+        match &r.per_instance {
+            Ok(p) => {
+                let saving = p.saving_per_instance_month.amount;
+                let versus = if saving >= Decimal::ZERO {
+                    format!(
+                        "{} per instance-month less than",
+                        p.saving_per_instance_month
+                    )
+                } else {
+                    format!(
+                        "{} per instance-month more than",
+                        Money::new(-saving, p.saving_per_instance_month.currency.clone())
+                    )
+                };
+                lines.push((
+                    "per instance".into(),
+                    format!(
+                        "the busiest step needs {:.2} cores per instance at the target: {} ({} vCPU, {}) fits, {versus} {} ({})",
+                        p.need_cpu_cores,
+                        p.recommended.class,
+                        p.recommended.vcpus,
+                        per_hour(&p.recommended.price_per_hour),
+                        g.class,
+                        per_hour(&p.current_price_per_hour)
+                    ),
+                ));
+            }
+            Err(e) => lines.push(("per instance".into(), format!("no recommendation: {e}"))),
+        }
+    }
+    let i = &g.idle;
+    lines.push((
+        "idle".into(),
+        format!(
+            "{} stretches below {} utilisation for at least {}: {:.1} h ({} of the time){}; paid {}, of which {} beyond what the load needed ({} per month)",
+            i.stretches.len(),
+            pct(i.below),
+            i.at_least,
+            i.hours,
+            pct(i.share_of_time),
+            if i.group_idle {
+                format!("; the whole group averages under {}", pct(i.below))
+            } else {
+                String::new()
+            },
+            i.paid,
+            i.beyond_need,
+            i.beyond_need_per_month
+        ),
+    ));
+    const SHOWN: usize = 5;
+    for s in i.stretches.iter().take(SHOWN) {
+        lines.push((
+            String::new(),
+            format!(
+                "{} .. {} ({:.1} h): utilisation {}, {:.1} instances, paid {}",
+                s.from.format("%a %Y-%m-%d %H:%M"),
+                s.until.format("%a %H:%M"),
+                s.hours,
+                pct(s.mean_utilization),
+                s.mean_instances,
+                s.paid
+            ),
+        ));
+    }
+    if i.stretches.len() > SHOWN {
+        lines.push((
+            String::new(),
+            format!(
+                "... {} more (all in --format json)",
+                i.stretches.len() - SHOWN
+            ),
+        ));
+    }
+    lines.push(("off-hours".into(), g.off_hours.summary.clone()));
+    lines.push(("spot".into(), g.spot.reason.clone()));
+    if let Some(saving) = &g.spot.saving_per_month {
+        lines.push((
+            String::new(),
+            format!(
+                "{} on spot at {} (with its interruptions) against {} on demand saves about {saving} per month",
+                g.class,
+                g.spot
+                    .spot_price_per_hour
+                    .as_ref()
+                    .map_or("-".into(), per_hour),
+                g.spot
+                    .on_demand_price_per_hour
+                    .as_ref()
+                    .map_or("-".into(), per_hour),
+            ),
+        ));
+    }
+    if md {
+        for (k, v) in &lines {
+            if k.is_empty() {
+                let _ = writeln!(out, "  - {v}");
+            } else {
+                let _ = writeln!(out, "- **{k}**: {v}");
+            }
+        }
+    } else {
+        for (k, v) in &lines {
+            let _ = writeln!(out, "  {k:<13} {v}");
+        }
+    }
+    if let Some(snippet) = &g.off_hours.snippet {
+        if md {
+            let _ = writeln!(out, "\n```yaml\n{snippet}```");
+        } else {
+            let _ = writeln!(out);
+            for line in snippet.lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! `hoist run` on the wall clock (the simulated cloud with `clock: wall`): a valid change to the
+//! policy file takes effect while it runs, an invalid one is refused with file, line and field
+//! while the old configuration keeps running, and `--state` carries the groups' memory across
+//! a restart.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const POLICY: &str = "providers:\n  sim:\n    simulated:\n      clock: wall\n      boot_delay: 1s\n      metric_lag: 1s\n      metric_period: 1s\n      tick: 1s\n      groups:\n        api:\n          demand: { base: 400, daily_amplitude: 0, noise: 0 }\nrun:\n  interval: 1s\ngroups:\n  - name: api\n    provider: sim\n    min: 1\n    max: 10\n    policies:\n      - target_tracking: { metric: utilization, target: 0.6 }\n    guards:\n      scale_in_cooldown: 1h\n";
+
+fn start(dir: &Path, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args([
+            "run",
+            "policy.yml",
+            "--no-metrics",
+            "--audit-log",
+            "audit.jsonl",
+            "--cost-ledger",
+            "costs.jsonl",
+            "--watch-interval",
+            "200ms",
+        ])
+        .args(extra)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start hoist run")
+}
+
+fn records(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Waits (up to 30 s) until the audit log has a record for which `pred` holds.
+fn wait_for(
+    dir: &Path,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(r) = records(dir).into_iter().find(|r| pred(r)) {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {what} in the audit log: {:?}",
+            records(dir)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn stop(mut child: Child) -> (i32, String, String) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let status = child.wait().expect("wait");
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code().unwrap_or(-1), out, err)
+}
+
+fn decisions(dir: &Path) -> usize {
+    records(dir)
+        .iter()
+        .filter(|r| r["record"] == "decision")
+        .count()
+}
+
+/// Replaces the file in one step, as editors and config management do.
+fn write(dir: &Path, text: &str) {
+    let tmp = dir.join("policy.yml.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, dir.join("policy.yml")).unwrap();
+}
+
+#[test]
+fn a_running_hoist_refuses_a_broken_policy_and_applies_a_valid_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.yml"), POLICY).unwrap();
+    let child = start(dir.path(), &["--state", "state.redb"]);
+    wait_for(dir.path(), "decision", |r| r["record"] == "decision");
+
+    // max below min: refused with the file, line and field; the old policy keeps running.
+    write(dir.path(), &POLICY.replace("max: 10", "max: 0"));
+    let rejected = wait_for(dir.path(), "config_rejected", |r| {
+        r["record"] == "config_rejected"
+    });
+    let errors = rejected["errors"].as_str().unwrap();
+    assert!(errors.contains("policy.yml:"), "{errors}");
+    assert!(errors.contains("max"), "{errors}");
+    let before = decisions(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while decisions(dir.path()) < before + 2 {
+        assert!(Instant::now() < deadline, "the old policy stopped deciding");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A valid change: the new maximum holds from the next evaluation, and the audit log says
+    // what changed.
+    write(dir.path(), &POLICY.replace("max: 10", "max: 3"));
+    let changed = wait_for(dir.path(), "config_changed", |r| {
+        r["record"] == "config_changed"
+    });
+    assert_eq!(
+        changed["changes"][0]["path"], "groups[api].max",
+        "{changed}"
+    );
+    assert_eq!(changed["changes"][0]["before"], 10);
+    assert_eq!(changed["changes"][0]["after"], 3);
+    assert_eq!(changed["previous"], rejected["running"]);
+    let after_change = decisions(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while decisions(dir.path()) < after_change + 2 {
+        assert!(Instant::now() < deadline, "the new policy does not decide");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, out, err) = stop(child);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("is refused"), "{err}");
+    assert!(out.contains("reloaded policy.yml"), "{out}");
+    // Every decision after the change stays within the new maximum.
+    let all = records(dir.path());
+    let changed_at = all
+        .iter()
+        .position(|r| r["record"] == "config_changed")
+        .unwrap();
+    for r in all[changed_at..]
+        .iter()
+        .filter(|r| r["record"] == "decision")
+    {
+        assert!(r["desired"].as_u64().unwrap() <= 3, "{r}");
+    }
+    assert_eq!(all.last().unwrap()["record"], "stopped");
+
+    // A restart with the same state file restores the group's memory.
+    let child = start(dir.path(), &["--state", "state.redb"]);
+    let (_, out, err) = {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let stopped_before = all.len();
+        while records(dir.path()).len() <= stopped_before + 1 {
+            assert!(
+                Instant::now() < deadline,
+                "the restarted run does not decide"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stop(child)
+    };
+    assert!(out.contains("restored 1 group(s)"), "{out}\n{err}");
+}
