@@ -48,8 +48,10 @@ pub struct Args {
     /// Keep what the autoscaler must not forget across a restart in this file (created when
     /// missing): each group's cooldowns, stabilisation and rate-limit windows, its predictive
     /// policy's history and last decision, and the budgets' spend. A restarted process reads it
-    /// back and decides as the old one would have. One process per file. Default: none
-    /// (a restart starts with empty memory).
+    /// back and decides as the old one would have. One process per file. `--state etcd`, with
+    /// `--leader-elect --leader-backend etcd`, keeps it on etcd next to the election key
+    /// instead: the leader writes it (fenced), and a replica that becomes the leader reads it.
+    /// Default: none (a restart starts with empty memory).
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
     /// Do not watch the policy file. By default a wall-clock run checks it every
@@ -327,8 +329,15 @@ pub fn run(args: Args) -> CliResult {
             control = control.with_leadership(Arc::clone(lease) as Arc<dyn hoist_core::leadership::Leadership>);
         }
         if let Some(path) = &args.state {
-            let store = hoist_core::state::RedbStore::open(path).map_err(|e| CliError::input(format!("--state: {e}")))?;
-            control = control.with_state(Arc::new(store));
+            let store: Arc<dyn hoist_core::state::StateStore> = if path.as_os_str() == "etcd" {
+                lease
+                    .as_ref()
+                    .and_then(|l| l.state_store())
+                    .ok_or_else(|| CliError::input("--state etcd keeps the state next to the election key: it needs --leader-elect --leader-backend etcd (for a file named `etcd`, write ./etcd)"))?
+            } else {
+                Arc::new(hoist_core::state::RedbStore::open(path).map_err(|e| CliError::input(format!("--state: {e}")))?)
+            };
+            control = control.with_state(store);
             let restored = control
                 .restore_state()
                 .await
@@ -679,6 +688,18 @@ impl LeaderLock {
             LeaderLock::Kubernetes(ref lock) => lock.spawn_renewal(),
             #[cfg(feature = "etcd")]
             LeaderLock::Etcd(ref lock) => lock.spawn_renewal(),
+        }
+    }
+
+    /// The state store in the election backend, where it has one (etcd).
+    fn state_store(&self) -> Option<Arc<dyn hoist_core::state::StateStore>> {
+        match *self {
+            #[cfg(feature = "kubernetes")]
+            LeaderLock::Kubernetes(_) => None,
+            #[cfg(feature = "etcd")]
+            LeaderLock::Etcd(ref lock) => {
+                Some(Arc::clone(lock) as Arc<dyn hoist_core::state::StateStore>)
+            }
         }
     }
 

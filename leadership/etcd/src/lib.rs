@@ -792,3 +792,109 @@ mod tests {
     }
 }
 
+/// The most operations one state transaction carries (etcd refuses more than 128 by default).
+const STATE_OPS_PER_TXN: usize = 100;
+/// The most value bytes one state transaction carries (etcd refuses requests over 1.5 MiB by
+/// default).
+const STATE_BYTES_PER_TXN: usize = 1 << 20;
+
+impl EtcdLeadership {
+    /// Where the control loop's state lives: under the election key, `<key>/state/`.
+    pub fn state_prefix(&self) -> String {
+        format!("{}/state/", self.key)
+    }
+}
+
+/// The control loop's state on etcd, next to the election key, so a new leader reads what the
+/// old one wrote. Every write is fenced like [`Leadership::may_act`]: it is a transaction that
+/// succeeds only while this replica's election key is the one it created, so a paused old
+/// leader cannot overwrite what the new one wrote. A batch larger than one transaction allows
+/// (100 keys or 1 MiB) is written in several, each fenced; a failure leaves the earlier ones
+/// written (each group's record is whole either way).
+#[async_trait]
+impl hoist_api::state::StateStore for EtcdLeadership {
+    async fn load_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let base = self.state_prefix();
+        let mut kv = self.client.kv_client();
+        let response = self
+            .call(
+                "read the state",
+                kv.get(
+                    format!("{base}{prefix}"),
+                    Some(etcd_client::GetOptions::new().with_prefix()),
+                ),
+            )
+            .await?;
+        let mut out: Vec<(String, Vec<u8>)> = response
+            .kvs()
+            .iter()
+            .filter_map(|kv| {
+                let key = std::str::from_utf8(kv.key()).ok()?;
+                Some((key.strip_prefix(&base)?.to_owned(), kv.value().to_vec()))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    async fn save(&self, batch: Vec<(String, Vec<u8>)>) -> Result<()> {
+        let Some(held) = self.held_now() else {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "not the leader: the state is written by the leader only",
+            )
+            .with_provider(PROVIDER));
+        };
+        let base = self.state_prefix();
+        let mut chunks: Vec<Vec<(String, Vec<u8>)>> = Vec::new();
+        let mut bytes = 0;
+        for (key, value) in batch {
+            let start_new = chunks.last().is_none_or(|c| {
+                c.len() >= STATE_OPS_PER_TXN || bytes + value.len() > STATE_BYTES_PER_TXN
+            });
+            if start_new {
+                chunks.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += value.len();
+            if let Some(chunk) = chunks.last_mut() {
+                chunk.push((key, value));
+            }
+        }
+        let mut kv = self.client.kv_client();
+        for chunk in chunks {
+            let txn = Txn::new()
+                .when([
+                    Compare::create_revision(
+                        self.key.as_str(),
+                        CompareOp::Equal,
+                        held.create_revision,
+                    ),
+                    Compare::value(
+                        self.key.as_str(),
+                        CompareOp::Equal,
+                        self.settings.identity.as_str(),
+                    ),
+                ])
+                .and_then(
+                    chunk
+                        .into_iter()
+                        .map(|(key, value)| TxnOp::put(format!("{base}{key}"), value, None))
+                        .collect::<Vec<_>>(),
+                );
+            let response = self.call("write the state (fenced)", kv.txn(txn)).await?;
+            if !response.succeeded() {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "fencing: the election key is no longer the one this replica created; the state was not written",
+                )
+                .with_provider(PROVIDER));
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("etcd {} {}", self.endpoints, self.state_prefix())
+    }
+}
