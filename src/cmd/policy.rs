@@ -1,7 +1,7 @@
 //! Shared by `run`, `plan` and `validate`: the provider kinds of this build, and the engine's
 //! assembly ([`hoist_core::assembly`]) with this binary's own check of the `alerts:` block.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,10 +23,200 @@ pub fn registry() -> ProviderRegistry {
 
 /// Loads and fully validates a policy file, including every provider's settings and the alert
 /// settings. All problems are reported together, each with file, line and field.
+///
+/// `path` may also be a directory of policy files (`*.yml`, `*.yaml`; one per team, say): each
+/// is loaded and validated on its own, then they run as one policy (see [`load_dir`]).
 pub fn load(path: &Path, registry: &ProviderRegistry) -> Result<PolicyDocument, CliError> {
+    if path.is_dir() {
+        return load_dir(path, registry);
+    }
     let alerts: ExtraCheck<'_> = &check_alerts;
     let span: ExtraCheck<'_> = &check_virtual_span;
     assembly::load(path, registry, &[alerts, span]).map_err(cli_error)
+}
+
+/// The policy files of a directory: its `*.yml` and `*.yaml` files (not below it), by name.
+pub fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        CliError::input(format!("{}: cannot read the directory: {e}", dir.display()))
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yml" | "yaml"))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(CliError::input(format!(
+            "{}: a directory of policies needs at least one `*.yml` or `*.yaml` file",
+            dir.display()
+        )));
+    }
+    Ok(files)
+}
+
+/// The bytes behind a policy's fingerprint: a file's own, or for a directory each policy file's
+/// name and bytes in order, so a change to any of them (or a file added or removed) changes it.
+/// `None` when it cannot be read now.
+pub fn source_bytes(path: &Path) -> Option<Vec<u8>> {
+    let read = |file: &Path| {
+        hoist_core::input::read_file(
+            file,
+            hoist_core::input::ReadLimits {
+                max_bytes: hoist_core::config::PolicyLimits::default().max_file_bytes as u64,
+                max_line_bytes: usize::MAX,
+                gzip: false,
+            },
+        )
+        .ok()
+        .map(String::into_bytes)
+    };
+    if !path.is_dir() {
+        return read(path);
+    }
+    let mut out = Vec::new();
+    for file in policy_files(path).ok()? {
+        out.extend_from_slice(file.file_name()?.as_encoded_bytes());
+        out.push(0);
+        out.extend(read(&file)?);
+        out.push(0);
+    }
+    Some(out)
+}
+
+/// Loads every policy file of `dir` (each must be a valid policy on its own; all problems of
+/// all files are reported together) and merges them into one policy:
+/// - providers and metrics sources: the union; a name defined in several files must be defined
+///   the same way in each;
+/// - groups and budgets: all of them; a group name may appear in one file only;
+/// - `run`, `costs` and `alerts`: from the one file that sets them (they must agree when
+///   several do).
+pub fn load_dir(dir: &Path, registry: &ProviderRegistry) -> Result<PolicyDocument, CliError> {
+    let mut documents = Vec::new();
+    let mut problems = Vec::new();
+    for file in policy_files(dir)? {
+        match load(&file, registry) {
+            Ok(document) => documents.push(document),
+            Err(CliError::Input(m) | CliError::Runtime(m)) => problems.push(m),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CliError::input(problems.join("\n")));
+    }
+    let mut documents = documents.into_iter();
+    let Some(mut merged) = documents.next() else {
+        return Err(CliError::input(format!(
+            "{}: no policy file",
+            dir.display()
+        )));
+    };
+    let first = merged.path.display().to_string();
+    let defaults = hoist_core::config::PolicyFile {
+        version: 1,
+        providers: Default::default(),
+        metrics_sources: Default::default(),
+        run: Default::default(),
+        groups: Vec::new(),
+        alerts: None,
+        costs: Default::default(),
+        budgets: Vec::new(),
+    };
+    let mut owner_of_run = (merged.policy.run != defaults.run).then(|| first.clone());
+    let mut owner_of_costs = (merged.policy.costs != defaults.costs).then(|| first.clone());
+    let mut owner_of_alerts = merged.policy.alerts.is_some().then(|| first.clone());
+    let mut group_files: std::collections::BTreeMap<String, String> = merged
+        .policy
+        .groups
+        .iter()
+        .map(|g| (g.name.clone(), first.clone()))
+        .collect();
+    let mut problems = Vec::new();
+    for document in documents {
+        let file = document.path.display().to_string();
+        let policy = document.policy;
+        for (kind, theirs, ours) in [
+            ("provider", policy.providers, &mut merged.policy.providers),
+            (
+                "metrics source",
+                policy.metrics_sources,
+                &mut merged.policy.metrics_sources,
+            ),
+        ] {
+            for (name, config) in theirs {
+                match ours.get(&name) {
+                    Some(existing) if *existing != config => problems.push(format!(
+                        "{file}: {kind} `{name}` is defined differently in another file of {}; define it the same way in each file, or give it another name",
+                        dir.display()
+                    )),
+                    Some(_) => {}
+                    None => {
+                        ours.insert(name, config);
+                    }
+                }
+            }
+        }
+        for group in policy.groups {
+            if let Some(other) = group_files.insert(group.name.clone(), file.clone()) {
+                problems.push(format!(
+                    "{file}: group `{}` is also in {other}; a group belongs to one file",
+                    group.name
+                ));
+            }
+            merged.policy.groups.push(group);
+        }
+        merged.policy.budgets.extend(policy.budgets);
+        let mut take = |what: &str, differs: bool, set: bool, owner: &mut Option<String>| -> bool {
+            if !set {
+                return false;
+            }
+            match owner {
+                Some(other) if differs => {
+                    problems.push(format!(
+                        "{file}: `{what}` is also set, differently, in {other}; set it in one file"
+                    ));
+                    false
+                }
+                Some(_) => false,
+                None => {
+                    *owner = Some(file.clone());
+                    true
+                }
+            }
+        };
+        if take(
+            "run",
+            policy.run != merged.policy.run,
+            policy.run != defaults.run,
+            &mut owner_of_run,
+        ) {
+            merged.policy.run = policy.run;
+        }
+        if take(
+            "costs",
+            policy.costs != merged.policy.costs,
+            policy.costs != defaults.costs,
+            &mut owner_of_costs,
+        ) {
+            merged.policy.costs = policy.costs;
+        }
+        if take(
+            "alerts",
+            policy.alerts != merged.policy.alerts,
+            policy.alerts.is_some(),
+            &mut owner_of_alerts,
+        ) {
+            merged.policy.alerts = policy.alerts;
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CliError::input(problems.join("\n")));
+    }
+    merged.path = dir.to_path_buf();
+    Ok(merged)
 }
 
 /// Builds every provider (in the recommended layers) and the control loop.

@@ -48,19 +48,11 @@ pub struct Watcher {
     pub clock: Arc<dyn hoist_core::Clock>,
 }
 
-/// Reads the file's bytes as the policy loader bounds them; `None` when it cannot be read now
-/// (being replaced, say): the next check sees it.
+/// Reads the policy's bytes (a directory's: each policy file's name and bytes) as the policy
+/// loader bounds them; `None` when they cannot be read now (a file being replaced, say): the
+/// next check sees them.
 fn read(file: &Path) -> Option<Vec<u8>> {
-    hoist_core::input::read_file(
-        file,
-        hoist_core::input::ReadLimits {
-            max_bytes: hoist_core::config::PolicyLimits::default().max_file_bytes as u64,
-            max_line_bytes: usize::MAX,
-            gzip: false,
-        },
-    )
-    .ok()
-    .map(String::into_bytes)
+    policy::source_bytes(file)
 }
 
 impl Watcher {
@@ -147,10 +139,16 @@ pub fn reject(
 /// The git commit of the work tree `file` is in and whether the file differs from it; `None`
 /// outside a work tree (or without git).
 pub fn git_commit(file: &Path) -> Option<(String, bool)> {
-    let dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let (dir, name) = if file.is_dir() {
+        (file, ".".to_owned())
+    } else {
+        (
+            file.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+            file.file_name()?.to_string_lossy().into_owned(),
+        )
+    };
     let run = |args: &[&str]| {
         std::process::Command::new("git")
             .arg("-C")
@@ -164,7 +162,6 @@ pub fn git_commit(file: &Path) -> Option<(String, bool)> {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
     let commit = run(&["rev-parse", "HEAD"]).filter(|c| !c.is_empty())?;
-    let name = file.file_name()?.to_string_lossy().into_owned();
     let status = run(&["status", "--porcelain", "--", &name]).unwrap_or_default();
     Some((commit, !status.is_empty()))
 }

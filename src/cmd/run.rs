@@ -20,8 +20,9 @@ use super::{CliError, CliResult, policy, reload, runtime};
 /// Options of `hoist run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The policy file.
-    #[arg(value_name = "FILE")]
+    /// The policy file, or a directory of policy files (`*.yml`, `*.yaml`; one per team, say),
+    /// each valid on its own, run together as one policy.
+    #[arg(value_name = "FILE|DIR")]
     pub file: PathBuf,
     /// Evaluate every group once, act, and exit.
     #[arg(long)]
@@ -217,17 +218,9 @@ pub fn run(args: Args) -> CliResult {
         return Err(CliError::input(format!("--duration: {problem}")));
     }
     let audit = Arc::new(AuditLog::open(&audit_path).map_err(CliError::input)?);
-    // The text behind the fingerprint in the audit log, read within the same bound as the
-    // policy itself.
-    let text = hoist_core::input::read_file(
-        &args.file,
-        hoist_core::input::ReadLimits {
-            max_bytes: hoist_core::config::PolicyLimits::default().max_file_bytes as u64,
-            max_line_bytes: usize::MAX,
-            gzip: false,
-        },
-    )
-    .unwrap_or_default();
+    // The bytes behind the fingerprint in the audit log (a directory's: every policy file's
+    // name and bytes), read within the same bound as the policy itself.
+    let text = policy::source_bytes(&args.file).unwrap_or_default();
 
     runtime()?.block_on(async {
         let sinks = Arc::new(Sinks::default());
@@ -352,7 +345,7 @@ pub fn run(args: Args) -> CliResult {
             }
         }
         let start = control.clock().now();
-        let mut running_print = fingerprint(text.as_bytes());
+        let mut running_print = fingerprint(&text);
         audit
             .append(&AuditRecord::ConfigLoaded {
                 at: start,

@@ -172,3 +172,113 @@ fn a_running_hoist_refuses_a_broken_policy_and_applies_a_valid_one() {
     };
     assert!(out.contains("restored 1 group(s)"), "{out}\n{err}");
 }
+
+/// A team's policy file for a directory run: the shared simulated cloud, defined the same way
+/// in every file, and one group.
+fn team(group: &str, max: u32) -> String {
+    format!(
+        "providers:\n  sim:\n    simulated:\n      clock: wall\n      boot_delay: 1s\n      metric_lag: 1s\n      metric_period: 1s\n      tick: 1s\ngroups:\n  - name: {group}\n    provider: sim\n    min: 1\n    max: {max}\n    policies:\n      - target_tracking: {{ metric: utilization, target: 0.6 }}\n"
+    )
+}
+
+/// Replaces a file in one step.
+fn put(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn a_directory_of_team_policies_runs_as_one_and_reloads_file_by_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    // The run settings in one file; each team's group in its own.
+    put(
+        &policies.join("a-api.yml"),
+        &(team("api", 10) + "run:\n  interval: 1s\n"),
+    );
+    put(&policies.join("b-web.yml"), &team("web", 5));
+    let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["validate", "policies"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let child = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args([
+            "run",
+            "policies",
+            "--no-metrics",
+            "--audit-log",
+            "audit.jsonl",
+            "--cost-ledger",
+            "costs.jsonl",
+            "--watch-interval",
+            "200ms",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(dir.path(), "a decision of api", |r| r["group"] == "api");
+    wait_for(dir.path(), "a decision of web", |r| r["group"] == "web");
+
+    // A broken team file is refused, naming that file; the others keep running.
+    put(&policies.join("b-web.yml"), &team("web", 0));
+    let rejected = wait_for(dir.path(), "config_rejected", |r| {
+        r["record"] == "config_rejected"
+    });
+    assert!(
+        rejected["errors"].as_str().unwrap().contains("b-web.yml:"),
+        "{rejected}"
+    );
+
+    // Fixed: applied.
+    put(&policies.join("b-web.yml"), &team("web", 4));
+    let changed = wait_for(dir.path(), "config_changed", |r| {
+        r["record"] == "config_changed"
+    });
+    assert_eq!(
+        changed["changes"][0]["path"], "groups[web].max",
+        "{changed}"
+    );
+
+    // A new team file that defines the shared cloud differently is refused.
+    put(
+        &policies.join("c-db.yml"),
+        &team("db", 4).replace("boot_delay: 1s", "boot_delay: 2s"),
+    );
+    let refused = wait_for(dir.path(), "a refusal of c-db.yml", |r| {
+        r["record"] == "config_rejected"
+            && r["errors"]
+                .as_str()
+                .unwrap_or("")
+                .contains("defined differently")
+    });
+    assert!(
+        refused["errors"].as_str().unwrap().contains("c-db.yml"),
+        "{refused}"
+    );
+
+    // Defined the same way, the new team's group joins the run.
+    put(&policies.join("c-db.yml"), &team("db", 4));
+    let joined = wait_for(dir.path(), "config_changed adding db", |r| {
+        r["record"] == "config_changed"
+            && r["changes"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["path"] == "groups[db]"))
+    });
+    assert!(joined["changes"][0]["after"].is_object(), "{joined}");
+    wait_for(dir.path(), "a decision of the new group", |r| {
+        r["group"] == "db"
+    });
+    let (code, out, err) = stop(child);
+    assert_eq!(code, 0, "{out}\n{err}");
+}

@@ -204,8 +204,9 @@ pub async fn build(
 /// [`build`] for a changed policy file while a loop runs on `previous` (the file before and the
 /// providers built from it): a provider whose settings did not change is reused as it is (its
 /// connections, its circuit breaker's state, and for a simulated cloud its world), the others
-/// are built. A reused simulated cloud keeps the group bounds it was built with (its own
-/// limits, inside which the policy's `min` and `max` move).
+/// are built anew, and so is a provider whose groups changed (one added or removed, or their
+/// bounds or `drain`, which a provider reads when it is built). A simulated cloud built anew
+/// starts a new world.
 pub async fn build_reusing(
     document: &PolicyDocument,
     registry: &ProviderRegistry,
@@ -217,6 +218,7 @@ pub async fn build_reusing(
     for (name, provider) in &policy.providers {
         if let Some((before, built)) = previous
             && before.policy.providers.get(name) == Some(provider)
+            && bounds_for(before, name) == bounds_for(document, name)
             && let Some(existing) = built.get(name)
         {
             providers.insert(name.clone(), existing.clone());

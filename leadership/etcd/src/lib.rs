@@ -697,101 +697,6 @@ fn from_etcd(e: etcd_client::Error, what: &str, endpoints: &str) -> Error {
     .with_source(e)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings() -> EtcdSettings {
-        EtcdSettings::new(vec!["http://127.0.0.1:2379".into()], "hoist", "a")
-    }
-
-    #[test]
-    fn the_key_is_prefix_slash_name() {
-        let mut s = settings();
-        assert_eq!(s.key(), "/hoist/leader/hoist");
-        s.prefix = "/x/".into();
-        assert_eq!(s.key(), "/x/hoist");
-        s.prefix = String::new();
-        assert_eq!(s.key(), "/hoist");
-    }
-
-    #[test]
-    fn the_ttl_is_rounded_up_to_whole_seconds() {
-        let mut s = settings();
-        assert_eq!(s.ttl_seconds(), 15);
-        s.lease_duration = Duration::from_millis(4500);
-        assert_eq!(s.ttl_seconds(), 5);
-    }
-
-    #[test]
-    fn settings_are_checked() {
-        assert!(settings().validate().is_ok());
-        let bad = |change: fn(&mut EtcdSettings), says: &str| {
-            let mut s = settings();
-            change(&mut s);
-            let e = s.validate().expect_err(says);
-            assert!(e.to_string().contains(says), "{e}");
-            assert_eq!(e.kind(), ErrorKind::InvalidInput);
-        };
-        bad(|s| s.endpoints.clear(), "at least one endpoint");
-        bad(
-            |s| s.endpoints = vec!["https://10.0.0.1:2379".into()],
-            "TLS to etcd is not supported yet",
-        );
-        bad(
-            |s| s.endpoints = vec!["unix://sock".into()],
-            "give http://HOST:PORT",
-        );
-        bad(|s| s.identity = " ".into(), "needs an identity");
-        bad(|s| s.name = "a/b".into(), "contain no `/`");
-        bad(|s| s.prefix = "hoist".into(), "must start with `/`");
-        bad(
-            |s| s.renew_deadline = Duration::from_secs(20),
-            "retry period (2s) < renew deadline (20s) < lease duration (15s)",
-        );
-        bad(
-            |s| s.call_timeout = Duration::from_secs(11),
-            "at most the renew deadline",
-        );
-        bad(
-            |s| {
-                s.retry_period = Duration::from_millis(100);
-                s.renew_deadline = Duration::from_millis(500);
-                s.lease_duration = Duration::from_millis(900);
-                s.call_timeout = Duration::from_millis(100);
-            },
-            "at least 1s",
-        );
-    }
-
-    #[tokio::test]
-    async fn an_unreachable_etcd_is_a_clear_error_and_never_leads() {
-        // A port nobody listens on: bind one, then close it.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or(1);
-        let mut s = settings();
-        s.endpoints = vec![format!("http://127.0.0.1:{port}")];
-        s.call_timeout = Duration::from_millis(500);
-        let leadership = EtcdLeadership::connect(s).await.expect("connects lazily");
-        let e = leadership
-            .try_acquire_or_renew()
-            .await
-            .expect_err("nothing answers");
-        assert!(
-            e.to_string().contains(&format!(
-                "etcd at http://127.0.0.1:{port}: cannot read the election key"
-            )),
-            "{e}"
-        );
-        assert!(e.is_retryable(), "{e}");
-        assert!(!leadership.may_act().await);
-        assert_eq!(leadership.identity(), "a");
-        leadership.resign().await;
-    }
-}
-
 /// The most operations one state transaction carries (etcd refuses more than 128 by default).
 const STATE_OPS_PER_TXN: usize = 100;
 /// The most value bytes one state transaction carries (etcd refuses requests over 1.5 MiB by
@@ -896,5 +801,100 @@ impl hoist_api::state::StateStore for EtcdLeadership {
 
     fn describe(&self) -> String {
         format!("etcd {} {}", self.endpoints, self.state_prefix())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> EtcdSettings {
+        EtcdSettings::new(vec!["http://127.0.0.1:2379".into()], "hoist", "a")
+    }
+
+    #[test]
+    fn the_key_is_prefix_slash_name() {
+        let mut s = settings();
+        assert_eq!(s.key(), "/hoist/leader/hoist");
+        s.prefix = "/x/".into();
+        assert_eq!(s.key(), "/x/hoist");
+        s.prefix = String::new();
+        assert_eq!(s.key(), "/hoist");
+    }
+
+    #[test]
+    fn the_ttl_is_rounded_up_to_whole_seconds() {
+        let mut s = settings();
+        assert_eq!(s.ttl_seconds(), 15);
+        s.lease_duration = Duration::from_millis(4500);
+        assert_eq!(s.ttl_seconds(), 5);
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        assert!(settings().validate().is_ok());
+        let bad = |change: fn(&mut EtcdSettings), says: &str| {
+            let mut s = settings();
+            change(&mut s);
+            let e = s.validate().expect_err(says);
+            assert!(e.to_string().contains(says), "{e}");
+            assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        };
+        bad(|s| s.endpoints.clear(), "at least one endpoint");
+        bad(
+            |s| s.endpoints = vec!["https://10.0.0.1:2379".into()],
+            "TLS to etcd is not supported yet",
+        );
+        bad(
+            |s| s.endpoints = vec!["unix://sock".into()],
+            "give http://HOST:PORT",
+        );
+        bad(|s| s.identity = " ".into(), "needs an identity");
+        bad(|s| s.name = "a/b".into(), "contain no `/`");
+        bad(|s| s.prefix = "hoist".into(), "must start with `/`");
+        bad(
+            |s| s.renew_deadline = Duration::from_secs(20),
+            "retry period (2s) < renew deadline (20s) < lease duration (15s)",
+        );
+        bad(
+            |s| s.call_timeout = Duration::from_secs(11),
+            "at most the renew deadline",
+        );
+        bad(
+            |s| {
+                s.retry_period = Duration::from_millis(100);
+                s.renew_deadline = Duration::from_millis(500);
+                s.lease_duration = Duration::from_millis(900);
+                s.call_timeout = Duration::from_millis(100);
+            },
+            "at least 1s",
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_etcd_is_a_clear_error_and_never_leads() {
+        // A port nobody listens on: bind one, then close it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(1);
+        let mut s = settings();
+        s.endpoints = vec![format!("http://127.0.0.1:{port}")];
+        s.call_timeout = Duration::from_millis(500);
+        let leadership = EtcdLeadership::connect(s).await.expect("connects lazily");
+        let e = leadership
+            .try_acquire_or_renew()
+            .await
+            .expect_err("nothing answers");
+        assert!(
+            e.to_string().contains(&format!(
+                "etcd at http://127.0.0.1:{port}: cannot read the election key"
+            )),
+            "{e}"
+        );
+        assert!(e.is_retryable(), "{e}");
+        assert!(!leadership.may_act().await);
+        assert_eq!(leadership.identity(), "a");
+        leadership.resign().await;
     }
 }
