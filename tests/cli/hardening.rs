@@ -57,9 +57,14 @@ fn an_endless_file_is_read_only_up_to_the_size_limit() {
 }
 
 #[test]
-fn a_directory_is_not_a_policy_or_a_plugin() {
+fn a_directory_without_policy_files_is_not_a_policy_and_no_directory_is_a_plugin() {
     let dir = tempfile::tempdir().unwrap();
-    refused(&["validate", "."], dir.path(), "is a directory");
+    // A directory is a set of policy files; one with none is refused, saying what it needs.
+    refused(
+        &["validate", "."],
+        dir.path(),
+        "at least one `*.yml` or `*.yaml` file",
+    );
     refused(&["plugins", "inspect", "."], dir.path(), "a directory");
     refused(
         &["plugins", "inspect", "/dev/zero"],
