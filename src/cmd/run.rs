@@ -172,6 +172,31 @@ impl EventSink for Sinks {
     }
 }
 
+/// Prints each vertical policy's recommendation or move as it happens.
+#[derive(Debug)]
+struct PrintVertical;
+
+impl EventSink for PrintVertical {
+    fn emit(&self, event: &hoist_core::events::Event) {
+        if let hoist_core::events::Event::Vertical {
+            group,
+            from_class,
+            to_class,
+            to_count,
+            saving_percent,
+            outcome,
+            ..
+        } = event
+            && from_class != to_class
+            && !matches!(outcome.as_str(), "kept" | "below_min_saving")
+        {
+            println!(
+                "vertical {group}: {from_class} → {to_count} × {to_class} saves {saving_percent:.1} % per hour [{outcome}]"
+            );
+        }
+    }
+}
+
 fn parse_duration(text: &str) -> Result<HumanDuration, String> {
     hoist_core::duration::parse_duration(text).map(HumanDuration)
 }
@@ -226,6 +251,9 @@ pub fn run(args: Args) -> CliResult {
         let sinks = Arc::new(Sinks::default());
         let telemetry = Telemetry::new();
         sinks.add(Arc::new(telemetry.clone()));
+        if !args.quiet {
+            sinks.add(Arc::new(PrintVertical));
+        }
         let built = policy::build(&document, &registry, Arc::clone(&sinks) as Arc<dyn EventSink>).await?;
         let virtual_time = built.virtual_time;
         let ledger_path = ledger_path(&document, args.cost_ledger.as_deref());

@@ -70,6 +70,45 @@ pub enum AuditRecord<'a> {
         /// Why, with file, line and field.
         errors: &'a str,
     },
+    /// A vertical policy's look at a group: the cheapest (class, count) that carries its peak
+    /// load, and what was done with it.
+    Vertical {
+        /// When.
+        at: DateTime<Utc>,
+        /// Provider name in the policy file.
+        provider: &'a str,
+        /// Group name in the policy file.
+        group: &'a str,
+        /// The peak CPU load over the lookback, cores.
+        peak_cores: f64,
+        /// The class the group runs on.
+        from_class: &'a str,
+        /// Its desired capacity.
+        from_count: u32,
+        /// The recommended class.
+        to_class: &'a str,
+        /// How the recommended class is bought.
+        to_capacity_type: crate::model::CapacityType,
+        /// Instances of it that carry the peak at the target utilisation.
+        to_count: u32,
+        /// What the group costs per hour now (catalog prices).
+        per_hour_now: f64,
+        /// What the recommended fleet would cost per hour.
+        per_hour_after: f64,
+        /// The saving, percent of the cost now.
+        saving_percent: f64,
+        /// The currency of the prices.
+        currency: &'a str,
+        /// The budget whose `prefer_cheaper` rung (or above) allowed spot and any saving.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        budget: Option<&'a str>,
+        /// `kept` (already the cheapest), `below_min_saving`, `recommended`, `dry_run`,
+        /// `standby`, `applied` or `failed`.
+        outcome: &'a str,
+        /// The error when it failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+    },
     /// The run ended: it covered its duration, or a signal stopped it.
     Stopped {
         /// When.

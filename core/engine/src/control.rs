@@ -80,6 +80,10 @@ pub struct ManagedGroup {
     /// A failed write whose effect could not be read back at once: the decision, to count at
     /// the next observation whatever part of it the cloud carried out.
     unconfirmed: Option<Decision>,
+    /// The vertical policy's samples: (time, busy instances, their class).
+    vertical_load: VecDeque<(DateTime<Utc>, f64, String)>,
+    /// When the vertical policy last looked.
+    last_vertical: Option<DateTime<Utc>>,
 }
 
 impl ManagedGroup {
@@ -98,6 +102,8 @@ impl ManagedGroup {
             forecast,
             forecast_backfilled: false,
             unconfirmed: None,
+            vertical_load: VecDeque::new(),
+            last_vertical: None,
         }
     }
 }
@@ -1041,6 +1047,10 @@ impl Shared {
             tracing::error!(error = %e, "audit log write failed");
         }
         self.stage_state(managed, &decision, now);
+        if managed.config.vertical.is_some() {
+            self.vertical(managed, &group, now, load, steer.as_ref())
+                .await;
+        }
         // After the decision is acted on: a slow bill delays only this group's next evaluation.
         self.reconcile(managed, now).await;
         GroupOutcome::Decided {
@@ -1048,6 +1058,209 @@ impl Shared {
             decision,
             action,
         }
+    }
+
+    /// The group's vertical policy (see [`crate::config::VerticalConfig`]): notes the load and,
+    /// once per cooldown when the lookback is half covered, finds the cheapest (class, count)
+    /// that carries the peak, records it, and in `apply` mode moves the group.
+    async fn vertical(
+        &self,
+        managed: &mut ManagedGroup,
+        group: &ScalingGroup,
+        now: DateTime<Utc>,
+        busy: Option<f64>,
+        steer: Option<&BudgetSteer>,
+    ) {
+        use crate::config::VerticalMode;
+        use crate::config::budget::Rung;
+        use crate::rightsizing::{ChoiceOptions, Current, Load, cheapest_fleet, parse_family};
+        let Some(config) = managed.config.vertical.clone() else {
+            return;
+        };
+        let lookback = config.lookback.as_delta();
+        if let Some(busy) = busy.filter(|b| b.is_finite() && *b >= 0.0) {
+            managed
+                .vertical_load
+                .push_back((now, busy, group.instance_class.clone()));
+        }
+        while managed
+            .vertical_load
+            .front()
+            .is_some_and(|(at, ..)| *at < now - lookback)
+        {
+            managed.vertical_load.pop_front();
+        }
+        let covered = managed
+            .vertical_load
+            .front()
+            .is_some_and(|(at, ..)| *at <= now - lookback / 2);
+        let rested = managed
+            .last_vertical
+            .is_none_or(|last| now - last >= config.cooldown.as_delta());
+        if !covered || !rested {
+            return;
+        }
+        managed.last_vertical = Some(now);
+        let Some(catalog) = managed.provider.catalog.clone() else {
+            return;
+        };
+        let classes = match catalog.instance_classes().await {
+            Ok(classes) => classes,
+            Err(error) => {
+                tracing::warn!(group = %managed.config.name, %error, "vertical policy: cannot read the catalog");
+                return;
+            }
+        };
+        let vcpus = |name: &str| classes.iter().find(|c| c.name == name).map(|c| c.vcpus);
+        let peak = managed
+            .vertical_load
+            .iter()
+            .filter_map(|(_, busy, class)| vcpus(class).map(|v| busy * v))
+            .fold(0.0_f64, f64::max);
+        let cheaper = steer.is_some_and(|s| {
+            matches!(s.rung, Rung::PreferCheaper | Rung::Cap | Rung::DenyScaleOut)
+        });
+        let capacity = group
+            .instances
+            .iter()
+            .find(|i| i.state.is_active())
+            .map_or(CapacityType::OnDemand, |i| i.capacity_type);
+        let mut capacity_types = vec![capacity];
+        if (config.spot || cheaper) && capacity != CapacityType::Spot {
+            capacity_types.push(CapacityType::Spot);
+        }
+        let options = ChoiceOptions {
+            classes: config.classes.clone(),
+            families: Some(match &config.families {
+                Some(names) => names.iter().filter_map(|n| parse_family(n)).collect(),
+                None => classes
+                    .iter()
+                    .map(|c| c.family)
+                    .filter(|f| *f != crate::model::InstanceFamily::Burstable)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+            }),
+            capacity_types,
+            spot_risk: None,
+            zones: None,
+        };
+        let load = Load {
+            cpu_cores: peak,
+            memory_per_instance_bytes: 0.0,
+            target_utilization: config.target_utilization,
+            min_count: managed.config.min,
+            max_count: Some(managed.config.max),
+        };
+        let current = Current {
+            class: group.instance_class.clone(),
+            capacity_type: capacity,
+            count: group.desired_capacity,
+        };
+        let choice = match cheapest_fleet(&classes, &load, Some(&current), &options) {
+            Ok(choice) => choice,
+            Err(error) => {
+                tracing::warn!(group = %managed.config.name, %error, "vertical policy: no recommendation");
+                return;
+            }
+        };
+        // A move keeps how the group is bought (a class change cannot turn on-demand capacity
+        // into spot); the cheapest overall, spot included, is what `recommend` reports.
+        let best = match config.mode {
+            VerticalMode::Apply => choice
+                .ranked
+                .iter()
+                .find(|f| f.offer.capacity_type == capacity)
+                .unwrap_or(&choice.ranked[0]),
+            VerticalMode::Recommend => &choice.ranked[0],
+        };
+        // The same load on the class the group runs on now: what staying costs. (Against the
+        // group's count now, a group still growing would look cheaper than any fleet that
+        // carries its peak.)
+        let now_per_hour = choice.current.as_ref().map_or(0.0, |c| {
+            let count = crate::rightsizing::count_for(&c.offer, &load).unwrap_or(c.count);
+            crate::rightsizing::per_hour_f64(&c.offer) * f64::from(count)
+        });
+        let best_per_hour = crate::rightsizing::per_hour_f64(&best.offer) * f64::from(best.count);
+        let saving = now_per_hour - best_per_hour;
+        let saving_percent = if now_per_hour > 0.0 {
+            saving / now_per_hour * 100.0
+        } else {
+            0.0
+        };
+        let min_saving = if cheaper {
+            0.0
+        } else {
+            config.min_saving_percent
+        };
+        let moves = best.offer.class != group.instance_class;
+        let worth = moves && saving > 0.0 && saving_percent >= min_saving;
+        let same_capacity = best.offer.capacity_type == capacity;
+        let (outcome, error) = if !moves {
+            ("kept", None)
+        } else if !worth {
+            ("below_min_saving", None)
+        } else if config.mode == VerticalMode::Recommend || !same_capacity {
+            ("recommended", None)
+        } else if self.dry_run || managed.config.guards.dry_run {
+            ("dry_run", None)
+        } else if !self.leadership.may_act().await {
+            ("standby", None)
+        } else {
+            let group_id = managed.config.provider_id().to_owned();
+            let result = match managed.provider.scaling_provider() {
+                Ok(scaling) => {
+                    scaling
+                        .set_instance_class(&group_id, &best.offer.class)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(_) => ("applied", None),
+                Err(e) => ("failed", Some(e.to_string())),
+            }
+        };
+        let currency = best.offer.per_hour.currency.0.clone();
+        let record = AuditRecord::Vertical {
+            at: now,
+            provider: &managed.provider.name,
+            group: &managed.config.name,
+            peak_cores: peak,
+            from_class: &group.instance_class,
+            from_count: group.desired_capacity,
+            to_class: &best.offer.class,
+            to_capacity_type: best.offer.capacity_type,
+            to_count: best.count,
+            per_hour_now: now_per_hour,
+            per_hour_after: best_per_hour,
+            saving_percent,
+            currency: &currency,
+            budget: steer.filter(|_| cheaper).map(|s| s.budget.as_str()),
+            outcome,
+            error: error.as_deref(),
+        };
+        if let Err(e) = self.audit.append(&record) {
+            tracing::error!(error = %e, "audit log write failed");
+        }
+        self.events.emit(&Event::Vertical {
+            provider: managed.provider.name.clone(),
+            group: managed.config.name.clone(),
+            from_class: group.instance_class.clone(),
+            to_class: best.offer.class.clone(),
+            to_count: best.count,
+            saving_percent,
+            outcome: outcome.to_owned(),
+        });
+        tracing::info!(
+            group = %managed.config.name,
+            from = %group.instance_class,
+            to = %best.offer.class,
+            count = best.count,
+            saving_percent,
+            outcome,
+            "vertical policy"
+        );
     }
 
     /// Fetches every metric the group's policies read; problems are returned, not fatal.

@@ -125,6 +125,23 @@ pub enum Event {
     /// A complete UTC day's metered cost was set against the provider's own bill for it
     /// (once per provider and day).
     CostReconciled(crate::reconcile::Reconciliation),
+    /// A group's vertical policy looked (see [`crate::config::VerticalConfig`]).
+    Vertical {
+        /// Provider name.
+        provider: String,
+        /// Group name.
+        group: String,
+        /// The class it runs on.
+        from_class: String,
+        /// The recommended (or applied) class.
+        to_class: String,
+        /// Instances of it that carry the peak.
+        to_count: u32,
+        /// The saving, percent of the cost per hour now.
+        saving_percent: f64,
+        /// What was done (as in the audit log's `vertical` record).
+        outcome: String,
+    },
     /// A changed policy file was validated and takes effect at the next evaluation.
     ConfigApplied {
         /// The file.

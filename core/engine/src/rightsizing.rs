@@ -441,6 +441,21 @@ fn allowed_offers(catalog: &[InstanceClass], options: &ChoiceOptions) -> (Vec<Of
     (offers, note)
 }
 
+/// The family a name as written in policy files (`general`, `compute`, ...) stands for.
+pub fn parse_family(name: &str) -> Option<InstanceFamily> {
+    [
+        InstanceFamily::General,
+        InstanceFamily::Compute,
+        InstanceFamily::Memory,
+        InstanceFamily::Storage,
+        InstanceFamily::Network,
+        InstanceFamily::Accelerated,
+        InstanceFamily::Burstable,
+    ]
+    .into_iter()
+    .find(|f| family_name(*f) == name)
+}
+
 /// The family's name as written in policy files and catalogs (`general`, `compute`, ...).
 pub fn family_name(family: InstanceFamily) -> &'static str {
     match family {

@@ -214,6 +214,75 @@ pub struct GroupConfig {
     /// Cost per unit of work: the metric that counts the group's work.
     #[serde(default)]
     pub cost: Option<GroupCostConfig>,
+    /// Vertical scaling: the instance class the group should run on, from its load and the
+    /// catalog's prices, recommended or applied. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vertical: Option<VerticalConfig>,
+}
+
+/// A group's vertical policy (`vertical:`): every `cooldown`, from the group's peak CPU load
+/// over `lookback` (utilisation × ready instances × the class's vCPUs), the cheapest allowed
+/// (class, count) that carries it at `target_utilization` is found in the catalog, across
+/// families (and spot, when allowed). When it saves at least `min_saving_percent` of the
+/// group's cost per hour, `recommend` records it (audit log, events); `apply` also moves the
+/// group to the cheapest class bought the way the group is (on demand or spot: a class change
+/// keeps that) through the provider's `set_instance_class` (the provider replaces the
+/// instances; the horizontal policies then size the count). A budget on its `prefer_cheaper`
+/// rung or above lowers the saving worth a move to zero and lets spot be recommended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerticalConfig {
+    /// `recommend` (default): record only. `apply`: move the group.
+    #[serde(default)]
+    pub mode: VerticalMode,
+    /// CPU utilisation the recommended fleet should run at. Default 0.6.
+    #[serde(default = "default_vertical_target")]
+    pub target_utilization: f64,
+    /// Only these families (`general`, `compute`, `memory`, ...). Default: all but burstable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub families: Option<Vec<String>>,
+    /// Only these classes, by name. Default: any of the allowed families.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
+    /// Whether spot capacity may be recommended. Default false.
+    #[serde(default)]
+    pub spot: bool,
+    /// The smallest saving worth a move, percent of the group's cost per hour. Default 10.
+    #[serde(default = "default_vertical_saving")]
+    pub min_saving_percent: f64,
+    /// The window whose peak load is sized for. Default `1h`.
+    #[serde(default = "default_vertical_lookback")]
+    pub lookback: HumanDuration,
+    /// The least time between two recommendations (and moves). Default `6h`.
+    #[serde(default = "default_vertical_cooldown")]
+    pub cooldown: HumanDuration,
+}
+
+/// What a vertical policy does with its recommendation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerticalMode {
+    /// Record the recommendation only.
+    #[default]
+    Recommend,
+    /// Move the group to the recommended class.
+    Apply,
+}
+
+fn default_vertical_target() -> f64 {
+    0.6
+}
+
+fn default_vertical_saving() -> f64 {
+    10.0
+}
+
+fn default_vertical_lookback() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(3600))
+}
+
+fn default_vertical_cooldown() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(6 * 3600))
 }
 
 /// How a group's cost per unit of work is measured.

@@ -184,6 +184,53 @@ pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
                 ),
             );
         }
+        if let Some(v) = &group.vertical {
+            if !(v.target_utilization > 0.0 && v.target_utilization <= 1.0) {
+                push(
+                    at("vertical.target_utilization"),
+                    format!("must be in (0, 1], got {}", v.target_utilization),
+                );
+            }
+            if !(0.0..=100.0).contains(&v.min_saving_percent) {
+                push(
+                    at("vertical.min_saving_percent"),
+                    format!("must be between 0 and 100, got {}", v.min_saving_percent),
+                );
+            }
+            let lookback = v.lookback.get();
+            if lookback < std::time::Duration::from_secs(300)
+                || lookback > std::time::Duration::from_secs(7 * 86_400)
+            {
+                push(
+                    at("vertical.lookback"),
+                    format!("must be between 5m and 7d, got {}", v.lookback),
+                );
+            }
+            if v.cooldown.get() > std::time::Duration::from_secs(30 * 86_400) {
+                push(
+                    at("vertical.cooldown"),
+                    format!("must be at most 30d, got {}", v.cooldown),
+                );
+            }
+            for (i, family) in v.families.iter().flatten().enumerate() {
+                if crate::rightsizing::parse_family(family).is_none() {
+                    push(
+                        at(&format!("vertical.families[{i}]")),
+                        format!(
+                            "unknown family `{family}`; one of general, compute, memory, storage, network, accelerated, burstable"
+                        ),
+                    );
+                }
+            }
+            if v.families.as_ref().is_some_and(Vec::is_empty)
+                || v.classes.as_ref().is_some_and(Vec::is_empty)
+            {
+                push(
+                    at("vertical"),
+                    "an empty `families` or `classes` list allows nothing; leave it out to allow all".into(),
+                );
+            }
+        }
         let predictive: Vec<usize> = group
             .policies
             .iter()

@@ -14,3 +14,4 @@ mod predictive;
 mod predictive_level;
 mod reconcile;
 mod restart;
+mod vertical;
