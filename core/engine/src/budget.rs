@@ -23,8 +23,8 @@
 //! until the forecast falls back under 97 % of the amount (or a new period starts):
 //!
 //! - `alert`: alerts only.
-//! - `prefer_cheaper`: instance-class choices prefer cheaper classes and spot. The engine has no
-//!   instance-class choice of its own yet, so on this rung decisions are unchanged and say so.
+//! - `prefer_cheaper`: a group's vertical policy takes any saving as worth a move and may
+//!   recommend spot (see `control.rs`); horizontal decisions are unchanged and say so.
 //! - `cap`: the spend rate is brought to what the rest of the period affords. The budget's
 //!   *share* is the affordable rate (what is left of 99.5 % of the amount, over the hours left)
 //!   against the rate its groups would run at unsteered (the run rate times the target scale in

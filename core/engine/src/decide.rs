@@ -345,13 +345,15 @@ fn budget_limit(
     };
     let source = format!("budget.{}", steer.budget);
     if steer.rung == Rung::PreferCheaper {
+        let effect = if group.vertical.is_some() {
+            "its vertical policy takes any saving and may recommend spot; the count is unchanged"
+        } else {
+            "this group has no vertical policy to choose a class, so the decision is unchanged"
+        };
         reasons.push(Reason {
             source,
             recommended: None,
-            message: format!(
-                "{}: cheaper classes preferred; this group's policies choose no instance class, so the decision is unchanged",
-                steer.figures()
-            ),
+            message: format!("{}: cheaper classes preferred; {effect}", steer.figures()),
         });
         return desired;
     }
