@@ -10,7 +10,23 @@ use std::time::{Duration, Instant};
 
 const POLICY: &str = "providers:\n  sim:\n    simulated:\n      clock: wall\n      boot_delay: 1s\n      metric_lag: 1s\n      metric_period: 1s\n      tick: 1s\n      groups:\n        api:\n          demand: { base: 400, daily_amplitude: 0, noise: 0 }\nrun:\n  interval: 1s\ngroups:\n  - name: api\n    provider: sim\n    min: 1\n    max: 10\n    policies:\n      - target_tracking: { metric: utilization, target: 0.6 }\n    guards:\n      scale_in_cooldown: 1h\n";
 
-fn start(dir: &Path, extra: &[&str]) -> Child {
+/// A running `hoist run`, killed if a test fails before stopping it.
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start(dir: &Path, extra: &[&str]) -> Running {
+    Running(Some(spawn(dir, extra)))
+}
+
+fn spawn(dir: &Path, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_hoist"))
         .args([
             "run",
@@ -59,7 +75,8 @@ fn wait_for(
     }
 }
 
-fn stop(mut child: Child) -> (i32, String, String) {
+fn stop(mut running: Running) -> (i32, String, String) {
+    let mut child = running.0.take().expect("running");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -210,23 +227,25 @@ fn a_directory_of_team_policies_runs_as_one_and_reloads_file_by_file() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let child = Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .args([
-            "run",
-            "policies",
-            "--no-metrics",
-            "--audit-log",
-            "audit.jsonl",
-            "--cost-ledger",
-            "costs.jsonl",
-            "--watch-interval",
-            "200ms",
-        ])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = Running(Some(
+        Command::new(env!("CARGO_BIN_EXE_hoist"))
+            .args([
+                "run",
+                "policies",
+                "--no-metrics",
+                "--audit-log",
+                "audit.jsonl",
+                "--cost-ledger",
+                "costs.jsonl",
+                "--watch-interval",
+                "200ms",
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
     wait_for(dir.path(), "a decision of api", |r| r["group"] == "api");
     wait_for(dir.path(), "a decision of web", |r| r["group"] == "web");
 
