@@ -770,6 +770,7 @@ impl Shared {
             return false;
         };
         managed.memory = state.memory.clone();
+        managed.last_vertical = state.last_vertical;
         if let (Some(forecast), Some(snapshot)) = (managed.forecast.as_mut(), &state.forecast)
             && !forecast.restore(snapshot)
         {
@@ -792,6 +793,7 @@ impl Shared {
             memory: managed.memory.clone(),
             forecast: managed.forecast.as_ref().and_then(|f| f.snapshot()),
             last_decision: Some(decision.clone()),
+            last_vertical: managed.last_vertical,
         };
         match serde_json::to_vec(&state) {
             Ok(bytes) => {

@@ -3,7 +3,7 @@
 //!
 //! Per group, under `group/<provider>/<group>`, a [`GroupState`]: the decision memory
 //! (stabilisation windows, cooldowns, rate-limit windows, ready counts), the predictive policy's
-//! history and the last decision. Under [`BUDGETS_KEY`], every budget's state at the last
+//! history, the last decision and when the vertical policy last looked. Under [`BUDGETS_KEY`], every budget's state at the last
 //! round. Values are JSON, so a record written by another version is read or, when it cannot
 //! be, ignored with a warning: a process never refuses to start over its state, it starts that
 //! group afresh.
@@ -55,6 +55,9 @@ pub struct GroupState {
     /// The last decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision: Option<Decision>,
+    /// When the group's vertical policy last looked (its cooldown runs from there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_vertical: Option<DateTime<Utc>>,
 }
 
 impl GroupState {

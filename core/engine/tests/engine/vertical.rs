@@ -136,3 +136,55 @@ async fn a_budget_on_prefer_cheaper_makes_any_saving_worth_a_move() {
     assert_eq!(records[0]["budget"], "tight", "{records:?}");
     assert!(class.starts_with("compute."), "{class}");
 }
+
+#[tokio::test]
+async fn the_vertical_cooldown_survives_a_restart_with_the_state_store() {
+    use hoist_engine::state::{MemoryStore, StateStore};
+    let doc = parse_str(Path::new("vertical.yml"), &policy("recommend")).expect("policy");
+    let cloud = SimulatedCloud::builder()
+        .seed(3)
+        .group(SimGroupSpec {
+            min: 1,
+            max: 40,
+            desired: 10,
+            instance_class: "memory.xlarge".into(),
+            demand: DemandSpec::Constant(600.0),
+            ..SimGroupSpec::new("api")
+        })
+        .build()
+        .expect("cloud");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let looks = || {
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"record\":\"vertical\""))
+            .count()
+    };
+    // Two runs of 25 minutes, the second a restart on the same store: the one look of the
+    // first run starts the hour's cooldown, which the restarted loop keeps.
+    for restarted in [false, true] {
+        let groups = vec![ManagedGroup::new(
+            doc.policy.groups[0].clone(),
+            cloud.provider_set("sim"),
+        )];
+        let mut control = ControlLoop::new(groups, cloud.clock(), INTERVAL)
+            .with_audit(Arc::new(AuditLog::open(&path).unwrap()))
+            .with_state(Arc::clone(&store));
+        assert_eq!(
+            control.restore_state().await.unwrap().groups,
+            usize::from(restarted)
+        );
+        for _ in 0..25 {
+            control.evaluate_once().await;
+            cloud.advance(INTERVAL);
+        }
+    }
+    assert_eq!(
+        looks(),
+        1,
+        "the restarted loop looked again within the cooldown"
+    );
+}
