@@ -77,12 +77,13 @@ TOOLS="${HOIST_TOOLS_DIR:-$HOME/.cache/hoist-tools}"
 export PATH="$TOOLS/bin:$PATH"
 command -v cargo-deny >/dev/null 2>&1 ||
   CARGO_TARGET_DIR="$TOOLS/target" cargo install cargo-deny --locked --root "$TOOLS"
-command -v cargo-audit >/dev/null 2>&1 ||
-  CARGO_TARGET_DIR="$TOOLS/target" cargo install cargo-audit --locked --root "$TOOLS"
 cargo deny check --hide-inclusion-graph bans licenses sources
 # Advisories need the RustSec database from github.com. Where it cannot be fetched they are
 # reported as not checked (loudly); HOIST_REQUIRE_ADVISORIES=1 makes that a failure.
 if timeout 20 git ls-remote https://github.com/rustsec/advisory-db HEAD >/dev/null 2>&1; then
+  # cargo-audit reads the same database: installed only where it can be fetched.
+  command -v cargo-audit >/dev/null 2>&1 ||
+    CARGO_TARGET_DIR="$TOOLS/target" cargo install cargo-audit --locked --root "$TOOLS"
   cargo deny check advisories
   cargo audit --deny warnings
 elif [[ "${HOIST_REQUIRE_ADVISORIES:-0}" == 1 ]]; then
