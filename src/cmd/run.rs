@@ -350,6 +350,11 @@ pub fn run(args: Args) -> CliResult {
             control = control.with_leadership(Arc::clone(lease) as Arc<dyn hoist_core::leadership::Leadership>);
         }
         if let Some(path) = &args.state {
+            if virtual_time {
+                return Err(CliError::input(
+                    "--state: a run on the simulated cloud in virtual time replays hours a previous run covered, so carrying its memory over would be wrong; --state is for wall-clock runs (`simulated: {clock: wall}` runs the simulated cloud in real time)",
+                ));
+            }
             let store: Arc<dyn hoist_core::state::StateStore> = if path.as_os_str() == "etcd" {
                 lease
                     .as_ref()

@@ -301,3 +301,25 @@ fn a_directory_of_team_policies_runs_as_one_and_reloads_file_by_file() {
     let (code, out, err) = stop(child);
     assert_eq!(code, 0, "{out}\n{err}");
 }
+
+#[test]
+fn state_is_refused_in_virtual_time() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policy.yml"),
+        POLICY.replace("      clock: wall\n", ""),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["run", "policy.yml", "--state", "state.redb", "-q"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--state") && err.contains("virtual time"),
+        "{err}"
+    );
+    assert!(!dir.path().join("state.redb").exists());
+}
