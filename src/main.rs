@@ -105,6 +105,16 @@ enum Command {
     /// its instances' lifetimes). Money is in the catalog's currency, rounded to the cent; a
     /// month is 730 hours. `--format table|markdown|json`.
     Recommend(cmd::recommend::Args),
+    /// Answer where work should run: serve a policy file's `routes:` over HTTP.
+    ///
+    /// Loads the policy file, builds its providers, and every `--refresh` describes each routed
+    /// pool's member groups and routes to their running instances (weighted by vCPUs). A
+    /// request's kind, labels and declared needs pick the pool (the first matching rule);
+    /// within it, a session stays on its instance unless the instance is at its load bound
+    /// (consistent hashing with bounded loads), and other work goes to the less loaded of two
+    /// random instances (power of two choices). `hoist route bench` measures a running
+    /// endpoint.
+    Route(cmd::route::Args),
     /// Inspect provider plugins.
     #[command(subcommand)]
     Plugins(cmd::plugins::Command),
@@ -128,6 +138,7 @@ fn main() -> ExitCode {
         Command::Cost(args) => cmd::cost::run(args),
         Command::Rightsize(args) => cmd::rightsize::run(args),
         Command::Recommend(args) => cmd::recommend::run(args),
+        Command::Route(args) => cmd::route::run(args),
         Command::Plugins(command) => cmd::plugins::run(command),
         Command::Trace(command) => cmd::trace::run(command),
     };

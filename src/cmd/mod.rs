@@ -13,6 +13,7 @@ pub mod policy;
 pub mod recommend;
 pub mod reload;
 pub mod rightsize;
+pub mod route;
 pub mod run;
 pub mod schema;
 pub mod simulate;

@@ -121,6 +121,8 @@ pub fn load_dir(dir: &Path, registry: &ProviderRegistry) -> Result<PolicyDocumen
         metrics_sources: Default::default(),
         run: Default::default(),
         groups: Vec::new(),
+        pools: Vec::new(),
+        routes: Vec::new(),
         alerts: None,
         costs: Default::default(),
         budgets: Vec::new(),
@@ -132,7 +134,19 @@ pub fn load_dir(dir: &Path, registry: &ProviderRegistry) -> Result<PolicyDocumen
         .policy
         .groups
         .iter()
-        .map(|g| (g.name.clone(), first.clone()))
+        .map(|g| {
+            (
+                format!("group `{}` on `{}`", g.name, g.provider),
+                first.clone(),
+            )
+        })
+        .chain(
+            merged
+                .policy
+                .pools
+                .iter()
+                .map(|p| (format!("pool `{}`", p.name), first.clone())),
+        )
         .collect();
     let mut problems = Vec::new();
     for document in documents {
@@ -160,14 +174,24 @@ pub fn load_dir(dir: &Path, registry: &ProviderRegistry) -> Result<PolicyDocumen
             }
         }
         for group in policy.groups {
-            if let Some(other) = group_files.insert(group.name.clone(), file.clone()) {
+            let what = format!("group `{}` on `{}`", group.name, group.provider);
+            if let Some(other) = group_files.insert(what.clone(), file.clone()) {
                 problems.push(format!(
-                    "{file}: group `{}` is also in {other}; a group belongs to one file",
-                    group.name
+                    "{file}: {what} is also in {other}; a group belongs to one file"
                 ));
             }
             merged.policy.groups.push(group);
         }
+        for pool in policy.pools {
+            let what = format!("pool `{}`", pool.name);
+            if let Some(other) = group_files.insert(what.clone(), file.clone()) {
+                problems.push(format!(
+                    "{file}: {what} is also in {other}; a pool belongs to one file"
+                ));
+            }
+            merged.policy.pools.push(pool);
+        }
+        merged.policy.routes.extend(policy.routes);
         merged.policy.budgets.extend(policy.budgets);
         let mut take = |what: &str, differs: bool, set: bool, owner: &mut Option<String>| -> bool {
             if !set {

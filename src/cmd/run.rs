@@ -197,6 +197,47 @@ impl EventSink for PrintVertical {
     }
 }
 
+/// Prints every change of a pool's split as it happens: the time, each member's move and state,
+/// and the reason.
+#[derive(Debug)]
+struct PrintPoolSplit;
+
+impl EventSink for PrintPoolSplit {
+    fn emit(&self, event: &hoist_core::events::Event) {
+        if let hoist_core::events::Event::PoolSplit(split) = event {
+            let members: Vec<String> = split
+                .members
+                .iter()
+                .map(|m| {
+                    let moved = if m.from == m.to {
+                        format!("{}", m.to)
+                    } else {
+                        format!("{}→{}", m.from, m.to)
+                    };
+                    let state = match m.state {
+                        hoist_core::engine::pool::MemberState::Healthy => String::new(),
+                        other => format!(" ({})", other.as_str()),
+                    };
+                    format!("{} {moved}{state}", m.member)
+                })
+                .collect();
+            let short = if split.unplaced > 0 {
+                format!(", {} unplaced", split.unplaced)
+            } else {
+                String::new()
+            };
+            println!(
+                "{} pool {} = {}{short}: {} — {}",
+                split.at.format("%Y-%m-%d %H:%M"),
+                split.pool,
+                split.total,
+                members.join(", "),
+                split.reason
+            );
+        }
+    }
+}
+
 fn parse_duration(text: &str) -> Result<HumanDuration, String> {
     hoist_core::duration::parse_duration(text).map(HumanDuration)
 }
@@ -253,6 +294,7 @@ pub fn run(args: Args) -> CliResult {
         sinks.add(Arc::new(telemetry.clone()));
         if !args.quiet {
             sinks.add(Arc::new(PrintVertical));
+            sinks.add(Arc::new(PrintPoolSplit));
         }
         let built = policy::build(&document, &registry, Arc::clone(&sinks) as Arc<dyn EventSink>).await?;
         let virtual_time = built.virtual_time;

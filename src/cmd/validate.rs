@@ -19,22 +19,20 @@ pub fn run(args: Args) -> CliResult {
     let mut failures = Vec::new();
     for file in &args.files {
         match policy::load(file, &registry) {
-            Ok(document) => println!(
-                "{}: ok ({} group{}, {} provider{})",
-                file.display(),
-                document.policy.groups.len(),
-                if document.policy.groups.len() == 1 {
-                    ""
-                } else {
-                    "s"
-                },
-                document.policy.providers.len(),
-                if document.policy.providers.len() == 1 {
-                    ""
-                } else {
-                    "s"
-                },
-            ),
+            Ok(document) => {
+                let policy = &document.policy;
+                let count =
+                    |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+                let mut parts = vec![count(policy.groups.len(), "group")];
+                if !policy.pools.is_empty() {
+                    parts.push(count(policy.pools.len(), "pool"));
+                }
+                if !policy.routes.is_empty() {
+                    parts.push(count(policy.routes.len(), "route"));
+                }
+                parts.push(count(policy.providers.len(), "provider"));
+                println!("{}: ok ({})", file.display(), parts.join(", "));
+            }
             Err(CliError::Input(message) | CliError::Runtime(message)) => failures.push(message),
         }
     }

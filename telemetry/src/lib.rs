@@ -81,6 +81,7 @@ use hoist_http as http;
 pub mod logging;
 pub mod metrics;
 pub use hoist_api::secret;
+pub mod route;
 pub mod server;
 #[cfg(any(test, feature = "testkit"))]
 pub use hoist_http::testing;

@@ -9,5 +9,6 @@ mod policy;
 mod recommend;
 mod reload;
 mod rightsize;
+mod route;
 mod simulate;
 mod trace;

@@ -167,15 +167,22 @@ pub fn settings_error(document: &PolicyDocument, base: &str, error: &Error) -> C
 }
 
 fn bounds_for(document: &PolicyDocument, provider: &str) -> Vec<GroupBounds> {
-    document
-        .policy
+    let policy = &document.policy;
+    let groups = policy
         .groups
         .iter()
         .filter(|g| g.provider == provider)
         .map(|g| {
             GroupBounds::new(g.provider_id(), g.min, g.max).with_drain(g.drain.map(|d| d.get()))
-        })
-        .collect()
+        });
+    // A pool's members are groups of their providers, with the member's bounds.
+    let members = policy
+        .pools
+        .iter()
+        .flat_map(|p| &p.members)
+        .filter(|m| m.provider == provider)
+        .map(|m| GroupBounds::new(m.group.clone(), m.min, m.max));
+    groups.chain(members).collect()
 }
 
 /// The control loop a policy file describes, the providers it built, and whether it runs in
@@ -269,13 +276,30 @@ pub async fn build_reusing(
         .values()
         .filter_map(|p| p.clock.as_ref())
         .collect();
+    // Several providers share a run in virtual time only when they all have the same clock: the
+    // simulated providers of one `world:`.
     let (clock, virtual_time): (Arc<dyn Clock>, bool) = match clocks.as_slice() {
         [] => (Arc::new(SystemClock), false),
-        [clock] if providers.len() == 1 => (Arc::clone(clock), true),
+        [first, rest @ ..]
+            if clocks.len() == providers.len() && rest.iter().all(|c| Arc::ptr_eq(first, c)) =>
+        {
+            (Arc::clone(first), true)
+        }
         _ => {
+            let virtual_ones: Vec<&str> = providers
+                .iter()
+                .filter(|(_, p)| p.clock.is_some())
+                .map(|(name, _)| name.as_str())
+                .collect();
+            let why = if clocks.len() < providers.len() {
+                "cannot share a run with providers on the wall clock; put it in a policy file of its own"
+            } else {
+                "run in different virtual times; give them the same `world:` (`simulated: {world: NAME}`) to run them together"
+            };
             return Err(AssemblyError::Input(format!(
-                "{}: a simulated cloud runs in its own virtual time and cannot share a run with other providers; put it in a policy file of its own",
-                document.path.display()
+                "{}: a simulated cloud runs in its own virtual time, shared only by the simulated providers of one `world:`; {} {why}",
+                document.path.display(),
+                virtual_ones.join(", ")
             )));
         }
     };
@@ -297,6 +321,24 @@ pub async fn build_reusing(
             };
         }
         groups.push(managed);
+    }
+    if !policy.pools.is_empty() {
+        let sets: BTreeMap<String, hoist_api::ProviderSet> = providers
+            .iter()
+            .map(|(name, built)| (name.clone(), built.set.clone()))
+            .collect();
+        for pool in &policy.pools {
+            let built = crate::pool::Pool::new(pool.clone(), &sets, Arc::clone(&clock))
+                .map_err(|e| AssemblyError::Input(e.message().to_owned()))?;
+            let mut managed = ManagedGroup::for_pool(built, pool.as_group());
+            if let Some(source) = pool.metrics.as_ref().and_then(|m| m.source.as_ref()) {
+                managed.metrics = match sources.get(source) {
+                    Some(metrics) => Some(Arc::clone(metrics)),
+                    None => providers.get(source).and_then(|p| p.set.metrics.clone()),
+                };
+            }
+            groups.push(managed);
+        }
     }
     let control = ControlLoop::new(groups, clock, policy.run.interval.get())
         .with_dry_run(policy.run.dry_run)

@@ -38,6 +38,12 @@ pub enum AuditRecord<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<&'a str>,
     },
+    /// A pool's split changed: a member's state, or capacity moved between members.
+    PoolSplit {
+        /// The split, every member with its state and its move.
+        #[serde(flatten)]
+        split: &'a crate::pool::PoolSplitRecord,
+    },
     /// A changed policy file was validated and applied (at the next evaluation).
     ConfigChanged {
         /// When.

@@ -84,6 +84,9 @@ pub struct ManagedGroup {
     vertical_load: VecDeque<(DateTime<Utc>, f64, String)>,
     /// When the vertical policy last looked.
     last_vertical: Option<DateTime<Utc>>,
+    /// The pool this group is, when it is one (its provider is the pool itself): the loop lets
+    /// it move capacity between its members when the total does not change.
+    pub pool: Option<crate::pool::Pool>,
 }
 
 impl ManagedGroup {
@@ -104,7 +107,15 @@ impl ManagedGroup {
             unconfirmed: None,
             vertical_load: VecDeque::new(),
             last_vertical: None,
+            pool: None,
         }
+    }
+
+    /// The pool `pool`, as a group the loop controls.
+    pub fn for_pool(pool: crate::pool::Pool, config: GroupConfig) -> Self {
+        let mut managed = ManagedGroup::new(config, pool.provider_set());
+        managed.pool = Some(pool);
+        managed
     }
 }
 
@@ -324,13 +335,23 @@ impl ControlLoop {
     /// Sends events to `sink`.
     pub fn with_events(mut self, sink: Arc<dyn EventSink>) -> Self {
         self.shared.events = sink;
+        self.hook_pools();
         self
     }
 
     /// Appends every decision to `audit`.
     pub fn with_audit(mut self, audit: Arc<AuditLog>) -> Self {
         self.shared.audit = audit;
+        self.hook_pools();
         self
+    }
+
+    /// Gives the pools among the groups this loop's events and audit log.
+    fn hook_pools(&self) {
+        for pool in self.groups.iter().filter_map(|g| g.pool.as_ref()) {
+            pool.set_events(Arc::clone(&self.shared.events));
+            pool.set_audit(Arc::clone(&self.shared.audit));
+        }
     }
 
     /// Acts only while `leadership` says this process may ([`Leadership::may_act`], asked
@@ -433,6 +454,7 @@ impl ControlLoop {
         self.shared.reconcile_settle = shared.reconcile_settle;
         self.shared.prices().clear();
         self.concurrency = concurrency;
+        self.hook_pools();
         adopted
     }
 
@@ -983,6 +1005,13 @@ impl Shared {
         });
 
         let action = if decision.desired == decision.current {
+            if let Some(pool) = &managed.pool
+                && !decision.dry_run
+                && self.leadership.may_act().await
+                && let Err(e) = pool.rebalance().await
+            {
+                tracing::warn!(pool = %pool.name(), error = %e, "the pool could not place all of its capacity");
+            }
             Action::Unchanged
         } else if decision.dry_run {
             Action::DryRun

@@ -142,6 +142,8 @@ pub enum Event {
         /// What was done (as in the audit log's `vertical` record).
         outcome: String,
     },
+    /// A pool's split changed (see [`crate::pool`]).
+    PoolSplit(crate::pool::PoolSplitRecord),
     /// A changed policy file was validated and takes effect at the next evaluation.
     ConfigApplied {
         /// The file.

@@ -27,9 +27,11 @@ pub mod hpa;
 pub mod ledger;
 mod memory;
 pub mod meter;
+pub mod pool;
 pub mod predictive;
 pub mod reconcile;
 pub mod rightsizing;
+pub mod route;
 pub mod schedule;
 pub mod state;
 

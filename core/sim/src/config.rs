@@ -17,6 +17,14 @@
 //!       loop: true
 //!   batch:
 //!     demand: { base: 300, daily_amplitude: 0.4, noise: 0.05 }
+//!   api:
+//!     demand: { shared: api }      # a share of the shared demand `api`
+//! shared_demands:
+//!   api: { base: 900, daily_amplitude: 0.5, work_per_instance: 100 }
+//! world: demo                      # share a clock and shared demands with other providers
+//! outages:
+//!   - { after: 6h, for: 2h, kind: outage }
+//!   - { after: 30h, for: 1h, kind: stockout, groups: [batch] }
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +38,8 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{DEFAULT_INSTANCE_CLASS, DEFAULT_ZONES, offerings};
 use super::demand::{DemandSpec, GeneratorSpec, TraceDemand, TraceScale};
+use super::outage::{OutageKind, SimOutage};
+use super::shared::SimWorld;
 use super::{Billing, Quota, SIM_PROVIDER_NAME, SimGroupSpec, SimulatedCloud};
 use crate::duration::HumanDuration;
 use crate::error::{Error, Result};
@@ -99,6 +109,49 @@ pub struct SimulatedCloudConfig {
     /// and a generated web-like demand.
     #[serde(default)]
     pub groups: BTreeMap<String, SimGroupConfig>,
+    /// The world this provider runs in with other simulated providers of the same policy file
+    /// that name it: they share one virtual clock (advanced in lockstep, one tick at a time)
+    /// and the demands of `shared_demands`, and each keeps its own catalog, prices, boot delay,
+    /// quota, billing, failure windows and groups. Their `start` must be equal (a default start
+    /// too) and so must their `clock`. Default: a world of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world: Option<String>,
+    /// Demands that groups share, by name, like a load balancer in front of several groups: a
+    /// group with `demand: {shared: NAME}` gets, at every tick, the shared demand times its
+    /// serving capacity (ready capacity, zero in an outage) over the serving capacity of all the
+    /// groups sharing it, in any provider of the same `world`; an equal split when none serves.
+    /// Each takes the settings of a group's `demand` (a trace, a constant or a generator), plus
+    /// `work_per_instance` to convert `peak_instances`. A name is defined in one provider of a
+    /// world only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shared_demands: BTreeMap<String, SimDemandConfig>,
+    /// Failure windows, relative to the world's start: an `outage` (the API fails with a
+    /// transient error and the instances stop serving) or a `stockout` (no new capacity), for
+    /// all of the provider's groups or those listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outages: Vec<SimOutageConfig>,
+}
+
+/// One failure window of a simulated provider (an entry of `outages:`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct SimOutageConfig {
+    /// When the window opens, after the world's start (`6h`).
+    pub after: HumanDuration,
+    /// How long it lasts (`2h`); more than zero.
+    #[serde(rename = "for")]
+    pub duration: HumanDuration,
+    /// `outage` (the default): every scaling and metrics call for an affected group fails with
+    /// a transient error (HTTP 503), and the group's instances stop serving (they stay and are
+    /// billed; demand becomes backlog, or a shared demand moves to the other groups). Catalog and
+    /// billing calls keep working. `stockout`: raising desired capacity above the group's
+    /// active instances fails with capacity unavailable (lowering works), and spot replacements
+    /// and instance refreshes wait for the end; the instances keep serving.
+    #[serde(default)]
+    pub kind: OutageKind,
+    /// The provider's groups it affects. Default: all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
 }
 
 /// How simulated instances are billed.
@@ -187,8 +240,9 @@ pub struct SimGroupConfig {
     pub demand: Option<SimDemandConfig>,
 }
 
-/// Demand: a trace (`trace` with `scale` or `peak_instances`), a constant, or a generator
-/// (`base` with optional cycle, noise and spike settings).
+/// Demand: a trace (`trace` with `scale` or `peak_instances`), a constant, a generator
+/// (`base` with optional cycle, noise and spike settings), or in a group a share of a shared
+/// demand (`shared`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct SimDemandConfig {
@@ -231,6 +285,15 @@ pub struct SimDemandConfig {
     /// Generator: how long a spike lasts. Default `10m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spike_duration: Option<HumanDuration>,
+    /// In a group's `demand` only, alone: the name of a shared demand (`shared_demands:` of a
+    /// simulated provider of the same `world`) the group takes a share of. A name no provider
+    /// of the world defines gives the group no demand (a gap), with a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<String>,
+    /// In `shared_demands` only: the work units per second one instance serves, to convert
+    /// `peak_instances` to work units per second. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_per_instance: Option<f64>,
 }
 
 impl SimDemandConfig {
@@ -251,12 +314,48 @@ impl SimDemandConfig {
             .collect()
     }
 
-    /// Resolves to a [`DemandSpec`], loading the trace (cached in `traces`).
+    /// The demand settings given, by name (for a shared one, which takes no other).
+    fn given_fields(&self) -> Vec<&'static str> {
+        let mut fields: Vec<&'static str> = [
+            ("trace", self.trace.is_some()),
+            ("scale", self.scale.is_some()),
+            ("peak_instances", self.peak_instances.is_some()),
+            ("loop", self.looped.is_some()),
+            ("constant", self.constant.is_some()),
+            ("base", self.base.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(f, _)| f)
+        .collect();
+        fields.extend(self.generator_fields());
+        fields
+    }
+
+    /// Resolves to a [`DemandSpec`], loading the trace (cached in `traces`). Errors name the
+    /// field relative to the demand, when there is one. `work_per_instance` is the caller's.
     fn resolve(
         &self,
         base_dir: &Path,
         traces: &mut HashMap<PathBuf, Arc<Trace>>,
     ) -> std::result::Result<DemandSpec, Error> {
+        if let Some(name) = &self.shared {
+            if let Some(f) = self.given_fields().first() {
+                return Err(Error::config_field(
+                    *f,
+                    format!(
+                        "`shared: {name}` takes a share of a shared demand and no other demand setting; remove `{f}` (the shared demand is defined under `shared_demands:`)"
+                    ),
+                ));
+            }
+            if name.trim().is_empty() {
+                return Err(Error::config_field(
+                    "shared",
+                    "`shared` needs the name of a shared demand",
+                ));
+            }
+            return Ok(DemandSpec::Shared(name.clone()));
+        }
         let kinds = [
             self.trace.is_some(),
             self.constant.is_some(),
@@ -264,7 +363,7 @@ impl SimDemandConfig {
         ];
         if kinds.iter().filter(|k| **k).count() != 1 {
             return Err(Error::config(
-                "give exactly one of `trace` (with `scale` or `peak_instances`), `constant`, or `base` (a generator)",
+                "give exactly one of `trace` (with `scale` or `peak_instances`), `constant`, `base` (a generator), or in a group `shared` (a share of a shared demand)",
             ));
         }
         let trace_only: Vec<&str> = [
@@ -278,9 +377,12 @@ impl SimDemandConfig {
         .collect();
         if let Some(path) = &self.trace {
             if let Some(f) = self.generator_fields().first() {
-                return Err(Error::config(format!(
-                    "`{f}` is a generator setting; a trace demand takes `scale` or `peak_instances` and `loop`"
-                )));
+                return Err(Error::config_field(
+                    *f,
+                    format!(
+                        "`{f}` is a generator setting; a trace demand takes `scale` or `peak_instances` and `loop`"
+                    ),
+                ));
             }
             let scale = match (self.scale, self.peak_instances) {
                 (Some(s), None) => TraceScale::Factor(s),
@@ -299,10 +401,9 @@ impl SimDemandConfig {
             let trace = match traces.get(&full) {
                 Some(t) => t.clone(),
                 None => {
-                    let t = Arc::new(
-                        load_trace(&full)
-                            .map_err(|e| Error::config(format!("trace: {e}")).with_source(e))?,
-                    );
+                    let t = Arc::new(load_trace(&full).map_err(|e| {
+                        Error::config_field("trace", format!("trace: {e}")).with_source(e)
+                    })?);
                     traces.insert(full, t.clone());
                     t
                 }
@@ -314,15 +415,19 @@ impl SimDemandConfig {
             }));
         }
         if let Some(f) = trace_only.first() {
-            return Err(Error::config(format!(
-                "`{f}` only applies to a trace demand"
-            )));
+            return Err(Error::config_field(
+                *f,
+                format!("`{f}` only applies to a trace demand"),
+            ));
         }
         if let Some(c) = self.constant {
             if let Some(f) = self.generator_fields().first() {
-                return Err(Error::config(format!(
-                    "`{f}` is a generator setting; a constant demand takes only `constant`"
-                )));
+                return Err(Error::config_field(
+                    *f,
+                    format!(
+                        "`{f}` is a generator setting; a constant demand takes only `constant`"
+                    ),
+                ));
             }
             return Ok(DemandSpec::Constant(c));
         }
@@ -419,13 +524,45 @@ fn default_demand(min: u32, max: u32, work_per_instance: f64) -> DemandSpec {
     DemandSpec::Generator(GeneratorSpec::web(instances * work_per_instance))
 }
 
+/// Builds a cloud alone (with a world of its own; `world:` is not read).
 pub(crate) fn build(
     cfg: &SimulatedCloudConfig,
     base_dir: &Path,
     bounds: &[GroupBounds],
 ) -> Result<SimulatedCloud> {
+    build_in(cfg, base_dir, bounds, None)
+}
+
+/// Prefixes a demand's relative field with where the demand is.
+fn at_field(prefix: &str, e: Error) -> Error {
+    let field = match e.field() {
+        Some(f) if !f.is_empty() => format!("{prefix}.{f}"),
+        _ => prefix.to_owned(),
+    };
+    let mut out = Error::config(e.message().to_owned())
+        .with_field(field)
+        .with_provider(SIM_PROVIDER_NAME);
+    if let Some(src) = std::error::Error::source(&e) {
+        out = out.with_source(src.to_string());
+    }
+    out
+}
+
+/// Builds a cloud, as the member `member` of `world` when given (which it joins, replacing the
+/// member of the same name), or alone.
+pub(crate) fn build_in(
+    cfg: &SimulatedCloudConfig,
+    base_dir: &Path,
+    bounds: &[GroupBounds],
+    world: Option<(&Arc<SimWorld>, &str)>,
+) -> Result<SimulatedCloud> {
     let named = |e: Error| e.with_provider(SIM_PROVIDER_NAME);
-    let mut b = SimulatedCloud::builder().seed(cfg.seed);
+    let mut b = SimulatedCloud::builder()
+        .seed(cfg.seed)
+        .on_wall_clock(cfg.clock == SimClock::Wall);
+    if let Some((world, member)) = world {
+        b = b.world(world, member);
+    }
     match (cfg.clock, cfg.start) {
         (SimClock::Wall, Some(_)) => {
             return Err(named(Error::config_field(
@@ -433,7 +570,18 @@ pub(crate) fn build(
                 "a simulated cloud on the wall clock starts when it is built; remove `start` or use `clock: virtual`",
             )));
         }
-        (SimClock::Wall, None) => b = b.start(Utc::now()),
+        (SimClock::Wall, None) => {
+            // A provider joining a world that others already run in starts with it.
+            let joined = world.and_then(|(world, member)| {
+                world
+                    .members()
+                    .iter()
+                    .any(|m| m != member)
+                    .then(|| world.start())
+                    .flatten()
+            });
+            b = b.start(joined.unwrap_or_else(Utc::now));
+        }
         (SimClock::Virtual, Some(start)) => b = b.start(start),
         (SimClock::Virtual, None) => {}
     }
@@ -456,7 +604,8 @@ pub(crate) fn build(
         SimBillingModel::PerSecond => Billing::PerSecond { minimum },
         SimBillingModel::PerHour => {
             if cfg.billing_minimum.is_some() {
-                return Err(named(Error::config(
+                return Err(named(Error::config_field(
+                    "billing_minimum",
                     "billing_minimum only applies to per_second billing",
                 )));
             }
@@ -473,22 +622,63 @@ pub(crate) fn build(
         b = b.spot_interruptions_per_hour(rate);
     }
     if let Some(classes) = &cfg.catalog {
-        b = b.catalog(catalog_from(classes).map_err(named)?);
+        b = b.catalog(catalog_from(classes).map_err(|e| at_field("catalog", e))?);
+    }
+    if let Some(name) = &cfg.world
+        && name.trim().is_empty()
+    {
+        return Err(named(Error::config_field(
+            "world",
+            "`world` needs a name (the providers naming the same world run together)",
+        )));
+    }
+    let mut traces = HashMap::new();
+    for (name, d) in &cfg.shared_demands {
+        let prefix = format!("shared_demands.{name}");
+        if d.shared.is_some() {
+            return Err(at_field(
+                &format!("{prefix}.shared"),
+                Error::config(format!(
+                    "shared demand {name} cannot itself be a share (`shared`); give it a trace, a constant or a generator"
+                )),
+            ));
+        }
+        let spec = d.resolve(base_dir, &mut traces).map_err(|e| {
+            let mut out = Error::config(format!("shared demand {name}: {}", e.message()));
+            if let Some(field) = e.field() {
+                out = out.with_field(field);
+            }
+            if let Some(src) = std::error::Error::source(&e) {
+                out = out.with_source(src.to_string());
+            }
+            at_field(&prefix, out)
+        })?;
+        b = b.shared_demand(name.clone(), spec, d.work_per_instance.unwrap_or(100.0));
+    }
+    for o in &cfg.outages {
+        b = b.outage(SimOutage {
+            after: o.after.get(),
+            duration: o.duration.get(),
+            kind: o.kind,
+            groups: o.groups.clone().unwrap_or_default(),
+        });
     }
 
     let mut ids: Vec<&str> = bounds.iter().map(|g| g.id.as_str()).collect();
     ids.extend(cfg.groups.keys().map(String::as_str));
     ids.sort_unstable();
     ids.dedup();
-    let mut traces = HashMap::new();
     for id in ids {
         let err = |e: Error| {
             let msg = format!("simulated group {id}: {}", e.message());
-            let mut out = Error::config(msg).with_provider(SIM_PROVIDER_NAME);
+            let mut out = Error::config(msg);
+            if let Some(field) = e.field() {
+                out = out.with_field(field);
+            }
             if let Some(src) = std::error::Error::source(&e) {
                 out = out.with_source(src.to_string());
             }
-            out
+            at_field(&format!("groups.{id}.demand"), out)
         };
         let gc = cfg.groups.get(id).cloned().unwrap_or_default();
         let policy = bounds.iter().find(|g| g.id == id);
@@ -498,6 +688,12 @@ pub(crate) fn build(
         };
         let work_per_instance = gc.work_per_instance.unwrap_or(100.0);
         let demand = match &gc.demand {
+            Some(d) if d.work_per_instance.is_some() => {
+                return Err(err(Error::config_field(
+                    "work_per_instance",
+                    "`work_per_instance` under `demand` only applies in `shared_demands`; a group sets its own beside `demand`",
+                )));
+            }
             Some(d) => d.resolve(base_dir, &mut traces).map_err(err)?,
             None => default_demand(min, max, work_per_instance),
         };
@@ -557,6 +753,15 @@ mod tests {
         assert!(text.contains("boot_delay"));
         assert!(text.contains("\"pattern\""), "{text}");
         assert!(text.contains("peak_instances"));
+        for field in [
+            "\"world\"",
+            "\"shared_demands\"",
+            "\"outages\"",
+            "\"for\"",
+            "\"stockout\"",
+        ] {
+            assert!(text.contains(field), "{field} missing from {text}");
+        }
     }
 
     #[test]

@@ -24,6 +24,12 @@ pub enum DemandSpec {
     Generator(GeneratorSpec),
     /// A replayed trace.
     Trace(TraceDemand),
+    /// A share of the demand named here, defined once in the world
+    /// ([`SimulatedCloudBuilder::shared_demand`](crate::SimulatedCloudBuilder::shared_demand), or
+    /// `shared_demands:` in the settings of a simulated provider of the same `world:`): at every
+    /// tick the group gets the shared demand times its serving capacity over the serving capacity
+    /// of all the groups that share it (see [Shared demand](crate#shared-demand)).
+    Shared(String),
 }
 
 impl DemandSpec {
@@ -33,6 +39,7 @@ impl DemandSpec {
             DemandSpec::Constant(v) => format!("constant {v}"),
             DemandSpec::Generator(_) => "generator".to_owned(),
             DemandSpec::Trace(t) => format!("trace {}", t.trace.name),
+            DemandSpec::Shared(name) => format!("shared {name}"),
         }
     }
 }
@@ -166,6 +173,9 @@ pub(crate) enum Demand {
         looped: bool,
         start: DateTime<Utc>,
     },
+    /// A share of a shared demand, set by the world at every tick (see [`crate::shared`]); it
+    /// is never evaluated here.
+    Shared(String),
 }
 
 impl Demand {
@@ -178,6 +188,12 @@ impl Demand {
         start: DateTime<Utc>,
     ) -> Result<Demand, String> {
         Ok(match spec {
+            DemandSpec::Shared(name) => {
+                if name.trim().is_empty() {
+                    return Err("a shared demand needs a name".to_owned());
+                }
+                Demand::Shared(name.clone())
+            }
             DemandSpec::Constant(v) => {
                 if !v.is_finite() || !(0.0..=hoist_api::input::MAX_AMOUNT).contains(v) {
                     return Err(format!(
@@ -246,6 +262,7 @@ impl Demand {
     pub(crate) fn at(&mut self, t: DateTime<Utc>, tick: i64) -> Option<f64> {
         match self {
             Demand::Constant(v) => Some(*v),
+            Demand::Shared(_) => None,
             Demand::Trace {
                 trace,
                 factor,

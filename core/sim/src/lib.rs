@@ -54,6 +54,67 @@
 //! scale-in is done when the last drain ends; [`SimulatedCloud::instance_history`] gives each
 //! instance's `drain_started_at`. Without a drain, instances are terminated at once.
 //!
+//! # Failure windows
+//!
+//! A provider may fail for a while ([`SimulatedCloudBuilder::outage`], `outages:` in settings),
+//! from `after` the world's start `for` a duration, for all its groups or those listed:
+//!
+//! - an **outage** ([`OutageKind::Outage`]): the provider's API is down. Every
+//!   [`ScalingProvider`] and [`MetricsSource`] call for an affected group fails with
+//!   [`ErrorKind::Transient`](hoist_api::ErrorKind) (retryable), saying `simulated outage of
+//!   provider cloud-a until 2026-01-05T08:00:00Z (HTTP 503)`; `list_groups` fails when every
+//!   group is affected. [`InstanceCatalog`] and [`BillingProvider`] calls keep working. The
+//!   group's instances stay, are billed and count toward the quota, but **serve nothing**: its
+//!   serving capacity is zero, so its demand becomes backlog (or, for a shared demand, moves to
+//!   the groups still serving), and its metric samples for the window show it (`ready_capacity`
+//!   0, `utilization` 1 while demand waits, `error_rate` 1; `ready_instances` still counts the
+//!   running instances). They serve again at the window's end.
+//! - a **stockout** ([`OutageKind::Stockout`]): no new capacity. [`ScalingProvider::set_desired_capacity`]
+//!   above the group's active instances fails with
+//!   [`ErrorKind::CapacityUnavailable`](hoist_api::ErrorKind) (`InsufficientInstanceCapacity:
+//!   simulated stockout of general.large in cloud-a until ...`) and changes nothing; lowering
+//!   works. The instances keep serving.
+//!
+//! In both, no instance is launched meanwhile: a spot instance interrupted is not replaced
+//! (its activity says why), replacements of [`ScalingProvider::remove_instances`] are not
+//! launched, and an instance refresh pauses between batches. When the window ends, each group
+//! it covered is brought back to its desired capacity and a paused refresh resumes. Window
+//! edges end a sub-step, so capacity changes exactly at them.
+//!
+//! # Worlds
+//!
+//! Several simulated providers can run in one [`SimWorld`] (`world: NAME` in settings; every
+//! provider one [`SimulatedFactory`] builds with the same name joins the same world; or
+//! [`SimulatedCloudBuilder::world`]). They share one virtual clock, [`SimWorld::clock`], which
+//! is the [`SimulatedCloud::clock`] of every member (the same `Arc`), and the shared demands.
+//! Each keeps its own world: catalog and prices, boot delay, tick, quota, spot rate, billing,
+//! failure windows and groups. Their starts must be equal (a default start too, which comes
+//! from the first trace); a provider whose start differs is refused, naming both. The clock
+//! advances every member in lockstep, one step of the smallest tick among them at a time (and
+//! to every failure window's edge), when any group shares a demand; otherwise each member goes
+//! straight to the target, which gives the same result. Building a provider again under the
+//! same name replaces that member: it joins at the world's current time (its initial instances
+//! start then). A member lives as long as a handle to its provider does; when none of a world's
+//! providers is left, the next one starts the world afresh. A cloud built alone has a world of
+//! its own.
+//!
+//! # Shared demand
+//!
+//! A demand can be shared by groups of one provider or of several providers of a world, like a
+//! load balancer in front of them: it is defined once, by name
+//! ([`SimulatedCloudBuilder::shared_demand`], `shared_demands:` in settings; a name defined
+//! by two providers of a world is refused), and a group takes a share with
+//! [`DemandSpec::Shared`] (`demand: {shared: NAME}`). At the start of every step the world
+//! evaluates the shared demand `d(t)` and gives each group sharing it
+//! `d(t) × c_g / Σ c`, where `c` is a group's serving capacity at that moment (its ready
+//! capacity, zero in an outage); when no group serves, an equal split. The split is held over
+//! the step, so a boot, interruption or scale-in inside a step moves it at the next step: at
+//! most one tick late, across providers as within one. A failure window's edge splits anew at
+//! once. Reading a share ([`SimulatedCloud::current_demand`]) changes nothing, and the result
+//! does not depend on how a caller slices time (up to rounding). A name that no provider of the world
+//! defines gives its groups no demand (a gap: no samples, the backlog kept), with a `tracing`
+//! warning the first time. The same seeds and calls give the same world, bit for bit.
+//!
 //! # Example
 //!
 //! ```
@@ -92,8 +153,10 @@ mod catalog;
 mod config;
 mod demand;
 mod factory;
+mod outage;
 mod queueing;
 pub mod rng;
+mod shared;
 pub mod trace;
 pub mod wall;
 mod world;
@@ -108,10 +171,12 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 pub use catalog::{DEFAULT_INSTANCE_CLASS, DEFAULT_ZONES, default_catalog};
 pub use config::{
     SimBillingModel, SimClock, SimDemandConfig, SimGroupConfig, SimInstanceClassConfig,
-    SimQuotaConfig, SimulatedCloudConfig,
+    SimOutageConfig, SimQuotaConfig, SimulatedCloudConfig,
 };
 pub use demand::{DemandSpec, GeneratorSpec, TraceDemand, TraceScale};
+pub use outage::{OutageKind, SimOutage};
 pub use queueing::{LATENCY_CAP_SECONDS, MAX_MODEL_UTILISATION, latency_seconds};
+pub use shared::SimWorld;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -131,6 +196,8 @@ use hoist_api::registry::GroupBounds;
 pub(crate) use hoist_api::{clock, duration, error, model, provider};
 
 use demand::Demand;
+use outage::{Window, stamp};
+use shared::Joining;
 use world::{GroupInit, Settings, World};
 
 /// The provider name the simulated cloud uses unless [`SimulatedCloud::provider_set`] names it.
@@ -228,6 +295,18 @@ pub struct SimulatedCloudBuilder {
     spot_interruptions_per_hour: f64,
     catalog: Option<Vec<InstanceClass>>,
     groups: Vec<SimGroupSpec>,
+    outages: Vec<SimOutage>,
+    shared_demands: Vec<SharedDemandSpec>,
+    world: Option<(Arc<SimWorld>, String)>,
+    wall: bool,
+}
+
+/// A shared demand as the builder holds it.
+#[derive(Debug, Clone)]
+struct SharedDemandSpec {
+    name: String,
+    demand: DemandSpec,
+    work_per_instance: f64,
 }
 
 impl Default for SimulatedCloudBuilder {
@@ -244,6 +323,10 @@ impl Default for SimulatedCloudBuilder {
             spot_interruptions_per_hour: 0.0,
             catalog: None,
             groups: Vec::new(),
+            outages: Vec::new(),
+            shared_demands: Vec::new(),
+            world: None,
+            wall: false,
         }
     }
 }
@@ -324,43 +407,102 @@ impl SimulatedCloudBuilder {
         self
     }
 
+    /// Adds a failure window (see [Failure windows](crate#failure-windows)).
+    pub fn outage(mut self, outage: SimOutage) -> Self {
+        self.outages.push(outage);
+        self
+    }
+
+    /// Defines the shared demand `name`, which groups of any provider of the world take a share
+    /// of with [`DemandSpec::Shared`] (see [Shared demand](crate#shared-demand)).
+    /// `work_per_instance` converts [`TraceScale::PeakInstances`] to work units per second.
+    pub fn shared_demand(
+        mut self,
+        name: impl Into<String>,
+        demand: DemandSpec,
+        work_per_instance: f64,
+    ) -> Self {
+        self.shared_demands.push(SharedDemandSpec {
+            name: name.into(),
+            demand,
+            work_per_instance,
+        });
+        self
+    }
+
+    /// Makes the cloud the member `provider` of `world` (see [Worlds](crate#worlds)): it shares
+    /// the world's clock and shared demands with the other members, and replaces a member of the
+    /// same name. [`SimulatedCloud::name`](ScalingProvider::name) is `provider`. Without it the
+    /// cloud has a private world of its own.
+    pub fn world(mut self, world: &Arc<SimWorld>, provider: impl Into<String>) -> Self {
+        self.world = Some((Arc::clone(world), provider.into()));
+        self
+    }
+
+    /// Whether the cloud follows the wall clock (`clock: wall`); the members of a world must
+    /// agree.
+    pub(crate) fn on_wall_clock(mut self, wall: bool) -> Self {
+        self.wall = wall;
+        self
+    }
+
     /// Checks everything and builds the world. Errors are [`hoist_api::ErrorKind::Config`] and name
     /// the group and field.
     pub fn build(self) -> Result<SimulatedCloud> {
+        let member = self
+            .world
+            .as_ref()
+            .map_or(SIM_PROVIDER_NAME.to_owned(), |(_, m)| m.clone());
         let cfg_err = |msg: String| Error::config(msg).with_provider(SIM_PROVIDER_NAME);
+        let field_err = |field: String, msg: String| {
+            Error::config_field(field, msg).with_provider(SIM_PROVIDER_NAME)
+        };
         let to_delta = |name: &str, d: Duration| {
-            TimeDelta::from_std(d).map_err(|_| cfg_err(format!("{name} is too long")))
+            TimeDelta::from_std(d)
+                .map_err(|_| field_err(name.to_owned(), format!("{name} is too long")))
         };
         let tick = to_delta("tick", self.tick)?;
         let metric_period = to_delta("metric_period", self.metric_period)?;
         if tick < TimeDelta::milliseconds(1) {
-            return Err(cfg_err("tick must be at least 1ms".to_owned()));
+            return Err(field_err(
+                "tick".to_owned(),
+                "tick must be at least 1ms".to_owned(),
+            ));
         }
         let (tick_ns, period_ns) = (
             tick.num_nanoseconds().unwrap_or(i64::MAX),
             metric_period.num_nanoseconds().unwrap_or(i64::MAX),
         );
         if period_ns < tick_ns || period_ns % tick_ns != 0 {
-            return Err(cfg_err(format!(
-                "metric_period ({}) must be a whole multiple of the tick ({})",
-                crate::duration::format_duration(self.metric_period),
-                crate::duration::format_duration(self.tick)
-            )));
+            return Err(field_err(
+                "metric_period".to_owned(),
+                format!(
+                    "metric_period ({}) must be a whole multiple of the tick ({})",
+                    crate::duration::format_duration(self.metric_period),
+                    crate::duration::format_duration(self.tick)
+                ),
+            ));
         }
         let rate = self.spot_interruptions_per_hour;
         if !rate.is_finite() || rate < 0.0 {
-            return Err(cfg_err(format!(
-                "spot_interruptions_per_hour must be a finite number >= 0, got {}",
-                hoist_api::input::number(rate)
-            )));
+            return Err(field_err(
+                "spot_interruptions_per_hour".to_owned(),
+                format!(
+                    "spot_interruptions_per_hour must be a finite number >= 0, got {}",
+                    hoist_api::input::number(rate)
+                ),
+            ));
         }
         if let Some(v) = self.quota.max_vcpus
             && !(v.is_finite() && v >= 0.0)
         {
-            return Err(cfg_err(format!(
-                "quota max_vcpus must be >= 0, got {}",
-                hoist_api::input::number(v)
-            )));
+            return Err(field_err(
+                "quota.max_vcpus".to_owned(),
+                format!(
+                    "quota max_vcpus must be >= 0, got {}",
+                    hoist_api::input::number(v)
+                ),
+            ));
         }
         let settings = Settings {
             boot_delay: to_delta("boot_delay", self.boot_delay)?,
@@ -373,25 +515,71 @@ impl SimulatedCloudBuilder {
             refresh_batch_fraction: 0.25,
         };
         let catalog = self.catalog.unwrap_or_else(default_catalog);
+        let trace_start = |d: &DemandSpec| match d {
+            DemandSpec::Trace(t) => Some(t.trace.start),
+            _ => None,
+        };
         let start = self
             .start
+            .or_else(|| self.groups.iter().find_map(|g| trace_start(&g.demand)))
             .or_else(|| {
-                self.groups.iter().find_map(|g| match &g.demand {
-                    DemandSpec::Trace(t) => Some(t.trace.start),
-                    _ => None,
-                })
+                self.shared_demands
+                    .iter()
+                    .find_map(|d| trace_start(&d.demand))
             })
             .unwrap_or_else(default_start);
 
         let mut groups = self.groups;
         groups.sort_by(|a, b| a.id.cmp(&b.id));
         if let Some(w) = groups.windows(2).find(|w| w[0].id == w[1].id) {
-            return Err(cfg_err(format!("group {:?} is defined twice", w[0].id)));
+            return Err(field_err(
+                format!("groups.{}", w[0].id),
+                format!("group {:?} is defined twice", w[0].id),
+            ));
+        }
+        let windows = resolve_windows(&self.outages, &groups, start)?;
+        let mut shared_demands: Vec<(String, Demand)> = Vec::new();
+        for d in &self.shared_demands {
+            let field = format!("shared_demands.{}", d.name);
+            let err =
+                |msg: String| field_err(field.clone(), format!("shared demand {}: {msg}", d.name));
+            if d.name.trim().is_empty() {
+                return Err(field_err(
+                    "shared_demands".to_owned(),
+                    "a shared demand needs a name".to_owned(),
+                ));
+            }
+            if shared_demands.iter().any(|(n, _)| *n == d.name) {
+                return Err(err("is defined twice".to_owned()));
+            }
+            if let DemandSpec::Shared(other) = &d.demand {
+                return Err(err(format!(
+                    "is itself a share of {other:?}; give it a trace, a constant or a generator"
+                )));
+            }
+            if !(d.work_per_instance.is_finite()
+                && d.work_per_instance > 0.0
+                && d.work_per_instance <= hoist_api::input::MAX_AMOUNT)
+            {
+                return Err(field_err(
+                    format!("{field}.work_per_instance"),
+                    format!(
+                        "shared demand {}: work_per_instance must be > 0 and at most {:e}, got {}",
+                        d.name,
+                        hoist_api::input::MAX_AMOUNT,
+                        hoist_api::input::number(d.work_per_instance)
+                    ),
+                ));
+            }
+            let seed = rng::hash_words(&[self.seed, fnv("shared demand"), fnv(&d.name)]);
+            let demand =
+                Demand::resolve(&d.demand, d.work_per_instance, seed, start).map_err(err)?;
+            shared_demands.push((d.name.clone(), demand));
         }
         let mut inits = Vec::with_capacity(groups.len());
         for (n, g) in groups.into_iter().enumerate() {
             let id = g.id.clone();
-            let err = |msg: String| cfg_err(format!("group {id}: {msg}"));
+            let err = |msg: String| field_err(format!("groups.{id}"), format!("group {id}: {msg}"));
             if g.min > g.max {
                 return Err(err(format!("min {} is above max {}", g.min, g.max)));
             }
@@ -455,7 +643,13 @@ impl SimulatedCloudBuilder {
             }
             let group_seed = rng::hash_words(&[self.seed, n as u64, fnv(&id)]);
             let demand = Demand::resolve(&g.demand, g.work_per_instance, group_seed, start)
-                .map_err(|m| err(format!("demand: {m}")))?;
+                .map_err(|m| {
+                    let field = match &g.demand {
+                        DemandSpec::Shared(_) => format!("groups.{id}.demand.shared"),
+                        _ => format!("groups.{id}.demand"),
+                    };
+                    field_err(field, format!("group {id}: demand: {m}"))
+                })?;
             let drain =
                 TimeDelta::from_std(g.drain).map_err(|_| err("drain is too long".to_owned()))?;
             inits.push(GroupInit {
@@ -473,13 +667,88 @@ impl SimulatedCloudBuilder {
                 drain,
             });
         }
-        let world = World::new(settings, catalog, inits, self.seed, start)
-            .map_err(|e| cfg_err(format!("initial capacity: {}", e.message())))?;
+        let shared = match self.world {
+            Some((world, _)) => world,
+            None => SimWorld::private(&member),
+        };
+        let seed = self.seed;
+        let joining = Joining {
+            member: member.clone(),
+            start,
+            wall: self.wall,
+            demands: shared_demands,
+        };
+        let world = shared
+            .join(joining, |now| {
+                World::new(settings, catalog, inits, windows, seed, (start, now))
+                    .map_err(|e| cfg_err(format!("initial capacity: {}", e.message())))
+            })
+            .map_err(|e| e.with_provider(member.as_str()))?;
         Ok(SimulatedCloud {
-            name: Arc::from(SIM_PROVIDER_NAME),
-            world: Arc::new(Mutex::new(world)),
+            name: Arc::from(member.as_str()),
+            world,
+            shared,
         })
     }
+}
+
+/// Resolves failure windows against the world's `start` and the (sorted) groups; errors name
+/// the field (`outages[N].for`).
+fn resolve_windows(
+    outages: &[SimOutage],
+    groups: &[SimGroupSpec],
+    start: DateTime<Utc>,
+) -> Result<Vec<Window>> {
+    let mut windows = Vec::with_capacity(outages.len());
+    for (n, o) in outages.iter().enumerate() {
+        let err = |field: &str, msg: String| {
+            Error::config_field(
+                format!("outages[{n}].{field}"),
+                format!("outages[{n}]: {msg}"),
+            )
+            .with_provider(SIM_PROVIDER_NAME)
+        };
+        if o.duration.is_zero() {
+            return Err(err("for", "`for` must be longer than zero".to_owned()));
+        }
+        let after = TimeDelta::from_std(o.after)
+            .ok()
+            .and_then(|d| start.checked_add_signed(d))
+            .ok_or_else(|| err("after", "`after` is too long".to_owned()))?;
+        let until = TimeDelta::from_std(o.duration)
+            .ok()
+            .and_then(|d| after.checked_add_signed(d))
+            .ok_or_else(|| err("for", "`for` is too long".to_owned()))?;
+        let affected = if o.groups.is_empty() {
+            None
+        } else {
+            let mut indices = Vec::with_capacity(o.groups.len());
+            for id in &o.groups {
+                let gi = groups.iter().position(|g| &g.id == id).ok_or_else(|| {
+                    err(
+                        "groups",
+                        format!(
+                            "no group {id:?} on this provider (it has: {})",
+                            groups
+                                .iter()
+                                .map(|g| g.id.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?;
+                indices.push(gi);
+            }
+            Some(indices)
+        };
+        windows.push(Window {
+            from: after,
+            until,
+            kind: o.kind,
+            groups: affected,
+        });
+    }
+    Ok(windows)
 }
 
 /// A stable hash of a string (FNV-1a), for per-group seeds independent of group order.
@@ -516,6 +785,8 @@ pub struct InstanceRecord {
 pub struct SimulatedCloud {
     name: Arc<str>,
     world: Arc<Mutex<World>>,
+    /// The world it belongs to (a private one when built alone).
+    shared: Arc<SimWorld>,
 }
 
 impl std::fmt::Debug for SimulatedCloud {
@@ -523,6 +794,7 @@ impl std::fmt::Debug for SimulatedCloud {
         let w = self.lock();
         f.debug_struct("SimulatedCloud")
             .field("name", &self.name)
+            .field("world", &self.shared.name())
             .field("now", &w.now)
             .field("groups", &w.groups.len())
             .field("instances_ever", &w.instances.len())
@@ -567,6 +839,7 @@ impl SimulatedCloud {
         SimulatedCloud {
             name: Arc::from(name),
             world: self.world.clone(),
+            shared: self.shared.clone(),
         }
     }
 
@@ -594,9 +867,15 @@ impl SimulatedCloud {
         }
     }
 
-    /// The virtual clock of this world.
+    /// The virtual clock of this cloud's world: the same `Arc` for every provider of a world
+    /// (see [Worlds](crate#worlds)).
     pub fn clock(&self) -> Arc<dyn Clock> {
-        Arc::new(self.clone())
+        self.shared.clock()
+    }
+
+    /// The world this cloud belongs to (a private one when it was built alone).
+    pub fn world(&self) -> Arc<SimWorld> {
+        Arc::clone(&self.shared)
     }
 
     /// The current virtual time.
@@ -609,16 +888,20 @@ impl SimulatedCloud {
         self.lock().start
     }
 
-    /// Advances the world to `until` (nothing happens if it is not in the future).
+    /// Advances the world, with every other provider of it, to `until` (nothing happens if it
+    /// is not in the future).
     pub fn advance_to(&self, until: DateTime<Utc>) {
-        self.lock().advance_to(until);
+        self.shared.advance_to(until);
     }
 
-    /// Advances the world by `by`.
+    /// Advances the world, with every other provider of it, by `by`.
     pub fn advance(&self, by: Duration) {
-        let mut w = self.lock();
-        let until = w.now + TimeDelta::from_std(by).unwrap_or(TimeDelta::MAX);
-        w.advance_to(until);
+        let now = self.now();
+        let until = TimeDelta::from_std(by)
+            .ok()
+            .and_then(|by| now.checked_add_signed(by))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        self.shared.advance_to(until);
     }
 
     /// Protects (or unprotects) an instance from scale-in by `set_desired_capacity`.
@@ -632,12 +915,16 @@ impl SimulatedCloud {
         let gi = w
             .group_index(group)
             .map_err(|e| self.err(e, "set_scale_in_protection"))?;
+        self.check_up(&w, gi)
+            .map_err(|e| self.err(e, "set_scale_in_protection"))?;
         w.set_protection(gi, instance, protected)
             .map_err(|e| self.err(e, "set_scale_in_protection"))
     }
 
-    /// Demand of `group` at the current time, work units per second (`None` in a gap).
+    /// Demand of `group` at the current time, work units per second (`None` in a gap). For a
+    /// group with a shared demand, its share now.
     pub fn current_demand(&self, group: &str) -> Result<Option<f64>> {
+        self.shared.refresh_shares();
         let mut w = self.lock();
         let gi = w
             .group_index(group)
@@ -685,6 +972,26 @@ impl SimulatedCloud {
             .with_operation(operation)
     }
 
+    /// An API call for group `gi`: fails while the group is in an outage.
+    fn check_up(&self, w: &World, gi: usize) -> Result<()> {
+        match w.outage_until(gi) {
+            Some(until) => Err(self.outage_error(until)),
+            None => Ok(()),
+        }
+    }
+
+    fn outage_error(&self, until: DateTime<Utc>) -> Error {
+        Error::new(
+            crate::error::ErrorKind::Transient,
+            format!(
+                "simulated outage of provider {} until {} (HTTP 503)",
+                self.name,
+                stamp(until)
+            ),
+        )
+    }
+
+    /// Runs an API call for `group`, which fails while the group is in an outage.
     fn group_op<T>(
         &self,
         group: &str,
@@ -693,6 +1000,7 @@ impl SimulatedCloud {
     ) -> Result<T> {
         let mut w = self.lock();
         let gi = w.group_index(group).map_err(|e| self.err(e, operation))?;
+        self.check_up(&w, gi).map_err(|e| self.err(e, operation))?;
         f(&mut w, gi).map_err(|e| self.err(e, operation))
     }
 }
@@ -725,6 +1033,14 @@ impl ScalingProvider for SimulatedCloud {
 
     async fn list_groups(&self) -> Result<Vec<ScalingGroup>> {
         let w = self.lock();
+        // The provider's API is down when every group is in an outage.
+        let down = (0..w.groups.len())
+            .map(|gi| w.outage_until(gi))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|untils| untils.into_iter().min());
+        if let Some(until) = down {
+            return Err(self.err(self.outage_error(until), "list_groups"));
+        }
         Ok((0..w.groups.len()).map(|gi| w.group_view(gi)).collect())
     }
 
@@ -734,6 +1050,23 @@ impl ScalingProvider for SimulatedCloud {
 
     async fn set_desired_capacity(&self, group: &str, desired: u32) -> Result<()> {
         self.group_op(group, "set_desired_capacity", |w, gi| {
+            if let Some(until) = w.stockout_until(gi)
+                && desired > w.managed_count(gi)
+            {
+                let g = &w.groups[gi];
+                hoist_api::checks::desired_within_bounds(&g.id, desired, g.min, g.max)?;
+                return Err(Error::new(
+                    crate::error::ErrorKind::CapacityUnavailable,
+                    format!(
+                        "InsufficientInstanceCapacity: simulated stockout of {} in {} until {}; group {} stays at {} instance(s)",
+                        w.catalog[g.class].name,
+                        self.name,
+                        stamp(until),
+                        g.id,
+                        w.managed_count(gi)
+                    ),
+                ));
+            }
             w.set_desired(gi, desired)
         })
     }

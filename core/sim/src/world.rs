@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use chrono::{DateTime, Datelike, TimeDelta, TimeZone, Utc};
 
 use super::demand::Demand;
+use super::outage::{OutageKind, Window, stamp};
 use super::queueing::{LATENCY_CAP_SECONDS, latency_seconds};
 use super::rng::SimRng;
 use super::{Billing, Quota};
@@ -180,6 +181,9 @@ pub(crate) struct GroupState {
     demand: Demand,
     demand_label: String,
     demand_cache: Option<(i64, Option<f64>)>,
+    /// This group's share of its shared demand (a [`Demand::Shared`]), set by the world before
+    /// every step; `None`: a gap.
+    shared_input: Option<f64>,
     /// Indices of active (pending or running) instances, in launch order.
     pub active: Vec<usize>,
     /// How long an instance chosen for scale-in drains; zero: terminated at once.
@@ -219,6 +223,8 @@ pub(crate) struct World {
     event_seq: u64,
     rng: SimRng,
     next_activity: u64,
+    /// Failure windows (`outages:`), in the order given.
+    windows: Vec<Window>,
 }
 
 fn secs(d: TimeDelta) -> f64 {
@@ -227,15 +233,20 @@ fn secs(d: TimeDelta) -> f64 {
 }
 
 impl World {
+    /// A world that started at `start` (ticks, metric periods and failure windows count from
+    /// it) and begins now, at `now` (not before `start`): its initial instances are running
+    /// from `now`. `now` is later than `start` for a provider joining a shared world that has
+    /// already run.
     pub fn new(
         settings: Settings,
         catalog: Vec<InstanceClass>,
         groups: Vec<GroupInit>,
+        windows: Vec<Window>,
         seed: u64,
-        start: DateTime<Utc>,
+        (start, now): (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<World> {
         let mut world = World {
-            now: start,
+            now: now.max(start),
             start,
             settings,
             catalog,
@@ -245,6 +256,7 @@ impl World {
             event_seq: 0,
             rng: SimRng::new(seed),
             next_activity: 1,
+            windows,
         };
         for g in groups {
             let base_vcpus = world.catalog[g.class].vcpus;
@@ -262,6 +274,7 @@ impl World {
                 demand: g.demand,
                 demand_label: g.demand_label,
                 demand_cache: None,
+                shared_input: None,
                 active: Vec::new(),
                 drain: g.drain,
                 draining: Vec::new(),
@@ -315,6 +328,9 @@ impl World {
 
     /// Demand of group `gi` at the current time (held over the current tick).
     pub fn current_demand(&mut self, gi: usize) -> Option<f64> {
+        if matches!(self.groups[gi].demand, Demand::Shared(_)) {
+            return self.groups[gi].shared_input;
+        }
         let index = self.tick_index(self.now);
         let at = self.tick_start(index);
         self.groups[gi].demand.at(at, index)
@@ -363,14 +379,145 @@ impl World {
             if let Some(Reverse((at, ..))) = self.events.peek() {
                 next = next.min(*at);
             }
+            if let Some(edge) = self.next_window_edge(self.now) {
+                next = next.min(edge);
+            }
             let tick_start = self.tick_start(index);
             let dt = secs(next - self.now);
             for gi in 0..self.groups.len() {
-                self.integrate(gi, index, tick_start, dt);
+                let serving = self.serving_capacity(gi);
+                self.integrate(gi, index, tick_start, dt, serving);
             }
             self.now = next;
             if self.is_period_boundary(next) {
                 self.close_period(next);
+            }
+            if self.windows.iter().any(|w| w.until == next) {
+                self.after_windows(next);
+            }
+        }
+    }
+
+    // ----- failure windows and shared demand -----
+
+    /// The tick (how long demand is held).
+    pub fn tick(&self) -> TimeDelta {
+        self.settings.tick
+    }
+
+    /// The end of the latest window of `kind` covering group `gi` now, if one does.
+    fn window_until(&self, gi: usize, kind: OutageKind) -> Option<DateTime<Utc>> {
+        self.windows
+            .iter()
+            .filter(|w| w.kind == kind && w.covers(gi, self.now))
+            .map(|w| w.until)
+            .max()
+    }
+
+    /// When the outage of group `gi` ends, while it is in one.
+    pub fn outage_until(&self, gi: usize) -> Option<DateTime<Utc>> {
+        self.window_until(gi, OutageKind::Outage)
+    }
+
+    /// When the stockout of group `gi` ends, while it is in one.
+    pub fn stockout_until(&self, gi: usize) -> Option<DateTime<Utc>> {
+        self.window_until(gi, OutageKind::Stockout)
+    }
+
+    /// Why no instance may be launched in group `gi` now (an outage or a stockout), for an
+    /// activity's text.
+    fn launch_blocked(&self, gi: usize) -> Option<String> {
+        [OutageKind::Outage, OutageKind::Stockout]
+            .into_iter()
+            .find_map(|kind| {
+                self.window_until(gi, kind)
+                    .map(|until| format!("simulated {} until {}", kind.as_str(), stamp(until)))
+            })
+    }
+
+    /// The first window edge (start or end) after `after`.
+    pub fn next_window_edge(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.windows
+            .iter()
+            .flat_map(|w| [w.from, w.until])
+            .filter(|&t| t > after)
+            .min()
+    }
+
+    /// The last window edge (start or end) at or before `t`.
+    pub fn last_window_edge(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.windows
+            .iter()
+            .flat_map(|w| [w.from, w.until])
+            .filter(|&e| e <= t)
+            .max()
+    }
+
+    /// The capacity group `gi` serves now, work units per second: its ready capacity, zero in
+    /// an outage.
+    pub fn serving_capacity(&self, gi: usize) -> f64 {
+        if self.outage_until(gi).is_some() {
+            0.0
+        } else {
+            self.groups[gi].ready_capacity
+        }
+    }
+
+    /// The groups with a shared demand, with its name.
+    pub fn shared_groups(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.groups
+            .iter()
+            .enumerate()
+            .filter_map(|(gi, g)| match &g.demand {
+                Demand::Shared(name) => Some((gi, name.as_str())),
+                _ => None,
+            })
+    }
+
+    /// Sets group `gi`'s share of its shared demand until the next call.
+    pub fn set_shared_input(&mut self, gi: usize, input: Option<f64>) {
+        self.groups[gi].shared_input = input;
+    }
+
+    /// At the end of a failure window (`at`): every group it covered and no other window blocks
+    /// gets back to its desired capacity (instances lost to spot interruptions meanwhile) and
+    /// resumes a paused instance refresh.
+    fn after_windows(&mut self, at: DateTime<Utc>) {
+        for gi in 0..self.groups.len() {
+            let ended = self.windows.iter().any(|w| w.until == at && w.affects(gi));
+            if !ended || self.launch_blocked(gi).is_some() {
+                continue;
+            }
+            let missing = self.groups[gi]
+                .desired
+                .saturating_sub(self.managed_count(gi));
+            if missing > 0 {
+                let class = self.groups[gi].class;
+                let name = self.catalog[class].name.clone();
+                match self.check_quota(missing, f64::from(missing) * self.catalog[class].vcpus) {
+                    Ok(()) => {
+                        let launched = self.launch(gi, missing, class, self.settings.boot_delay);
+                        let text = format!(
+                            "Launching {missing} instance(s) of {name} after the simulated failure window ended"
+                        );
+                        self.record_activity(gi, text, launched, false);
+                    }
+                    Err(e) => {
+                        let text = format!(
+                            "No replacement of {missing} instance(s) after the simulated failure window: {}",
+                            e.message()
+                        );
+                        self.record_activity(gi, text, Vec::new(), true);
+                    }
+                }
+            }
+            let paused = self.groups[gi].refresh.as_ref().is_some_and(|r| {
+                r.batch
+                    .iter()
+                    .all(|&i| self.instances[i].ended_at.is_some())
+            });
+            if paused {
+                self.start_refresh_batch(gi);
             }
         }
     }
@@ -402,9 +549,19 @@ impl World {
     }
 
     /// Integrates group `gi` over `dt` seconds from `self.now`, inside tick `index`.
-    fn integrate(&mut self, gi: usize, index: i64, tick_start: DateTime<Utc>, dt: f64) {
+    /// `serving` is the capacity the group serves over the sub-step (its ready capacity, zero
+    /// in an outage).
+    fn integrate(
+        &mut self,
+        gi: usize,
+        index: i64,
+        tick_start: DateTime<Utc>,
+        dt: f64,
+        serving: f64,
+    ) {
         let g = &mut self.groups[gi];
         let demand = match g.demand_cache {
+            _ if matches!(g.demand, Demand::Shared(_)) => g.shared_input,
             Some((i, d)) if i == index => d,
             _ => {
                 let d = g.demand.at(tick_start, index);
@@ -415,7 +572,7 @@ impl World {
         let Some(d) = demand else {
             return; // a gap: no data, the backlog is left as it was
         };
-        let c = g.ready_capacity;
+        let c = serving;
         let q0 = g.backlog;
         let net = d - c;
         // Time the servers are saturated (serving the backlog or more demand than they hold),
@@ -593,6 +750,9 @@ impl World {
             self.groups[gi].active.push(idx);
             if boot_delay > TimeDelta::zero() {
                 self.push_event(self.now + boot_delay, EventKind::Ready, idx);
+            } else {
+                // No boot delay: it serves at once.
+                self.mark_ready(idx);
             }
             let rate = self.settings.spot_interruptions_per_hour;
             if capacity_type == CapacityType::Spot && rate > 0.0 {
@@ -699,7 +859,11 @@ impl World {
         let managed = self.managed_count(gi);
         let mut description = format!("Spot interruption of {id}");
         let mut launched = Vec::new();
-        if managed < g.desired {
+        if managed < g.desired
+            && let Some(why) = self.launch_blocked(gi)
+        {
+            description.push_str(&format!("; no replacement: {why}"));
+        } else if managed < g.desired {
             match self.check_quota(1, self.catalog[class].vcpus) {
                 Ok(()) => {
                     launched = self.launch(gi, 1, class, self.settings.boot_delay);
@@ -712,7 +876,7 @@ impl World {
     }
 
     /// Active instances that count toward desired capacity (refresh surge excluded).
-    fn managed_count(&self, gi: usize) -> u32 {
+    pub fn managed_count(&self, gi: usize) -> u32 {
         let g = &self.groups[gi];
         let surge = g.refresh.as_ref().filter(|r| r.surge).map_or(0, |r| {
             r.batch
@@ -866,7 +1030,11 @@ impl World {
             let missing = self.groups[gi]
                 .desired
                 .saturating_sub(self.managed_count(gi));
-            match self.check_quota(missing, f64::from(missing) * self.catalog[class].vcpus) {
+            let allowed = match self.launch_blocked(gi) {
+                Some(why) if missing > 0 => Err(Error::new(ErrorKind::CapacityUnavailable, why)),
+                _ => self.check_quota(missing, f64::from(missing) * self.catalog[class].vcpus),
+            };
+            match allowed {
                 Ok(()) => {
                     launched = self.launch(gi, missing, class, self.settings.boot_delay);
                     text.push_str(&format!("; launching {missing} replacement(s)"));
@@ -962,6 +1130,14 @@ impl World {
             self.groups[gi].refresh = None;
             return;
         }
+        if self.launch_blocked(gi).is_some() {
+            // Paused until the failure window ends (see `after_windows`).
+            if let Some(r) = &mut self.groups[gi].refresh {
+                r.batch.clear();
+            }
+            return;
+        }
+        let g = &self.groups[gi];
         let class = g.class;
         let size = ((f64::from(g.desired) * self.settings.refresh_batch_fraction).ceil() as u32)
             .max(1)

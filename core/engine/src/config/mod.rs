@@ -23,6 +23,7 @@ mod diff;
 mod limits;
 mod load;
 mod locate;
+pub mod pool;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -67,7 +68,15 @@ pub struct PolicyFile {
     #[serde(default)]
     pub run: RunConfig,
     /// The groups to scale.
+    #[serde(default)]
     pub groups: Vec<GroupConfig>,
+    /// Pools: one service's capacity over member groups on several providers, split by price
+    /// and health (see [`pool`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<pool::PoolConfig>,
+    /// Routing rules: which pool a unit of work runs on (see [`crate::route`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<crate::route::RouteRule>,
     /// Alert routing (see the telemetry documentation); checked by the alerting component.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]

@@ -616,3 +616,101 @@ fn a_group_drain_is_read_and_one_beyond_two_hours_is_refused_at_its_line() {
         "{field}"
     );
 }
+
+const POOL: &str = "providers:
+  cheap: {simulated: {}}
+  steady: {simulated: {}}
+pools:
+  - name: web
+    min: 2
+    max: 30
+    policies:
+      - target_tracking: { metric: utilization, target: 0.6 }
+    members:
+      - { provider: cheap, group: web, max: 20 }
+      - { provider: steady, group: web, min: 2, max: 20, min_share: 0.2 }
+";
+
+#[test]
+fn a_pool_parses_and_the_same_group_id_sits_on_two_providers() {
+    let doc = parse(POOL).unwrap();
+    let pool = &doc.policy.pools[0];
+    assert_eq!(pool.members.len(), 2);
+    assert_eq!(pool.members[0].key(), "cheap/web");
+    assert_eq!(pool.members[1].min_share, Some(0.2));
+    let group = pool.as_group();
+    assert_eq!(group.provider, super::pool::POOL_PROVIDER);
+    assert_eq!((group.min, group.max), (2, 30));
+    // Two groups named alike on two providers are two groups.
+    let two = "providers:\n  a: {simulated: {}}\n  b: {simulated: {}}\ngroups:\n  - {name: web, provider: a, min: 1, max: 2, policies: [{target_tracking: {metric: utilization, target: 0.6}}]}\n  - {name: web, provider: b, min: 1, max: 2, policies: [{target_tracking: {metric: utilization, target: 0.6}}]}\n";
+    parse(two).unwrap();
+    let twice = two.replace("provider: b", "provider: a");
+    let e = errors(&twice);
+    assert!(
+        error_on(&e, "groups[1].name")
+            .message
+            .contains("duplicate group `web` on provider `a`")
+    );
+}
+
+#[test]
+fn a_pool_whose_members_cannot_hold_it_is_refused_at_its_line() {
+    let text = POOL.replace("max: 30", "max: 50");
+    let e = errors(&text);
+    let err = error_on(&e, "pools[0].max");
+    assert!(
+        err.message.contains("its members' max add up to 40"),
+        "{}",
+        err.message
+    );
+    assert_eq!(err.line, Some(7));
+    let text = POOL.replace("min: 2\n    max: 30", "min: 1\n    max: 30");
+    let e = errors(&text);
+    assert!(
+        error_on(&e, "pools[0].min")
+            .message
+            .contains("members' min add up to 2")
+    );
+}
+
+#[test]
+fn pool_members_are_checked() {
+    let text = POOL
+        .replace(
+            "provider: cheap, group: web",
+            "provider: nowhere, group: web",
+        )
+        .replace("min_share: 0.2", "min_share: 1.5");
+    let e = errors(&text);
+    assert!(
+        error_on(&e, "pools[0].members[0].provider")
+            .message
+            .contains("unknown provider `nowhere`")
+    );
+    assert!(
+        error_on(&e, "pools[0].members[1].min_share")
+            .message
+            .contains("between 0 and 1")
+    );
+    // A member that is also scaled on its own.
+    let text = format!(
+        "{POOL}groups:\n  - {{name: web, provider: cheap, min: 1, max: 2, policies: [{{target_tracking: {{metric: utilization, target: 0.6}}}}]}}\n"
+    );
+    let e = errors(&text);
+    assert!(
+        error_on(&e, "pools[0].members[0].group")
+            .message
+            .contains("also scaled on its own")
+    );
+    // A pool's own policies are checked as a group's.
+    let text = POOL.replace("target: 0.6", "target: -1");
+    let e = errors(&text);
+    error_on(&e, "pools[0].policies[0].target_tracking.target");
+    // The name pools are recorded under is not a provider's.
+    let text = POOL.replace(
+        "  steady: {simulated: {}}",
+        "  steady: {simulated: {}}\n  pool: {simulated: {}}",
+    );
+    let e = errors(&text);
+    error_on(&e, "providers.pool");
+}

@@ -76,10 +76,10 @@ pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
             push(format!("{section}.{name}"), message);
         }
     }
-    if policy.groups.is_empty() {
+    if policy.groups.is_empty() && policy.pools.is_empty() {
         push(
             "groups".into(),
-            "no groups: add at least one group to scale".into(),
+            "no groups: add at least one group (or pool) to scale".into(),
         );
     }
     if policy.run.interval.get().is_zero() {
@@ -88,13 +88,48 @@ pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
 
     let mut names = BTreeSet::new();
     for (g, group) in policy.groups.iter().enumerate() {
-        let at = |field: &str| format!("groups[{g}].{field}");
+        let base = format!("groups[{g}]");
         if group.name.trim().is_empty() {
-            push(at("name"), "a group needs a name".into());
-        } else if !names.insert(group.name.as_str()) {
-            push(at("name"), format!("duplicate group name `{}`", group.name));
+            push(format!("{base}.name"), "a group needs a name".into());
+        } else if !names.insert((group.provider.as_str(), group.name.as_str())) {
+            push(
+                format!("{base}.name"),
+                format!(
+                    "duplicate group `{}` on provider `{}`",
+                    group.name, group.provider
+                ),
+            );
         }
-        if !policy.providers.contains_key(&group.provider) {
+        validate_group(policy, group, &base, &mut push);
+    }
+    for (p, pool) in policy.pools.iter().enumerate() {
+        let base = format!("pools[{p}]");
+        if pool.name.trim().is_empty() {
+            push(format!("{base}.name"), "a pool needs a name".into());
+        }
+        validate_group(policy, &pool.as_group(), &base, &mut push);
+    }
+    super::pool::validate_pools(policy, &mut push);
+    let pool_names: Vec<&str> = policy.pools.iter().map(|p| p.name.as_str()).collect();
+    for (path, message) in crate::route::validate_rules(&policy.routes, &pool_names) {
+        push(path, message);
+    }
+    validate_costs(policy, &mut push);
+    problems
+}
+
+/// The rules of one group (or of a pool as a group, at `base`).
+fn validate_group(
+    policy: &PolicyFile,
+    group: &super::GroupConfig,
+    base: &str,
+    push: &mut impl FnMut(String, String),
+) {
+    let at = |field: &str| format!("{base}.{field}");
+    {
+        if group.provider != super::pool::POOL_PROVIDER
+            && !policy.providers.contains_key(&group.provider)
+        {
             let known: Vec<&str> = policy.providers.keys().map(String::as_str).collect();
             push(
                 at("provider"),
@@ -240,13 +275,13 @@ pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
             .collect();
         if let [_, second, ..] = predictive[..] {
             push(
-                format!("groups[{g}].policies[{second}].predictive"),
+                format!("{base}.policies[{second}].predictive"),
                 "a group has at most one predictive policy".into(),
             );
         }
         for (p, policy) in group.policies.iter().enumerate() {
-            let base = format!("groups[{g}].policies[{p}].{}", policy.kind());
-            validate_policy(policy, &base, (group.min, group.max), &mut push);
+            let path = format!("{base}.policies[{p}].{}", policy.kind());
+            validate_policy(policy, &path, (group.min, group.max), push);
         }
         if let Some(floor) = guards.availability_floor
             && floor > group.max
@@ -269,8 +304,6 @@ pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
             );
         }
     }
-    validate_costs(policy, &mut push);
-    problems
 }
 
 /// Whether a money figure (an amount or a rate) is past [`MAX_BUDGET_AMOUNT`].

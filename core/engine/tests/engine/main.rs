@@ -10,6 +10,7 @@ mod forecast_model;
 mod hardening;
 mod memory_update;
 mod meter;
+mod pool;
 mod predictive;
 mod predictive_level;
 mod reconcile;

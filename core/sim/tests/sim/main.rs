@@ -6,3 +6,4 @@ mod conformance;
 mod drain;
 mod metrics;
 mod scaling;
+mod worlds;
