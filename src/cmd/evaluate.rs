@@ -99,7 +99,7 @@ impl Progress {
 
 /// Runs `hoist evaluate`.
 pub fn run(args: Args) -> CliResult {
-    let params = args.model.params()?;
+    let mut params = args.model.params()?;
     if !(args.test_fraction > 0.0 && args.test_fraction <= 1.0) {
         return Err(CliError::input(format!(
             "--test-fraction {} must be in (0, 1]",
@@ -117,6 +117,7 @@ pub fn run(args: Args) -> CliResult {
         }
         specs.push(spec);
     }
+    let bounds = args.model.apply_bounds(&mut params, &mut specs)?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(&args.traces)
         .map_err(|e| CliError::input(format!("{}: {e}", args.traces.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -345,7 +346,7 @@ pub fn run(args: Args) -> CliResult {
             why.join("\n  ")
         )));
     }
-    let markdown = render_markdown(&reports, &skipped, &params, &args);
+    let markdown = render_markdown(&reports, &skipped, (&params, &bounds.source), &args);
     match &args.markdown {
         Some(path) => std::fs::write(path, &markdown)
             .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", path.display())))?,
@@ -354,6 +355,7 @@ pub fn run(args: Args) -> CliResult {
     if let Some(path) = &args.json {
         let value = serde_json::json!({
             "parameters": params,
+            "bounds_source": bounds.source,
             "test_fraction": args.test_fraction,
             "warmup_seconds": args.model.warmup.as_secs(),
             "speedup_epsilon_percent": SPEEDUP_EPSILON_PERCENT,
@@ -384,13 +386,13 @@ fn verdict_text(row: &Row) -> String {
 fn render_markdown(
     reports: &[TraceReport],
     skipped: &[(PathBuf, String)],
-    params: &ReplayParams,
+    (params, bounds_source): (&ReplayParams, &str),
     args: &Args,
 ) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "Model: peak {} instances per trace · boot delay {} s · metric lag {} s · metric period {} s · billing {} at {} per instance-hour · bounds {}..{} · reactive target {} · seed {} · scored on the last {:.0} % of each trace (test part), with up to {} of the trace before it replayed unscored as a warm-up (the oracles see the test part only).",
+        "Model: peak {} instances per trace · boot delay {} s · metric lag {} s · metric period {} s · billing {} at {} per instance-hour · bounds {}..{} ({}) · reactive target {} · seed {} · scored on the last {:.0} % of each trace (test part), with up to {} of the trace before it replayed unscored as a warm-up (the oracles see the test part only).",
         params.peak_instances,
         params.boot_delay.as_secs(),
         params.metric_lag.as_secs(),
@@ -399,6 +401,7 @@ fn render_markdown(
         params.price_per_hour,
         params.min_instances,
         params.max_instances,
+        bounds_source,
         params.target_utilization,
         params.seed,
         args.test_fraction * 100.0,

@@ -44,12 +44,15 @@ pub struct ModelArgs {
     /// Price of one instance per hour.
     #[arg(long, default_value_t = 0.10)]
     pub price: f64,
-    /// Lower bound of capacity (every controller but O1).
-    #[arg(long, default_value_t = 1)]
-    pub min_instances: u32,
-    /// Upper bound of capacity (every controller but O1).
-    #[arg(long, default_value_t = 10_000)]
-    pub max_instances: u32,
+    /// Lower bound of capacity of every controller but O1, the policy files' groups included.
+    /// Default: the policy file group's `min` (so the baselines and oracles are scored under
+    /// the policy's bounds), else 1.
+    #[arg(long, value_name = "N")]
+    pub min_instances: Option<u32>,
+    /// Upper bound of capacity of every controller but O1, the policy files' groups included.
+    /// Default: the policy file group's `max`, else 10000.
+    #[arg(long, value_name = "N")]
+    pub max_instances: Option<u32>,
     /// Work units per second one instance serves at 100 % (for request-rate, queue and latency
     /// signals of policy files).
     #[arg(long, default_value_t = 100.0)]
@@ -152,8 +155,8 @@ impl ModelArgs {
             metric_period: self.metric_period,
             billing: self.billing,
             price_per_hour: self.price,
-            min_instances: self.min_instances,
-            max_instances: self.max_instances,
+            min_instances: self.min_instances.unwrap_or(DEFAULT_MIN_INSTANCES),
+            max_instances: self.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES),
             capacity_per_instance: self.capacity,
             target_utilization: self.target,
             seed: self.seed,
@@ -223,6 +226,94 @@ pub struct Args {
 /// Loads a trace, naming the file and line on error.
 pub fn load(path: &Path) -> Result<Trace, CliError> {
     load_trace(path).map_err(CliError::input)
+}
+
+/// The bounds of a comparison without `--min-instances`, `--max-instances` or a policy file.
+const DEFAULT_MIN_INSTANCES: u32 = 1;
+/// See [`DEFAULT_MIN_INSTANCES`].
+const DEFAULT_MAX_INSTANCES: u32 = 10_000;
+
+/// The bounds every controller of a comparison is scored under, and where they come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bounds {
+    /// Lower bound.
+    pub min: u32,
+    /// Upper bound.
+    pub max: u32,
+    /// Where they come from, for reports.
+    pub source: String,
+}
+
+impl ModelArgs {
+    /// The bounds of a comparison of the built-ins with the policy files of `specs`, all scored
+    /// alike: `--min-instances`/`--max-instances` when given (the policy files' groups take
+    /// them too), else the policy files' group bounds (they must agree), else the defaults.
+    /// Applies them to `params` and to the policy files' controllers.
+    pub fn apply_bounds(
+        &self,
+        params: &mut ReplayParams,
+        specs: &mut [PolicySpec],
+    ) -> Result<Bounds, CliError> {
+        let groups: Vec<(String, u32, u32)> = specs
+            .iter()
+            .filter_map(|s| match s {
+                PolicySpec::File { name, controller } => {
+                    Some((name.clone(), controller.group().min, controller.group().max))
+                }
+                PolicySpec::BuiltIn(_) => None,
+            })
+            .collect();
+        let bounds = if self.min_instances.is_some() || self.max_instances.is_some() {
+            Bounds {
+                min: self.min_instances.unwrap_or(DEFAULT_MIN_INSTANCES),
+                max: self.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES),
+                source: if groups.is_empty() {
+                    "--min-instances/--max-instances".to_owned()
+                } else {
+                    "--min-instances/--max-instances, for the policy files' groups too".to_owned()
+                },
+            }
+        } else if let Some((name, min, max)) = groups.first() {
+            if let Some((other, omin, omax)) = groups.iter().find(|(_, a, b)| (a, b) != (min, max))
+            {
+                return Err(CliError::input(format!(
+                    "the policy files' groups have different bounds ({name}: {min}..{max}, {other}: {omin}..{omax}); give --min-instances and --max-instances so that every controller is scored under the same bounds"
+                )));
+            }
+            Bounds {
+                min: *min,
+                max: *max,
+                source: format!(
+                    "the policy group's `min` and `max` ({name}), for every controller"
+                ),
+            }
+        } else {
+            Bounds {
+                min: DEFAULT_MIN_INSTANCES,
+                max: DEFAULT_MAX_INSTANCES,
+                source: "the defaults".to_owned(),
+            }
+        };
+        if bounds.min > bounds.max {
+            return Err(CliError::input(format!(
+                "bounds {}..{}: the minimum is above the maximum",
+                bounds.min, bounds.max
+            )));
+        }
+        params.min_instances = bounds.min;
+        params.max_instances = bounds.max;
+        params.validate().map_err(CliError::input)?;
+        for spec in specs.iter_mut() {
+            if let PolicySpec::File { controller, .. } = spec {
+                let replaced = controller
+                    .as_ref()
+                    .clone()
+                    .with_bounds(bounds.min, bounds.max);
+                **controller = replaced;
+            }
+        }
+        Ok(bounds)
+    }
 }
 
 /// A policy to replay: a built-in or a policy file's group.
@@ -308,8 +399,11 @@ impl PolicySpec {
 
 /// Runs `hoist simulate`.
 pub fn run(args: Args) -> CliResult {
-    let params = args.model.params()?;
-    let spec = PolicySpec::parse(&args.policy, args.group.as_deref())?;
+    let mut params = args.model.params()?;
+    let mut spec = PolicySpec::parse(&args.policy, args.group.as_deref())?;
+    let bounds = args
+        .model
+        .apply_bounds(&mut params, std::slice::from_mut(&mut spec))?;
     let whole = load(&args.trace)?;
     let scale = Scale::for_peak(&whole, params.peak_instances).map_err(CliError::input)?;
     let window = whole.window(args.from, args.until);
@@ -391,6 +485,7 @@ pub fn run(args: Args) -> CliResult {
         params: params.clone(),
         elapsed_seconds: elapsed.as_secs_f64(),
         steps: window.len(),
+        bounds_source: bounds.source.clone(),
     };
     match args.output {
         Output::Json => {
@@ -493,6 +588,8 @@ pub struct RunInfo {
     pub elapsed_seconds: f64,
     /// Trace steps replayed.
     pub steps: usize,
+    /// Where the bounds come from.
+    pub bounds_source: String,
 }
 
 /// The parameters object of a run.
@@ -516,6 +613,7 @@ pub fn parameters_json(info: &RunInfo, result: &SimulationResult) -> serde_json:
         "price_per_hour": p.price_per_hour,
         "min_instances": p.min_instances,
         "max_instances": p.max_instances,
+        "bounds_source": info.bounds_source,
         "capacity_per_instance": p.capacity_per_instance,
         "seed": p.seed,
         "tick_seconds": result.tick_seconds,
@@ -620,8 +718,8 @@ fn parameter_lines(info: &RunInfo, r: &SimulationResult) -> String {
     );
     let _ = writeln!(
         out,
-        "bounds           {}..{} instances; capacity {} work units/s per instance",
-        p.min_instances, p.max_instances, p.capacity_per_instance
+        "bounds           {}..{} instances ({}); capacity {} work units/s per instance",
+        p.min_instances, p.max_instances, info.bounds_source, p.capacity_per_instance
     );
     let _ = writeln!(out, "seed             {}", p.seed);
     out

@@ -350,3 +350,101 @@ fn a_budget_holds_in_a_replay_and_its_spend_is_the_bill() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("policy file"));
 }
+
+/// Like with like: without bounds on the command line, the baselines and oracles run under the
+/// policy group's `min` and `max`; with them, every controller (the policy too) runs under
+/// them; policy files with different bounds need them.
+#[test]
+fn every_controller_is_scored_under_the_same_bounds_and_the_report_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write_trace(dir.path(), "wave.csv", 600);
+    let policy = policy_file(
+        dir.path(),
+        "      - target_tracking: { metric: utilization, target: 0.6 }\n",
+    );
+    let v = simulate_json(&trace, &policy);
+    let p = &v["parameters"];
+    assert_eq!(
+        (p["min_instances"].as_u64(), p["max_instances"].as_u64()),
+        (Some(2), Some(300)),
+        "{p}"
+    );
+    assert!(
+        p["bounds_source"]
+            .as_str()
+            .unwrap()
+            .contains("policy group"),
+        "{p}"
+    );
+
+    let out = hoist()
+        .args(["simulate", "--trace"])
+        .arg(&trace)
+        .arg("--policy")
+        .arg(&policy)
+        .args([
+            "--output",
+            "json",
+            "--min-instances",
+            "1",
+            "--max-instances",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &v["parameters"];
+    assert_eq!(
+        (p["min_instances"].as_u64(), p["max_instances"].as_u64()),
+        (Some(1), Some(3)),
+        "{p}"
+    );
+    assert!(
+        p["bounds_source"].as_str().unwrap().contains("groups too"),
+        "{p}"
+    );
+    // The policy's own max (300) no longer applies: it pays for at most 3 instances (0.10 an
+    // instance-hour), and O2, under the same bounds, costs the same.
+    let hours = v["scored_hours"].as_f64().unwrap();
+    assert!(
+        v["cost"].as_f64().unwrap() <= 3.0 * 0.10 * hours + 1e-9,
+        "{v}"
+    );
+    assert!(
+        (v["cost_ratio_o2"].as_f64().unwrap() - 1.0).abs() < 1e-9,
+        "{v}"
+    );
+
+    // Two policy files with different bounds: the command asks for explicit ones.
+    let other = dir.path().join("other.yaml");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&policy)
+            .unwrap()
+            .replace("min: 2", "min: 4"),
+    )
+    .unwrap();
+    let traces = dir.path().join("traces");
+    std::fs::create_dir(&traces).unwrap();
+    std::fs::copy(&trace, traces.join("wave.csv")).unwrap();
+    let out = hoist()
+        .args(["evaluate", "--traces"])
+        .arg(&traces)
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--policy")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("different bounds") && stderr.contains("--min-instances"),
+        "{stderr}"
+    );
+}

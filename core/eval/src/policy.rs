@@ -138,6 +138,18 @@ impl PolicyController {
         &self.group
     }
 
+    /// The same controller with the group's `min` and `max` replaced, so that it is scored
+    /// under the same bounds as the controllers it is compared with (an availability floor
+    /// above the new `max` is lowered to it).
+    pub fn with_bounds(mut self, min: u32, max: u32) -> Self {
+        self.group.min = min;
+        self.group.max = max.max(min);
+        if let Some(floor) = self.group.guards.availability_floor.as_mut() {
+            *floor = (*floor).clamp(min, max.max(min));
+        }
+        self
+    }
+
     /// Seconds between its evaluations.
     pub fn interval_seconds(&self) -> i64 {
         self.interval_seconds
