@@ -69,7 +69,7 @@ pub struct Args {
     pub listen: SocketAddr,
     /// How often each pool's member groups are described and its endpoints replaced by their
     /// running instances.
-    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = super::run::parse_duration)]
     pub refresh: HumanDuration,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormatArg::Human)]
@@ -106,15 +106,11 @@ pub struct BenchArgs {
     #[arg(long)]
     pub kind: Option<String>,
     /// How long each unit of work is held before it is released.
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = super::run::parse_duration)]
     pub hold: HumanDuration,
     /// Do not release answers with `POST /v1/done` (work in flight only grows).
     #[arg(long)]
     pub no_done: bool,
-}
-
-fn parse_duration(text: &str) -> Result<HumanDuration, String> {
-    hoist_core::duration::parse_duration(text).map(HumanDuration)
 }
 
 /// Runs `hoist route`.
@@ -158,7 +154,7 @@ pub fn run(args: Args) -> CliResult {
                 if pool.endpoints.len() == 1 { "" } else { "s" }
             );
         }
-        let signal = shutdown_signal().map_err(CliError::runtime)?;
+        let signal = super::run::shutdown_signal().map_err(CliError::runtime)?;
         tokio::pin!(signal);
         let mut ticker = tokio::time::interval(args.refresh.get());
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -360,29 +356,4 @@ fn run_bench(args: BenchArgs) -> CliResult {
         .map_err(|e| CliError::input(e.message()))?;
     print!("{report}");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Completes with the signal's name on SIGINT (Ctrl-C) or SIGTERM.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = &'static str>, String> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate())
-            .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
-        let mut interrupt = signal(SignalKind::interrupt())
-            .map_err(|e| format!("cannot listen for SIGINT: {e}"))?;
-        Ok(async move {
-            tokio::select! {
-                _ = terminate.recv() => "SIGTERM",
-                _ = interrupt.recv() => "SIGINT",
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
-            let _ = tokio::signal::ctrl_c().await;
-            "Ctrl-C"
-        })
-    }
 }

@@ -238,7 +238,7 @@ impl EventSink for PrintPoolSplit {
     }
 }
 
-fn parse_duration(text: &str) -> Result<HumanDuration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<HumanDuration, String> {
     hoist_core::duration::parse_duration(text).map(HumanDuration)
 }
 
@@ -943,7 +943,7 @@ async fn etcd_lock(_args: &LeaderArgs, _identity: String) -> Result<Arc<LeaderLo
 /// A future that completes with the signal's name on SIGINT (Ctrl-C) or SIGTERM (what a
 /// service manager or Kubernetes sends to stop a process). The handlers are installed when this
 /// is called.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = &'static str>, String> {
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = &'static str>, String> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

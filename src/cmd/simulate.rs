@@ -352,11 +352,17 @@ impl PolicySpec {
                 .ok_or_else(|| {
                     CliError::input(format!("{}: no group named {g:?}", path.display()))
                 })?,
-            None => doc
-                .policy
-                .groups
-                .first()
-                .ok_or_else(|| CliError::input(format!("{}: no groups", path.display())))?,
+            None => doc.policy.groups.first().ok_or_else(|| {
+                if doc.policy.pools.is_empty() {
+                    CliError::input(format!("{}: no groups", path.display()))
+                } else {
+                    CliError::input(format!(
+                        "{}: no groups, only pools; `hoist simulate` replays one group's policy on a trace, and a pool (its split over several providers, failover and return) is simulated with `hoist run {}` on simulated providers (docs/guides/multi-cloud-pools.md)",
+                        path.display(),
+                        path.display()
+                    ))
+                }
+            })?,
         };
         let stem = path
             .file_stem()

@@ -476,4 +476,27 @@ fn the_pool_example_fails_over_and_returns_as_its_output_and_audit_log_say() {
     let total = failover["total"].as_u64().unwrap();
     let placed: u64 = members[1..].iter().map(|m| m["to"].as_u64().unwrap()).sum();
     assert_eq!(placed, total, "{failover}");
+    // `hoist simulate` replays one group on a trace; for a pool it points at `hoist run`.
+    let trace = dir.path().join("t.csv");
+    std::fs::write(
+        &trace,
+        "timestamp,value\n2024-01-01T00:00:00Z,1\n2024-01-01T00:01:00Z,2\n",
+    )
+    .unwrap();
+    let out = hoist(
+        &[
+            "simulate",
+            "--trace",
+            trace.to_str().unwrap(),
+            "--policy",
+            file.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("only pools") && stderr.contains("hoist run"),
+        "{stderr}"
+    );
 }
