@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{GroupConfig, GroupMetricsConfig, GuardsConfig, PolicyConfig};
 use crate::duration::HumanDuration;
+use hoist_api::input::number;
 
 /// The provider name a pool's decisions are recorded under (audit log, events, metrics). No
 /// provider of a policy file with pools may take it.
@@ -297,12 +298,15 @@ pub(super) fn validate_pools(policy: &super::PolicyFile, push: &mut impl FnMut(S
             {
                 push(
                     at("weight"),
-                    format!("must be > 0 and at most 1e6, got {w}"),
+                    format!("must be > 0 and at most 1e6, got {}", number(w)),
                 );
             }
             if let Some(s) = member.min_share {
                 if !(0.0..=1.0).contains(&s) {
-                    push(at("min_share"), format!("must be between 0 and 1, got {s}"));
+                    push(
+                        at("min_share"),
+                        format!("must be between 0 and 1, got {}", number(s)),
+                    );
                 } else {
                     share_sum += s;
                 }
@@ -314,7 +318,7 @@ pub(super) fn validate_pools(policy: &super::PolicyFile, push: &mut impl FnMut(S
                     at("interruptions_per_hour"),
                     format!(
                         "must be between 0 and 60, got {}",
-                        member.interruptions_per_hour
+                        number(member.interruptions_per_hour)
                     ),
                 );
             }
@@ -369,7 +373,7 @@ pub(super) fn validate_pools(policy: &super::PolicyFile, push: &mut impl FnMut(S
                 at("failover.interruption_cost"),
                 format!(
                     "must be between 0 and 1000 hours, got {}",
-                    f.interruption_cost
+                    number(f.interruption_cost)
                 ),
             );
         }
