@@ -360,13 +360,16 @@ async fn changing_the_instance_class_makes_a_new_launch_template_version() {
     let aws = provider(GroupSelector::Names(vec![name.clone()])).await;
 
     let err = aws
-        .set_instance_class(&name, "m5.notatype")
+        .set_instance_class(&name, &hoist_core::ChangeInstanceClass::new("m5.notatype"))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 
     // Without instance refresh no replacement activity is started.
-    let activity = aws.set_instance_class(&name, "c5.large").await.unwrap();
+    let activity = aws
+        .set_instance_class(&name, &hoist_core::ChangeInstanceClass::new("c5.large"))
+        .await
+        .unwrap();
     assert!(activity.is_none());
 
     let out = raw

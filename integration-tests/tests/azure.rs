@@ -435,13 +435,19 @@ async fn quota_capacity_and_unknown_sizes_map_to_the_kinds_the_engine_reacts_to(
 
     // A size this subscription may not use in the region: refused as capacity unavailable.
     let e = azure
-        .set_instance_class("web", "Standard_E2s_v5")
+        .set_instance_class(
+            "web",
+            &hoist_core::ChangeInstanceClass::new("Standard_E2s_v5"),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::CapacityUnavailable, "{e}");
     // A size the region does not offer.
     let e = azure
-        .set_instance_class("web", "Standard_Nope_v9")
+        .set_instance_class(
+            "web",
+            &hoist_core::ChangeInstanceClass::new("Standard_Nope_v9"),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
@@ -452,7 +458,10 @@ async fn quota_capacity_and_unknown_sizes_map_to_the_kinds_the_engine_reacts_to(
                  "times": 1}))
     .await;
     let e = azure
-        .set_instance_class("web", "Standard_D4s_v5")
+        .set_instance_class(
+            "web",
+            &hoist_core::ChangeInstanceClass::new("Standard_D4s_v5"),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::CapacityUnavailable, "{e}");
@@ -1045,7 +1054,10 @@ async fn scale_sets_are_discovered_by_tag_and_resized_under_their_upgrade_policy
     // Rolling upgrade policy: the size changes and Azure rolls the instances; Hoist sends no
     // manual upgrade.
     let activity = azure
-        .set_instance_class("other-rg/batch", "Standard_D4s_v5")
+        .set_instance_class(
+            "other-rg/batch",
+            &hoist_core::ChangeInstanceClass::new("Standard_D4s_v5"),
+        )
         .await
         .unwrap()
         .expect("an activity");
@@ -1060,7 +1072,10 @@ async fn scale_sets_are_discovered_by_tag_and_resized_under_their_upgrade_policy
 
     // Manual upgrade policy: Hoist upgrades the instances itself.
     azure
-        .set_instance_class("web-rg/web", "Standard_D4s_v5")
+        .set_instance_class(
+            "web-rg/web",
+            &hoist_core::ChangeInstanceClass::new("Standard_D4s_v5"),
+        )
         .await
         .unwrap();
     let g = azure.describe_group("web-rg/web").await.unwrap();

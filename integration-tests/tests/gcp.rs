@@ -317,9 +317,12 @@ async fn a_regional_group_spans_its_zones_and_deletes_chosen_instances() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
 
     // The vertical move on a group with a regional template copies it in its region.
-    gcp.set_instance_class("us-central1/api", "n2-standard-4")
-        .await
-        .unwrap();
+    gcp.set_instance_class(
+        "us-central1/api",
+        &hoist_core::ChangeInstanceClass::new("n2-standard-4"),
+    )
+    .await
+    .unwrap();
     let g = gcp.describe_group("us-central1/api").await.unwrap();
     assert_eq!(g.instance_class, "n2-standard-4");
     assert!(
@@ -389,7 +392,7 @@ async fn quota_stockouts_and_refusals_map_to_the_kinds_the_engine_reacts_to() {
     );
     // An unknown machine type: refused by the catalog check, and by Compute Engine itself.
     let e = gcp
-        .set_instance_class("web", "n9-mega-64")
+        .set_instance_class("web", &hoist_core::ChangeInstanceClass::new("n9-mega-64"))
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
@@ -493,7 +496,10 @@ async fn the_vertical_move_copies_the_template_and_rolls_proactively() {
     seed(&p, |_| {}).await;
     let gcp = provider(&p).await;
     let activity = gcp
-        .set_instance_class("web", "n2-standard-4")
+        .set_instance_class(
+            "web",
+            &hoist_core::ChangeInstanceClass::new("n2-standard-4"),
+        )
         .await
         .unwrap()
         .expect("an activity");

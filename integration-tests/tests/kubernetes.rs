@@ -170,7 +170,9 @@ async fn scaling_a_deployment_is_read_back_through_the_api() {
     assert_eq!(deployments.get("api").await.unwrap().spec.replicas, Some(4));
 
     // The vertical move: the pod template's requests change to the profile's.
-    k8s.set_instance_class(&group, "large").await.unwrap();
+    k8s.set_instance_class(&group, &hoist_core::ChangeInstanceClass::new("large"))
+        .await
+        .unwrap();
     let d = deployments.get("api").await.unwrap();
     let resources = d.spec.template.spec.unwrap().containers[0]
         .resources

@@ -523,11 +523,11 @@ async fn dispatch(provided: &Provided, op: Operation, request: &[u8]) -> Result<
         }
         Operation::SetInstanceClass => {
             let r: SetInstanceClassRequest = parse(op, request)?;
-            reply(
-                &scaling
-                    .set_instance_class(&r.group, &r.instance_class)
-                    .await?,
-            )
+            let mut change = hoist_api::ChangeInstanceClass::new(r.instance_class);
+            if let Some(budget) = r.disruption {
+                change = change.with_disruption(budget);
+            }
+            reply(&scaling.set_instance_class(&r.group, &change).await?)
         }
         Operation::Activities => {
             let r: GroupRequest = parse(op, request)?;

@@ -610,11 +610,12 @@ impl ScalingProvider for PluginProvider {
     async fn set_instance_class(
         &self,
         group: &str,
-        instance_class: &str,
+        request: &hoist_api::ChangeInstanceClass,
     ) -> hoist_api::Result<Option<Activity>> {
         let request = SetInstanceClassRequest {
             group: group.to_owned(),
-            instance_class: instance_class.to_owned(),
+            instance_class: request.instance_class.clone(),
+            disruption: request.disruption,
         };
         self.handle
             .call(Operation::SetInstanceClass, &request)

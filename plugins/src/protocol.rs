@@ -58,6 +58,10 @@ pub struct SetInstanceClassRequest {
     pub group: String,
     /// The new instance class.
     pub instance_class: String,
+    /// How fast existing instances may be replaced (absent from hosts of before the field: the
+    /// plugin's own pace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<hoist_api::DisruptionBudget>,
 }
 
 /// A request naming an instance class.

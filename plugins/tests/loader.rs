@@ -84,7 +84,7 @@ async fn the_example_plugin_scales_a_pool_through_the_loader() {
     let err = scaling.describe_group("nope").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     let err = scaling
-        .set_instance_class("web", "r740xd")
+        .set_instance_class("web", &hoist_api::ChangeInstanceClass::new("r740xd"))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported);

@@ -64,6 +64,108 @@ impl RemoveInstances {
     }
 }
 
+/// A request to change the instance class of a group ([`ScalingProvider::set_instance_class`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ChangeInstanceClass {
+    /// The class new instances get.
+    pub instance_class: String,
+    /// How fast existing instances may be replaced; `None`: the provider's own pace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<DisruptionBudget>,
+}
+
+impl ChangeInstanceClass {
+    /// Move to `instance_class`, replacing instances at the provider's own pace.
+    pub fn new(instance_class: impl Into<String>) -> Self {
+        ChangeInstanceClass {
+            instance_class: instance_class.into(),
+            disruption: None,
+        }
+    }
+
+    /// Replace the existing instances within `budget`.
+    pub fn with_disruption(mut self, budget: DisruptionBudget) -> Self {
+        self.disruption = Some(budget);
+        self
+    }
+}
+
+/// How many instances a replacement (a [`ChangeInstanceClass`]) may disrupt.
+///
+/// An instance is *being replaced* from the moment its replacement starts (the new instance is
+/// launched, or the old one is taken out of service when the provider replaces in place) until
+/// the new instance is in service and the old one is gone. At no moment are more than
+/// `max_unavailable` instances being replaced, and no more than `per_window` replacements start
+/// in any `window` (a sliding window). A provider that cannot honour a limit natively says in
+/// its documentation what it does instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DisruptionBudget {
+    /// Most instances being replaced at once, at least 1.
+    pub max_unavailable: u32,
+    /// Most replacements started in any `window`; `None`: no such limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_window: Option<u32>,
+    /// The window `per_window` counts over.
+    #[serde(default = "default_disruption_window", with = "window_seconds")]
+    pub window: std::time::Duration,
+}
+
+fn default_disruption_window() -> std::time::Duration {
+    std::time::Duration::from_secs(3600)
+}
+
+/// A window on the wire: whole seconds.
+mod window_seconds {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+        u64::deserialize(d).map(std::time::Duration::from_secs)
+    }
+}
+
+impl DisruptionBudget {
+    /// At most `max_unavailable` (at least 1) instances being replaced at once, no window limit.
+    pub fn new(max_unavailable: u32) -> Self {
+        DisruptionBudget {
+            max_unavailable: max_unavailable.max(1),
+            per_window: None,
+            window: default_disruption_window(),
+        }
+    }
+
+    /// Also at most `per_window` (at least 1) replacements started in any `window` (at least
+    /// a second).
+    pub fn with_window(mut self, per_window: u32, window: std::time::Duration) -> Self {
+        self.per_window = Some(per_window.max(1));
+        self.window = window.max(std::time::Duration::from_secs(1));
+        self
+    }
+
+    /// The most instances being replaced at once: `max_unavailable`, and `per_window` when
+    /// smaller.
+    pub fn batch(&self) -> u32 {
+        self.per_window
+            .map_or(self.max_unavailable, |w| w.min(self.max_unavailable))
+            .max(1)
+    }
+}
+
+impl std::fmt::Display for DisruptionBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "at most {} at once", self.max_unavailable)?;
+        if let Some(n) = self.per_window {
+            write!(f, ", {n} per {}s", self.window.as_secs())?;
+        }
+        Ok(())
+    }
+}
+
 /// A question to a [`MetricsSource`]: a query over a range ([`MetricsSource::query_range`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -127,14 +229,15 @@ pub trait ScalingProvider: Send + Sync + Debug + 'static {
     }
 
     /// Change the instance class new instances get (the vertical move); returns the activity
-    /// that replaces existing instances, when the provider starts one. Capability
-    /// `set_instance_class`.
+    /// that replaces existing instances, when the provider starts one. The replacement keeps
+    /// within `request.disruption` when one is given (a provider that cannot honour it exactly
+    /// documents what it does). Capability `set_instance_class`.
     async fn set_instance_class(
         &self,
         group: &str,
-        instance_class: &str,
+        request: &ChangeInstanceClass,
     ) -> Result<Option<Activity>> {
-        let _ = (group, instance_class);
+        let _ = (group, request);
         Err(Operation::SetInstanceClass.unsupported(self.name()))
     }
 

@@ -87,6 +87,10 @@ pub enum AuditRecord<'a> {
         group: &'a str,
         /// The peak CPU load over the lookback, cores.
         peak_cores: f64,
+        /// The peak memory in use on one instance over the lookback, bytes (with the policy's
+        /// `memory_metric`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peak_memory_bytes: Option<f64>,
         /// The class the group runs on.
         from_class: &'a str,
         /// Its desired capacity.
@@ -108,12 +112,45 @@ pub enum AuditRecord<'a> {
         /// The budget whose `prefer_cheaper` rung (or above) allowed spot and any saving.
         #[serde(skip_serializing_if = "Option::is_none")]
         budget: Option<&'a str>,
+        /// The disruption budget a move replaces the instances within (when the class changes):
+        /// `max_unavailable`, `per_window` (when limited) and `window` (seconds).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        disruption: Option<hoist_api::DisruptionBudget>,
+        /// The instances a move replaces (when the class changes).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to_replace: Option<u32>,
+        /// How many the move starts replacing in this step (when applied): at most the budget's
+        /// `max_unavailable` (and `per_window`); later steps are `vertical_step` records.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replaced: Option<u32>,
         /// `kept` (already the cheapest), `below_min_saving`, `recommended`, `dry_run`,
         /// `standby`, `applied` or `failed`.
         outcome: &'a str,
         /// The error when it failed.
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<&'a str>,
+    },
+    /// A step of an applied vertical move's replacement, at an evaluation that found instances
+    /// replaced since the last one (or the replacement done).
+    VerticalStep {
+        /// When.
+        at: DateTime<Utc>,
+        /// Provider name in the policy file.
+        provider: &'a str,
+        /// Group name in the policy file.
+        group: &'a str,
+        /// The class the group moves to.
+        to_class: &'a str,
+        /// The disruption budget of the move.
+        disruption: hoist_api::DisruptionBudget,
+        /// Instances replaced since the last evaluation.
+        replaced: u32,
+        /// Instances still to replace.
+        remaining: u32,
+        /// Instances being replaced now: new ones booting and old ones draining.
+        in_flight: u32,
+        /// `replacing`, or `replaced` when none is left.
+        outcome: &'a str,
     },
     /// The run ended: it covered its duration, or a signal stopped it.
     Stopped {

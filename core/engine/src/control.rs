@@ -80,8 +80,10 @@ pub struct ManagedGroup {
     /// A failed write whose effect could not be read back at once: the decision, to count at
     /// the next observation whatever part of it the cloud carried out.
     unconfirmed: Option<Decision>,
-    /// The vertical policy's samples: (time, busy instances, their class).
-    vertical_load: VecDeque<(DateTime<Utc>, f64, String)>,
+    /// The vertical policy's samples over its lookback.
+    vertical_load: VecDeque<VerticalSample>,
+    /// The vertical move under way (instances still being replaced), if any.
+    vertical_move: Option<VerticalMove>,
     /// When the vertical policy last looked.
     last_vertical: Option<DateTime<Utc>>,
     /// The pool this group is, when it is one (its provider is the pool itself): the loop lets
@@ -106,6 +108,7 @@ impl ManagedGroup {
             forecast_backfilled: false,
             unconfirmed: None,
             vertical_load: VecDeque::new(),
+            vertical_move: None,
             last_vertical: None,
             pool: None,
         }
@@ -116,6 +119,78 @@ impl ManagedGroup {
         let mut managed = ManagedGroup::new(config, pool.provider_set());
         managed.pool = Some(pool);
         managed
+    }
+}
+
+/// One observation of a group for its vertical policy.
+#[derive(Debug, Clone)]
+struct VerticalSample {
+    at: DateTime<Utc>,
+    /// Busy instances (utilisation × ready instances).
+    busy: Option<f64>,
+    /// The share of each instance's memory in use (the policy's `memory_metric`).
+    memory_share: Option<f64>,
+    /// Ready instances.
+    ready: u32,
+    /// The class they run.
+    class: String,
+}
+
+/// A vertical move whose replacement the loop follows, step by step, in the audit log.
+#[derive(Debug, Clone)]
+struct VerticalMove {
+    to_class: String,
+    budget: hoist_api::DisruptionBudget,
+    /// Instances not yet of `to_class` at the last look.
+    remaining: u32,
+}
+
+/// The memory a vertical policy sizes for (its `memory_metric`'s peak over the lookback).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct VerticalMemory {
+    /// Bytes in use on one instance at the peak.
+    per_instance_peak: f64,
+    /// Bytes in use over the group at the peak.
+    total_peak: f64,
+    /// The share of a class's memory the peak may fill.
+    target: f64,
+    /// Bytes one instance must have: `per_instance_peak / target`.
+    per_instance_need: f64,
+}
+
+impl VerticalMemory {
+    /// The peaks of `samples` (share of memory in use, ready instances, the class's MiB);
+    /// `None` without a sample.
+    fn peak(samples: impl Iterator<Item = (f64, u32, u64)>, target: f64) -> Option<Self> {
+        const MIB: f64 = 1024.0 * 1024.0;
+        let mut out: Option<VerticalMemory> = None;
+        for (share, ready, mib) in samples {
+            let per_instance = share.max(0.0) * mib as f64 * MIB;
+            let total = per_instance * f64::from(ready);
+            let m = out.get_or_insert(VerticalMemory {
+                per_instance_peak: 0.0,
+                total_peak: 0.0,
+                target,
+                per_instance_need: 0.0,
+            });
+            m.per_instance_peak = m.per_instance_peak.max(per_instance);
+            m.total_peak = m.total_peak.max(total);
+        }
+        out.map(|m| VerticalMemory {
+            per_instance_need: m.per_instance_peak / target,
+            ..m
+        })
+    }
+
+    /// The fewest instances, at least `count`, of a class of `memory_mib` that hold the memory
+    /// in use in all at the target; `None` when one instance cannot hold one instance's peak.
+    fn count(&self, memory_mib: u64, count: u32) -> Option<u32> {
+        let usable = memory_mib as f64 * 1024.0 * 1024.0 * self.target;
+        if usable <= 0.0 || self.per_instance_need > memory_mib as f64 * 1024.0 * 1024.0 + 1e-6 {
+            return None;
+        }
+        let needed = (self.total_peak / usable - 1e-9).ceil().max(0.0);
+        (needed <= f64::from(u32::MAX)).then(|| (needed as u32).max(count))
     }
 }
 
@@ -1078,9 +1153,22 @@ impl Shared {
             tracing::error!(error = %e, "audit log write failed");
         }
         self.stage_state(managed, &decision, now);
-        if managed.config.vertical.is_some() {
-            self.vertical(managed, &group, now, load, steer.as_ref())
-                .await;
+        if let Some(vertical) = &managed.config.vertical {
+            let memory_share = vertical.memory_metric.as_deref().and_then(|name| {
+                windows
+                    .get(&crate::config::metric_from_name(name))
+                    .and_then(|s| s.last())
+                    .map(|s| s.value)
+                    .filter(|v| v.is_finite() && (0.0..=1.5).contains(v))
+            });
+            let sample = VerticalSample {
+                at: now,
+                busy: load,
+                memory_share,
+                ready: snapshot.ready,
+                class: group.instance_class.clone(),
+            };
+            self.vertical(managed, &group, sample, steer.as_ref()).await;
         }
         // After the decision is acted on: a slow bill delays only this group's next evaluation.
         self.reconcile(managed, now).await;
@@ -1093,13 +1181,15 @@ impl Shared {
 
     /// The group's vertical policy (see [`crate::config::VerticalConfig`]): notes the load and,
     /// once per cooldown when the lookback is half covered, finds the cheapest (class, count)
-    /// that carries the peak, records it, and in `apply` mode moves the group.
+    /// that carries the peak (CPU, and memory with a `memory_metric`), records it, and in
+    /// `apply` mode moves the group within its disruption budget. While a move's replacement is
+    /// under way, every step of it (instances replaced since the last look) is recorded and no
+    /// new look is taken.
     async fn vertical(
         &self,
         managed: &mut ManagedGroup,
         group: &ScalingGroup,
-        now: DateTime<Utc>,
-        busy: Option<f64>,
+        sample: VerticalSample,
         steer: Option<&BudgetSteer>,
     ) {
         use crate::config::VerticalMode;
@@ -1108,23 +1198,47 @@ impl Shared {
         let Some(config) = managed.config.vertical.clone() else {
             return;
         };
+        let now = sample.at;
         let lookback = config.lookback.as_delta();
-        if let Some(busy) = busy.filter(|b| b.is_finite() && *b >= 0.0) {
-            managed
-                .vertical_load
-                .push_back((now, busy, group.instance_class.clone()));
+        let busy_ok = sample.busy.is_some_and(|b| b.is_finite() && b >= 0.0);
+        if busy_ok || sample.memory_share.is_some() {
+            managed.vertical_load.push_back(sample);
         }
         while managed
             .vertical_load
             .front()
-            .is_some_and(|(at, ..)| *at < now - lookback)
+            .is_some_and(|s| s.at < now - lookback)
         {
             managed.vertical_load.pop_front();
+        }
+        // A replacement under way: its step is recorded, and no new look is taken until it ends.
+        let old_left = group
+            .instances
+            .iter()
+            .filter(|i| i.state.is_active() && i.instance_class != group.instance_class)
+            .count() as u32;
+        if let Some(mv) = managed.vertical_move.clone() {
+            if mv.to_class != group.instance_class {
+                // The class was changed by someone else: the move is not ours to follow.
+                managed.vertical_move = None;
+            } else {
+                let replaced = mv.remaining.saturating_sub(old_left);
+                if replaced > 0 || old_left == 0 {
+                    self.audit_vertical_step(managed, group, &mv, replaced, old_left, now);
+                }
+                managed.vertical_move = (old_left > 0).then_some(VerticalMove {
+                    remaining: old_left,
+                    ..mv
+                });
+            }
+        }
+        if old_left > 0 {
+            return;
         }
         let covered = managed
             .vertical_load
             .front()
-            .is_some_and(|(at, ..)| *at <= now - lookback / 2);
+            .is_some_and(|s| s.at <= now - lookback / 2);
         let rested = managed
             .last_vertical
             .is_none_or(|last| now - last >= config.cooldown.as_delta());
@@ -1142,12 +1256,20 @@ impl Shared {
                 return;
             }
         };
-        let vcpus = |name: &str| classes.iter().find(|c| c.name == name).map(|c| c.vcpus);
+        let class_of = |name: &str| classes.iter().find(|c| c.name == name);
         let peak = managed
             .vertical_load
             .iter()
-            .filter_map(|(_, busy, class)| vcpus(class).map(|v| busy * v))
+            .filter_map(|s| Some(s.busy? * class_of(&s.class)?.vcpus))
             .fold(0.0_f64, f64::max);
+        // Memory in use at its peak, per instance and in all (bytes).
+        let memory = VerticalMemory::peak(
+            managed
+                .vertical_load
+                .iter()
+                .filter_map(|s| Some((s.memory_share?, s.ready, class_of(&s.class)?.memory_mib))),
+            config.memory_target_utilization,
+        );
         let cheaper = steer.is_some_and(|s| {
             matches!(s.rung, Rung::PreferCheaper | Rung::Cap | Rung::DenyScaleOut)
         });
@@ -1178,7 +1300,7 @@ impl Shared {
         };
         let load = Load {
             cpu_cores: peak,
-            memory_per_instance_bytes: 0.0,
+            memory_per_instance_bytes: memory.map_or(0.0, |m| m.per_instance_need),
             target_utilization: config.target_utilization,
             min_count: managed.config.min,
             max_count: Some(managed.config.max),
@@ -1195,24 +1317,51 @@ impl Shared {
                 return;
             }
         };
+        // Every fleet that carries the CPU, with enough instances to hold the memory in use in
+        // all too, cheapest first (the class choice's order breaks ties).
+        let mut fleets: Vec<(&crate::rightsizing::Fleet, u32, f64)> = choice
+            .ranked
+            .iter()
+            .filter_map(|f| {
+                let count =
+                    memory.map_or(Some(f.count), |m| m.count(f.offer.memory_mib, f.count))?;
+                (count <= managed.config.max).then(|| {
+                    (
+                        f,
+                        count,
+                        crate::rightsizing::per_hour_f64(&f.offer) * f64::from(count),
+                    )
+                })
+            })
+            .collect();
+        fleets.sort_by(|a, b| a.2.total_cmp(&b.2));
+        if fleets.is_empty() {
+            tracing::warn!(group = %managed.config.name, "vertical policy: no class holds the memory in use within the group's max");
+            return;
+        }
         // A move keeps how the group is bought (a class change cannot turn on-demand capacity
         // into spot); the cheapest overall, spot included, is what `recommend` reports.
-        let best = match config.mode {
-            VerticalMode::Apply => choice
-                .ranked
+        let (best, best_count, best_per_hour) = match config.mode {
+            VerticalMode::Apply => fleets
                 .iter()
-                .find(|f| f.offer.capacity_type == capacity)
-                .unwrap_or(&choice.ranked[0]),
-            VerticalMode::Recommend => &choice.ranked[0],
+                .find(|f| f.0.offer.capacity_type == capacity)
+                .unwrap_or(&fleets[0]),
+            VerticalMode::Recommend => &fleets[0],
         };
+        let (best, best_count, best_per_hour) = (*best, *best_count, *best_per_hour);
         // The same load on the class the group runs on now: what staying costs. (Against the
         // group's count now, a group still growing would look cheaper than any fleet that
         // carries its peak.)
         let now_per_hour = choice.current.as_ref().map_or(0.0, |c| {
-            let count = crate::rightsizing::count_for(&c.offer, &load).unwrap_or(c.count);
+            let count = crate::rightsizing::count_for(&c.offer, &load)
+                .map(|n| {
+                    memory
+                        .and_then(|m| m.count(c.offer.memory_mib, n))
+                        .unwrap_or(n)
+                })
+                .unwrap_or(c.count);
             crate::rightsizing::per_hour_f64(&c.offer) * f64::from(count)
         });
-        let best_per_hour = crate::rightsizing::per_hour_f64(&best.offer) * f64::from(best.count);
         let saving = now_per_hour - best_per_hour;
         let saving_percent = if now_per_hour > 0.0 {
             saving / now_per_hour * 100.0
@@ -1227,6 +1376,15 @@ impl Shared {
         let moves = best.offer.class != group.instance_class;
         let worth = moves && saving > 0.0 && saving_percent >= min_saving;
         let same_capacity = best.offer.capacity_type == capacity;
+        let budget = config.disruption.budget(group.desired_capacity);
+        // What the move replaces (every active instance: none is of the new class yet), and
+        // how many the budget lets it start replacing now.
+        let to_replace = group
+            .instances
+            .iter()
+            .filter(|i| i.state.is_active())
+            .count() as u32;
+        let mut replaced_now = None;
         let (outcome, error) = if !moves {
             ("kept", None)
         } else if !worth {
@@ -1239,16 +1397,24 @@ impl Shared {
             ("standby", None)
         } else {
             let group_id = managed.config.provider_id().to_owned();
+            let request = hoist_api::ChangeInstanceClass::new(best.offer.class.clone())
+                .with_disruption(budget);
             let result = match managed.provider.scaling_provider() {
-                Ok(scaling) => {
-                    scaling
-                        .set_instance_class(&group_id, &best.offer.class)
-                        .await
-                }
+                Ok(scaling) => scaling.set_instance_class(&group_id, &request).await,
                 Err(e) => Err(e),
             };
             match result {
-                Ok(_) => ("applied", None),
+                Ok(_) => {
+                    replaced_now = Some(to_replace.min(budget.batch()));
+                    if to_replace > 0 {
+                        managed.vertical_move = Some(VerticalMove {
+                            to_class: best.offer.class.clone(),
+                            budget,
+                            remaining: to_replace,
+                        });
+                    }
+                    ("applied", None)
+                }
                 Err(e) => ("failed", Some(e.to_string())),
             }
         };
@@ -1258,16 +1424,20 @@ impl Shared {
             provider: &managed.provider.name,
             group: &managed.config.name,
             peak_cores: peak,
+            peak_memory_bytes: memory.map(|m| m.per_instance_peak),
             from_class: &group.instance_class,
             from_count: group.desired_capacity,
             to_class: &best.offer.class,
             to_capacity_type: best.offer.capacity_type,
-            to_count: best.count,
+            to_count: best_count,
             per_hour_now: now_per_hour,
             per_hour_after: best_per_hour,
             saving_percent,
             currency: &currency,
             budget: steer.filter(|_| cheaper).map(|s| s.budget.as_str()),
+            disruption: moves.then_some(budget),
+            to_replace: moves.then_some(to_replace),
+            replaced: replaced_now,
             outcome,
             error: error.as_deref(),
         };
@@ -1279,7 +1449,7 @@ impl Shared {
             group: managed.config.name.clone(),
             from_class: group.instance_class.clone(),
             to_class: best.offer.class.clone(),
-            to_count: best.count,
+            to_count: best_count,
             saving_percent,
             outcome: outcome.to_owned(),
         });
@@ -1287,11 +1457,52 @@ impl Shared {
             group = %managed.config.name,
             from = %group.instance_class,
             to = %best.offer.class,
-            count = best.count,
+            count = best_count,
             saving_percent,
             outcome,
             "vertical policy"
         );
+    }
+
+    /// Records one step of a vertical move's replacement: `replaced` instances since the last
+    /// look, `remaining` still to replace.
+    fn audit_vertical_step(
+        &self,
+        managed: &ManagedGroup,
+        group: &ScalingGroup,
+        mv: &VerticalMove,
+        replaced: u32,
+        remaining: u32,
+        now: DateTime<Utc>,
+    ) {
+        let outcome = if remaining == 0 {
+            "replaced"
+        } else {
+            "replacing"
+        };
+        let record = AuditRecord::VerticalStep {
+            at: now,
+            provider: &managed.provider.name,
+            group: &managed.config.name,
+            to_class: &mv.to_class,
+            disruption: mv.budget,
+            replaced,
+            remaining,
+            in_flight: group
+                .instances
+                .iter()
+                .filter(|i| {
+                    (i.instance_class == mv.to_class
+                        && i.state == crate::model::InstanceState::Pending)
+                        || (i.instance_class != mv.to_class
+                            && i.state == crate::model::InstanceState::Terminating)
+                })
+                .count() as u32,
+            outcome,
+        };
+        if let Err(e) = self.audit.append(&record) {
+            tracing::error!(error = %e, "audit log write failed");
+        }
     }
 
     /// Fetches every metric the group's policies read; problems are returned, not fatal.
@@ -1303,6 +1514,17 @@ impl Shared {
         let mut windows = MetricWindows::new();
         let mut problems = Vec::new();
         let mut needed = managed.config.metrics_needed();
+        if let Some(name) = managed
+            .config
+            .vertical
+            .as_ref()
+            .and_then(|v| v.memory_metric.as_deref())
+        {
+            let kind = crate::config::metric_from_name(name);
+            if !needed.contains(&kind) {
+                needed.push(kind);
+            }
+        }
         if let Some(work) = &managed.config.cost {
             let kind = crate::config::metric_from_name(&work.work_metric);
             if !needed.contains(&kind) {
@@ -1684,4 +1906,37 @@ pub fn snapshot_of(group: &ScalingGroup) -> GroupSnapshot {
 
 fn decimal_to_f64(d: Decimal) -> f64 {
     d.to_string().parse().unwrap_or(f64::NAN)
+}
+
+#[cfg(test)]
+mod vertical_memory_tests {
+    use super::VerticalMemory;
+
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+    #[test]
+    fn memory_sizing_holds_the_peak_per_instance_and_in_all() {
+        // 10 instances of 32 GiB at most half full (16 GiB each, 160 GiB in all), at 0.8.
+        let m = VerticalMemory::peak(
+            [
+                (0.25, 10, 32 * 1024),
+                (0.5, 10, 32 * 1024),
+                (0.4, 8, 32 * 1024),
+            ]
+            .into_iter(),
+            0.8,
+        )
+        .unwrap();
+        assert!((m.per_instance_peak - 16.0 * GIB).abs() < 1.0);
+        assert!((m.total_peak - 160.0 * GIB).abs() < 1.0);
+        assert!((m.per_instance_need - 20.0 * GIB).abs() < 1.0);
+        // 16 GiB classes cannot hold one instance's 20 GiB need.
+        assert_eq!(m.count(16 * 1024, 4), None);
+        // 32 GiB: 160 / (32 × 0.8) = 6.25, so 7, more than the CPU's 4.
+        assert_eq!(m.count(32 * 1024, 4), Some(7));
+        // The CPU's count when it holds the memory already.
+        assert_eq!(m.count(64 * 1024, 5), Some(5));
+        // No sample: memory is not sized.
+        assert_eq!(VerticalMemory::peak(std::iter::empty(), 0.8), None);
+    }
 }

@@ -185,9 +185,9 @@ use crate::model::{
     TimeSeries,
 };
 use crate::provider::{
-    BillingCapabilities, BillingProvider, CatalogCapabilities, CostEntry, CostQuery,
-    InstanceCatalog, MetricsCapabilities, MetricsSource, ProviderSet, RangeQuery, RemoveInstances,
-    ScalingCapabilities, ScalingProvider,
+    BillingCapabilities, BillingProvider, CatalogCapabilities, ChangeInstanceClass, CostEntry,
+    CostQuery, InstanceCatalog, MetricsCapabilities, MetricsSource, ProviderSet, RangeQuery,
+    RemoveInstances, ScalingCapabilities, ScalingProvider,
 };
 pub use factory::{SimulatedFactory, register_builtins};
 use hoist_api::registry::GroupBounds;
@@ -758,6 +758,26 @@ fn fnv(s: &str) -> u64 {
     })
 }
 
+/// One batch of an instance-class replacement in the simulated cloud
+/// ([`SimulatedCloud::replacement_history`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplacementRecord {
+    /// When the batch started: its new instances were launched (or, in place, its old ones
+    /// terminated).
+    pub started_at: DateTime<Utc>,
+    /// When its new instances were ready and its old ones gone; `None` while under way.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Launched on top of desired capacity, old instances retired once the batch was ready
+    /// (`true`), or in place of old instances terminated first because the quota left no room.
+    pub surge: bool,
+    /// The new instances.
+    pub launched: Vec<InstanceId>,
+    /// The old instances the batch replaced.
+    pub retired: Vec<InstanceId>,
+    /// The disruption budget the replacement was asked to keep within.
+    pub budget: Option<hoist_api::DisruptionBudget>,
+}
+
 /// One instance's life in the simulated cloud, for reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceRecord {
@@ -769,6 +789,8 @@ pub struct InstanceRecord {
     pub capacity_type: CapacityType,
     /// When it was asked for (billing starts here).
     pub launched_at: DateTime<Utc>,
+    /// When it finished booting and began to serve; `None` if it never did.
+    pub ready_at: Option<DateTime<Utc>>,
     /// When it was terminated, `None` while alive.
     pub ended_at: Option<DateTime<Utc>>,
     /// When it was chosen for scale-in and began to drain, when its group has a drain; it was
@@ -955,10 +977,33 @@ impl SimulatedCloud {
                 instance_class: w.catalog[i.class].name.clone(),
                 capacity_type: i.capacity_type,
                 launched_at: i.launched_at,
+                ready_at: i.ready_at,
                 ended_at: i.ended_at,
                 drain_started_at: i.drain_started_at,
                 interrupted: i.interrupted,
                 price_per_hour: i.price_per_hour,
+            })
+            .collect())
+    }
+
+    /// Every batch of the instance-class replacements of `group` (see
+    /// [`ScalingProvider::set_instance_class`]), oldest first.
+    pub fn replacement_history(&self, group: &str) -> Result<Vec<ReplacementRecord>> {
+        let w = self.lock();
+        let gi = w
+            .group_index(group)
+            .map_err(|e| self.err(e, "replacement_history"))?;
+        let id = |i: &usize| w.instances[*i].id.clone();
+        Ok(w.groups[gi]
+            .replacements
+            .iter()
+            .map(|b| ReplacementRecord {
+                started_at: b.started_at,
+                finished_at: b.finished_at,
+                surge: b.surge,
+                launched: b.launched.iter().map(id).collect(),
+                retired: b.retired.iter().map(id).collect(),
+                budget: b.budget,
             })
             .collect())
     }
@@ -1080,10 +1125,10 @@ impl ScalingProvider for SimulatedCloud {
     async fn set_instance_class(
         &self,
         group: &str,
-        instance_class: &str,
+        request: &ChangeInstanceClass,
     ) -> Result<Option<Activity>> {
         self.group_op(group, "set_instance_class", |w, gi| {
-            w.set_instance_class(gi, instance_class)
+            w.set_instance_class(gi, &request.instance_class, request.disruption)
         })
     }
 

@@ -22,7 +22,7 @@ use crate::model::{
     Activity, CapacityType, Instance, InstanceClass, InstanceState, MetricKind, Money, Sample,
     ScalingGroup, TimeRange,
 };
-use crate::provider::{CostEntry, CostGranularity, CostQuery};
+use crate::provider::{CostEntry, CostGranularity, CostQuery, DisruptionBudget};
 
 /// Metric slots in a period sample.
 pub(crate) const UTILIZATION: usize = 0;
@@ -84,6 +84,8 @@ pub(crate) struct InstanceRec {
     /// When it was chosen for scale-in and began to drain (its group has a drain).
     pub drain_started_at: Option<DateTime<Utc>>,
     pub running: bool,
+    /// When it finished booting.
+    pub ready_at: Option<DateTime<Utc>>,
     pub protected: bool,
     pub interrupted: bool,
     pub price_per_hour: f64,
@@ -151,9 +153,32 @@ struct Refresh {
     replaced: u32,
     /// The batch being launched.
     batch: Vec<usize>,
+    /// Old instances of the batch draining (the group has a drain): the batch ends when they
+    /// are gone.
+    retiring: Vec<usize>,
     /// Whether the batch runs on top of desired capacity (launch, then terminate old ones)
     /// rather than in place of old instances already terminated.
     surge: bool,
+    /// The disruption budget asked for; `None`: batches of `refresh_batch_fraction`.
+    budget: Option<DisruptionBudget>,
+    /// The batch under way, in [`GroupState::replacements`].
+    record: Option<usize>,
+    /// Waiting for the budget's window to allow the next batch, until then.
+    waiting_until: Option<DateTime<Utc>>,
+}
+
+/// One batch of an instance-class replacement: launched together, old instances retired
+/// together when the batch was ready.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ReplacementBatch {
+    pub started_at: DateTime<Utc>,
+    /// Whether the batch ran on top of desired capacity (surge) or in place.
+    pub surge: bool,
+    pub launched: Vec<usize>,
+    pub retired: Vec<usize>,
+    /// When the last old instance of the batch was gone and the new ones were ready.
+    pub finished_at: Option<DateTime<Utc>>,
+    pub budget: Option<DisruptionBudget>,
 }
 
 #[derive(Debug, Clone)]
@@ -198,6 +223,8 @@ pub(crate) struct GroupState {
     pub samples: Vec<PeriodSample>,
     activities: Vec<ActivityRec>,
     refresh: Option<Refresh>,
+    /// Every replacement batch, oldest first (a disruption budget's window counts over them).
+    pub replacements: Vec<ReplacementBatch>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -285,6 +312,7 @@ impl World {
                 samples: Vec::new(),
                 activities: Vec::new(),
                 refresh: None,
+                replacements: Vec::new(),
             });
         }
         // Initial instances are already running at the start.
@@ -370,12 +398,16 @@ impl World {
     pub fn advance_to(&mut self, t: DateTime<Utc>) {
         loop {
             self.process_due_events();
+            self.resume_waiting_refreshes();
             if self.now >= t {
                 break;
             }
             let index = self.tick_index(self.now);
             let next_tick = self.tick_start(index + 1);
             let mut next = t.min(next_tick);
+            if let Some(wake) = self.next_refresh_wake() {
+                next = next.min(wake.max(self.now));
+            }
             if let Some(Reverse((at, ..))) = self.events.peek() {
                 next = next.min(*at);
             }
@@ -537,8 +569,16 @@ impl World {
                     let g = self.instances[idx].group;
                     self.progress_refresh(g);
                 }
-                EventKind::Interrupt => self.interrupt(idx),
-                EventKind::DrainEnd => self.terminate(idx),
+                EventKind::Interrupt => {
+                    self.interrupt(idx);
+                    let g = self.instances[idx].group;
+                    self.progress_refresh(g);
+                }
+                EventKind::DrainEnd => {
+                    self.terminate(idx);
+                    let g = self.instances[idx].group;
+                    self.progress_refresh(g);
+                }
             }
         }
     }
@@ -741,6 +781,7 @@ impl World {
                 ended_at: None,
                 drain_started_at: None,
                 running: false,
+                ready_at: None,
                 protected: false,
                 interrupted: false,
                 price_per_hour: price,
@@ -771,6 +812,7 @@ impl World {
             return;
         }
         inst.running = true;
+        inst.ready_at = Some(self.now);
         let g = &mut self.groups[inst.group];
         g.ready_capacity += inst.work_per_second;
         g.ready_count += 1;
@@ -1066,7 +1108,12 @@ impl World {
         }
     }
 
-    pub fn set_instance_class(&mut self, gi: usize, name: &str) -> Result<Option<Activity>> {
+    pub fn set_instance_class(
+        &mut self,
+        gi: usize,
+        name: &str,
+        budget: Option<DisruptionBudget>,
+    ) -> Result<Option<Activity>> {
         let class = self
             .class_index(name)
             .ok_or_else(|| Error::not_found(format!("no instance class named {name:?}")))?;
@@ -1082,6 +1129,11 @@ impl World {
             )));
         }
         if class == g.class {
+            // The same class again: a replacement under way keeps going, under the budget
+            // asked for now.
+            if let (Some(b), Some(r)) = (budget, &mut self.groups[gi].refresh) {
+                r.budget = Some(b);
+            }
             return Ok(None);
         }
         let old_name = self.catalog[g.class].name.clone();
@@ -1094,18 +1146,40 @@ impl World {
         if old == 0 {
             return Ok(None);
         }
+        // A replacement under way is superseded: its batch in flight finishes as part of this
+        // one (its new instances are of the old target class, replaced in turn).
+        let previous = self.groups[gi].refresh.take();
+        if let Some(r) = &previous {
+            let a = &mut self.groups[gi].activities[r.activity].activity;
+            a.done = true;
+        }
         // Replace the old instances in batches: launch a batch of the new class, and when it
-        // is ready, terminate as many old instances (oldest first).
-        let text = format!("Replacing {old} instance(s) of {old_name} with {name}");
+        // is ready, retire as many old instances (oldest first; they drain when the group has
+        // a drain). The next batch starts when the last one is done, within the budget.
+        let mut text = format!("Replacing {old} instance(s) of {old_name} with {name}");
+        if let Some(b) = budget {
+            text.push_str(&format!(" ({b})"));
+        }
         let activity = self.record_activity(gi, text, Vec::new(), false);
         self.groups[gi].refresh = Some(Refresh {
             activity,
             total: old,
             replaced: 0,
-            batch: Vec::new(),
-            surge: true,
+            batch: previous.as_ref().map_or_else(Vec::new, |r| r.batch.clone()),
+            retiring: previous
+                .as_ref()
+                .map_or_else(Vec::new, |r| r.retiring.clone()),
+            surge: previous.as_ref().is_none_or(|r| r.surge),
+            budget,
+            record: previous.as_ref().and_then(|r| r.record),
+            waiting_until: None,
         });
-        self.start_refresh_batch(gi);
+        if previous.is_some_and(|r| r.record.is_some()) {
+            // The batch in flight finishes first.
+            self.progress_refresh(gi);
+        } else {
+            self.start_refresh_batch(gi);
+        }
         Ok(Some(self.groups[gi].activities[activity].activity.clone()))
     }
 
@@ -1118,11 +1192,45 @@ impl World {
             .collect()
     }
 
+    /// How many replacements group `gi` may start now under `budget`, and when a window
+    /// allows more when it allows none.
+    fn window_allowance(
+        &self,
+        gi: usize,
+        budget: &DisruptionBudget,
+    ) -> (u32, Option<DateTime<Utc>>) {
+        let Some(per_window) = budget.per_window else {
+            return (u32::MAX, None);
+        };
+        let window = TimeDelta::from_std(budget.window).unwrap_or(TimeDelta::MAX);
+        // Replacements start at their batch's start; a window is `(t - window, t]`.
+        let recent: Vec<(DateTime<Utc>, u32)> = self.groups[gi]
+            .replacements
+            .iter()
+            .filter(|b| b.started_at > self.now - window)
+            .map(|b| (b.started_at, b.launched.len().max(b.retired.len()) as u32))
+            .collect();
+        let used: u32 = recent.iter().map(|(_, n)| n).sum();
+        if used < per_window {
+            return (per_window - used, None);
+        }
+        // Enough has aged out once the oldest batches whose sizes cover the excess are out.
+        let mut freed = 0;
+        for (at, n) in &recent {
+            freed += n;
+            if used - freed < per_window {
+                return (0, Some(*at + window));
+            }
+        }
+        (0, None)
+    }
+
     fn start_refresh_batch(&mut self, gi: usize) {
         let remaining = self.refresh_remaining(gi);
         let g = &self.groups[gi];
         let Some(r) = &g.refresh else { return };
         let activity = r.activity;
+        let budget = r.budget;
         if remaining.is_empty() {
             let a = &mut self.groups[gi].activities[activity].activity;
             a.progress_percent = Some(100);
@@ -1139,27 +1247,82 @@ impl World {
         }
         let g = &self.groups[gi];
         let class = g.class;
-        let size = ((f64::from(g.desired) * self.settings.refresh_batch_fraction).ceil() as u32)
-            .max(1)
-            .min(remaining.len() as u32);
+        let (cap, wait) = match &budget {
+            Some(b) => {
+                let (allowed, wait) = self.window_allowance(gi, b);
+                (b.max_unavailable.min(allowed), wait)
+            }
+            None => (
+                ((f64::from(g.desired) * self.settings.refresh_batch_fraction).ceil() as u32)
+                    .max(1),
+                None,
+            ),
+        };
+        if cap == 0 {
+            // The window's replacements are used up: wait until it allows more (checked at
+            // every step of the clock, see `advance_to`).
+            if let Some(r) = &mut self.groups[gi].refresh {
+                r.batch.clear();
+                r.waiting_until = wait;
+            }
+            return;
+        }
+        let size = cap.min(remaining.len() as u32);
         let surge = self
             .check_quota(size, f64::from(size) * self.catalog[class].vcpus)
             .is_ok();
+        let mut retired = Vec::new();
         if !surge {
             // No room to launch before terminating: replace in place, oldest first.
             for &i in remaining.iter().take(size as usize) {
                 self.terminate(i);
+                retired.push(i);
             }
         }
         let batch = self.launch(gi, size, class, self.settings.boot_delay);
+        let record = self.groups[gi].replacements.len();
+        self.groups[gi].replacements.push(ReplacementBatch {
+            started_at: self.now,
+            surge,
+            launched: batch.clone(),
+            retired,
+            finished_at: None,
+            budget,
+        });
         if let Some(r) = &mut self.groups[gi].refresh {
             r.batch = batch;
             r.surge = surge;
+            r.record = Some(record);
+            r.waiting_until = None;
             if !surge {
                 r.replaced += size;
             }
         }
         self.update_refresh_progress(gi);
+        // A batch of instances that boot at once is ready already.
+        self.progress_refresh(gi);
+    }
+
+    /// Starts the next batch of a refresh waiting for its budget's window, once it allows.
+    fn resume_waiting_refreshes(&mut self) {
+        for gi in 0..self.groups.len() {
+            let due = self.groups[gi]
+                .refresh
+                .as_ref()
+                .and_then(|r| r.waiting_until)
+                .is_some_and(|at| at <= self.now);
+            if due {
+                self.start_refresh_batch(gi);
+            }
+        }
+    }
+
+    /// When a refresh waiting for its budget's window may go on, the earliest.
+    fn next_refresh_wake(&self) -> Option<DateTime<Utc>> {
+        self.groups
+            .iter()
+            .filter_map(|g| g.refresh.as_ref().and_then(|r| r.waiting_until))
+            .min()
     }
 
     fn update_refresh_progress(&mut self, gi: usize) {
@@ -1174,6 +1337,9 @@ impl World {
         let Some(r) = &self.groups[gi].refresh else {
             return;
         };
+        if r.waiting_until.is_some() {
+            return;
+        }
         let batch: Vec<usize> = r
             .batch
             .iter()
@@ -1183,21 +1349,64 @@ impl World {
         if batch.iter().any(|&i| !self.instances[i].running) {
             return;
         }
+        if !r.retiring.is_empty() {
+            if r.retiring
+                .iter()
+                .any(|&i| self.instances[i].ended_at.is_none())
+            {
+                return;
+            }
+            // The batch's old instances have drained: it is done.
+            self.finish_batch(gi);
+            self.start_refresh_batch(gi);
+            return;
+        }
         let old = self.refresh_remaining(gi);
         let k = if r.surge {
             batch.len().min(old.len())
         } else {
             0
         };
+        let record = r.record;
+        let mut retiring = Vec::new();
         for &i in old.iter().take(k) {
-            self.terminate(i);
+            if self.retire(i) {
+                retiring.push(i);
+            }
+        }
+        if let Some(record) = record {
+            self.groups[gi].replacements[record]
+                .retired
+                .extend(old.iter().take(k).copied());
         }
         if let Some(r) = &mut self.groups[gi].refresh {
             r.replaced += k as u32;
-            r.batch.clear();
+            r.retiring = retiring;
         }
         self.update_refresh_progress(gi);
+        if self.groups[gi]
+            .refresh
+            .as_ref()
+            .is_some_and(|r| !r.retiring.is_empty())
+        {
+            // Wait for the drains (see `process_due_events`).
+            return;
+        }
+        self.finish_batch(gi);
         self.start_refresh_batch(gi);
+    }
+
+    /// Closes the batch under way of group `gi`'s refresh.
+    fn finish_batch(&mut self, gi: usize) {
+        let now = self.now;
+        let g = &mut self.groups[gi];
+        if let Some(r) = &mut g.refresh {
+            r.batch.clear();
+            r.retiring.clear();
+            if let Some(record) = r.record.take() {
+                g.replacements[record].finished_at = Some(now);
+            }
+        }
     }
 
     // ----- views -----

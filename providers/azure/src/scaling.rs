@@ -24,9 +24,9 @@ use async_trait::async_trait;
 use chrono::Utc;
 use hoist_api::checks;
 use hoist_api::{
-    Activity, CapacityType, CatalogCapabilities, ErrorKind, Instance, InstanceCatalog,
-    InstanceClass, InstanceState, RemoveInstances, Result, ScalingCapabilities, ScalingGroup,
-    ScalingProvider,
+    Activity, CapacityType, CatalogCapabilities, ChangeInstanceClass, ErrorKind, Instance,
+    InstanceCatalog, InstanceClass, InstanceState, RemoveInstances, Result, ScalingCapabilities,
+    ScalingGroup, ScalingProvider,
 };
 
 use crate::AzureProvider;
@@ -340,11 +340,20 @@ impl ScalingProvider for AzureProvider {
             .map(|_| ())
     }
 
+    /// A disruption budget is honoured under the scale set's `Manual` upgrade policy, where
+    /// Hoist upgrades the instances itself: at most `max_unavailable` at a time (each upgrade
+    /// reimages its instances in place, so they are the unavailable ones), and no more than
+    /// `per_window` started in any `window` (Hoist waits between batches). Under `Automatic`
+    /// Azure replaces every instance at once, and under `Rolling` the scale set's own rolling
+    /// upgrade policy (`maxBatchInstancePercent`, `pauseTimeBetweenBatches`) decides: the budget
+    /// is not applied there (a warning says so). Without a budget, a fifth at a time.
     async fn set_instance_class(
         &self,
         group: &str,
-        instance_class: &str,
+        request: &ChangeInstanceClass,
     ) -> Result<Option<Activity>> {
+        let instance_class = request.instance_class.as_str();
+        let budget = request.disruption;
         let op = "set_instance_class";
         let set = self.resolve(group).await?;
         let (location, skus) = self.skus().await?;
@@ -375,11 +384,28 @@ impl ScalingProvider for AzureProvider {
             .await?;
         let (rest, polling, compute) = (self.rest.clone(), self.polling, self.compute.clone());
         let mode = set.upgrade_mode;
+        if let Some(budget) = budget
+            && mode != UpgradeMode::Manual
+        {
+            tracing::warn!(
+                provider = %self.name,
+                group,
+                %budget,
+                ?mode,
+                "the scale set's upgrade policy replaces the instances; the disruption budget applies only under the Manual policy"
+            );
+        }
         let description = match mode {
-            UpgradeMode::Manual => format!(
-                "size {} -> {size}, instances upgraded by Hoist a fifth at a time (upgrade policy Manual)",
-                set.size
-            ),
+            UpgradeMode::Manual => match budget {
+                None => format!(
+                    "size {} -> {size}, instances upgraded by Hoist a fifth at a time (upgrade policy Manual)",
+                    set.size
+                ),
+                Some(b) => format!(
+                    "size {} -> {size}, instances upgraded by Hoist {b} (upgrade policy Manual)",
+                    set.size
+                ),
+            },
             UpgradeMode::Automatic => format!(
                 "size {} -> {size}, instances replaced by Azure (upgrade policy Automatic)",
                 set.size
@@ -402,8 +428,28 @@ impl ScalingProvider for AzureProvider {
                     .filter(|vm| !vm.size.eq_ignore_ascii_case(&size))
                     .map(|vm| vm.instance_id.clone())
                     .collect();
-                let batch = stale.len().div_ceil(5).max(1);
+                let batch = match budget {
+                    Some(b) => b.batch() as usize,
+                    None => stale.len().div_ceil(5).max(1),
+                };
+                let mut started: Vec<(tokio::time::Instant, usize)> = Vec::new();
                 for ids in stale.chunks(batch) {
+                    if let Some(b) = budget
+                        && let Some(per_window) = b.per_window
+                    {
+                        // Wait until the window has room for this batch.
+                        loop {
+                            let now = tokio::time::Instant::now();
+                            started.retain(|(at, _)| now.duration_since(*at) < b.window);
+                            let used: usize = started.iter().map(|(_, n)| n).sum();
+                            if used + ids.len() <= per_window as usize {
+                                break;
+                            }
+                            let oldest = started[0].0;
+                            tokio::time::sleep_until(oldest + b.window).await;
+                        }
+                        started.push((tokio::time::Instant::now(), ids.len()));
+                    }
                     let upgrade = compute
                         .upgrade_instances(&set.resource_group, &set.name, ids)
                         .await?;

@@ -27,9 +27,9 @@ use async_trait::async_trait;
 use chrono::Utc;
 use hoist_api::checks;
 use hoist_api::{
-    Activity, CapacityType, CatalogCapabilities, ErrorKind, Instance, InstanceCatalog,
-    InstanceClass, InstanceState, RemoveInstances, Result, ScalingCapabilities, ScalingGroup,
-    ScalingProvider,
+    Activity, CapacityType, CatalogCapabilities, ChangeInstanceClass, ErrorKind, Instance,
+    InstanceCatalog, InstanceClass, InstanceState, RemoveInstances, Result, ScalingCapabilities,
+    ScalingGroup, ScalingProvider,
 };
 
 use crate::GcpProvider;
@@ -298,11 +298,19 @@ impl ScalingProvider for GcpProvider {
             .map(|_| ())
     }
 
+    /// A disruption budget's `max_unavailable` is the rolling replacement's `maxSurge` (new
+    /// instances boot before old ones go, `maxUnavailable` 0), but a regional group's surge is at
+    /// least its number of zones, which Compute Engine requires (a budget of 1 on a group in
+    /// three zones replaces up to 3 at once). `per_window` is not honoured: a managed instance
+    /// group has no pause between replacements, so it replaces at `maxSurge` until done (keep
+    /// the policy's `cooldown` at least as long as a move takes). Without a budget, the surge is
+    /// the number of zones.
     async fn set_instance_class(
         &self,
         group: &str,
-        instance_class: &str,
+        request: &ChangeInstanceClass,
     ) -> Result<Option<Activity>> {
+        let instance_class = request.instance_class.as_str();
         let op = "set_instance_class";
         let mig = self.resolve(group).await?;
         let (zone, kinds) = self.machine_types().await?;
@@ -325,7 +333,21 @@ impl ScalingProvider for GcpProvider {
         let name = template_name(&format!("{base}-hoist"), instance_class, Utc::now());
         let compute = self.compute.clone();
         let machine_type = instance_class.to_owned();
-        let surge = u32::try_from(mig.zones.len().max(1)).unwrap_or(1);
+        let zones = u32::try_from(mig.zones.len().max(1)).unwrap_or(1);
+        let surge = request
+            .disruption
+            .map_or(zones, |b| b.max_unavailable.max(zones));
+        if let Some(budget) = request.disruption
+            && (budget.per_window.is_some() || budget.max_unavailable < zones)
+        {
+            tracing::warn!(
+                provider = %self.name,
+                group,
+                %budget,
+                surge,
+                "a managed instance group replaces at maxSurge (at least one per zone) with no pause between replacements"
+            );
+        }
         let activity = self
             .activities.run(
                 op,

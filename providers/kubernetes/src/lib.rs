@@ -36,8 +36,8 @@ use hoist_api::model::{
     InstanceState, Money, Offering, Price, PriceSource, RateUnit, ScalingGroup,
 };
 use hoist_api::provider::{
-    CatalogCapabilities, InstanceCatalog, ProviderSet, RemoveInstances, ScalingCapabilities,
-    ScalingProvider,
+    CatalogCapabilities, ChangeInstanceClass, InstanceCatalog, ProviderSet, RemoveInstances,
+    ScalingCapabilities, ScalingProvider,
 };
 use hoist_api::{Error, Result};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -890,12 +890,36 @@ impl ScalingProvider for KubernetesProvider {
         Ok(())
     }
 
+    /// A disruption budget's `max_unavailable` becomes the rolling update's `maxSurge`, with
+    /// `maxUnavailable` 0 (new pods or Machines come up before old ones go), on a Deployment and
+    /// on a Cluster API MachineDeployment. A StatefulSet replaces one pod at a time, within any
+    /// budget; a ReplicaSet replaces nothing (only new pods get the profile). `per_window` is
+    /// not honoured: a rollout has no pause between replacements (a warning says so).
     async fn set_instance_class(
         &self,
         group: &str,
-        instance_class: &str,
+        request: &ChangeInstanceClass,
     ) -> Result<Option<Activity>> {
+        let instance_class = request.instance_class.as_str();
         let target = self.target(group).await?;
+        if let Some(budget) = request.disruption
+            && budget.per_window.is_some()
+        {
+            tracing::warn!(
+                group,
+                %budget,
+                "a Kubernetes rollout has no pause between replacements: the budget's per_window is not applied"
+            );
+        }
+        // The rolling update's pace, on the kinds that have one.
+        let strategy = request
+            .disruption
+            .filter(|_| {
+                target.kind == GroupKind::NodeGroup || target.resource.kind == "Deployment"
+            })
+            .map(|b| {
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": b.max_unavailable, "maxUnavailable": 0}})
+            });
         if target.kind == GroupKind::NodeGroup {
             // Cluster API's own way: point the MachineDeployment at another infrastructure
             // template; its controller replaces the Machines in a rolling update.
@@ -912,8 +936,11 @@ impl ScalingProvider for KubernetesProvider {
                     ))
                     .with_provider(PROVIDER)
                 })?;
-            let patch =
+            let mut patch =
                 json!({"spec": {"template": {"spec": {"infrastructureRef": {"name": template}}}}});
+            if let Some(strategy) = &strategy {
+                patch["spec"]["strategy"] = strategy.clone();
+            }
             target
                 .api(&self.client)
                 .patch(
@@ -967,9 +994,12 @@ impl ScalingProvider for KubernetesProvider {
             }
             resources["limits"] = Value::Object(l);
         }
-        let patch = json!({"spec": {"template": {"spec": {"containers": [
+        let mut patch = json!({"spec": {"template": {"spec": {"containers": [
             {"name": container, "resources": resources}
         ]}}}});
+        if let Some(strategy) = strategy {
+            patch["spec"]["strategy"] = strategy;
+        }
         target
             .api(&self.client)
             .patch(

@@ -26,9 +26,9 @@ use crate::model::{
     Activity, CapacityType, GroupId, InstanceClass, InstanceId, Price, ScalingGroup, TimeSeries,
 };
 use crate::provider::{
-    BillingCapabilities, BillingProvider, CatalogCapabilities, CostEntry, CostQuery,
-    InstanceCatalog, MetricsCapabilities, MetricsSource, ProviderSet, RangeQuery, RemoveInstances,
-    ScalingCapabilities, ScalingProvider,
+    BillingCapabilities, BillingProvider, CatalogCapabilities, ChangeInstanceClass, CostEntry,
+    CostQuery, DisruptionBudget, InstanceCatalog, MetricsCapabilities, MetricsSource, ProviderSet,
+    RangeQuery, RemoveInstances, ScalingCapabilities, ScalingProvider,
 };
 
 /// A write the dry run refused to apply.
@@ -55,6 +55,9 @@ pub enum WriteRequest {
         instance_class: String,
         /// The group's class when asked.
         previous: String,
+        /// The disruption budget the replacement would have kept within, when given.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        disruption: Option<DisruptionBudget>,
     },
 }
 
@@ -340,8 +343,9 @@ impl<P: ScalingProvider + ?Sized> ScalingProvider for DryRun<P> {
     async fn set_instance_class(
         &self,
         group: &str,
-        instance_class: &str,
+        request: &ChangeInstanceClass,
     ) -> Result<Option<Activity>> {
+        let instance_class = request.instance_class.as_str();
         let operation = Operation::SetInstanceClass;
         if !self.inner.capabilities().set_instance_class {
             return Err(self.error(
@@ -359,6 +363,7 @@ impl<P: ScalingProvider + ?Sized> ScalingProvider for DryRun<P> {
             WriteRequest::SetInstanceClass {
                 instance_class: instance_class.to_owned(),
                 previous: current.instance_class,
+                disruption: request.disruption,
             },
         );
         Ok(None)

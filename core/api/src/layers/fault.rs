@@ -40,8 +40,8 @@ use super::{BoxFuture, Layer, Operation};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Activity, ScalingGroup, TimeSeries};
 use crate::provider::{
-    BillingProvider, InstanceCatalog, MetricsCapabilities, MetricsSource, RangeQuery,
-    RemoveInstances, ScalingCapabilities, ScalingProvider,
+    BillingProvider, ChangeInstanceClass, InstanceCatalog, MetricsCapabilities, MetricsSource,
+    RangeQuery, RemoveInstances, ScalingCapabilities, ScalingProvider,
 };
 
 /// Which operations a fault applies to.
@@ -753,12 +753,12 @@ impl ScalingProvider for FaultyScaling {
     async fn set_instance_class(
         &self,
         group: &str,
-        instance_class: &str,
+        request: &ChangeInstanceClass,
     ) -> Result<Option<Activity>> {
         let inner = &self.inner;
         self.layer
             .around(self.call(Operation::SetInstanceClass), move || {
-                inner.set_instance_class(group, instance_class)
+                inner.set_instance_class(group, request)
             })
             .await
     }
@@ -876,7 +876,11 @@ mod tests {
             Ok(())
         }
 
-        async fn set_instance_class(&self, _group: &str, _class: &str) -> Result<Option<Activity>> {
+        async fn set_instance_class(
+            &self,
+            _group: &str,
+            _request: &ChangeInstanceClass,
+        ) -> Result<Option<Activity>> {
             *self.writes.lock().unwrap() += 1;
             Ok(None)
         }
@@ -1023,7 +1027,10 @@ mod tests {
             0,
             "a failed call reaches nothing"
         );
-        scaling.set_instance_class("web", "c.large").await.unwrap();
+        scaling
+            .set_instance_class("web", &ChangeInstanceClass::new("c.large"))
+            .await
+            .unwrap();
         scaling.describe_group("web").await.unwrap();
         assert_eq!(*fake.writes.lock().unwrap(), 1);
         let kinds: Vec<FaultKind> = layer.injected().iter().map(|f| f.fault).collect();

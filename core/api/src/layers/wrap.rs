@@ -11,8 +11,8 @@ use super::{BoxFuture, Operation};
 use crate::error::Result;
 use crate::model::{Activity, CapacityType, InstanceClass, Price, ScalingGroup, TimeSeries};
 use crate::provider::{
-    BillingCapabilities, BillingProvider, CatalogCapabilities, CostEntry, CostQuery,
-    InstanceCatalog, MetricsCapabilities, MetricsSource, RangeQuery, RemoveInstances,
+    BillingCapabilities, BillingProvider, CatalogCapabilities, ChangeInstanceClass, CostEntry,
+    CostQuery, InstanceCatalog, MetricsCapabilities, MetricsSource, RangeQuery, RemoveInstances,
     ScalingCapabilities, ScalingProvider,
 };
 
@@ -193,12 +193,12 @@ impl<I: Intercept, P: ScalingProvider + ?Sized> ScalingProvider for Layered<I, P
     async fn set_instance_class(
         &self,
         group: &str,
-        instance_class: &str,
+        request: &ChangeInstanceClass,
     ) -> Result<Option<Activity>> {
         let inner = &self.inner;
         self.layer
             .around(self.call(Operation::SetInstanceClass), move || {
-                inner.set_instance_class(group, instance_class)
+                inner.set_instance_class(group, request)
             })
             .await
     }

@@ -10,7 +10,7 @@ use super::support::{
 use super::{ConformanceTarget, Outcome, WriteMode};
 use crate::error::ErrorKind;
 use crate::model::{Instance, InstanceState, ScalingGroup};
-use crate::provider::RemoveInstances;
+use crate::provider::{ChangeInstanceClass, RemoveInstances};
 
 const NO_SUCH_INSTANCE: &str = "hoist-conformance-no-such-instance";
 const NO_SUCH_CLASS: &str = "hoist-conformance-no-such-class";
@@ -559,7 +559,11 @@ async fn set_class(t: &ConformanceTarget, class: &str) -> Result<(), String> {
         if round > 0 {
             t.settle().await;
         }
-        match t.scaling().set_instance_class(&t.group, class).await {
+        match t
+            .scaling()
+            .set_instance_class(&t.group, &ChangeInstanceClass::new(class))
+            .await
+        {
             Ok(Some(activity)) if activity.progress_percent.is_some_and(|p| p > 100) => {
                 return Err(format!(
                     "{call} returned an activity with progress {}%; progress is 0..=100",
@@ -610,7 +614,9 @@ async fn sets_instance_class(t: &ConformanceTarget) -> CheckResult {
     let original = before.instance_class.clone();
     if !scaling.capabilities().set_instance_class {
         expect_error(
-            &scaling.set_instance_class(&t.group, &original).await,
+            &scaling
+                .set_instance_class(&t.group, &ChangeInstanceClass::new(original.clone()))
+                .await,
             &[ErrorKind::Unsupported],
             &format!("set_instance_class({:?}, {original:?})", t.group),
             "the provider declares set_instance_class unsupported, so it must refuse it",
@@ -618,7 +624,9 @@ async fn sets_instance_class(t: &ConformanceTarget) -> CheckResult {
         return Ok(Outcome::Passed);
     }
     expect_error(
-        &scaling.set_instance_class(&t.group, NO_SUCH_CLASS).await,
+        &scaling
+            .set_instance_class(&t.group, &ChangeInstanceClass::new(NO_SUCH_CLASS))
+            .await,
         &[ErrorKind::NotFound, ErrorKind::InvalidInput],
         &format!("set_instance_class({:?}, {NO_SUCH_CLASS:?})", t.group),
         "a class the provider does not offer must be refused",

@@ -98,7 +98,10 @@ fn query() -> CostQuery {
 #[tokio::test]
 async fn default_bodies_refuse_what_is_not_written() {
     let minimal = Minimal::default();
-    let e = minimal.set_instance_class("web", "big").await.unwrap_err();
+    let e = minimal
+        .set_instance_class("web", &hoist_api::ChangeInstanceClass::new("big"))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
     assert_eq!(e.operation(), "set_instance_class");
     assert!(e.to_string().contains("do not declare it"), "{e}");

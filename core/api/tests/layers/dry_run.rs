@@ -34,7 +34,10 @@ async fn reads_pass_through_and_writes_are_recorded_not_applied() {
         .await
         .unwrap();
     assert_eq!(
-        scaling.set_instance_class("web", "c.large").await.unwrap(),
+        scaling
+            .set_instance_class("web", &hoist_api::ChangeInstanceClass::new("c.large"))
+            .await
+            .unwrap(),
         None
     );
 
@@ -58,7 +61,8 @@ async fn reads_pass_through_and_writes_are_recorded_not_applied() {
             },
             &WriteRequest::SetInstanceClass {
                 instance_class: "c.large".to_owned(),
-                previous: "c.small".to_owned()
+                previous: "c.small".to_owned(),
+                disruption: None
             },
         ]
     );
@@ -114,7 +118,7 @@ async fn invalid_writes_fail_like_the_provider_and_are_not_recorded() {
         ),
         (
             scaling
-                .set_instance_class("web", "c.huge")
+                .set_instance_class("web", &hoist_api::ChangeInstanceClass::new("c.huge"))
                 .await
                 .map(|_| ()),
             ErrorKind::NotFound,
@@ -150,7 +154,7 @@ async fn declared_unsupported_writes_are_refused() {
     let error = set
         .scaling_provider()
         .unwrap()
-        .set_instance_class("web", "c.large")
+        .set_instance_class("web", &hoist_api::ChangeInstanceClass::new("c.large"))
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Unsupported);

@@ -51,7 +51,9 @@ async fn call_everything(set: &ProviderSet, writes: bool) {
         )
         .await
         .unwrap();
-        s.set_instance_class("web", "c.large").await.unwrap();
+        s.set_instance_class("web", &hoist_api::ChangeInstanceClass::new("c.large"))
+            .await
+            .unwrap();
     }
     let catalog = set.catalog.as_ref().unwrap();
     catalog.instance_classes().await.unwrap();

@@ -294,8 +294,9 @@ impl ScalingProvider for FakeCloud {
     async fn set_instance_class(
         &self,
         group: &str,
-        instance_class: &str,
+        request: &hoist_api::ChangeInstanceClass,
     ) -> Result<Option<Activity>> {
+        let instance_class = request.instance_class.as_str();
         let mut state = self.enter(Operation::SetInstanceClass, Some(group))?;
         if !self.capabilities.set_instance_class {
             return Err(Error::unsupported("set_instance_class"));

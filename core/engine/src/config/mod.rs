@@ -232,7 +232,10 @@ pub struct GroupConfig {
 /// A group's vertical policy (`vertical:`): every `cooldown`, from the group's peak CPU load
 /// over `lookback` (utilisation × ready instances × the class's vCPUs), the cheapest allowed
 /// (class, count) that carries it at `target_utilization` is found in the catalog, across
-/// families (and spot, when allowed). When it saves at least `min_saving_percent` of the
+/// families (and spot, when allowed). With a `memory_metric`, the class must also hold the
+/// peak memory in use (per instance, and in all over the fleet) at
+/// `memory_target_utilization`; without one, memory is not measured and a class's memory is
+/// what its family's ratio gives. A move replaces the instances within `disruption`. When it saves at least `min_saving_percent` of the
 /// group's cost per hour, `recommend` records it (audit log, events); `apply` also moves the
 /// group to the cheapest class bought the way the group is (on demand or spot: a class change
 /// keeps that) through the provider's `set_instance_class` (the provider replaces the
@@ -265,6 +268,92 @@ pub struct VerticalConfig {
     /// The least time between two recommendations (and moves). Default `6h`.
     #[serde(default = "default_vertical_cooldown")]
     pub cooldown: HumanDuration,
+    /// A custom metric giving the share of each instance's memory in use, 0..=1 (averaged over
+    /// the group), from the group's metrics source. Default: none, memory is not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_metric: Option<String>,
+    /// The share of a class's memory the peak memory in use may fill. Default 0.8.
+    #[serde(default = "default_vertical_memory_target")]
+    pub memory_target_utilization: f64,
+    /// How fast a move may replace the group's instances.
+    #[serde(default)]
+    pub disruption: DisruptionConfig,
+}
+
+/// A vertical policy's disruption budget (`disruption:`): how many of the group's instances a
+/// move may replace at once and per window. The provider's replacement keeps within it (see
+/// each provider's notes on what it cannot honour).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisruptionConfig {
+    /// The most instances being replaced at once (from the launch of a new instance until the
+    /// old one it replaces is gone). Default: 10 % of the group's desired capacity when the
+    /// move starts, rounded down, at least 1.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_max_unavailable"
+    )]
+    pub max_unavailable: Option<u32>,
+    /// The most replacements started in any `window`. Default: no such limit.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_per_window"
+    )]
+    pub per_window: Option<u32>,
+    /// The (sliding) window `per_window` counts over, between `1m` and `2d`. Default `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<HumanDuration>,
+}
+
+/// A count of instances as written: a whole number that fits, or an error naming `field` (the
+/// loader adds the file and line).
+fn whole_instances<'de, D: serde::Deserializer<'de>>(
+    field: &str,
+    deserializer: D,
+) -> Result<Option<u32>, D::Error> {
+    let value = Option::<f64>::deserialize(deserializer)?;
+    match value {
+        None => Ok(None),
+        Some(v)
+            if v.is_finite() && v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v) =>
+        {
+            Ok(Some(v as u32))
+        }
+        Some(v) => Err(serde::de::Error::custom(format!(
+            "`{field}` must be a whole number of instances, at least 1, got {}",
+            crate::decide::number(v)
+        ))),
+    }
+}
+
+fn whole_max_unavailable<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u32>, D::Error> {
+    whole_instances("max_unavailable", deserializer)
+}
+
+fn whole_per_window<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u32>, D::Error> {
+    whole_instances("per_window", deserializer)
+}
+
+impl DisruptionConfig {
+    /// The window when none is written.
+    pub const DEFAULT_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
+
+    /// The budget for a group of `desired` instances: the written limits, `max_unavailable`
+    /// defaulting to 10 % of `desired` (rounded down, at least 1).
+    pub fn budget(&self, desired: u32) -> hoist_api::DisruptionBudget {
+        let budget =
+            hoist_api::DisruptionBudget::new(self.max_unavailable.unwrap_or(desired / 10).max(1));
+        match self.per_window {
+            Some(n) => budget.with_window(n, self.window.map_or(Self::DEFAULT_WINDOW, |w| w.get())),
+            None => budget,
+        }
+    }
 }
 
 /// What a vertical policy does with its recommendation.
@@ -280,6 +369,10 @@ pub enum VerticalMode {
 
 fn default_vertical_target() -> f64 {
     0.6
+}
+
+fn default_vertical_memory_target() -> f64 {
+    0.8
 }
 
 fn default_vertical_saving() -> f64 {

@@ -52,6 +52,55 @@ fn check_target(target: f64) -> Result<(), String> {
     }
 }
 
+/// The longest window a vertical policy's disruption budget may count over: the longest pause
+/// EC2 Auto Scaling keeps between an instance refresh's checkpoints.
+const MAX_DISRUPTION_WINDOW: std::time::Duration = std::time::Duration::from_secs(2 * 86_400);
+/// The shortest such window.
+const MIN_DISRUPTION_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Checks a vertical policy's `disruption:`; `at` makes a field's path.
+fn validate_disruption(
+    d: &super::DisruptionConfig,
+    at: &dyn Fn(&str) -> String,
+    push: &mut dyn FnMut(String, String),
+) {
+    for (field, value) in [
+        ("max_unavailable", d.max_unavailable),
+        ("per_window", d.per_window),
+    ] {
+        match value {
+            Some(0) => push(
+                at(&format!("vertical.disruption.{field}")),
+                "must be at least 1: a move replaces at least one instance at a time".into(),
+            ),
+            Some(n) if n > MAX_INSTANCES => push(
+                at(&format!("vertical.disruption.{field}")),
+                format!("{n} is more instances than a group may have (at most {MAX_INSTANCES})"),
+            ),
+            _ => {}
+        }
+    }
+    if let Some(window) = d.window {
+        if d.per_window.is_none() {
+            push(
+                at("vertical.disruption.window"),
+                "a window without `per_window` limits nothing: set `per_window` or leave the window out".into(),
+            );
+        }
+        let w = window.get();
+        if !(MIN_DISRUPTION_WINDOW..=MAX_DISRUPTION_WINDOW).contains(&w) {
+            push(
+                at("vertical.disruption.window"),
+                format!(
+                    "must be between {} and {}, got {window}",
+                    HumanDuration(MIN_DISRUPTION_WINDOW),
+                    HumanDuration(MAX_DISRUPTION_WINDOW)
+                ),
+            );
+        }
+    }
+}
+
 /// Every problem in `policy`, as (field path, message).
 pub(super) fn validate(policy: &PolicyFile) -> Vec<(String, String)> {
     let mut problems = Vec::new();
@@ -253,6 +302,28 @@ fn validate_group(
                         at(&format!("vertical.families[{i}]")),
                         format!(
                             "unknown family `{family}`; one of general, compute, memory, storage, network, accelerated, burstable"
+                        ),
+                    );
+                }
+            }
+            validate_disruption(&v.disruption, &at, push);
+            if !(v.memory_target_utilization > 0.0 && v.memory_target_utilization <= 1.0) {
+                push(
+                    at("vertical.memory_target_utilization"),
+                    format!("must be in (0, 1], got {}", v.memory_target_utilization),
+                );
+            }
+            if let Some(name) = &v.memory_metric {
+                if name.trim().is_empty() {
+                    push(
+                        at("vertical.memory_metric"),
+                        "a metric needs a name; leave it out to size CPU only".into(),
+                    );
+                } else if !matches!(metric_from_name(name), MetricKind::Custom(_)) {
+                    push(
+                        at("vertical.memory_metric"),
+                        format!(
+                            "`{name}` is a built-in signal, not memory: name the custom metric that gives the share of memory in use"
                         ),
                     );
                 }

@@ -416,9 +416,9 @@ impl ScalingProvider for CloudWrites {
     async fn set_instance_class(
         &self,
         group: &str,
-        class: &str,
+        request: &hoist_api::ChangeInstanceClass,
     ) -> hoist_api::Result<Option<Activity>> {
-        self.inner.set_instance_class(group, class).await
+        self.inner.set_instance_class(group, request).await
     }
 
     async fn activities(&self, group: &str) -> hoist_api::Result<Vec<Activity>> {

@@ -188,3 +188,441 @@ async fn the_vertical_cooldown_survives_a_restart_with_the_state_store() {
         "the restarted loop looked again within the cooldown"
     );
 }
+
+// ----- the disruption budget -----
+
+use chrono::{DateTime, TimeDelta, Utc};
+use hoist_sim::{InstanceRecord, Quota};
+use proptest::prelude::*;
+
+/// A fixed-size group (`min` = `max` = `size`, so only the vertical move changes instances) on
+/// an expensive family, with a vertical policy in `apply` mode under `disruption` (YAML flow
+/// mapping, or none).
+fn fixed_policy(size: u32, disruption: Option<&str>) -> String {
+    let disruption = disruption.map_or(String::new(), |d| format!("      disruption: {d}\n"));
+    format!(
+        "providers:\n  sim:\n    simulated: {{}}\ngroups:\n  - name: api\n    provider: sim\n    min: {size}\n    max: {size}\n    policies:\n      - target_tracking: {{ metric: utilization, target: 0.6 }}\n    vertical:\n      mode: apply\n      lookback: 10m\n      cooldown: 1h\n{disruption}"
+    )
+}
+
+/// One world to move: its size, boot delay, drain and room in the quota above the group.
+#[derive(Debug, Clone, Copy)]
+struct World {
+    size: u32,
+    seed: u64,
+    boot: Duration,
+    drain: Duration,
+    /// Instances the quota allows above the group; `None`: no quota.
+    room: Option<u32>,
+}
+
+/// What a run of the loop left: the instances' lives, the audit log's vertical records (moves
+/// and steps), and when the world started.
+struct Moved {
+    history: Vec<InstanceRecord>,
+    records: Vec<serde_json::Value>,
+    start: DateTime<Utc>,
+    replacements: Vec<hoist_sim::ReplacementRecord>,
+}
+
+/// Runs the loop on `world` under `policy` until the move's replacement is done (or `limit`).
+async fn move_group(world: World, policy: &str, limit: Duration) -> Moved {
+    let interval = Duration::from_secs(120);
+    let doc = parse_str(Path::new("vertical.yml"), policy).expect("policy");
+    let mut builder = SimulatedCloud::builder()
+        .seed(world.seed)
+        .boot_delay(world.boot)
+        .group(SimGroupSpec {
+            min: world.size,
+            max: world.size,
+            desired: world.size,
+            instance_class: "memory.xlarge".into(),
+            demand: DemandSpec::Constant(30.0 * f64::from(world.size)),
+            drain: world.drain,
+            ..SimGroupSpec::new("api")
+        });
+    if let Some(room) = world.room {
+        builder = builder.quota(Quota {
+            max_instances: Some(world.size + room),
+            max_vcpus: None,
+        });
+    }
+    let cloud = builder.build().expect("cloud");
+    let start = cloud.now();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let groups = vec![ManagedGroup::new(
+        doc.policy.groups[0].clone(),
+        cloud.provider_set("sim"),
+    )];
+    let mut control = ControlLoop::new(groups, cloud.clock(), interval)
+        .with_audit(Arc::new(AuditLog::open(&path).unwrap()));
+    let mut elapsed = Duration::ZERO;
+    while elapsed < limit {
+        control.evaluate_once().await;
+        cloud.advance(interval);
+        elapsed += interval;
+        let replacements = cloud.replacement_history("api").unwrap();
+        let g = hoist_api::provider::ScalingProvider::describe_group(&cloud, "api")
+            .await
+            .unwrap();
+        let done = !replacements.is_empty()
+            && replacements.iter().all(|r| r.finished_at.is_some())
+            && g.instances
+                .iter()
+                .all(|i| i.instance_class == g.instance_class);
+        if done {
+            // One more look records the last step.
+            control.evaluate_once().await;
+            break;
+        }
+    }
+    let records = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["record"] == "vertical" || r["record"] == "vertical_step")
+        .collect();
+    Moved {
+        history: cloud.instance_history("api").unwrap(),
+        records,
+        start,
+        replacements: cloud.replacement_history("api").unwrap(),
+    }
+}
+
+/// The most instances being replaced at once in a group of a fixed `size`, from the instances'
+/// lives alone: at every moment, the instances alive above the group's size (new ones booting
+/// on top of it, old ones draining) or the ones missing from what serves (replaced in place),
+/// whichever is more.
+fn most_at_once(history: &[InstanceRecord], size: u32) -> u32 {
+    let mut moments: Vec<DateTime<Utc>> = history
+        .iter()
+        .flat_map(|i| {
+            [
+                Some(i.launched_at),
+                i.ready_at,
+                i.drain_started_at,
+                i.ended_at,
+            ]
+        })
+        .flatten()
+        .collect();
+    moments.sort();
+    moments.dedup();
+    let mut most = 0;
+    for t in moments {
+        let alive = history
+            .iter()
+            .filter(|i| i.launched_at <= t && i.ended_at.is_none_or(|e| e > t))
+            .count() as i64;
+        let serving = history
+            .iter()
+            .filter(|i| {
+                i.ready_at.is_some_and(|r| r <= t)
+                    && i.ended_at.is_none_or(|e| e > t)
+                    && i.drain_started_at.is_none_or(|d| d > t)
+            })
+            .count() as i64;
+        let size = i64::from(size);
+        let at_once = (alive - size).max(size - serving).max(0) as u32;
+        most = most.max(at_once);
+    }
+    most
+}
+
+/// The most replacements started (instances launched after the start) in any window of
+/// `window`.
+fn most_per_window(history: &[InstanceRecord], start: DateTime<Utc>, window: TimeDelta) -> u32 {
+    let mut launches: Vec<DateTime<Utc>> = history
+        .iter()
+        .map(|i| i.launched_at)
+        .filter(|&t| t > start)
+        .collect();
+    launches.sort();
+    (0..launches.len())
+        .map(|i| {
+            launches[i..]
+                .iter()
+                .take_while(|&&t| t < launches[i] + window)
+                .count() as u32
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The replacement is complete: every instance serving at the end is of one new class, and as
+/// many as the group's size.
+fn assert_complete(moved: &Moved, size: u32) {
+    let alive: Vec<&InstanceRecord> = moved
+        .history
+        .iter()
+        .filter(|i| i.ended_at.is_none())
+        .collect();
+    assert_eq!(alive.len() as u32, size, "{:?}", moved.history);
+    assert!(
+        alive.iter().all(|i| i.instance_class != "memory.xlarge"),
+        "{:?}",
+        moved.history
+    );
+}
+
+#[tokio::test]
+async fn a_move_replaces_at_most_max_unavailable_instances_at_once() {
+    let world = World {
+        size: 10,
+        seed: 1,
+        boot: Duration::from_secs(120),
+        drain: Duration::from_secs(300),
+        room: None,
+    };
+    let moved = move_group(
+        world,
+        &fixed_policy(10, Some("{ max_unavailable: 3 }")),
+        Duration::from_secs(6 * 3600),
+    )
+    .await;
+    assert_complete(&moved, 10);
+    assert_eq!(most_at_once(&moved.history, 10), 3);
+    // Batches of 3, 3, 3 and 1, one after the other.
+    let sizes: Vec<usize> = moved
+        .replacements
+        .iter()
+        .map(|r| r.launched.len())
+        .collect();
+    assert_eq!(sizes, [3, 3, 3, 1]);
+    let applied = &moved.records[0];
+    assert_eq!(applied["outcome"], "applied", "{applied}");
+    assert_eq!(applied["disruption"]["max_unavailable"], 3, "{applied}");
+    assert_eq!(applied["to_replace"], 10, "{applied}");
+    assert_eq!(applied["replaced"], 3, "{applied}");
+    // Every step is recorded, and together they replace the group.
+    let steps: Vec<&serde_json::Value> = moved
+        .records
+        .iter()
+        .filter(|r| r["record"] == "vertical_step")
+        .collect();
+    let total: u64 = steps.iter().map(|s| s["replaced"].as_u64().unwrap()).sum();
+    assert_eq!(total, 10, "{steps:?}");
+    assert!(
+        steps.iter().all(|s| s["in_flight"].as_u64().unwrap() <= 3),
+        "{steps:?}"
+    );
+    assert_eq!(steps.last().unwrap()["outcome"], "replaced", "{steps:?}");
+}
+
+#[tokio::test]
+async fn a_move_starts_at_most_per_window_replacements_in_any_window() {
+    let world = World {
+        size: 9,
+        seed: 2,
+        boot: Duration::from_secs(60),
+        drain: Duration::ZERO,
+        room: None,
+    };
+    let moved = move_group(
+        world,
+        &fixed_policy(
+            9,
+            Some("{ max_unavailable: 3, per_window: 4, window: 30m }"),
+        ),
+        Duration::from_secs(6 * 3600),
+    )
+    .await;
+    assert_complete(&moved, 9);
+    assert_eq!(
+        most_per_window(&moved.history, moved.start, TimeDelta::minutes(30)),
+        4
+    );
+    assert!(most_at_once(&moved.history, 9) <= 3);
+    // 9 replacements at 4 per 30 minutes: the last starts an hour after the first at least.
+    let first = moved.replacements.first().unwrap().started_at;
+    let last = moved.replacements.last().unwrap().started_at;
+    assert!(
+        last - first >= TimeDelta::minutes(60),
+        "{:?}",
+        moved.replacements
+    );
+}
+
+#[tokio::test]
+async fn without_room_in_the_quota_a_move_replaces_in_place_within_the_budget() {
+    let world = World {
+        size: 6,
+        seed: 3,
+        boot: Duration::from_secs(90),
+        drain: Duration::ZERO,
+        room: Some(0),
+    };
+    let moved = move_group(
+        world,
+        &fixed_policy(6, Some("{ max_unavailable: 2 }")),
+        Duration::from_secs(4 * 3600),
+    )
+    .await;
+    assert_complete(&moved, 6);
+    assert!(moved.replacements.iter().all(|r| !r.surge));
+    assert_eq!(most_at_once(&moved.history, 6), 2);
+}
+
+#[tokio::test]
+async fn the_default_budget_replaces_a_tenth_of_the_group_at_a_time() {
+    let world = World {
+        size: 20,
+        seed: 4,
+        boot: Duration::from_secs(60),
+        drain: Duration::ZERO,
+        room: None,
+    };
+    let moved = move_group(
+        world,
+        &fixed_policy(20, None),
+        Duration::from_secs(6 * 3600),
+    )
+    .await;
+    assert_complete(&moved, 20);
+    assert_eq!(most_at_once(&moved.history, 20), 2);
+    assert_eq!(moved.records[0]["disruption"]["max_unavailable"], 2);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Over random groups, budgets and worlds, a vertical move never has more than
+    /// `max_unavailable` instances being replaced at once, nor starts more than `per_window`
+    /// replacements in any window, and it completes.
+    #[test]
+    fn the_disruption_budget_is_never_exceeded(
+        size in 2u32..=12,
+        max_unavailable in proptest::option::of(1u32..=5),
+        window in proptest::option::of((1u32..=6, 10u32..=60)),
+        seed in any::<u64>(),
+        boot in 30u64..=300,
+        drain in prop_oneof![Just(0u64), 60u64..=600],
+        room in proptest::option::of(0u32..=3),
+    ) {
+        let mut budget = Vec::new();
+        if let Some(m) = max_unavailable {
+            budget.push(format!("max_unavailable: {m}"));
+        }
+        if let Some((n, minutes)) = window {
+            budget.push(format!("per_window: {n}, window: {minutes}m"));
+        }
+        let text = (!budget.is_empty()).then(|| format!("{{ {} }}", budget.join(", ")));
+        let world = World {
+            size,
+            seed,
+            boot: Duration::from_secs(boot),
+            drain: Duration::from_secs(drain),
+            room,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let moved = runtime.block_on(move_group(
+            world,
+            &fixed_policy(size, text.as_deref()),
+            Duration::from_secs(30 * 3600),
+        ));
+        let allowed = max_unavailable.unwrap_or(size / 10).max(1);
+        assert_complete(&moved, size);
+        let at_once = most_at_once(&moved.history, size);
+        prop_assert!(at_once <= allowed, "{at_once} at once, budget {allowed}: {:?}", moved.replacements);
+        prop_assert!(at_once >= 1);
+        if let Some((n, minutes)) = window {
+            let most = most_per_window(&moved.history, moved.start, TimeDelta::minutes(i64::from(minutes)));
+            prop_assert!(most <= n, "{most} in a window of {minutes}m, budget {n}: {:?}", moved.replacements);
+        }
+        // The loop passed the budget, and its record says it.
+        let expected = hoist_api::DisruptionBudget::new(allowed);
+        let expected = match window {
+            Some((n, minutes)) => expected.with_window(n, Duration::from_secs(u64::from(minutes) * 60)),
+            None => expected,
+        };
+        prop_assert!(moved.replacements.iter().all(|r| r.budget == Some(expected)));
+        let applied = moved.records.iter().find(|r| r["outcome"] == "applied").unwrap();
+        prop_assert_eq!(applied["disruption"]["max_unavailable"].as_u64(), Some(u64::from(allowed)));
+        prop_assert_eq!(applied["replaced"].as_u64(), Some(u64::from(size.min(expected.batch()))));
+    }
+}
+
+#[test]
+fn bad_disruption_budgets_are_refused_at_their_line_and_field() {
+    let cases = [
+        (
+            "{ max_unavailable: 0 }",
+            "vertical.disruption.max_unavailable",
+            "at least 1",
+        ),
+        (
+            "{ per_window: 0 }",
+            "vertical.disruption.per_window",
+            "at least 1",
+        ),
+        (
+            "{ max_unavailable: 5000000 }",
+            "vertical.disruption.max_unavailable",
+            "5000000",
+        ),
+        (
+            "{ per_window: 4, window: 0s }",
+            "vertical.disruption.window",
+            "between 1m and 2d",
+        ),
+        (
+            "{ per_window: 4, window: 30d }",
+            "vertical.disruption.window",
+            "between 1m and 2d",
+        ),
+        ("{ window: 1h }", "vertical.disruption.window", "per_window"),
+        ("{ max_unavailable: -1 }", "max_unavailable", ""),
+        ("{ max_unavailable: 2.5 }", "max_unavailable", ""),
+        ("{ max_unavailable: 1e12 }", "max_unavailable", ""),
+        ("{ max_unavailble: 2 }", "max_unavailble", ""),
+    ];
+    for (budget, field, says) in cases {
+        let text = fixed_policy(4, Some(budget));
+        // The `disruption:` line is the file's last.
+        let line = text.lines().count();
+        let errors = parse_str(Path::new("vertical.yml"), &text)
+            .expect_err(budget)
+            .to_string();
+        assert!(
+            errors.contains(&format!("vertical.yml:{line}")),
+            "{budget}: {errors}"
+        );
+        assert!(errors.contains(field), "{budget}: {errors}");
+        assert!(errors.contains(says), "{budget}: {errors}");
+    }
+    // Good ones pass, and the defaults are 10 % of the group (at least 1) and no window.
+    let doc = parse_str(Path::new("vertical.yml"), &fixed_policy(4, None)).unwrap();
+    let v = doc.policy.groups[0].vertical.as_ref().unwrap();
+    assert_eq!(v.disruption.budget(4), hoist_api::DisruptionBudget::new(1));
+    assert_eq!(v.disruption.budget(35), hoist_api::DisruptionBudget::new(3));
+    let text = fixed_policy(
+        4,
+        Some("{ max_unavailable: 2, per_window: 10, window: 1h }"),
+    );
+    let doc = parse_str(Path::new("vertical.yml"), &text).unwrap();
+    let v = doc.policy.groups[0].vertical.as_ref().unwrap();
+    assert_eq!(
+        v.disruption.budget(4),
+        hoist_api::DisruptionBudget::new(2).with_window(10, Duration::from_secs(3600))
+    );
+}
+
+#[test]
+fn a_bad_memory_setting_is_refused_at_its_field() {
+    let text = fixed_policy(4, None)
+        + "      memory_metric: utilization\n      memory_target_utilization: 0\n";
+    let errors = parse_str(Path::new("vertical.yml"), &text)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        errors.contains("groups[0].vertical.memory_metric"),
+        "{errors}"
+    );
+    assert!(errors.contains("built-in"), "{errors}");
+    assert!(
+        errors.contains("groups[0].vertical.memory_target_utilization"),
+        "{errors}"
+    );
+}

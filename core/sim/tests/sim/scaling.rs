@@ -187,7 +187,10 @@ async fn remove_instances_with_and_without_decrement() {
 async fn set_instance_class_replaces_instances_over_time() {
     let c = cloud(web(1, 10, 4));
     let act = c
-        .set_instance_class("web", "compute.xlarge")
+        .set_instance_class(
+            "web",
+            &hoist_api::ChangeInstanceClass::new("compute.xlarge"),
+        )
         .await
         .unwrap()
         .expect("a replacement activity");
@@ -219,14 +222,19 @@ async fn set_instance_class_replaces_instances_over_time() {
     assert!(refresh.done);
     assert_eq!(refresh.progress_percent, Some(100));
     assert_eq!(
-        c.set_instance_class("web", "no.such")
+        c.set_instance_class("web", &hoist_api::ChangeInstanceClass::new("no.such"))
             .await
             .unwrap_err()
             .kind(),
         ErrorKind::NotFound
     );
     assert_eq!(
-        c.set_instance_class("web", "compute.xlarge").await.unwrap(),
+        c.set_instance_class(
+            "web",
+            &hoist_api::ChangeInstanceClass::new("compute.xlarge")
+        )
+        .await
+        .unwrap(),
         None
     );
 }

@@ -9,13 +9,24 @@
 //! - a launch configuration (legacy): a copy of the configuration with the new type.
 //!
 //! Progress is reported as an [`Activity`] built from `DescribeInstanceRefreshes`.
+//!
+//! A [`DisruptionBudget`] becomes the refresh's preferences ([`refresh_preferences`]): new
+//! instances launch before old ones terminate (`MinHealthyPercentage` 100) and at most
+//! `max_unavailable` instances are replaced at once (`MaxHealthyPercentage` 100 + that share
+//! of the group's desired capacity, in whole percent rounded down, at least 1 %: a group of more
+//! than 100 × `max_unavailable` instances may have 1 % of them replaced at once, which is the
+//! smallest step EC2 Auto Scaling takes). `per_window` becomes checkpoints every `per_window`
+//! instances (as a percentage of the group, rounded down, at least 1 %) with a
+//! `CheckpointDelay` of `window` (at most the 2 days EC2 Auto Scaling allows): the refresh
+//! pauses for a window after every `per_window` replacements, so no window sees more. Without a
+//! budget, the refresh keeps 90 % of the group healthy, as before.
 
 use aws_sdk_autoscaling::types::{
     AutoScalingGroup, InstanceRefresh, LaunchTemplate, LaunchTemplateOverrides,
     LaunchTemplateSpecification, MixedInstancesPolicy, RefreshPreferences,
 };
 use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
-use hoist_api::{Activity, ErrorKind, Result};
+use hoist_api::{Activity, DisruptionBudget, ErrorKind, Result};
 
 use crate::client::AwsProvider;
 use crate::errors::{SdkResultExt, local};
@@ -30,6 +41,7 @@ impl AwsProvider {
         &self,
         group: &str,
         instance_type: &str,
+        budget: Option<DisruptionBudget>,
     ) -> Result<Option<Activity>> {
         let g = self.raw_group(group).await?;
         self.check_instance_type_exists(instance_type).await?;
@@ -130,7 +142,10 @@ impl AwsProvider {
             .autoscaling
             .start_instance_refresh()
             .auto_scaling_group_name(group)
-            .preferences(RefreshPreferences::builder().min_healthy_percentage(90).skip_matching(true).build())
+            .preferences(refresh_preferences(
+                budget,
+                g.desired_capacity().unwrap_or_default(),
+            ))
             .send()
             .await
             .map_err(|e| {
@@ -373,6 +388,38 @@ pub(crate) fn refresh_activity(r: &InstanceRefresh) -> Activity {
     }
 }
 
+/// The instance refresh's preferences for `budget` on a group of `desired` instances (see the
+/// [module docs](self)).
+pub(crate) fn refresh_preferences(
+    budget: Option<DisruptionBudget>,
+    desired: i32,
+) -> RefreshPreferences {
+    let builder = RefreshPreferences::builder().skip_matching(true);
+    let Some(budget) = budget else {
+        return builder.min_healthy_percentage(90).build();
+    };
+    let desired = i64::from(desired.max(1));
+    let percent = |n: u32| (i64::from(n) * 100 / desired).clamp(1, 100) as i32;
+    let builder = builder
+        .min_healthy_percentage(100)
+        .max_healthy_percentage(100 + percent(budget.max_unavailable));
+    match budget.per_window {
+        Some(n) if i64::from(n) < desired => {
+            let step = percent(n);
+            let checkpoints: Vec<i32> = (1..)
+                .map(|k| k * step)
+                .take_while(|&p| p < 100)
+                .chain([100])
+                .collect();
+            builder
+                .set_checkpoint_percentages(Some(checkpoints))
+                .checkpoint_delay(budget.window.as_secs().min(172_800) as i32)
+                .build()
+        }
+        _ => builder.build(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! moto has no instance refresh (StartInstanceRefresh answers HTTP 500), so the refresh path
@@ -481,7 +528,7 @@ mod tests {
             });
         let aws = mocked_provider(&[&describe, &types, &version, &update, &start, &progress]);
         let activity = aws
-            .set_instance_class("web", "c5.large")
+            .set_instance_class("web", &hoist_api::ChangeInstanceClass::new("c5.large"))
             .await
             .unwrap()
             .expect("a refresh");
@@ -504,5 +551,29 @@ mod tests {
         let a = refresh_activity(&r);
         assert!(a.done);
         assert_eq!(a.progress_percent, Some(100));
+    }
+
+    #[test]
+    fn a_disruption_budget_becomes_the_refresh_preferences() {
+        // No budget: as before, 90 % healthy.
+        let p = refresh_preferences(None, 10);
+        assert_eq!(p.min_healthy_percentage(), Some(90));
+        assert_eq!(p.max_healthy_percentage(), None);
+        // 2 of 10 at once, launched before the old ones go; 3 per hour: checkpoints every 30 %.
+        let budget = DisruptionBudget::new(2).with_window(3, std::time::Duration::from_secs(3600));
+        let p = refresh_preferences(Some(budget), 10);
+        assert_eq!(p.min_healthy_percentage(), Some(100));
+        assert_eq!(p.max_healthy_percentage(), Some(120));
+        assert_eq!(p.checkpoint_percentages(), [30, 60, 90, 100]);
+        assert_eq!(p.checkpoint_delay(), Some(3600));
+        // One at a time in a group of 1,000 rounds up to the 1 % step EC2 Auto Scaling takes.
+        let p = refresh_preferences(Some(DisruptionBudget::new(1)), 1000);
+        assert_eq!(p.max_healthy_percentage(), Some(101));
+        assert!(p.checkpoint_percentages().is_empty());
+        // A window larger than the group needs no checkpoint.
+        let budget = DisruptionBudget::new(5).with_window(50, std::time::Duration::from_secs(60));
+        let p = refresh_preferences(Some(budget), 10);
+        assert_eq!(p.max_healthy_percentage(), Some(150));
+        assert!(p.checkpoint_percentages().is_empty());
     }
 }

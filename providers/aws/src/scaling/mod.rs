@@ -229,9 +229,10 @@ impl ScalingProvider for AwsProvider {
     async fn set_instance_class(
         &self,
         group: &str,
-        instance_class: &str,
+        request: &hoist_api::ChangeInstanceClass,
     ) -> Result<Option<Activity>> {
-        self.change_instance_type(group, instance_class).await
+        self.change_instance_type(group, &request.instance_class, request.disruption)
+            .await
     }
 
     async fn activities(&self, group: &str) -> Result<Vec<Activity>> {
