@@ -1,6 +1,6 @@
-//! `hoist rightsize`: score rightsizing recommenders (the Kubernetes VPA recommender, and the
-//! hourly oracle beside it) on a per-VM panel, with a frontier sweep of each recommender's main
-//! setting.
+//! `hoist rightsize`: score rightsizing recommenders (the Kubernetes VPA recommender and
+//! Hoist's own, with the hourly oracle beside them) on a per-VM panel, with a frontier sweep of
+//! each recommender's main setting.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use hoist_core::eval::rightsize::chart::{self, Line};
+use hoist_core::eval::rightsize::hoist;
 use hoist_core::eval::rightsize::score::{Job, best_within, score_all};
 use hoist_core::eval::rightsize::vpa::{Vpa, VpaConfig};
 use hoist_core::eval::rightsize::{
@@ -82,10 +83,11 @@ pub struct Args {
     /// The VPA's first CPU histogram bucket, cores (0.01 up to VPA 1.3; 0.001 since).
     #[arg(long, default_value_t = 0.01)]
     pub vpa_cpu_first_bucket: f64,
-    /// Hoist's recommender: the margin over the predicted peak of the coming hour (the last
-    /// hour's, and the same hour's a day and a week ago); memory's is half as large again.
-    #[arg(long, default_value_t = 1.2)]
-    pub hoist_margin: f64,
+    /// Hoist's recommender: the price of a short step, in steps of slack, CPU and memory. It
+    /// weighs a short step against slack when each VM's margins are learnt: higher means
+    /// fewer short steps and more slack (swept from 4 to 40).
+    #[arg(long, default_value_t = hoist::DEFAULT_PRICE, value_name = "PRICE")]
+    pub hoist_price: f64,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -144,6 +146,12 @@ pub fn run(args: Args) -> CliResult {
             args.max_shortfall
         )));
     }
+    if !(args.hoist_price.is_finite() && args.hoist_price >= 0.1) {
+        return Err(CliError::input(format!(
+            "--hoist-price {} must be a number of steps of slack, at least 0.1",
+            args.hoist_price
+        )));
+    }
     let panel = load_panel(&args.panel).map_err(CliError::input)?;
     let loaded = started.elapsed();
     let (first, last) = panel
@@ -178,48 +186,53 @@ pub fn run(args: Args) -> CliResult {
     // The recommenders scored as rows; each plugs in as one more trait object.
     let recommenders: Vec<Box<dyn Recommender>> = vec![
         Box::new(Vpa::new(config.clone(), panel.columns.memory)),
-        Box::new(hoist_core::eval::rightsize::hoist::HoistRecommender::new(
-            args.hoist_margin,
+        Box::new(hoist::HoistRecommender::new(
+            args.hoist_price,
             panel.columns.memory,
         )),
     ];
 
-    let count = recommenders.len();
-    let mut sweep_jobs = Vec::new();
-    let mut sweeps_layout = Vec::new();
-    if !args.no_sweep {
-        for r in &recommenders {
-            if let Some(setting) = r.main_setting() {
-                let start = 1 + count + sweep_jobs.len();
-                for &v in &setting.sweep {
-                    sweep_jobs.push(Job::Recommender(r.with_setting(v)));
-                }
-                sweeps_layout.push((r.name(), setting, start));
+    // Per recommender, its row's score and then its sweep's (a recommender that can follow
+    // every value at once plays the panel once for its row and its whole sweep).
+    let mut jobs = vec![Job::Oracle];
+    let mut layout = Vec::new(); // (row, name, setting swept, sweep's first score)
+    let mut next = 1;
+    for r in recommenders {
+        let setting = r.main_setting().filter(|_| !args.no_sweep);
+        layout.push((next, r.name(), setting.clone(), next + 1));
+        match setting {
+            Some(setting) => {
+                jobs.extend(Job::with_sweep(r, &setting.sweep));
+                next += 1 + setting.sweep.len();
+            }
+            None => {
+                jobs.push(Job::Recommender(r));
+                next += 1;
             }
         }
     }
-    let mut jobs = vec![Job::Oracle];
-    jobs.extend(recommenders.into_iter().map(Job::Recommender));
-    jobs.extend(sweep_jobs);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let scores = score_all(&panel, jobs, &opts, threads);
-    let rows: Vec<RightsizeScore> = scores[..=count].to_vec();
-    let sweeps: Vec<Sweep> = sweeps_layout
-        .into_iter()
-        .map(|(name, setting, start)| Sweep {
-            name,
-            points: setting
-                .sweep
-                .iter()
-                .zip(&scores[start..start + setting.sweep.len()])
-                .map(|(&value, score)| SweepPoint {
-                    value,
-                    score: score.clone(),
-                })
-                .collect(),
-            setting: setting.name,
-        })
-        .collect();
+    let mut rows: Vec<RightsizeScore> = scores[..1].to_vec();
+    let mut sweeps = Vec::new();
+    for (row, name, setting, start) in layout {
+        rows.push(scores[row].clone());
+        if let Some(setting) = setting {
+            sweeps.push(Sweep {
+                name,
+                points: setting
+                    .sweep
+                    .iter()
+                    .zip(&scores[start..start + setting.sweep.len()])
+                    .map(|(&value, score)| SweepPoint {
+                        value,
+                        score: score.clone(),
+                    })
+                    .collect(),
+                setting: setting.name,
+            });
+        }
+    }
     if rows.first().is_none_or(|o| o.cpu.steps == 0) {
         return Err(CliError::input(format!(
             "{}: no step to score between {} and {} after each VM's {} warm-up",

@@ -36,7 +36,7 @@ fn run(args: &[&str], panel: &Path) -> std::process::Output {
 }
 
 #[test]
-fn scores_the_vpa_and_the_oracle_side_by_side() {
+fn scores_the_vpa_hoist_and_the_oracle_side_by_side() {
     let dir = tempfile::tempdir().unwrap();
     let panel = generic_panel(dir.path());
     let chart = dir.path().join("frontier.svg");
@@ -53,6 +53,9 @@ fn scores_the_vpa_and_the_oracle_side_by_side() {
     let rows = v["rows"].as_array().unwrap();
     assert_eq!(rows[0]["name"], "oracle");
     assert_eq!(rows[1]["name"], "vpa");
+    assert_eq!(rows[2]["name"], "hoist");
+    // Hoist's row is at its default price of a short step, 14.
+    assert_eq!(rows[2]["setting"], 14.0);
     // Two scored days (the first is warm-up) of 288 steps.
     assert_eq!(rows[0]["cpu"]["steps"], 576);
     // The oracle is never short; given 2 cores and 4 GB, every cost ratio is below 1.
@@ -68,11 +71,64 @@ fn scores_the_vpa_and_the_oracle_side_by_side() {
     assert!(short <= 1.0 / 24.0 + 1e-9, "{short}");
     assert_eq!(v["sweeps"][0]["recommender"], "vpa");
     assert_eq!(v["sweeps"][0]["points"].as_array().unwrap().len(), 11);
+    // Hoist's sweep of the price, played in one pass: its point at 14 is its row.
+    assert_eq!(v["sweeps"][1]["recommender"], "hoist");
+    assert_eq!(v["sweeps"][1]["setting"], "price of a short step");
+    let points = v["sweeps"][1]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 14);
+    let at_14 = points.iter().find(|p| p["value"] == 14.0).unwrap();
+    assert_eq!(at_14["score"], rows[2]);
     let svg = std::fs::read_to_string(&chart).unwrap();
     assert!(
-        svg.starts_with("<svg") && svg.contains("vpa sweep"),
+        svg.starts_with("<svg") && svg.contains("vpa sweep") && svg.contains("hoist sweep"),
         "{svg}"
     );
+}
+
+#[test]
+fn hoist_price_sets_hoists_row_and_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let panel = generic_panel(dir.path());
+    let score = |price: &str| {
+        let out = run(
+            &["--format", "json", "--no-sweep", "--hoist-price", price],
+            &panel,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(v["sweeps"].as_array().unwrap().is_empty());
+        v["rows"][2].clone()
+    };
+    let cheap = score("4");
+    let dear = score("40");
+    assert_eq!(
+        (cheap["setting"].as_f64(), dear["setting"].as_f64()),
+        (Some(4.0), Some(40.0))
+    );
+    assert!(
+        cheap["settings"]
+            .as_str()
+            .unwrap()
+            .contains("short step priced at 4 steps of slack")
+    );
+    // A dearer short step: never more short steps, never less recommended.
+    let short = |r: &serde_json::Value| r["cpu"]["shortfall"].as_f64().unwrap();
+    let size = |r: &serde_json::Value| r["cpu"]["mean_recommended"].as_f64().unwrap();
+    assert!(short(&dear) <= short(&cheap), "{cheap} {dear}");
+    assert!(size(&dear) >= size(&cheap), "{cheap} {dear}");
+    for bad in ["0", "-3", "NaN", "inf"] {
+        let out = run(&[&format!("--hoist-price={bad}")], &panel);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--hoist-price"), "{bad}: {err}");
+    }
+    // The old flag is gone.
+    let out = run(&["--hoist-margin", "1.2"], &panel);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
@@ -90,7 +146,12 @@ fn prints_a_table_and_markdown_for_a_window() {
         text.contains("Scored 2024-01-03T00:00:00Z → 2024-01-04T00:00:00Z"),
         "{text}"
     );
-    assert!(text.contains("CPU slack") && text.contains("oracle") && text.contains("vpa"));
+    assert!(
+        text.contains("CPU slack")
+            && text.contains("oracle")
+            && text.contains("vpa")
+            && text.contains("hoist")
+    );
     let out = run(
         &["--format", "markdown", "--until", "2024-01-03T00:00:00Z"],
         &panel,
@@ -103,6 +164,7 @@ fn prints_a_table_and_markdown_for_a_window() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("| recommender | CPU slack |"), "{text}");
     assert!(text.contains("### Frontier of vpa"), "{text}");
+    assert!(text.contains("### Frontier of hoist"), "{text}");
 }
 
 #[test]

@@ -1,17 +1,20 @@
-//! Rightsizing speed: the VPA recommender scored on a panel the size of Bitbrains (40 VMs,
-//! 91 days of 5-minute steps, about a million samples), and the hourly oracle.
+//! Rightsizing speed: the VPA recommender and Hoist's scored on a panel the size of Bitbrains
+//! (40 VMs, 91 days of 5-minute steps, about a million samples), Hoist's whole sweep of the
+//! price played at once, and the hourly oracle.
 //!
-//! `cargo bench -p hoist-eval --bench rightsize` first prints one scoring's time, then lets
-//! criterion measure. The target: well under 10 s for the whole `hoist rightsize` run in a
-//! release build, so one VPA scoring should take a small fraction of a second.
+//! `cargo bench -p hoist-eval --bench rightsize` first prints one scoring's time for each, then
+//! lets criterion measure. The target: well under 10 s for the whole `hoist rightsize` run in
+//! a release build (both recommenders, their rows and their sweeps), so one scoring should take
+//! a small fraction of a second.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hoist_eval::rightsize::hoist::{DEFAULT_PRICE, HoistRecommender};
 use hoist_eval::rightsize::panel::{Columns, Panel, PanelFormat, Sample, VmSeries};
 use hoist_eval::rightsize::vpa::{Vpa, VpaConfig};
-use hoist_eval::rightsize::{ScoreOptions, score_oracle, score_recommender};
+use hoist_eval::rightsize::{Recommender, ScoreOptions, score_oracle, score_recommender, sweep};
 
 const VMS: usize = 40;
 const STEPS: usize = 91 * 288;
@@ -68,23 +71,39 @@ fn panel() -> Panel {
 fn bench(c: &mut Criterion) {
     let panel = panel();
     let opts = ScoreOptions::default();
-    let vpa = || Box::new(Vpa::new(VpaConfig::default(), true));
+    let vpa = || -> Box<dyn Recommender> { Box::new(Vpa::new(VpaConfig::default(), true)) };
+    let hoist = || -> Box<dyn Recommender> { Box::new(HoistRecommender::new(DEFAULT_PRICE, true)) };
+    for (name, r) in [("vpa", vpa()), ("hoist", hoist())] {
+        let t = Instant::now();
+        let s = score_recommender(&panel, r, &opts);
+        let took = t.elapsed();
+        println!(
+            "{name}: {} samples scored in {:.3} s ({:.1} M samples/s); CPU slack {:.3}, short {:.4}",
+            s.cpu.steps,
+            took.as_secs_f64(),
+            (VMS * STEPS) as f64 / took.as_secs_f64() / 1e6,
+            s.cpu.slack,
+            s.cpu.shortfall
+        );
+    }
     let t = Instant::now();
-    let s = score_recommender(&panel, vpa(), &opts);
-    let took = t.elapsed();
+    let points = sweep(&panel, hoist().as_ref(), &opts, 1);
     println!(
-        "vpa: {} samples scored in {:.3} s ({:.1} M samples/s); CPU slack {:.3}, short {:.4}",
-        s.cpu.steps,
-        took.as_secs_f64(),
-        (VMS * STEPS) as f64 / took.as_secs_f64() / 1e6,
-        s.cpu.slack,
-        s.cpu.shortfall
+        "hoist sweep: {} prices in one play, {:.3} s on one thread",
+        points.len(),
+        t.elapsed().as_secs_f64()
     );
     let mut group = c.benchmark_group("rightsize");
     group.sample_size(10);
     group.throughput(Throughput::Elements((VMS * STEPS) as u64));
     group.bench_function("vpa", |b| {
         b.iter(|| black_box(score_recommender(&panel, vpa(), &opts)))
+    });
+    group.bench_function("hoist", |b| {
+        b.iter(|| black_box(score_recommender(&panel, hoist(), &opts)))
+    });
+    group.bench_function("hoist_sweep", |b| {
+        b.iter(|| black_box(sweep(&panel, hoist().as_ref(), &opts, 1)))
     });
     group.bench_function("oracle", |b| {
         b.iter(|| black_box(score_oracle(&panel, &opts)))

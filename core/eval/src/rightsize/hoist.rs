@@ -1,75 +1,503 @@
-//! Hoist's own recommender: the next hour's peak, predicted from what the VPA's decaying
-//! histogram averages away.
+//! Hoist's own recommender: the coming hour's peak, from a few predictors of it, each with a
+//! margin learnt from the VM's own past at one price for a short step.
 //!
-//! A recommendation is held for one hour and judged on that hour's 5-minute usage, so what it
-//! must cover is the coming hour's peak. The VPA sizes from a percentile of a long, decaying
-//! history: a VM busy for two hours a day gets the same size all day. Hoist looks at the three
-//! things that predict an hour's peak best:
+//! A recommendation is held for one hour and judged on each of that hour's 5-minute steps, so
+//! what it must cover is the coming hour's usage. The VPA sizes every VM from a percentile of
+//! its long, decaying history with one global margin. Hoist instead, per VM and per resource:
 //!
-//! - the **last two hours'** peak (usage is persistent: the coming hour looks like the last);
-//! - for CPU, **yesterday's** peak from an hour before the coming hour to an hour after it (the
-//!   daily cycle, with an hour's leeway either side: the nightly batch job at 02:00 is sized
-//!   for at 01:59, not after it starts);
-//! - for **memory**, the peak of the last six hours and of this hour yesterday and a week ago:
-//!   memory is released slowly and a short memory is an out-of-memory kill, not a slow request,
-//!   so it is sized on longer windows and with more margin.
+//! - **predicts** the coming hour from three bases: the last hour's peak; the daily cycle (CPU:
+//!   the last two hours and yesterday from an hour before the coming hour to an hour after it;
+//!   memory: the last six hours and this hour yesterday and a week ago); and the week's peak
+//!   (by calendar day, the last eight days);
+//! - **learns each base's margin from the VM's own errors**: every scored step adds the ratio
+//!   used / base to a histogram (2 % bins, ratios 0.04 to 24; anything past is always short),
+//!   weighted with a 14-day half-life. The margin is the one that minimises the expected
+//!   slack of a step (a short step counts no slack: being short is never rewarded) plus the
+//!   **price** of a short step times the chance of one. One price for every VM is one
+//!   Lagrange multiplier: the shortfall goes where it saves the most slack, rather than an
+//!   equal share per VM;
+//! - **conditions on the spread of recent usage**: the histograms are kept apart by state,
+//!   the last hour's peak against the week's peak (≥ 40 %, ≥ 10 %, ≥ 2 %, below), once a
+//!   state has 300 steps (the VM's histogram over all states before). An on/off VM idle for
+//!   the last hour is sized for its jobs' start, or not, at the price, and when busy it is
+//!   sized on the busy hours alone; a flat VM gets a margin of a few per cent;
+//! - takes, of the three bases, the one whose learnt size has the least expected cost.
 //!
-//! The windows were chosen on the first 46 days of the Bitbrains panel (`hoist rightsize
-//! --until 46d`) among: the last one, two or three hours; yesterday's hour alone or with the
-//! hour before; a week ago or not.
+//! Before a base has 100 steps of history, the recommendation is the last hour's peak × 1.5.
+//! Sizes are never below 0.025 cores and 16 MiB, and are not capped at what the VM was given
+//! (on the Bitbrains panel usage passes it).
 //!
-//! The size is the largest of those peaks times a margin (the main setting; memory's margin is
-//! half as large again), never less than 0.025 cores and 16 MiB. It is not capped at what the
-//! VM was given: on the Bitbrains panel usage passes it, and a cap there left 7 % of steps
-//! short whatever the margin.
+//! The main setting is the price of a short step, in steps of slack (swept from 4 to 40);
+//! memory uses the same price (a short memory is an out-of-memory kill: price it higher to
+//! size memory more safely). Every choice above was made on the first 46 days of the
+//! Bitbrains panel (`hoist rightsize --until 46d`), comparing slack at 1 % short: a single
+//! histogram per VM without states or the week's peak (CPU ratios of on/off VMs reach 100 ×,
+//! so one margin for all hours oversized them: 60.7 % CPU slack, 76.9 % memory at ≤ 1 %
+//! short), histogram half-lives of 3, 7, 14 and 60 days, state thresholds, 50 to 300 steps
+//! per state, and which bases to offer.
+//!
+//! Speed: the histograms are running counts, each step added once (the half-life by weighting
+//! later steps more, rather than decaying every bin); the margin is minimised once an hour per
+//! base, over the bins with weight only, and kept while its histogram is unchanged (a state
+//! not seen for a while). What is learnt does not depend on the price, so a sweep follows every
+//! price in one play ([`Recommender::with_settings`]), side by side in the minimisation. The
+//! whole Bitbrains panel, VPA and Hoist rows and both sweeps, takes under 2 s in a release
+//! build.
 
 use super::panel::Sample;
 use super::{Recommendation, Recommender, Setting};
 
 /// The smallest sizes recommended: the VPA's CPU minimum (0.025 cores), and 16 MiB of memory
-/// (the VPA's 250 MiB floor is for containers; on the Bitbrains panel it alone adds 4 points
-/// of memory slack).
+/// (the VPA's 250 MiB floor is for containers).
 const MIN_CPU: f64 = 0.025;
 const MIN_MEM: f64 = 16.0 * 1024.0 * 1024.0;
 
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
 
-/// The margins a frontier sweep tries.
-const MARGIN_SWEEP: [f64; 13] = [
-    1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35, 1.4, 1.5, 1.6, 1.7, 1.8,
+/// The price of a short step recommended when none is given.
+pub const DEFAULT_PRICE: f64 = 14.0;
+
+/// The prices a frontier sweep tries.
+const PRICE_SWEEP: [f64; 14] = [
+    4.0, 6.0, 8.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 18.0, 20.0, 25.0, 40.0,
 ];
+
+/// Half-life of the histograms' weights, hours.
+const HALF_LIFE_HOURS: f64 = 14.0 * 24.0;
+/// Steps a base needs before its histogram is used.
+const MIN_STEPS: f64 = 100.0;
+/// Steps a state needs before its own histogram is used.
+const STATE_STEPS: f64 = 300.0;
+/// The margin before a base has `MIN_STEPS`.
+const COLD_MARGIN: f64 = 1.5;
+/// The states: the last hour's peak against the week's peak, at least each of these.
+const STATE_EDGES: [f64; 3] = [0.4, 0.1, 0.02];
+const STATES: usize = STATE_EDGES.len() + 1;
+
+/// Histogram bins of ln(used / base): `BINS` bins of `BIN_W` from ln 0.04; the last holds
+/// everything past.
+const BINS: usize = 320;
+const LOG_LO: f64 = -3.218_875_824_868_200_7; // ln 0.04
+const BIN_W: f64 = 0.02;
+/// Words of a histogram's bitmap of bins with weight.
+const WORDS: usize = BINS.div_ceil(64);
+/// The bins' upper edges (the multipliers tried) and their inverses.
+fn edges() -> &'static ([f64; BINS], [f64; BINS]) {
+    static EDGES: std::sync::OnceLock<([f64; BINS], [f64; BINS])> = std::sync::OnceLock::new();
+    EDGES.get_or_init(|| {
+        let e: [f64; BINS] = std::array::from_fn(|k| (LOG_LO + (k + 1) as f64 * BIN_W).exp());
+        (e, e.map(|x| 1.0 / x))
+    })
+}
+
+/// The bin of a ratio whose natural logarithm is `ln_ratio` (−∞ for 0).
+fn bin(ln_ratio: f64) -> usize {
+    let k = (ln_ratio - LOG_LO) / BIN_W;
+    // Below the range (and −∞, and NaN) is the first bin; `as` saturates past the range.
+    if k >= 0.0 {
+        (k as usize).min(BINS - 1)
+    } else {
+        0
+    }
+}
+
+/// A weighted histogram of a base's ratios used / base.
+#[derive(Debug, Clone)]
+struct Hist {
+    /// Weight per bin.
+    w: [f64; BINS],
+    /// Weight × ratio per bin.
+    wr: [f64; BINS],
+    /// The bins with weight, a bit each: the expected cost is only minimised over them.
+    filled: [u64; WORDS],
+    total: f64,
+    steps: f64,
+    /// `best` at the recommender's prices since the last `add` (empty when stale).
+    best: Vec<(f64, f64)>,
+}
+
+impl Hist {
+    fn new() -> Hist {
+        Hist {
+            w: [0.0; BINS],
+            wr: [0.0; BINS],
+            filled: [0; WORDS],
+            total: 0.0,
+            steps: 0.0,
+            best: Vec::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.w.fill(0.0);
+        self.wr.fill(0.0);
+        self.filled = [0; WORDS];
+        self.total = 0.0;
+        self.steps = 0.0;
+        self.best.clear();
+    }
+
+    /// Adds the ratio `ratio` (whose logarithm is `ln_ratio`) with `weight`.
+    fn add(&mut self, ratio: f64, ln_ratio: f64, weight: f64) {
+        let k = bin(ln_ratio);
+        self.w[k] += weight;
+        self.wr[k] += ratio * weight;
+        self.filled[k / 64] |= 1 << (k % 64);
+        self.total += weight;
+        self.steps += 1.0;
+        self.best.clear();
+    }
+
+    /// Per price of `prices`, the multiplier (a bin's upper edge) minimising a step's
+    /// expected slack (0 when short) plus the price × its chance of being short, with that
+    /// expected cost per step; empty when the histogram has no weight. The prices are the
+    /// recommender's own, the same at every call: the answer is kept until the next `add`.
+    fn best(&mut self, prices: &[f64]) -> &[(f64, f64)] {
+        if self.best.is_empty() && self.total > 0.0 {
+            self.minimise(prices);
+        }
+        &self.best
+    }
+
+    fn minimise(&mut self, prices: &[f64]) {
+        self.best.clear();
+        // A sweep's prices side by side (in lanes the compiler can vectorise), one pass of
+        // the bins per 16.
+        if let [price] = prices {
+            self.scan::<1>(&[*price]);
+        } else {
+            for chunk in prices.chunks(16) {
+                if chunk.len() <= 4 {
+                    self.scan::<4>(chunk);
+                } else {
+                    self.scan::<16>(chunk);
+                }
+            }
+        }
+        for best in &mut self.best {
+            best.0 /= self.total;
+        }
+    }
+
+    /// `minimise` for up to `N` prices: appends (cost, multiplier) per price to `best`.
+    fn scan<const N: usize>(&mut self, prices: &[f64]) {
+        let (edges, inverse) = edges();
+        let mut price = [0.0; N];
+        price[..prices.len()].copy_from_slice(prices);
+        let mut least = [f64::INFINITY; N];
+        let mut at = [0.0; N];
+        let (mut w, mut wr) = (0.0, 0.0);
+        // The cost at bin k is w − wr / edge + price × (total − w), with w and wr summed up to
+        // k: past a bin with weight it only grows until the next one (the edge grows, w and wr
+        // stay), so only the first bin and those with weight are tried, in order (the first
+        // of equal costs is kept). The last bin holds every ratio past the range: always
+        // short, never tried.
+        for (word, &bits) in self.filled.iter().enumerate() {
+            let mut bits = bits;
+            if word == 0 {
+                bits |= 1;
+            }
+            if word == WORDS - 1 {
+                bits &= u64::MAX >> (63 - (BINS - 1) % 64) >> 1;
+            }
+            while bits != 0 {
+                let k = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                w += self.w[k];
+                wr += self.wr[k];
+                let slack = w - wr * inverse[k];
+                let short = self.total - w;
+                let k = k as f64;
+                for j in 0..N {
+                    let cost = slack + price[j] * short;
+                    let better = cost < least[j];
+                    least[j] = if better { cost } else { least[j] };
+                    at[j] = if better { k } else { at[j] };
+                }
+            }
+        }
+        self.best.extend(
+            least
+                .iter()
+                .zip(at)
+                .take(prices.len())
+                .map(|(&cost, k)| (cost, edges[k as usize])),
+        );
+    }
+}
+
+/// The bases: windows relative to the hour, the largest peak among them (`WEEK` is the
+/// week's peak, kept by calendar day).
+const LAST_HOUR: &[(i64, i64)] = &[(-HOUR, 0)];
+const CPU_DAILY: &[(i64, i64)] = &[(-2 * HOUR, 0), (-DAY - HOUR, -DAY + 2 * HOUR)];
+const MEM_DAILY: &[(i64, i64)] = &[
+    (-6 * HOUR, 0),
+    (-DAY, -DAY + HOUR),
+    (-7 * DAY, -7 * DAY + HOUR),
+];
+const WEEK: &[(i64, i64)] = &[];
+
+fn state(last_hour: f64, week: f64) -> usize {
+    let r = last_hour / week.max(1e-12);
+    STATE_EDGES
+        .iter()
+        .position(|&e| r >= e)
+        .unwrap_or(STATES - 1)
+}
+
+/// One base of one resource: its histograms (one per state, then all states) and the base
+/// it predicted for the hour being played.
+#[derive(Debug, Clone)]
+struct Track {
+    windows: &'static [(i64, i64)],
+    hists: Vec<Hist>,
+    /// The base predicted for the hour being played, and its logarithm.
+    pending: Option<(f64, f64)>,
+}
+
+/// One resource of the VM being followed.
+#[derive(Debug, Clone)]
+struct Resource {
+    memory: bool,
+    tracks: Vec<Track>,
+    /// The state of the hour being played.
+    pending_state: usize,
+    /// Peak per calendar day (day, peak), the last eight days.
+    days: Vec<(i64, f64)>,
+    /// Scratch: per price, the least expected cost of a base.
+    costs: Vec<f64>,
+}
+
+impl Resource {
+    fn new(memory: bool) -> Resource {
+        let daily = if memory { MEM_DAILY } else { CPU_DAILY };
+        Resource {
+            memory,
+            tracks: [LAST_HOUR, daily, WEEK]
+                .into_iter()
+                .map(|windows| Track {
+                    windows,
+                    hists: vec![Hist::new(); STATES + 1],
+                    pending: None,
+                })
+                .collect(),
+            pending_state: 0,
+            days: Vec::new(),
+            costs: Vec::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        for t in &mut self.tracks {
+            t.hists.iter_mut().for_each(Hist::clear);
+            t.pending = None;
+        }
+        self.days.clear();
+    }
+
+    fn value(&self, s: &Sample) -> f64 {
+        if self.memory { s.mem } else { s.cpu }
+    }
+
+    /// A step of the hour being played: learnt against each base predicted for it when
+    /// `weight` > 0.
+    fn observe(&mut self, s: &Sample, weight: f64) {
+        let used = self.value(s);
+        let day = s.at.div_euclid(DAY);
+        match self.days.last_mut() {
+            Some((d, p)) if *d == day => *p = p.max(used),
+            _ => {
+                self.days.push((day, used));
+                if self.days.len() > 8 {
+                    self.days.remove(0);
+                }
+            }
+        }
+        if weight <= 0.0 {
+            return;
+        }
+        let st = self.pending_state;
+        let ln_used = used.ln();
+        for t in &mut self.tracks {
+            if let Some((b, ln_b)) = t.pending {
+                let (ratio, ln_ratio) = (used / b, ln_used - ln_b);
+                t.hists[st].add(ratio, ln_ratio, weight);
+                t.hists[STATES].add(ratio, ln_ratio, weight);
+            }
+        }
+    }
+
+    /// The peak of the samples in the windows around `at`.
+    fn peak(&self, past: &[Sample], at: i64, windows: &[(i64, i64)]) -> Option<f64> {
+        let mut peak: Option<f64> = None;
+        for &(from, until) in windows {
+            let start = past.partition_point(|s| s.at < at + from);
+            let end = past.partition_point(|s| s.at < at + until);
+            for s in &past[start..end.max(start)] {
+                let v = self.value(s);
+                peak = Some(peak.map_or(v, |p| p.max(v)));
+            }
+        }
+        peak
+    }
+
+    /// The size for the hour from `at` at each of `prices`, into `sizes`; sets the bases and
+    /// state it is learnt by. False (and `sizes` untouched) without a sample before `at`.
+    fn recommend(&mut self, at: i64, past: &[Sample], prices: &[f64], sizes: &mut [f64]) -> bool {
+        let floor = if self.memory { MIN_MEM } else { MIN_CPU };
+        // The last hour's peak; after a gap, the last twelve samples'.
+        let Some(last_hour) = self.peak(past, at, LAST_HOUR).or_else(|| {
+            past[past.len().saturating_sub(12)..]
+                .iter()
+                .map(|s| self.value(s))
+                .reduce(f64::max)
+        }) else {
+            return false;
+        };
+        let day = at.div_euclid(DAY);
+        let week = self
+            .days
+            .iter()
+            .filter(|(d, _)| *d > day - 8)
+            .map(|(_, p)| *p)
+            .fold(last_hour, f64::max)
+            .max(floor);
+        let st = state(last_hour.max(floor), week);
+        self.pending_state = st;
+        // Per price, the least expected cost of a base so far (the first of equal ones kept).
+        let mut costs = std::mem::take(&mut self.costs);
+        costs.clear();
+        costs.resize(prices.len(), f64::INFINITY);
+        let mut learnt = false;
+        for i in 0..self.tracks.len() {
+            let windows = self.tracks[i].windows;
+            let b = if windows.is_empty() {
+                week
+            } else if windows == LAST_HOUR {
+                last_hour.max(floor)
+            } else {
+                self.peak(past, at, windows).unwrap_or(last_hour).max(floor)
+            };
+            let t = &mut self.tracks[i];
+            t.pending = Some((b, b.ln()));
+            let h = if t.hists[st].steps >= STATE_STEPS {
+                &mut t.hists[st]
+            } else {
+                &mut t.hists[STATES]
+            };
+            if h.steps < MIN_STEPS {
+                continue;
+            }
+            for ((&(cost, m), least), size) in
+                h.best(prices).iter().zip(&mut costs).zip(&mut *sizes)
+            {
+                if !learnt || cost < *least {
+                    (*least, *size) = (cost, b * m);
+                }
+            }
+            learnt |= h.total > 0.0;
+        }
+        self.costs = costs;
+        for size in sizes.iter_mut() {
+            if !learnt {
+                *size = last_hour * COLD_MARGIN;
+            }
+            *size = size.max(floor);
+        }
+        true
+    }
+}
 
 /// Hoist's recommender (see the module docs).
 #[derive(Debug, Clone)]
 pub struct HoistRecommender {
-    margin: f64,
+    /// The prices of a short step it follows: one, or a sweep's (see
+    /// [`Recommender::with_settings`]); the first is its main setting.
+    prices: Vec<f64>,
     has_memory: bool,
+    cpu: Resource,
+    mem: Resource,
+    /// The sizes at each price from the last call.
+    cpu_sizes: Vec<f64>,
+    mem_sizes: Vec<f64>,
+    /// Samples of the VM seen by the previous call.
+    seen: usize,
+    /// The previous call's hour.
+    last_at: Option<i64>,
+    /// The VM's first call (the weights grow from it).
+    first_at: Option<i64>,
 }
 
 impl HoistRecommender {
-    /// With CPU margin `margin` (memory's is half as large again).
-    pub fn new(margin: f64, has_memory: bool) -> Self {
+    /// With `price` the price of a short step, in steps of slack (at least 0.1;
+    /// [`DEFAULT_PRICE`] is the one chosen on Bitbrains).
+    pub fn new(price: f64, has_memory: bool) -> Self {
+        HoistRecommender::with_prices(&[price], has_memory)
+    }
+
+    /// Following every price of `prices` at once (at least one): what is learnt does not
+    /// depend on the price, only the size chosen from it.
+    fn with_prices(prices: &[f64], has_memory: bool) -> Self {
+        let mut prices: Vec<f64> = prices
+            .iter()
+            .map(|&p| {
+                if p.is_finite() {
+                    p.max(0.1)
+                } else {
+                    DEFAULT_PRICE
+                }
+            })
+            .collect();
+        if prices.is_empty() {
+            prices.push(DEFAULT_PRICE);
+        }
         HoistRecommender {
-            margin: margin.max(1.0),
+            cpu_sizes: vec![0.0; prices.len()],
+            mem_sizes: vec![0.0; prices.len()],
+            prices,
             has_memory,
+            cpu: Resource::new(false),
+            mem: Resource::new(true),
+            seen: 0,
+            last_at: None,
+            first_at: None,
         }
     }
 
-    fn mem_margin(&self) -> f64 {
-        1.0 + (self.margin - 1.0) * 1.5
+    /// Learns from the steps since the previous call and sizes the hour from `at` at every
+    /// price, into `cpu_sizes` and `mem_sizes`; false when it cannot tell yet.
+    fn play(&mut self, at: i64, past: &[Sample]) -> bool {
+        let first = *self.first_at.get_or_insert(at);
+        // Later steps weigh more: a half-life without decaying every bin every hour.
+        let weight = 2f64.powf((at - first) as f64 / HOUR as f64 / HALF_LIFE_HOURS);
+        // The steps since the previous call are the hour it sized: learn from them.
+        let new = &past[self.seen.min(past.len())..];
+        for s in new {
+            let played = self
+                .last_at
+                .is_some_and(|last| s.at >= last && s.at < last + HOUR);
+            let w = if played { weight } else { 0.0 };
+            self.cpu.observe(s, w);
+            if self.has_memory {
+                self.mem.observe(s, w);
+            }
+        }
+        self.seen = past.len();
+        self.last_at = Some(at);
+        if !self
+            .cpu
+            .recommend(at, past, &self.prices, &mut self.cpu_sizes)
+        {
+            return false;
+        }
+        if !self.has_memory {
+            self.mem_sizes.fill(0.0);
+            return true;
+        }
+        self.mem
+            .recommend(at, past, &self.prices, &mut self.mem_sizes)
     }
-}
-
-/// The peak CPU and memory of the samples in `[from, until)` (`past` is in time order).
-fn peak(past: &[Sample], from: i64, until: i64) -> Option<(f64, f64)> {
-    let start = past.partition_point(|s| s.at < from);
-    let end = past.partition_point(|s| s.at < until);
-    past[start..end.max(start)]
-        .iter()
-        .fold(None, |acc: Option<(f64, f64)>, s| {
-            Some(acc.map_or((s.cpu, s.mem), |(c, m)| (c.max(s.cpu), m.max(s.mem))))
-        })
 }
 
 impl Recommender for HoistRecommender {
@@ -79,17 +507,16 @@ impl Recommender for HoistRecommender {
 
     fn describe(&self) -> String {
         format!(
-            "peak of the last hour and of the same hour a day and a week ago (memory: and of the last 6 h) × {} CPU / × {} memory",
-            self.margin,
-            self.mem_margin()
+            "per VM, the last hour's, the daily cycle's or the week's peak × a margin learnt from the VM's own past, by state; short step priced at {} steps of slack",
+            self.prices[0]
         )
     }
 
     fn main_setting(&self) -> Option<Setting> {
         Some(Setting {
-            name: "margin".into(),
-            value: self.margin,
-            sweep: MARGIN_SWEEP.to_vec(),
+            name: "price of a short step".into(),
+            value: self.prices[0],
+            sweep: PRICE_SWEEP.to_vec(),
         })
     }
 
@@ -97,37 +524,42 @@ impl Recommender for HoistRecommender {
         Box::new(HoistRecommender::new(value, self.has_memory))
     }
 
-    fn start(&mut self) {}
+    fn with_settings(&self, values: &[f64]) -> Option<Box<dyn Recommender>> {
+        Some(Box::new(HoistRecommender::with_prices(
+            values,
+            self.has_memory,
+        )))
+    }
+
+    fn start(&mut self) {
+        self.cpu.clear();
+        self.mem.clear();
+        self.seen = 0;
+        self.last_at = None;
+        self.first_at = None;
+    }
 
     fn recommend(&mut self, at: i64, past: &[Sample]) -> Option<Recommendation> {
-        // CPU: the last two hours, and yesterday from an hour before the coming hour to an hour
-        // after it.
-        let (mut cpu, mut mem) = peak(past, at - 2 * HOUR, at)?;
-        if let Some((c, _)) = peak(past, at - DAY - HOUR, at - DAY + 2 * HOUR) {
-            cpu = cpu.max(c);
+        self.play(at, past).then(|| Recommendation {
+            cpu: self.cpu_sizes[0],
+            mem: self.mem_sizes[0],
+        })
+    }
+
+    fn recommend_all(&mut self, at: i64, past: &[Sample], out: &mut [Option<Recommendation>]) {
+        let sized = self.play(at, past);
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = (sized && i < self.prices.len()).then(|| Recommendation {
+                cpu: self.cpu_sizes[i],
+                mem: self.mem_sizes[i],
+            });
         }
-        // Memory: the last six hours, and this hour yesterday and a week ago.
-        for (from, until) in [
-            (at - 6 * HOUR, at),
-            (at - DAY, at - DAY + HOUR),
-            (at - 7 * DAY, at - 7 * DAY + HOUR),
-        ] {
-            if let Some((_, m)) = peak(past, from, until) {
-                mem = mem.max(m);
-            }
-        }
-        let cpu = (cpu * self.margin).max(MIN_CPU);
-        let mem = if self.has_memory {
-            (mem * self.mem_margin()).max(MIN_MEM)
-        } else {
-            0.0
-        };
-        Some(Recommendation { cpu, mem })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::score::SweepPoint;
     use super::*;
 
     fn sample(at: i64, cpu: f64, mem: f64) -> Sample {
@@ -140,35 +572,142 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_coming_hour_is_sized_on_recent_and_yesterdays_peaks_by_hand() {
-        // Two days of 5-minute samples at 1 core and 1 GB, except: yesterday at 13:30, 3 cores
-        // (inside the window from 11:00 to 14:00 yesterday); 7 hours before 12:00 today,
-        // 5 GB (outside the 6-hour memory window); today at 10:00, 2 GB.
-        let day0 = 1_700_000_000 - 1_700_000_000 % DAY;
-        let noon = day0 + DAY + 12 * HOUR;
-        let mut past = Vec::new();
-        let mut t = day0;
-        while t < noon {
-            let (mut cpu, mut mem) = (1.0, 1e9);
-            if t == day0 + 13 * HOUR + 30 * 60 {
-                cpu = 3.0;
+    /// Plays `r` over `samples` the way the scorer does, returning each hour's size.
+    fn play(r: &mut HoistRecommender, samples: &[Sample]) -> Vec<(i64, Option<Recommendation>)> {
+        r.start();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < samples.len() {
+            let h = samples[i].at.div_euclid(HOUR) * HOUR;
+            let mut j = i;
+            while j < samples.len() && samples[j].at < h + HOUR {
+                j += 1;
             }
-            if t == noon - 7 * HOUR {
-                mem = 5e9;
-            }
-            if t == noon - 2 * HOUR {
-                mem = 2e9;
-            }
-            past.push(sample(t, cpu, mem));
-            t += 300;
+            out.push((h, r.recommend(h, &samples[..i])));
+            i = j;
         }
-        let mut r = HoistRecommender::new(1.2, true);
-        let rec = r.recommend(noon, &past).unwrap();
-        // CPU: yesterday's 3 cores × 1.2; memory: today's 2 GB × (1 + 0.2 × 1.5).
-        assert!((rec.cpu - 3.6).abs() < 1e-9, "{rec:?}");
-        assert!((rec.mem - 2.6e9).abs() < 1.0, "{rec:?}");
-        // Nothing in the last two hours: no recommendation.
-        assert!(r.recommend(noon + 3 * HOUR, &past).is_none());
+        out
+    }
+
+    const DAY0: i64 = 1_700_006_400; // a UTC midnight
+
+    #[test]
+    fn a_cold_start_is_the_last_hours_peak_with_half_again_by_hand() {
+        // Nothing before: no size. Then one hour at 1 core and 1 GB, 2 cores at 00:30:
+        // 2 × 1.5 = 3 cores, 1.5 GB.
+        let mut r = HoistRecommender::new(DEFAULT_PRICE, true);
+        assert!(r.recommend(DAY0, &[]).is_none());
+        let past: Vec<Sample> = (0..12)
+            .map(|i| sample(DAY0 + 300 * i, if i == 6 { 2.0 } else { 1.0 }, 1e9))
+            .collect();
+        let rec = r.recommend(DAY0 + HOUR, &past).unwrap();
+        assert!((rec.cpu - 3.0).abs() < 1e-9, "{rec:?}");
+        assert!((rec.mem - 1.5e9).abs() < 1.0, "{rec:?}");
+        // Idle: the floors.
+        let mut r = HoistRecommender::new(DEFAULT_PRICE, true);
+        r.start();
+        let idle = [sample(DAY0, 0.0, 0.0)];
+        let rec = r.recommend(DAY0 + 300, &idle).unwrap();
+        assert_eq!((rec.cpu, rec.mem), (MIN_CPU, MIN_MEM));
+    }
+
+    #[test]
+    fn a_flat_vm_gets_a_margin_of_one_bin() {
+        // Three days at exactly 2 cores and 3 GB: every ratio is 1, so the margin is the edge
+        // of 1's bin, less than 2 % over.
+        let samples: Vec<Sample> = (0..3 * 288)
+            .map(|i| sample(DAY0 + 300 * i, 2.0, 3e9))
+            .collect();
+        let mut r = HoistRecommender::new(DEFAULT_PRICE, true);
+        let sizes = play(&mut r, &samples);
+        let (_, last) = sizes.last().unwrap();
+        let last = last.unwrap();
+        assert!(last.cpu >= 2.0 && last.cpu < 2.0 * 1.021, "{last:?}");
+        assert!(last.mem >= 3e9 && last.mem < 3e9 * 1.021, "{last:?}");
+    }
+
+    #[test]
+    fn a_sweep_played_at_once_matches_each_price_alone() {
+        // Two noisy VMs with daily jobs, 20 days: the sweep followed in one play gives, at
+        // every price, exactly the score of the recommender at that price alone.
+        use super::super::panel::{Columns, Panel, PanelFormat, VmSeries};
+        use super::super::score::{ScoreOptions, score_recommender, sweep};
+        let mut seed: u64 = 7;
+        let mut noise = move || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let vms = (0..2)
+            .map(|v| VmSeries {
+                vm: format!("vm-{v}"),
+                samples: (0..20 * 288)
+                    .map(|i| {
+                        let t = DAY0 + 300 * i;
+                        let hour = (t - DAY0).rem_euclid(DAY) / HOUR;
+                        let job = if hour == 3 + 5 * v { 4.0 } else { 0.0 };
+                        let burst = if noise() < 0.01 { 2.0 } else { 0.0 };
+                        let cpu = 0.2 + 0.3 * noise() + job + burst;
+                        sample(t, cpu, 1e9 * (1.0 + noise() + job / 4.0))
+                    })
+                    .collect(),
+            })
+            .collect();
+        let panel = Panel {
+            name: "noisy".into(),
+            format: PanelFormat::Generic,
+            columns: Columns {
+                cpu_given: true,
+                memory: true,
+                mem_given: true,
+            },
+            vms,
+            step_seconds: 300,
+            rows: 2 * 20 * 288,
+            off_rows: 0,
+        };
+        let opts = ScoreOptions::default();
+        let r = HoistRecommender::new(DEFAULT_PRICE, true);
+        let points = sweep(&panel, &r, &opts, 1);
+        assert_eq!(points.len(), PRICE_SWEEP.len());
+        for point in &points {
+            let alone = score_recommender(
+                &panel,
+                Box::new(HoistRecommender::new(point.value, true)),
+                &opts,
+            );
+            assert_eq!(point.score, alone, "price {}", point.value);
+        }
+        // The prices matter: the dearest short step is short least often.
+        let short = |p: &SweepPoint| p.score.cpu.shortfall;
+        assert!(short(&points[0]) > short(points.last().unwrap()));
+    }
+
+    #[test]
+    fn a_daily_job_is_foreseen_and_the_idle_hours_stay_small() {
+        // An on/off VM: idle at 0.05 cores, a 1-hour job at 8 cores from 05:30 each day. The
+        // daily base (yesterday from 04:00 to 07:00) sees the job coming: the 05:00 hour is
+        // sized for it, the 14:00 hour stays near idle.
+        let samples: Vec<Sample> = (0..20 * 288)
+            .map(|i| {
+                let t = DAY0 + 300 * i;
+                let minute = (t - DAY0).rem_euclid(DAY) / 60;
+                let busy = (330..390).contains(&minute);
+                sample(t, if busy { 8.0 } else { 0.05 }, 1e9)
+            })
+            .collect();
+        let mut r = HoistRecommender::new(DEFAULT_PRICE, true);
+        let sizes = play(&mut r, &samples);
+        let at = |hour: i64| {
+            sizes
+                .iter()
+                .find(|(h, _)| *h == DAY0 + 19 * DAY + hour * HOUR)
+                .and_then(|(_, r)| *r)
+                .unwrap()
+                .cpu
+        };
+        assert!(at(5) >= 8.0 && at(5) < 8.5, "{}", at(5));
+        assert!(at(14) < 0.1, "{}", at(14));
     }
 }

@@ -67,10 +67,32 @@ pub trait Recommender: Send {
     /// A fresh recommender like this one with the main setting at `value`.
     fn with_setting(&self, value: f64) -> Box<dyn Recommender>;
 
+    /// A fresh recommender like this one following every value of `values` of the main
+    /// setting at once, when what it learns from a VM does not depend on the setting: one play
+    /// of the panel then scores a whole sweep, through [`recommend_all`]. `None` (the
+    /// default): a sweep plays one recommender per value.
+    ///
+    /// [`recommend_all`]: Recommender::recommend_all
+    fn with_settings(&self, values: &[f64]) -> Option<Box<dyn Recommender>> {
+        let _ = values;
+        None
+    }
+
     /// Clears all state: a new VM begins.
     fn start(&mut self);
 
     /// The size to hold from `at` (seconds since the epoch) for the next hour, from `past`:
     /// every sample of the VM before `at`, in time order. `None` when it cannot tell yet.
     fn recommend(&mut self, at: i64, past: &[Sample]) -> Option<Recommendation>;
+
+    /// For a recommender made by [`with_settings`]: what [`recommend`] gives at each of its
+    /// values, into `out` (one slot per value, in order). The default gives `recommend`'s
+    /// size in every slot.
+    ///
+    /// [`with_settings`]: Recommender::with_settings
+    /// [`recommend`]: Recommender::recommend
+    fn recommend_all(&mut self, at: i64, past: &[Sample], out: &mut [Option<Recommendation>]) {
+        let size = self.recommend(at, past);
+        out.fill(size);
+    }
 }

@@ -147,13 +147,82 @@ impl Acc {
     }
 }
 
-/// What is scored: the oracle, or a recommender.
+/// What is scored: the oracle, a recommender, or a recommender at several values of its main
+/// setting in one play.
 #[derive(Debug)]
 pub enum Job {
     /// The hourly oracle: each hour's own peak.
     Oracle,
     /// A recommender.
     Recommender(Box<dyn Recommender>),
+    /// A recommender made by [`Recommender::with_settings`]: one score per value, in order.
+    Sweep {
+        /// The recommender following every value.
+        recommender: Box<dyn Recommender>,
+        /// Per value: the value, and the name and settings line of the recommender at it.
+        values: Vec<(f64, String, String)>,
+    },
+}
+
+impl Job {
+    /// The jobs scoring `recommender` at each of `values` of its main setting: one
+    /// [`Job::Sweep`] when it can follow them all at once, else one job per value. Either way
+    /// they give one score per value, in order.
+    pub fn sweep(recommender: &dyn Recommender, values: &[f64]) -> Vec<Job> {
+        match recommender.with_settings(values) {
+            Some(all) if !values.is_empty() => vec![Job::Sweep {
+                recommender: all,
+                values: values
+                    .iter()
+                    .map(|&v| {
+                        let one = recommender.with_setting(v);
+                        (v, one.name(), one.describe())
+                    })
+                    .collect(),
+            }],
+            _ => values
+                .iter()
+                .map(|&v| Job::Recommender(recommender.with_setting(v)))
+                .collect(),
+        }
+    }
+
+    /// The jobs scoring `recommender` as it is, then at each of `values` of its main setting:
+    /// one [`Job::Sweep`] when it can follow them all at once, else one job each. Either way
+    /// they give one score per value after the recommender's own.
+    pub fn with_sweep(recommender: Box<dyn Recommender>, values: &[f64]) -> Vec<Job> {
+        let own = recommender.main_setting().map(|s| s.value);
+        let all = own.and_then(|own| {
+            let settings: Vec<f64> = std::iter::once(own).chain(values.iter().copied()).collect();
+            recommender.with_settings(&settings)
+        });
+        match (own, all) {
+            (Some(own), Some(all)) if !values.is_empty() => {
+                let mut labels = vec![(own, recommender.name(), recommender.describe())];
+                labels.extend(values.iter().map(|&v| {
+                    let one = recommender.with_setting(v);
+                    (v, one.name(), one.describe())
+                }));
+                vec![Job::Sweep {
+                    recommender: all,
+                    values: labels,
+                }]
+            }
+            _ => {
+                let mut jobs = Job::sweep(recommender.as_ref(), values);
+                jobs.insert(0, Job::Recommender(recommender));
+                jobs
+            }
+        }
+    }
+
+    /// How many scores it gives.
+    pub fn scores(&self) -> usize {
+        match self {
+            Job::Sweep { values, .. } => values.len(),
+            Job::Oracle | Job::Recommender(_) => 1,
+        }
+    }
 }
 
 impl std::fmt::Debug for dyn Recommender {
@@ -181,18 +250,22 @@ struct Totals {
     unsized_steps: u64,
 }
 
-fn score_vm(samples: &[Sample], job: &mut Job, opts: &ScoreOptions, memory: bool) -> Totals {
-    let mut t = Totals::default();
+/// Plays `job` on one VM: one total per score the job gives.
+fn score_vm(samples: &[Sample], job: &mut Job, opts: &ScoreOptions, memory: bool) -> Vec<Totals> {
+    let n = job.scores();
+    let mut totals = vec![Totals::default(); n];
     let Some(first) = samples.first() else {
-        return t;
+        return totals;
     };
-    if let Job::Recommender(r) = job {
-        r.start();
+    match job {
+        Job::Oracle => {}
+        Job::Recommender(r) | Job::Sweep { recommender: r, .. } => r.start(),
     }
     let hold = opts.hold_seconds.max(1);
     let scored_from = (first.at + opts.warmup_seconds).max(opts.from.unwrap_or(i64::MIN));
     let until = opts.until.unwrap_or(i64::MAX);
-    let mut previous: Option<Recommendation> = None;
+    let mut previous: Vec<Option<Recommendation>> = vec![None; n];
+    let mut recs: Vec<Option<Recommendation>> = vec![None; n];
     let mut i = 0;
     while i < samples.len() && samples[i].at < until {
         let h = samples[i].at.div_euclid(hold) * hold;
@@ -200,71 +273,91 @@ fn score_vm(samples: &[Sample], job: &mut Job, opts: &ScoreOptions, memory: bool
         while j < samples.len() && samples[j].at < h + hold {
             j += 1;
         }
-        let rec = match job {
-            Job::Oracle => Some(oracle(&samples[i..j])),
-            Job::Recommender(r) => r.recommend(h, &samples[..i]),
-        };
-        let mut scored = false;
-        for s in &samples[i..j] {
-            if s.at < scored_from || s.at >= until {
-                continue;
-            }
-            let Some(rec) = rec else {
-                t.unsized_steps += 1;
-                continue;
-            };
-            scored = true;
-            t.cpu.add(rec.cpu, s.cpu, s.cpu_given);
-            if memory {
-                t.mem.add(rec.mem, s.mem, s.mem_given);
+        match job {
+            Job::Oracle => recs[0] = Some(oracle(&samples[i..j])),
+            Job::Recommender(r) => recs[0] = r.recommend(h, &samples[..i]),
+            Job::Sweep { recommender, .. } => {
+                recommender.recommend_all(h, &samples[..i], &mut recs);
             }
         }
-        if scored && let (Some(p), Some(r)) = (previous, rec) {
-            t.cpu.changes += u64::from(p.cpu != r.cpu);
-            t.mem.changes += u64::from(memory && p.mem != r.mem);
+        for ((t, &rec), previous) in totals.iter_mut().zip(&recs).zip(&mut previous) {
+            let mut scored = false;
+            for s in &samples[i..j] {
+                if s.at < scored_from || s.at >= until {
+                    continue;
+                }
+                let Some(rec) = rec else {
+                    t.unsized_steps += 1;
+                    continue;
+                };
+                scored = true;
+                t.cpu.add(rec.cpu, s.cpu, s.cpu_given);
+                if memory {
+                    t.mem.add(rec.mem, s.mem, s.mem_given);
+                }
+            }
+            if scored && let (Some(p), Some(r)) = (*previous, rec) {
+                t.cpu.changes += u64::from(p.cpu != r.cpu);
+                t.mem.changes += u64::from(memory && p.mem != r.mem);
+            }
+            *previous = rec;
         }
-        previous = rec;
         i = j;
     }
-    t.vms = usize::from(t.cpu.n > 0);
-    t
+    for t in &mut totals {
+        t.vms = usize::from(t.cpu.n > 0);
+    }
+    totals
 }
 
-fn score_job(panel: &Panel, mut job: Job, opts: &ScoreOptions) -> RightsizeScore {
-    let mut totals = Totals::default();
+/// Scores `job` on `panel`: one score per score the job gives.
+fn score_job(panel: &Panel, mut job: Job, opts: &ScoreOptions) -> Vec<RightsizeScore> {
+    let mut totals = vec![Totals::default(); job.scores()];
     for vm in &panel.vms {
-        let t = score_vm(&vm.samples, &mut job, opts, panel.columns.memory);
-        totals.cpu.merge(&t.cpu);
-        totals.mem.merge(&t.mem);
-        totals.vms += t.vms;
-        totals.unsized_steps += t.unsized_steps;
+        let vm_totals = score_vm(&vm.samples, &mut job, opts, panel.columns.memory);
+        for (totals, t) in totals.iter_mut().zip(&vm_totals) {
+            totals.cpu.merge(&t.cpu);
+            totals.mem.merge(&t.mem);
+            totals.vms += t.vms;
+            totals.unsized_steps += t.unsized_steps;
+        }
     }
-    let vm_days = totals.cpu.n as f64 * panel.step_seconds as f64 / 86_400.0;
-    let (name, settings, setting) = match &job {
-        Job::Oracle => (
+    let labels: Vec<(String, String, Option<f64>)> = match &job {
+        Job::Oracle => vec![(
             "oracle".to_owned(),
             "each hour's own peak (knows the future)".to_owned(),
             None,
-        ),
-        Job::Recommender(r) => (r.name(), r.describe(), r.main_setting().map(|s| s.value)),
+        )],
+        Job::Recommender(r) => vec![(r.name(), r.describe(), r.main_setting().map(|s| s.value))],
+        Job::Sweep { values, .. } => values
+            .iter()
+            .map(|(v, name, settings)| (name.clone(), settings.clone(), Some(*v)))
+            .collect(),
     };
-    RightsizeScore {
-        name,
-        settings,
-        setting,
-        vms: totals.vms,
-        vm_days,
-        unsized_steps: totals.unsized_steps,
-        cpu: totals.cpu.finish(panel.columns.cpu_given, vm_days),
-        memory: panel
-            .columns
-            .memory
-            .then(|| totals.mem.finish(panel.columns.mem_given, vm_days)),
-    }
+    totals
+        .iter()
+        .zip(labels)
+        .map(|(totals, (name, settings, setting))| {
+            let vm_days = totals.cpu.n as f64 * panel.step_seconds as f64 / 86_400.0;
+            RightsizeScore {
+                name,
+                settings,
+                setting,
+                vms: totals.vms,
+                vm_days,
+                unsized_steps: totals.unsized_steps,
+                cpu: totals.cpu.finish(panel.columns.cpu_given, vm_days),
+                memory: panel
+                    .columns
+                    .memory
+                    .then(|| totals.mem.finish(panel.columns.mem_given, vm_days)),
+            }
+        })
+        .collect()
 }
 
 /// Scores every job on `panel`, on up to `threads` threads; the scores come back in the jobs'
-/// order.
+/// order (a [`Job::Sweep`]'s one per value, in order).
 pub fn score_all(
     panel: &Panel,
     jobs: Vec<Job>,
@@ -272,21 +365,20 @@ pub fn score_all(
     threads: usize,
 ) -> Vec<RightsizeScore> {
     let count = jobs.len();
+    // The longest first (a sweep played at once), so that no thread is left with it at the end.
+    let mut order: Vec<usize> = (0..count).collect();
+    order.sort_by_key(|&k| std::cmp::Reverse(jobs[k].scores()));
     let queue: Vec<Mutex<Option<Job>>> = jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
-    let results: Vec<Mutex<Option<RightsizeScore>>> =
-        (0..count).map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Vec<RightsizeScore>>> =
+        (0..count).map(|_| Mutex::new(Vec::new())).collect();
     let next = AtomicUsize::new(0);
     let work = || {
-        loop {
-            let k = next.fetch_add(1, Ordering::Relaxed);
-            if k >= count {
-                break;
-            }
+        while let Some(&k) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
             let job = queue[k].lock().ok().and_then(|mut j| j.take());
             if let Some(job) = job {
-                let score = score_job(panel, job, opts);
+                let scores = score_job(panel, job, opts);
                 if let Ok(mut slot) = results[k].lock() {
-                    *slot = Some(score);
+                    *slot = scores;
                 }
             }
         }
@@ -303,7 +395,7 @@ pub fn score_all(
     }
     results
         .into_iter()
-        .filter_map(|r| r.into_inner().ok().flatten())
+        .flat_map(|r| r.into_inner().unwrap_or_default())
         .collect()
 }
 
@@ -313,12 +405,17 @@ pub fn score_recommender(
     recommender: Box<dyn Recommender>,
     opts: &ScoreOptions,
 ) -> RightsizeScore {
-    score_job(panel, Job::Recommender(recommender), opts)
+    one(score_job(panel, Job::Recommender(recommender), opts))
 }
 
 /// Scores the hourly oracle.
 pub fn score_oracle(panel: &Panel, opts: &ScoreOptions) -> RightsizeScore {
-    score_job(panel, Job::Oracle, opts)
+    one(score_job(panel, Job::Oracle, opts))
+}
+
+/// The score of a job giving one.
+fn one(mut scores: Vec<RightsizeScore>) -> RightsizeScore {
+    scores.swap_remove(0)
 }
 
 /// One setting of a frontier sweep.
@@ -331,7 +428,7 @@ pub struct SweepPoint {
 }
 
 /// Scores `recommender` at each value of its main setting's sweep (none when it has no main
-/// setting).
+/// setting), in one play when it can follow them all at once ([`Job::sweep`]).
 pub fn sweep(
     panel: &Panel,
     recommender: &dyn Recommender,
@@ -341,11 +438,7 @@ pub fn sweep(
     let Some(setting) = recommender.main_setting() else {
         return Vec::new();
     };
-    let jobs = setting
-        .sweep
-        .iter()
-        .map(|&v| Job::Recommender(recommender.with_setting(v)))
-        .collect();
+    let jobs = Job::sweep(recommender, &setting.sweep);
     setting
         .sweep
         .iter()
@@ -564,5 +657,80 @@ mod tests {
         let best = best_within(&points, 0.0, false).unwrap();
         assert_eq!(best.value, 3.0);
         assert_eq!(best_within(&points, 0.25, false).unwrap().value, 2.0);
+    }
+
+    /// A fixed CPU size per value, followed all at once.
+    struct Multi(Vec<f64>);
+
+    impl Recommender for Multi {
+        fn name(&self) -> String {
+            "multi".into()
+        }
+        fn describe(&self) -> String {
+            format!("size {}", self.0[0])
+        }
+        fn main_setting(&self) -> Option<super::super::Setting> {
+            Some(super::super::Setting {
+                name: "cpu".into(),
+                value: self.0[0],
+                sweep: vec![1.0, 3.0],
+            })
+        }
+        fn with_setting(&self, v: f64) -> Box<dyn Recommender> {
+            Box::new(Multi(vec![v]))
+        }
+        fn with_settings(&self, values: &[f64]) -> Option<Box<dyn Recommender>> {
+            Some(Box::new(Multi(values.to_vec())))
+        }
+        fn start(&mut self) {}
+        fn recommend(&mut self, _at: i64, _past: &[Sample]) -> Option<Recommendation> {
+            Some(Recommendation {
+                cpu: self.0[0],
+                mem: 400.0,
+            })
+        }
+        fn recommend_all(
+            &mut self,
+            _at: i64,
+            _past: &[Sample],
+            out: &mut [Option<Recommendation>],
+        ) {
+            for (slot, &cpu) in out.iter_mut().zip(&self.0) {
+                *slot = Some(Recommendation { cpu, mem: 400.0 });
+            }
+        }
+    }
+
+    #[test]
+    fn a_sweep_played_at_once_scores_each_value_as_alone() {
+        // The recommender at 2, then its sweep 1 and 3, in one job: the same scores, in order,
+        // as one job per value; after the oracle, whichever job is played first.
+        let own: Box<dyn Recommender> = Box::new(Multi(vec![2.0]));
+        let jobs = Job::with_sweep(own, &[1.0, 3.0]);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].scores(), 3);
+        let mut all = vec![Job::Oracle];
+        all.extend(jobs);
+        let scores = score_all(&panel(), all, &opts(), 2);
+        assert_eq!(scores.len(), 4);
+        assert_eq!(scores[0], score_oracle(&panel(), &opts()));
+        for (score, cpu) in scores[1..].iter().zip([2.0, 1.0, 3.0]) {
+            let alone = score_recommender(&panel(), Box::new(Multi(vec![cpu])), &opts());
+            assert_eq!(*score, alone);
+            assert_eq!(score.setting, Some(cpu));
+            assert_eq!(score.settings, format!("size {cpu}"));
+        }
+        // Without `with_settings`: one job per value, the recommender's own first.
+        let fixed: Box<dyn Recommender> = Box::new(Fixed {
+            cpu: 2.0,
+            mem: 400.0,
+            follow: false,
+        });
+        let jobs = Job::with_sweep(fixed, &[1.0, 3.0]);
+        assert_eq!(jobs.iter().map(Job::scores).collect::<Vec<_>>(), [1, 1, 1]);
+        let scores = score_all(&panel(), jobs, &opts(), 1);
+        // CPU used 1, 3, 2, 1: size 2 is short on 1 of 4 steps, size 1 on 2, size 3 on none.
+        let short: Vec<f64> = scores.iter().map(|s| s.cpu.shortfall).collect();
+        assert_eq!(short, [0.25, 0.5, 0.0]);
     }
 }
