@@ -1,10 +1,14 @@
-//! `hoist forecast`: forecast accuracy on the test part of a trace, against seasonal naive.
+//! `hoist forecast`: forecast accuracy on the test part of a trace, against daily and weekly
+//! seasonal naive.
 //!
-//! The trace is split in time (a training fraction, or `--from`/`--until` for the test part);
-//! the model is fitted at every step of the test part on the history before it (at most
-//! `--max-history`), and its forecasts 1 h and 24 h ahead are scored with MASE and sMAPE, next to
-//! seasonal naive on the same targets. `--report DIR` writes `forecast.svg` (actual vs the 24 h
-//! forecast and its interval) and `forecast.md`.
+//! The trace is split in time (a training fraction, or `--from`/`--until` for the test part).
+//! By default the model is fitted at every step of the test part on the history before it (at
+//! most `--max-history`), and its forecasts 1 h and 24 h ahead are scored with MASE and sMAPE,
+//! next to seasonal naive on the same targets. `--rolling` scores instead on the protocol
+//! forecasting libraries are compared on: an origin every `--every` (24 h), a fit on the
+//! `--max-history` (14 days) before it, `--horizon` (48 h) ahead, MASE scaled per origin by the
+//! fit window's in-sample weekly seasonal-naive error. `--report DIR` writes `forecast.svg`
+//! (actual vs the 24 h forecast and its interval) and `forecast.md`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -12,9 +16,12 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use hoist_core::duration::parse_duration;
-use hoist_core::forecast::backtest::{AccuracyReport, BacktestConfig, backtest, resample};
+use hoist_core::forecast::backtest::{
+    AccuracyReport, BacktestConfig, RollingConfig, RollingReport, RollingScores, backtest,
+    resample, rolling_origin,
+};
 use hoist_core::forecast::chart::{Band, Chart, Line};
-use hoist_core::forecast::{ModelKind, SeasonalModelConfig};
+use hoist_core::forecast::{Candidate, ModelKind, SeasonalModelConfig};
 use hoist_core::trace::{Trace, load_trace};
 
 use super::{CliError, CliResult};
@@ -43,8 +50,9 @@ pub struct Args {
     /// Fraction of the trace used for training; the rest is the test part.
     #[arg(long, default_value_t = 0.7)]
     pub train_fraction: f64,
-    /// The model: `seasonal` or `seasonal-naive`.
-    #[arg(long, default_value = "seasonal", value_parser = parse_model)]
+    /// The model: `auto` (the seasonal model, daily or weekly seasonal naive, whichever erred
+    /// least over the last days, per band of lead times), `seasonal` or `seasonal-naive`.
+    #[arg(long, default_value = "auto", value_parser = parse_model)]
     pub model: ModelKind,
     /// The step the model works at; a finer trace is resampled (mean per step).
     #[arg(long, default_value = "1h", value_parser = parse_delta)]
@@ -55,6 +63,18 @@ pub struct Args {
     /// Quantile of the upper prediction bound.
     #[arg(long, default_value_t = 0.9)]
     pub quantile: f64,
+    /// Score on rolling origins instead: one every `--every` over the test part, each fitted on
+    /// the `--max-history` before it and forecasting `--horizon` ahead, MASE scaled per origin
+    /// by the fit window's in-sample weekly seasonal-naive error (the protocol statsmodels and
+    /// Prophet are compared on).
+    #[arg(long)]
+    pub rolling: bool,
+    /// With `--rolling`: spacing of the origins.
+    #[arg(long, default_value = "24h", value_parser = parse_delta, requires = "rolling")]
+    pub every: TimeDelta,
+    /// With `--rolling`: how far each forecast reaches.
+    #[arg(long, default_value = "48h", value_parser = parse_delta, requires = "rolling")]
+    pub horizon: TimeDelta,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -87,6 +107,9 @@ pub fn run(args: Args) -> CliResult {
             train_steps,
             trace.len()
         )));
+    }
+    if args.rolling {
+        return run_rolling(&args, &trace, train_steps);
     }
     let config = BacktestConfig {
         model: args.model,
@@ -125,6 +148,9 @@ pub fn run(args: Args) -> CliResult {
                     "targets": h.targets,
                     "model": h.model,
                     "seasonal_naive": h.seasonal_naive,
+                    "daily_naive": h.daily_naive,
+                    "weekly_naive": h.weekly_naive,
+                    "chosen": chosen_json(&h.chosen),
                 })).collect::<Vec<_>>(),
             });
             println!(
@@ -168,25 +194,163 @@ fn markdown(trace: &Trace, args: &Args, report: &AccuracyReport) -> String {
     );
     let _ = writeln!(
         md,
-        "| horizon | targets | MASE model | MASE naive | sMAPE model % | sMAPE naive % | upper q{:.0} coverage |",
+        "| horizon | targets | MASE model | MASE naive | MASE daily naive | MASE weekly naive | sMAPE model % | sMAPE naive % | upper q{:.0} coverage |",
         args.quantile * 100.0
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     let f = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
     for h in &report.horizons {
         let _ = writeln!(
             md,
-            "| {} h | {} | {} | {} | {} | {} | {} |",
+            "| {} h | {} | {} | {} | {} | {} | {} | {} | {} |",
             hours(h.horizon),
             h.targets,
             f(h.model.mase),
             f(h.seasonal_naive.mase),
+            f(h.daily_naive.mase),
+            f(h.weekly_naive.mase),
             f(h.model.smape_percent),
             f(h.seasonal_naive.smape_percent),
             h.model
                 .upper_coverage
                 .map_or("-".to_owned(), |c| format!("{:.1} %", c * 100.0)),
         );
+    }
+    for h in report.horizons.iter().filter(|h| !h.chosen.is_empty()) {
+        let _ = writeln!(
+            md,
+            "\n`auto` {} h ahead used: {}.",
+            hours(h.horizon),
+            describe_chosen(&h.chosen)
+        );
+    }
+    md
+}
+
+/// `seasonal 80 %, daily-naive 20 %`.
+fn describe_chosen(chosen: &[(Candidate, usize)]) -> String {
+    let total: usize = chosen.iter().map(|(_, n)| n).sum();
+    chosen
+        .iter()
+        .map(|(c, n)| format!("{c} {:.0} %", *n as f64 * 100.0 / total.max(1) as f64))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn chosen_json(chosen: &[(Candidate, usize)]) -> serde_json::Value {
+    chosen
+        .iter()
+        .map(|(c, n)| (c.as_str().to_owned(), serde_json::json!(n)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// `hoist forecast --rolling`.
+fn run_rolling(args: &Args, trace: &Trace, train_steps: usize) -> CliResult {
+    let config = RollingConfig {
+        model: args.model,
+        seasonal: SeasonalModelConfig {
+            upper_quantile: args.quantile,
+            ..SeasonalModelConfig::default()
+        },
+        every: args.every,
+        history: args.max_history,
+        horizon: args.horizon,
+    };
+    let report = rolling_origin(&trace.values, trace.step, train_steps, &config);
+    if report.origins == 0 {
+        return Err(CliError::input(format!(
+            "{}: no origin to score: each needs {} d of history before it and {} h of the trace after it (the test part starts at {})",
+            args.trace.display(),
+            args.max_history.num_days(),
+            args.horizon.num_hours(),
+            trace.at(train_steps).format("%Y-%m-%d %H:%M"),
+        )));
+    }
+    let markdown = rolling_markdown(trace, args, train_steps, &report);
+    match args.output {
+        OutputFormat::Text => print!("{markdown}"),
+        OutputFormat::Json => {
+            let json = serde_json::json!({
+                "trace": trace.name,
+                "protocol": "rolling-origin",
+                "model": args.model,
+                "step_seconds": trace.step.num_seconds(),
+                "test_from": trace.at(train_steps),
+                "every_hours": args.every.num_minutes() as f64 / 60.0,
+                "history_days": args.max_history.num_minutes() as f64 / 1440.0,
+                "horizon_hours": args.horizon.num_minutes() as f64 / 60.0,
+                "origins": report.origins,
+                "skipped": report.skipped,
+                "model_scores": report.model,
+                "daily_naive": report.daily_naive,
+                "weekly_naive": report.weekly_naive,
+                "chosen": chosen_json(&report.chosen),
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).map_err(CliError::runtime)?
+            );
+        }
+    }
+    if let Some(dir) = &args.report {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            CliError::runtime(format!(
+                "{}: cannot create the report directory: {e}",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join("forecast.md");
+        std::fs::write(&path, &markdown)
+            .map_err(|e| CliError::runtime(format!("{}: cannot write: {e}", path.display())))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rolling_markdown(
+    trace: &Trace,
+    args: &Args,
+    train_steps: usize,
+    report: &RollingReport,
+) -> String {
+    let mut md = String::new();
+    let hours = |d: TimeDelta| d.num_minutes() as f64 / 60.0;
+    let _ = writeln!(
+        md,
+        "# Forecast accuracy on rolling origins: {}
+",
+        trace.name
+    );
+    let _ = writeln!(
+        md,
+        "An origin every {} h from {} ({} scored, {} skipped), each fitted on the {} d before it \
+         and forecasting {} h ahead at a step of {} h; MASE is each origin's mean absolute error \
+         over the horizon ÷ its fit window's in-sample weekly seasonal-naive error.\n",
+        hours(args.every),
+        trace.at(train_steps).format("%Y-%m-%d %H:%M"),
+        report.origins,
+        report.skipped,
+        args.max_history.num_minutes() as f64 / 1440.0,
+        hours(args.horizon),
+        hours(trace.step),
+    );
+    let _ = writeln!(md, "| forecaster | MASE mean | MASE median | sMAPE % |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    let f = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
+    let row = |md: &mut String, name: &str, s: &RollingScores| {
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} |",
+            f(s.mase_mean),
+            f(s.mase_median),
+            f(s.smape_percent)
+        );
+    };
+    row(&mut md, &format!("`{}`", args.model), &report.model);
+    row(&mut md, "daily seasonal naive", &report.daily_naive);
+    row(&mut md, "weekly seasonal naive", &report.weekly_naive);
+    if !report.chosen.is_empty() {
+        let _ = writeln!(md, "\n`auto` used: {}.", describe_chosen(&report.chosen));
     }
     md
 }

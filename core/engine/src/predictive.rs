@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
 
 use super::{ForecastPoint, Observation};
 use crate::config::{MaxCapacity, Predictive, PredictiveMode};
@@ -85,9 +85,12 @@ pub(crate) fn vote(
     } else {
         "forecast"
     };
+    let by = at.max(now);
     let mut message = format!(
-        "{what} needs {planned:.2} instances by {} (buffer {}",
-        at.max(now).format("%H:%M"),
+        "{what} needs {} instances by {:02}:{:02} (buffer {}",
+        Fixed(planned, 2),
+        by.hour(),
+        by.minute(),
         policy.buffer
     );
     if policy.margin > 0.0 {
@@ -178,8 +181,10 @@ pub struct ForecastInput {
     pub note: Option<String>,
     /// Whether the model was refitted at this evaluation.
     pub refreshed: bool,
-    /// The model's points (without the level correction), even when the quality check
-    /// rejected them (for charts and events).
+    /// The model's points (without the level correction) from now to the horizon, even when
+    /// the quality check rejected them (for charts and events): given when the model was
+    /// refitted or the plan is made of them (no level correction); empty otherwise, since
+    /// they change only at a refit (see [`PredictiveForecast::cached_at`] in between).
     pub all_points: Vec<ForecastPoint>,
     /// The level correction applied to `points` (measured ÷ forecast), when tracking the level.
     pub level_ratio: Option<LevelRatio>,
@@ -202,6 +207,8 @@ pub struct PredictiveForecast {
     /// Per [`Shape`], where the last level break began (see [`LEVEL_BREAK`]): the upper
     /// bound's quantile is taken over the ratios since then only.
     level_break: [Option<DateTime<Utc>>; 2],
+    /// What the current fit's model used (the `auto` model's choice), for the reasons.
+    model_note: String,
 }
 
 /// How the forecast's buckets are read between their starts. A bucket holds the mean load over
@@ -237,17 +244,65 @@ pub struct LevelRatio {
 /// than the other's is the one the load follows.
 const CLEARLY_CLOSER: f64 = 0.2;
 
-/// The standard deviation of the logarithms of `ratios` (0 for fewer than two).
-fn log_spread(ratios: &[f64]) -> f64 {
-    if ratios.len() < 2 {
+/// The standard deviation of `logs`, the logarithms of some ratios (0 for fewer than two).
+fn log_spread(logs: &[f64]) -> f64 {
+    if logs.len() < 2 {
         return 0.0;
     }
-    let logs: Vec<f64> = ratios
-        .iter()
-        .map(|r| r.max(f64::MIN_POSITIVE).ln())
-        .collect();
     let mean = logs.iter().sum::<f64>() / logs.len() as f64;
     (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (logs.len() - 1) as f64).sqrt()
+}
+
+/// The logarithm [`log_spread`] takes of a ratio.
+fn ratio_log(ratio: f64) -> f64 {
+    ratio.max(f64::MIN_POSITIVE).ln()
+}
+
+/// The `q` quantile of positive finite numbers given as their bit patterns (`f64::to_bits`,
+/// whose order is the numbers' order for positive values): the value
+/// [`quantile_sorted`](crate::forecast::model) gives, found by selection on integers, which is
+/// several times faster than on floats. The level ratios are clamped to
+/// `[1 / MAX_LEVEL_RATIO, MAX_LEVEL_RATIO]`, so always positive.
+fn quantile_of_positive(bits: &mut [u64], q: f64) -> f64 {
+    match bits.len() {
+        0 => 0.0,
+        1 => f64::from_bits(bits[0]),
+        n => {
+            let position = q.clamp(0.0, 1.0) * (n - 1) as f64;
+            let below = position.floor() as usize;
+            let fraction = position - below as f64;
+            let (_, at, rest) = bits.select_nth_unstable(below);
+            let low = f64::from_bits(*at);
+            let high = rest.iter().min().map_or(low, |b| f64::from_bits(*b));
+            low + fraction * (high - low)
+        }
+    }
+}
+
+/// A number with `.1` decimals (at most 6), as `{:.N}` writes it (but for a tie in the last
+/// digit) through integer formatting: the policy writes figures at every evaluation. Values too
+/// large for that fall back to `{:.N}`.
+struct Fixed(f64, usize);
+
+impl std::fmt::Display for Fixed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let decimals = self.1.min(6);
+        let unit = 10u64.pow(decimals as u32);
+        let scaled = (self.0 * unit as f64).round();
+        if !scaled.is_finite() || scaled.abs() >= 1e15 || decimals == 0 {
+            return write!(f, "{:.*}", decimals, self.0);
+        }
+        let t = scaled as i64;
+        let sign = if t < 0 { "-" } else { "" };
+        let t = t.unsigned_abs();
+        write!(
+            f,
+            "{sign}{}.{:0width$}",
+            t / unit,
+            t % unit,
+            width = decimals
+        )
+    }
 }
 
 /// The level correction now is the median of the ratios measured over this span.
@@ -268,7 +323,8 @@ pub const DEFAULT_LEVEL_QUANTILE: f64 = 0.9;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct CurvePoint {
-    at: DateTime<Utc>,
+    /// The bucket's start, milliseconds since the Unix epoch.
+    at: i64,
     value: f64,
     upper: f64,
 }
@@ -290,6 +346,9 @@ struct Measured {
     saturated: bool,
     /// Measured ÷ forecast per [`Shape`], computed once per curve (`None`: not yet).
     ratios: Option<[Option<f64>; 2]>,
+    /// The natural logarithms of `ratios` (0 where there is none), computed with them.
+    #[serde(skip)]
+    logs: [f64; 2],
 }
 
 /// Utilisation at or above this is taken as saturated: the load behind it may be higher.
@@ -322,6 +381,7 @@ impl PredictiveForecast {
             recent: VecDeque::new(),
             last_clear_ratio: [None; 2],
             level_break: [None; 2],
+            model_note: String::new(),
         })
     }
 
@@ -402,6 +462,7 @@ impl PredictiveForecast {
             load,
             saturated,
             ratios: None,
+            logs: [0.0; 2],
         });
         let oldest = at - LEVEL_WINDOW;
         while self.recent.front().is_some_and(|m| m.at < oldest) {
@@ -439,6 +500,7 @@ impl PredictiveForecast {
         let first_missing = missing.first().map(|(i, _)| *i);
         for (i, ratios) in missing {
             self.recent[i].ratios = Some(ratios);
+            self.recent[i].logs = ratios.map(|r| r.map_or(0.0, ratio_log));
         }
         if let Some(first) = first_missing {
             if first == 0 {
@@ -453,8 +515,9 @@ impl PredictiveForecast {
         let window_start = m.at - LEVEL_NOW_WINDOW;
         let mut pairs = [(0.0, 0.0); 2];
         let mut spreads = [0.0; 2];
-        let mut now: Vec<f64> = Vec::with_capacity(self.recent.len());
-        let mut all: Vec<f64> = Vec::with_capacity(self.recent.len());
+        let mut now: Vec<u64> = Vec::with_capacity(self.recent.len());
+        let mut all: Vec<u64> = Vec::with_capacity(self.recent.len());
+        let mut logs: Vec<f64> = Vec::with_capacity(self.recent.len());
         for k in 0..2 {
             let ratio_of = |x: &Measured| x.ratios.and_then(|r| r[k]);
             ratio_of(&m)?;
@@ -465,28 +528,32 @@ impl PredictiveForecast {
                     .iter()
                     .rev()
                     .take_while(|x| x.at > window_start)
-                    .filter_map(ratio_of),
+                    .filter_map(ratio_of)
+                    .map(f64::to_bits),
             );
-            now.sort_by(f64::total_cmp);
             let since = self.level_break[k];
             all.clear();
-            all.extend(
-                self.recent
-                    .iter()
-                    .filter(|x| since.is_none_or(|b| x.at >= b))
-                    .filter_map(ratio_of),
-            );
-            all.sort_by(f64::total_cmp);
-            let median = crate::forecast::model::quantile_sorted(&now, 0.5);
+            logs.clear();
+            for x in self
+                .recent
+                .iter()
+                .filter(|x| since.is_none_or(|b| x.at >= b))
+            {
+                if let Some(r) = ratio_of(x) {
+                    all.push(r.to_bits());
+                    logs.push(x.logs[k]);
+                }
+            }
+            let median = quantile_of_positive(&mut now, 0.5);
             let latest = if m.saturated {
                 median.max(self.last_clear_ratio[k].unwrap_or(1.0)).max(1.0)
             } else {
                 self.last_clear_ratio[k] = Some(median);
                 median
             };
-            let upper = crate::forecast::model::quantile_sorted(&all, q).max(latest);
+            let upper = quantile_of_positive(&mut all, q).max(latest);
             pairs[k] = (latest, upper);
-            spreads[k] = log_spread(&all);
+            spreads[k] = log_spread(&logs);
         }
         // The reading the recent load follows more closely (its ratios vary less) is used; when
         // neither is clearly closer, the plan takes the larger of the two.
@@ -516,34 +583,34 @@ impl PredictiveForecast {
         if m.saturated {
             return;
         }
+        let window_start = m.at - LEVEL_NOW_WINDOW;
+        let mut level: Vec<u64> = Vec::with_capacity(i + 1);
+        let mut before: Vec<u64> = Vec::with_capacity(i + 1);
         for k in 0..2 {
             let ratio_of = |x: &Measured| x.ratios.and_then(|r| r[k]);
             let since = self.level_break[k];
-            let window_start = m.at - LEVEL_NOW_WINDOW;
-            let mut level: Vec<f64> = Vec::with_capacity(i + 1);
-            let mut before: Vec<f64> = Vec::with_capacity(i + 1);
+            level.clear();
+            before.clear();
             for x in self.recent.range(..=i) {
                 let Some(r) = ratio_of(x) else { continue };
                 if x.at > window_start {
-                    level.push(r);
+                    level.push(r.to_bits());
                 } else if since.is_none_or(|b| x.at >= b) {
-                    before.push(r);
+                    before.push(r.to_bits());
                 }
             }
             // Too little before the window to call anything a break.
             if before.len() < level.len() {
                 continue;
             }
-            level.sort_by(f64::total_cmp);
-            before.sort_by(f64::total_cmp);
-            let level = crate::forecast::model::quantile_sorted(&level, 0.5);
-            let typical = crate::forecast::model::quantile_sorted(&before, 0.5);
+            let level_now = quantile_of_positive(&mut level, 0.5);
+            let typical = quantile_of_positive(&mut before, 0.5);
             if typical <= 0.0 {
                 continue;
             }
-            let new_side: fn(f64, f64) -> bool = if level > typical * LEVEL_BREAK {
+            let new_side: fn(f64, f64) -> bool = if level_now > typical * LEVEL_BREAK {
                 |r, typical| r > typical * LEVEL_BREAK
-            } else if level * LEVEL_BREAK < typical {
+            } else if level_now * LEVEL_BREAK < typical {
                 |r, typical| r * LEVEL_BREAK < typical
             } else {
                 continue;
@@ -567,7 +634,12 @@ impl PredictiveForecast {
 
     /// The forecast load at `at` read as `shape`.
     fn curve_at(&self, at: DateTime<Utc>, shape: Shape) -> Option<f64> {
-        let step = self.forecaster.config().step;
+        self.curve_at_ms(at.timestamp_millis(), shape)
+    }
+
+    /// [`curve_at`](Self::curve_at) at `at` milliseconds since the Unix epoch.
+    fn curve_at_ms(&self, at: i64, shape: Shape) -> Option<f64> {
+        let step = self.forecaster.config().step.num_milliseconds();
         let i = self.curve.partition_point(|p| p.at <= at).checked_sub(1)?;
         let here = self.curve[i];
         if at >= here.at + step {
@@ -585,8 +657,7 @@ impl PredictiveForecast {
         let Some(other) = other.filter(|o| (o.at - here.at).abs() == step) else {
             return Some(here.value);
         };
-        let span = step.num_milliseconds() as f64;
-        let w = ((at - centre).num_milliseconds() as f64 / span).abs();
+        let w = ((at - centre) as f64 / step as f64).abs();
         Some(here.value + (other.value - here.value) * w)
     }
 
@@ -617,35 +688,52 @@ impl PredictiveForecast {
     /// measurement.
     fn planned_points(&self, now: DateTime<Utc>, ratio: LevelRatio) -> Vec<ForecastPoint> {
         let target = self.policy.target;
-        let measured_at = self.recent.back().map_or(now, |m| m.at);
+        let measured_ms = self.recent.back().map_or(now, |m| m.at).timestamp_millis();
         let half_life = crate::config::LEVEL_CORRECTION_HALF_LIFE.num_seconds() as f64;
-        let point = |at: DateTime<Utc>| {
-            let bucket = self.curve_at(at, Shape::Bucket)?;
-            let lerp = self.curve_at(at, Shape::Interpolated).unwrap_or(bucket);
-            let age = (at - measured_at).num_seconds().max(0) as f64;
-            let weight = 0.5f64.powf(age / half_life);
-            let plan = |r_bucket: f64, r_lerp: f64| {
-                let b = bucket * r_bucket.powf(weight);
-                let l = lerp * r_lerp.powf(weight);
+        // r^weight as exp(weight × ln r), with the logarithms taken once.
+        let logs = [
+            ratio.latest.ln(),
+            ratio.latest_interpolated.ln(),
+            ratio.upper.ln(),
+            ratio.upper_interpolated.ln(),
+        ];
+        let point = |at: DateTime<Utc>, at_ms: i64| {
+            let bucket = self.curve_at_ms(at_ms, Shape::Bucket)?;
+            let lerp = self
+                .curve_at_ms(at_ms, Shape::Interpolated)
+                .unwrap_or(bucket);
+            let age = ((at_ms - measured_ms) / 1000).max(0) as f64;
+            let weight = (-age / half_life).exp2();
+            let plan = |ln_bucket: f64, ln_lerp: f64| {
+                let b = || bucket * (ln_bucket * weight).exp();
+                let l = || lerp * (ln_lerp * weight).exp();
                 match ratio.reading {
-                    Some(Shape::Bucket) => b / target,
-                    Some(Shape::Interpolated) => l / target,
-                    None => b.max(l) / target,
+                    Some(Shape::Bucket) => b() / target,
+                    Some(Shape::Interpolated) => l() / target,
+                    None => b().max(l()) / target,
                 }
             };
             Some(ForecastPoint {
                 at,
-                instances: plan(ratio.latest, ratio.latest_interpolated),
-                upper: Some(plan(ratio.upper, ratio.upper_interpolated)),
+                instances: plan(logs[0], logs[1]),
+                upper: Some(plan(logs[2], logs[3])),
             })
         };
         let buffer = self.policy.buffer.as_delta();
         let spacing = NEAR_POINT_SPACING.max(buffer / MAX_NEAR_POINTS as i32);
-        let mut points = Vec::new();
+        let (spacing_ms, end_ms) = (
+            spacing.num_milliseconds().max(1),
+            (now + buffer).timestamp_millis(),
+        );
+        let mut points = Vec::with_capacity(
+            ((end_ms - now.timestamp_millis()) / spacing_ms + 1).clamp(1, 1024) as usize,
+        );
         let mut at = now;
-        while at <= now + buffer {
-            points.extend(point(at));
+        let mut at_ms = now.timestamp_millis();
+        while at_ms <= end_ms {
+            points.extend(point(at, at_ms));
             at += spacing;
+            at_ms += spacing_ms;
         }
         points
     }
@@ -665,19 +753,22 @@ impl PredictiveForecast {
             Ok(forecast) => {
                 let refreshed = self.last_fit != Some(forecast.fitted_at);
                 self.last_fit = Some(forecast.fitted_at);
-                let all_points = forecast.engine_points(now, |load| load / target);
                 let new_curve = (refreshed || self.curve.is_empty()).then(|| {
                     forecast
                         .samples
                         .iter()
                         .map(|s| CurvePoint {
-                            at: s.at,
+                            at: s.at.timestamp_millis(),
                             value: s.value,
                             upper: s.upper,
                         })
                         .collect::<Vec<_>>()
                 });
                 if let Some(curve) = new_curve {
+                    self.model_note = match &forecast.choice {
+                        Some(choice) => format!("forecast: {}", choice.describe(forecast.step)),
+                        None => format!("forecast: {}", forecast.model),
+                    };
                     self.set_curve(curve);
                 }
                 let ratio = self.update_level_ratio();
@@ -688,8 +779,13 @@ impl PredictiveForecast {
                         note: Some("the forecaster kept no forecast".to_owned()),
                         refreshed,
                         level_ratio: ratio,
-                        all_points,
+                        all_points: Vec::new(),
                     };
+                };
+                let all_points = if refreshed || ratio.is_none() {
+                    forecast.engine_points(now, |load| load / target)
+                } else {
+                    Vec::new()
                 };
                 let quality = &forecast.quality;
                 // A policy that tracks the level is exposed only to the forecast's error in
@@ -756,9 +852,9 @@ impl PredictiveForecast {
                         }),
                         note: ratio.map(|r| {
                             let mut note = format!(
-                                "level corrected by measured ÷ forecast: ×{:.3} now, ×{:.3} at the {} quantile of the last hour",
-                                r.latest,
-                                r.upper,
+                                "level corrected by measured ÷ forecast: ×{} now, ×{} at the {} quantile of the last hour",
+                                Fixed(r.latest, 3),
+                                Fixed(r.upper, 3),
                                 self.policy.quantile.unwrap_or(DEFAULT_LEVEL_QUANTILE)
                             );
                             if let Some(shift) = quality.level_shift {
@@ -767,6 +863,8 @@ impl PredictiveForecast {
                                     shift.relative_change * 100.0
                                 ));
                             }
+                            note.push_str("; ");
+                            note.push_str(&self.model_note);
                             note
                         }),
                         refreshed,
@@ -788,5 +886,46 @@ impl PredictiveForecast {
     /// How far back the caller should fetch history on its first evaluation.
     pub fn history_span(&self) -> TimeDelta {
         self.policy.history.as_delta()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_writes_what_the_float_format_writes() {
+        // Away from a tie in the last digit (`{:.N}` rounds the exact binary value half to even,
+        // `Fixed` its product with 10^N half away from zero).
+        for v in [
+            0.0,
+            1.0,
+            0.9996,
+            1.2346,
+            12.5,
+            1e9 + 0.25,
+            3.0e20,
+            0.001,
+            7.1251,
+            0.37,
+        ] {
+            assert_eq!(Fixed(v, 3).to_string(), format!("{v:.3}"), "{v}");
+            assert_eq!(Fixed(v, 2).to_string(), format!("{v:.2}"), "{v}");
+        }
+    }
+
+    #[test]
+    fn the_quantile_of_positive_numbers_matches_the_sorted_one() {
+        let values = [3.0, 0.5, 2.0, 1.0, 0.25, 4.0, 1.5];
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        for q in [0.0, 0.1, 0.5, 0.9, 0.95, 1.0] {
+            let mut bits: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(
+                quantile_of_positive(&mut bits, q),
+                crate::forecast::model::quantile_sorted(&sorted, q),
+                "q {q}"
+            );
+        }
     }
 }

@@ -1,15 +1,21 @@
-//! Replay speed: a year of one-minute steps (525,600) through each built-in controller.
+//! Replay speed: a year of one-minute steps (525,600) through each built-in controller, and
+//! through the policy engine with a policy file: reactive (target tracking) and predictive
+//! (the predictive example's policies, forecasting with refits every 6 h).
 //!
-//! `cargo bench -p hoist-core --bench replay` first prints steps per second for one replay of
-//! each controller, then lets criterion measure them. The target is under 1 s per replay
+//! `cargo bench -p hoist-eval --bench replay` first prints steps per second for one replay of
+//! each controller and the predictive policy's time as a multiple of the reactive policy
+//! file's, then lets criterion measure them. The built-ins' target is under 1 s per replay
 //! (above 525,600 steps per second) in a release build.
 
 use std::hint::black_box;
+use std::path::Path;
 use std::time::Instant;
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hoist_eval::{BuiltIn, Demand, ReplayOptions, ReplayParams, Scale, replay};
+use hoist_engine::config::parse_str;
+use hoist_eval::policy::PolicyController;
+use hoist_eval::{BuiltIn, Controller, Demand, ReplayOptions, ReplayParams, Scale, replay};
 use hoist_sim::trace::Trace;
 
 const STEPS: usize = 525_600;
@@ -39,6 +45,21 @@ fn year_trace() -> Trace {
     }
 }
 
+/// The reactive policy: target tracking at 0.95, as the predictive example's safety net.
+const REACTIVE: &str =
+    "      - target_tracking: { metric: utilization, target: 0.95, tolerance: 0.03 }\n";
+
+/// The predictive example's policies (examples/predictive-scaling.yml).
+const PREDICTIVE: &str = "      - predictive: { metric: utilization, target: 0.95, mode: forecast_and_scale, history: 14d, min_history: 24h, horizon: 48h, refresh: 6h, buffer: 10m, track_level: true, quantile: 0.9, max_capacity: { raise_by_percent: 10 } }\n      - target_tracking: { metric: utilization, target: 0.95, tolerance: 0.03 }\n";
+
+fn policy_file(policies: &str) -> PolicyController {
+    let text = format!(
+        "providers:\n  sim:\n    simulated: {{}}\nrun:\n  interval: 1m\ngroups:\n  - name: web\n    provider: sim\n    min: 2\n    max: 120\n    policies:\n{policies}"
+    );
+    let doc = parse_str(Path::new("bench.yaml"), &text).expect("policy");
+    PolicyController::new("policy", doc.policy.groups[0].clone(), 60).expect("controller")
+}
+
 fn bench_replay(c: &mut Criterion) {
     let trace = year_trace();
     let params = ReplayParams::default();
@@ -62,6 +83,44 @@ fn bench_replay(c: &mut Criterion) {
             STEPS as f64 / seconds
         );
     }
+    // `cargo test` runs benchmarks once, unoptimised: the policy files then replay 30 days.
+    let benchmarking = std::env::args().any(|a| a == "--bench");
+    let policy_trace = if benchmarking {
+        trace.clone()
+    } else {
+        Trace {
+            values: trace.values[..30 * 1440].to_vec(),
+            ..trace.clone()
+        }
+    };
+    let policy_steps = policy_trace.len();
+    let policy_demand = Demand::new(&policy_trace, scale).expect("demand");
+    let mut seconds = Vec::new();
+    for (name, policies) in [
+        ("policy-reactive", REACTIVE),
+        ("policy-predictive", PREDICTIVE),
+    ] {
+        let mut controller = policy_file(policies);
+        let started = Instant::now();
+        let out = replay(
+            &policy_demand,
+            &params,
+            &mut controller as &mut dyn Controller,
+            ReplayOptions::default(),
+        )
+        .expect("replay");
+        let s = started.elapsed().as_secs_f64();
+        println!(
+            "{name:<16} {policy_steps} steps ({} s ticks) in {s:.3} s = {:.0} steps/s",
+            out.tick_seconds,
+            policy_steps as f64 / s
+        );
+        seconds.push(s);
+    }
+    println!(
+        "predictive policy ÷ reactive policy file: {:.2}×",
+        seconds[1] / seconds[0]
+    );
     let mut group = c.benchmark_group("replay_year_1min");
     group.throughput(Throughput::Elements(STEPS as u64));
     group.sample_size(10);
@@ -71,6 +130,25 @@ fn bench_replay(c: &mut Criterion) {
                 let mut c = b.controller(&params, &scale).expect("controller");
                 black_box(
                     replay(&demand, &params, &mut *c, ReplayOptions::default()).expect("replay"),
+                )
+            })
+        });
+    }
+    for (name, policies) in [
+        ("policy-reactive", REACTIVE),
+        ("policy-predictive", PREDICTIVE),
+    ] {
+        group.bench_function(name, |bench| {
+            bench.iter(|| {
+                let mut controller = policy_file(policies);
+                black_box(
+                    replay(
+                        &policy_demand,
+                        &params,
+                        &mut controller as &mut dyn Controller,
+                        ReplayOptions::default(),
+                    )
+                    .expect("replay"),
                 )
             })
         });

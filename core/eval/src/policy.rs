@@ -431,17 +431,11 @@ impl PolicyController {
         } else {
             self.capacity_per_instance
         };
-        self.last_forecast =
-            current_point(&input.all_points, now).map(|p| p.instances * target / per_instance);
+        self.last_forecast = state
+            .cached_at(now)
+            .map(|instances| instances * target / per_instance);
         Some(input)
     }
-}
-
-fn current_point(
-    points: &[ForecastPoint],
-    now: chrono::DateTime<chrono::Utc>,
-) -> Option<&ForecastPoint> {
-    points.iter().rev().find(|p| p.at <= now)
 }
 
 #[cfg(test)]

@@ -6,8 +6,12 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::auto::ValidationCache;
 use super::model::SeasonalModelConfig;
-use super::{ModelKind, SeasonalNaive, Seasonality, detect_seasonality, fit_and_forecast, metrics};
+use super::seasonality::steps_in;
+use super::{
+    Candidate, ModelKind, SeasonalNaive, Seasonality, detect_seasonality, fit_windowed, metrics,
+};
 
 /// Settings of a rolling-origin evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,8 +65,17 @@ pub struct HorizonAccuracy {
     pub targets: usize,
     /// The model's scores.
     pub model: Scores,
-    /// Seasonal naive's scores on the same targets.
+    /// Seasonal naive's scores on the same targets (weekly when the history holds a week at
+    /// the origin, else daily: the MASE reference).
     pub seasonal_naive: Scores,
+    /// Daily seasonal naive (the same time yesterday) on the same targets.
+    pub daily_naive: Scores,
+    /// Weekly seasonal naive (the same time last week; the last value while the history is
+    /// shorter than a week) on the same targets.
+    pub weekly_naive: Scores,
+    /// For [`ModelKind::Auto`]: how many of the scored forecasts used each candidate.
+    #[serde(default)]
+    pub chosen: Vec<(Candidate, usize)>,
 }
 
 /// One point of the chart: the actual value and the forecasts made `chart_horizon` earlier.
@@ -123,40 +136,76 @@ pub fn backtest(
         .max()
         .unwrap_or(1);
     let max_history = steps(config.max_history).max(1);
+    let read_history = steps(super::history_for(config.model, config.max_history)).max(1);
     let min_history = steps(config.min_history).max(1);
     let train = &values[..train_steps];
     let naive_for_train = SeasonalNaive::for_history(step, train.len());
     let mase_scale = metrics::seasonal_naive_scale(train, naive_for_train.period_steps);
 
-    // forecasts[k][t - train_steps] = (model value, upper, lower, naive) for horizon k at target t.
-    type Slot = Option<(f64, f64, f64, f64)>;
+    let daily = SeasonalNaive {
+        period_steps: steps_in(TimeDelta::days(1), step).unwrap_or(1),
+    };
+    let weekly = SeasonalNaive {
+        period_steps: steps_in(TimeDelta::weeks(1), step).unwrap_or(daily.period_steps),
+    };
+    // forecasts[k][t - train_steps] for horizon k at target t.
+    #[derive(Clone, Copy)]
+    struct Made {
+        value: f64,
+        upper: f64,
+        lower: f64,
+        naive: f64,
+        daily: f64,
+        weekly: f64,
+        chosen: Option<Candidate>,
+    }
+    type Slot = Option<Made>;
     let test_steps = n - train_steps;
     let mut by_horizon: Vec<Vec<Slot>> = vec![vec![None; test_steps]; horizon_steps.len()];
     let mut chart: Vec<Slot> = vec![None; test_steps];
     let first_origin = train_steps.saturating_sub(longest);
+    let mut cache = ValidationCache::default();
     for origin in first_origin..n.saturating_sub(1) {
-        let from = (origin + 1).saturating_sub(max_history);
+        let from = (origin + 1).saturating_sub(read_history);
         let history = &values[from..=origin];
         let Some(first_present) = history.iter().position(Option::is_some) else {
             continue;
         };
         let history = &history[first_present..];
-        if history.len() < min_history {
+        if history.len().min(max_history) < min_history {
             continue;
         }
         let reach = longest.min(n - 1 - origin);
-        let Some((_, forecast)) =
-            fit_and_forecast(config.model, history, step, &config.seasonal, reach)
-        else {
+        let Some((_, forecast, choice)) = fit_windowed(
+            config.model,
+            history,
+            (from + first_present) as i64,
+            max_history,
+            step,
+            &config.seasonal,
+            reach,
+            Some(&mut cache),
+        ) else {
             continue;
         };
+        // The baselines see the window the model was fitted on.
+        let history = &history[history.len().saturating_sub(max_history)..];
         let naive = SeasonalNaive::for_history(step, history.len());
         let record = |h: usize, slot: &mut Slot| {
             let f = forecast[h - 1];
-            let nv = naive
-                .forecast_at(history, history.len() - 1, h)
-                .unwrap_or(f64::NAN);
-            *slot = Some((f.value, f.upper, f.lower, nv));
+            let at = |n: &SeasonalNaive| {
+                n.forecast_at(history, history.len() - 1, h)
+                    .unwrap_or(f64::NAN)
+            };
+            *slot = Some(Made {
+                value: f.value,
+                upper: f.upper,
+                lower: f.lower,
+                naive: at(&naive),
+                daily: at(&daily),
+                weekly: at(&weekly),
+                chosen: choice.as_ref().and_then(|c| c.model_at(h)),
+            });
         };
         for (k, h) in horizon_steps.iter().enumerate() {
             let target = origin + h;
@@ -179,15 +228,25 @@ pub fn backtest(
             let mut actual = Vec::new();
             let mut model = Vec::new();
             let mut naive = Vec::new();
+            let mut daily = Vec::new();
+            let mut weekly = Vec::new();
+            let mut chosen: std::collections::BTreeMap<Candidate, usize> = Default::default();
             let mut covered = 0usize;
             for (a, slot) in test.iter().zip(slots) {
-                if let (Some(a), Some((v, upper, _, nv))) = (a, slot)
-                    && nv.is_finite()
+                if let (Some(a), Some(m)) = (a, slot)
+                    && m.naive.is_finite()
+                    && m.daily.is_finite()
+                    && m.weekly.is_finite()
                 {
                     actual.push(Some(*a));
-                    model.push(Some(*v));
-                    naive.push(Some(*nv));
-                    covered += usize::from(*a <= *upper);
+                    model.push(Some(m.value));
+                    naive.push(Some(m.naive));
+                    daily.push(Some(m.daily));
+                    weekly.push(Some(m.weekly));
+                    covered += usize::from(*a <= m.upper);
+                    if let Some(c) = m.chosen {
+                        *chosen.entry(c).or_default() += 1;
+                    }
                 }
             }
             let targets = actual.len();
@@ -205,6 +264,9 @@ pub fn backtest(
                     (targets > 0).then(|| covered as f64 / targets as f64),
                 ),
                 seasonal_naive: scores(&naive, None),
+                daily_naive: scores(&daily, None),
+                weekly_naive: scores(&weekly, None),
+                chosen: chosen.into_iter().collect(),
             }
         })
         .collect();
@@ -216,8 +278,8 @@ pub fn backtest(
         .map(|(i, (a, slot))| ChartPoint {
             at: start + TimeDelta::milliseconds(step_ms * (train_steps + i) as i64),
             actual: *a,
-            forecast: slot.map(|(v, upper, lower, _)| (v, lower, upper)),
-            seasonal_naive: slot.map(|s| s.3).filter(|v| v.is_finite()),
+            forecast: slot.map(|m| (m.value, m.lower, m.upper)),
+            seasonal_naive: slot.map(|m| m.naive).filter(|v| v.is_finite()),
         })
         .collect();
     AccuracyReport {
@@ -266,4 +328,163 @@ pub fn resample(
             .map(|(s, c)| (c > 0).then(|| s / f64::from(c)))
             .collect(),
     ))
+}
+
+/// Settings of [`rolling_origin`]: the protocol forecasting libraries are usually compared on
+/// (statsmodels, Prophet's `cross_validation`): an origin every `every` over the test part,
+/// a fit on the `history` before it, a forecast `horizon` ahead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollingConfig {
+    /// The model scored.
+    pub model: ModelKind,
+    /// Its settings.
+    pub seasonal: SeasonalModelConfig,
+    /// Spacing of the origins. Default 24 h.
+    pub every: TimeDelta,
+    /// The fit window before each origin. Default 14 days.
+    pub history: TimeDelta,
+    /// How far each forecast reaches. Default 48 h.
+    pub horizon: TimeDelta,
+}
+
+impl Default for RollingConfig {
+    fn default() -> Self {
+        RollingConfig {
+            model: ModelKind::Auto,
+            seasonal: SeasonalModelConfig::default(),
+            every: TimeDelta::hours(24),
+            history: TimeDelta::days(14),
+            horizon: TimeDelta::hours(48),
+        }
+    }
+}
+
+/// One forecaster's scores over the origins of [`rolling_origin`].
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct RollingScores {
+    /// The mean over the origins of each origin's MASE (its forecast's mean absolute error over
+    /// the horizon ÷ the fit window's in-sample weekly seasonal-naive error).
+    pub mase_mean: Option<f64>,
+    /// Their median.
+    pub mase_median: Option<f64>,
+    /// sMAPE (percent) over every scored value of every origin.
+    pub smape_percent: Option<f64>,
+}
+
+/// The result of [`rolling_origin`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollingReport {
+    /// Origins scored (a full fit window and a full horizon of the series after it, and a
+    /// defined MASE scale).
+    pub origins: usize,
+    /// Origins skipped: too little history before them, a horizon running past the series, or
+    /// a fit window whose weekly seasonal-naive error is zero or undefined.
+    pub skipped: usize,
+    /// The model.
+    pub model: RollingScores,
+    /// Daily seasonal naive.
+    pub daily_naive: RollingScores,
+    /// Weekly seasonal naive.
+    pub weekly_naive: RollingScores,
+    /// For [`ModelKind::Auto`]: how many scored forecast values used each candidate.
+    pub chosen: Vec<(Candidate, usize)>,
+}
+
+/// Scores `config.model`, daily and weekly seasonal naive on rolling origins: the first at
+/// `test_from` (an index into `values`, one value per `step`), then one every `config.every`,
+/// each fitted on the `config.history` before it and forecasting `config.horizon` after it.
+/// MASE is scaled per origin by the fit window's in-sample weekly seasonal-naive error, so
+/// the figures compare with other libraries run the same way.
+pub fn rolling_origin(
+    values: &[Option<f64>],
+    step: TimeDelta,
+    test_from: usize,
+    config: &RollingConfig,
+) -> RollingReport {
+    let steps = |span: TimeDelta| {
+        let s = step.num_milliseconds().max(1);
+        usize::try_from((span.num_milliseconds().max(0) + s - 1) / s).unwrap_or(usize::MAX)
+    };
+    let every = steps(config.every).max(1);
+    let history = steps(config.history).max(1);
+    let read_history = steps(super::history_for(config.model, config.history)).max(1);
+    let horizon = steps(config.horizon).max(1);
+    let day = steps_in(TimeDelta::days(1), step).unwrap_or(1);
+    let week = steps_in(TimeDelta::weeks(1), step).unwrap_or(day);
+    let n = values.len();
+    let mut per_origin: [Vec<f64>; 3] = Default::default();
+    // Per forecaster: every scored actual value and its forecast.
+    type Pairs = (Vec<Option<f64>>, Vec<Option<f64>>);
+    let mut pooled: [Pairs; 3] = Default::default();
+    let mut chosen: std::collections::BTreeMap<Candidate, usize> = Default::default();
+    let (mut origins, mut skipped) = (0, 0);
+    let mut cache = ValidationCache::default();
+    let mut origin = test_from;
+    while origin < n {
+        let scored = (|| {
+            if origin < history || origin + horizon > n {
+                return None;
+            }
+            let window = &values[origin - history..origin];
+            let scale = metrics::seasonal_naive_scale(window, week)?;
+            let read_from = origin.saturating_sub(read_history);
+            let (_, forecast, choice) = fit_windowed(
+                config.model,
+                &values[read_from..origin],
+                read_from as i64,
+                history,
+                step,
+                &config.seasonal,
+                horizon,
+                Some(&mut cache),
+            )?;
+            let actual = &values[origin..origin + horizon];
+            let model: Vec<Option<f64>> = forecast
+                .iter()
+                .map(|f| Some(f.value).filter(|v| v.is_finite()))
+                .collect();
+            let daily = SeasonalNaive { period_steps: day }.forecast(window, horizon);
+            let weekly = SeasonalNaive { period_steps: week }.forecast(window, horizon);
+            let forecasts = [model, daily, weekly];
+            let errors: Vec<f64> = forecasts
+                .iter()
+                .map(|f| metrics::mase(actual, f, scale))
+                .collect::<Option<_>>()?;
+            for (k, f) in forecasts.into_iter().enumerate() {
+                per_origin[k].push(errors[k]);
+                pooled[k].0.extend_from_slice(actual);
+                pooled[k].1.extend(f);
+            }
+            if let Some(choice) = choice {
+                for (lead, a) in actual.iter().enumerate() {
+                    if let (Some(_), Some(c)) = (a, choice.model_at(lead + 1)) {
+                        *chosen.entry(c).or_default() += 1;
+                    }
+                }
+            }
+            Some(())
+        })();
+        match scored {
+            Some(()) => origins += 1,
+            None => skipped += 1,
+        }
+        origin += every;
+    }
+    let scores = |k: usize| {
+        let mut mases = per_origin[k].clone();
+        mases.sort_by(f64::total_cmp);
+        RollingScores {
+            mase_mean: (!mases.is_empty()).then(|| mases.iter().sum::<f64>() / mases.len() as f64),
+            mase_median: (!mases.is_empty()).then(|| super::model::quantile_sorted(&mases, 0.5)),
+            smape_percent: metrics::smape_percent(&pooled[k].0, &pooled[k].1),
+        }
+    };
+    RollingReport {
+        origins,
+        skipped,
+        model: scores(0),
+        daily_naive: scores(1),
+        weekly_naive: scores(2),
+        chosen: chosen.into_iter().collect(),
+    }
 }

@@ -16,9 +16,10 @@ use std::fmt;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::auto::ValidationCache;
 use super::model::SeasonalModelConfig;
 use super::quality::{self, ForecastQuality, QualityConfig};
-use super::{ModelKind, SeasonalNaive, Seasonality, fit_and_forecast, metrics};
+use super::{ModelChoice, ModelKind, SeasonalNaive, Seasonality, fit_windowed, metrics};
 use crate::ForecastPoint;
 use crate::model::Sample;
 
@@ -46,7 +47,7 @@ pub struct ForecasterConfig {
     pub horizon: TimeDelta,
     /// A fit is reused until it is this old. Default 1 h.
     pub refresh_interval: TimeDelta,
-    /// The model.
+    /// The model. Default `auto`.
     pub model: ModelKind,
     /// Settings of the seasonal model, including the upper bound's quantile.
     pub seasonal: SeasonalModelConfig,
@@ -64,7 +65,7 @@ impl Default for ForecasterConfig {
             max_history: TimeDelta::days(14),
             horizon: TimeDelta::hours(48),
             refresh_interval: TimeDelta::hours(1),
-            model: ModelKind::Seasonal,
+            model: ModelKind::Auto,
             seasonal: SeasonalModelConfig::default(),
             quality: QualityConfig::default(),
             aggregation: Aggregation::Mean,
@@ -96,6 +97,12 @@ impl ForecasterConfig {
             return bad("upper_quantile must be in (0.5, 1)");
         }
         Ok(())
+    }
+
+    /// Buckets kept per series: the history the model reads (see [`super::history_for`]) and
+    /// the bucket in progress.
+    fn kept_steps(&self) -> i64 {
+        self.steps(super::history_for(self.model, self.max_history)) as i64 + 1
     }
 
     fn steps(&self, span: TimeDelta) -> usize {
@@ -135,6 +142,9 @@ pub struct Forecast {
     pub samples: Vec<ForecastSample>,
     /// The quality check of this fit.
     pub quality: ForecastQuality,
+    /// What [`ModelKind::Auto`] chose, band by band (`None` for the other models).
+    #[serde(default)]
+    pub choice: Option<ModelChoice>,
 }
 
 impl Forecast {
@@ -145,9 +155,9 @@ impl Forecast {
         from: DateTime<Utc>,
         to_instances: impl Fn(f64) -> f64,
     ) -> Vec<ForecastPoint> {
-        self.samples
+        let first = self.samples.partition_point(|s| s.at + self.step <= from);
+        self.samples[first..]
             .iter()
-            .filter(|s| s.at + self.step > from)
             .map(|s| ForecastPoint {
                 at: s.at,
                 instances: to_instances(s.value),
@@ -215,6 +225,8 @@ struct SeriesState {
     buckets: Vec<(f64, u32)>,
     last_observed: Option<DateTime<Utc>>,
     forecast: Option<Forecast>,
+    /// What the `auto` model's candidates forecast at past validation origins.
+    validation: ValidationCache,
 }
 
 /// Per-series forecasting state: history buffers, scheduled refits, cached forecasts.
@@ -259,7 +271,7 @@ impl Forecaster {
     /// NaN and infinite values are ignored (a gap).
     pub fn observe(&mut self, series: &str, samples: &[Sample]) {
         let step_ms = self.config.step.num_milliseconds();
-        let keep = self.config.steps(self.config.max_history) as i64 + 1;
+        let keep = self.config.kept_steps();
         let aggregation = self.config.aggregation;
         let state = self.series.entry(series.to_owned()).or_default();
         for sample in samples {
@@ -284,7 +296,7 @@ impl Forecaster {
     /// e.g. a backfill from a metrics source or a trace. `start` is rounded down to a step.
     pub fn load_history(&mut self, series: &str, start: DateTime<Utc>, values: &[Option<f64>]) {
         let step_ms = self.config.step.num_milliseconds();
-        let keep = self.config.steps(self.config.max_history) as i64 + 1;
+        let keep = self.config.kept_steps();
         let first_bucket = start.timestamp_millis().div_euclid(step_ms);
         let state = self.series.entry(series.to_owned()).or_default();
         state.first_bucket = first_bucket;
@@ -324,7 +336,7 @@ impl Forecaster {
         {
             return false;
         }
-        let keep = self.config.steps(self.config.max_history) as i64 + 1;
+        let keep = self.config.kept_steps();
         let state = self.series.entry(series.to_owned()).or_default();
         state.first_bucket = snapshot.first_bucket;
         state.buckets = snapshot.buckets.clone();
@@ -401,13 +413,14 @@ fn trim(state: &mut SeriesState, keep: i64) {
 
 fn fit(
     config: &ForecasterConfig,
-    state: &SeriesState,
+    state: &mut SeriesState,
     now: DateTime<Utc>,
 ) -> Result<Forecast, NotReady> {
     let step_ms = config.step.num_milliseconds();
     let now_bucket = now.timestamp_millis().div_euclid(step_ms);
-    let max_steps = config.steps(config.max_history) as i64;
-    let from = state.first_bucket.max(now_bucket - max_steps);
+    let window = config.steps(config.max_history);
+    let read = config.steps(super::history_for(config.model, config.max_history)) as i64;
+    let from = state.first_bucket.max(now_bucket - read);
     let until = now_bucket.min(state.first_bucket + state.buckets.len() as i64);
     let values: Vec<Option<f64>> = (from..now_bucket)
         .map(|b| {
@@ -432,14 +445,18 @@ fn fit(
             needed: config.min_history,
         });
     }
+    let first_index = from + first_present.unwrap_or(0) as i64;
     let values = &values[first_present.unwrap_or(0)..];
     let horizon_steps = config.steps(config.horizon) + 1;
-    let (seasonality, forecast) = fit_and_forecast(
+    let (seasonality, forecast, choice) = fit_windowed(
         config.model,
         values,
+        first_index,
+        window,
         config.step,
         &config.seasonal,
         horizon_steps,
+        Some(&mut state.validation),
     )
     .ok_or(NotReady::UnknownSeries)?;
     let samples = forecast
@@ -459,26 +476,42 @@ fn fit(
         step: config.step,
         model: config.model,
         seasonality,
-        history_steps: values.len(),
+        history_steps: values.len().min(window),
         samples,
-        quality: backtest(config, values),
+        quality: backtest(config, values, first_index, window, &mut state.validation),
+        choice,
     })
 }
 
 /// Refits without the last `quality.backtest` and compares its forecast with what happened.
-fn backtest(config: &ForecasterConfig, values: &[Option<f64>]) -> ForecastQuality {
+fn backtest(
+    config: &ForecasterConfig,
+    values: &[Option<f64>],
+    first_index: i64,
+    window: usize,
+    cache: &mut ValidationCache,
+) -> ForecastQuality {
     let held = config.steps(config.quality.backtest);
     let min_steps = config.steps(config.min_history);
     if held == 0 || values.len() < held + min_steps {
         return ForecastQuality::default();
     }
     let (train, test) = values.split_at(values.len() - held);
-    let Some((_, forecast)) =
-        fit_and_forecast(config.model, train, config.step, &config.seasonal, held)
-    else {
+    let Some((_, forecast, _)) = fit_windowed(
+        config.model,
+        train,
+        first_index,
+        window,
+        config.step,
+        &config.seasonal,
+        held,
+        Some(cache),
+    ) else {
         return ForecastQuality::default();
     };
     let forecast: Vec<Option<f64>> = forecast.iter().map(|f| Some(f.value)).collect();
+    // The MASE scale from the window the model was fitted on.
+    let train = &train[train.len().saturating_sub(window)..];
     let naive = SeasonalNaive::for_history(config.step, train.len());
     let scale = metrics::seasonal_naive_scale(train, naive.period_steps);
     quality::assess(

@@ -5,7 +5,13 @@
 //!   residual) with prediction intervals. It is written here rather than taken from `augurs`:
 //!   it beat seasonal naive on every shared trace and fits in about 60 µs.
 //! - [`naive`]: seasonal naive (same time last week, or yesterday), the baseline.
+//! - [`auto`]: the default model: the seasonal model, daily or weekly seasonal naive or their
+//!   median, chosen per band of lead times by their error over the last 14 days, so the
+//!   forecast is rarely worse than the simple answers and says which it used
+//!   (`docs/forecast-accuracy.md` has the figures).
 //! - [`metrics`]: MASE and sMAPE.
+//! - [`backtest`]: accuracy on the test part of a series, every step 1 h and 24 h ahead or on
+//!   rolling origins (one a day, 14 days of history, 48 h ahead), against both seasonal naives.
 //! - [`quality`]: out-of-sample error on the last day and level-shift detection, so a policy
 //!   knows when not to trust a forecast.
 //! - [`forecaster`]: [`Forecaster`], per-series state for the engine: history buffers, scheduled
@@ -74,6 +80,7 @@
 //! 1.5, on the part of nasa before its test part, it cost about 2 % less at the same τ_U, and
 //! nothing changed on the other traces.
 
+pub mod auto;
 pub mod backtest;
 pub mod capacity;
 pub mod chart;
@@ -90,6 +97,7 @@ use std::str::FromStr;
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 
+pub use auto::{Candidate, ModelChoice};
 pub use forecaster::{
     Aggregation, Forecast, ForecastSample, Forecaster, ForecasterConfig, HistorySnapshot, NotReady,
 };
@@ -107,6 +115,9 @@ pub enum ModelKind {
     Seasonal,
     /// Seasonal naive: the same time last week (or yesterday when the history is shorter).
     SeasonalNaive,
+    /// The seasonal model, daily or weekly seasonal naive, whichever erred least over the last
+    /// days, chosen per band of lead times (see [`auto`]).
+    Auto,
 }
 
 impl ModelKind {
@@ -115,6 +126,7 @@ impl ModelKind {
         match self {
             ModelKind::Seasonal => "seasonal",
             ModelKind::SeasonalNaive => "seasonal-naive",
+            ModelKind::Auto => "auto",
         }
     }
 }
@@ -132,10 +144,20 @@ impl FromStr for ModelKind {
         match s {
             "seasonal" => Ok(ModelKind::Seasonal),
             "seasonal-naive" | "naive" => Ok(ModelKind::SeasonalNaive),
+            "auto" => Ok(ModelKind::Auto),
             other => Err(crate::Error::invalid_input(format!(
-                "unknown forecast model `{other}` (expected `seasonal` or `seasonal-naive`)"
+                "unknown forecast model `{other}` (expected `auto`, `seasonal` or `seasonal-naive`)"
             ))),
         }
+    }
+}
+
+/// The history `kind` reads to fit on a window of `window`: the window itself, and for
+/// [`ModelKind::Auto`] the [`auto::VALIDATION_DAYS`] days before it too.
+pub fn history_for(kind: ModelKind, window: TimeDelta) -> TimeDelta {
+    match kind {
+        ModelKind::Auto => window + TimeDelta::days(auto::VALIDATION_DAYS as i64),
+        _ => window,
     }
 }
 
@@ -150,37 +172,72 @@ pub fn fit_and_forecast(
     config: &SeasonalModelConfig,
     horizon_steps: usize,
 ) -> Option<(Seasonality, Vec<ForecastValue>)> {
+    fit_explained(kind, history, step, config, horizon_steps).map(|(s, v, _)| (s, v))
+}
+
+/// [`fit_and_forecast`], with what [`ModelKind::Auto`] chose (`None` for the other models).
+pub fn fit_explained(
+    kind: ModelKind,
+    history: &[Option<f64>],
+    step: TimeDelta,
+    config: &SeasonalModelConfig,
+    horizon_steps: usize,
+) -> Option<(Seasonality, Vec<ForecastValue>, Option<ModelChoice>)> {
+    fit_windowed(
+        kind,
+        history,
+        0,
+        history.len(),
+        step,
+        config,
+        horizon_steps,
+        None,
+    )
+}
+
+/// [`fit_explained`] on the last `window` values of `history`, whose first value is step
+/// number `first_index` since the epoch. Only [`ModelKind::Auto`] reads further back: it
+/// scores its candidates on the days before, each on a window as long (see [`auto`]), so give
+/// it [`history_for`] of history, and the same `cache` at every fit of one series.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_windowed(
+    kind: ModelKind,
+    history: &[Option<f64>],
+    first_index: i64,
+    window: usize,
+    step: TimeDelta,
+    config: &SeasonalModelConfig,
+    horizon_steps: usize,
+    cache: Option<&mut auto::ValidationCache>,
+) -> Option<(Seasonality, Vec<ForecastValue>, Option<ModelChoice>)> {
+    let recent = &history[history.len().saturating_sub(window)..];
     match kind {
+        ModelKind::Auto => auto::fit_auto(
+            history,
+            first_index,
+            window,
+            step,
+            config,
+            horizon_steps,
+            cache,
+        )
+        .map(|(s, v, choice)| (s, v, Some(choice))),
         ModelKind::Seasonal => {
+            let history = recent;
             let seasonality = detect_seasonality(history, step);
             let fit = SeasonalFit::fit(history, step, seasonality, config)?;
-            Some((fit.seasonality(), fit.forecast(horizon_steps)))
+            Some((fit.seasonality(), fit.forecast(horizon_steps), None))
         }
         ModelKind::SeasonalNaive => {
+            let history = recent;
             history.iter().flatten().next()?;
             let naive = SeasonalNaive::for_history(step, history.len());
-            let mut errors: Vec<f64> = history
-                .iter()
-                .skip(naive.period_steps)
-                .zip(history)
-                .filter_map(|(now, before)| Some((*now)? - (*before)?))
-                .collect();
-            errors.sort_by(f64::total_cmp);
-            let q = config.upper_quantile.clamp(0.5, 0.9999);
-            let upper = model::quantile_sorted(&errors, q).max(0.0);
-            let lower = model::quantile_sorted(&errors, 1.0 - q).min(0.0);
-            let values = naive
-                .forecast(history, horizon_steps)
-                .into_iter()
-                .map(|v| {
-                    let value = v.unwrap_or(0.0);
-                    ForecastValue {
-                        value,
-                        lower: value + lower,
-                        upper: value + upper,
-                    }
-                })
-                .collect();
+            let values = auto::naive_values(
+                history,
+                naive.period_steps,
+                config.upper_quantile,
+                horizon_steps,
+            );
             let seasonality = Seasonality {
                 daily_steps: (naive.period_steps > 1
                     && Some(naive.period_steps) == seasonality::steps_in(TimeDelta::days(1), step))
@@ -189,7 +246,7 @@ pub fn fit_and_forecast(
                     == seasonality::steps_in(TimeDelta::weeks(1), step))
                 .then_some(naive.period_steps),
             };
-            Some((seasonality, values))
+            Some((seasonality, values, None))
         }
     }
 }

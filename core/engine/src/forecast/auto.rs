@@ -1,0 +1,559 @@
+//! The `auto` model: the seasonal model, daily seasonal naive, weekly seasonal naive or the
+//! median of the three, chosen per band of lead times by what each would have erred over the
+//! last two weeks.
+//!
+//! No one model wins everywhere. The seasonal model's damped trend and AR(1) residual make it
+//! the best a few hours ahead on most loads, but a load whose weeks repeat almost exactly is
+//! forecast better by last week (weekly seasonal naive), one whose days are alike while its
+//! weeks drift by yesterday (daily seasonal naive), and one where a one-off (a flash crowd
+//! yesterday, a holiday last week) misleads one of them by the median of the three. So at
+//! every fit each candidate is refitted at origins every [`ORIGIN_EVERY`] (6 h) over the last
+//! [`VALIDATION_DAYS`] (14) days, each time on a window of history as long as the one it
+//! forecasts from and ending at that origin, and forecasts the day after it. Its mean absolute
+//! error is taken per band of lead times ([`BANDS`]: up to 1 h, up to 6 h, beyond), and each
+//! band uses the candidate that erred least there; lead times past a day use the last band's
+//! choice. The choice and the errors behind it are kept in a [`ModelChoice`], so a forecast
+//! says what it used. A [`ValidationCache`] keeps the candidates' forecasts from past origins
+//! between the fits of one series, so a refit computes only the origins it has not seen.
+//!
+//! A candidate needs its period in the history (a day, a week) at a validation origin to be
+//! scored there; with less than three days of history there is nothing to validate on and the
+//! seasonal model is used.
+//!
+//! The settings were chosen once, on the four shared traces and the 18 generated ones
+//! together (`hoist forecast`, 1 h and 24 h ahead and on rolling origins, counting where the
+//! forecast erred more than the better of daily and weekly seasonal naive): 3, 7 or 14
+//! validation days (15, 7 and 6 such cases), and a margin by which another candidate must beat
+//! the seasonal model before it is used (0, 10, 20, 30 %: 7, 9, 9, 9 cases, with 7 days).
+//! Leaving any one trace out chooses the same or ties.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::TimeDelta;
+use serde::{Deserialize, Serialize};
+
+use super::model::{ForecastValue, SeasonalFit, SeasonalModelConfig, quantile_sorted};
+use super::naive::SeasonalNaive;
+use super::seasonality::{Seasonality, detect_seasonality, steps_in};
+
+/// Days over which the candidates are scored.
+pub const VALIDATION_DAYS: usize = 14;
+
+/// Upper ends of the lead-time bands chosen for separately; the last band has no end.
+pub const BANDS: [TimeDelta; 2] = [TimeDelta::hours(1), TimeDelta::hours(6)];
+
+/// One of the forecasts [`ModelKind::Auto`](super::ModelKind::Auto) chooses between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Candidate {
+    /// The seasonal model of [`super::model`].
+    Seasonal,
+    /// The same time yesterday.
+    DailyNaive,
+    /// The same time last week.
+    WeeklyNaive,
+    /// At each lead time, the median of the other three: robust to one of them repeating a
+    /// one-off (a flash crowd yesterday, a holiday last week).
+    Median,
+}
+
+/// How many candidates there are.
+const CANDIDATES: usize = 4;
+
+impl Candidate {
+    /// Every candidate, in the order ties are broken.
+    pub const ALL: [Candidate; CANDIDATES] = [
+        Candidate::Seasonal,
+        Candidate::DailyNaive,
+        Candidate::WeeklyNaive,
+        Candidate::Median,
+    ];
+
+    /// Its name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Candidate::Seasonal => "seasonal",
+            Candidate::DailyNaive => "daily-naive",
+            Candidate::WeeklyNaive => "weekly-naive",
+            Candidate::Median => "median",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Candidate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The choice for one band of lead times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BandChoice {
+    /// The band's first lead time, in steps (1 is the next step).
+    pub from_steps: usize,
+    /// Its last, in steps; `None` for the last band (to the horizon).
+    pub to_steps: Option<usize>,
+    /// The candidate used.
+    pub model: Candidate,
+    /// Each scored candidate's mean absolute error over the validation days in this band.
+    pub errors: Vec<(Candidate, f64)>,
+}
+
+/// What an `auto` forecast used, band by band, and why.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModelChoice {
+    /// The bands, by lead time.
+    pub bands: Vec<BandChoice>,
+    /// Days the candidates were scored on (0: too little history, the seasonal model is used).
+    pub validation_days: usize,
+}
+
+impl ModelChoice {
+    /// The candidate used `lead_steps` ahead (1: the next step).
+    pub fn model_at(&self, lead_steps: usize) -> Option<Candidate> {
+        self.bands
+            .iter()
+            .find(|b| b.to_steps.is_none_or(|to| lead_steps <= to))
+            .map(|b| b.model)
+    }
+
+    /// One line: which candidate each band uses, e.g. `seasonal to 6 h, daily-naive beyond
+    /// (scored on the last 7 days)`.
+    pub fn describe(&self, step: TimeDelta) -> String {
+        let hours = |steps: usize| {
+            let h = (step * steps as i32).num_minutes() as f64 / 60.0;
+            format!("{h} h")
+        };
+        let mut parts: Vec<String> = Vec::new();
+        let mut i = 0;
+        while i < self.bands.len() {
+            // Adjacent bands with the same model read as one.
+            let mut j = i;
+            while j + 1 < self.bands.len() && self.bands[j + 1].model == self.bands[i].model {
+                j += 1;
+            }
+            let model = self.bands[i].model;
+            parts.push(match (i, self.bands[j].to_steps) {
+                (0, None) => format!("{model}"),
+                (0, Some(to)) => format!("{model} to {}", hours(to)),
+                (_, None) => format!("{model} beyond"),
+                (_, Some(to)) => format!("{model} to {}", hours(to)),
+            });
+            i = j + 1;
+        }
+        let mut text = parts.join(", ");
+        if self.validation_days == 0 {
+            text.push_str(" (too little history to compare with seasonal naive)");
+        } else {
+            text.push_str(&format!(
+                " (by error over the last {} day{})",
+                self.validation_days,
+                if self.validation_days == 1 { "" } else { "s" }
+            ));
+        }
+        text
+    }
+}
+
+/// Seasonal naive with period `period` and an interval from the empirical quantiles of its
+/// in-sample errors at `upper_quantile`.
+pub(crate) fn naive_values(
+    history: &[Option<f64>],
+    period: usize,
+    upper_quantile: f64,
+    horizon_steps: usize,
+) -> Vec<ForecastValue> {
+    let naive = SeasonalNaive {
+        period_steps: period.max(1),
+    };
+    let mut errors: Vec<f64> = history
+        .iter()
+        .skip(naive.period_steps)
+        .zip(history)
+        .filter_map(|(now, before)| Some((*now)? - (*before)?))
+        .collect();
+    errors.sort_by(f64::total_cmp);
+    let q = upper_quantile.clamp(0.5, 0.9999);
+    let upper = quantile_sorted(&errors, q).max(0.0);
+    let lower = quantile_sorted(&errors, 1.0 - q).min(0.0);
+    naive
+        .forecast(history, horizon_steps)
+        .into_iter()
+        .map(|v| {
+            let value = v.unwrap_or(0.0);
+            ForecastValue {
+                value,
+                lower: value + lower,
+                upper: value + upper,
+            }
+        })
+        .collect()
+}
+
+/// Each candidate's point forecasts `horizon_steps` ahead of `history`, `None` for a candidate
+/// whose period the history does not hold.
+fn candidates(
+    history: &[Option<f64>],
+    step: TimeDelta,
+    config: &SeasonalModelConfig,
+    horizon_steps: usize,
+    intervals: bool,
+) -> [Option<Vec<ForecastValue>>; CANDIDATES] {
+    let n = history.len();
+    let naive = |period: Option<usize>| {
+        let period = period.filter(|p| n >= *p)?;
+        Some(if intervals {
+            naive_values(history, period, config.upper_quantile, horizon_steps)
+        } else {
+            SeasonalNaive {
+                period_steps: period.max(1),
+            }
+            .forecast(history, horizon_steps)
+            .into_iter()
+            .map(|v| {
+                let value = v.unwrap_or(f64::NAN);
+                ForecastValue {
+                    value,
+                    lower: value,
+                    upper: value,
+                }
+            })
+            .collect()
+        })
+    };
+    let seasonal = SeasonalFit::fit(history, step, detect_seasonality(history, step), config)
+        .map(|fit| fit.forecast(horizon_steps));
+    let daily = naive(steps_in(TimeDelta::days(1), step));
+    let weekly = naive(steps_in(TimeDelta::weeks(1), step));
+    let median = match (&seasonal, &daily, &weekly) {
+        (Some(s), Some(d), Some(w)) => Some(
+            s.iter()
+                .zip(d)
+                .zip(w)
+                .map(|((s, d), w)| ForecastValue {
+                    value: median3(s.value, d.value, w.value),
+                    lower: median3(s.lower, d.lower, w.lower),
+                    upper: median3(s.upper, d.upper, w.upper),
+                })
+                .collect(),
+        ),
+        _ => None,
+    };
+    [seasonal, daily, weekly, median]
+}
+
+/// The median of three numbers (NaN when any is).
+fn median3(a: f64, b: f64, c: f64) -> f64 {
+    if a.is_nan() || b.is_nan() || c.is_nan() {
+        return f64::NAN;
+    }
+    a.max(b).min(a.min(b).max(c))
+}
+
+/// Each candidate's point forecasts from past validation origins, kept between fits of one
+/// series so that a refit computes only the origins it has not seen (origins are aligned to
+/// multiples of [`ORIGIN_EVERY`] since the epoch, so successive fits share them).
+#[derive(Debug, Clone, Default)]
+pub struct ValidationCache {
+    /// (absolute step index of the origin, values fitted on) → point forecasts per candidate.
+    entries: BTreeMap<(i64, usize), [Option<Vec<f64>>; CANDIDATES]>,
+    /// (lead steps forecast, origin spacing): a change empties the cache.
+    settings: (usize, usize),
+}
+
+/// Spacing of the validation origins.
+pub const ORIGIN_EVERY: TimeDelta = TimeDelta::hours(6);
+
+/// Fits the `auto` model to the last `window` values of `history` (see the module docs), whose
+/// first value is step number `first_index` since the epoch; the candidates are scored at
+/// origins every [`ORIGIN_EVERY`] over the last [`VALIDATION_DAYS`] days, each on the `window`
+/// values before it, so a history of `window` plus those days compares them on fits as long as
+/// the one forecast from. `cache` keeps the validation forecasts between calls for one series.
+/// `None` when the window holds no value.
+pub fn fit_auto(
+    history: &[Option<f64>],
+    first_index: i64,
+    window: usize,
+    step: TimeDelta,
+    config: &SeasonalModelConfig,
+    horizon_steps: usize,
+    mut cache: Option<&mut ValidationCache>,
+) -> Option<(Seasonality, Vec<ForecastValue>, ModelChoice)> {
+    let n = history.len();
+    let window = window.clamp(1, n.max(1));
+    let recent = &history[n - window.min(n)..];
+    recent.iter().flatten().next()?;
+    let now = candidates(recent, step, config, horizon_steps, true);
+    let available: Vec<Candidate> = Candidate::ALL
+        .into_iter()
+        .filter(|c| now[c.index()].is_some())
+        .collect();
+    let first = *available.first()?;
+    let day = steps_in(TimeDelta::days(1), step).unwrap_or(0);
+    let mut band_ends: Vec<usize> = BANDS
+        .iter()
+        .filter_map(|b| steps_in(*b, step).or_else(|| (step >= *b).then_some(1)))
+        .collect();
+    band_ends.dedup();
+    let band_of = |lead: usize| {
+        band_ends
+            .iter()
+            .position(|end| lead <= *end)
+            .unwrap_or(band_ends.len())
+    };
+    let bands = band_ends.len() + 1;
+    let mut sums = vec![[0.0f64; CANDIDATES]; bands];
+    let mut counts = vec![0usize; bands];
+    let mut validation_days = 0;
+    if day > 0 && available.len() > 1 {
+        let lead_max = day.min(horizon_steps.max(1));
+        let every = steps_in(ORIGIN_EVERY, step).unwrap_or(1).max(1) as i64;
+        if let Some(cache) = cache.as_deref_mut()
+            && cache.settings != (lead_max, every as usize)
+        {
+            *cache = ValidationCache {
+                entries: BTreeMap::new(),
+                settings: (lead_max, every as usize),
+            };
+        }
+        let end = first_index + n as i64;
+        // The newest origin with at least one value after it.
+        let newest = (end - 1).div_euclid(every) * every;
+        let oldest = end - (VALIDATION_DAYS * day) as i64;
+        let mut origin = newest;
+        let mut scored_span = 0i64;
+        while origin >= oldest {
+            let cut = usize::try_from(origin - first_index).unwrap_or(0);
+            origin -= every;
+            if cut < 2 * day || cut >= n {
+                continue;
+            }
+            let train_from = cut.saturating_sub(window);
+            let key = (first_index + cut as i64, cut - train_from);
+            let computed;
+            let forecasts = match cache.as_deref_mut().and_then(|c| c.entries.get(&key)) {
+                Some(f) => f,
+                None => {
+                    let made = candidates(&history[train_from..cut], step, config, lead_max, false)
+                        .map(|c| c.map(|v| v.iter().map(|f| f.value).collect::<Vec<_>>()));
+                    match cache.as_deref_mut() {
+                        Some(c) => c.entries.entry(key).or_insert(made),
+                        None => {
+                            computed = made;
+                            &computed
+                        }
+                    }
+                }
+            };
+            if available.iter().any(|c| forecasts[c.index()].is_none()) {
+                continue;
+            }
+            scored_span = scored_span.max(end - (first_index + cut as i64));
+            for lead in 1..=lead_max.min(n - cut) {
+                let Some(actual) = history[cut + lead - 1].filter(|a| a.is_finite()) else {
+                    continue;
+                };
+                let mut errors = [0.0; CANDIDATES];
+                let all = available.iter().all(|c| {
+                    let f = forecasts[c.index()]
+                        .as_ref()
+                        .map_or(f64::NAN, |v| v[lead - 1]);
+                    errors[c.index()] = (actual - f).abs();
+                    f.is_finite()
+                });
+                if !all {
+                    continue;
+                }
+                let band = band_of(lead);
+                for c in &available {
+                    sums[band][c.index()] += errors[c.index()];
+                }
+                counts[band] += 1;
+            }
+        }
+        validation_days = usize::try_from(scored_span).unwrap_or(0).div_ceil(day);
+        if let Some(cache) = cache {
+            let keep_from = oldest - every;
+            cache.entries.retain(|(at, _), _| *at >= keep_from);
+        }
+    }
+    let mut choice = ModelChoice {
+        bands: Vec::with_capacity(bands),
+        validation_days,
+    };
+    let mut previous = first;
+    for band in 0..bands {
+        let errors: Vec<(Candidate, f64)> = if counts[band] > 0 {
+            available
+                .iter()
+                .map(|c| (*c, sums[band][c.index()] / counts[band] as f64))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // The least error; ties go to the earlier candidate. A band never scored keeps the
+        // choice of the band before it.
+        let model = errors
+            .iter()
+            .fold(None::<(Candidate, f64)>, |best, (c, e)| match best {
+                Some((_, b)) if b <= *e => best,
+                _ => Some((*c, *e)),
+            })
+            .map_or(previous, |(c, _)| c);
+        previous = model;
+        choice.bands.push(BandChoice {
+            from_steps: if band == 0 {
+                1
+            } else {
+                band_ends[band - 1] + 1
+            },
+            to_steps: band_ends.get(band).copied(),
+            model,
+            errors,
+        });
+    }
+    let values = (1..=horizon_steps)
+        .map(|lead| {
+            let model = choice.model_at(lead).unwrap_or(first);
+            now[model.index()].as_ref().map_or(
+                ForecastValue {
+                    value: f64::NAN,
+                    lower: f64::NAN,
+                    upper: f64::NAN,
+                },
+                |v| v[lead - 1],
+            )
+        })
+        .collect();
+    Some((detect_seasonality(recent, step), values, choice))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forecast::ModelKind;
+    use crate::forecast::backtest::{BacktestConfig, backtest};
+    use chrono::{DateTime, Utc};
+
+    /// Hourly values for `days` days from `shape(hour of the week)` times a slow drift, with
+    /// deterministic noise of relative size `noise`.
+    fn series(days: usize, noise: f64, shape: impl Fn(usize, usize) -> f64) -> Vec<Option<f64>> {
+        let mut seed: u64 = 12_345;
+        (0..days * 24)
+            .map(|t| {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let u = (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                Some(shape(t, t / 24) * (1.0 + noise * u))
+            })
+            .collect()
+    }
+
+    fn scores(values: &[Option<f64>], model: ModelKind) -> Vec<(f64, f64, f64)> {
+        let start = DateTime::<Utc>::from_timestamp(1_704_067_200, 0).unwrap();
+        let config = BacktestConfig {
+            model,
+            ..BacktestConfig::default()
+        };
+        let report = backtest(
+            values,
+            start,
+            TimeDelta::hours(1),
+            values.len() / 2,
+            &config,
+        );
+        report
+            .horizons
+            .iter()
+            .map(|h| {
+                (
+                    h.model.mase.unwrap(),
+                    h.daily_naive.mase.unwrap(),
+                    h.weekly_naive.mase.unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_load_whose_weeks_repeat_is_forecast_at_least_as_well_as_last_week() {
+        // Business hours: busy 9 to 17 on weekdays, near idle otherwise; the seasonal model's
+        // smooth profile misses the edges that last week's values have exactly.
+        let values = series(42, 0.02, |t, day| {
+            let hour = t % 24;
+            if day % 7 < 5 && (9..17).contains(&hour) {
+                1000.0
+            } else {
+                40.0
+            }
+        });
+        for (model, daily, weekly) in scores(&values, ModelKind::Auto) {
+            assert!(
+                model <= daily.min(weekly),
+                "auto {model} vs daily {daily}, weekly {weekly}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_load_whose_weeks_drift_is_forecast_at_least_as_well_as_yesterday() {
+        // The same day every day, its level stepping up by 15 % every week: last week is
+        // always too low, yesterday is right.
+        let values = series(42, 0.01, |t, day| {
+            let hour = (t % 24) as f64;
+            1.15f64.powi((day / 7) as i32)
+                * (500.0 + 300.0 * (hour * std::f64::consts::TAU / 24.0).sin())
+        });
+        for (model, daily, weekly) in scores(&values, ModelKind::Auto) {
+            assert!(
+                model <= daily.min(weekly),
+                "auto {model} vs daily {daily}, weekly {weekly}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_cache_changes_nothing_and_the_choice_is_described() {
+        let values = series(30, 0.1, |t, day| {
+            let weekend = if day % 7 >= 5 { 0.6 } else { 1.0 };
+            weekend * (300.0 + 100.0 * ((t % 24) as f64 * std::f64::consts::TAU / 24.0).cos())
+        });
+        let config = SeasonalModelConfig::default();
+        let step = TimeDelta::hours(1);
+        let mut cache = ValidationCache::default();
+        for end in [600, 606, 612, 700] {
+            let history = &values[..end];
+            let window = 14 * 24;
+            let cold = fit_auto(history, 0, window, step, &config, 48, None).unwrap();
+            let warm = fit_auto(history, 0, window, step, &config, 48, Some(&mut cache)).unwrap();
+            assert_eq!(cold.2, warm.2);
+            assert_eq!(
+                cold.1.iter().map(|v| v.value).collect::<Vec<_>>(),
+                warm.1.iter().map(|v| v.value).collect::<Vec<_>>()
+            );
+            assert_eq!(cold.2.validation_days, VALIDATION_DAYS);
+            assert_eq!(cold.2.bands.len(), 3);
+            let text = cold.2.describe(step);
+            assert!(text.ends_with("(by error over the last 14 days)"), "{text}");
+        }
+        // Too little history to compare: the seasonal model, and the description says why.
+        let (_, _, choice) = fit_auto(&values[..48], 0, 336, step, &config, 24, None).unwrap();
+        assert_eq!(choice.validation_days, 0);
+        assert_eq!(choice.model_at(1), Some(Candidate::Seasonal));
+        assert!(choice.describe(step).contains("too little history"));
+    }
+
+    #[test]
+    fn median_of_three() {
+        assert_eq!(median3(1.0, 3.0, 2.0), 2.0);
+        assert_eq!(median3(3.0, 1.0, 2.0), 2.0);
+        assert_eq!(median3(2.0, 2.0, 9.0), 2.0);
+        assert!(median3(f64::NAN, 1.0, 2.0).is_nan());
+    }
+}
