@@ -14,6 +14,7 @@
 //! forecast acts as a floor, as AWS predictive scaling's minimum capacity does).
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 
@@ -86,7 +87,11 @@ pub(crate) fn vote(
         "forecast"
     };
     let by = at.max(now);
-    let mut message = format!(
+    // Written once, in one buffer: the vote is explained at every evaluation.
+    let note = observation.forecast_note.unwrap_or_default();
+    let mut message = String::with_capacity(160 + note.len());
+    let _ = write!(
+        message,
         "{what} needs {} instances by {:02}:{:02} (buffer {}",
         Fixed(planned, 2),
         by.hour(),
@@ -94,11 +99,12 @@ pub(crate) fn vote(
         policy.buffer
     );
     if policy.margin > 0.0 {
-        message.push_str(&format!(", margin {:.0} %", policy.margin * 100.0));
+        let _ = write!(message, ", margin {:.0} %", policy.margin * 100.0);
     }
-    message.push_str(&format!(") → {needed}"));
-    if let Some(note) = observation.forecast_note {
-        message.push_str(&format!("; {note}"));
+    let _ = write!(message, ") → {needed}");
+    if !note.is_empty() {
+        message.push_str("; ");
+        message.push_str(note);
     }
     if policy.mode == PredictiveMode::ForecastOnly {
         message.push_str("; forecast only, not acting");
@@ -108,9 +114,10 @@ pub(crate) fn vote(
         MaxCapacity::RaiseByPercent(pct) if needed > ceiling => {
             let limit = ceil_instances(f64::from(ceiling) * (1.0 + pct / 100.0));
             let raised = needed.min(limit);
-            message.push_str(&format!(
+            let _ = write!(
+                message,
                 "; max raised from {ceiling} to {raised} (at most {pct} % above)"
-            ));
+            );
             Some(raised)
         }
         _ => None,
@@ -118,9 +125,10 @@ pub(crate) fn vote(
     if needed > current {
         (PredictiveVote::Out(needed), raised, message)
     } else {
-        message.push_str(&format!(
+        let _ = write!(
+            message,
             "; at or below the current {current}: scale-in is left to the reactive policies, not below {needed}"
-        ));
+        );
         (PredictiveVote::Floor(needed), None, message)
     }
 }
@@ -209,6 +217,80 @@ pub struct PredictiveForecast {
     level_break: [Option<DateTime<Utc>>; 2],
     /// What the current fit's model used (the `auto` model's choice), for the reasons.
     model_note: String,
+    /// Per [`Shape`], the ratios of the measurements in `recent` since its last level break,
+    /// kept sorted as measurements come and go (valid while `since_valid`), so the quantile and
+    /// the spread are read without sorting at every evaluation.
+    since_break: [SinceBreak; 2],
+    since_valid: bool,
+    /// Scratch space for the ratios before a window (kept to save an allocation per
+    /// measurement).
+    scratch: Vec<u64>,
+}
+
+/// A sorted multiset of positive ratios (as `f64::to_bits`, whose order is theirs) with the
+/// sum and the sum of squares of their logarithms.
+#[derive(Debug, Clone, Default)]
+struct SinceBreak {
+    bits: Vec<u64>,
+    log_sum: f64,
+    log_squares: f64,
+}
+
+impl SinceBreak {
+    fn clear(&mut self) {
+        self.bits.clear();
+        self.log_sum = 0.0;
+        self.log_squares = 0.0;
+    }
+
+    fn insert(&mut self, ratio: f64, log: f64) {
+        let bits = ratio.to_bits();
+        let at = self.bits.partition_point(|b| *b < bits);
+        self.bits.insert(at, bits);
+        self.log_sum += log;
+        self.log_squares += log * log;
+    }
+
+    /// Removes one `ratio`; `false` when it is not there.
+    fn remove(&mut self, ratio: f64, log: f64) -> bool {
+        let bits = ratio.to_bits();
+        let at = self.bits.partition_point(|b| *b < bits);
+        if self.bits.get(at) != Some(&bits) {
+            return false;
+        }
+        self.bits.remove(at);
+        self.log_sum -= log;
+        self.log_squares -= log * log;
+        true
+    }
+
+    /// The sample standard deviation of the logarithms (0 for fewer than two).
+    fn log_spread(&self) -> f64 {
+        let n = self.bits.len() as f64;
+        if n < 2.0 {
+            return 0.0;
+        }
+        let mean = self.log_sum / n;
+        ((self.log_squares - n * mean * mean) / (n - 1.0))
+            .max(0.0)
+            .sqrt()
+    }
+}
+
+/// [`quantile_of_positive`] of bits already sorted.
+fn quantile_of_sorted_bits(bits: &[u64], q: f64) -> f64 {
+    match bits.len() {
+        0 => 0.0,
+        1 => f64::from_bits(bits[0]),
+        n => {
+            let position = q.clamp(0.0, 1.0) * (n - 1) as f64;
+            let below = position.floor() as usize;
+            let above = (below + 1).min(n - 1);
+            let fraction = position - below as f64;
+            let low = f64::from_bits(bits[below]);
+            low + fraction * (f64::from_bits(bits[above]) - low)
+        }
+    }
 }
 
 /// How the forecast's buckets are read between their starts. A bucket holds the mean load over
@@ -244,16 +326,7 @@ pub struct LevelRatio {
 /// than the other's is the one the load follows.
 const CLEARLY_CLOSER: f64 = 0.2;
 
-/// The standard deviation of `logs`, the logarithms of some ratios (0 for fewer than two).
-fn log_spread(logs: &[f64]) -> f64 {
-    if logs.len() < 2 {
-        return 0.0;
-    }
-    let mean = logs.iter().sum::<f64>() / logs.len() as f64;
-    (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (logs.len() - 1) as f64).sqrt()
-}
-
-/// The logarithm [`log_spread`] takes of a ratio.
+/// The logarithm of a ratio whose spread [`SinceBreak::log_spread`] measures.
 fn ratio_log(ratio: f64) -> f64 {
     ratio.max(f64::MIN_POSITIVE).ln()
 }
@@ -382,6 +455,9 @@ impl PredictiveForecast {
             last_clear_ratio: [None; 2],
             level_break: [None; 2],
             model_note: String::new(),
+            since_break: Default::default(),
+            since_valid: false,
+            scratch: Vec::new(),
         })
     }
 
@@ -465,8 +541,49 @@ impl PredictiveForecast {
             logs: [0.0; 2],
         });
         let oldest = at - LEVEL_WINDOW;
-        while self.recent.front().is_some_and(|m| m.at < oldest) {
+        while let Some(gone) = self.recent.front().copied().filter(|m| m.at < oldest) {
             self.recent.pop_front();
+            if !self.since_valid {
+                continue;
+            }
+            for k in 0..2 {
+                if let Some(r) = gone.ratios.and_then(|r| r[k])
+                    && self.level_break[k].is_none_or(|b| gone.at >= b)
+                    && !self.since_break[k].remove(r, gone.logs[k])
+                {
+                    self.since_valid = false;
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the since-break sets of [`Shape`] `k` from the measurements before index
+    /// `until`.
+    fn rebuild_since(&mut self, k: usize, until: usize) {
+        let since = self.level_break[k];
+        let set = &mut self.since_break[k];
+        set.clear();
+        for x in self.recent.range(..until) {
+            if let Some(r) = x.ratios.and_then(|r| r[k])
+                && since.is_none_or(|b| x.at >= b)
+            {
+                set.bits.push(r.to_bits());
+                set.log_sum += x.logs[k];
+                set.log_squares += x.logs[k] * x.logs[k];
+            }
+        }
+        set.bits.sort_unstable();
+    }
+
+    /// Adds measurement `i`'s ratios to the since-break sets it belongs to.
+    fn insert_since(&mut self, i: usize) {
+        let x = self.recent[i];
+        for k in 0..2 {
+            if let Some(r) = x.ratios.and_then(|r| r[k])
+                && self.level_break[k].is_none_or(|b| x.at >= b)
+            {
+                self.since_break[k].insert(r, x.logs[k]);
+            }
         }
     }
 
@@ -482,11 +599,17 @@ impl PredictiveForecast {
         }
         let q = self.policy.quantile.unwrap_or(DEFAULT_LEVEL_QUANTILE);
         // Ratios are computed once per measurement and curve.
+        // Ratios are computed in order, so the missing ones are the newest.
+        let computed = self
+            .recent
+            .iter()
+            .rposition(|x| x.ratios.is_some())
+            .map_or(0, |i| i + 1);
         let missing: Vec<(usize, [Option<f64>; 2])> = self
             .recent
             .iter()
             .enumerate()
-            .filter(|(_, x)| x.ratios.is_none())
+            .skip(computed)
             .map(|(i, x)| {
                 let ratio = |shape| {
                     let forecast = self.curve_at(x.at, shape)?.max(0.0);
@@ -503,21 +626,37 @@ impl PredictiveForecast {
             self.recent[i].logs = ratios.map(|r| r.map_or(0.0, ratio_log));
         }
         if let Some(first) = first_missing {
-            if first == 0 {
-                // All ratios were recomputed (a new curve): the breaks are found again.
-                self.level_break = [None; 2];
+            if first == 0 || !self.since_valid {
+                if first == 0 {
+                    // All ratios were recomputed (a new curve): the breaks are found again.
+                    self.level_break = [None; 2];
+                }
+                for i in first..self.recent.len() {
+                    self.find_level_break(i);
+                }
+                let len = self.recent.len();
+                self.rebuild_since(0, len);
+                self.rebuild_since(1, len);
+                self.since_valid = true;
+            } else {
+                for i in first..self.recent.len() {
+                    self.find_level_break_incremental(i);
+                    self.insert_since(i);
+                }
             }
-            for i in first..self.recent.len() {
-                self.find_level_break(i);
-            }
+        }
+        if !self.since_valid {
+            // An expired measurement was not found where it should have been: start again.
+            let len = self.recent.len();
+            self.rebuild_since(0, len);
+            self.rebuild_since(1, len);
+            self.since_valid = true;
         }
         let m = *self.recent.back()?;
         let window_start = m.at - LEVEL_NOW_WINDOW;
         let mut pairs = [(0.0, 0.0); 2];
         let mut spreads = [0.0; 2];
-        let mut now: Vec<u64> = Vec::with_capacity(self.recent.len());
-        let mut all: Vec<u64> = Vec::with_capacity(self.recent.len());
-        let mut logs: Vec<f64> = Vec::with_capacity(self.recent.len());
+        let mut now: Vec<u64> = Vec::with_capacity(8);
         for k in 0..2 {
             let ratio_of = |x: &Measured| x.ratios.and_then(|r| r[k]);
             ratio_of(&m)?;
@@ -531,19 +670,6 @@ impl PredictiveForecast {
                     .filter_map(ratio_of)
                     .map(f64::to_bits),
             );
-            let since = self.level_break[k];
-            all.clear();
-            logs.clear();
-            for x in self
-                .recent
-                .iter()
-                .filter(|x| since.is_none_or(|b| x.at >= b))
-            {
-                if let Some(r) = ratio_of(x) {
-                    all.push(r.to_bits());
-                    logs.push(x.logs[k]);
-                }
-            }
             let median = quantile_of_positive(&mut now, 0.5);
             let latest = if m.saturated {
                 median.max(self.last_clear_ratio[k].unwrap_or(1.0)).max(1.0)
@@ -551,9 +677,11 @@ impl PredictiveForecast {
                 self.last_clear_ratio[k] = Some(median);
                 median
             };
-            let upper = quantile_of_positive(&mut all, q).max(latest);
+            // Every ratio since the last break (within the hour).
+            let since = &self.since_break[k];
+            let upper = quantile_of_sorted_bits(&since.bits, q).max(latest);
             pairs[k] = (latest, upper);
-            spreads[k] = log_spread(&logs);
+            spreads[k] = since.log_spread();
         }
         // The reading the recent load follows more closely (its ratios vary less) is used; when
         // neither is clearly closer, the plan takes the larger of the two.
@@ -605,31 +733,92 @@ impl PredictiveForecast {
             }
             let level_now = quantile_of_positive(&mut level, 0.5);
             let typical = quantile_of_positive(&mut before, 0.5);
-            if typical <= 0.0 {
-                continue;
-            }
-            let new_side: fn(f64, f64) -> bool = if level_now > typical * LEVEL_BREAK {
-                |r, typical| r > typical * LEVEL_BREAK
-            } else if level_now * LEVEL_BREAK < typical {
-                |r, typical| r * LEVEL_BREAK < typical
-            } else {
-                continue;
-            };
-            // A break is sustained: every measurement of the window is at the new level (the
-            // median alone crosses on a noisy load's quiet hours). It began with the run of
-            // measurements at the new level that ends here.
-            let start = self
-                .recent
-                .range(..=i)
-                .rev()
-                .take_while(|x| ratio_of(x).is_none_or(|r| new_side(r, typical)))
-                .last()
-                .map_or(m.at, |x| x.at);
-            // Spanning the window, to within one measurement period.
-            if m.at - start >= LEVEL_NOW_WINDOW - NEAR_POINT_SPACING {
+            if let Some(start) = self.break_start(i, k, level_now, typical) {
                 self.level_break[k] = Some(start);
             }
         }
+    }
+
+    /// [`find_level_break`](Self::find_level_break) for the newest measurement `i`, when the
+    /// since-break sets hold exactly the ratios of the measurements before it: the ratios
+    /// before the window are those sets less the window's, so nothing is sorted.
+    fn find_level_break_incremental(&mut self, i: usize) {
+        let m = self.recent[i];
+        if m.saturated {
+            return;
+        }
+        let window_start = m.at - LEVEL_NOW_WINDOW;
+        let mut level: Vec<u64> = Vec::with_capacity(8);
+        let mut before = std::mem::take(&mut self.scratch);
+        for k in 0..2 {
+            let ratio_of = |x: &Measured| x.ratios.and_then(|r| r[k]);
+            let since = self.level_break[k];
+            level.clear();
+            before.clear();
+            before.extend_from_slice(&self.since_break[k].bits);
+            for x in self
+                .recent
+                .range(..=i)
+                .rev()
+                .take_while(|x| x.at > window_start)
+            {
+                let Some(r) = ratio_of(x) else { continue };
+                level.push(r.to_bits());
+                // The window's own ratios are not "before" it.
+                if x.at < m.at
+                    && since.is_none_or(|b| x.at >= b)
+                    && let Ok(at) = before.binary_search(&r.to_bits())
+                {
+                    before.remove(at);
+                }
+            }
+            if before.len() < level.len() {
+                continue;
+            }
+            let level_now = quantile_of_positive(&mut level, 0.5);
+            let typical = quantile_of_sorted_bits(&before, 0.5);
+            if let Some(start) = self.break_start(i, k, level_now, typical) {
+                self.level_break[k] = Some(start);
+                self.rebuild_since(k, i);
+            }
+        }
+        self.scratch = before;
+    }
+
+    /// Where a level break of [`Shape`] `k` ending at measurement `i` began, when the ratios of
+    /// the window ending there (median `level_now`) all lie beyond [`LEVEL_BREAK`] from
+    /// `typical` and span the window; `None` when there is no break.
+    fn break_start(
+        &self,
+        i: usize,
+        k: usize,
+        level_now: f64,
+        typical: f64,
+    ) -> Option<DateTime<Utc>> {
+        let m = self.recent[i];
+        if typical <= 0.0 {
+            return None;
+        }
+        let new_side: fn(f64, f64) -> bool = if level_now > typical * LEVEL_BREAK {
+            |r, typical| r > typical * LEVEL_BREAK
+        } else if level_now * LEVEL_BREAK < typical {
+            |r, typical| r * LEVEL_BREAK < typical
+        } else {
+            return None;
+        };
+        let ratio_of = |x: &Measured| x.ratios.and_then(|r| r[k]);
+        // A break is sustained: every measurement of the window is at the new level (the
+        // median alone crosses on a noisy load's quiet hours). It began with the run of
+        // measurements at the new level that ends here.
+        let start = self
+            .recent
+            .range(..=i)
+            .rev()
+            .take_while(|x| ratio_of(x).is_none_or(|r| new_side(r, typical)))
+            .last()
+            .map_or(m.at, |x| x.at);
+        // Spanning the window, to within one measurement period.
+        (m.at - start >= LEVEL_NOW_WINDOW - NEAR_POINT_SPACING).then_some(start)
     }
 
     /// The forecast load at `at` read as `shape`.
@@ -677,6 +866,7 @@ impl PredictiveForecast {
         for m in &mut self.recent {
             m.ratios = None;
         }
+        self.since_valid = false;
     }
 
     /// The points the engine plans on: one per [`NEAR_POINT_SPACING`] from `now` through the
@@ -851,7 +1041,9 @@ impl PredictiveForecast {
                             None => all_points.clone(),
                         }),
                         note: ratio.map(|r| {
-                            let mut note = format!(
+                            let mut note = String::with_capacity(160 + self.model_note.len());
+                            let _ = write!(
+                                note,
                                 "level corrected by measured ÷ forecast: ×{} now, ×{} at the {} quantile of the last hour",
                                 Fixed(r.latest, 3),
                                 Fixed(r.upper, 3),
@@ -912,6 +1104,35 @@ mod tests {
             assert_eq!(Fixed(v, 3).to_string(), format!("{v:.3}"), "{v}");
             assert_eq!(Fixed(v, 2).to_string(), format!("{v:.2}"), "{v}");
         }
+    }
+
+    #[test]
+    fn the_since_break_set_follows_inserts_and_removals() {
+        let mut set = SinceBreak::default();
+        let ratios = [1.2, 0.8, 1.2, 3.5, 0.3, 1.0];
+        for r in ratios {
+            set.insert(r, ratio_log(r));
+        }
+        assert!(set.remove(1.2, ratio_log(1.2)));
+        assert!(!set.remove(2.0, ratio_log(2.0)));
+        let left = [0.8, 1.2, 3.5, 0.3, 1.0];
+        let mut sorted = left.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        assert_eq!(
+            set.bits
+                .iter()
+                .map(|b| f64::from_bits(*b))
+                .collect::<Vec<_>>(),
+            sorted
+        );
+        let logs: Vec<f64> = left.iter().map(|r| ratio_log(*r)).collect();
+        let mean = logs.iter().sum::<f64>() / 5.0;
+        let sd = (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / 4.0).sqrt();
+        assert!((set.log_spread() - sd).abs() < 1e-12);
+        assert_eq!(
+            quantile_of_sorted_bits(&set.bits, 0.9),
+            crate::forecast::model::quantile_sorted(&sorted, 0.9)
+        );
     }
 
     #[test]

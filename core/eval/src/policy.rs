@@ -46,6 +46,8 @@ pub struct PolicyController {
     /// Scored evaluations of the predictive policy, by what its forecast was: used, or not and
     /// why (numbers in the reason replaced by `N`, so like reasons count together).
     forecast_use: std::collections::BTreeMap<String, u64>,
+    /// The last reason the forecast was not used, and its key in `forecast_use`.
+    last_fallback: Option<(String, String)>,
     budget: Option<BudgetState>,
     price_per_hour: f64,
 }
@@ -128,6 +130,7 @@ impl PolicyController {
             predictive,
             last_forecast: None,
             forecast_use: std::collections::BTreeMap::new(),
+            last_fallback: None,
             budget: None,
             price_per_hour: 0.0,
         })
@@ -338,12 +341,26 @@ impl Controller for PolicyController {
         }
         self.memory.apply(&update);
         if let Some(f) = &forecast {
-            let key = match (&f.points, &f.note) {
-                (Some(_), _) => "forecast used".to_owned(),
-                (None, Some(note)) => format!("fell back: {}", numbers_as_n(note)),
-                (None, None) => "fell back".to_owned(),
+            // A reason stays the same between refits: its key is made once.
+            let key: &str = match (&f.points, &f.note) {
+                (Some(_), _) => "forecast used",
+                (None, Some(note)) => {
+                    if self.last_fallback.as_ref().is_none_or(|(n, _)| n != note) {
+                        self.last_fallback =
+                            Some((note.clone(), format!("fell back: {}", numbers_as_n(note))));
+                    }
+                    self.last_fallback
+                        .as_ref()
+                        .map_or("fell back", |(_, k)| k.as_str())
+                }
+                (None, None) => "fell back",
             };
-            *self.forecast_use.entry(key).or_default() += 1;
+            match self.forecast_use.get_mut(key) {
+                Some(count) => *count += 1,
+                None => {
+                    self.forecast_use.insert(key.to_owned(), 1);
+                }
+            }
         }
         if !decision.dry_run {
             self.memory.record_applied(&decision);
