@@ -55,9 +55,7 @@ pub(crate) fn vote(
     };
     let now = observation.now;
     let until = now + policy.buffer.as_delta();
-    let window = window_points(points, now, until);
-    let Some((at, load)) = window
-        .iter()
+    let Some((at, load)) = window_points(points, now, until)
         .map(|p| {
             let v = if policy.quantile.is_some() {
                 p.upper.unwrap_or(p.instances).max(p.instances)
@@ -139,13 +137,9 @@ fn window_points(
     points: &[ForecastPoint],
     now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Vec<ForecastPoint> {
+) -> impl Iterator<Item = &ForecastPoint> {
     let first = points.iter().rposition(|p| p.at <= now).unwrap_or(0);
-    points[first..]
-        .iter()
-        .filter(|p| p.at <= until)
-        .copied()
-        .collect()
+    points[first..].iter().filter(move |p| p.at <= until)
 }
 
 /// An instance count from a forecast load, checked: see [`crate::decide::checked_ceil`]. A
@@ -225,6 +219,8 @@ pub struct PredictiveForecast {
     /// Scratch space for the ratios before a window (kept to save an allocation per
     /// measurement).
     scratch: Vec<u64>,
+    /// The level-correction note's fixed tail (" at the 0.9 quantile of the last hour").
+    quantile_note: String,
 }
 
 /// A sorted multiset of positive ratios (as `f64::to_bits`, whose order is theirs) with the
@@ -458,6 +454,10 @@ impl PredictiveForecast {
             since_break: Default::default(),
             since_valid: false,
             scratch: Vec::new(),
+            quantile_note: format!(
+                " at the {} quantile of the last hour",
+                policy.quantile.unwrap_or(DEFAULT_LEVEL_QUANTILE)
+            ),
         })
     }
 
@@ -1044,11 +1044,11 @@ impl PredictiveForecast {
                             let mut note = String::with_capacity(160 + self.model_note.len());
                             let _ = write!(
                                 note,
-                                "level corrected by measured ÷ forecast: ×{} now, ×{} at the {} quantile of the last hour",
+                                "level corrected by measured ÷ forecast: ×{} now, ×{}",
                                 Fixed(r.latest, 3),
                                 Fixed(r.upper, 3),
-                                self.policy.quantile.unwrap_or(DEFAULT_LEVEL_QUANTILE)
                             );
+                            note.push_str(&self.quantile_note);
                             if let Some(shift) = quality.level_shift {
                                 note.push_str(&format!(
                                     " (a level shift of {:+.0} % was detected at the last fit)",

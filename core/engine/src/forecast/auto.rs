@@ -203,7 +203,7 @@ fn candidates(
     config: &SeasonalModelConfig,
     horizon_steps: usize,
     intervals: bool,
-) -> [Option<Vec<ForecastValue>>; CANDIDATES] {
+) -> (Seasonality, [Option<Vec<ForecastValue>>; CANDIDATES]) {
     let n = history.len();
     let naive = |period: Option<usize>| {
         let period = period.filter(|p| n >= *p)?;
@@ -226,8 +226,9 @@ fn candidates(
             .collect()
         })
     };
-    let seasonal = SeasonalFit::fit(history, step, detect_seasonality(history, step), config)
-        .map(|fit| fit.forecast(horizon_steps));
+    let seasonality = detect_seasonality(history, step);
+    let seasonal =
+        SeasonalFit::fit(history, step, seasonality, config).map(|fit| fit.forecast(horizon_steps));
     let daily = naive(steps_in(TimeDelta::days(1), step));
     let weekly = naive(steps_in(TimeDelta::weeks(1), step));
     let median = match (&seasonal, &daily, &weekly) {
@@ -244,7 +245,7 @@ fn candidates(
         ),
         _ => None,
     };
-    [seasonal, daily, weekly, median]
+    (seasonality, [seasonal, daily, weekly, median])
 }
 
 /// The median of three numbers (NaN when any is).
@@ -288,7 +289,7 @@ pub fn fit_auto(
     let window = window.clamp(1, n.max(1));
     let recent = &history[n - window.min(n)..];
     recent.iter().flatten().next()?;
-    let now = candidates(recent, step, config, horizon_steps, true);
+    let (seasonality, now) = candidates(recent, step, config, horizon_steps, true);
     let available: Vec<Candidate> = Candidate::ALL
         .into_iter()
         .filter(|c| now[c.index()].is_some())
@@ -340,6 +341,7 @@ pub fn fit_auto(
                 Some(f) => f,
                 None => {
                     let made = candidates(&history[train_from..cut], step, config, lead_max, false)
+                        .1
                         .map(|c| c.map(|v| v.iter().map(|f| f.value).collect::<Vec<_>>()));
                     match cache.as_deref_mut() {
                         Some(c) => c.entries.entry(key).or_insert(made),
@@ -430,7 +432,7 @@ pub fn fit_auto(
             )
         })
         .collect();
-    Some((detect_seasonality(recent, step), values, choice))
+    Some((seasonality, values, choice))
 }
 
 #[cfg(test)]
