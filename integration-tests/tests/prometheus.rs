@@ -80,6 +80,8 @@ async fn prometheus_scrapes_hoist_and_serves_the_series_a_policy_scales_on() {
         cost_per_hour: Some(0.672),
         currency: Some("USD".into()),
         metered_cost: None,
+        metered_spot_cost: None,
+        spot_instances: 0,
     });
     let server = TelemetryServer::start(scrape_addr(), telemetry.clone())
         .await

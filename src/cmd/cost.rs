@@ -238,6 +238,10 @@ struct Increment {
     instance_class: String,
     /// Price of one instance-hour, in the reporting currency.
     unit_price: Option<f64>,
+    /// The part of `amount` charged for spot instances.
+    spot_amount: f64,
+    /// The share of the instances bought as spot at its end.
+    spot_share: f64,
 }
 
 impl Increment {
@@ -445,6 +449,7 @@ impl Report {
                 });
             let mut previous: Option<&GroupCostRecord> = None;
             let mut cumulative = 0.0;
+            let mut cumulative_spot = 0.0;
             for record in list {
                 let key = (provider.clone(), group.clone());
                 if latest.get(&key).is_none_or(|l| l.at <= record.at) {
@@ -460,6 +465,12 @@ impl Report {
                     amount = metered;
                 }
                 cumulative = metered;
+                let spot = record.metered_spot_cost.unwrap_or(0.0);
+                let mut spot_amount = spot - cumulative_spot;
+                if spot_amount < 0.0 {
+                    spot_amount = spot;
+                }
+                cumulative_spot = spot;
                 let Some(converted) = converter.converted(amount, &currency) else {
                     *unconvertible.entry(currency).or_default() += amount;
                     previous = Some(record);
@@ -495,6 +506,12 @@ impl Report {
                     instances: record.instances,
                     instance_class: record.instance_class.clone(),
                     unit_price: unit_price(record).or_else(|| previous.and_then(unit_price)),
+                    spot_amount: (spot_amount * rate).clamp(0.0, converted.amount.max(0.0)),
+                    spot_share: if record.instances > 0 {
+                        (f64::from(record.spot_instances) / f64::from(record.instances)).min(1.0)
+                    } else {
+                        0.0
+                    },
                 });
                 if record.work_unit.is_some() {
                     entry.work_unit.clone_from(&record.work_unit);
@@ -1329,6 +1346,10 @@ struct HourCharge {
     cost: f64,
     /// Instance-hours.
     quantity: f64,
+    /// The part of `cost` charged for spot instances.
+    spot_cost: f64,
+    /// The part of `quantity` run on spot instances.
+    spot_quantity: f64,
     instance_class: String,
 }
 
@@ -1387,8 +1408,10 @@ fn focus_csv(document: &PolicyDocument, report: &Report) -> String {
             if i.end <= i.start {
                 let h = hours.entry(hour_of(i.start)).or_default();
                 h.cost += i.amount;
+                h.spot_cost += i.spot_amount;
                 if let Some(price) = i.unit_price.filter(|p| *p > 0.0) {
                     h.quantity += i.amount / price;
+                    h.spot_quantity += i.amount / price * i.spot_share;
                 }
                 h.instance_class.clone_from(&i.instance_class);
                 continue;
@@ -1401,7 +1424,8 @@ fn focus_csv(document: &PolicyDocument, report: &Report) -> String {
                     let h = hours.entry(hour).or_default();
                     let cost = i.amount * share;
                     h.cost += cost;
-                    h.quantity += match i.unit_price.filter(|p| *p > 0.0) {
+                    h.spot_cost += i.spot_amount * share;
+                    let quantity = match i.unit_price.filter(|p| *p > 0.0) {
                         Some(price) => cost / price,
                         None => {
                             let lo = i.start.max(hour);
@@ -1409,6 +1433,8 @@ fn focus_csv(document: &PolicyDocument, report: &Report) -> String {
                             f64::from(i.instances) * (hi - lo).num_seconds() as f64 / 3600.0
                         }
                     };
+                    h.quantity += quantity;
+                    h.spot_quantity += quantity * i.spot_share;
                     h.instance_class.clone_from(&i.instance_class);
                 }
                 hour = next;
@@ -1445,75 +1471,93 @@ fn focus_csv(document: &PolicyDocument, report: &Report) -> String {
             }
             let end = hour + TimeDelta::hours(1);
             let (bp_start, bp_end) = BudgetPeriod::Monthly.containing(hour);
-            let unit_price = (h.quantity > 0.0).then(|| h.cost / h.quantity);
-            let price = unit_price.map(decimal).unwrap_or_default();
-            let cost = decimal(h.cost);
-            let quantity = decimal(h.quantity);
-            let description = format!(
-                "{} instance-hours of {} in scaling group {} on {} ({})",
-                decimal((h.quantity * 1000.0).round() / 1000.0),
-                h.instance_class,
-                g.group,
-                g.provider,
-                kind
-            );
-            let sku_details =
-                serde_json::json!({ "x_InstanceClass": h.instance_class }).to_string();
-            let row: [String; 50] = [
-                String::new(),                                      // AvailabilityZone
-                cost.clone(),                                       // BilledCost
-                g.provider.clone(),                                 // BillingAccountId
-                g.provider.clone(),                                 // BillingAccountName
-                report.currency.clone(),                            // BillingCurrency
-                iso(bp_end),                                        // BillingPeriodEnd
-                iso(bp_start),                                      // BillingPeriodStart
-                String::new(),                                      // CapacityReservationId
-                String::new(),                                      // CapacityReservationStatus
-                "Usage".into(),                                     // ChargeCategory
-                String::new(),                                      // ChargeClass
-                description,                                        // ChargeDescription
-                "Usage-Based".into(),                               // ChargeFrequency
-                iso(end),                                           // ChargePeriodEnd
-                iso(hour),                                          // ChargePeriodStart
-                String::new(),                                      // CommitmentDiscountCategory
-                String::new(),                                      // CommitmentDiscountId
-                String::new(),                                      // CommitmentDiscountName
-                String::new(),                                      // CommitmentDiscountQuantity
-                String::new(),                                      // CommitmentDiscountStatus
-                String::new(),                                      // CommitmentDiscountType
-                String::new(),                                      // CommitmentDiscountUnit
-                quantity.clone(),                                   // ConsumedQuantity
-                "Hours".into(),                                     // ConsumedUnit
-                cost.clone(),                                       // ContractedCost
-                price.clone(),                                      // ContractedUnitPrice
-                cost.clone(),                                       // EffectiveCost
-                provider_name.clone(),                              // InvoiceIssuerName
-                cost,                                               // ListCost
-                price,                                              // ListUnitPrice
-                "Standard".into(),                                  // PricingCategory
-                quantity,                                           // PricingQuantity
-                "Hours".into(),                                     // PricingUnit
-                provider_name.clone(),                              // ProviderName
-                provider_name.clone(),                              // PublisherName
-                region.clone(),                                     // RegionId
-                region.clone(),                                     // RegionName
-                format!("{}/{}", g.provider, g.group),              // ResourceId
-                g.group.clone(),                                    // ResourceName
-                "Scaling group".into(),                             // ResourceType
-                "Compute".into(),                                   // ServiceCategory
-                service.clone(),                                    // ServiceName
-                "Virtual Machines".into(),                          // ServiceSubcategory
-                h.instance_class.clone(),                           // SkuId
-                "Instance hours".into(),                            // SkuMeter
-                sku_details,                                        // SkuPriceDetails
-                format!("{}:{}:on-demand", kind, h.instance_class), // SkuPriceId
-                String::new(),                                      // SubAccountId
-                String::new(),                                      // SubAccountName
-                tags.clone(),                                       // Tags
+            // On-demand and spot apart: FOCUS prices spot as `Dynamic`.
+            let has_spot = h.spot_cost > 0.0 || h.spot_quantity > 0.0;
+            let parts = [
+                (
+                    "Standard",
+                    "on-demand",
+                    h.cost - h.spot_cost,
+                    h.quantity - h.spot_quantity,
+                ),
+                ("Dynamic", "spot", h.spot_cost, h.spot_quantity),
             ];
-            let fields: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
-            out.push_str(&fields.join(","));
-            out.push_str("\r\n");
+            for (category, bought, part_cost, part_quantity) in parts {
+                let (part_cost, part_quantity) = (part_cost.max(0.0), part_quantity.max(0.0));
+                let empty = part_cost <= 1e-12 && part_quantity <= 1e-12;
+                if (category == "Dynamic" && !has_spot) || (has_spot && empty) {
+                    continue;
+                }
+                let unit_price = (part_quantity > 0.0).then(|| part_cost / part_quantity);
+                let price = unit_price.map(decimal).unwrap_or_default();
+                let cost = decimal(part_cost);
+                let quantity = decimal(part_quantity);
+                let description = format!(
+                    "{} {bought} instance-hours of {} in scaling group {} on {} ({})",
+                    decimal((part_quantity * 1000.0).round() / 1000.0),
+                    h.instance_class,
+                    g.group,
+                    g.provider,
+                    kind
+                );
+                let sku_details =
+                    serde_json::json!({ "x_InstanceClass": h.instance_class }).to_string();
+                let row: [String; 50] = [
+                    String::new(),                                     // AvailabilityZone
+                    cost.clone(),                                      // BilledCost
+                    g.provider.clone(),                                // BillingAccountId
+                    g.provider.clone(),                                // BillingAccountName
+                    report.currency.clone(),                           // BillingCurrency
+                    iso(bp_end),                                       // BillingPeriodEnd
+                    iso(bp_start),                                     // BillingPeriodStart
+                    String::new(),                                     // CapacityReservationId
+                    String::new(),                                     // CapacityReservationStatus
+                    "Usage".into(),                                    // ChargeCategory
+                    String::new(),                                     // ChargeClass
+                    description,                                       // ChargeDescription
+                    "Usage-Based".into(),                              // ChargeFrequency
+                    iso(end),                                          // ChargePeriodEnd
+                    iso(hour),                                         // ChargePeriodStart
+                    String::new(),                                     // CommitmentDiscountCategory
+                    String::new(),                                     // CommitmentDiscountId
+                    String::new(),                                     // CommitmentDiscountName
+                    String::new(),                                     // CommitmentDiscountQuantity
+                    String::new(),                                     // CommitmentDiscountStatus
+                    String::new(),                                     // CommitmentDiscountType
+                    String::new(),                                     // CommitmentDiscountUnit
+                    quantity.clone(),                                  // ConsumedQuantity
+                    "Hours".into(),                                    // ConsumedUnit
+                    cost.clone(),                                      // ContractedCost
+                    price.clone(),                                     // ContractedUnitPrice
+                    cost.clone(),                                      // EffectiveCost
+                    provider_name.clone(),                             // InvoiceIssuerName
+                    cost,                                              // ListCost
+                    price,                                             // ListUnitPrice
+                    category.into(),                                   // PricingCategory
+                    quantity,                                          // PricingQuantity
+                    "Hours".into(),                                    // PricingUnit
+                    provider_name.clone(),                             // ProviderName
+                    provider_name.clone(),                             // PublisherName
+                    region.clone(),                                    // RegionId
+                    region.clone(),                                    // RegionName
+                    format!("{}/{}", g.provider, g.group),             // ResourceId
+                    g.group.clone(),                                   // ResourceName
+                    "Scaling group".into(),                            // ResourceType
+                    "Compute".into(),                                  // ServiceCategory
+                    service.clone(),                                   // ServiceName
+                    "Virtual Machines".into(),                         // ServiceSubcategory
+                    h.instance_class.clone(),                          // SkuId
+                    "Instance hours".into(),                           // SkuMeter
+                    sku_details,                                       // SkuPriceDetails
+                    format!("{}:{}:{bought}", kind, h.instance_class), // SkuPriceId
+                    String::new(),                                     // SubAccountId
+                    String::new(),                                     // SubAccountName
+                    tags.clone(),                                      // Tags
+                ];
+                let fields: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
+                out.push_str(&fields.join(","));
+                out.push_str("\r\n");
+            }
         }
     }
     out

@@ -751,6 +751,7 @@ impl EventSink for Telemetry {
                 cost_per_hour,
                 currency,
                 metered_cost,
+                ..
             } => {
                 let labels = group_labels(provider, &group.id);
                 m.current
@@ -978,6 +979,8 @@ mod tests {
             cost_per_hour: Some(0.384),
             currency: Some("USD".into()),
             metered_cost: Some(2.5),
+            metered_spot_cost: None,
+            spot_instances: 0,
         });
         t.emit(&Event::GroupObserved {
             provider: "azure".into(),
@@ -987,6 +990,8 @@ mod tests {
             cost_per_hour: Some(1.5),
             currency: Some("EUR".into()),
             metered_cost: Some(7.25),
+            metered_spot_cost: None,
+            spot_instances: 0,
         });
         let text = t.encode();
         let web = r#"{provider="sim",group="web"}"#;
@@ -1229,6 +1234,8 @@ mod tests {
             cost_per_hour: Some(1.0),
             currency: Some("USD".into()),
             metered_cost: Some(2.5),
+            metered_spot_cost: None,
+            spot_instances: 0,
         });
         let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         t.emit(&Event::Forecast {
@@ -1383,6 +1390,8 @@ mod tests {
             cost_per_hour: Some(cost),
             currency: Some("EUR".into()),
             metered_cost: None,
+            metered_spot_cost: None,
+            spot_instances: 0,
         };
         let work = |units_per_second: f64| Event::Work {
             provider: "sim".into(),

@@ -422,6 +422,62 @@ fn cost_focus_export_has_the_focus_columns_and_adds_up_to_the_report() {
 }
 
 #[test]
+fn cost_focus_export_prices_spot_as_dynamic_and_on_demand_as_standard() {
+    let dir = tempfile::tempdir().unwrap();
+    policy_file(dir.path());
+    // A second group on spot instances beside the on-demand `web`.
+    let text = std::fs::read_to_string(dir.path().join("web.yaml")).unwrap();
+    let text = text
+        .replace(
+            "        web:\n          instance_class: general.large\n",
+            "        batch:\n          instance_class: general.large\n          spot: true\n          desired: 4\n          work_per_instance: 100\n          demand: { base: 300 }\n        web:\n          instance_class: general.large\n",
+        )
+        .replace(
+            "groups:\n  - name: web\n",
+            "groups:\n  - name: batch\n    provider: sim\n    min: 2\n    max: 10\n    policies:\n      - target_tracking: { metric: utilization, target: 0.6 }\n  - name: web\n",
+        );
+    assert!(
+        text.contains("spot: true") && text.contains("name: batch"),
+        "{text}"
+    );
+    std::fs::write(dir.path().join("web.yaml"), text).unwrap();
+    let report = cost_json(dir.path(), &["--focus", "focus.csv"]);
+    let rows = parse_csv(&std::fs::read_to_string(dir.path().join("focus.csv")).unwrap());
+    let header = &rows[0];
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (mut spot, mut on_demand, mut billed) = (0, 0, 0.0);
+    for row in &rows[1..] {
+        billed += row[col("BilledCost")].parse::<f64>().unwrap();
+        let quantity: f64 = row[col("PricingQuantity")].parse().unwrap();
+        let price: f64 = row[col("ListUnitPrice")].parse().unwrap();
+        let cost: f64 = row[col("BilledCost")].parse().unwrap();
+        assert!((quantity * price - cost).abs() < 1e-6, "{row:?}");
+        match row[col("ResourceId")].as_str() {
+            "sim/batch" => {
+                assert_eq!(row[col("PricingCategory")], "Dynamic", "{row:?}");
+                assert!(row[col("SkuPriceId")].ends_with(":spot"), "{row:?}");
+                spot += 1;
+            }
+            "sim/web" => {
+                assert_eq!(row[col("PricingCategory")], "Standard", "{row:?}");
+                assert!(row[col("SkuPriceId")].ends_with(":on-demand"), "{row:?}");
+                on_demand += 1;
+            }
+            other => panic!("unexpected resource {other}"),
+        }
+    }
+    assert!(
+        spot >= 20 && on_demand >= 20,
+        "{spot} spot rows, {on_demand} on-demand"
+    );
+    let total = f(&report["total"]["period_to_date"]);
+    assert!(
+        (billed - total).abs() < 0.01,
+        "FOCUS BilledCost {billed}, report {total}"
+    );
+}
+
+#[test]
 fn cost_chart_is_an_svg() {
     let dir = tempfile::tempdir().unwrap();
     policy_file(dir.path());

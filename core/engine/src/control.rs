@@ -988,7 +988,13 @@ impl Shared {
             managed.memory.record_applied(&failed);
         }
         let cost = self.hourly_cost(managed, &group).await;
-        let metered_cost = self.meter(managed, &group, now).await;
+        let metered = self.meter(managed, &group, now).await;
+        let metered_cost = metered.map(|m| m.0);
+        let spot_instances = group
+            .instances
+            .iter()
+            .filter(|i| i.capacity_type == CapacityType::Spot && i.state.is_active())
+            .count();
         self.events.emit(&Event::GroupObserved {
             provider: provider_name.clone(),
             group: snapshot.clone(),
@@ -997,6 +1003,8 @@ impl Shared {
             cost_per_hour: cost.as_ref().map(|c| c.0),
             currency: cost.as_ref().map(|c| c.1.clone()),
             metered_cost,
+            metered_spot_cost: metered.map(|m| m.1),
+            spot_instances: u32::try_from(spot_instances).unwrap_or(u32::MAX),
         });
 
         let (windows, mut metric_problems) = self.fetch_metrics(managed, now).await;
@@ -1719,7 +1727,7 @@ impl Shared {
         managed: &ManagedGroup,
         group: &ScalingGroup,
         now: DateTime<Utc>,
-    ) -> Option<f64> {
+    ) -> Option<(f64, f64)> {
         // Each instance at the price of how it is bought: spot at the spot price.
         let mut kinds: Vec<(&str, CapacityType)> = group
             .instances
@@ -1745,7 +1753,7 @@ impl Shared {
         });
         let charged = meter
             .since_first_observed(&group.id, now)
-            .map(|r| decimal_to_f64(r.total()));
+            .map(|r| (decimal_to_f64(r.total()), decimal_to_f64(r.spot)));
         let provider_total = self
             .reconcile_every
             .and_then(|_| meter.total_since_first_observed(now))

@@ -39,6 +39,10 @@ pub enum Event {
         /// What the cost meter charged for the group since the loop first observed it (the
         /// instances' lives under the provider's billing rule), in `currency`.
         metered_cost: Option<f64>,
+        /// The part of `metered_cost` charged for spot instances.
+        metered_spot_cost: Option<f64>,
+        /// Active instances bought as spot.
+        spot_instances: u32,
     },
     /// The engine decided.
     Decided {

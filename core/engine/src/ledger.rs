@@ -49,6 +49,12 @@ pub struct GroupCostRecord {
     pub hourly_cost: Option<f64>,
     /// What the meter charged since it first observed the group in this run.
     pub metered_cost: Option<f64>,
+    /// The part of `metered_cost` charged for spot instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metered_spot_cost: Option<f64>,
+    /// Active instances bought as spot.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spot_instances: u32,
     /// Currency of the amounts.
     pub currency: Option<String>,
     /// Work done per second (the group's `cost.work_metric`), latest sample.
@@ -59,6 +65,10 @@ pub struct GroupCostRecord {
     pub work_unit: Option<String>,
     /// Which run of the autoscaler wrote it (its start time), so runs are told apart.
     pub run: DateTime<Utc>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A line of the ledger.
@@ -205,6 +215,8 @@ impl EventSink for CostLedger {
                 cost_per_hour,
                 currency,
                 metered_cost,
+                metered_spot_cost,
+                spot_instances,
                 ..
             } => {
                 let at = self.clock.now();
@@ -219,6 +231,8 @@ impl EventSink for CostLedger {
                     instance_class: group.instance_class.clone(),
                     hourly_cost: *cost_per_hour,
                     metered_cost: *metered_cost,
+                    metered_spot_cost: *metered_spot_cost,
+                    spot_instances: *spot_instances,
                     currency: currency.clone(),
                     work_per_second: work.as_ref().map(|w| w.0),
                     work_unit: work.map(|w| w.1),

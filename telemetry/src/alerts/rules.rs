@@ -690,6 +690,8 @@ mod tests {
             cost_per_hour: None,
             currency: None,
             metered_cost: None,
+            metered_spot_cost: None,
+            spot_instances: 0,
         }
     }
 
