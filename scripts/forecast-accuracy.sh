@@ -8,7 +8,7 @@
 #   scripts/forecast-accuracy.sh [REPORT.md]     default: docs/forecast-accuracy.md
 #
 # Environment: TRACES (shared traces folder, default ../shared/traces; only read), WORKDIR
-# (where the generated suite goes, default ~/.cache/hoist-forecast-accuracy).
+# (the generated suite goes into its `suite/`, default ~/.cache/hoist-forecast-accuracy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPORT="${1:-docs/forecast-accuracy.md}"
@@ -17,10 +17,10 @@ WORKDIR="${WORKDIR:-$HOME/.cache/hoist-forecast-accuracy}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hoist-target}"
 cargo build --release -q -p hoist
 HOIST="$CARGO_TARGET_DIR/release/hoist"
-rm -rf "$WORKDIR" && mkdir -p "$WORKDIR"
-"$HOIST" trace generate --suite standard --out "$WORKDIR" >&2
+rm -rf "$WORKDIR/suite" && mkdir -p "$WORKDIR/suite"
+"$HOIST" trace generate --suite standard --out "$WORKDIR/suite" >&2
 
-HOIST="$HOIST" TRACES="$TRACES" WORKDIR="$WORKDIR" REPORT="$REPORT" python3 - <<'PY'
+HOIST="$HOIST" TRACES="$TRACES" WORKDIR="$WORKDIR/suite" REPORT="$REPORT" python3 - <<'PY'
 import glob, json, os, subprocess
 hoist, shared, work, report = (os.environ[k] for k in ("HOIST", "TRACES", "WORKDIR", "REPORT"))
 traces = [(p, "shared") for p in sorted(glob.glob(os.path.join(shared, "*.csv")))

@@ -279,14 +279,19 @@ fn quantile_of_sorted_bits(bits: &[u64], q: f64) -> f64 {
         0 => 0.0,
         1 => f64::from_bits(bits[0]),
         n => {
-            let position = q.clamp(0.0, 1.0) * (n - 1) as f64;
-            let below = position.floor() as usize;
-            let above = (below + 1).min(n - 1);
-            let fraction = position - below as f64;
+            let (below, fraction) = quantile_rank(n, q);
             let low = f64::from_bits(bits[below]);
-            low + fraction * (f64::from_bits(bits[above]) - low)
+            low + fraction * (f64::from_bits(bits[(below + 1).min(n - 1)]) - low)
         }
     }
+}
+
+/// Where the `q` quantile of `n > 1` sorted values lies: the index below it and the fraction
+/// of the way to the next, as [`quantile_sorted`](crate::forecast::model) interpolates.
+fn quantile_rank(n: usize, q: f64) -> (usize, f64) {
+    let position = q.clamp(0.0, 1.0) * (n - 1) as f64;
+    let below = position.floor() as usize;
+    (below, position - below as f64)
 }
 
 /// How the forecast's buckets are read between their starts. A bucket holds the mean load over
@@ -337,9 +342,7 @@ fn quantile_of_positive(bits: &mut [u64], q: f64) -> f64 {
         0 => 0.0,
         1 => f64::from_bits(bits[0]),
         n => {
-            let position = q.clamp(0.0, 1.0) * (n - 1) as f64;
-            let below = position.floor() as usize;
-            let fraction = position - below as f64;
+            let (below, fraction) = quantile_rank(n, q);
             let (_, at, rest) = bits.select_nth_unstable(below);
             let low = f64::from_bits(*at);
             let high = rest.iter().min().map_or(low, |b| f64::from_bits(*b));
