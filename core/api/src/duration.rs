@@ -69,22 +69,29 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Formats a duration in the shortest `1h30m` form [`parse_duration`] reads back.
 pub fn format_duration(duration: Duration) -> String {
-    if duration.is_zero() {
-        return "0s".to_owned();
-    }
     let mut out = String::new();
+    let _ = write_duration(&mut out, duration);
+    out
+}
+
+/// Writes `duration` as [`format_duration`] does, without allocating (durations are written
+/// into decision reasons at every evaluation).
+fn write_duration(out: &mut impl fmt::Write, duration: Duration) -> fmt::Result {
+    if duration.is_zero() {
+        return out.write_str("0s");
+    }
     let mut secs = duration.as_secs();
     for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
         if secs >= size {
-            out.push_str(&format!("{}{unit}", secs / size));
+            write!(out, "{}{unit}", secs / size)?;
             secs %= size;
         }
     }
     let millis = duration.subsec_millis();
     if millis > 0 {
-        out.push_str(&format!("{millis}ms"));
+        write!(out, "{millis}ms")?;
     }
-    out
+    Ok(())
 }
 
 /// A [`Duration`] written as a human string in configuration files.
@@ -116,7 +123,7 @@ impl From<Duration> for HumanDuration {
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&format_duration(self.0))
+        write_duration(f, self.0)
     }
 }
 

@@ -286,6 +286,31 @@ fn quantile_of_sorted_bits(bits: &[u64], q: f64) -> f64 {
     }
 }
 
+/// [`quantile_of_sorted_bits`] of `bits` less the values at `removed` (ascending positions).
+fn quantile_of_sorted_bits_except(bits: &[u64], removed: &[u64], q: f64) -> f64 {
+    // The value at rank `j` of what is left: each removed position at or below it moves it up.
+    let nth = |j: usize| {
+        let mut at = j;
+        for p in removed {
+            if *p as usize <= at {
+                at += 1;
+            } else {
+                break;
+            }
+        }
+        f64::from_bits(bits[at])
+    };
+    match bits.len() - removed.len() {
+        0 => 0.0,
+        1 => nth(0),
+        n => {
+            let (below, fraction) = quantile_rank(n, q);
+            let low = nth(below);
+            low + fraction * (nth((below + 1).min(n - 1)) - low)
+        }
+    }
+}
+
 /// Where the `q` quantile of `n > 1` sorted values lies: the index below it and the fraction
 /// of the way to the next, as [`quantile_sorted`](crate::forecast::model) interpolates.
 fn quantile_rank(n: usize, q: f64) -> (usize, f64) {
@@ -341,6 +366,17 @@ fn quantile_of_positive(bits: &mut [u64], q: f64) -> f64 {
     match bits.len() {
         0 => 0.0,
         1 => f64::from_bits(bits[0]),
+        n if n <= 16 => {
+            // A window of a few measurements: sorting them outright is quickest.
+            for i in 1..n {
+                let mut j = i;
+                while j > 0 && bits[j - 1] > bits[j] {
+                    bits.swap(j - 1, j);
+                    j -= 1;
+                }
+            }
+            quantile_of_sorted_bits(bits, q)
+        }
         n => {
             let (below, fraction) = quantile_rank(n, q);
             let (_, at, rest) = bits.select_nth_unstable(below);
@@ -608,26 +644,21 @@ impl PredictiveForecast {
             .iter()
             .rposition(|x| x.ratios.is_some())
             .map_or(0, |i| i + 1);
-        let missing: Vec<(usize, [Option<f64>; 2])> = self
-            .recent
-            .iter()
-            .enumerate()
-            .skip(computed)
-            .map(|(i, x)| {
-                let ratio = |shape| {
-                    let forecast = self.curve_at(x.at, shape)?.max(0.0);
-                    (forecast > f64::EPSILON).then(|| {
-                        (x.load.max(0.0) / forecast).clamp(1.0 / MAX_LEVEL_RATIO, MAX_LEVEL_RATIO)
-                    })
-                };
-                (i, [ratio(Shape::Bucket), ratio(Shape::Interpolated)])
-            })
-            .collect();
-        let first_missing = missing.first().map(|(i, _)| *i);
-        for (i, ratios) in missing {
+        for i in computed..self.recent.len() {
+            let x = self.recent[i];
+            let at = x.at.timestamp_millis();
+            let after = self.curve.partition_point(|p| p.at <= at);
+            let ratio = |shape| {
+                let forecast = self.curve_before(after, at, shape)?.max(0.0);
+                (forecast > f64::EPSILON).then(|| {
+                    (x.load.max(0.0) / forecast).clamp(1.0 / MAX_LEVEL_RATIO, MAX_LEVEL_RATIO)
+                })
+            };
+            let ratios = [ratio(Shape::Bucket), ratio(Shape::Interpolated)];
             self.recent[i].ratios = Some(ratios);
             self.recent[i].logs = ratios.map(|r| r.map_or(0.0, ratio_log));
         }
+        let first_missing = (computed < self.recent.len()).then_some(computed);
         if let Some(first) = first_missing {
             if first == 0 || !self.since_valid {
                 if first == 0 {
@@ -746,46 +777,71 @@ impl PredictiveForecast {
     /// since-break sets hold exactly the ratios of the measurements before it: the ratios
     /// before the window are those sets less the window's, so nothing is sorted.
     fn find_level_break_incremental(&mut self, i: usize) {
-        let m = self.recent[i];
-        if m.saturated {
+        if self.recent[i].saturated {
             return;
         }
-        let window_start = m.at - LEVEL_NOW_WINDOW;
         let mut level: Vec<u64> = Vec::with_capacity(8);
-        let mut before = std::mem::take(&mut self.scratch);
+        let mut removed = std::mem::take(&mut self.scratch);
         for k in 0..2 {
-            let ratio_of = |x: &Measured| x.ratios.and_then(|r| r[k]);
-            let since = self.level_break[k];
-            level.clear();
-            before.clear();
-            before.extend_from_slice(&self.since_break[k].bits);
-            for x in self
-                .recent
-                .range(..=i)
-                .rev()
-                .take_while(|x| x.at > window_start)
-            {
-                let Some(r) = ratio_of(x) else { continue };
-                level.push(r.to_bits());
-                // The window's own ratios are not "before" it.
-                if x.at < m.at
-                    && since.is_none_or(|b| x.at >= b)
-                    && let Ok(at) = before.binary_search(&r.to_bits())
-                {
-                    before.remove(at);
-                }
-            }
-            if before.len() < level.len() {
+            let Some((level_now, typical)) =
+                self.level_against_before(i, k, &mut level, &mut removed)
+            else {
                 continue;
-            }
-            let level_now = quantile_of_positive(&mut level, 0.5);
-            let typical = quantile_of_sorted_bits(&before, 0.5);
+            };
             if let Some(start) = self.break_start(i, k, level_now, typical) {
                 self.level_break[k] = Some(start);
                 self.rebuild_since(k, i);
             }
         }
-        self.scratch = before;
+        self.scratch = removed;
+    }
+
+    /// For the newest measurement `i`, when the since-break set of [`Shape`] `k` holds exactly
+    /// the ratios of the measurements before it: the median ratio of the [`LEVEL_NOW_WINDOW`]
+    /// ending there and the median of those since the break before the window (the set less
+    /// the window's own ratios, read in place rather than copied); `None` when fewer ratios lie
+    /// before the window than in it. `level` and `removed` are scratch space.
+    fn level_against_before(
+        &self,
+        i: usize,
+        k: usize,
+        level: &mut Vec<u64>,
+        removed: &mut Vec<u64>,
+    ) -> Option<(f64, f64)> {
+        let m = self.recent[i];
+        let window_start = m.at - LEVEL_NOW_WINDOW;
+        let since = self.level_break[k];
+        let bits = &self.since_break[k].bits;
+        level.clear();
+        removed.clear();
+        for x in self
+            .recent
+            .range(..=i)
+            .rev()
+            .take_while(|x| x.at > window_start)
+        {
+            let Some(r) = x.ratios.and_then(|r| r[k]) else {
+                continue;
+            };
+            let r = r.to_bits();
+            level.push(r);
+            if x.at < m.at && since.is_none_or(|b| x.at >= b) {
+                // One copy each: the next copy of a value already taken.
+                let first = bits.partition_point(|b| *b < r);
+                let taken = removed.iter().filter(|p| bits[**p as usize] == r).count();
+                if bits.get(first + taken) == Some(&r) {
+                    removed.push((first + taken) as u64);
+                }
+            }
+        }
+        if bits.len() - removed.len() < level.len() {
+            return None;
+        }
+        removed.sort_unstable();
+        Some((
+            quantile_of_positive(level, 0.5),
+            quantile_of_sorted_bits_except(bits, removed, 0.5),
+        ))
     }
 
     /// Where a level break of [`Shape`] `k` ending at measurement `i` began, when the ratios of
@@ -824,15 +880,11 @@ impl PredictiveForecast {
         (m.at - start >= LEVEL_NOW_WINDOW - NEAR_POINT_SPACING).then_some(start)
     }
 
-    /// The forecast load at `at` read as `shape`.
-    fn curve_at(&self, at: DateTime<Utc>, shape: Shape) -> Option<f64> {
-        self.curve_at_ms(at.timestamp_millis(), shape)
-    }
-
-    /// [`curve_at`](Self::curve_at) at `at` milliseconds since the Unix epoch.
-    fn curve_at_ms(&self, at: i64, shape: Shape) -> Option<f64> {
+    /// The forecast load at `at` milliseconds since the Unix epoch, read as `shape`, given
+    /// `after`, the index of the first curve point past `at`.
+    fn curve_before(&self, after: usize, at: i64, shape: Shape) -> Option<f64> {
         let step = self.forecaster.config().step.num_milliseconds();
-        let i = self.curve.partition_point(|p| p.at <= at).checked_sub(1)?;
+        let i = after.checked_sub(1)?;
         let here = self.curve[i];
         if at >= here.at + step {
             return None;
@@ -890,10 +942,10 @@ impl PredictiveForecast {
             ratio.upper.ln(),
             ratio.upper_interpolated.ln(),
         ];
-        let point = |at: DateTime<Utc>, at_ms: i64| {
-            let bucket = self.curve_at_ms(at_ms, Shape::Bucket)?;
+        let point = |at: DateTime<Utc>, at_ms: i64, after: usize| {
+            let bucket = self.curve_before(after, at_ms, Shape::Bucket)?;
             let lerp = self
-                .curve_at_ms(at_ms, Shape::Interpolated)
+                .curve_before(after, at_ms, Shape::Interpolated)
                 .unwrap_or(bucket);
             let age = ((at_ms - measured_ms) / 1000).max(0) as f64;
             let weight = (-age / half_life).exp2();
@@ -923,8 +975,13 @@ impl PredictiveForecast {
         );
         let mut at = now;
         let mut at_ms = now.timestamp_millis();
+        // The first curve point past `at`, followed forward as `at` advances.
+        let mut after = self.curve.partition_point(|p| p.at <= at_ms);
         while at_ms <= end_ms {
-            points.extend(point(at, at_ms));
+            while self.curve.get(after).is_some_and(|p| p.at <= at_ms) {
+                after += 1;
+            }
+            points.extend(point(at, at_ms, after));
             at += spacing;
             at_ms += spacing_ms;
         }
@@ -1139,17 +1196,128 @@ mod tests {
     }
 
     #[test]
+    fn the_incremental_break_check_agrees_with_the_full_one() {
+        let text = "providers:\n  sim:\n    simulated: {}\ngroups:\n  - name: web\n    provider: sim\n    min: 1\n    max: 1000\n    policies:\n      - predictive: { metric: utilization, target: 0.8, track_level: true }\n";
+        let doc = crate::config::parse_str(std::path::Path::new("t.yaml"), text).unwrap();
+        let crate::config::PolicyConfig::Predictive(policy) = &doc.policy.groups[0].policies[0]
+        else {
+            panic!("not predictive");
+        };
+        let mut state = PredictiveForecast::new(policy).unwrap();
+        let t0 = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 3, 12, 0, 0, 0).unwrap();
+        let step = state.forecaster.config().step.num_milliseconds();
+        state.set_curve(
+            (0..1000)
+                .map(|k| CurvePoint {
+                    at: t0.timestamp_millis() + k * step,
+                    value: 100.0 + (k % 7) as f64,
+                    upper: 120.0,
+                })
+                .collect(),
+        );
+        let mut breaks = 0;
+        for minute in 0..600i64 {
+            let at = t0 + TimeDelta::minutes(minute);
+            // Noise, a flash crowd four times the level, then a drop to a fifth.
+            let level = match minute {
+                200..260 => 4.0,
+                400.. => 0.2,
+                _ => 1.0,
+            };
+            let wobble = 1.0 + 0.1 * ((minute * 7919) % 13) as f64 / 13.0;
+            state.measured(at, 100.0 * level * wobble, false);
+            let mut full = state.clone();
+            full.since_valid = false;
+            let before = state.level_break;
+            let incremental = state.update_level_ratio();
+            assert_eq!(incremental, full.update_level_ratio(), "minute {minute}");
+            assert_eq!(state.level_break, full.level_break, "minute {minute}");
+            for k in 0..2 {
+                assert_eq!(state.since_break[k].bits, full.since_break[k].bits);
+            }
+            if state.level_break != before {
+                breaks += 1;
+            }
+            // The medians read in place are those of the ratios themselves.
+            let i = state.recent.len() - 1;
+            let window_start = at - LEVEL_NOW_WINDOW;
+            for k in 0..2 {
+                let (mut level, mut earlier) = (Vec::new(), Vec::new());
+                for x in state.recent.range(..=i) {
+                    let Some(r) = x.ratios.and_then(|r| r[k]) else {
+                        continue;
+                    };
+                    if x.at > window_start {
+                        level.push(r.to_bits());
+                    } else if state.level_break[k].is_none_or(|b| x.at >= b) {
+                        earlier.push(r.to_bits());
+                    }
+                }
+                let expected = (earlier.len() >= level.len()).then(|| {
+                    (
+                        quantile_of_positive(&mut level, 0.5),
+                        quantile_of_positive(&mut earlier, 0.5),
+                    )
+                });
+                // The set holds the ratios before `i`: take `i`'s out to ask about it.
+                let mut probe = state.clone();
+                probe.rebuild_since(k, i);
+                let got = probe.level_against_before(i, k, &mut Vec::new(), &mut Vec::new());
+                assert_eq!(got, expected, "minute {minute}, shape {k}");
+            }
+        }
+        assert!(breaks > 0, "no break was found: the test checks nothing");
+    }
+
+    #[test]
+    fn the_quantile_less_some_positions_matches_the_quantile_of_what_is_left() {
+        let sorted: Vec<u64> = [0.25, 0.5, 1.0, 1.0, 1.5, 2.0, 3.0, 4.0]
+            .iter()
+            .map(|v: &f64| v.to_bits())
+            .collect();
+        for removed in [
+            vec![],
+            vec![0],
+            vec![2],
+            vec![2, 3],
+            vec![0, 1, 7],
+            vec![3, 4, 5, 6],
+            vec![0, 1, 2, 3, 4, 5, 6],
+            vec![0, 1, 2, 3, 4, 5, 6, 7],
+        ] {
+            let left: Vec<u64> = sorted
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !removed.contains(&(*i as u64)))
+                .map(|(_, b)| *b)
+                .collect();
+            for q in [0.0, 0.3, 0.5, 0.9, 1.0] {
+                assert_eq!(
+                    quantile_of_sorted_bits_except(&sorted, &removed, q),
+                    quantile_of_sorted_bits(&left, q),
+                    "removed {removed:?}, q {q}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_quantile_of_positive_numbers_matches_the_sorted_one() {
-        let values = [3.0, 0.5, 2.0, 1.0, 0.25, 4.0, 1.5];
-        let mut sorted = values.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        for q in [0.0, 0.1, 0.5, 0.9, 0.95, 1.0] {
-            let mut bits: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
-            assert_eq!(
-                quantile_of_positive(&mut bits, q),
-                crate::forecast::model::quantile_sorted(&sorted, q),
-                "q {q}"
-            );
+        // Short slices are sorted outright, longer ones selected: both paths.
+        let values: Vec<f64> = (0..40)
+            .map(|i| ((i * 37) % 23) as f64 * 0.25 + 0.1)
+            .collect();
+        for n in [2, 3, 7, 16, 17, 40] {
+            let mut sorted = values[..n].to_vec();
+            sorted.sort_by(f64::total_cmp);
+            for q in [0.0, 0.1, 0.5, 0.9, 0.95, 1.0] {
+                let mut bits: Vec<u64> = values[..n].iter().map(|v| v.to_bits()).collect();
+                assert_eq!(
+                    quantile_of_positive(&mut bits, q),
+                    crate::forecast::model::quantile_sorted(&sorted, q),
+                    "n {n}, q {q}"
+                );
+            }
         }
     }
 }

@@ -111,9 +111,13 @@ fn bench_replay(c: &mut Criterion) {
         .expect("replay");
         let s = started.elapsed().as_secs_f64();
         println!(
-            "{name:<16} {policy_steps} steps ({} s ticks) in {s:.3} s = {:.0} steps/s",
+            "{name:<16} {policy_steps} steps ({} s ticks) in {s:.3} s = {:.0} steps/s \
+             (cost {:.3}, τ_U {:.4} %, {} actions)",
             out.tick_seconds,
-            policy_steps as f64 / s
+            policy_steps as f64 / s,
+            out.score.cost,
+            out.score.tau_u,
+            out.score.actions
         );
         seconds.push(s);
     }

@@ -33,7 +33,7 @@ use std::fmt;
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 
-use super::model::{ForecastValue, SeasonalFit, SeasonalModelConfig, quantile_sorted};
+use super::model::{ForecastValue, SeasonalFit, SeasonalModelConfig, quantile_select};
 use super::naive::SeasonalNaive;
 use super::seasonality::{Seasonality, detect_seasonality, steps_in};
 
@@ -177,10 +177,9 @@ pub(crate) fn naive_values(
         .zip(history)
         .filter_map(|(now, before)| Some((*now)? - (*before)?))
         .collect();
-    errors.sort_by(f64::total_cmp);
     let q = upper_quantile.clamp(0.5, 0.9999);
-    let upper = quantile_sorted(&errors, q).max(0.0);
-    let lower = quantile_sorted(&errors, 1.0 - q).min(0.0);
+    let upper = quantile_select(&mut errors, q).max(0.0);
+    let lower = quantile_select(&mut errors, 1.0 - q).min(0.0);
     naive
         .forecast(history, horizon_steps)
         .into_iter()
@@ -263,8 +262,20 @@ fn median3(a: f64, b: f64, c: f64) -> f64 {
 pub struct ValidationCache {
     /// (absolute step index of the origin, values fitted on) → point forecasts per candidate.
     entries: BTreeMap<(i64, usize), [Option<Vec<f64>>; CANDIDATES]>,
+    /// The same key → the origin's errors, once every lead it forecasts is in the history (its
+    /// actual values no longer change), for the candidates that were available.
+    scores: BTreeMap<(i64, usize), OriginScore>,
     /// (lead steps forecast, origin spacing): a change empties the cache.
     settings: (usize, usize),
+}
+
+/// One validation origin's absolute errors, summed per band of lead times.
+#[derive(Debug, Clone, PartialEq)]
+struct OriginScore {
+    /// Which candidates were scored (the leads counted are those where all of them forecast).
+    available: [bool; CANDIDATES],
+    /// Per band: the sum of each candidate's absolute errors and the leads counted.
+    bands: Vec<([f64; CANDIDATES], usize)>,
 }
 
 /// Spacing of the validation origins.
@@ -319,6 +330,7 @@ pub fn fit_auto(
         {
             *cache = ValidationCache {
                 entries: BTreeMap::new(),
+                scores: BTreeMap::new(),
                 settings: (lead_max, every as usize),
             };
         }
@@ -336,6 +348,24 @@ pub fn fit_auto(
             }
             let train_from = cut.saturating_sub(window);
             let key = (first_index + cut as i64, cut - train_from);
+            let mut mask = [false; CANDIDATES];
+            for c in &available {
+                mask[c.index()] = true;
+            }
+            if let Some(score) = cache
+                .as_deref()
+                .and_then(|c| c.scores.get(&key))
+                .filter(|s| s.available == mask && s.bands.len() == bands)
+            {
+                scored_span = scored_span.max(end - (first_index + cut as i64));
+                for (band, (errors, count)) in score.bands.iter().enumerate() {
+                    for c in &available {
+                        sums[band][c.index()] += errors[c.index()];
+                    }
+                    counts[band] += count;
+                }
+                continue;
+            }
             let computed;
             let forecasts = match cache.as_deref_mut().and_then(|c| c.entries.get(&key)) {
                 Some(f) => f,
@@ -356,6 +386,7 @@ pub fn fit_auto(
                 continue;
             }
             scored_span = scored_span.max(end - (first_index + cut as i64));
+            let mut scored = vec![([0.0f64; CANDIDATES], 0usize); bands];
             for lead in 1..=lead_max.min(n - cut) {
                 let Some(actual) = history[cut + lead - 1].filter(|a| a.is_finite()) else {
                     continue;
@@ -371,17 +402,47 @@ pub fn fit_auto(
                 if !all {
                     continue;
                 }
-                let band = band_of(lead);
+                let (sums, count) = &mut scored[band_of(lead)];
+                for c in &available {
+                    sums[c.index()] += errors[c.index()];
+                }
+                *count += 1;
+            }
+            for (band, (errors, count)) in scored.iter().enumerate() {
                 for c in &available {
                     sums[band][c.index()] += errors[c.index()];
                 }
-                counts[band] += 1;
+                counts[band] += count;
+            }
+            // Every lead's actual value is in, and not the newest one (which may still be
+            // filling): the errors are final.
+            if let Some(cache) = cache.as_deref_mut()
+                && cut + lead_max < n
+            {
+                cache.scores.insert(
+                    key,
+                    OriginScore {
+                        available: mask,
+                        bands: scored,
+                    },
+                );
             }
         }
         validation_days = usize::try_from(scored_span).unwrap_or(0).div_ceil(day);
         if let Some(cache) = cache {
             let keep_from = oldest - every;
             cache.entries.retain(|(at, _), _| *at >= keep_from);
+            cache.scores.retain(|(at, _), _| *at >= keep_from);
+            // A fit that ends on an origin is that origin's validation forecast at the next
+            // fit: kept, it is not made again.
+            if end.rem_euclid(every) == 0 {
+                cache.entries.entry((end, recent.len())).or_insert_with(|| {
+                    now.each_ref().map(|c| {
+                        c.as_ref()
+                            .map(|v| v.iter().take(lead_max).map(|f| f.value).collect())
+                    })
+                });
+            }
         }
     }
     let mut choice = ModelChoice {
@@ -544,6 +605,11 @@ mod tests {
             let text = cold.2.describe(step);
             assert!(text.ends_with("(by error over the last 14 days)"), "{text}");
         }
+        // Both shortcuts were taken: a fit ending on an origin kept its forecasts (612 is one;
+        // 700 is not), and origins whose leads are all in kept their errors.
+        assert!(cache.entries.contains_key(&(612, 14 * 24)));
+        assert!(!cache.entries.keys().any(|(at, _)| *at == 700));
+        assert!(cache.scores.len() > 20, "{}", cache.scores.len());
         // Too little history to compare: the seasonal model, and the description says why.
         let (_, _, choice) = fit_auto(&values[..48], 0, 336, step, &config, 24, None).unwrap();
         assert_eq!(choice.validation_days, 0);

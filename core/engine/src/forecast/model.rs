@@ -240,11 +240,10 @@ impl SeasonalFit {
         let ar = lag_one_correlation(&residuals).clamp(0.0, 0.98);
         let (upper_z, lower_z) = if raw_sd > 0.0 {
             let mut standardised: Vec<f64> = present.iter().map(|r| r / raw_sd).collect();
-            standardised.sort_by(f64::total_cmp);
             let q = config.upper_quantile.clamp(0.5, 0.9999);
             (
-                quantile_sorted(&standardised, q).max(0.0),
-                quantile_sorted(&standardised, 1.0 - q).min(0.0),
+                quantile_select(&mut standardised, q).max(0.0),
+                quantile_select(&mut standardised, 1.0 - q).min(0.0),
             )
         } else {
             (0.0, 0.0)
@@ -400,6 +399,24 @@ pub(crate) fn theil_sen(points: &[f64]) -> f64 {
     quantile_sorted(&slopes, 0.5)
 }
 
+/// [`quantile_sorted`] of `values` in any order, found by selection rather than a sort (the
+/// values are reordered).
+pub(crate) fn quantile_select(values: &mut [f64], q: f64) -> f64 {
+    match values.len() {
+        0 => 0.0,
+        1 => values[0],
+        n => {
+            let position = q.clamp(0.0, 1.0) * (n - 1) as f64;
+            let below = position.floor() as usize;
+            let fraction = position - below as f64;
+            let (_, at, rest) = values.select_nth_unstable_by(below, f64::total_cmp);
+            let low = *at;
+            let high = rest.iter().copied().min_by(f64::total_cmp).unwrap_or(low);
+            low + fraction * (high - low)
+        }
+    }
+}
+
 /// Linear-interpolated quantile of sorted values; 0 when empty.
 pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     match sorted.len() {
@@ -432,4 +449,26 @@ fn mean_square(values: &[f64]) -> f64 {
 
 fn lag_one_correlation(values: &[Option<f64>]) -> f64 {
     super::seasonality::autocorrelation(values, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{quantile_select, quantile_sorted};
+
+    #[test]
+    fn selecting_a_quantile_gives_what_sorting_gives() {
+        let values = [3.5, -1.0, 0.0, -0.0, 2.25, 7.0, -4.5, 2.25, 1e-9];
+        for n in 0..=values.len() {
+            let mut sorted = values[..n].to_vec();
+            sorted.sort_by(f64::total_cmp);
+            for q in [0.0, 0.05, 0.25, 0.5, 0.9, 0.95, 1.0] {
+                let mut any_order = values[..n].to_vec();
+                assert_eq!(
+                    quantile_select(&mut any_order, q).to_bits(),
+                    quantile_sorted(&sorted, q).to_bits(),
+                    "n {n}, q {q}"
+                );
+            }
+        }
+    }
 }
