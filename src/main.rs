@@ -81,9 +81,11 @@ enum Command {
     ///
     /// Every VM gets a CPU and memory size every hour (UTC) from its past usage only; the size is
     /// held for the hour and scored on the steps that follow, after a warm-up (`--warmup`, each
-    /// VM's first day). Per resource: slack (mean of (recommended − used) / recommended),
-    /// shortfall (share of steps with used > recommended), cost (Σ recommended / Σ what the VMs
-    /// were given) and changes per VM-day. The hourly oracle (each hour's own peak) is scored
+    /// VM's first day). Per resource: slack (mean of (recommended − used) / recommended,
+    /// negative on a short step), shortfall (share of steps with used > recommended), over
+    /// (slack counting over-sizing only: a short step counts 0), miss × (how many times its size
+    /// a short step used, on average: deep misses lower the slack, not the over), cost
+    /// (Σ recommended / Σ what the VMs were given) and changes per VM-day. The hourly oracle (each hour's own peak) is scored
     /// beside them, and each recommender's main setting (the VPA's target percentile) is swept
     /// for a frontier of slack against shortfall (`--chart FILE.svg`).
     ///

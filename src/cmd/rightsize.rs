@@ -31,6 +31,14 @@ pub enum Format {
 
 /// Options of `hoist rightsize`.
 ///
+/// Per resource it prints the headline **slack**, mean of (recommended − used) / recommended,
+/// which is negative on a short step with no lower bound (a step short by 25 × counts −24), so
+/// missing deeper lowers it; beside it **over** (oversize), the same mean with a short step
+/// counting 0 (slack counting over-sizing only), and **miss ×** (short depth), the mean of
+/// used / recommended over the short steps (– when none; a short step with nothing recommended
+/// counts as short but is left out of this mean). Without such steps,
+/// slack = over − short × (miss × − 1).
+///
 /// Panel formats (plain or gzip, told apart by the header):
 ///
 /// - Bitbrains (GWA-T-12): `timestamp,vm,cores,cpu_capacity_mhz,cpu_usage_mhz,mem_capacity_kb,
@@ -56,7 +64,13 @@ pub struct Args {
     /// Each VM's first this-long is warm-up, not scored.
     #[arg(long, default_value = "1d", value_parser = parse_duration)]
     pub warmup: Duration,
-    /// Output format.
+    /// Output format. Per resource, every format shows slack (mean of (recommended − used) /
+    /// recommended: negative on a short step with no lower bound, so missing deeper lowers it),
+    /// over (the same with a short step counting 0: over-sizing only), short (share of steps
+    /// with used > recommended), miss × (mean used / recommended over the short steps; a short
+    /// step with nothing recommended is left out of it), cost and changes per VM-day; JSON
+    /// names them `slack`, `oversize`, `shortfall`, `short_depth` (null when no step is
+    /// short), `cost_ratio`, `changes_per_vm_day`.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Write the frontier chart (slack against shortfall, CPU and memory) as SVG here.
@@ -345,12 +359,19 @@ fn pct(x: f64) -> String {
     format!("{:.1} %", x * 100.0)
 }
 
-fn resource_cells(r: Option<&ResourceScore>) -> [String; 4] {
+/// How far short steps miss, `25.3 ×`, or `–` when none is.
+fn depth(d: Option<f64>) -> String {
+    d.map_or("–".into(), |d| format!("{d:.1} ×"))
+}
+
+fn resource_cells(r: Option<&ResourceScore>) -> [String; 6] {
     match r {
-        None => ["–".into(), "–".into(), "–".into(), "–".into()],
+        None => std::array::from_fn(|_| "–".into()),
         Some(r) => [
             pct(r.slack),
+            pct(r.oversize),
             format!("{:.2} %", r.shortfall * 100.0),
+            depth(r.short_depth),
             r.cost_ratio.map_or("–".into(), |c| format!("{c:.3}")),
             format!("{:.2}", r.changes_per_vm_day),
         ],
@@ -427,7 +448,7 @@ fn render(c: &Context<'_>, rows: &[RightsizeScore], sweeps: &[Sweep], markdown: 
     );
     let _ = writeln!(
         out,
-        "Scored {} → {}, after each VM's first {} (warm-up); a recommendation every hour from the past only, held for the hour and scored on its steps. Slack = mean (recommended − used) / recommended; short = share of steps with used > recommended; cost = Σ recommended / Σ given; changes per VM-day.\n",
+        "Scored {} → {}, after each VM's first {} (warm-up); a recommendation every hour from the past only, held for the hour and scored on its steps. Slack = mean (recommended − used) / recommended, negative on a short step with no lower bound; over = the same with a short step counting 0 (over-sizing only); short = share of steps with used > recommended; miss × = mean used / recommended over the short steps; cost = Σ recommended / Σ given; changes per VM-day.\n",
         rfc3339(c.scored_from),
         rfc3339(c.scored_until),
         hoist_core::duration::HumanDuration::from(c.warmup)
@@ -435,11 +456,15 @@ fn render(c: &Context<'_>, rows: &[RightsizeScore], sweeps: &[Sweep], markdown: 
     let header = [
         "recommender",
         "CPU slack",
+        "CPU over",
         "CPU short",
+        "CPU miss ×",
         "CPU cost",
         "CPU chg/VM-d",
         "mem slack",
+        "mem over",
         "mem short",
+        "mem miss ×",
         "mem cost",
         "mem chg/VM-d",
     ];
@@ -498,13 +523,19 @@ fn render(c: &Context<'_>, rows: &[RightsizeScore], sweeps: &[Sweep], markdown: 
                     } else {
                         Some(&pt.score.cpu)
                     };
-                    let r = r.map(|r| (r.slack, r.shortfall)).unwrap_or((0.0, 0.0));
+                    let (slack, over, short, miss) = r
+                        .map(|r| (r.slack, r.oversize, r.shortfall, r.short_depth))
+                        .unwrap_or_default();
                     format!(
-                        "{} {}: slack {}, short {:.2} %",
+                        "{} {}: slack {}, over {}, short {:.2} %{}",
                         sw.setting,
                         pt.value,
-                        pct(r.0),
-                        r.1 * 100.0
+                        pct(slack),
+                        pct(over),
+                        short * 100.0,
+                        miss.map_or(String::new(), |d| format!(
+                            ", the short steps missing by {d:.1} × on average"
+                        ))
                     )
                 }
             };

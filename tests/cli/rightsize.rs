@@ -66,6 +66,31 @@ fn scores_the_vpa_hoist_and_the_oracle_side_by_side() {
             assert!(cost > 0.0 && cost < 1.0, "{row}");
         }
     }
+    // Oversize counts a short step 0 where slack counts it negative; the short depth is how far
+    // short steps miss (null when none is), and slack = oversize − shortfall × (depth − 1).
+    assert_eq!(rows[0]["cpu"]["oversize"], rows[0]["cpu"]["slack"]);
+    assert!(rows[0]["cpu"]["short_depth"].is_null());
+    for row in rows.iter().chain(
+        v["sweeps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["points"].as_array().unwrap().iter().map(|p| &p["score"])),
+    ) {
+        for resource in ["cpu", "memory"] {
+            let r = &row[resource];
+            let f = |k: &str| r[k].as_f64().unwrap();
+            assert!(f("oversize") >= f("slack") && f("oversize") <= 1.0, "{r}");
+            match r["short_depth"].as_f64() {
+                None => assert_eq!(f("shortfall"), 0.0, "{r}"),
+                Some(depth) => {
+                    assert!(depth > 1.0 && f("shortfall") > 0.0, "{r}");
+                    let slack = f("oversize") - f("shortfall") * (depth - 1.0);
+                    assert!((slack - f("slack")).abs() < 1e-9, "{r}");
+                }
+            }
+        }
+    }
     // The VPA at p90 misses the daily burst hour: 1/24 of the steps short, at most.
     let short = rows[1]["cpu"]["shortfall"].as_f64().unwrap();
     assert!(short <= 1.0 / 24.0 + 1e-9, "{short}");
@@ -148,6 +173,10 @@ fn prints_a_table_and_markdown_for_a_window() {
     );
     assert!(
         text.contains("CPU slack")
+            && text.contains("CPU over")
+            && text.contains("CPU miss ×")
+            && text.contains("mem over")
+            && text.contains("mem miss ×")
             && text.contains("oracle")
             && text.contains("vpa")
             && text.contains("hoist")
@@ -162,7 +191,11 @@ fn prints_a_table_and_markdown_for_a_window() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("| recommender | CPU slack |"), "{text}");
+    assert!(
+        text.contains("| recommender | CPU slack | CPU over | CPU short | CPU miss × | CPU cost |"),
+        "{text}"
+    );
+    assert!(text.contains("best CPU at most 1.00 % short: "), "{text}");
     assert!(text.contains("### Frontier of vpa"), "{text}");
     assert!(text.contains("### Frontier of hoist"), "{text}");
 }

@@ -7,9 +7,17 @@
 //! `[from, until)`. Samples before `from` are still history: a recommender scored on the last
 //! 45 days has seen the days before. Per resource, over every scored step of every VM:
 //!
-//! - **slack** = mean of `(recommended − used) / recommended` (negative on a short step;
-//!   a step with both at 0 counts 0, one with nothing recommended and some use counts −1);
+//! - **slack** = mean of `(recommended − used) / recommended` (negative on a short step, with
+//!   no lower bound: a step short by 25 × counts −24; a step with both at 0 counts 0, one with
+//!   nothing recommended and some use counts −1). The headline figure;
+//! - **oversize** = mean of `max(0, (recommended − used) / recommended)`: slack counting
+//!   over-sizing only, a short step counting 0. Slack can be lowered by missing deeper; this
+//!   cannot, so the two side by side show how much of the slack figure is short steps;
 //! - **shortfall** = share of steps with `used > recommended`;
+//! - **short depth** = mean of `used / recommended` over the short steps: how far they miss
+//!   (`None` when no step is short). A short step with nothing recommended (an infinite ratio)
+//!   counts as short but is left out of this mean. Without those,
+//!   `slack = oversize − shortfall × (short depth − 1)` exactly;
 //! - **cost ratio** = Σ recommended / Σ given (what the VMs were given), when the panel says;
 //! - **changes per VM-day**: hours whose recommendation differs from the hour before, over the
 //!   scored VM-days (scored steps × step / 1 day).
@@ -52,10 +60,18 @@ impl Default for ScoreOptions {
 pub struct ResourceScore {
     /// Scored steps.
     pub steps: u64,
-    /// Mean of (recommended − used) / recommended, a fraction.
+    /// Mean of (recommended − used) / recommended, a fraction: negative on a short step, with
+    /// no lower bound, so missing deeper lowers it.
     pub slack: f64,
+    /// Mean of max(0, (recommended − used) / recommended), a fraction: slack counting
+    /// over-sizing only, a short step counting 0.
+    pub oversize: f64,
     /// Share of steps with used > recommended, a fraction.
     pub shortfall: f64,
+    /// Mean of used / recommended over the short steps (above 1): how far they miss. `None`
+    /// when no step with something recommended is short; a short step with nothing
+    /// recommended counts in `shortfall` but not here.
+    pub short_depth: Option<f64>,
     /// Σ recommended / Σ given; `None` when the panel does not say what the VMs were given.
     pub cost_ratio: Option<f64>,
     /// Mean recommended size per scored step (cores or bytes).
@@ -93,7 +109,12 @@ pub struct RightsizeScore {
 struct Acc {
     n: u64,
     slack: f64,
+    over: f64,
     short: u64,
+    /// Σ used / recommended over the short steps with something recommended.
+    depth: f64,
+    /// Those steps.
+    short_sized: u64,
     rec: f64,
     used: f64,
     given: f64,
@@ -103,15 +124,21 @@ struct Acc {
 impl Acc {
     fn add(&mut self, rec: f64, used: f64, given: f64) {
         self.n += 1;
-        self.slack += if rec > 0.0 {
+        let term = if rec > 0.0 {
             (rec - used) / rec
         } else if used > 0.0 {
             -1.0
         } else {
             0.0
         };
+        self.slack += term;
+        self.over += term.max(0.0);
         if used > rec {
             self.short += 1;
+            if rec > 0.0 {
+                self.depth += used / rec;
+                self.short_sized += 1;
+            }
         }
         self.rec += rec;
         self.used += used;
@@ -121,7 +148,10 @@ impl Acc {
     fn merge(&mut self, o: &Acc) {
         self.n += o.n;
         self.slack += o.slack;
+        self.over += o.over;
         self.short += o.short;
+        self.depth += o.depth;
+        self.short_sized += o.short_sized;
         self.rec += o.rec;
         self.used += o.used;
         self.given += o.given;
@@ -133,7 +163,9 @@ impl Acc {
         ResourceScore {
             steps: self.n,
             slack: self.slack / n,
+            oversize: self.over / n,
             shortfall: self.short as f64 / n,
+            short_depth: (self.short_sized > 0).then(|| self.depth / self.short_sized as f64),
             cost_ratio: (given_known && self.given > 0.0).then(|| self.rec / self.given),
             mean_recommended: self.rec / n,
             mean_used: self.used / n,
@@ -532,6 +564,9 @@ mod tests {
         // CPU used 1, 3, 2, 1: slack terms 0.5, −0.5, 0, 0.5 → mean 0.125; short 1 of 4;
         // cost 8 / 16 = 0.5. Memory used 100, 500, 400, 400: terms 0.75, −0.25, 0, 0 → 0.125;
         // short 1 of 4; cost 1600 / 4000 = 0.4. Never changes. 4 steps of 30 min = 1/12 day.
+        // Oversize counts the short step 0: CPU (0.5 + 0 + 0 + 0.5) / 4 = 0.25, memory
+        // 0.75 / 4 = 0.1875. The short step's depth: CPU 3 / 2 = 1.5, memory 500 / 400 = 1.25;
+        // slack = oversize − shortfall × (depth − 1): 0.25 − 0.25 × 0.5 = 0.125.
         let s = score_recommender(
             &panel(),
             Box::new(Fixed {
@@ -545,10 +580,14 @@ mod tests {
         assert!((s.cpu.slack - 0.125).abs() < 1e-12);
         assert!((s.cpu.shortfall - 0.25).abs() < 1e-12);
         assert!((s.cpu.cost_ratio.unwrap() - 0.5).abs() < 1e-12);
+        assert!((s.cpu.oversize - 0.25).abs() < 1e-12);
+        assert!((s.cpu.short_depth.unwrap() - 1.5).abs() < 1e-12);
         let m = s.memory.unwrap();
         assert!((m.slack - 0.125).abs() < 1e-12);
         assert!((m.shortfall - 0.25).abs() < 1e-12);
         assert!((m.cost_ratio.unwrap() - 0.4).abs() < 1e-12);
+        assert!((m.oversize - 0.1875).abs() < 1e-12);
+        assert!((m.short_depth.unwrap() - 1.25).abs() < 1e-12);
         assert_eq!((s.cpu.changes, m.changes), (0, 0));
         assert!((s.vm_days - 1.0 / 12.0).abs() < 1e-12);
     }
@@ -560,6 +599,8 @@ mod tests {
         // 02:00, 02:30. CPU terms: 3/4, 1/4, 4/6, 5/6 → mean 0.625, never short, cost 20/16.
         // Memory terms: 3/4, −1/4, 6/10, 6/10 → mean 0.425, short 1 of 4, cost 2800/4000.
         // One change on each resource (01:00 → 02:00), over 1/12 VM-day: 12 per VM-day.
+        // CPU is never short: oversize = slack, no depth. Memory oversize (3/4 + 0 + 6/10 +
+        // 6/10) / 4 = 0.4875; its short step uses 500 of 400, depth 1.25.
         let s = score_recommender(
             &panel(),
             Box::new(Fixed {
@@ -572,10 +613,14 @@ mod tests {
         assert!((s.cpu.slack - 0.625).abs() < 1e-12);
         assert_eq!(s.cpu.shortfall, 0.0);
         assert!((s.cpu.cost_ratio.unwrap() - 1.25).abs() < 1e-12);
+        assert!((s.cpu.oversize - 0.625).abs() < 1e-12);
+        assert_eq!(s.cpu.short_depth, None);
         let m = s.memory.unwrap();
         assert!((m.slack - 0.425).abs() < 1e-12);
         assert!((m.shortfall - 0.25).abs() < 1e-12);
         assert!((m.cost_ratio.unwrap() - 0.7).abs() < 1e-12);
+        assert!((m.oversize - 0.4875).abs() < 1e-12);
+        assert!((m.short_depth.unwrap() - 1.25).abs() < 1e-12);
         assert_eq!((s.cpu.changes, m.changes), (1, 1));
         assert!((s.cpu.changes_per_vm_day - 12.0).abs() < 1e-9);
     }
@@ -587,11 +632,50 @@ mod tests {
         let s = score_oracle(&panel(), &opts());
         assert!((s.cpu.slack - 7.0 / 24.0).abs() < 1e-12);
         assert_eq!(s.cpu.shortfall, 0.0);
+        assert_eq!((s.cpu.oversize, s.cpu.short_depth), (s.cpu.slack, None));
         let m = s.memory.unwrap();
         assert!((m.slack - 0.2).abs() < 1e-12);
         assert_eq!(m.shortfall, 0.0);
+        assert_eq!((m.oversize, m.short_depth), (m.slack, None));
         // CPU peaks 2 (warm-up hour), 3, 2: a change in each scored hour.
         assert_eq!(s.cpu.changes, 2);
+    }
+
+    #[test]
+    fn missing_deeper_lowers_slack_but_not_oversize_by_hand() {
+        // CPU used 1, 3, 2, 1 against half a core: every step short, by 2, 6, 4, 2 ×. Slack
+        // terms −1, −5, −3, −1 → −2.5; oversize 0; depth (2 + 6 + 4 + 2) / 4 = 3.5, and
+        // slack = 0 − 1 × (3.5 − 1). Memory at 0 with use: short on every step with nothing
+        // recommended: slack −1 (each counts −1), oversize 0, no depth (the ratio is infinite).
+        let s = score_recommender(
+            &panel(),
+            Box::new(Fixed {
+                cpu: 0.5,
+                mem: 0.0,
+                follow: false,
+            }),
+            &opts(),
+        );
+        assert!((s.cpu.slack + 2.5).abs() < 1e-12);
+        assert_eq!(s.cpu.oversize, 0.0);
+        assert_eq!(s.cpu.shortfall, 1.0);
+        assert!((s.cpu.short_depth.unwrap() - 3.5).abs() < 1e-12);
+        let m = s.memory.unwrap();
+        assert_eq!((m.slack, m.oversize, m.shortfall), (-1.0, 0.0, 1.0));
+        assert_eq!(m.short_depth, None);
+        // A quarter of a core misses twice as deep: slack falls to −6, oversize stays 0.
+        let deeper = score_recommender(
+            &panel(),
+            Box::new(Fixed {
+                cpu: 0.25,
+                mem: 0.0,
+                follow: false,
+            }),
+            &opts(),
+        );
+        assert!((deeper.cpu.slack + 6.0).abs() < 1e-12);
+        assert_eq!(deeper.cpu.oversize, 0.0);
+        assert!((deeper.cpu.short_depth.unwrap() - 7.0).abs() < 1e-12);
     }
 
     #[test]
