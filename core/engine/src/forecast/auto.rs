@@ -294,13 +294,102 @@ pub fn fit_auto(
     step: TimeDelta,
     config: &SeasonalModelConfig,
     horizon_steps: usize,
+    cache: Option<&mut ValidationCache>,
+) -> Option<(Seasonality, Vec<ForecastValue>, ModelChoice)> {
+    fit_auto_with(
+        history,
+        first_index,
+        window,
+        step,
+        config,
+        horizon_steps,
+        cache,
+        true,
+    )
+}
+
+/// [`fit_auto`] for a caller that reads the point forecasts alone (a backtest): the bounds are
+/// the points, and the candidates' forecasts from the end of `history` are taken from `cache`
+/// when a validation or an earlier fit made them there.
+pub(crate) fn fit_auto_points(
+    history: &[Option<f64>],
+    first_index: i64,
+    window: usize,
+    step: TimeDelta,
+    config: &SeasonalModelConfig,
+    horizon_steps: usize,
+    cache: Option<&mut ValidationCache>,
+) -> Option<(Seasonality, Vec<ForecastValue>, ModelChoice)> {
+    fit_auto_with(
+        history,
+        first_index,
+        window,
+        step,
+        config,
+        horizon_steps,
+        cache,
+        false,
+    )
+}
+
+/// The candidates' point forecasts `horizon_steps` ahead from step `end`, fitted on `len`
+/// values, when `cache` holds them for the settings a fit of that horizon uses.
+fn cached_candidates(
+    cache: &ValidationCache,
+    end: i64,
+    len: usize,
+    step: TimeDelta,
+    horizon_steps: usize,
+) -> Option<[Option<Vec<ForecastValue>>; CANDIDATES]> {
+    let day = steps_in(TimeDelta::days(1), step)?;
+    let every = steps_in(ORIGIN_EVERY, step).unwrap_or(1).max(1);
+    if cache.settings != (day.min(horizon_steps.max(1)), every) {
+        return None;
+    }
+    let entry = cache.entries.get(&(end, len))?;
+    if entry.iter().flatten().any(|v| v.len() < horizon_steps) {
+        return None;
+    }
+    Some(entry.each_ref().map(|c| {
+        c.as_ref().map(|v| {
+            v[..horizon_steps]
+                .iter()
+                .map(|&value| ForecastValue {
+                    value,
+                    lower: value,
+                    upper: value,
+                })
+                .collect()
+        })
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fit_auto_with(
+    history: &[Option<f64>],
+    first_index: i64,
+    window: usize,
+    step: TimeDelta,
+    config: &SeasonalModelConfig,
+    horizon_steps: usize,
     mut cache: Option<&mut ValidationCache>,
+    intervals: bool,
 ) -> Option<(Seasonality, Vec<ForecastValue>, ModelChoice)> {
     let n = history.len();
     let window = window.clamp(1, n.max(1));
     let recent = &history[n - window.min(n)..];
     recent.iter().flatten().next()?;
-    let (seasonality, now) = candidates(recent, step, config, horizon_steps, true);
+    let cached = if intervals {
+        None
+    } else {
+        cache.as_deref().and_then(|c| {
+            cached_candidates(c, first_index + n as i64, recent.len(), step, horizon_steps)
+        })
+    };
+    let (seasonality, now) = match cached {
+        Some(now) => (detect_seasonality(recent, step), now),
+        None => candidates(recent, step, config, horizon_steps, intervals),
+    };
     let available: Vec<Candidate> = Candidate::ALL
         .into_iter()
         .filter(|c| now[c.index()].is_some())
@@ -590,12 +679,28 @@ mod tests {
         let config = SeasonalModelConfig::default();
         let step = TimeDelta::hours(1);
         let mut cache = ValidationCache::default();
+        let cache_holds = |c: &ValidationCache, end: usize, window: usize| {
+            c.entries.contains_key(&(end as i64, window))
+        };
+        let mut reuses = 0;
         for end in [600, 606, 612, 700] {
             let history = &values[..end];
             let window = 14 * 24;
             let cold = fit_auto(history, 0, window, step, &config, 48, None).unwrap();
             let warm = fit_auto(history, 0, window, step, &config, 48, Some(&mut cache)).unwrap();
             assert_eq!(cold.2, warm.2);
+            // A backtest's fit reads the candidates' points from the cache where it can (a day
+            // ahead: at 612 the origin 606 made them) and forecasts the same.
+            let reused = cache_holds(&cache, end, window);
+            let points = fit_auto_points(history, 0, window, step, &config, 24, Some(&mut cache));
+            let points = points.unwrap();
+            assert_eq!(cold.2.bands, points.2.bands, "end {end}, reused {reused}");
+            assert_eq!(
+                cold.1[..24].iter().map(|v| v.value).collect::<Vec<_>>(),
+                points.1.iter().map(|v| v.value).collect::<Vec<_>>(),
+                "end {end}, reused {reused}"
+            );
+            reuses += usize::from(reused);
             assert_eq!(
                 cold.1.iter().map(|v| v.value).collect::<Vec<_>>(),
                 warm.1.iter().map(|v| v.value).collect::<Vec<_>>()
@@ -610,6 +715,7 @@ mod tests {
         assert!(cache.entries.contains_key(&(612, 14 * 24)));
         assert!(!cache.entries.keys().any(|(at, _)| *at == 700));
         assert!(cache.scores.len() > 20, "{}", cache.scores.len());
+        assert!(reuses > 0, "no backtest fit was read from the cache");
         // Too little history to compare: the seasonal model, and the description says why.
         let (_, _, choice) = fit_auto(&values[..48], 0, 336, step, &config, 24, None).unwrap();
         assert_eq!(choice.validation_days, 0);

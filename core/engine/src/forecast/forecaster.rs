@@ -497,16 +497,32 @@ fn backtest(
         return ForecastQuality::default();
     }
     let (train, test) = values.split_at(values.len() - held);
-    let Some((_, forecast, _)) = fit_windowed(
-        config.model,
-        train,
-        first_index,
-        window,
-        config.step,
-        &config.seasonal,
-        held,
-        Some(cache),
-    ) else {
+    // Only the points are compared: the `auto` model takes its candidates' forecasts from the
+    // validation an earlier fit made at the same end of history.
+    let fitted = match config.model {
+        ModelKind::Auto => super::auto::fit_auto_points(
+            train,
+            first_index,
+            window,
+            config.step,
+            &config.seasonal,
+            held,
+            Some(cache),
+        )
+        .map(|(_, forecast, _)| forecast),
+        _ => fit_windowed(
+            config.model,
+            train,
+            first_index,
+            window,
+            config.step,
+            &config.seasonal,
+            held,
+            Some(cache),
+        )
+        .map(|(_, forecast, _)| forecast),
+    };
+    let Some(forecast) = fitted else {
         return ForecastQuality::default();
     };
     let forecast: Vec<Option<f64>> = forecast.iter().map(|f| Some(f.value)).collect();
