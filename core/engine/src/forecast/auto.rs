@@ -308,30 +308,6 @@ pub fn fit_auto(
     )
 }
 
-/// [`fit_auto`] for a caller that reads the point forecasts alone (a backtest): the bounds are
-/// the points, and the candidates' forecasts from the end of `history` are taken from `cache`
-/// when a validation or an earlier fit made them there.
-pub(crate) fn fit_auto_points(
-    history: &[Option<f64>],
-    first_index: i64,
-    window: usize,
-    step: TimeDelta,
-    config: &SeasonalModelConfig,
-    horizon_steps: usize,
-    cache: Option<&mut ValidationCache>,
-) -> Option<(Seasonality, Vec<ForecastValue>, ModelChoice)> {
-    fit_auto_with(
-        history,
-        first_index,
-        window,
-        step,
-        config,
-        horizon_steps,
-        cache,
-        false,
-    )
-}
-
 /// The candidates' point forecasts `horizon_steps` ahead from step `end`, fitted on `len`
 /// values, when `cache` holds them for the settings a fit of that horizon uses.
 fn cached_candidates(
@@ -364,8 +340,11 @@ fn cached_candidates(
     }))
 }
 
+/// [`fit_auto`]; without `intervals` (a caller that reads the point forecasts alone, such as a
+/// backtest) the bounds are the points, and the candidates' forecasts from the end of
+/// `history` are taken from `cache` when a validation or an earlier fit made them there.
 #[allow(clippy::too_many_arguments)]
-fn fit_auto_with(
+pub(crate) fn fit_auto_with(
     history: &[Option<f64>],
     first_index: i64,
     window: usize,
@@ -692,7 +671,16 @@ mod tests {
             // A backtest's fit reads the candidates' points from the cache where it can (a day
             // ahead: at 612 the origin 606 made them) and forecasts the same.
             let reused = cache_holds(&cache, end, window);
-            let points = fit_auto_points(history, 0, window, step, &config, 24, Some(&mut cache));
+            let points = fit_auto_with(
+                history,
+                0,
+                window,
+                step,
+                &config,
+                24,
+                Some(&mut cache),
+                false,
+            );
             let points = points.unwrap();
             assert_eq!(cold.2.bands, points.2.bands, "end {end}, reused {reused}");
             assert_eq!(

@@ -500,7 +500,7 @@ fn backtest(
     // Only the points are compared: the `auto` model takes its candidates' forecasts from the
     // validation an earlier fit made at the same end of history.
     let fitted = match config.model {
-        ModelKind::Auto => super::auto::fit_auto_points(
+        ModelKind::Auto => super::auto::fit_auto_with(
             train,
             first_index,
             window,
@@ -508,6 +508,7 @@ fn backtest(
             &config.seasonal,
             held,
             Some(cache),
+            false,
         )
         .map(|(_, forecast, _)| forecast),
         _ => fit_windowed(
