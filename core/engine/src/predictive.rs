@@ -219,6 +219,8 @@ pub struct PredictiveForecast {
     /// Scratch space for the ratios before a window (kept to save an allocation per
     /// measurement).
     scratch: Vec<u64>,
+    /// Scratch space for the ratios of the newest window.
+    window_scratch: Vec<u64>,
     /// The level-correction note's fixed tail (" at the 0.9 quantile of the last hour").
     quantile_note: String,
 }
@@ -493,6 +495,7 @@ impl PredictiveForecast {
             since_break: Default::default(),
             since_valid: false,
             scratch: Vec::new(),
+            window_scratch: Vec::new(),
             quantile_note: format!(
                 " at the {} quantile of the last hour",
                 policy.quantile.unwrap_or(DEFAULT_LEVEL_QUANTILE)
@@ -690,7 +693,7 @@ impl PredictiveForecast {
         let window_start = m.at - LEVEL_NOW_WINDOW;
         let mut pairs = [(0.0, 0.0); 2];
         let mut spreads = [0.0; 2];
-        let mut now: Vec<u64> = Vec::with_capacity(8);
+        let mut now = std::mem::take(&mut self.window_scratch);
         for k in 0..2 {
             let ratio_of = |x: &Measured| x.ratios.and_then(|r| r[k]);
             ratio_of(&m)?;
@@ -717,6 +720,7 @@ impl PredictiveForecast {
             pairs[k] = (latest, upper);
             spreads[k] = since.log_spread();
         }
+        self.window_scratch = now;
         // The reading the recent load follows more closely (its ratios vary less) is used; when
         // neither is clearly closer, the plan takes the larger of the two.
         let reading = if spreads[0] < (1.0 - CLEARLY_CLOSER) * spreads[1] {
@@ -780,7 +784,7 @@ impl PredictiveForecast {
         if self.recent[i].saturated {
             return;
         }
-        let mut level: Vec<u64> = Vec::with_capacity(8);
+        let mut level = std::mem::take(&mut self.window_scratch);
         let mut removed = std::mem::take(&mut self.scratch);
         for k in 0..2 {
             let Some((level_now, typical)) =
@@ -794,6 +798,7 @@ impl PredictiveForecast {
             }
         }
         self.scratch = removed;
+        self.window_scratch = level;
     }
 
     /// For the newest measurement `i`, when the since-break set of [`Shape`] `k` holds exactly

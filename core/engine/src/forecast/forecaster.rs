@@ -273,7 +273,13 @@ impl Forecaster {
         let step_ms = self.config.step.num_milliseconds();
         let keep = self.config.kept_steps();
         let aggregation = self.config.aggregation;
-        let state = self.series.entry(series.to_owned()).or_default();
+        // Looked up before inserting: a series observed every evaluation allocates no key.
+        if !self.series.contains_key(series) {
+            self.series.insert(series.to_owned(), SeriesState::default());
+        }
+        let Some(state) = self.series.get_mut(series) else {
+            return;
+        };
         for sample in samples {
             if state.last_observed.is_some_and(|last| sample.at <= last) {
                 continue;
