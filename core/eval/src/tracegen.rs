@@ -1079,7 +1079,7 @@ fn poisson(counts_per_unit: f64) -> Noise {
 /// whole weeks.
 const SUITE_DAYS: u32 = 35;
 
-/// The standard suite: 18 named traces, five weeks each from Monday 2024-01-01, covering the
+/// The standard suite: 19 named traces, five weeks each from Monday 2024-01-01, covering the
 /// features real loads have one or a few at a time (documented with their parameters in
 /// `docs/guides/generated-traces.md`):
 ///
@@ -1093,6 +1093,8 @@ const SUITE_DAYS: u32 = 35;
 /// - gaps and zero outages (`outages-gaps`);
 /// - Poisson noise at about 5 counts a step (`poisson-low`) and 200,000 (`poisson-high`),
 ///   noise with no cycle (`noise-only`), a random walk with no cycle (`random-walk`);
+/// - a daily cycle under a wandering level, weeks alike (`isp-daily`), where yesterday is a
+///   better guide than last week;
 /// - 1-minute sampling (`daily-1min`, `matchday-1min`).
 pub fn standard_suite() -> Vec<TraceSpec> {
     let spec = |name: &str, description: &str, base: f64, seed: u64| TraceSpec {
@@ -1435,6 +1437,22 @@ pub fn standard_suite() -> Vec<TraceSpec> {
                 "1-minute web traffic with match days: 8× crowds (3 min onset, 10 min at the peak, 45 min in all), one to three on each of seven irregular days.",
                 100.0,
                 118,
+            )
+        },
+        TraceSpec {
+            daily: Some(DailyCycle::Harmonics(vec![
+                harmonic(1, 0.55, 21.0),
+                harmonic(2, 0.15, 11.0),
+            ])),
+            random_walk: Some(RandomWalk {
+                sd_per_hour: 0.02,
+                reversion_per_day: 0.05,
+            }),
+            ..spec(
+                "isp-daily",
+                "Network traffic: a strong, smooth daily cycle peaking at 21:00, weeks alike, under a slowly wandering level (2 % an hour, pulled back 5 % a day), counts of about 3000.",
+                3000.0,
+                119,
             )
         },
     ]
