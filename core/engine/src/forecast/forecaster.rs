@@ -275,7 +275,8 @@ impl Forecaster {
         let aggregation = self.config.aggregation;
         // Looked up before inserting: a series observed every evaluation allocates no key.
         if !self.series.contains_key(series) {
-            self.series.insert(series.to_owned(), SeriesState::default());
+            self.series
+                .insert(series.to_owned(), SeriesState::default());
         }
         let Some(state) = self.series.get_mut(series) else {
             return;
