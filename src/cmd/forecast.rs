@@ -50,8 +50,9 @@ pub struct Args {
     /// Fraction of the trace used for training; the rest is the test part.
     #[arg(long, default_value_t = 0.7)]
     pub train_fraction: f64,
-    /// The model: `auto` (the seasonal model, daily or weekly seasonal naive, whichever erred
-    /// least over the last days, per band of lead times), `seasonal` or `seasonal-naive`.
+    /// The model: `auto` (the seasonal model, daily or weekly seasonal naive or the median of
+    /// the three, whichever erred least over the last 14 days, chosen separately up to 1 h,
+    /// 6 h, 12 h and beyond), `seasonal` or `seasonal-naive`.
     #[arg(long, default_value = "auto", value_parser = parse_model)]
     pub model: ModelKind,
     /// The step the model works at; a finer trace is resampled (mean per step).
