@@ -31,7 +31,9 @@
 //! 18 h: 8). Tried on the same count and not kept: weighting recent origins more (half-lives
 //! of 2, 4, 7, 10 days: 16, 12, 11, 7 cases), a margin by which the seasonal model or the
 //! median must beat the naives (5, 10, 20 %: 12, 10, 11), no median (15), and the naives
-//! alone beyond 6 h (8, but 3.8× the better naive's error on google2011).
+//! alone beyond 6 h (8, but 3.8× the better naive's error on google2011). With seasonality
+//! detection made robust to flash crowds ([`detect_seasonality`] clips extreme values), 4
+//! such cases remain.
 
 use std::collections::BTreeMap;
 use std::fmt;

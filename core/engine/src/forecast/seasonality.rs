@@ -1,6 +1,7 @@
 //! Seasonality detection: does a series repeat every day, every week, or both, at its step?
 //!
-//! The test is the autocorrelation of the linearly detrended series (gaps skipped pairwise). A
+//! The test is the autocorrelation of the linearly detrended series (gaps skipped pairwise),
+//! with values beyond three robust standard deviations from the median clipped first. A
 //! daily period is accepted when the correlation at one day is strong and clearly above the
 //! correlation at half a day (the anti-phase). A weekly period is accepted when the correlation
 //! at one week is strong and clearly above the mean correlation at one to six days: a series that
@@ -8,6 +9,8 @@
 
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
+
+use super::model::quantile_select;
 
 /// The seasonal periods found in a series, in steps of the series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -39,6 +42,9 @@ const MIN_CORRELATION: f64 = 0.3;
 const DAILY_MARGIN: f64 = 0.2;
 /// How far the weekly correlation must exceed the mean of the one-to-six-day ones.
 const WEEKLY_MARGIN: f64 = 0.04;
+/// Values further than this many robust standard deviations from the median are clipped to
+/// that distance before the correlations are taken (see [`winsorise`]).
+const OUTLIER_MADS: f64 = 3.0;
 
 /// Steps in `period`, when `step` divides it exactly.
 pub fn steps_in(period: TimeDelta, step: TimeDelta) -> Option<usize> {
@@ -58,7 +64,8 @@ pub fn detect_seasonality(values: &[Option<f64>], step: TimeDelta) -> Seasonalit
     let Some(day) = steps_in(TimeDelta::days(1), step) else {
         return found;
     };
-    let detrended = detrend(values);
+    let mut detrended = detrend(values);
+    winsorise(&mut detrended, OUTLIER_MADS);
     if values.len() >= 2 * day {
         let at_day = autocorrelation(&detrended, day);
         let at_half_day = autocorrelation(&detrended, day / 2);
@@ -79,6 +86,27 @@ pub fn detect_seasonality(values: &[Option<f64>], step: TimeDelta) -> Seasonalit
         }
     }
     found
+}
+
+/// Clips the present values to the median ± `k` robust standard deviations (1.4826 × the
+/// median absolute deviation), so a few extreme values (a flash crowd) cannot dominate the
+/// autocorrelations: one 5× crowd of an hour and a half in two weeks was enough to hide a
+/// weekly cycle. Values all alike (no deviation) are left as they are.
+fn winsorise(values: &mut [Option<f64>], k: f64) {
+    let mut present: Vec<f64> = values.iter().flatten().copied().collect();
+    if present.is_empty() {
+        return;
+    }
+    let median = quantile_select(&mut present, 0.5);
+    for v in &mut present {
+        *v = (*v - median).abs();
+    }
+    let spread = 1.4826 * quantile_select(&mut present, 0.5);
+    if spread > 0.0 && spread.is_finite() {
+        for v in values.iter_mut().flatten() {
+            *v = v.clamp(median - k * spread, median + k * spread);
+        }
+    }
 }
 
 /// Removes the least-squares line through the present values.
