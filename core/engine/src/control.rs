@@ -1012,7 +1012,7 @@ impl Shared {
             .get(&MetricKind::Utilization)
             .and_then(|s| s.last())
             .filter(|s| s.value.is_finite() && (0.0..=1.5).contains(&s.value))
-            .map(|s| s.value * f64::from(snapshot.ready));
+            .map(|s| (s.value * f64::from(snapshot.ready), snapshot.ready));
         if let Some(work) = &managed.config.cost {
             let kind = crate::config::metric_from_name(&work.work_metric);
             if !managed.config.metrics_needed().contains(&kind) {
@@ -1171,7 +1171,7 @@ impl Shared {
             });
             let sample = VerticalSample {
                 at: now,
-                busy: load,
+                busy: load.map(|(busy, _)| busy),
                 memory_share,
                 ready: snapshot.ready,
                 class: group.instance_class.clone(),
@@ -1850,7 +1850,7 @@ impl Shared {
         now: DateTime<Utc>,
         snapshot: &GroupSnapshot,
         (cost, metered): (Option<&(f64, String)>, Option<f64>),
-        (load, ahead): (Option<f64>, Option<&[crate::ForecastPoint]>),
+        (load, ahead): (Option<(f64, u32)>, Option<&[crate::ForecastPoint]>),
     ) -> Option<BudgetSteer> {
         let mut guard = self.budgets.lock().unwrap_or_else(PoisonError::into_inner);
         let (tracker, evaluated) = guard.as_mut()?;

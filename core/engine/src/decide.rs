@@ -332,7 +332,8 @@ fn budget_target(tt: &TargetTracking, observation: &Observation<'_>) -> (f64, Op
 
 /// What a budget on `cap` or `deny_scale_out` does to a scale-out: it limits it (to the cap,
 /// or to the current capacity), never below the availability floor, and never touches a
-/// scale-in or a hold.
+/// scale-in or a hold; except that an enforced cap (the period's last tenth) brings a
+/// capacity above it down to it, still never below `min` or the availability floor.
 fn budget_limit(
     group: &GroupConfig,
     observation: &Observation<'_>,
@@ -357,7 +358,9 @@ fn budget_limit(
         });
         return desired;
     }
-    if desired <= current {
+    // An enforced cap (the period's last tenth) also brings capacity above it down to it.
+    let enforced = steer.rung == Rung::Cap && steer.enforce && steer.cap.is_some();
+    if desired <= current && !enforced {
         return desired;
     }
     let floor = group
@@ -367,6 +370,7 @@ fn budget_limit(
         .max(group.min);
     let limited = match (steer.rung, steer.cap) {
         (Rung::DenyScaleOut, _) => current,
+        (Rung::Cap, Some(cap)) if enforced => desired.min(cap.max(group.min)),
         (Rung::Cap, Some(cap)) => desired.min(cap.max(current)),
         _ => return desired,
     };
@@ -374,6 +378,10 @@ fn budget_limit(
     if limited < desired {
         let why = match steer.rung {
             Rung::DenyScaleOut => "scale-out denied".to_owned(),
+            _ if enforced && limited < current => format!(
+                "capacity brought down to the cap of {} (enforced in the period's last tenth)",
+                steer.cap.unwrap_or(current)
+            ),
             _ => format!(
                 "scale-out capped at {} (what the budget affords this group)",
                 steer.cap.unwrap_or(current)

@@ -205,7 +205,7 @@ impl PolicyController {
             view.signal(Signal::Utilization, 0),
             view.signal(Signal::ReadyInstances, 0),
         ) {
-            (Some(u), Some(r)) => Some(u * r),
+            (Some(u), Some(r)) if r.is_finite() && r >= 0.0 => Some((u * r, r.round() as u32)),
             _ => None,
         };
         state.levers.observe(now, view.desired, load);
@@ -246,6 +246,7 @@ impl PolicyController {
             target_scale: plan.map_or(1.0, |p| p.target_scale),
             max_utilization: state.config.max_utilization,
             cap: plan.and_then(|p| p.cap),
+            enforce: rung == Rung::Cap && hoist_engine::budget::enforces_cap(now, (start, end)),
             spent: step.spent,
             forecast: step.forecast,
             amount,

@@ -1092,16 +1092,23 @@ fn a_schedule_max_below_the_group_min_keeps_the_group_min() {
 // under `min`, never blocks a scale-in, and never blocks the scale-out up to the availability
 // floor.
 
-fn steer() -> impl Strategy<Value = (u8, f64, f64, Option<u32>)> {
+fn steer() -> impl Strategy<Value = (u8, f64, f64, Option<u32>, bool)> {
     (
         0u8..4,
         prop_oneof![Just(1.0), 1.0f64..3.0, Just(f64::INFINITY), Just(f64::NAN)],
         0.5f64..0.99,
         prop_oneof![Just(None), (0u32..200).prop_map(Some)],
+        any::<bool>(),
     )
 }
 
-fn budget_steer(rung: u8, scale: f64, max_utilization: f64, cap: Option<u32>) -> BudgetSteer {
+fn budget_steer(
+    rung: u8,
+    scale: f64,
+    max_utilization: f64,
+    cap: Option<u32>,
+    enforce: bool,
+) -> BudgetSteer {
     BudgetSteer {
         budget: "b".into(),
         rung: match rung {
@@ -1113,6 +1120,7 @@ fn budget_steer(rung: u8, scale: f64, max_utilization: f64, cap: Option<u32>) ->
         target_scale: scale,
         max_utilization,
         cap,
+        enforce,
         spent: 90.0,
         forecast: 130.0,
         amount: 100.0,
@@ -1132,10 +1140,11 @@ proptest! {
     /// Whatever the budget asks: within [min, max]; a scale-in without the budget is a scale-in
     /// at least as deep with it; what the decision would be without it is kept up to the
     /// availability floor (a scale-out to the floor is never blocked, raised targets never go
-    /// under it); under `deny_scale_out`, no scale-out past the floors.
+    /// under it); under `deny_scale_out`, no scale-out past the floors; under an enforced
+    /// `cap`, nothing above the cap but the floors.
     #[test]
     fn a_budget_never_goes_under_min_blocks_a_scale_in_or_the_floor(
-        (group, counts, samples, earlier, (rung, scale, max_util, cap), floor) in group_with(any_policy).prop_flat_map(|group| {
+        (group, counts, samples, earlier, (rung, scale, max_util, cap, enforce), floor) in group_with(any_policy).prop_flat_map(|group| {
             let max = group.max;
             (
                 Just(group),
@@ -1156,7 +1165,7 @@ proptest! {
         let snap = snapshot(&counts, 0, u32::MAX);
         let metrics = metric_windows(now, &samples);
         let (plain, _) = decide(&g, &observation(now, &snap, &metrics, None), &memory);
-        let steer = budget_steer(rung, scale, max_util, cap);
+        let steer = budget_steer(rung, scale, max_util, cap, enforce);
         let mut obs = observation(now, &snap, &metrics, None);
         obs.budget = Some(&steer);
         let (d, _) = decide(&g, &obs, &memory);
@@ -1182,6 +1191,16 @@ proptest! {
                 d.desired >= plain.desired.min(floor),
                 "the budget held the group under its floor {floor}: {} → {} without it, {} with {:?}\n{}\n{:#?}",
                 plain.current, plain.desired, d.desired, steer, group.yaml(), d
+            );
+        }
+        if let (Rung::Cap, Some(cap), true) = (steer.rung, steer.cap, steer.enforce) {
+            // An enforced cap holds the group at the cap or under it, above the floors only.
+            let bound = effective_bounds(&g, (0, u32::MAX), now).map_or(g.min, |b| b.0);
+            let floor = floor.unwrap_or(g.min).max(g.min);
+            prop_assert!(
+                d.desired <= cap.max(bound).max(floor.min(plain.desired)),
+                "an enforced cap of {cap} let the group to {} ({} without it, floor {floor})\n{}\n{:#?}",
+                d.desired, plain.desired, group.yaml(), d
             );
         }
         if steer.rung == Rung::DenyScaleOut && plain.direction == Direction::Out {
