@@ -32,12 +32,13 @@
 //!   where the budget holds. Each group then meets the share with two levers, chosen by
 //!   [`GroupLevers`]: running hotter (utilisation targets raised, up to the budget's
 //!   `max_utilization`) and a cap on scale-out; it picks the pair that, replayed on its last week
-//!   of load, would have left demand unserved least often.
+//!   of load, would have left demand unserved least often. In the period's last tenth the cap
+//!   is enforced: capacity above it is brought down to it ([`enforces_cap`]).
 //! - `deny_scale_out`: no scale-out at all.
 //!
 //! Whatever the rung, a budget never takes a group below `min`, never blocks a scale-in, and
 //! never blocks a scale-out up to the group's availability floor (`guards.availability_floor`,
-//! default `min`).
+//! default `min`); an enforced cap does not go under the floor either.
 
 use std::collections::{BTreeMap, VecDeque};
 
