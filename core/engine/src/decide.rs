@@ -387,7 +387,8 @@ fn budget_limit(
                 steer.cap.unwrap_or(current)
             ),
         };
-        let floor_note = if limited > current {
+        let over_cap = enforced && steer.cap.is_some_and(|cap| limited > cap.max(group.min));
+        let floor_note = if limited > current || over_cap {
             format!("; the availability floor of {floor} is kept")
         } else {
             String::new()

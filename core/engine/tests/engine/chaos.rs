@@ -30,8 +30,9 @@
 //!   meaning, is not checked and is counted.
 //! - **Budgets**: a decision of the budget's group is never below `min`; a scale-in every policy
 //!   asks for is never blocked (by a budget or otherwise, unless a scale-in guard says so); a
-//!   scale-out up to the availability floor is never denied; a budget only ever limits a
-//!   scale-out.
+//!   scale-out up to the availability floor is never denied; a budget's `capped` or `denied`
+//!   limit only ever limits a scale-out (only an enforced cap, in a period's last tenth and
+//!   saying so, brings capacity down, and never below `min`).
 //! - **Metrics**: a policy whose newest sample is missing, stale, from the future, NaN,
 //!   infinite or negative holds, and a decision with a holding policy never scales in.
 //! - **Audit**: the audit log holds exactly the decisions made, group by group, with their

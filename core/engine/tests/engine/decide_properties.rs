@@ -1216,3 +1216,57 @@ proptest! {
         }
     }
 }
+
+/// An enforced cap brings a group holding at 20 down to the cap, and a cap under the
+/// availability floor down to the floor, saying so; not enforced, the same cap leaves the hold.
+#[test]
+fn an_enforced_cap_brings_capacity_down_to_it_above_the_floor() {
+    let yaml = "providers:\n  sim:\n    simulated: {}\ngroups:\n  - name: web\n    provider: sim\n    min: 2\n    max: 40\n    guards: { availability_floor: 14 }\n    policies:\n      - target_tracking: { metric: utilization, target: 0.7 }\n";
+    let g = parse_str(Path::new("prop.yaml"), yaml)
+        .unwrap()
+        .policy
+        .groups[0]
+        .clone();
+    let now = t0();
+    let snap = snapshot(
+        &Counts {
+            desired: 20,
+            ready: 20,
+        },
+        0,
+        1000,
+    );
+    // Utilisation at the target: the policy holds at 20.
+    let metrics = metric_windows(now, &[vec![(30, 0.7)]]);
+    let decide_with = |cap: u32, enforce: bool| {
+        let steer = budget_steer(2, 1.0, 0.9, Some(cap), enforce);
+        let mut obs = observation(now, &snap, &metrics, None);
+        obs.budget = Some(&steer);
+        decide(&g, &obs, &DecisionMemory::new()).0
+    };
+    let plain = decide(
+        &g,
+        &observation(now, &snap, &metrics, None),
+        &DecisionMemory::new(),
+    )
+    .0;
+    assert_eq!(plain.desired, 20, "{:#?}", plain.reasons);
+    assert_eq!(decide_with(16, false).desired, 20);
+    let d = decide_with(16, true);
+    assert_eq!(d.desired, 16, "{:#?}", d.reasons);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.message.contains("capacity brought down to the cap of 16")),
+        "{:#?}",
+        d.reasons
+    );
+    let d = decide_with(4, true);
+    assert_eq!(d.desired, 14, "{:#?}", d.reasons);
+    assert!(
+        d.reasons.iter().any(|r| r.message.contains("cap of 4")
+            && r.message.contains("the availability floor of 14 is kept")),
+        "{:#?}",
+        d.reasons
+    );
+}
