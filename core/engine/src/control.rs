@@ -868,6 +868,11 @@ impl Shared {
         };
         managed.memory = state.memory.clone();
         managed.last_vertical = state.last_vertical;
+        managed.vertical_move = state.vertical_move.as_ref().map(|m| VerticalMove {
+            to_class: m.to_class.clone(),
+            budget: m.disruption,
+            remaining: m.remaining,
+        });
         if let (Some(forecast), Some(snapshot)) = (managed.forecast.as_mut(), &state.forecast)
             && !forecast.restore(snapshot)
         {
@@ -891,6 +896,13 @@ impl Shared {
             forecast: managed.forecast.as_ref().and_then(|f| f.snapshot()),
             last_decision: Some(decision.clone()),
             last_vertical: managed.last_vertical,
+            vertical_move: managed.vertical_move.as_ref().map(|m| {
+                crate::state::VerticalMoveState {
+                    to_class: m.to_class.clone(),
+                    disruption: m.budget,
+                    remaining: m.remaining,
+                }
+            }),
         };
         match serde_json::to_vec(&state) {
             Ok(bytes) => {
@@ -1160,7 +1172,6 @@ impl Shared {
         }) {
             tracing::error!(error = %e, "audit log write failed");
         }
-        self.stage_state(managed, &decision, now);
         if let Some(vertical) = &managed.config.vertical {
             let memory_share = vertical.memory_metric.as_deref().and_then(|name| {
                 windows
@@ -1178,6 +1189,8 @@ impl Shared {
             };
             self.vertical(managed, &group, sample, steer.as_ref()).await;
         }
+        // After the vertical policy, so that a look or a move made in this evaluation is kept.
+        self.stage_state(managed, &decision, now);
         // After the decision is acted on: a slow bill delays only this group's next evaluation.
         self.reconcile(managed, now).await;
         GroupOutcome::Decided {

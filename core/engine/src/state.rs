@@ -3,8 +3,8 @@
 //!
 //! Per group, under `group/<provider>/<group>`, a [`GroupState`]: the decision memory
 //! (stabilisation windows, cooldowns, rate-limit windows, ready counts), the predictive policy's
-//! history, the last decision and when the vertical policy last looked. Under [`BUDGETS_KEY`], every budget's state at the last
-//! round. Values are JSON, so a record written by another version is read or, when it cannot
+//! history, the last decision, when the vertical policy last looked and the vertical move whose
+//! replacement it follows. Under [`BUDGETS_KEY`], every budget's state at the last round. Values are JSON, so a record written by another version is read or, when it cannot
 //! be, ignored with a warning: a process never refuses to start over its state, it starts that
 //! group afresh.
 //!
@@ -58,6 +58,21 @@ pub struct GroupState {
     /// When the group's vertical policy last looked (its cooldown runs from there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_vertical: Option<DateTime<Utc>>,
+    /// The vertical move whose replacement the loop was following, if one was under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vertical_move: Option<VerticalMoveState>,
+}
+
+/// A vertical move under way, as kept across a restart: a restarted loop goes on recording
+/// each step of its replacement in the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerticalMoveState {
+    /// The class the group is moving to.
+    pub to_class: String,
+    /// The disruption budget the move was asked with.
+    pub disruption: hoist_api::DisruptionBudget,
+    /// Instances not yet of `to_class` at the last look.
+    pub remaining: u32,
 }
 
 impl GroupState {

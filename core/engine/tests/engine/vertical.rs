@@ -626,3 +626,82 @@ fn a_bad_memory_setting_is_refused_at_its_field() {
         "{errors}"
     );
 }
+
+/// A move's replacement under way when the loop restarts is followed by the restarted loop
+/// (from the state store): each step, to the last, is in the audit log.
+#[tokio::test]
+async fn a_replacement_under_way_is_followed_across_a_restart() {
+    use hoist_engine::state::{MemoryStore, StateStore};
+    let interval = Duration::from_secs(120);
+    let doc = parse_str(
+        Path::new("vertical.yml"),
+        &fixed_policy(6, Some("{ max_unavailable: 1 }")),
+    )
+    .expect("policy");
+    let cloud = SimulatedCloud::builder()
+        .seed(5)
+        .group(SimGroupSpec {
+            min: 6,
+            max: 6,
+            desired: 6,
+            instance_class: "memory.xlarge".into(),
+            demand: DemandSpec::Constant(180.0),
+            ..SimGroupSpec::new("api")
+        })
+        .build()
+        .expect("cloud");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let steps = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["record"] == "vertical_step")
+            .collect()
+    };
+    let new_loop = || {
+        let groups = vec![ManagedGroup::new(
+            doc.policy.groups[0].clone(),
+            cloud.provider_set("sim"),
+        )];
+        ControlLoop::new(groups, cloud.clock(), interval)
+            .with_audit(Arc::new(AuditLog::open(&path).unwrap()))
+            .with_state(Arc::clone(&store))
+    };
+    // The first loop runs until the replacement has taken its first step, and stops there.
+    let mut first = new_loop();
+    for _ in 0..60 {
+        first.evaluate_once().await;
+        cloud.advance(interval);
+        if steps().iter().any(|s| s["outcome"] == "replacing") {
+            break;
+        }
+    }
+    first.flush_state().await;
+    drop(first);
+    let before = steps();
+    let last = before.last().expect("the replacement took a step");
+    assert_eq!(last["outcome"], "replacing", "{before:?}");
+    assert!(last["remaining"].as_u64().unwrap() > 0, "{before:?}");
+    // The restarted loop follows it to the end.
+    let mut second = new_loop();
+    assert_eq!(second.restore_state().await.unwrap().groups, 1);
+    for _ in 0..60 {
+        second.evaluate_once().await;
+        cloud.advance(interval);
+        if steps().iter().any(|s| s["outcome"] == "replaced") {
+            break;
+        }
+    }
+    let after = steps();
+    assert!(
+        after.len() > before.len(),
+        "no step after the restart: {after:?}"
+    );
+    let done = after.last().unwrap();
+    assert_eq!(done["outcome"], "replaced", "{after:?}");
+    assert_eq!(done["remaining"], 0, "{after:?}");
+    assert_eq!(done["to_class"], last["to_class"]);
+}
