@@ -19,6 +19,23 @@ fn policy(mode: &str) -> String {
     )
 }
 
+/// A simulated cloud with one group `api` on `memory.xlarge` of (`min`, `max`, `desired`)
+/// instances under a constant `demand`.
+fn memory_cloud(seed: u64, (min, max, desired): (u32, u32, u32), demand: f64) -> SimulatedCloud {
+    SimulatedCloud::builder()
+        .seed(seed)
+        .group(SimGroupSpec {
+            min,
+            max,
+            desired,
+            instance_class: "memory.xlarge".into(),
+            demand: DemandSpec::Constant(demand),
+            ..SimGroupSpec::new("api")
+        })
+        .build()
+        .expect("cloud")
+}
+
 /// Runs `minutes` of evaluations; returns the audit log's vertical records and the group's
 /// class at the end.
 async fn run(mode: &str, minutes: usize) -> (Vec<serde_json::Value>, String) {
@@ -28,18 +45,7 @@ async fn run(mode: &str, minutes: usize) -> (Vec<serde_json::Value>, String) {
 /// [`run`] on a policy file's text.
 async fn run_text(text: &str, minutes: usize) -> (Vec<serde_json::Value>, String) {
     let doc = parse_str(Path::new("vertical.yml"), text).expect("policy");
-    let cloud = SimulatedCloud::builder()
-        .seed(3)
-        .group(SimGroupSpec {
-            min: 1,
-            max: 40,
-            desired: 10,
-            instance_class: "memory.xlarge".into(),
-            demand: DemandSpec::Constant(600.0),
-            ..SimGroupSpec::new("api")
-        })
-        .build()
-        .expect("cloud");
+    let cloud = memory_cloud(3, (1, 40, 10), 600.0);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     let audit = Arc::new(AuditLog::open(&path).unwrap());
@@ -141,18 +147,7 @@ async fn a_budget_on_prefer_cheaper_makes_any_saving_worth_a_move() {
 async fn the_vertical_cooldown_survives_a_restart_with_the_state_store() {
     use hoist_engine::state::{MemoryStore, StateStore};
     let doc = parse_str(Path::new("vertical.yml"), &policy("recommend")).expect("policy");
-    let cloud = SimulatedCloud::builder()
-        .seed(3)
-        .group(SimGroupSpec {
-            min: 1,
-            max: 40,
-            desired: 10,
-            instance_class: "memory.xlarge".into(),
-            demand: DemandSpec::Constant(600.0),
-            ..SimGroupSpec::new("api")
-        })
-        .build()
-        .expect("cloud");
+    let cloud = memory_cloud(3, (1, 40, 10), 600.0);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
@@ -638,18 +633,7 @@ async fn a_replacement_under_way_is_followed_across_a_restart() {
         &fixed_policy(6, Some("{ max_unavailable: 1 }")),
     )
     .expect("policy");
-    let cloud = SimulatedCloud::builder()
-        .seed(5)
-        .group(SimGroupSpec {
-            min: 6,
-            max: 6,
-            desired: 6,
-            instance_class: "memory.xlarge".into(),
-            demand: DemandSpec::Constant(180.0),
-            ..SimGroupSpec::new("api")
-        })
-        .build()
-        .expect("cloud");
+    let cloud = memory_cloud(5, (6, 6, 6), 180.0);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
