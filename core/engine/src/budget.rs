@@ -280,9 +280,6 @@ pub struct GroupLevers {
     profile: CapacityProfile,
     /// The target scale in force (for the unsteered rate when there is no load).
     last_scale: f64,
-    /// How much the cap in force cuts: the capacity without it over the capacity with it, as
-    /// the plan estimated (1 without a cap).
-    last_cut: f64,
     plan: Option<(DateTime<Utc>, f64, f64, LeverPlan)>,
 }
 
@@ -306,7 +303,6 @@ impl GroupLevers {
         GroupLevers {
             target,
             last_scale: 1.0,
-            last_cut: 1.0,
             ..GroupLevers::default()
         }
     }
@@ -378,7 +374,6 @@ impl GroupLevers {
         }
         let plan = self.compute(share, max_utilization);
         self.last_scale = plan.target_scale;
-        self.last_cut = plan.cut;
         self.plan = Some((now, share, max_utilization, plan));
         plan
     }
@@ -876,9 +871,10 @@ impl BudgetTracker {
 
     /// What the meter says of `group` at `now`: `cumulative` charged since it was first
     /// observed and `run_rate` per hour now, both in `currency`; the capacity it has, and its
-    /// load when known: busy instances (utilisation × ready) and ready instances. Amounts in a currency without
-    /// a rate in `costs.exchange_rates` cannot be counted and are left out (a provider's
-    /// catalog currency is only known once it answers; `hoist cost` names such currencies).
+    /// load when known: busy instances (utilisation × ready) and ready instances. Amounts in
+    /// a currency without a rate in `costs.exchange_rates` cannot be counted and are left out
+    /// (a provider's catalog currency is only known once it answers; `hoist cost` names such
+    /// currencies).
     #[allow(clippy::too_many_arguments)]
     pub fn observe_group(
         &mut self,

@@ -216,6 +216,18 @@ fn decide_once(
 
     // Guards that may stop a change, unless the bounds force it.
     let guards = &group.guards;
+    // The lowest the scale-in guards let the group go now (an enforced budget cap keeps to it).
+    let scale_in_floor = if guards.scale_in_protection
+        || memory
+            .last_scale
+            .is_some_and(|last| now - last < guards.scale_in_cooldown.as_delta())
+    {
+        current
+    } else {
+        guards
+            .max_scale_in_step
+            .map_or(0, |step| current.saturating_sub(step))
+    };
     if desired > current {
         if let Some(last) = memory.last_scale_out
             && now - last < guards.scale_out_cooldown.as_delta()
@@ -274,8 +286,9 @@ fn decide_once(
         }
     }
 
-    // A budget limits scale-out (never a scale-in, never under the availability floor).
-    desired = budget_limit(group, observation, desired, &mut reasons);
+    // A budget limits scale-out (never blocks a scale-in, never goes under the availability
+    // floor; an enforced cap scales in only as far as the scale-in guards allow).
+    desired = budget_limit(group, observation, desired, scale_in_floor, &mut reasons);
 
     // Bounds always hold, whatever the policies and guards said.
     if desired < floor {
@@ -333,11 +346,13 @@ fn budget_target(tt: &TargetTracking, observation: &Observation<'_>) -> (f64, Op
 /// What a budget on `cap` or `deny_scale_out` does to a scale-out: it limits it (to the cap,
 /// or to the current capacity), never below the availability floor, and never touches a
 /// scale-in or a hold; except that an enforced cap (the period's last tenth) brings a
-/// capacity above it down to it, still never below `min` or the availability floor.
+/// capacity above it down to it, still never below `min` or the availability floor, nor
+/// below `scale_in_floor`, what the scale-in guards (protection, cooldown, step) allow now.
 fn budget_limit(
     group: &GroupConfig,
     observation: &Observation<'_>,
     desired: u32,
+    scale_in_floor: u32,
     reasons: &mut Vec<Reason>,
 ) -> u32 {
     let current = observation.group.desired;
@@ -370,7 +385,7 @@ fn budget_limit(
         .max(group.min);
     let limited = match (steer.rung, steer.cap) {
         (Rung::DenyScaleOut, _) => current,
-        (Rung::Cap, Some(cap)) if enforced => desired.min(cap.max(group.min)),
+        (Rung::Cap, Some(cap)) if enforced => desired.min(cap.max(group.min).max(scale_in_floor)),
         (Rung::Cap, Some(cap)) => desired.min(cap.max(current)),
         _ => return desired,
     };
@@ -388,8 +403,10 @@ fn budget_limit(
             ),
         };
         let over_cap = enforced && steer.cap.is_some_and(|cap| limited > cap.max(group.min));
-        let floor_note = if limited > current || over_cap {
+        let floor_note = if limited > current || (over_cap && limited == floor) {
             format!("; the availability floor of {floor} is kept")
+        } else if over_cap {
+            format!("; the scale-in guards allow no lower than {limited} now")
         } else {
             String::new()
         };

@@ -4,8 +4,9 @@
 //! Per group, under `group/<provider>/<group>`, a [`GroupState`]: the decision memory
 //! (stabilisation windows, cooldowns, rate-limit windows, ready counts), the predictive policy's
 //! history, the last decision, when the vertical policy last looked and the vertical move whose
-//! replacement it follows. Under [`BUDGETS_KEY`], every budget's state at the last round. Values are JSON, so a record written by another version is read or, when it cannot
-//! be, ignored with a warning: a process never refuses to start over its state, it starts that
+//! replacement it follows. Under [`BUDGETS_KEY`], every budget's state at the last round.
+//! Values are JSON, so a record written by another version is read or, when it cannot be,
+//! ignored with a warning: a process never refuses to start over its state, it starts that
 //! group afresh.
 //!
 //! The loop writes one batch per round (see [`ControlLoop::with_state`]), so a crash loses at

@@ -1141,7 +1141,8 @@ proptest! {
     /// at least as deep with it; what the decision would be without it is kept up to the
     /// availability floor (a scale-out to the floor is never blocked, raised targets never go
     /// under it); under `deny_scale_out`, no scale-out past the floors; under an enforced
-    /// `cap`, nothing above the cap but the floors.
+    /// `cap`, nothing above the cap but the floors and what the scale-in guards keep; the
+    /// scale-in guards (protection, step) hold.
     #[test]
     fn a_budget_never_goes_under_min_blocks_a_scale_in_or_the_floor(
         (group, counts, samples, earlier, (rung, scale, max_util, cap, enforce), floor) in group_with(any_policy).prop_flat_map(|group| {
@@ -1193,12 +1194,37 @@ proptest! {
                 plain.current, plain.desired, d.desired, steer, group.yaml(), d
             );
         }
+        // The scale-in guards hold whatever the budget: with scale-in protection it takes the
+        // group no lower than the policies and the current capacity do, and never removes more
+        // than `max_scale_in_step` beyond what the policies would.
+        if g.guards.scale_in_protection {
+            prop_assert!(
+                d.desired >= plain.desired.min(d.current),
+                "the budget scaled a protected group in: {} → {} without it, {} with {:?}\n{}\n{:#?}",
+                plain.current, plain.desired, d.desired, steer, group.yaml(), d
+            );
+        }
+        if let Some(step) = g.guards.max_scale_in_step {
+            prop_assert!(
+                d.desired >= plain.desired.min(d.current.saturating_sub(step)),
+                "the budget removed more than {step}: {} → {} without it, {} with {:?}\n{}\n{:#?}",
+                plain.current, plain.desired, d.desired, steer, group.yaml(), d
+            );
+        }
         if let (Rung::Cap, Some(cap), true) = (steer.rung, steer.cap, steer.enforce) {
-            // An enforced cap holds the group at the cap or under it, above the floors only.
+            // An enforced cap holds the group at the cap or under it, above the floors and what
+            // the scale-in guards keep only.
             let bound = effective_bounds(&g, (0, u32::MAX), now).map_or(g.min, |b| b.0);
             let floor = floor.unwrap_or(g.min).max(g.min);
+            let guarded = if g.guards.scale_in_protection
+                || g.guards.scale_in_cooldown.as_delta() > TimeDelta::zero()
+            {
+                d.current
+            } else {
+                g.guards.max_scale_in_step.map_or(0, |s| d.current.saturating_sub(s))
+            };
             prop_assert!(
-                d.desired <= cap.max(bound).max(floor.min(plain.desired)),
+                d.desired <= cap.max(bound).max(floor.min(plain.desired)).max(guarded),
                 "an enforced cap of {cap} let the group to {} ({} without it, floor {floor})\n{}\n{:#?}",
                 d.desired, plain.desired, group.yaml(), d
             );
