@@ -88,18 +88,19 @@ pub(crate) fn vote(
     // Written once, in one buffer: the vote is explained at every evaluation.
     let note = observation.forecast_note.unwrap_or_default();
     let mut message = String::with_capacity(160 + note.len());
-    let _ = write!(
-        message,
-        "{what} needs {} instances by {:02}:{:02} (buffer {}",
-        Fixed(planned, 2),
-        by.hour(),
-        by.minute(),
-        policy.buffer
-    );
+    message.push_str(what);
+    message.push_str(" needs ");
+    push_fixed(&mut message, planned, 2);
+    message.push_str(" instances by ");
+    push_two_digits(&mut message, by.naive_utc().hour());
+    message.push(':');
+    push_two_digits(&mut message, by.naive_utc().minute());
+    let _ = write!(message, " (buffer {}", policy.buffer);
     if policy.margin > 0.0 {
         let _ = write!(message, ", margin {:.0} %", policy.margin * 100.0);
     }
-    let _ = write!(message, ") → {needed}");
+    message.push_str(") → ");
+    push_u64(&mut message, u64::from(needed));
     if !note.is_empty() {
         message.push_str("; ");
         message.push_str(note);
@@ -123,10 +124,10 @@ pub(crate) fn vote(
     if needed > current {
         (PredictiveVote::Out(needed), raised, message)
     } else {
-        let _ = write!(
-            message,
-            "; at or below the current {current}: scale-in is left to the reactive policies, not below {needed}"
-        );
+        message.push_str("; at or below the current ");
+        push_u64(&mut message, u64::from(current));
+        message.push_str(": scale-in is left to the reactive policies, not below ");
+        push_u64(&mut message, u64::from(needed));
         (PredictiveVote::Floor(needed), None, message)
     }
 }
@@ -223,6 +224,12 @@ pub struct PredictiveForecast {
     window_scratch: Vec<u64>,
     /// The level-correction note's fixed tail (" at the 0.9 quantile of the last hour").
     quantile_note: String,
+    /// The level correction's weight at each near point (see
+    /// [`planned_points`](Self::planned_points)), and what they were computed for: the latest
+    /// measurement's age at `now`, the spacing and the span in milliseconds. Between evaluations
+    /// a fixed interval apart these stay the same, so the weights are kept.
+    near_weights: Vec<f64>,
+    near_weights_key: Option<(i64, i64, i64)>,
 }
 
 /// A sorted multiset of positive ratios (as `f64::to_bits`, whose order is theirs) with the
@@ -389,30 +396,55 @@ fn quantile_of_positive(bits: &mut [u64], q: f64) -> f64 {
     }
 }
 
-/// A number with `.1` decimals (at most 6), as `{:.N}` writes it (but for a tie in the last
-/// digit) through integer formatting: the policy writes figures at every evaluation. Values too
-/// large for that fall back to `{:.N}`.
-struct Fixed(f64, usize);
-
-impl std::fmt::Display for Fixed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let decimals = self.1.min(6);
-        let unit = 10u64.pow(decimals as u32);
-        let scaled = (self.0 * unit as f64).round();
-        if !scaled.is_finite() || scaled.abs() >= 1e15 || decimals == 0 {
-            return write!(f, "{:.*}", decimals, self.0);
-        }
-        let t = scaled as i64;
-        let sign = if t < 0 { "-" } else { "" };
-        let t = t.unsigned_abs();
-        write!(
-            f,
-            "{sign}{}.{:0width$}",
-            t / unit,
-            t % unit,
-            width = decimals
-        )
+/// Appends `value` with `decimals` decimals (at most 6), as `{:.N}` writes it (but for a tie in
+/// the last digit), through integer arithmetic rather than the formatting machinery: the policy
+/// writes figures at every evaluation. Values too large for that fall back to `{:.N}`.
+fn push_fixed(out: &mut String, value: f64, decimals: usize) {
+    let decimals = decimals.min(6);
+    let unit = 10u64.pow(decimals as u32);
+    let scaled = (value * unit as f64).round();
+    if !scaled.is_finite() || scaled.abs() >= 1e15 || decimals == 0 {
+        let _ = write!(out, "{value:.decimals$}");
+        return;
     }
+    let t = scaled as i64;
+    if t < 0 {
+        out.push('-');
+    }
+    let t = t.unsigned_abs();
+    push_u64(out, t / unit);
+    out.push('.');
+    let fraction = t % unit;
+    // Leading zeros of the fraction: `fraction` has fewer digits than `decimals`.
+    let mut width = 1;
+    while width < decimals && fraction >= 10u64.pow(width as u32) {
+        width += 1;
+    }
+    for _ in width..decimals {
+        out.push('0');
+    }
+    push_u64(out, fraction);
+}
+
+/// Appends `n` in decimal.
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
+}
+
+/// Appends `n` (below 100) with two digits.
+fn push_two_digits(out: &mut String, n: u32) {
+    out.push(char::from(b'0' + (n / 10 % 10) as u8));
+    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 /// The level correction now is the median of the ratios measured over this span.
@@ -500,6 +532,8 @@ impl PredictiveForecast {
                 " at the {} quantile of the last hour",
                 policy.quantile.unwrap_or(DEFAULT_LEVEL_QUANTILE)
             ),
+            near_weights: Vec::new(),
+            near_weights_key: None,
         })
     }
 
@@ -929,6 +963,36 @@ impl PredictiveForecast {
         self.since_valid = false;
     }
 
+    /// The spacing of the near points: [`NEAR_POINT_SPACING`], wider for a buffer longer than
+    /// [`MAX_NEAR_POINTS`] of them.
+    fn near_spacing(&self) -> TimeDelta {
+        NEAR_POINT_SPACING.max(self.policy.buffer.as_delta() / MAX_NEAR_POINTS as i32)
+    }
+
+    /// Sets `near_weights` for the near points from `now` through the buffer: the level
+    /// correction's weight 2^(−age ÷ half-life), the age counted in whole seconds from the latest
+    /// measurement. Kept while the measurement's age at `now`, the spacing and the span are
+    /// those they were computed for.
+    fn set_near_weights(&mut self, now: DateTime<Utc>) {
+        let now_ms = now.timestamp_millis();
+        let measured_ms = self.recent.back().map_or(now, |m| m.at).timestamp_millis();
+        let spacing_ms = self.near_spacing().num_milliseconds().max(1);
+        let span_ms = self.policy.buffer.as_delta().num_milliseconds();
+        let key = (now_ms - measured_ms, spacing_ms, span_ms);
+        if self.near_weights_key == Some(key) {
+            return;
+        }
+        let half_life = crate::config::LEVEL_CORRECTION_HALF_LIFE.num_seconds() as f64;
+        self.near_weights.clear();
+        let mut at_ms = now_ms;
+        while at_ms <= now_ms + span_ms {
+            let age = ((at_ms - measured_ms) / 1000).max(0) as f64;
+            self.near_weights.push((-age / half_life).exp2());
+            at_ms += spacing_ms;
+        }
+        self.near_weights_key = Some(key);
+    }
+
     /// The points the engine plans on: one per [`NEAR_POINT_SPACING`] from `now` through the
     /// buffer (the vote reads no further; the model's points to the horizon are in
     /// [`ForecastInput::all_points`]). Each is the reading of the curve ([`Shape`])
@@ -938,8 +1002,6 @@ impl PredictiveForecast {
     /// measurement.
     fn planned_points(&self, now: DateTime<Utc>, ratio: LevelRatio) -> Vec<ForecastPoint> {
         let target = self.policy.target;
-        let measured_ms = self.recent.back().map_or(now, |m| m.at).timestamp_millis();
-        let half_life = crate::config::LEVEL_CORRECTION_HALF_LIFE.num_seconds() as f64;
         // r^weight as exp(weight × ln r), with the logarithms taken once.
         let logs = [
             ratio.latest.ln(),
@@ -947,13 +1009,11 @@ impl PredictiveForecast {
             ratio.upper.ln(),
             ratio.upper_interpolated.ln(),
         ];
-        let point = |at: DateTime<Utc>, at_ms: i64, after: usize| {
+        let point = |at: DateTime<Utc>, at_ms: i64, after: usize, weight: f64| {
             let bucket = self.curve_before(after, at_ms, Shape::Bucket)?;
             let lerp = self
                 .curve_before(after, at_ms, Shape::Interpolated)
                 .unwrap_or(bucket);
-            let age = ((at_ms - measured_ms) / 1000).max(0) as f64;
-            let weight = (-age / half_life).exp2();
             let plan = |ln_bucket: f64, ln_lerp: f64| {
                 let b = || bucket * (ln_bucket * weight).exp();
                 let l = || lerp * (ln_lerp * weight).exp();
@@ -969,26 +1029,19 @@ impl PredictiveForecast {
                 upper: Some(plan(logs[2], logs[3])),
             })
         };
-        let buffer = self.policy.buffer.as_delta();
-        let spacing = NEAR_POINT_SPACING.max(buffer / MAX_NEAR_POINTS as i32);
-        let (spacing_ms, end_ms) = (
-            spacing.num_milliseconds().max(1),
-            (now + buffer).timestamp_millis(),
-        );
-        let mut points = Vec::with_capacity(
-            ((end_ms - now.timestamp_millis()) / spacing_ms + 1).clamp(1, 1024) as usize,
-        );
+        let spacing = self.near_spacing();
+        let mut points = Vec::with_capacity(self.near_weights.len());
         let mut at = now;
         let mut at_ms = now.timestamp_millis();
         // The first curve point past `at`, followed forward as `at` advances.
         let mut after = self.curve.partition_point(|p| p.at <= at_ms);
-        while at_ms <= end_ms {
+        for &weight in &self.near_weights {
             while self.curve.get(after).is_some_and(|p| p.at <= at_ms) {
                 after += 1;
             }
-            points.extend(point(at, at_ms, after));
+            points.extend(point(at, at_ms, after, weight));
             at += spacing;
-            at_ms += spacing_ms;
+            at_ms += spacing.num_milliseconds().max(1);
         }
         points
     }
@@ -1027,6 +1080,9 @@ impl PredictiveForecast {
                     self.set_curve(curve);
                 }
                 let ratio = self.update_level_ratio();
+                if ratio.is_some() {
+                    self.set_near_weights(now);
+                }
                 // Borrowed again: the forecaster keeps the forecast it has just made.
                 let Some(forecast) = self.forecaster.cached(SERIES) else {
                     return ForecastInput {
@@ -1107,12 +1163,10 @@ impl PredictiveForecast {
                         }),
                         note: ratio.map(|r| {
                             let mut note = String::with_capacity(160 + self.model_note.len());
-                            let _ = write!(
-                                note,
-                                "level corrected by measured ÷ forecast: ×{} now, ×{}",
-                                Fixed(r.latest, 3),
-                                Fixed(r.upper, 3),
-                            );
+                            note.push_str("level corrected by measured ÷ forecast: ×");
+                            push_fixed(&mut note, r.latest, 3);
+                            note.push_str(" now, ×");
+                            push_fixed(&mut note, r.upper, 3);
                             note.push_str(&self.quantile_note);
                             if let Some(shift) = quality.level_shift {
                                 note.push_str(&format!(
@@ -1153,7 +1207,7 @@ mod tests {
     #[test]
     fn fixed_writes_what_the_float_format_writes() {
         // Away from a tie in the last digit (`{:.N}` rounds the exact binary value half to even,
-        // `Fixed` its product with 10^N half away from zero).
+        // `push_fixed` its product with 10^N half away from zero).
         for v in [
             0.0,
             1.0,
@@ -1166,8 +1220,16 @@ mod tests {
             7.1251,
             0.37,
         ] {
-            assert_eq!(Fixed(v, 3).to_string(), format!("{v:.3}"), "{v}");
-            assert_eq!(Fixed(v, 2).to_string(), format!("{v:.2}"), "{v}");
+            for (decimals, expected) in [(3, format!("{v:.3}")), (2, format!("{v:.2}"))] {
+                let mut written = String::new();
+                push_fixed(&mut written, v, decimals);
+                assert_eq!(written, expected, "{v}");
+                if v >= 0.01 {
+                    let mut written = String::new();
+                    push_fixed(&mut written, -v, decimals);
+                    assert_eq!(written, format!("{:.*}", decimals, -v), "{}", -v);
+                }
+            }
         }
     }
 
