@@ -166,11 +166,14 @@ impl Forecast {
             .collect()
     }
 
-    /// The sample whose bucket holds `at`, if within the horizon.
+    /// The sample whose bucket holds `at`, if within the horizon. The samples are one per
+    /// step, in order, so it is the last one starting at or before `at`, if `at` is before
+    /// its end.
     pub fn at(&self, at: DateTime<Utc>) -> Option<&ForecastSample> {
-        self.samples
-            .iter()
-            .find(|s| s.at <= at && at < s.at + self.step)
+        let after = self.samples.partition_point(|s| s.at <= at);
+        self.samples[..after]
+            .last()
+            .filter(|s| at < s.at + self.step)
     }
 }
 
