@@ -663,19 +663,11 @@ impl PredictiveForecast {
         }
     }
 
-    /// The level correction now, when the policy tracks the level and both the measurements and
-    /// the forecast are known: measured ÷ forecast, the median over the last
-    /// [`LEVEL_NOW_WINDOW`], for each of the two readings of the curve (see [`Shape`]). A
-    /// saturated latest measurement only says the load is at least what was measured, so then
-    /// the correction is the larger of it, the last one measured clear of saturation, and 1
-    /// (never below the forecast).
-    fn update_level_ratio(&mut self) -> Option<LevelRatio> {
-        if !self.policy.track_level {
-            return None;
-        }
-        let q = self.policy.quantile.unwrap_or(DEFAULT_LEVEL_QUANTILE);
-        // Ratios are computed once per measurement and curve.
-        // Ratios are computed in order, so the missing ones are the newest.
+    /// Computes the ratios (measured ÷ forecast, per [`Shape`]) of the measurements that have
+    /// none yet, once per measurement and curve, and returns the index of the first it computed
+    /// (the length of `recent` when none was missing). They are computed in order, so the
+    /// missing ones are the newest.
+    fn compute_ratios(&mut self) -> usize {
         let computed = self
             .recent
             .iter()
@@ -695,14 +687,35 @@ impl PredictiveForecast {
             self.recent[i].ratios = Some(ratios);
             self.recent[i].logs = ratios.map(|r| r.map_or(0.0, ratio_log));
         }
-        let first_missing = (computed < self.recent.len()).then_some(computed);
-        if let Some(first) = first_missing {
-            if first == 0 || !self.since_valid {
-                if first == 0 {
-                    // All ratios were recomputed (a new curve): the breaks are found again.
-                    self.level_break = [None; 2];
+        computed
+    }
+
+    /// The level correction now, when the policy tracks the level and both the measurements and
+    /// the forecast are known: measured ÷ forecast, the median over the last
+    /// [`LEVEL_NOW_WINDOW`], for each of the two readings of the curve (see [`Shape`]). A
+    /// saturated latest measurement only says the load is at least what was measured, so then
+    /// the correction is the larger of it, the last one measured clear of saturation, and 1
+    /// (never below the forecast).
+    fn update_level_ratio(&mut self) -> Option<LevelRatio> {
+        if !self.policy.track_level {
+            return None;
+        }
+        let q = self.policy.quantile.unwrap_or(DEFAULT_LEVEL_QUANTILE);
+        let computed = self.compute_ratios();
+        if computed < self.recent.len() {
+            if computed == 0 {
+                // All ratios were recomputed (a new curve): the breaks are found again, each
+                // measurement checked against those before it, which then join the sets.
+                self.level_break = [None; 2];
+                self.since_break[0].clear();
+                self.since_break[1].clear();
+                for i in 0..self.recent.len() {
+                    self.find_level_break_incremental(i);
+                    self.insert_since(i);
                 }
-                for i in first..self.recent.len() {
+                self.since_valid = true;
+            } else if !self.since_valid {
+                for i in computed..self.recent.len() {
                     self.find_level_break(i);
                 }
                 let len = self.recent.len();
@@ -710,7 +723,7 @@ impl PredictiveForecast {
                 self.rebuild_since(1, len);
                 self.since_valid = true;
             } else {
-                for i in first..self.recent.len() {
+                for i in computed..self.recent.len() {
                     self.find_level_break_incremental(i);
                     self.insert_since(i);
                 }
@@ -1282,7 +1295,7 @@ mod tests {
                 })
                 .collect(),
         );
-        let mut breaks = 0;
+        let (mut breaks, mut recomputed_breaks) = (0, 0);
         for minute in 0..600i64 {
             let at = t0 + TimeDelta::minutes(minute);
             // Noise, a flash crowd four times the level, then a drop to a fifth.
@@ -1304,6 +1317,27 @@ mod tests {
             }
             if state.level_break != before {
                 breaks += 1;
+            }
+            // A new curve recomputes every ratio: the breaks found again one measurement after
+            // another, incrementally, are those the full check finds for each.
+            let curve = state.curve.clone();
+            let mut again = state.clone();
+            again.set_curve(curve.clone());
+            again.update_level_ratio();
+            let mut full = state.clone();
+            full.set_curve(curve);
+            assert_eq!(full.compute_ratios(), 0);
+            full.level_break = [None; 2];
+            for i in 0..full.recent.len() {
+                full.find_level_break(i);
+            }
+            assert_eq!(again.level_break, full.level_break, "minute {minute}");
+            if again.level_break != [None; 2] {
+                recomputed_breaks += 1;
+            }
+            for k in 0..2 {
+                full.rebuild_since(k, full.recent.len());
+                assert_eq!(again.since_break[k].bits, full.since_break[k].bits);
             }
             // The medians read in place are those of the ratios themselves.
             let i = state.recent.len() - 1;
@@ -1334,6 +1368,10 @@ mod tests {
             }
         }
         assert!(breaks > 0, "no break was found: the test checks nothing");
+        assert!(
+            recomputed_breaks > 0,
+            "no break was found again on a new curve: the test checks nothing"
+        );
     }
 
     #[test]
