@@ -3,8 +3,11 @@
 //! (the predictive example's policies, forecasting with refits every 6 h).
 //!
 //! `cargo bench -p hoist-eval --bench replay` first prints steps per second for one replay of
-//! each controller and the predictive policy's time as a multiple of the reactive policy
-//! file's, then lets criterion measure them. The built-ins' target is under 1 s per replay
+//! each built-in controller; then replays the two policy files in turn five times, printing
+//! each one's decisions (cost, τ_U, actions: a change that only speeds the replay leaves them
+//! as they were), its median time, and the predictive file's time as a multiple of the
+//! reactive file's, the median of the five pairs; then lets criterion measure them all
+//! (`--bench zzz` stops before criterion). The built-ins' target is under 1 s per replay
 //! (above 525,600 steps per second) in a release build.
 
 use std::hint::black_box;
@@ -19,6 +22,21 @@ use hoist_eval::{BuiltIn, Controller, Demand, ReplayOptions, ReplayParams, Scale
 use hoist_sim::trace::Trace;
 
 const STEPS: usize = 525_600;
+
+/// Replays of each policy file, taken in turn, behind the printed medians.
+const PAIRS: usize = 5;
+
+/// The median of a non-empty list.
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
 
 /// A year of one-minute demand: daily and weekly cycles with deterministic noise and bursts.
 fn year_trace() -> Trace {
@@ -95,35 +113,58 @@ fn bench_replay(c: &mut Criterion) {
     };
     let policy_steps = policy_trace.len();
     let policy_demand = Demand::new(&policy_trace, scale).expect("demand");
-    let mut seconds = Vec::new();
-    for (name, policies) in [
-        ("policy-reactive", REACTIVE),
-        ("policy-predictive", PREDICTIVE),
-    ] {
-        let mut controller = policy_file(policies);
-        let started = Instant::now();
-        let out = replay(
-            &policy_demand,
-            &params,
-            &mut controller as &mut dyn Controller,
-            ReplayOptions::default(),
-        )
-        .expect("replay");
-        let s = started.elapsed().as_secs_f64();
+    // The two policy files are replayed in turn, PAIRS times, and the ratio is taken pair by
+    // pair: on a shared machine one replay's time varies by a fifth from run to run, and pairing
+    // keeps a drift in the machine's speed out of the ratio. The medians are printed.
+    let pairs = if benchmarking { PAIRS } else { 1 };
+    let mut seconds = [Vec::new(), Vec::new()];
+    for pair in 0..pairs {
+        for (k, (name, policies)) in [
+            ("policy-reactive", REACTIVE),
+            ("policy-predictive", PREDICTIVE),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut controller = policy_file(policies);
+            let started = Instant::now();
+            let out = replay(
+                &policy_demand,
+                &params,
+                &mut controller as &mut dyn Controller,
+                ReplayOptions::default(),
+            )
+            .expect("replay");
+            let s = started.elapsed().as_secs_f64();
+            if pair == 0 {
+                println!(
+                    "{name:<16} {policy_steps} steps ({} s ticks): cost {:.3}, τ_U {:.4} %, {} actions",
+                    out.tick_seconds, out.score.cost, out.score.tau_u, out.score.actions
+                );
+            }
+            seconds[k].push(s);
+        }
+    }
+    let ratios: Vec<f64> = seconds[1]
+        .iter()
+        .zip(&seconds[0])
+        .map(|(p, r)| p / r)
+        .collect();
+    for (k, name) in ["policy-reactive", "policy-predictive"].iter().enumerate() {
+        let s = median(&seconds[k]);
         println!(
-            "{name:<16} {policy_steps} steps ({} s ticks) in {s:.3} s = {:.0} steps/s \
-             (cost {:.3}, τ_U {:.4} %, {} actions)",
-            out.tick_seconds,
-            policy_steps as f64 / s,
-            out.score.cost,
-            out.score.tau_u,
-            out.score.actions
+            "{name:<16} median of {pairs}: {s:.3} s = {:.0} steps/s",
+            policy_steps as f64 / s
         );
-        seconds.push(s);
     }
     println!(
-        "predictive policy ÷ reactive policy file: {:.2}×",
-        seconds[1] / seconds[0]
+        "predictive policy ÷ reactive policy file: {:.2}× (median of {pairs} pairs; each pair {})",
+        median(&ratios),
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let mut group = c.benchmark_group("replay_year_1min");
     group.throughput(Throughput::Elements(STEPS as u64));
