@@ -5,7 +5,10 @@
 //! daily period is accepted when the correlation at one day is strong and clearly above the
 //! correlation at half a day (the anti-phase). A weekly period is accepted when the correlation
 //! at one week is strong and clearly above the mean correlation at one to six days: a series that
-//! only repeats daily correlates as well at six days as at seven.
+//! only repeats daily correlates as well at six days as at seven. On a series that repeats daily
+//! and fails that test, it is taken again on the rolling median over five hours, so that crowds
+//! of an hour or two on a few days (several times the load, more than clipping takes out)
+//! cannot hide the weekly cycle.
 
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
@@ -45,6 +48,12 @@ const WEEKLY_MARGIN: f64 = 0.04;
 /// Values further than this many robust standard deviations from the median are clipped to
 /// that distance before the correlations are taken (see [`winsorise`]).
 const OUTLIER_MADS: f64 = 3.0;
+/// The span of the rolling median the weekly test is taken again on when the series repeats
+/// daily (see [`detect_seasonality`]): wider than a crowd of an hour or two, narrower than the
+/// daily cycle's peak.
+const CROWD_WINDOW: TimeDelta = TimeDelta::hours(5);
+/// The most values a rolling window takes (the window narrows in time at a fine step).
+const MAX_WINDOW_STEPS: usize = 61;
 
 /// Steps in `period`, when `step` divides it exactly.
 pub fn steps_in(period: TimeDelta, step: TimeDelta) -> Option<usize> {
@@ -64,7 +73,8 @@ pub fn detect_seasonality(values: &[Option<f64>], step: TimeDelta) -> Seasonalit
     let Some(day) = steps_in(TimeDelta::days(1), step) else {
         return found;
     };
-    let mut detrended = detrend(values);
+    let unclipped = detrend(values);
+    let mut detrended = unclipped.clone();
     winsorise(&mut detrended, OUTLIER_MADS);
     if values.len() >= 2 * day {
         let at_day = autocorrelation(&detrended, day);
@@ -76,16 +86,52 @@ pub fn detect_seasonality(values: &[Option<f64>], step: TimeDelta) -> Seasonalit
     let week = 7 * day;
     // One and a half weeks: a 14-day history with its last day held back still qualifies.
     if values.len() >= week + week / 2 {
-        let at_week = autocorrelation(&detrended, week);
-        let other_days = (1..7)
-            .map(|k| autocorrelation(&detrended, k * day))
-            .sum::<f64>()
-            / 6.0;
-        if at_week >= MIN_CORRELATION && at_week - other_days >= WEEKLY_MARGIN {
+        let repeats_weekly = |series: &[Option<f64>]| {
+            let at_week = autocorrelation(series, week);
+            let other_days = (1..7)
+                .map(|k| autocorrelation(series, k * day))
+                .sum::<f64>()
+                / 6.0;
+            at_week >= MIN_CORRELATION && at_week - other_days >= WEEKLY_MARGIN
+        };
+        // Crowds of an hour or two on a few irregular days (match days, sales) can hide a
+        // weekly cycle even clipped: on a series that repeats daily, the test is taken again on
+        // the rolling median over [`CROWD_WINDOW`], which such crowds do not move.
+        let weekly = repeats_weekly(&detrended)
+            || found.daily_steps.is_some() && {
+                let mut smoothed = rolling_median(&unclipped, window_steps(CROWD_WINDOW, step));
+                winsorise(&mut smoothed, OUTLIER_MADS);
+                repeats_weekly(&smoothed)
+            };
+        if weekly {
             found.weekly_steps = Some(week);
         }
     }
     found
+}
+
+/// Steps in a rolling window of `span` at `step`: odd (so it is centred), at least 1 and at
+/// most [`MAX_WINDOW_STEPS`].
+fn window_steps(span: TimeDelta, step: TimeDelta) -> usize {
+    let step_ms = step.num_milliseconds().max(1);
+    let steps = usize::try_from(span.num_milliseconds() / step_ms).unwrap_or(1);
+    (steps.clamp(1, MAX_WINDOW_STEPS) - 1) / 2 * 2 + 1
+}
+
+/// The median of the present values in a centred window of `width` (odd) values, cut at the
+/// ends; `None` where the window holds none.
+fn rolling_median(values: &[Option<f64>], width: usize) -> Vec<Option<f64>> {
+    let half = width / 2;
+    let mut window = Vec::with_capacity(width);
+    (0..values.len())
+        .map(|t| {
+            window.clear();
+            let from = t.saturating_sub(half);
+            let until = (t + half + 1).min(values.len());
+            window.extend(values[from..until].iter().flatten().copied());
+            (!window.is_empty()).then(|| quantile_select(&mut window, 0.5))
+        })
+        .collect()
 }
 
 /// Clips the present values to the median ± `k` robust standard deviations (1.4826 × the

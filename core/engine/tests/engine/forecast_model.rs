@@ -138,6 +138,41 @@ fn a_flash_crowd_does_not_hide_the_cycles() {
 }
 
 #[test]
+fn match_day_crowds_do_not_hide_the_weekly_cycle() {
+    // Two weeks, hourly, a daily cycle with weekends at 80 %, and crowds of eight times the
+    // load for an hour, one or two an evening on six irregular days: too many to clip away,
+    // they hide the weekly cycle from the correlations of the clipped series; the rolling
+    // median they are taken again on does not move for them.
+    let mut series: Vec<Option<f64>> = (0..2 * 168)
+        .map(|t| {
+            let day = 1.0 + 0.5 * (t as f64 * TAU / 24.0).sin();
+            let weekend = if (t / 24) % 7 >= 5 { 0.8 } else { 1.0 };
+            Some(1000.0 * day * weekend)
+        })
+        .collect();
+    assert_eq!(detect_seasonality(&series, HOUR).periods(), vec![24, 168]);
+    for (day, hour) in [
+        (2, 18),
+        (2, 20),
+        (5, 19),
+        (8, 19),
+        (8, 20),
+        (10, 18),
+        (13, 19),
+    ] {
+        series[day * 24 + hour] = series[day * 24 + hour].map(|v| v * 8.0);
+    }
+    assert_eq!(detect_seasonality(&series, HOUR).periods(), vec![24, 168]);
+    // A series with no weekly cycle and the same crowds: none is made up.
+    let daily_only: Vec<Option<f64>> = series
+        .iter()
+        .enumerate()
+        .map(|(t, v)| v.map(|v| if (t / 24) % 7 >= 5 { v / 0.8 } else { v }))
+        .collect();
+    assert_eq!(detect_seasonality(&daily_only, HOUR).periods(), vec![24]);
+}
+
+#[test]
 fn seasonal_model_beats_seasonal_naive_on_seasonal_trend_noise() {
     let series = seasonal_series(8 * 168, 0.05, 8.0, 42);
     let start = DateTime::<Utc>::from_timestamp(1_700_000_000 / 3600 * 3600, 0).unwrap();
