@@ -438,7 +438,7 @@ fn push_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
+    out.extend(digits[start..].iter().map(|&d| char::from(d)));
 }
 
 /// Appends `n` (below 100) with two digits.
@@ -1015,12 +1015,19 @@ impl PredictiveForecast {
     /// measurement.
     fn planned_points(&self, now: DateTime<Utc>, ratio: LevelRatio) -> Vec<ForecastPoint> {
         let target = self.policy.target;
-        // r^weight as exp(weight × ln r), with the logarithms taken once.
+        // r^weight as exp(weight × ln r), with the logarithms taken once, and only those of
+        // the reading used (`plan` reads no other).
+        let (bucket_read, lerp_read) = match ratio.reading {
+            Some(Shape::Bucket) => (true, false),
+            Some(Shape::Interpolated) => (false, true),
+            None => (true, true),
+        };
+        let ln_if = |read: bool, r: f64| if read { r.ln() } else { 0.0 };
         let logs = [
-            ratio.latest.ln(),
-            ratio.latest_interpolated.ln(),
-            ratio.upper.ln(),
-            ratio.upper_interpolated.ln(),
+            ln_if(bucket_read, ratio.latest),
+            ln_if(lerp_read, ratio.latest_interpolated),
+            ln_if(bucket_read, ratio.upper),
+            ln_if(lerp_read, ratio.upper_interpolated),
         ];
         let point = |at: DateTime<Utc>, at_ms: i64, after: usize, weight: f64| {
             let bucket = self.curve_before(after, at_ms, Shape::Bucket)?;
