@@ -55,18 +55,19 @@ pub(crate) fn vote(
     };
     let now = observation.now;
     let until = now + policy.buffer.as_delta();
-    let Some((at, load)) = window_points(points, now, until)
-        .map(|p| {
-            let v = if policy.quantile.is_some() {
-                p.upper.unwrap_or(p.instances).max(p.instances)
-            } else {
-                p.instances
-            };
-            (p.at, v)
-        })
-        .filter(|(_, v)| v.is_finite())
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-    else {
+    // The largest finite need in the window (the last of equals), by index.
+    let mut largest: Option<(usize, f64)> = None;
+    for (i, p) in window_points(points, now, until) {
+        let v = if policy.quantile.is_some() {
+            p.upper.unwrap_or(p.instances).max(p.instances)
+        } else {
+            p.instances
+        };
+        if v.is_finite() && largest.is_none_or(|(_, l)| v.total_cmp(&l).is_ge()) {
+            largest = Some((i, v));
+        }
+    }
+    let Some((at, load)) = largest.map(|(i, v)| (points[i].at, v)) else {
         return (
             PredictiveVote::Abstain,
             None,
@@ -132,15 +133,19 @@ pub(crate) fn vote(
     }
 }
 
-/// The points whose bucket overlaps `[now, until]`: points from the last one at or before `now`
-/// up to the last one at or before `until`.
+/// The points whose bucket overlaps `[now, until]`, with their indexes: points from the last one
+/// at or before `now` up to the last one at or before `until`.
 fn window_points(
     points: &[ForecastPoint],
     now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> impl Iterator<Item = &ForecastPoint> {
+) -> impl Iterator<Item = (usize, &ForecastPoint)> {
     let first = points.iter().rposition(|p| p.at <= now).unwrap_or(0);
-    points[first..].iter().filter(move |p| p.at <= until)
+    points
+        .iter()
+        .enumerate()
+        .skip(first)
+        .filter(move |(_, p)| p.at <= until)
 }
 
 /// An instance count from a forecast load, checked: see [`crate::decide::checked_ceil`]. A
@@ -230,6 +235,11 @@ pub struct PredictiveForecast {
     /// a fixed interval apart these stay the same, so the weights are kept.
     near_weights: Vec<f64>,
     near_weights_key: Option<(i64, i64, i64)>,
+    /// Bumped at every new curve (every ratio is then computed again).
+    curve_generation: u64,
+    /// Per [`Shape`], the median ratio of the [`LEVEL_NOW_WINDOW`] ending at a measurement, as
+    /// the break check found it: (the measurement's time, the curve's generation, the median).
+    window_median: [Option<(DateTime<Utc>, u64, f64)>; 2],
 }
 
 /// A sorted multiset of positive ratios (as `f64::to_bits`, whose order is theirs) with the
@@ -426,6 +436,47 @@ fn push_fixed(out: &mut String, value: f64, decimals: usize) {
     push_u64(out, fraction);
 }
 
+/// The times `start` + k × `spacing` (k = 1, 2, ...) while they fall on `start`'s UTC day,
+/// made from the time of day rather than by the checked date arithmetic of `DateTime + TimeDelta`
+/// (the plan's points are made at every evaluation); `None` from the first that would not, or at
+/// once when `spacing` is not whole seconds or `start` is in a leap second. The caller adds
+/// `spacing` itself then: the times are the same either way.
+struct SameDay {
+    date: chrono::NaiveDate,
+    seconds: i64,
+    nanos: u32,
+    spacing: Option<i64>,
+}
+
+impl SameDay {
+    fn new(start: DateTime<Utc>, spacing: TimeDelta) -> Self {
+        let naive = start.naive_utc();
+        let whole = spacing.subsec_nanos() == 0 && spacing.num_seconds() > 0;
+        SameDay {
+            date: naive.date(),
+            seconds: i64::from(naive.num_seconds_from_midnight()),
+            nanos: naive.nanosecond(),
+            spacing: (whole && naive.nanosecond() < 1_000_000_000).then(|| spacing.num_seconds()),
+        }
+    }
+}
+
+impl Iterator for SameDay {
+    type Item = DateTime<Utc>;
+
+    fn next(&mut self) -> Option<DateTime<Utc>> {
+        let spacing = self.spacing?;
+        self.seconds += spacing;
+        let seconds = u32::try_from(self.seconds).ok().filter(|s| *s < 86_400);
+        let time = seconds
+            .and_then(|s| chrono::NaiveTime::from_num_seconds_from_midnight_opt(s, self.nanos));
+        if time.is_none() {
+            self.spacing = None;
+        }
+        time.map(|t| chrono::NaiveDateTime::new(self.date, t).and_utc())
+    }
+}
+
 /// Appends `n` in decimal.
 fn push_u64(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
@@ -534,6 +585,8 @@ impl PredictiveForecast {
             ),
             near_weights: Vec::new(),
             near_weights_key: None,
+            curve_generation: 0,
+            window_median: [None; 2],
         })
     }
 
@@ -559,6 +612,7 @@ impl PredictiveForecast {
         self.recent = recent;
         self.last_fit = None;
         self.curve.clear();
+        self.curve_generation += 1;
         true
     }
 
@@ -745,16 +799,26 @@ impl PredictiveForecast {
             let ratio_of = |x: &Measured| x.ratios.and_then(|r| r[k]);
             ratio_of(&m)?;
             // The median of the last few minutes: one noisy period does not move the plan.
-            now.clear();
-            now.extend(
-                self.recent
-                    .iter()
-                    .rev()
-                    .take_while(|x| x.at > window_start)
-                    .filter_map(ratio_of)
-                    .map(f64::to_bits),
-            );
-            let median = quantile_of_positive(&mut now, 0.5);
+            // Found already when the break was checked for this measurement on this curve.
+            let median = match self.window_median[k] {
+                Some((at, generation, median))
+                    if at == m.at && generation == self.curve_generation =>
+                {
+                    median
+                }
+                _ => {
+                    now.clear();
+                    now.extend(
+                        self.recent
+                            .iter()
+                            .rev()
+                            .take_while(|x| x.at > window_start)
+                            .filter_map(ratio_of)
+                            .map(f64::to_bits),
+                    );
+                    quantile_of_positive(&mut now, 0.5)
+                }
+            };
             let latest = if m.saturated {
                 median.max(self.last_clear_ratio[k].unwrap_or(1.0)).max(1.0)
             } else {
@@ -839,6 +903,7 @@ impl PredictiveForecast {
             else {
                 continue;
             };
+            self.window_median[k] = Some((self.recent[i].at, self.curve_generation, level_now));
             if let Some(start) = self.break_start(i, k, level_now, typical) {
                 self.level_break[k] = Some(start);
                 self.rebuild_since(k, i);
@@ -974,6 +1039,7 @@ impl PredictiveForecast {
             m.ratios = None;
         }
         self.since_valid = false;
+        self.curve_generation += 1;
     }
 
     /// The spacing of the near points: [`NEAR_POINT_SPACING`], wider for a buffer longer than
@@ -1055,12 +1121,13 @@ impl PredictiveForecast {
         let mut at_ms = now.timestamp_millis();
         // The first curve point past `at`, followed forward as `at` advances.
         let mut after = self.curve.partition_point(|p| p.at <= at_ms);
+        let mut later = SameDay::new(now, spacing);
         for &weight in &self.near_weights {
             while self.curve.get(after).is_some_and(|p| p.at <= at_ms) {
                 after += 1;
             }
             points.extend(point(at, at_ms, after, weight));
-            at += spacing;
+            at = later.next().unwrap_or_else(|| at + spacing);
             at_ms += spacing.num_milliseconds().max(1);
         }
         points
@@ -1254,6 +1321,39 @@ mod tests {
     }
 
     #[test]
+    fn same_day_times_are_those_the_date_arithmetic_gives() {
+        let start = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 3, 12, 23, 51, 30).unwrap();
+        for (start, spacing) in [
+            (start, TimeDelta::minutes(1)),
+            (start + TimeDelta::milliseconds(250), TimeDelta::minutes(3)),
+            (start, TimeDelta::milliseconds(61_500)),
+        ] {
+            let mut later = SameDay::new(start, spacing);
+            let mut at = start;
+            let mut fast = 0;
+            for _ in 0..20 {
+                let next = at + spacing;
+                match later.next() {
+                    Some(t) => {
+                        assert_eq!(t, next, "from {start} by {spacing}");
+                        fast += 1;
+                    }
+                    None => assert!(later.next().is_none(), "none stays none"),
+                }
+                at = next;
+            }
+            // Whole seconds: every time before midnight was made the fast way; else none was.
+            let before_midnight = (8 * 60 + 30) / spacing.num_seconds().max(1);
+            let expected = if spacing.subsec_nanos() == 0 {
+                before_midnight
+            } else {
+                0
+            };
+            assert_eq!(fast, expected, "by {spacing}");
+        }
+    }
+
+    #[test]
     fn the_since_break_set_follows_inserts_and_removals() {
         let mut set = SinceBreak::default();
         let ratios = [1.2, 0.8, 1.2, 3.5, 0.3, 1.0];
@@ -1315,6 +1415,8 @@ mod tests {
             state.measured(at, 100.0 * level * wobble, false);
             let mut full = state.clone();
             full.since_valid = false;
+            // Nothing kept from the incremental check: every median is found again.
+            full.window_median = [None; 2];
             let before = state.level_break;
             let incremental = state.update_level_ratio();
             assert_eq!(incremental, full.update_level_ratio(), "minute {minute}");
