@@ -114,6 +114,18 @@ fn detects_daily_and_weekly_periods() {
     assert_eq!(found.periods(), vec![288, 2016]);
 }
 
+/// Two weeks of hourly load from Monday: a daily sine of ±50 % around 1000, weekends at
+/// `weekend` of the weekdays.
+fn two_weeks_hourly(weekend: f64) -> Vec<Option<f64>> {
+    (0..2 * 168)
+        .map(|t| {
+            let day = 1.0 + 0.5 * (t as f64 * TAU / 24.0).sin();
+            let factor = if (t / 24) % 7 >= 5 { weekend } else { 1.0 };
+            Some(1000.0 * day * factor)
+        })
+        .collect()
+}
+
 #[test]
 fn a_flash_crowd_does_not_hide_the_cycles() {
     // Two weeks, hourly, weekends at three quarters of the weekday level, and one crowd of
@@ -121,13 +133,7 @@ fn a_flash_crowd_does_not_hide_the_cycles() {
     // found (without clipping the extreme values first, the crowd's variance swamped the
     // correlations and the daily period was lost here; on the generated flash-crowd traces it
     // was most often the weekly one).
-    let mut series: Vec<Option<f64>> = (0..2 * 168)
-        .map(|t| {
-            let day = 1.0 + 0.5 * (t as f64 * TAU / 24.0).sin();
-            let weekend = if (t / 24) % 7 >= 5 { 0.75 } else { 1.0 };
-            Some(1000.0 * day * weekend)
-        })
-        .collect();
+    let mut series = two_weeks_hourly(0.75);
     let quiet = detect_seasonality(&series, HOUR);
     assert_eq!(quiet.periods(), vec![24, 168]);
     for t in [2 * 24 + 14, 2 * 24 + 15, 2 * 24 + 16] {
@@ -143,13 +149,7 @@ fn match_day_crowds_do_not_hide_the_weekly_cycle() {
     // load for an hour, one or two an evening on six irregular days: too many to clip away,
     // they hide the weekly cycle from the correlations of the clipped series; the rolling
     // median they are taken again on does not move for them.
-    let mut series: Vec<Option<f64>> = (0..2 * 168)
-        .map(|t| {
-            let day = 1.0 + 0.5 * (t as f64 * TAU / 24.0).sin();
-            let weekend = if (t / 24) % 7 >= 5 { 0.8 } else { 1.0 };
-            Some(1000.0 * day * weekend)
-        })
-        .collect();
+    let mut series = two_weeks_hourly(0.8);
     assert_eq!(detect_seasonality(&series, HOUR).periods(), vec![24, 168]);
     for (day, hour) in [
         (2, 18),
