@@ -73,8 +73,7 @@ pub fn detect_seasonality(values: &[Option<f64>], step: TimeDelta) -> Seasonalit
     let Some(day) = steps_in(TimeDelta::days(1), step) else {
         return found;
     };
-    let unclipped = detrend(values);
-    let mut detrended = unclipped.clone();
+    let mut detrended = detrend(values);
     winsorise(&mut detrended, OUTLIER_MADS);
     if values.len() >= 2 * day {
         let at_day = autocorrelation(&detrended, day);
@@ -99,7 +98,9 @@ pub fn detect_seasonality(values: &[Option<f64>], step: TimeDelta) -> Seasonalit
         // the rolling median over [`CROWD_WINDOW`], which such crowds do not move.
         let weekly = repeats_weekly(&detrended)
             || found.daily_steps.is_some() && {
-                let mut smoothed = rolling_median(&unclipped, window_steps(CROWD_WINDOW, step));
+                // Detrended again rather than kept unclipped: most series never get here.
+                let mut smoothed =
+                    rolling_median(&detrend(values), window_steps(CROWD_WINDOW, step));
                 winsorise(&mut smoothed, OUTLIER_MADS);
                 repeats_weekly(&smoothed)
             };
