@@ -98,8 +98,11 @@ enum Command {
     /// Recommend how to spend less on each group of a policy file, from its history.
     ///
     /// On the simulated cloud the history is made by replaying the policy in virtual time over
-    /// `--history` (default 7d); groups on real providers are refused (their history would come
-    /// from a metrics source, which is not wired). Per group: rightsizing (the cheapest class
+    /// `--history` (default 7d). A group on a real provider is read over the last `--history`
+    /// from its metrics source: its utilisation, and its in-service instance count from
+    /// `--instances-query`, its `metrics.queries.in_service_instances`, or the source's default
+    /// (CloudWatch `GroupInServiceInstances`, Prometheus `hoist_group_ready_instances`); read
+    /// only, nothing changes. Per group: rightsizing (the cheapest class
     /// and count that carry the peak load at the target utilisation, across families, and the
     /// monthly saving of the class following the load), idle capacity (stretches below
     /// `--idle-below` for at least `--idle-for`), an off-hours schedule the weekly profile

@@ -575,26 +575,49 @@ async fn put_group_cpu(group: &str, values: &[(i64, f64)]) {
     let now = Utc::now();
     let minute = |m: i64| {
         let t = now - Duration::minutes(m);
-        aws_smithy_types::DateTime::from_secs(t.timestamp() - t.timestamp() % 60)
+        t - Duration::seconds(t.timestamp() % 60)
     };
-    let mut put = cloudwatch().put_metric_data().namespace("AWS/EC2");
-    for (m, value) in values {
-        put = put.metric_data(
-            aws_sdk_cloudwatch::types::MetricDatum::builder()
-                .metric_name("CPUUtilization")
-                .dimensions(
-                    aws_sdk_cloudwatch::types::Dimension::builder()
-                        .name("AutoScalingGroupName")
-                        .value(group)
-                        .build(),
-                )
-                .timestamp(minute(*m))
-                .value(*value)
-                .unit(aws_sdk_cloudwatch::types::StandardUnit::Percent)
-                .build(),
-        );
+    let points: Vec<_> = values.iter().map(|(m, v)| (minute(*m), *v)).collect();
+    put_group_metric(
+        "AWS/EC2",
+        "CPUUtilization",
+        aws_sdk_cloudwatch::types::StandardUnit::Percent,
+        group,
+        &points,
+    )
+    .await;
+}
+
+/// Publishes `metric` of `namespace` for `group` (dimension `AutoScalingGroupName`) at the
+/// given times, in calls of 100 points.
+async fn put_group_metric(
+    namespace: &str,
+    metric: &str,
+    unit: aws_sdk_cloudwatch::types::StandardUnit,
+    group: &str,
+    points: &[(chrono::DateTime<Utc>, f64)],
+) {
+    let cloudwatch = cloudwatch();
+    for chunk in points.chunks(100) {
+        let mut put = cloudwatch.put_metric_data().namespace(namespace);
+        for (at, value) in chunk {
+            put = put.metric_data(
+                aws_sdk_cloudwatch::types::MetricDatum::builder()
+                    .metric_name(metric)
+                    .dimensions(
+                        aws_sdk_cloudwatch::types::Dimension::builder()
+                            .name("AutoScalingGroupName")
+                            .value(group)
+                            .build(),
+                    )
+                    .timestamp(aws_smithy_types::DateTime::from_secs(at.timestamp()))
+                    .value(*value)
+                    .unit(unit.clone())
+                    .build(),
+            );
+        }
+        put.send().await.unwrap();
     }
-    put.send().await.unwrap();
 }
 
 #[tokio::test]
@@ -808,5 +831,160 @@ async fn a_group_with_a_drain_gets_a_termination_lifecycle_hook_before_hoist_sca
     assert!(
         lifecycle_hooks(&raw, &plain).await.is_empty(),
         "a group without a drain gets no hook"
+    );
+}
+
+/// `hoist recommend` on an Auto Scaling group: the history is read from CloudWatch (the
+/// group's CPU and its `GroupInServiceInstances`), the class and prices from the group and the
+/// catalog, and the report follows from them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recommend_reads_a_groups_history_from_cloudwatch() {
+    let raw = raw();
+    let (name, _) = create_group(&raw, "recommend", 1, 10, 2, &[]).await;
+    let (bare, _) = create_group(&raw, "recommend-bare", 1, 10, 2, &[]).await;
+    // Two days in 5-minute steps: 6 instances at 60 % CPU from 08:00 to 20:00 UTC, 2 at 15 %
+    // otherwise. Any 48 hours hold 24 of each, so 4 instances on average.
+    let now = Utc::now();
+    let end = now - Duration::seconds(now.timestamp() % 300);
+    let times: Vec<_> = (1..=576).map(|k| end - Duration::minutes(5 * k)).collect();
+    let day = |t: &chrono::DateTime<Utc>| (8..20).contains(&chrono::Timelike::hour(t));
+    let count: Vec<_> = times
+        .iter()
+        .map(|t| (*t, if day(t) { 6.0 } else { 2.0 }))
+        .collect();
+    let cpu: Vec<_> = times
+        .iter()
+        .map(|t| (*t, if day(t) { 60.0 } else { 15.0 }))
+        .collect();
+    use aws_sdk_cloudwatch::types::StandardUnit;
+    for group in [&name, &bare] {
+        put_group_metric(
+            "AWS/EC2",
+            "CPUUtilization",
+            StandardUnit::Percent,
+            group,
+            &cpu,
+        )
+        .await;
+    }
+    put_group_metric(
+        "AWS/AutoScaling",
+        "GroupInServiceInstances",
+        StandardUnit::None,
+        &name,
+        &count,
+    )
+    .await;
+    // The bare group's count is published elsewhere, as a user's own metric.
+    put_group_metric("Team/Fleet", "Serving", StandardUnit::Count, &bare, &count).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let policy = format!(
+        "providers:\n  prod:\n    aws:\n      region: {REGION}\n      endpoint_url: {}\n      cloudwatch_endpoint_url: {}\n      groups: {{ names: [{name}, {bare}] }}\n\
+         groups:\n\
+         \x20 - {{ name: {name}, provider: prod, min: 1, max: 10, policies: [{{ target_tracking: {{ metric: utilization, target: 0.6 }} }}] }}\n\
+         \x20 - {{ name: {bare}, provider: prod, min: 1, max: 10, policies: [{{ target_tracking: {{ metric: utilization, target: 0.6 }} }}] }}\n",
+        moto(),
+        server_url("HOIST_TEST_CLOUDWATCH_URL"),
+    );
+    std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
+    let hoist = |args: &[&str]| {
+        std::process::Command::new(hoist_integration_tests::hoist_binary())
+            .current_dir(dir.path())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing-secret")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = hoist(&[
+        "recommend",
+        "policy.yaml",
+        "--history",
+        "2d",
+        "--group",
+        &name,
+        "--format",
+        "json",
+    ]);
+    let text = hoist_integration_tests::output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let g = &report["groups"][0];
+    assert_eq!(g["name"], name.as_str(), "{report}");
+    assert_eq!(g["class"], "m5.large", "{g}");
+    let observed = &g["observed"];
+    assert_eq!(observed["steps"], 576, "{observed}");
+    assert_eq!(observed["steps_with_metrics"], 576, "{observed}");
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    assert!(
+        (f(&observed["mean_instances"]) - 4.0).abs() < 1e-9,
+        "{observed}"
+    );
+    assert!(
+        (f(&observed["peak_instances"]) - 6.0).abs() < 1e-9,
+        "{observed}"
+    );
+    assert!(
+        (f(&observed["mean_utilization"]) - 0.375).abs() < 1e-9,
+        "{observed}"
+    );
+    // 60 % of 6 instances of 2 vCPUs.
+    assert!(
+        (f(&observed["peak_load_cores"]) - 7.2).abs() < 1e-9,
+        "{observed}"
+    );
+    // Cost: the catalog's on-demand price of the instances counted, 4 × 48 instance-hours.
+    let price = f(&g["spot"]["on_demand_price_per_hour"]["amount"]);
+    assert!(price > 0.0, "{g}");
+    let cost = f(&observed["cost"]["amount"]);
+    assert!(
+        (cost - 192.0 * price).abs() <= 0.01,
+        "{cost} vs 192 × {price}"
+    );
+    // The capacity above the nightly 2 comes and goes each day: part of the group suits spot,
+    // read from the count.
+    let spot = &g["spot"];
+    assert_eq!(spot["lives_from"], "in_service_count", "{spot}");
+    assert_eq!(spot["base_instances"], 2, "{spot}");
+    assert_eq!(spot["verdict"], "partly", "{spot}");
+    // Sized for the peak at the target: 7.2 busy cores at 0.6 need 12 vCPUs.
+    let fleet = &g["rightsizing"]["fleet"];
+    let vcpus = f(&fleet["class"]["vcpus"]) * f(&fleet["count"]);
+    assert!(vcpus >= 12.0 - 1e-9, "{fleet}");
+
+    // Without GroupInServiceInstances the bare group's count is missing, and the error says
+    // how to give it; with --instances-query it is read from there.
+    let out = hoist(&[
+        "recommend",
+        "policy.yaml",
+        "--history",
+        "2d",
+        "--group",
+        &bare,
+    ]);
+    let text = hoist_integration_tests::output_text(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("GroupInServiceInstances"), "{text}");
+    assert!(text.contains("--instances-query"), "{text}");
+    let out = hoist(&[
+        "recommend",
+        "policy.yaml",
+        "--history",
+        "2d",
+        "--group",
+        &bare,
+        "--instances-query",
+        "Team/Fleet:Serving:Average",
+        "--format",
+        "json",
+    ]);
+    let text = hoist_integration_tests::output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let observed = &report["groups"][0]["observed"];
+    assert!(
+        (f(&observed["mean_instances"]) - 4.0).abs() < 1e-9,
+        "{observed}"
     );
 }

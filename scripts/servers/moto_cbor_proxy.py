@@ -14,6 +14,7 @@ and `__type`. GET /ready answers 200 once listening. Test infrastructure only; b
 import argparse
 import base64
 import datetime
+import gzip
 import json
 import sys
 import urllib.error
@@ -92,6 +93,9 @@ class Handler(BaseHTTPRequestHandler):
             op_model = MODEL.operation_model(operation)
         except Exception:
             return self._error(400, "UnknownOperationException", f"unknown operation {operation}")
+        # The SDK gzips large PutMetricData bodies (request compression).
+        if "gzip" in (self.headers.get("Content-Encoding") or "").lower():
+            body = gzip.decompress(body)
         request = cbor2.loads(body) if body else {}
         payload = json.dumps(to_json(request, op_model.input_shape)).encode()
         headers = {

@@ -328,7 +328,7 @@ fn check_virtual_span(document: &PolicyDocument) -> Vec<ConfigError> {
         .collect()
 }
 
-fn cli_error(error: AssemblyError) -> CliError {
+pub(crate) fn cli_error(error: AssemblyError) -> CliError {
     if error.is_input() {
         CliError::input(error)
     } else {

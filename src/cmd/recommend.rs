@@ -16,28 +16,38 @@
 //!   paste;
 //! - **spot**: whether the group suits spot, from how long its instances live.
 //!
-//! On real providers the history would come from a metrics source with the group's
-//! utilisation and instance count over `--history`; that is not wired, and the command refuses
-//! such a group, naming it.
+//! On a real provider (AWS, Azure, GCP, Kubernetes, a plugin) the history is read over the
+//! last `--history`, in 5-minute steps, from the group's metrics source (its `metrics.source`,
+//! else its provider): the group's utilisation as its policies read it (`metrics.queries.utilization`
+//! when the file gives one), and its in-service instance count from the query
+//! `--instances-query`, else the group's `metrics.queries.in_service_instances`, else the source's
+//! default (CloudWatch: `AWS/AutoScaling:GroupInServiceInstances:Average`, which needs the
+//! group's metrics collection enabled; Prometheus: `hoist_group_ready_instances`, which a
+//! running `hoist` exports). The group's class, zones and capacity type come from the provider,
+//! prices from its catalog; cost is the catalog price of the instances counted. Instance lives
+//! are not in a metric: the spot section reads them from the count (capacity added last is
+//! taken to be removed first) and says so.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc, Weekday};
-use hoist_core::config::{GroupConfig, PolicyConfig, PolicyDocument};
+use hoist_core::assembly;
+use hoist_core::config::{GroupConfig, IN_SERVICE_INSTANCES, PolicyConfig, PolicyDocument};
 use hoist_core::control::{ControlLoop, ManagedGroup};
 use hoist_core::duration::HumanDuration;
 use hoist_core::engine::rightsizing::{
     self, ChoiceOptions, Current, HOURS_PER_MONTH, Load, Need, Offer, SpotRisk,
 };
-use hoist_core::registry::GroupBounds;
+use hoist_core::registry::{BuiltProvider, GroupBounds, ProviderRegistry};
 use hoist_core::sim::{InstanceRecord, SimulatedCloud, SimulatedCloudConfig};
 use hoist_core::{
-    BillingProvider, CapacityType, CostGranularity, CostQuery, Currency, Decimal, InstanceCatalog,
-    InstanceClass, InstanceFamily, MetricKind, MetricQuery, MetricsSource, Money, RangeQuery,
-    ScalingProvider, TimeRange,
+    Architecture, BillingProvider, CapacityType, CostGranularity, CostQuery, Currency, Decimal,
+    InstanceCatalog, InstanceClass, InstanceFamily, MetricKind, MetricQuery, MetricsSource, Money,
+    RangeQuery, ScalingProvider, TimeRange,
 };
 use serde::Serialize;
 
@@ -73,7 +83,8 @@ pub struct Args {
     /// The policy file.
     pub file: PathBuf,
     /// How much history to read. On the simulated cloud: the virtual time the policy is replayed
-    /// for, from the simulated cloud's start.
+    /// for, from the simulated cloud's start; on a real provider: the last DURATION before now
+    /// (at most 400d; CloudWatch keeps 5-minute data for 63 days).
     #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = parse_duration)]
     pub history: HumanDuration,
     /// Utilisation below which capacity counts as idle.
@@ -91,6 +102,10 @@ pub struct Args {
     /// sized for bursts rather than sustained load.
     #[arg(long, value_delimiter = ',', value_name = "FAMILY,...")]
     pub families: Vec<String>,
+    /// CPU architectures a recommended class may have (x86_64, arm64). Default: the group's
+    /// current class's, since its machine image is built for it (with --classes, any).
+    #[arg(long, value_delimiter = ',', value_name = "ARCH,...")]
+    pub architectures: Vec<String>,
     /// Classes a recommendation may be, by name. Default: any class of the allowed families.
     #[arg(long, value_delimiter = ',', value_name = "CLASS,...")]
     pub classes: Vec<String>,
@@ -103,6 +118,13 @@ pub struct Args {
     /// only, so by default classes are fitted on CPU alone.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory_per_instance: Option<u64>,
+    /// On a real provider: the query (PromQL, a CloudWatch metric spec, ...) that gives the
+    /// group's in-service instance count over time; `{group}` is replaced by the group's id.
+    /// Default: the group's `metrics.queries.in_service_instances`, else on CloudWatch
+    /// `AWS/AutoScaling:GroupInServiceInstances:Average` and on Prometheus
+    /// `hoist_group_ready_instances{group="{group}"}`.
+    #[arg(long, value_name = "QUERY")]
+    pub instances_query: Option<String>,
     /// Only these groups (repeat for several). Default: every group.
     #[arg(long, value_name = "NAME")]
     pub group: Vec<String>,
@@ -156,6 +178,14 @@ fn parse_family(name: &str) -> Result<InstanceFamily, CliError> {
     })
 }
 
+fn parse_architecture(name: &str) -> Result<Architecture, CliError> {
+    serde_json::from_value(serde_json::Value::String(name.trim().to_owned())).map_err(|_| {
+        CliError::input(format!(
+            "--architectures {name}: unknown architecture (x86_64, arm64)"
+        ))
+    })
+}
+
 /// The flags checked, and the class-choice options they give.
 struct Settings {
     history: Duration,
@@ -164,6 +194,8 @@ struct Settings {
     target: Option<f64>,
     families: Vec<InstanceFamily>,
     classes: Option<Vec<String>>,
+    /// Given with --architectures; `None`: the group's own (any with --classes).
+    architectures: Option<Vec<Architecture>>,
     spot: bool,
     memory_bytes: f64,
 }
@@ -220,6 +252,16 @@ impl Settings {
             target: args.target,
             families,
             classes: (!args.classes.is_empty()).then(|| args.classes.clone()),
+            architectures: if args.architectures.is_empty() {
+                None
+            } else {
+                Some(
+                    args.architectures
+                        .iter()
+                        .map(|a| parse_architecture(a))
+                        .collect::<Result<_, _>>()?,
+                )
+            },
             spot: args.spot,
             memory_bytes: args.memory_per_instance.map_or(0.0, |b| b as f64),
         })
@@ -255,26 +297,29 @@ pub fn run(args: Args) -> CliResult {
         .filter(|(_, g)| args.group.is_empty() || args.group.contains(&g.name))
         .collect();
 
-    // Every chosen group must be on a simulated cloud: its history is made by replaying it.
+    // Groups of a simulated cloud get their history by a replay; the others read theirs.
     let mut providers: Vec<(String, serde_json::Value)> = Vec::new();
+    let mut real: Vec<(usize, &GroupConfig)> = Vec::new();
     for (index, group) in &chosen {
         let provider = &document.policy.providers[&group.provider];
         let (kind, group_settings) = provider.kind_and_settings().map_err(CliError::input)?;
         if kind != "simulated" {
-            return Err(CliError::input(document.error_at(
-                &format!("groups[{index}].provider"),
-                format!(
-                    "group `{}` is on provider `{}` ({kind}): `hoist recommend` needs the group's utilisation and instance count over --history from a metrics source with history, and reading them from a real provider is not wired yet; it works on groups of the simulated cloud (replayed in virtual time), so run it on a copy of the policy with a `simulated` provider, or pass --group for the simulated groups",
-                    group.name, group.provider
-                ),
-            )));
-        }
-        if !providers.iter().any(|(n, _)| n == &group.provider) {
+            real.push((*index, group));
+        } else if !providers.iter().any(|(n, _)| n == &group.provider) {
             providers.push((group.provider.clone(), group_settings));
         }
     }
-    if let Some(problem) = policy::virtual_span_problem(&document, settings.history) {
+    if !providers.is_empty()
+        && let Some(problem) = policy::virtual_span_problem(&document, settings.history)
+    {
         return Err(CliError::input(format!("--history: {problem}")));
+    }
+    if !real.is_empty() && settings.history > MAX_READ_HISTORY {
+        return Err(CliError::input(format!(
+            "--history {}: a real provider's history is read for at most {}",
+            args.history,
+            HumanDuration(MAX_READ_HISTORY)
+        )));
     }
 
     let mut groups = Vec::new();
@@ -288,6 +333,15 @@ pub fn run(args: Args) -> CliResult {
             settings.history,
         ))?;
         groups.extend(data);
+    }
+    if !real.is_empty() {
+        groups.extend(rt.block_on(read_history(
+            &document,
+            &registry,
+            &real,
+            settings.history,
+            args.instances_query.as_deref(),
+        ))?);
     }
     // In the file's order.
     groups.sort_by_key(|g| g.index);
@@ -313,6 +367,11 @@ pub fn run(args: Args) -> CliResult {
                 .map(|f| rightsizing::family_name(*f).to_owned())
                 .collect(),
             classes: settings.classes.clone(),
+            architectures: settings.architectures.as_ref().map(|a| {
+                a.iter()
+                    .map(|a| rightsizing::architecture_name(*a).to_owned())
+                    .collect()
+            }),
             spot: settings.spot,
             memory_per_instance_bytes: (settings.memory_bytes > 0.0)
                 .then_some(settings.memory_bytes as u64),
@@ -363,8 +422,13 @@ struct GroupData {
     end: DateTime<Utc>,
     steps: Vec<Step>,
     instances: Vec<InstanceRecord>,
-    /// What the group cost over the history, from the simulated cloud's bill.
+    /// What the group cost over the history: the simulated cloud's bill, or on a real provider
+    /// the catalog price of the instances counted.
     cost: f64,
+    /// Whether `instances` were read from the in-service count rather than recorded.
+    lives_from_count: bool,
+    /// Where the history comes from, in words.
+    history_from: String,
     spot_interruptions_per_hour: f64,
     boot_delay: Duration,
 }
@@ -527,11 +591,327 @@ async fn replay(
             steps,
             instances,
             cost,
+            lives_from_count: false,
+            history_from: "replayed on the simulated cloud".to_owned(),
             spot_interruptions_per_hour: config.spot_interruptions_per_hour.unwrap_or(0.0),
             boot_delay,
         });
     }
     Ok(out)
+}
+
+/// The longest history read from a real provider (CloudWatch keeps 5-minute data for 63 days,
+/// Prometheus what its retention says).
+const MAX_READ_HISTORY: Duration = Duration::from_secs(400 * 86_400);
+
+/// The in-service count query of a metrics source of `kind` when the file and flags give none.
+fn default_instances_query(kind: &str) -> Option<&'static str> {
+    match kind {
+        "aws" => Some("AWS/AutoScaling:GroupInServiceInstances:Average"),
+        "prometheus" => Some(r#"hoist_group_ready_instances{group="{group}"}"#),
+        _ => None,
+    }
+}
+
+/// Reads the history of groups on real providers over the `history` before now (see the module
+/// docs).
+async fn read_history(
+    document: &PolicyDocument,
+    registry: &ProviderRegistry,
+    groups: &[(usize, &GroupConfig)],
+    history: Duration,
+    instances_query: Option<&str>,
+) -> Result<Vec<GroupData>, CliError> {
+    let events: std::sync::Arc<dyn hoist_core::events::EventSink> =
+        std::sync::Arc::new(hoist_core::events::NoEvents);
+    let mut providers: BTreeMap<String, BuiltProvider> = BTreeMap::new();
+    let mut sources: BTreeMap<String, BuiltProvider> = BTreeMap::new();
+    let now = Utc::now();
+    let end = DateTime::from_timestamp(now.timestamp() - now.timestamp() % STEP_SECONDS, 0)
+        .unwrap_or(now);
+    let start = end - TimeDelta::from_std(history).unwrap_or(TimeDelta::MAX);
+    let range = TimeRange { start, end };
+    let mut out = Vec::new();
+    for (index, group) in groups {
+        let source_name = group
+            .metrics
+            .as_ref()
+            .and_then(|m| m.source.clone())
+            .unwrap_or_else(|| group.provider.clone());
+        let id = group.provider_id().to_owned();
+        let at = |field: &str| {
+            if field == "metrics" && group.metrics.is_none() {
+                format!("groups[{index}].name")
+            } else {
+                format!("groups[{index}].{field}")
+            }
+        };
+        let source_kind = document
+            .policy
+            .metrics_sources
+            .get(&source_name)
+            .or_else(|| document.policy.providers.get(&source_name))
+            .and_then(|c| c.kind_and_settings().ok())
+            .map(|(kind, _)| kind.to_owned())
+            .unwrap_or_default();
+        let queries = group.metrics.as_ref().map(|m| &m.queries);
+        let query_of = |metric: &MetricKind| {
+            queries
+                .and_then(|q| q.get(metric))
+                .map(|q| q.replace("{group}", &id))
+        };
+        let in_service = MetricKind::Custom(IN_SERVICE_INSTANCES.to_owned());
+        let count_query = instances_query
+            .map(|q| q.replace("{group}", &id))
+            .or_else(|| query_of(&in_service))
+            .or_else(|| default_instances_query(&source_kind).map(|q| q.replace("{group}", &id)))
+            .ok_or_else(|| {
+                CliError::input(document.error_at(
+                    &at("metrics"),
+                    format!(
+                        "group `{}`: no query for its in-service instance count on `{source_name}` ({source_kind}); give one as `metrics: {{queries: {{{IN_SERVICE_INSTANCES}: QUERY}}}}` or with --instances-query",
+                        group.name
+                    ),
+                ))
+            })?;
+        if !providers.contains_key(&group.provider) {
+            let one = assembly::build_provider(document, registry, &group.provider, &events)
+                .await
+                .map_err(policy::cli_error)?;
+            providers.insert(group.provider.clone(), one);
+        }
+        let set = &providers[&group.provider].set;
+        let source = match group.metrics.as_ref().and_then(|m| m.source.as_ref()) {
+            None => set.metrics.clone(),
+            Some(name) => {
+                if !sources.contains_key(name) {
+                    let one = assembly::build_named(document, registry, name, &events)
+                        .await
+                        .map_err(policy::cli_error)?;
+                    sources.insert(name.clone(), one);
+                }
+                sources[name].set.metrics.clone()
+            }
+        };
+        let (Some(scaling), Some(catalog)) = (&set.scaling, &set.catalog) else {
+            return Err(CliError::input(document.error_at(
+                &at("provider"),
+                format!(
+                    "group `{}`: provider `{}` offers no scaling groups or no instance catalog, and `hoist recommend` needs both",
+                    group.name, group.provider
+                ),
+            )));
+        };
+        let Some(metrics) = source else {
+            return Err(CliError::input(document.error_at(
+                &at("metrics"),
+                format!(
+                    "group `{}`: `{source_name}` gives no metrics; `hoist recommend` reads the group's utilisation and instance count from its metrics source",
+                    group.name
+                ),
+            )));
+        };
+        let view = scaling
+            .describe_group(&id)
+            .await
+            .map_err(|e| CliError::runtime(format!("group {}: {e}", group.name)))?;
+        let classes = catalog
+            .instance_classes()
+            .await
+            .map_err(|e| CliError::runtime(format!("group {}: catalog: {e}", group.name)))?;
+        let class = classes
+            .iter()
+            .find(|c| c.name == view.instance_class)
+            .cloned()
+            .ok_or_else(|| {
+                CliError::runtime(format!(
+                    "group {}: its class {} is not in provider `{}`'s catalog",
+                    group.name, view.instance_class, group.provider
+                ))
+            })?;
+        let read = |metric: MetricKind, expression: Option<String>| {
+            let metrics = std::sync::Arc::clone(&metrics);
+            let id = id.clone();
+            async move {
+                let description = expression.clone().unwrap_or_else(|| metric.to_string());
+                let request = RangeQuery::new(
+                    MetricQuery {
+                        group: id,
+                        metric,
+                        expression,
+                    },
+                    range,
+                    STEP_SECONDS as u32,
+                );
+                match metrics.query_range(&request).await {
+                    Ok(series) if series.len() > 1 => Err(format!(
+                        "`{description}` returned {} series; it must give one",
+                        series.len()
+                    )),
+                    Ok(mut series) => Ok(series.pop().map(|s| s.samples).unwrap_or_default()),
+                    Err(e) => Err(format!("`{description}`: {e}")),
+                }
+            }
+        };
+        let util = read(MetricKind::Utilization, query_of(&MetricKind::Utilization))
+            .await
+            .map_err(|e| CliError::runtime(format!("group {}: utilisation: {e}", group.name)))?;
+        let counts = read(in_service, Some(count_query.clone()))
+            .await
+            .map_err(|e| CliError::runtime(format!("group {}: instance count: {e}", group.name)))?;
+        if !counts.iter().any(|s| s.value.is_finite() && s.value >= 0.0) {
+            return Err(CliError::runtime(format!(
+                "group {}: `{count_query}` on `{source_name}` gave no instance count over the last {}; check the query (on CloudWatch the group's metrics collection must be enabled), or give another with --instances-query",
+                group.name,
+                HumanDuration(history)
+            )));
+        }
+        let capacity_type = if !view.instances.is_empty()
+            && view
+                .instances
+                .iter()
+                .all(|i| i.capacity_type == CapacityType::Spot)
+        {
+            CapacityType::Spot
+        } else {
+            CapacityType::OnDemand
+        };
+        let options = ChoiceOptions {
+            zones: Some(view.zones.clone()),
+            ..ChoiceOptions::default()
+        };
+        let offer = rightsizing::offer(&class, capacity_type, &options)
+            .or_else(|| rightsizing::offer(&class, capacity_type, &ChoiceOptions::default()))
+            .ok_or_else(|| {
+                CliError::runtime(format!(
+                    "group {}: provider `{}`'s catalog has no {capacity_type:?} price for {}",
+                    group.name, group.provider, class.name
+                ))
+            })?;
+        let price = rightsizing::per_hour_f64(&offer);
+        let history_from = format!(
+            "read from `{source_name}`: utilisation from {}, instances from `{count_query}`, cost at the catalog's {} price",
+            query_of(&MetricKind::Utilization)
+                .map_or("the source's built-in signal".to_owned(), |q| format!(
+                    "`{q}`"
+                )),
+            match capacity_type {
+                CapacityType::Spot => "spot",
+                _ => "on-demand",
+            }
+        );
+        let steps = read_steps(start, end, &util, &counts, class.vcpus, price);
+        let instances = lives_from_counts(&steps, &class.name, capacity_type, price);
+        out.push(GroupData {
+            index: *index,
+            config: (*group).clone(),
+            id,
+            provider: group.provider.clone(),
+            currency: offer.per_hour.currency.clone(),
+            class,
+            capacity_type,
+            zones: view.zones.clone(),
+            catalog: classes,
+            start,
+            end,
+            cost: steps.iter().map(|x| x.cost).sum(),
+            steps,
+            instances,
+            lives_from_count: true,
+            history_from,
+            spot_interruptions_per_hour: 0.0,
+            boot_delay: Duration::from_secs(120),
+        });
+    }
+    Ok(out)
+}
+
+/// A real group's history in steps of [`STEP_SECONDS`]: each sample in the step its time falls
+/// in (averaged); a step without a count keeps the count before it (the first known count
+/// before the first sample). Cost is the instances counted at `price` per hour.
+fn read_steps(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    util: &[hoist_core::Sample],
+    counts: &[hoist_core::Sample],
+    cores_per_instance: f64,
+    price: f64,
+) -> Vec<Step> {
+    let n = usize::try_from(((end - start).num_seconds().max(0)) / STEP_SECONDS).unwrap_or(0);
+    let bucket = |samples: &[hoist_core::Sample], valid: fn(f64) -> bool| {
+        let mut sums = vec![(0.0, 0usize); n];
+        for s in samples.iter().filter(|s| valid(s.value)) {
+            let secs = (s.at - start).num_seconds();
+            if secs >= 0
+                && let Ok(i) = usize::try_from(secs / STEP_SECONDS)
+                && i < n
+            {
+                sums[i].0 += s.value;
+                sums[i].1 += 1;
+            }
+        }
+        sums.into_iter()
+            .map(|(sum, k)| (k > 0).then(|| sum / k as f64))
+            .collect::<Vec<_>>()
+    };
+    let utils = bucket(util, |v| v.is_finite() && v >= 0.0);
+    let count_steps = bucket(counts, |v| v.is_finite() && v >= 0.0);
+    let mut last = count_steps.iter().flatten().next().copied().unwrap_or(0.0);
+    (0..n)
+        .map(|i| {
+            if let Some(c) = count_steps[i] {
+                last = c;
+            }
+            // Utilisation is a share of what runs: above 1 is a reporting artefact.
+            let util = utils[i].map(|u| u.min(1.0));
+            Step {
+                at: start + TimeDelta::seconds(i as i64 * STEP_SECONDS),
+                util,
+                load: util.map(|u| u * last * cores_per_instance),
+                billed: last,
+                cost: last * price * STEP_SECONDS as f64 / 3600.0,
+            }
+        })
+        .collect()
+}
+
+/// Instance lives read from a count history: each step's count rounded, an instance added when
+/// it rises and the newest removed when it falls. Those counted in the first step are taken to
+/// start with the history (their lives are at least that long).
+fn lives_from_counts(
+    steps: &[Step],
+    class: &str,
+    capacity_type: CapacityType,
+    price: f64,
+) -> Vec<InstanceRecord> {
+    let mut done = Vec::new();
+    let mut running: Vec<DateTime<Utc>> = Vec::new();
+    let record = |n: usize, from: DateTime<Utc>, until: Option<DateTime<Utc>>| InstanceRecord {
+        id: format!("counted-{n}"),
+        instance_class: class.to_owned(),
+        capacity_type,
+        launched_at: from,
+        ready_at: Some(from),
+        ended_at: until,
+        drain_started_at: None,
+        interrupted: false,
+        price_per_hour: price,
+    };
+    for step in steps {
+        let count = step.billed.round().max(0.0) as usize;
+        while running.len() < count {
+            running.push(step.at);
+        }
+        while running.len() > count {
+            if let Some(from) = running.pop() {
+                done.push(record(done.len(), from, Some(step.at)));
+            }
+        }
+    }
+    for from in running {
+        done.push(record(done.len(), from, None));
+    }
+    done
 }
 
 /// The history in steps of [`STEP_SECONDS`]: metric samples (stamped at the end of their
@@ -628,6 +1008,8 @@ struct SettingsOut {
     target: Option<f64>,
     families: Vec<String>,
     classes: Option<Vec<String>>,
+    /// `None`: each group's own architecture (any, with `classes`).
+    architectures: Option<Vec<String>>,
     spot: bool,
     memory_per_instance_bytes: Option<u64>,
 }
@@ -635,6 +1017,8 @@ struct SettingsOut {
 #[derive(Debug, Serialize)]
 struct GroupReport {
     name: String,
+    /// Where its history comes from.
+    history_from: String,
     provider: String,
     id: String,
     class: String,
@@ -831,6 +1215,9 @@ enum SpotVerdict {
 struct Spot {
     verdict: SpotVerdict,
     reason: String,
+    /// Where the instance lives come from: the simulated cloud's `instance_history`, or a real
+    /// group's `in_service_count`.
+    lives_from: &'static str,
     instances: usize,
     still_running: usize,
     median_life_hours: Option<f64>,
@@ -898,6 +1285,10 @@ fn analyse(g: &GroupData, s: &Settings) -> Result<GroupReport, CliError> {
     let options = ChoiceOptions {
         classes: s.classes.clone(),
         families: Some(s.families.clone()),
+        architectures: s
+            .architectures
+            .clone()
+            .or_else(|| s.classes.is_none().then(|| vec![g.class.architecture])),
         capacity_types: if s.spot {
             vec![CapacityType::OnDemand, CapacityType::Spot]
         } else {
@@ -915,6 +1306,7 @@ fn analyse(g: &GroupData, s: &Settings) -> Result<GroupReport, CliError> {
     let spot = spot(g, &options, month);
     Ok(GroupReport {
         name: g.config.name.clone(),
+        history_from: g.history_from.clone(),
         provider: g.provider.clone(),
         id: g.id.clone(),
         class: g.class.name.clone(),
@@ -1610,6 +2002,11 @@ fn spot(g: &GroupData, options: &ChoiceOptions, month: f64) -> Spot {
         )
     };
     reason.push_str(&drain_note);
+    if g.lives_from_count {
+        reason.push_str(
+            "; lives read from the in-service count (capacity added last taken to leave first; those running at the start counted from it)",
+        );
+    }
     let saving = match (&od, &sp) {
         (Some(od), Some(sp)) if eligible_hours > 0.0 => {
             let diff = rightsizing::per_hour_f64(od) - rightsizing::per_hour_f64(sp);
@@ -1627,6 +2024,11 @@ fn spot(g: &GroupData, options: &ChoiceOptions, month: f64) -> Spot {
     Spot {
         verdict,
         reason,
+        lives_from: if g.lives_from_count {
+            "in_service_count"
+        } else {
+            "instance_history"
+        },
         instances: lives.len(),
         still_running: lives.iter().filter(|l| l.1).count(),
         median_life_hours: median,
@@ -1717,9 +2119,24 @@ fn text(report: &Report, md: bool) -> String {
         _ => String::new(),
     };
     let title = format!(
-        "Usage recommendations for {}: {} of history replayed on the simulated cloud ({window}), in {}-minute steps; a month is {} h",
+        "Usage recommendations for {}: {} of history {} ({window}), in {}-minute steps; a month is {} h",
         report.file,
         report.history,
+        if report
+            .groups
+            .iter()
+            .all(|g| g.history_from.starts_with("replayed"))
+        {
+            "replayed on the simulated cloud"
+        } else if report
+            .groups
+            .iter()
+            .all(|g| g.history_from.starts_with("read"))
+        {
+            "read from the groups' metrics"
+        } else {
+            "replayed on the simulated cloud or read from the groups' metrics"
+        },
         report.step_seconds / 60,
         report.hours_per_month
     );
@@ -1774,9 +2191,9 @@ fn text(report: &Report, md: bool) -> String {
     table(&mut out, &rows, &right, md);
     let _ = writeln!(
         out,
-        "\nThe savings overlap (each is against what the group cost in the replay); memory per instance: {}.",
+        "\nThe savings overlap (each is against what the group cost in its history); memory per instance: {}.",
         report.settings.memory_per_instance_bytes.map_or(
-            "not required (the simulated cloud models CPU only; --memory-per-instance sets it)"
+            "not required (classes are fitted on CPU alone: the simulated cloud models CPU only and a real group's memory is not read; --memory-per-instance sets it)"
                 .to_owned(),
             |b| { format!("{:.1} GiB", b as f64 / (1024.0 * 1024.0 * 1024.0)) }
         )
@@ -1812,6 +2229,7 @@ fn group_text(out: &mut String, g: &GroupReport, md: bool) {
         let _ = writeln!(out, "\n{head}");
     }
     let mut lines: Vec<(String, String)> = Vec::new();
+    lines.push(("history".into(), g.history_from.clone()));
     let o = &g.observed;
     lines.push((
         "observed".into(),
@@ -2008,5 +2426,93 @@ fn group_text(out: &mut String, g: &GroupReport, md: bool) {
                 let _ = writeln!(out, "    {line}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_780_000_200, 0).unwrap() + TimeDelta::minutes(minutes)
+    }
+
+    fn sample(minutes: i64, value: f64) -> hoist_core::Sample {
+        hoist_core::Sample {
+            at: at(minutes),
+            value,
+        }
+    }
+
+    #[test]
+    fn a_real_groups_steps_average_their_samples_and_keep_the_last_count() {
+        // Six 5-minute steps; the count is reported in steps 1 and 4 only, utilisation twice in
+        // step 0, none in step 2, and one absurd value.
+        let util = [
+            sample(0, 0.2),
+            sample(2, 0.4),
+            sample(5, 0.5),
+            sample(15, 1.7),
+            sample(20, f64::NAN),
+            sample(25, -0.1),
+        ];
+        let counts = [sample(5, 3.0), sample(20, 5.0)];
+        let steps = read_steps(at(0), at(30), &util, &counts, 2.0, 0.12);
+        assert_eq!(steps.len(), 6);
+        let utils: Vec<Option<f64>> = steps.iter().map(|s| s.util).collect();
+        assert_eq!(utils.len(), 6);
+        assert!((utils[0].unwrap() - 0.3).abs() < 1e-12, "{utils:?}");
+        assert_eq!(utils[1], Some(0.5));
+        assert_eq!(utils[2], None);
+        assert_eq!(utils[3], Some(1.0), "capped at full");
+        assert_eq!(utils[4], None, "NaN is no sample");
+        assert_eq!(utils[5], None, "a negative share is no sample");
+        // Before the first count: the first count; then each count until the next.
+        let billed: Vec<f64> = steps.iter().map(|s| s.billed).collect();
+        assert_eq!(billed, vec![3.0, 3.0, 3.0, 3.0, 5.0, 5.0]);
+        // Load: utilisation × instances × vCPUs; cost: instances × price for 5 minutes.
+        assert!((steps[1].load.unwrap() - 0.5 * 3.0 * 2.0).abs() < 1e-12);
+        assert_eq!(steps[2].load, None);
+        assert!((steps[4].cost - 5.0 * 0.12 / 12.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn lives_read_from_a_count_leave_last_in_first_out() {
+        // 2, 4, 4, 3, 2, 3 instances in six steps.
+        let steps: Vec<Step> = [2.0, 4.0, 4.0, 3.0, 2.0, 3.0]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Step {
+                at: at(5 * i as i64),
+                util: None,
+                load: None,
+                billed: *n,
+                cost: 0.0,
+            })
+            .collect();
+        let lives = lives_from_counts(&steps, "m5.large", CapacityType::OnDemand, 0.096);
+        let mut seen: Vec<(i64, Option<i64>)> = lives
+            .iter()
+            .map(|l| {
+                (
+                    (l.launched_at - at(0)).num_minutes(),
+                    l.ended_at.map(|e| (e - at(0)).num_minutes()),
+                )
+            })
+            .collect();
+        seen.sort();
+        // The base of 2 runs throughout; the two added at 5 min leave at 15 and 20 (the newest
+        // first); one more comes at 25 and runs on.
+        assert_eq!(
+            seen,
+            vec![
+                (0, None),
+                (0, None),
+                (5, Some(15)),
+                (5, Some(20)),
+                (25, None)
+            ]
+        );
+        assert!(lives.iter().all(|l| l.price_per_hour == 0.096));
     }
 }

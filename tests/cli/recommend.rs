@@ -172,11 +172,14 @@ fn bad_input_exits_2_with_a_clear_message() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
     }
-    // A group on a real provider: refused at the group's line, saying what is missing.
-    let out = recommend(&["examples/aws.yaml"]);
+    // A group on a real provider whose metrics source has no default query for the in-service
+    // count (Azure Monitor): refused at the group's line before anything is built or called,
+    // saying how to give one.
+    let out = recommend(&["examples/azure.yaml"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("examples/aws.yaml:"), "{err}");
-    assert!(err.contains("groups[0].provider"), "{err}");
-    assert!(err.contains("metrics source with history"), "{err}");
+    assert!(err.contains("examples/azure.yaml:30"), "{err}");
+    assert!(err.contains("groups[0].name"), "{err}");
+    assert!(err.contains("in_service_instances: QUERY"), "{err}");
+    assert!(err.contains("--instances-query"), "{err}");
 }

@@ -231,37 +231,16 @@ pub async fn build_reusing(
             providers.insert(name.clone(), existing.clone());
             continue;
         }
-        let (kind, settings) = provider.kind_and_settings().map_err(AssemblyError::Input)?;
-        let groups = bounds_for(document, name);
-        let ctx = BuildContext {
-            name,
-            settings: &settings,
-            base_dir: &document.base_dir,
-            groups: &groups,
-        };
-        let built = registry.build(kind, ctx).await.map_err(|e| {
-            let text = format!("provider `{name}` ({kind}): {e}");
-            if matches!(e.kind(), ErrorKind::Config | ErrorKind::InvalidInput) {
-                AssemblyError::Input(text)
-            } else {
-                AssemblyError::Runtime(text)
-            }
-        })?;
-        providers.insert(name.clone(), recommended_layers(built, &events));
+        providers.insert(
+            name.clone(),
+            build_entry(document, registry, name, Section::Providers, &events).await?,
+        );
     }
     let mut sources: BTreeMap<String, Arc<dyn MetricsSource>> = BTreeMap::new();
     for (name, source) in &policy.metrics_sources {
-        let (kind, settings) = source.kind_and_settings().map_err(AssemblyError::Input)?;
-        let ctx = BuildContext {
-            name,
-            settings: &settings,
-            base_dir: &document.base_dir,
-            groups: &[],
-        };
-        let built = registry.build(kind, ctx).await.map_err(|e| {
-            AssemblyError::Runtime(format!("metrics source `{name}` ({kind}): {e}"))
-        })?;
-        let metrics = recommended_layers(built, &events)
+        let (kind, _) = source.kind_and_settings().map_err(AssemblyError::Input)?;
+        let metrics = build_entry(document, registry, name, Section::MetricsSources, &events)
+            .await?
             .set
             .metrics
             .ok_or_else(|| {
@@ -359,6 +338,92 @@ pub async fn build_reusing(
         virtual_time,
         providers,
     })
+}
+
+/// Builds what the file names `name` as a group's metrics source does (a key of
+/// `metrics_sources`, else of `providers`), in the layers that suit it
+/// ([`recommended_layers`]), reporting to `events`.
+pub async fn build_named(
+    document: &PolicyDocument,
+    registry: &ProviderRegistry,
+    name: &str,
+    events: &Arc<dyn EventSink>,
+) -> Result<BuiltProvider, AssemblyError> {
+    let section = if document.policy.metrics_sources.contains_key(name) {
+        Section::MetricsSources
+    } else if document.policy.providers.contains_key(name) {
+        Section::Providers
+    } else {
+        return Err(AssemblyError::Input(format!(
+            "{}: no provider or metrics source named `{name}`",
+            document.path.display()
+        )));
+    };
+    build_entry(document, registry, name, section, events).await
+}
+
+/// Builds the provider `name` (a key of `providers`), told the file's groups on it, in the
+/// layers that suit it ([`recommended_layers`]), reporting to `events`.
+pub async fn build_provider(
+    document: &PolicyDocument,
+    registry: &ProviderRegistry,
+    name: &str,
+    events: &Arc<dyn EventSink>,
+) -> Result<BuiltProvider, AssemblyError> {
+    build_entry(document, registry, name, Section::Providers, events).await
+}
+
+/// Where in the file an entry is declared.
+#[derive(Debug, Clone, Copy)]
+enum Section {
+    Providers,
+    MetricsSources,
+}
+
+/// Builds the entry `name` of `section`: a provider is told the file's groups on it, a metrics
+/// source none.
+async fn build_entry(
+    document: &PolicyDocument,
+    registry: &ProviderRegistry,
+    name: &str,
+    section: Section,
+    events: &Arc<dyn EventSink>,
+) -> Result<BuiltProvider, AssemblyError> {
+    let policy = &document.policy;
+    let (config, groups, what) = match section {
+        Section::Providers => (
+            policy.providers.get(name),
+            bounds_for(document, name),
+            "provider",
+        ),
+        Section::MetricsSources => (
+            policy.metrics_sources.get(name),
+            Vec::new(),
+            "metrics source",
+        ),
+    };
+    let config = config.ok_or_else(|| {
+        AssemblyError::Input(format!(
+            "{}: no {what} named `{name}`",
+            document.path.display()
+        ))
+    })?;
+    let (kind, settings) = config.kind_and_settings().map_err(AssemblyError::Input)?;
+    let ctx = BuildContext {
+        name,
+        settings: &settings,
+        base_dir: &document.base_dir,
+        groups: &groups,
+    };
+    let built = registry.build(kind, ctx).await.map_err(|e| {
+        let text = format!("{what} `{name}` ({kind}): {e}");
+        if matches!(e.kind(), ErrorKind::Config | ErrorKind::InvalidInput) {
+            AssemblyError::Input(text)
+        } else {
+            AssemblyError::Runtime(text)
+        }
+    })?;
+    Ok(recommended_layers(built, events))
 }
 
 /// How long one attempt of a provider call may take under the recommended layers.

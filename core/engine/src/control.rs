@@ -1315,6 +1315,12 @@ impl Shared {
                     .into_iter()
                     .collect(),
             }),
+            // The group's machine image is built for its class's architecture: another one is
+            // a choice only when the policy names its classes.
+            architectures: match (&config.classes, class_of(&group.instance_class)) {
+                (None, Some(current)) => Some(vec![current.architecture]),
+                _ => None,
+            },
             capacity_types,
             spot_risk: None,
             zones: None,

@@ -14,7 +14,8 @@
 //!   saving against the current fleet.
 //!
 //! What a class may be is set by [`ChoiceOptions`]: allowed classes, allowed families, allowed
-//! capacity types (on demand by default; spot only when allowed), and the zones a group spans
+//! CPU architectures (a group's machine image is built for one, so its users pass the current
+//! class's unless they say otherwise), allowed capacity types (on demand by default; spot only when allowed), and the zones a group spans
 //! (a class must then be offered in every one of them, at the mean of the zones' prices, since
 //! a group spreads its instances over its zones). A spot offering costs its price plus what its
 //! interruptions cost when a [`SpotRisk`] is given: every interruption wastes
@@ -33,7 +34,7 @@ use std::fmt;
 
 use hoist_api::Decimal;
 
-use crate::model::{CapacityType, Currency, InstanceClass, InstanceFamily, Money};
+use crate::model::{Architecture, CapacityType, Currency, InstanceClass, InstanceFamily, Money};
 
 /// Hours in a month for monthly figures (as [`crate::model::RateUnit::PerMonth`] converts).
 pub const HOURS_PER_MONTH: u32 = 730;
@@ -86,6 +87,8 @@ pub struct ChoiceOptions {
     pub classes: Option<Vec<String>>,
     /// Only these families; `None`: any.
     pub families: Option<Vec<InstanceFamily>>,
+    /// Only these CPU architectures; `None`: any.
+    pub architectures: Option<Vec<Architecture>>,
     /// The capacity types to buy (default on demand only).
     pub capacity_types: Vec<CapacityType>,
     /// What spot interruptions cost; `None`: nothing beyond the spot price.
@@ -100,6 +103,7 @@ impl Default for ChoiceOptions {
         ChoiceOptions {
             classes: None,
             families: None,
+            architectures: None,
             capacity_types: vec![CapacityType::OnDemand],
             spot_risk: None,
             zones: None,
@@ -394,6 +398,14 @@ pub fn offer(
     })
 }
 
+/// An architecture's name as policy files and reports write it.
+pub fn architecture_name(architecture: Architecture) -> &'static str {
+    match architecture {
+        Architecture::X86_64 => "x86_64",
+        Architecture::Arm64 => "arm64",
+    }
+}
+
 /// The allowed offers of the catalog, with a note of how the catalog narrowed down for errors.
 fn allowed_offers(catalog: &[InstanceClass], options: &ChoiceOptions) -> (Vec<Offer>, String) {
     let allowed: Vec<&InstanceClass> = catalog
@@ -404,6 +416,12 @@ fn allowed_offers(catalog: &[InstanceClass], options: &ChoiceOptions) -> (Vec<Of
                 .families
                 .as_ref()
                 .is_none_or(|f| f.contains(&c.family))
+        })
+        .filter(|c| {
+            options
+                .architectures
+                .as_ref()
+                .is_none_or(|a| a.contains(&c.architecture))
         })
         .collect();
     let mut types = options.capacity_types.clone();
@@ -418,7 +436,7 @@ fn allowed_offers(catalog: &[InstanceClass], options: &ChoiceOptions) -> (Vec<Of
         _ => String::new(),
     };
     let note = format!(
-        "{} classes in the catalog, {} allowed (classes: {}; families: {}), {} offers as {}{zones}",
+        "{} classes in the catalog, {} allowed (classes: {}; families: {}; architectures: {}), {} offers as {}{zones}",
         catalog.len(),
         allowed.len(),
         options
@@ -431,6 +449,15 @@ fn allowed_offers(catalog: &[InstanceClass], options: &ChoiceOptions) -> (Vec<Of
                 .collect::<Vec<_>>()
                 .join(", ")
         }),
+        options
+            .architectures
+            .as_ref()
+            .map_or("any".to_owned(), |a| {
+                a.iter()
+                    .map(|a| architecture_name(*a))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }),
         offers.len(),
         types
             .iter()
@@ -830,6 +857,45 @@ mod tests {
         .unwrap();
         assert_eq!(choice.best().offer.class, "general.xlarge");
         assert_eq!(choice.saving_per_hour, None);
+    }
+
+    #[test]
+    fn a_cheaper_class_of_another_architecture_is_chosen_only_when_allowed() {
+        let need = Need {
+            cpu_cores: 1.5,
+            memory_bytes: 2.0 * GIB,
+        };
+        let mut with_arm = catalog();
+        let mut arm = class(
+            "compute-arm.large",
+            InstanceFamily::Compute,
+            2.0,
+            4,
+            "0.068",
+            None,
+        );
+        arm.architecture = Architecture::Arm64;
+        with_arm.push(arm);
+        let any = cheapest_class(&with_arm, need, None, &ChoiceOptions::default()).unwrap();
+        assert_eq!(any.best().offer.class, "compute-arm.large");
+        let x86 = ChoiceOptions {
+            architectures: Some(vec![Architecture::X86_64]),
+            ..ChoiceOptions::default()
+        };
+        let same = cheapest_class(&with_arm, need, None, &x86).unwrap();
+        assert_eq!(same.best().offer.class, "compute.large");
+        assert!(
+            same.ranked
+                .iter()
+                .all(|f| f.offer.class != "compute-arm.large")
+        );
+        let arm_only = ChoiceOptions {
+            architectures: Some(vec![Architecture::Arm64]),
+            families: Some(vec![InstanceFamily::General]),
+            ..ChoiceOptions::default()
+        };
+        let err = cheapest_class(&with_arm, need, None, &arm_only).unwrap_err();
+        assert!(err.to_string().contains("architectures: arm64"), "{err}");
     }
 
     #[test]

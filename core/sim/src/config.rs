@@ -193,6 +193,9 @@ pub struct SimInstanceClassConfig {
     /// Accelerators.
     #[serde(default)]
     pub gpus: u32,
+    /// CPU architecture: `x86_64` (default) or `arm64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<Architecture>,
     /// On-demand price, USD per hour.
     pub price_per_hour: f64,
     /// Spot price, USD per hour; no spot offering without it.
@@ -509,7 +512,7 @@ fn catalog_from(classes: &[SimInstanceClassConfig]) -> Result<Vec<InstanceClass>
             vcpus: c.vcpus,
             memory_mib: c.memory_mib,
             gpus: c.gpus,
-            architecture: Architecture::X86_64,
+            architecture: c.architecture.unwrap_or(Architecture::X86_64),
             network_gbps: None,
             offerings: offers,
         });

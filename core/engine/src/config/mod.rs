@@ -422,6 +422,10 @@ impl GroupConfig {
     }
 }
 
+/// The signal of a group's in-service instance count over time, which `hoist recommend` reads
+/// on a real provider (a `metrics.queries` key no policy needs to read).
+pub const IN_SERVICE_INSTANCES: &str = "in_service_instances";
+
 /// Where a group's metrics come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -430,9 +434,9 @@ pub struct GroupMetricsConfig {
     #[serde(default)]
     pub source: Option<String>,
     /// Source-specific queries by signal (`utilization`, `request_rate`, `queue_depth`,
-    /// `latency_p95`, `latency_p99`, `error_rate`, or the name of a custom metric a policy of
-    /// the group reads); `{group}` is replaced by the group's id. In YAML the keys are the
-    /// signals' names.
+    /// `latency_p95`, `latency_p99`, `error_rate`, [`IN_SERVICE_INSTANCES`], or the name of a
+    /// custom metric a policy of the group reads); `{group}` is replaced by the group's id. In
+    /// YAML the keys are the signals' names.
     #[serde(default, with = "metric_queries")]
     #[schemars(with = "BTreeMap<String, String>")]
     pub queries: BTreeMap<MetricKind, String>,

@@ -231,11 +231,12 @@ fn validate_group(
             for metric in metrics.queries.keys() {
                 if let MetricKind::Custom(name) = metric
                     && !read.contains(&metric)
+                    && name != super::IN_SERVICE_INSTANCES
                 {
                     push(
                         at(&format!("metrics.queries.{name}")),
                         format!(
-                            "unknown signal `{name}`: a query is for utilization, request_rate, queue_depth, latency_p95, latency_p99, error_rate, or a custom metric a policy of this group reads (`metric: {{custom: {name}}}`)"
+                            "unknown signal `{name}`: a query is for utilization, request_rate, queue_depth, latency_p95, latency_p99, error_rate, in_service_instances (read by `hoist recommend`), or a custom metric a policy of this group reads (`metric: {{custom: {name}}}`)"
                         ),
                     );
                 }

@@ -689,3 +689,71 @@ async fn a_replacement_under_way_is_followed_across_a_restart() {
     assert_eq!(done["remaining"], 0, "{after:?}");
     assert_eq!(done["to_class"], last["to_class"]);
 }
+
+/// The group's class is x86-64: a cheaper arm64 class that fits is not chosen (the group's
+/// machine image would not boot on it) unless the policy names the classes it may be.
+#[tokio::test]
+async fn a_cheaper_class_of_another_architecture_is_chosen_only_when_named() {
+    let mut catalog = hoist_sim::default_catalog();
+    let mut arm = catalog
+        .iter()
+        .find(|c| c.name == "compute.xlarge")
+        .expect("compute.xlarge in the built-in catalog")
+        .clone();
+    arm.name = "compute-arm.xlarge".into();
+    arm.architecture = hoist_api::model::Architecture::Arm64;
+    for offering in &mut arm.offerings {
+        offering.price.amount = hoist_api::Money::usd_f64(offering.price.per_hour() * 0.8);
+    }
+    catalog.push(arm);
+    let look = |text: String| {
+        let catalog = catalog.clone();
+        async move {
+            let doc = parse_str(Path::new("vertical.yml"), &text).expect("policy");
+            let cloud = SimulatedCloud::builder()
+                .seed(3)
+                .catalog(catalog)
+                .group(SimGroupSpec {
+                    min: 1,
+                    max: 40,
+                    desired: 10,
+                    instance_class: "memory.xlarge".into(),
+                    demand: DemandSpec::Constant(600.0),
+                    ..SimGroupSpec::new("api")
+                })
+                .build()
+                .expect("cloud");
+            let groups = vec![ManagedGroup::new(
+                doc.policy.groups[0].clone(),
+                cloud.provider_set("sim"),
+            )];
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("audit.jsonl");
+            let mut control = ControlLoop::new(groups, cloud.clock(), INTERVAL)
+                .with_audit(Arc::new(AuditLog::open(&path).unwrap()));
+            for _ in 0..30 {
+                control.evaluate_once().await;
+                cloud.advance(INTERVAL);
+            }
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .find(|r| r["record"] == "vertical")
+                .expect("a vertical look")
+        }
+    };
+    let same = look(policy("recommend")).await;
+    assert_eq!(same["outcome"], "recommended", "{same}");
+    let to = same["to_class"].as_str().unwrap();
+    assert!(
+        to.starts_with("compute.") && to != "compute-arm.xlarge",
+        "{same}"
+    );
+    let named = policy("recommend").replace(
+        "cooldown: 1h\n",
+        "cooldown: 1h\n      classes: [compute.xlarge, compute-arm.xlarge]\n",
+    );
+    let any = look(named).await;
+    assert_eq!(any["to_class"], "compute-arm.xlarge", "{any}");
+}
