@@ -888,25 +888,25 @@ async fn recommend_reads_a_groups_history_from_cloudwatch() {
         server_url("HOIST_TEST_CLOUDWATCH_URL"),
     );
     std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
-    let hoist = |args: &[&str]| {
+    // `hoist recommend policy.yaml --history 2d --group GROUP EXTRA...`
+    let recommend = |group: &str, extra: &[&str]| {
         std::process::Command::new(hoist_integration_tests::hoist_binary())
             .current_dir(dir.path())
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing-secret")
-            .args(args)
+            .args([
+                "recommend",
+                "policy.yaml",
+                "--history",
+                "2d",
+                "--group",
+                group,
+            ])
+            .args(extra)
             .output()
             .unwrap()
     };
-    let out = hoist(&[
-        "recommend",
-        "policy.yaml",
-        "--history",
-        "2d",
-        "--group",
-        &name,
-        "--format",
-        "json",
-    ]);
+    let out = recommend(&name, &["--format", "json"]);
     let text = hoist_integration_tests::output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -917,23 +917,19 @@ async fn recommend_reads_a_groups_history_from_cloudwatch() {
     assert_eq!(observed["steps"], 576, "{observed}");
     assert_eq!(observed["steps_with_metrics"], 576, "{observed}");
     let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
-    assert!(
-        (f(&observed["mean_instances"]) - 4.0).abs() < 1e-9,
-        "{observed}"
-    );
-    assert!(
-        (f(&observed["peak_instances"]) - 6.0).abs() < 1e-9,
-        "{observed}"
-    );
-    assert!(
-        (f(&observed["mean_utilization"]) - 0.375).abs() < 1e-9,
-        "{observed}"
-    );
-    // 60 % of 6 instances of 2 vCPUs.
-    assert!(
-        (f(&observed["peak_load_cores"]) - 7.2).abs() < 1e-9,
-        "{observed}"
-    );
+    // 4 instances on average, 6 at the peak, 37.5 % busy on average, and at the peak 60 % of 6
+    // instances of 2 vCPUs.
+    for (field, expected) in [
+        ("mean_instances", 4.0),
+        ("peak_instances", 6.0),
+        ("mean_utilization", 0.375),
+        ("peak_load_cores", 7.2),
+    ] {
+        assert!(
+            (f(&observed[field]) - expected).abs() < 1e-9,
+            "{field}: {observed}"
+        );
+    }
     // Cost: the catalog's on-demand price of the instances counted, 4 × 48 instance-hours.
     let price = f(&g["spot"]["on_demand_price_per_hour"]["amount"]);
     assert!(price > 0.0, "{g}");
@@ -955,30 +951,20 @@ async fn recommend_reads_a_groups_history_from_cloudwatch() {
 
     // Without GroupInServiceInstances the bare group's count is missing, and the error says
     // how to give it; with --instances-query it is read from there.
-    let out = hoist(&[
-        "recommend",
-        "policy.yaml",
-        "--history",
-        "2d",
-        "--group",
-        &bare,
-    ]);
+    let out = recommend(&bare, &[]);
     let text = hoist_integration_tests::output_text(&out);
     assert_ne!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("GroupInServiceInstances"), "{text}");
     assert!(text.contains("--instances-query"), "{text}");
-    let out = hoist(&[
-        "recommend",
-        "policy.yaml",
-        "--history",
-        "2d",
-        "--group",
+    let out = recommend(
         &bare,
-        "--instances-query",
-        "Team/Fleet:Serving:Average",
-        "--format",
-        "json",
-    ]);
+        &[
+            "--instances-query",
+            "Team/Fleet:Serving:Average",
+            "--format",
+            "json",
+        ],
+    );
     let text = hoist_integration_tests::output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -110,7 +110,8 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', value_name = "CLASS,...")]
     pub classes: Vec<String>,
     /// Let the class choice buy spot (its price plus what the simulated cloud's
-    /// `spot_interruptions_per_hour` costs in replacements). Default: on demand only; the spot
+    /// `spot_interruptions_per_hour` costs in replacements; on a real provider, the catalog's
+    /// spot price alone, its interruption rate being unknown). Default: on demand only; the spot
     /// section says separately whether the group suits spot.
     #[arg(long)]
     pub spot: bool,
