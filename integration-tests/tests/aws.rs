@@ -875,6 +875,19 @@ async fn recommend_reads_a_groups_history_from_cloudwatch() {
         &count,
     )
     .await;
+    // Memory in use as the CloudWatch agent reports it, in percent: 50 % by day, 30 % by night.
+    let memory: Vec<_> = times
+        .iter()
+        .map(|t| (*t, if day(t) { 50.0 } else { 30.0 }))
+        .collect();
+    put_group_metric(
+        "CWAgent",
+        "mem_used_percent",
+        StandardUnit::Percent,
+        &name,
+        &memory,
+    )
+    .await;
     // The bare group's count is published elsewhere, as a user's own metric.
     put_group_metric("Team/Fleet", "Serving", StandardUnit::Count, &bare, &count).await;
 
@@ -906,7 +919,15 @@ async fn recommend_reads_a_groups_history_from_cloudwatch() {
             .output()
             .unwrap()
     };
-    let out = recommend(&name, &["--format", "json"]);
+    let out = recommend(
+        &name,
+        &[
+            "--memory-query",
+            "CWAgent:mem_used_percent:Average",
+            "--format",
+            "json",
+        ],
+    );
     let text = hoist_integration_tests::output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -944,6 +965,20 @@ async fn recommend_reads_a_groups_history_from_cloudwatch() {
     assert_eq!(spot["lives_from"], "in_service_count", "{spot}");
     assert_eq!(spot["base_instances"], 2, "{spot}");
     assert_eq!(spot["verdict"], "partly", "{spot}");
+    // Memory, read as percent: each instance needs half its class's memory at the 80 % target.
+    let need = f(&g["memory_need_bytes"]);
+    let class_bytes = f(&g["memory_mib"]) * 1024.0 * 1024.0;
+    assert!((need - 0.5 * class_bytes / 0.8).abs() < 1.0, "{g}");
+    assert_eq!(
+        f(&g["rightsizing"]["per_instance"]["need_memory_bytes"]),
+        need,
+        "{g}"
+    );
+    let history = g["history_from"].as_str().unwrap();
+    assert!(
+        history.contains("mem_used_percent:Average` read as percent"),
+        "{history}"
+    );
     // Sized for the peak at the target: 7.2 busy cores at 0.6 need 12 vCPUs.
     let fleet = &g["rightsizing"]["fleet"];
     let vcpus = f(&fleet["class"]["vcpus"]) * f(&fleet["count"]);

@@ -126,6 +126,13 @@ pub struct Args {
     /// `hoist_group_ready_instances{group="{group}"}`.
     #[arg(long, value_name = "QUERY")]
     pub instances_query: Option<String>,
+    /// On a real provider: the query that gives the share of each instance's memory in use
+    /// (mean over the group; a share 0..1, or percent when its values pass 1), to fit classes
+    /// on memory too: each instance needs its class's memory × the peak share ÷ the memory
+    /// target (the group's `vertical.memory_target_utilization`, else 0.8). Default: the
+    /// group's `vertical.memory_metric`, when it has one. `--memory-per-instance` wins over it.
+    #[arg(long, value_name = "QUERY")]
+    pub memory_query: Option<String>,
     /// Only these groups (repeat for several). Default: every group.
     #[arg(long, value_name = "NAME")]
     pub group: Vec<String>,
@@ -342,6 +349,7 @@ pub fn run(args: Args) -> CliResult {
             &real,
             settings.history,
             args.instances_query.as_deref(),
+            args.memory_query.as_deref(),
         ))?);
     }
     // In the file's order.
@@ -430,6 +438,8 @@ struct GroupData {
     lives_from_count: bool,
     /// Where the history comes from, in words.
     history_from: String,
+    /// Memory each instance needs, bytes, from a real group's memory in use.
+    memory_need_bytes: Option<f64>,
     spot_interruptions_per_hour: f64,
     boot_delay: Duration,
 }
@@ -594,6 +604,7 @@ async fn replay(
             cost,
             lives_from_count: false,
             history_from: "replayed on the simulated cloud".to_owned(),
+            memory_need_bytes: None,
             spot_interruptions_per_hour: config.spot_interruptions_per_hour.unwrap_or(0.0),
             boot_delay,
         });
@@ -622,6 +633,7 @@ async fn read_history(
     groups: &[(usize, &GroupConfig)],
     history: Duration,
     instances_query: Option<&str>,
+    memory_query: Option<&str>,
 ) -> Result<Vec<GroupData>, CliError> {
     let events: std::sync::Arc<dyn hoist_core::events::EventSink> =
         std::sync::Arc::new(hoist_core::events::NoEvents);
@@ -790,8 +802,52 @@ async fn read_history(
                 ))
             })?;
         let price = rightsizing::per_hour_f64(&offer);
+        // Memory in use: the flag's query, else the vertical block's memory metric.
+        let vertical = group.vertical.as_ref();
+        let memory_signal = match (
+            memory_query,
+            vertical.and_then(|v| v.memory_metric.as_ref()),
+        ) {
+            (Some(q), _) => Some((
+                MetricKind::Custom("memory".to_owned()),
+                Some(q.replace("{group}", &id)),
+            )),
+            (None, Some(name)) => {
+                let metric = MetricKind::Custom(name.clone());
+                let expression = query_of(&metric);
+                Some((metric, expression))
+            }
+            (None, None) => None,
+        };
+        let mut memory_note = String::new();
+        let mut memory_need_bytes = None;
+        if let Some((metric, expression)) = memory_signal {
+            let description = expression.clone().unwrap_or_else(|| metric.to_string());
+            let samples = read(metric, expression).await.map_err(|e| {
+                CliError::runtime(format!("group {}: memory in use: {e}", group.name))
+            })?;
+            let target = vertical.map_or(0.8, |v| v.memory_target_utilization);
+            let Some((peak, percent)) = peak_memory_share(start, end, &samples) else {
+                return Err(CliError::runtime(format!(
+                    "group {}: `{description}` on `{source_name}` gave no memory share (0..1, or percent) over the last {}",
+                    group.name,
+                    HumanDuration(history)
+                )));
+            };
+            let need = peak * class.memory_mib as f64 * 1024.0 * 1024.0 / target;
+            memory_need_bytes = Some(need);
+            let _ = write!(
+                memory_note,
+                ", memory from `{description}`{} (peak {:.0} % of {} MiB in use: {:.0} MiB each at {:.0} %)",
+                if percent { " read as percent" } else { "" },
+                peak * 100.0,
+                class.memory_mib,
+                need / (1024.0 * 1024.0),
+                target * 100.0
+            );
+        }
         let history_from = format!(
-            "read from `{source_name}`: utilisation from {}, instances from `{count_query}`, cost at the catalog's {} price",
+            "read from `{source_name}`: utilisation from {}, instances from `{count_query}`{memory_note}, cost at the catalog's {} price",
             query_of(&MetricKind::Utilization)
                 .map_or("the source's built-in signal".to_owned(), |q| format!(
                     "`{q}`"
@@ -820,11 +876,45 @@ async fn read_history(
             instances,
             lives_from_count: true,
             history_from,
+            memory_need_bytes,
             spot_interruptions_per_hour: 0.0,
             boot_delay: Duration::from_secs(120),
         });
     }
     Ok(out)
+}
+
+/// The peak share of memory in use over 5-minute steps (each step's samples averaged), and
+/// whether the values were percent: a share cannot pass 1, so a series whose values pass 1 and
+/// stay within 100 is read as percent. `None` when no value is in range.
+fn peak_memory_share(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    samples: &[hoist_core::Sample],
+) -> Option<(f64, bool)> {
+    let valid: Vec<&hoist_core::Sample> = samples
+        .iter()
+        .filter(|s| s.value.is_finite() && s.value >= 0.0 && s.at >= start && s.at < end)
+        .collect();
+    let max = valid.iter().map(|s| s.value).fold(f64::NAN, f64::max);
+    if !(0.0..=100.0).contains(&max) {
+        return None;
+    }
+    let percent = max > 1.0;
+    let scale = if percent { 0.01 } else { 1.0 };
+    let mut steps: BTreeMap<i64, (f64, usize)> = BTreeMap::new();
+    for s in valid {
+        let step = steps
+            .entry((s.at - start).num_seconds() / STEP_SECONDS)
+            .or_default();
+        step.0 += s.value * scale;
+        step.1 += 1;
+    }
+    let peak = steps
+        .values()
+        .map(|(sum, n)| sum / *n as f64)
+        .fold(0.0, f64::max);
+    Some((peak, percent))
 }
 
 /// A real group's history in steps of [`STEP_SECONDS`]: each sample in the step its time falls
@@ -1020,6 +1110,8 @@ struct GroupReport {
     name: String,
     /// Where its history comes from.
     history_from: String,
+    /// Memory each instance needs, bytes, measured from a real group's memory in use.
+    memory_need_bytes: Option<f64>,
     provider: String,
     id: String,
     class: String,
@@ -1242,6 +1334,16 @@ fn cents(m: Money) -> Money {
     rightsizing::to_cents(&m)
 }
 
+/// Memory each instance needs, bytes: `--memory-per-instance`, else what a real group's
+/// memory in use says, else 0 (fitted on CPU alone).
+fn memory_need(g: &GroupData, s: &Settings) -> f64 {
+    if s.memory_bytes > 0.0 {
+        s.memory_bytes
+    } else {
+        g.memory_need_bytes.unwrap_or(0.0)
+    }
+}
+
 /// The target to size for, and where it comes from.
 fn target_of(group: &GroupConfig, flag: Option<f64>) -> (f64, String) {
     if let Some(t) = flag {
@@ -1308,6 +1410,7 @@ fn analyse(g: &GroupData, s: &Settings) -> Result<GroupReport, CliError> {
     Ok(GroupReport {
         name: g.config.name.clone(),
         history_from: g.history_from.clone(),
+        memory_need_bytes: g.memory_need_bytes,
         provider: g.provider.clone(),
         id: g.id.clone(),
         class: g.class.name.clone(),
@@ -1400,7 +1503,7 @@ fn rightsize(
         Some(u) => {
             let need = Need {
                 cpu_cores: u * g.class.vcpus / target,
-                memory_bytes: s.memory_bytes,
+                memory_bytes: memory_need(g, s),
             };
             match rightsizing::cheapest_class(&g.catalog, need, Some(&current), options) {
                 Ok(choice) => {
@@ -1448,7 +1551,7 @@ fn rightsize(
     };
     let load = Load {
         cpu_cores: peak_load,
-        memory_per_instance_bytes: s.memory_bytes,
+        memory_per_instance_bytes: memory_need(g, s),
         target_utilization: target,
         min_count: 1,
         max_count: None,
@@ -2194,8 +2297,12 @@ fn text(report: &Report, md: bool) -> String {
         out,
         "\nThe savings overlap (each is against what the group cost in its history); memory per instance: {}.",
         report.settings.memory_per_instance_bytes.map_or(
-            "not required (classes are fitted on CPU alone: the simulated cloud models CPU only and a real group's memory is not read; --memory-per-instance sets it)"
-                .to_owned(),
+            if report.groups.iter().any(|g| g.memory_need_bytes.is_some()) {
+                "measured where the history line says so, else not required (fitted on CPU alone; --memory-per-instance sets it for every group)"
+            } else {
+                "not required (classes are fitted on CPU alone: the simulated cloud models CPU only, and a real group's memory is read only with --memory-query or a vertical memory_metric; --memory-per-instance sets it)"
+            }
+            .to_owned(),
             |b| { format!("{:.1} GiB", b as f64 / (1024.0 * 1024.0 * 1024.0)) }
         )
     );
@@ -2475,6 +2582,31 @@ mod tests {
         assert!((steps[1].load.unwrap() - 0.5 * 3.0 * 2.0).abs() < 1e-12);
         assert_eq!(steps[2].load, None);
         assert!((steps[4].cost - 5.0 * 0.12 / 12.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn memory_in_use_is_a_share_or_else_percent_and_its_peak_is_a_steps_mean() {
+        // Two samples in the first step (mean 0.5), one in the second, one outside the window.
+        let share = [
+            sample(0, 0.4),
+            sample(1, 0.6),
+            sample(5, 0.55),
+            sample(40, 0.9),
+        ];
+        let (peak, percent) = peak_memory_share(at(0), at(30), &share).unwrap();
+        assert!((peak - 0.55).abs() < 1e-12, "{peak}");
+        assert!(!percent);
+        // The same in percent: read as such, since a share cannot pass 1.
+        let pct: Vec<_> = share
+            .iter()
+            .map(|s| sample((s.at - at(0)).num_minutes(), s.value * 100.0))
+            .collect();
+        let (peak, percent) = peak_memory_share(at(0), at(30), &pct).unwrap();
+        assert!((peak - 0.55).abs() < 1e-12, "{peak}");
+        assert!(percent);
+        // Past 100 is neither; nothing in the window is nothing.
+        assert_eq!(peak_memory_share(at(0), at(30), &[sample(0, 250.0)]), None);
+        assert_eq!(peak_memory_share(at(0), at(30), &[sample(40, 0.5)]), None);
     }
 
     #[test]

@@ -435,8 +435,9 @@ pub struct GroupMetricsConfig {
     pub source: Option<String>,
     /// Source-specific queries by signal (`utilization`, `request_rate`, `queue_depth`,
     /// `latency_p95`, `latency_p99`, `error_rate`, [`IN_SERVICE_INSTANCES`], or the name of a
-    /// custom metric a policy of the group reads); `{group}` is replaced by the group's id. In
-    /// YAML the keys are the signals' names.
+    /// custom metric the group reads: a policy's, `vertical.memory_metric` or
+    /// `cost.work_metric`); `{group}` is replaced by the group's id. In YAML the keys are the
+    /// signals' names.
     #[serde(default, with = "metric_queries")]
     #[schemars(with = "BTreeMap<String, String>")]
     pub queries: BTreeMap<MetricKind, String>,

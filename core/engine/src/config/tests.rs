@@ -202,6 +202,26 @@ fn an_unknown_metric_query_key_is_refused_at_its_line() {
 }
 
 #[test]
+fn queries_for_every_metric_the_group_reads_are_accepted() {
+    // The vertical block's memory metric, the cost's work metric and the in-service count
+    // (read by `hoist recommend`) are read without a policy naming them.
+    let text = one_group(
+        "    metrics:\n      queries:\n        mem_share: 'avg(mem{group=\"{group}\"})'\n        served: 'sum(rate(requests[1m]))'\n        in_service_instances: 'count(up{group=\"{group}\"})'\n    policies:\n      - target_tracking: { metric: utilization, target: 0.6 }\n    vertical: { memory_metric: mem_share }\n    cost: { work_metric: served }\n",
+    );
+    let doc = parse(&text).unwrap();
+    assert_eq!(
+        doc.policy.groups[0].metrics.as_ref().unwrap().queries.len(),
+        3
+    );
+    // Without the vertical block, its metric's query is read by nothing.
+    let unread = text.replace("    vertical: { memory_metric: mem_share }\n", "");
+    let errors = errors(&unread);
+    let e = error_on(&errors, "groups[0].metrics.queries.mem_share");
+    assert!(e.message.contains("unknown signal `mem_share`"), "{e}");
+    assert_eq!(errors.len(), 1);
+}
+
+#[test]
 fn a_custom_metric_named_like_a_built_in_signal_is_refused() {
     let text = one_group(
         "    policies:\n      - threshold: { metric: { custom: utilization }, upper: 0.8 }\n",

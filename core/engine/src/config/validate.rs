@@ -227,16 +227,32 @@ fn validate_group(
             );
         }
         if let Some(metrics) = &group.metrics {
-            let read: Vec<&MetricKind> = group.policies.iter().filter_map(|p| p.metric()).collect();
+            // What the group's loop reads: its policies' signals, the vertical block's memory
+            // metric and the cost's work metric.
+            let mut read: Vec<MetricKind> = group
+                .policies
+                .iter()
+                .filter_map(|p| p.metric().cloned())
+                .collect();
+            if let Some(name) = group
+                .vertical
+                .as_ref()
+                .and_then(|v| v.memory_metric.as_ref())
+            {
+                read.push(metric_from_name(name));
+            }
+            if let Some(cost) = &group.cost {
+                read.push(metric_from_name(&cost.work_metric));
+            }
             for metric in metrics.queries.keys() {
                 if let MetricKind::Custom(name) = metric
-                    && !read.contains(&metric)
+                    && !read.contains(metric)
                     && name != super::IN_SERVICE_INSTANCES
                 {
                     push(
                         at(&format!("metrics.queries.{name}")),
                         format!(
-                            "unknown signal `{name}`: a query is for utilization, request_rate, queue_depth, latency_p95, latency_p99, error_rate, in_service_instances (read by `hoist recommend`), or a custom metric a policy of this group reads (`metric: {{custom: {name}}}`)"
+                            "unknown signal `{name}`: a query is for utilization, request_rate, queue_depth, latency_p95, latency_p99, error_rate, in_service_instances (read by `hoist recommend`), or a custom metric this group reads (a policy's `metric: {{custom: {name}}}`, `vertical.memory_metric` or `cost.work_metric`)"
                         ),
                     );
                 }
