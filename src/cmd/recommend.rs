@@ -322,6 +322,18 @@ pub fn run(args: Args) -> CliResult {
     {
         return Err(CliError::input(format!("--history: {problem}")));
     }
+    if real.is_empty() {
+        for (flag, given) in [
+            ("--instances-query", args.instances_query.is_some()),
+            ("--memory-query", args.memory_query.is_some()),
+        ] {
+            if given {
+                return Err(CliError::input(format!(
+                    "{flag}: reads a real provider's metrics, and every group chosen is on a simulated cloud (its history is replayed)"
+                )));
+            }
+        }
+    }
     if !real.is_empty() && settings.history > MAX_READ_HISTORY {
         return Err(CliError::input(format!(
             "--history {}: a real provider's history is read for at most {}",
