@@ -2622,6 +2622,44 @@ mod tests {
     }
 
     #[test]
+    fn the_prometheus_default_count_query_selects_the_series_hoist_exports() {
+        use hoist_core::events::{Event, EventSink};
+        let telemetry = hoist_telemetry::Telemetry::new();
+        telemetry.emit(&Event::GroupObserved {
+            provider: "prod".into(),
+            group: hoist_core::engine::GroupSnapshot {
+                id: "web-asg".into(),
+                desired: 4,
+                ready: 3,
+                pending: 1,
+                provider_min: 0,
+                provider_max: 10,
+                instance_class: "m5.large".into(),
+            },
+            min: 1,
+            max: 10,
+            cost_per_hour: None,
+            currency: None,
+            metered_cost: None,
+            metered_spot_cost: None,
+            spot_instances: 0,
+        });
+        let exported = telemetry.encode();
+        // `name{group="web-asg"}` selects the line of that name carrying that label.
+        let query = default_instances_query("prometheus")
+            .unwrap()
+            .replace("{group}", "web-asg");
+        let (name, selector) = query.split_once('{').unwrap();
+        let label = selector.trim_end_matches('}');
+        let lines: Vec<&str> = exported
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+            .collect();
+        assert_eq!(lines.len(), 1, "{query} in\n{exported}");
+        assert!(lines[0].ends_with(" 3"), "the ready count: {}", lines[0]);
+    }
+
+    #[test]
     fn lives_read_from_a_count_leave_last_in_first_out() {
         // 2, 4, 4, 3, 2, 3 instances in six steps.
         let steps: Vec<Step> = [2.0, 4.0, 4.0, 3.0, 2.0, 3.0]
