@@ -42,6 +42,7 @@ use hoist_core::duration::HumanDuration;
 use hoist_core::engine::rightsizing::{
     self, ChoiceOptions, Current, HOURS_PER_MONTH, Load, Need, Offer, SpotRisk,
 };
+use hoist_core::input::MAX_INSTANCES;
 use hoist_core::registry::{BuiltProvider, GroupBounds, ProviderRegistry};
 use hoist_core::sim::{InstanceRecord, SimulatedCloud, SimulatedCloudConfig};
 use hoist_core::{
@@ -321,6 +322,14 @@ pub fn run(args: Args) -> CliResult {
         && let Some(problem) = policy::virtual_span_problem(&document, settings.history)
     {
         return Err(CliError::input(format!("--history: {problem}")));
+    }
+    for (flag, query) in [
+        ("--instances-query", &args.instances_query),
+        ("--memory-query", &args.memory_query),
+    ] {
+        if query.as_deref().is_some_and(|q| q.trim().is_empty()) {
+            return Err(CliError::input(format!("{flag}: an empty query")));
+        }
     }
     if real.is_empty() {
         for (flag, given) in [
@@ -784,9 +793,9 @@ async fn read_history(
         let counts = read(in_service, Some(count_query.clone()))
             .await
             .map_err(|e| CliError::runtime(format!("group {}: instance count: {e}", group.name)))?;
-        if !counts.iter().any(|s| s.value.is_finite() && s.value >= 0.0) {
+        if !counts.iter().any(|s| count_ok(s.value)) {
             return Err(CliError::runtime(format!(
-                "group {}: `{count_query}` on `{source_name}` gave no instance count over the last {}; check the query (on CloudWatch the group's metrics collection must be enabled), or give another with --instances-query",
+                "group {}: `{count_query}` on `{source_name}` gave no instance count (0 to {MAX_INSTANCES}) over the last {}; check the query (on CloudWatch the group's metrics collection must be enabled), or give another with --instances-query",
                 group.name,
                 HumanDuration(history)
             )));
@@ -870,7 +879,14 @@ async fn read_history(
             }
         );
         let steps = read_steps(start, end, &util, &counts, class.vcpus, price);
-        let instances = lives_from_counts(&steps, &class.name, capacity_type, price);
+        let instances =
+            lives_from_counts(&steps, &class.name, capacity_type, price).map_err(|launches| {
+                CliError::runtime(format!(
+                    "group {}: `{count_query}` rises by more than {launches} instances in all over the last {}; that is no group's count: check the query",
+                    group.name,
+                    HumanDuration(history)
+                ))
+            })?;
         out.push(GroupData {
             index: *index,
             config: (*group).clone(),
@@ -958,7 +974,7 @@ fn read_steps(
             .collect::<Vec<_>>()
     };
     let utils = bucket(util, |v| v.is_finite() && v >= 0.0);
-    let count_steps = bucket(counts, |v| v.is_finite() && v >= 0.0);
+    let count_steps = bucket(counts, count_ok);
     let mut last = count_steps.iter().flatten().next().copied().unwrap_or(0.0);
     (0..n)
         .map(|i| {
@@ -978,15 +994,26 @@ fn read_steps(
         .collect()
 }
 
+/// A value an in-service count may have.
+fn count_ok(value: f64) -> bool {
+    value.is_finite() && (0.0..=f64::from(MAX_INSTANCES)).contains(&value)
+}
+
+/// The most instance lives read from a count history: a series that launches more is not a
+/// group's count, and each life is a record in memory.
+const MAX_LIVES: usize = 1_000_000;
+
 /// Instance lives read from a count history: each step's count rounded, an instance added when
 /// it rises and the newest removed when it falls. Those counted in the first step are taken to
-/// start with the history (their lives are at least that long).
+/// start with the history (their lives are at least that long). `Err(MAX_LIVES)` when the count
+/// launches more than [`MAX_LIVES`] instances in all.
 fn lives_from_counts(
     steps: &[Step],
     class: &str,
     capacity_type: CapacityType,
     price: f64,
-) -> Vec<InstanceRecord> {
+) -> Result<Vec<InstanceRecord>, usize> {
+    let mut launched = 0usize;
     let mut done = Vec::new();
     let mut running: Vec<DateTime<Utc>> = Vec::new();
     let record = |n: usize, from: DateTime<Utc>, until: Option<DateTime<Utc>>| InstanceRecord {
@@ -1002,6 +1029,12 @@ fn lives_from_counts(
     };
     for step in steps {
         let count = step.billed.round().max(0.0) as usize;
+        if count > running.len() {
+            launched += count - running.len();
+            if launched > MAX_LIVES {
+                return Err(MAX_LIVES);
+            }
+        }
         while running.len() < count {
             running.push(step.at);
         }
@@ -1014,7 +1047,7 @@ fn lives_from_counts(
     for from in running {
         done.push(record(done.len(), from, None));
     }
-    done
+    Ok(done)
 }
 
 /// The history in steps of [`STEP_SECONDS`]: metric samples (stamped at the end of their
@@ -2673,7 +2706,7 @@ mod tests {
                 cost: 0.0,
             })
             .collect();
-        let lives = lives_from_counts(&steps, "m5.large", CapacityType::OnDemand, 0.096);
+        let lives = lives_from_counts(&steps, "m5.large", CapacityType::OnDemand, 0.096).unwrap();
         let mut seen: Vec<(i64, Option<i64>)> = lives
             .iter()
             .map(|l| {
@@ -2697,5 +2730,28 @@ mod tests {
             ]
         );
         assert!(lives.iter().all(|l| l.price_per_hour == 0.096));
+        // A series that swings between 0 and a million every step launches too many to read.
+        let swinging: Vec<Step> = (0..10)
+            .map(|i| Step {
+                at: at(5 * i),
+                util: None,
+                load: None,
+                billed: if i % 2 == 0 { 0.0 } else { 1e6 },
+                cost: 0.0,
+            })
+            .collect();
+        assert_eq!(
+            lives_from_counts(&swinging, "m5.large", CapacityType::OnDemand, 0.096).err(),
+            Some(MAX_LIVES)
+        );
+    }
+
+    #[test]
+    fn a_count_past_the_instance_limit_is_no_count() {
+        let counts = [sample(0, 4.0), sample(5, 1e12), sample(10, f64::INFINITY)];
+        let steps = read_steps(at(0), at(15), &[], &counts, 2.0, 0.1);
+        let billed: Vec<f64> = steps.iter().map(|s| s.billed).collect();
+        assert_eq!(billed, vec![4.0, 4.0, 4.0]);
+        assert!(!count_ok(1e12) && !count_ok(-1.0) && count_ok(0.0));
     }
 }

@@ -155,7 +155,7 @@ fn the_example_as_json_fits_the_observed_peak_and_its_schedule_is_a_valid_policy
 
 #[test]
 fn bad_input_exits_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["no-such-policy.yml"], "no-such-policy.yml"),
         (&[EXAMPLE, "--idle-below", "1.5"], "--idle-below 1.5"),
         (&[EXAMPLE, "--target", "0"], "--target 0"),
@@ -166,6 +166,10 @@ fn bad_input_exits_2_with_a_clear_message() {
         (&[EXAMPLE, "--classes", "huge.metal"], "\"huge.metal\""),
         (&[EXAMPLE, "--history", "10m"], "--history 10m"),
         (&[EXAMPLE, "--group", "nope"], "no group named \"nope\""),
+        (
+            &[EXAMPLE, "--instances-query", " "],
+            "--instances-query: an empty query",
+        ),
         (
             &[EXAMPLE, "--memory-query", "mem_share"],
             "--memory-query: reads a real provider's metrics",
