@@ -240,14 +240,59 @@ const LOAD_BUCKET: i64 = 300;
 /// Utilisation at or above this is saturated: the demand may be more than the load seen.
 const SATURATED: f64 = 0.98;
 
-/// The load of one bucket: means of busy and ready instances, and the share of its samples
-/// that were saturated.
+/// Samples of one bucket kept (the first ones, then the newest in turn when the interval is
+/// under `LOAD_BUCKET / BUCKET_SAMPLES`).
+const BUCKET_SAMPLES: usize = 8;
+
+/// One observation of the group: busy instances (utilisation × ready), ready instances, and
+/// the capacity it would have had unsteered (its capacity times the target scale in force).
+#[derive(Debug, Clone, Copy, Default)]
+struct LoadSample {
+    busy: f32,
+    ready: f32,
+    unsteered: f32,
+}
+
+impl LoadSample {
+    /// Whether `capacity` instances would have left this sample short: under its load, or
+    /// (for a saturated sample, whose demand may be more than the load seen) no more than
+    /// the group had then.
+    fn short_at(&self, capacity: f64) -> bool {
+        let (busy, ready) = (f64::from(self.busy), f64::from(self.ready));
+        capacity < busy || (ready > 0.0 && busy >= SATURATED * ready && capacity <= ready)
+    }
+}
+
+/// The samples of one bucket. Time short is judged sample by sample, against the capacity
+/// the group really had (with its policies' reaction lag and scale-in delays): a bucket's
+/// mean hides the minutes above it, and the load over the target understates the capacity
+/// a policy keeps, so a cap set from either cuts more than the budget needs.
 #[derive(Debug, Clone, Copy, Default)]
 struct LoadBucket {
-    busy: f64,
-    ready: f64,
-    saturated: f64,
+    samples: [LoadSample; BUCKET_SAMPLES],
+    len: u8,
+    /// Samples seen (more than kept when the interval is short).
+    seen: u32,
 }
+
+impl LoadBucket {
+    fn add(&mut self, sample: LoadSample) {
+        let len = usize::from(self.len);
+        let slot = if len < BUCKET_SAMPLES {
+            self.len += 1;
+            len
+        } else {
+            self.seen as usize % BUCKET_SAMPLES
+        };
+        self.seen += 1;
+        self.samples[slot] = sample;
+    }
+
+    fn samples(&self) -> &[LoadSample] {
+        &self.samples[..usize::from(self.len)]
+    }
+}
+
 /// A week of load buckets.
 const LOAD_BUCKETS: usize = (LEVER_WINDOW / LOAD_BUCKET) as usize;
 /// Raised targets tried between 1 and the largest allowed.
@@ -257,6 +302,8 @@ const PLAN_REUSE: i64 = 3600;
 /// The window the levers and the unsteered rate are judged on: a week, so a weekly cycle and
 /// more than one day's peaks are in it.
 const LEVER_WINDOW: i64 = 7 * 86_400;
+/// The spend history a budget keeps.
+const HISTORY_WINDOW: i64 = LEVER_WINDOW;
 
 /// The two levers a budget on `cap` has on one group, and the choice between them.
 ///
@@ -276,10 +323,15 @@ pub struct GroupLevers {
     /// The lowest utilisation target of the group's target-tracking policies.
     target: Option<f64>,
     loads: VecDeque<LoadBucket>,
-    bucket: Option<(i64, LoadBucket, u32)>,
+    /// The bucket being filled, and its slot.
+    bucket: Option<(i64, LoadBucket)>,
     profile: CapacityProfile,
-    /// The target scale in force (for the unsteered rate when there is no load).
+    /// The target scale in force.
     last_scale: f64,
+    /// The cap in force.
+    cap: Option<u32>,
+    /// The capacity the group would have had unsteered at the last observation.
+    last_unsteered: Option<f64>,
     plan: Option<(DateTime<Utc>, f64, f64, LeverPlan)>,
 }
 
@@ -314,52 +366,61 @@ impl GroupLevers {
         let Some((busy, ready)) = load.filter(|(l, _)| l.is_finite() && *l >= 0.0) else {
             return;
         };
-        let ready = f64::from(ready);
-        let sample = LoadBucket {
-            busy,
-            ready,
-            saturated: if ready > 0.0 && busy >= SATURATED * ready {
-                1.0
-            } else {
-                0.0
-            },
+        // Unsteered, the group would have its capacity times the target scale; at the cap it
+        // would have had more, as much as its load over the target asks (the capacity alone
+        // would teach the levers that the cap's level was all the group wanted).
+        let mut unsteered = f64::from(capacity) * self.last_scale.max(1.0);
+        if let (Some(cap), Some(target)) = (self.cap, self.target)
+            && capacity >= cap
+            && target > 0.0
+        {
+            unsteered = unsteered.max(busy / target);
+        }
+        self.last_unsteered = Some(unsteered);
+        let sample = LoadSample {
+            busy: busy as f32,
+            ready: ready as f32,
+            unsteered: unsteered as f32,
         };
         let slot = now.timestamp().div_euclid(LOAD_BUCKET);
         match &mut self.bucket {
-            Some((at, sum, n)) if *at == slot => {
-                sum.busy += sample.busy;
-                sum.ready += sample.ready;
-                sum.saturated += sample.saturated;
-                *n += 1;
-            }
-            bucket => {
-                if let Some((_, sum, n)) = bucket.take()
-                    && n > 0
-                {
-                    let n = f64::from(n);
-                    self.loads.push_back(LoadBucket {
-                        busy: sum.busy / n,
-                        ready: sum.ready / n,
-                        saturated: sum.saturated / n,
-                    });
+            Some((at, bucket)) if *at == slot => bucket.add(sample),
+            open => {
+                if let Some((_, bucket)) = open.take() {
+                    self.loads.push_back(bucket);
                     while self.loads.len() > LOAD_BUCKETS {
                         self.loads.pop_front();
                     }
                 }
-                *bucket = Some((slot, sample, 1));
+                let mut bucket = LoadBucket::default();
+                bucket.add(sample);
+                *open = Some((slot, bucket));
             }
         }
     }
 
     /// The cost per hour the group would run at if no budget steered it: its run rate now
-    /// times the target scale in force (capacity goes as one over the target).
+    /// times the capacity it would have unsteered over the capacity it has (the target scale
+    /// in force, or at the cap its load over the target; see [`GroupLevers::observe`]).
     pub fn unsteered_rate(&self, run_rate: f64, capacity: u32) -> f64 {
-        // Measured on the shared traces (`cargo run --release -p hoist-eval --example
-        // budget_bar`), this estimate, fed back through the spend, kept budgets with less
-        // unserved time than the one from the load over the target, which the saturation of
-        // utilisation under a cap biases low.
-        let _ = capacity;
-        run_rate * self.last_scale.max(1.0)
+        match self.last_unsteered {
+            Some(unsteered) if capacity > 0 => {
+                run_rate * (unsteered / f64::from(capacity)).max(1.0)
+            }
+            _ => run_rate * self.last_scale.max(1.0),
+        }
+    }
+
+    /// What the group's next decision is steered by: the target scale and the cap in force
+    /// (1 and `None` when nothing steers it). What the group would have had unsteered is
+    /// judged from them.
+    pub fn steered_by(&mut self, target_scale: f64, cap: Option<u32>) {
+        self.last_scale = if target_scale.is_finite() {
+            target_scale.max(1.0)
+        } else {
+            1.0
+        };
+        self.cap = cap;
     }
 
     /// The levers for a budget that affords `share` of the unsteered spend, raising targets
@@ -373,7 +434,6 @@ impl GroupLevers {
             return plan;
         }
         let plan = self.compute(share, max_utilization);
-        self.last_scale = plan.target_scale;
         self.plan = Some((now, share, max_utilization, plan));
         plan
     }
@@ -390,10 +450,8 @@ impl GroupLevers {
         }
         let share = share.max(0.0);
         let max_scale = self.target.map_or(1.0, |t| (max_utilization / t).max(1.0));
-        if let Some(target) = self.target
-            && self.loads.len() >= 12
-        {
-            return self.optimise(target, share, max_scale);
+        if self.target.is_some() && self.loads.len() >= 12 {
+            return self.optimise(share, max_scale);
         }
         // No load: headroom first, then the profile's peaks.
         let want = 1.0 / share.max(1e-6);
@@ -412,11 +470,14 @@ impl GroupLevers {
         }
     }
 
-    fn optimise(&self, target: f64, share: f64, max_scale: f64) -> LeverPlan {
-        let loads: Vec<LoadBucket> = self.loads.iter().copied().collect();
-        let base: Vec<f64> = loads.windows(2).map(|w| w[0].busy / target).collect();
-        let actual: Vec<LoadBucket> = loads.iter().skip(1).copied().collect();
-        let n = base.len() as f64;
+    fn optimise(&self, share: f64, max_scale: f64) -> LeverPlan {
+        let samples: Vec<LoadSample> = self
+            .loads
+            .iter()
+            .flat_map(|b| b.samples().iter().copied())
+            .collect();
+        let base: Vec<f64> = samples.iter().map(|s| f64::from(s.unsteered)).collect();
+        let n = base.len().max(1) as f64;
         let unsteered = base.iter().sum::<f64>() / n;
         let goal = unsteered * share;
         let mut best: Option<(f64, LeverPlan)> = None;
@@ -441,23 +502,13 @@ impl GroupLevers {
                 }
                 lo
             };
-            // A bucket is short under the plan when the plan's capacity is under its load,
-            // or (for the share of it that was saturated, where the load seen is only a lower
-            // bound of the demand) when the plan gives no more than the group had then.
+            // Each sample is short under the plan when the capacity the plan leaves it (what
+            // the group had unsteered, over the scale, under the cap) is short of its load.
             let under = base
                 .iter()
-                .zip(&actual)
-                .map(|(b, a)| {
-                    let capacity = (*b / scale).min(level);
-                    if capacity < a.busy {
-                        1.0
-                    } else if capacity <= a.ready {
-                        a.saturated
-                    } else {
-                        0.0
-                    }
-                })
-                .sum::<f64>()
+                .zip(&samples)
+                .filter(|(b, s)| s.short_at((*b / scale).min(level)))
+                .count() as f64
                 / n;
             if best.as_ref().is_none_or(|(u, _)| under < *u) {
                 best = Some((
@@ -591,6 +642,28 @@ impl BudgetControl {
         }
     }
 
+    /// Records the scope's spend at `now` outside any period of the budget (a replay's
+    /// warm-up, before its first period), so that the pace and the profile of the first
+    /// period are known from its start, as they are for a budget that has been running.
+    /// [`BudgetControl::step`] records the same.
+    pub fn watch(&mut self, now: DateTime<Utc>, cumulative: f64, unsteered_rate: f64) {
+        if self
+            .history
+            .back()
+            .is_none_or(|(at, _, _)| (now - *at).num_seconds() >= SAMPLE_EVERY)
+        {
+            self.history
+                .push_back((now, cumulative, unsteered_rate.max(0.0)));
+        }
+        while self
+            .history
+            .front()
+            .is_some_and(|(at, _, _)| (now - *at).num_seconds() > HISTORY_WINDOW)
+        {
+            self.history.pop_front();
+        }
+    }
+
     /// One evaluation at `now` in the period `[start, end)` with budget `amount`: `cumulative`
     /// is what the scope has cost since it was first watched, `run_rate` its cost per hour now
     /// and `unsteered_rate` what it would cost per hour now if no budget steered it.
@@ -613,23 +686,14 @@ impl BudgetControl {
             }
         }
         let spent = (cumulative - self.base).max(0.0);
-        if self
+        self.watch(now, cumulative, unsteered_rate);
+        let week: Vec<f64> = self
             .history
-            .back()
-            .is_none_or(|(at, _, _)| (now - *at).num_seconds() >= SAMPLE_EVERY)
-        {
-            self.history
-                .push_back((now, cumulative, unsteered_rate.max(0.0)));
-        }
-        while self
-            .history
-            .front()
-            .is_some_and(|(at, _, _)| (now - *at).num_seconds() > LEVER_WINDOW)
-        {
-            self.history.pop_front();
-        }
-        let unsteered =
-            self.history.iter().map(|h| h.2).sum::<f64>() / self.history.len().max(1) as f64;
+            .iter()
+            .filter(|(at, _, _)| (now - *at).num_seconds() <= LEVER_WINDOW)
+            .map(|h| h.2)
+            .collect();
+        let unsteered = week.iter().sum::<f64>() / week.len().max(1) as f64;
         // The pace: the mean rate over the last week, or the run rate before an hour is
         // watched.
         let day_ago = self
@@ -709,12 +773,14 @@ impl BudgetControl {
             .find_map(|len| self.profile_of(len))
     }
 
-    /// The profile with `slots` hours (a day or a week), if every slot has been watched.
+    /// The profile with `slots` hours (a day or a week), if every slot has been watched in
+    /// the last week.
     fn profile_of(&self, slots: usize) -> Option<Vec<(f64, f64)>> {
         let mut sums = vec![(0.0f64, 0.0f64, 0.0f64); slots];
+        let now = self.history.back()?.0;
         for (a, b) in self.history.iter().zip(self.history.iter().skip(1)) {
             let secs = (b.0 - a.0).num_seconds();
-            if secs <= 0 {
+            if secs <= 0 || (now - a.0).num_seconds() >= LEVER_WINDOW {
                 continue;
             }
             let hours = secs as f64 / 3600.0;
@@ -1058,6 +1124,12 @@ impl BudgetTracker {
                 Some(prev) => stricter(prev, steer),
             });
         }
+        match &best {
+            Some(steer) if steer.rung == Rung::Cap => {
+                state.levers.steered_by(steer.target_scale, steer.cap);
+            }
+            _ => state.levers.steered_by(1.0, None),
+        }
         best
     }
 }
@@ -1158,6 +1230,67 @@ mod tests {
         let step = last.unwrap();
         assert!((step.spent - 456.0).abs() < 0.5, "{step:?}");
         assert!((step.forecast - (456.0 + 696.0)).abs() < 1.0, "{step:?}");
+    }
+
+    #[test]
+    fn the_cap_is_set_from_the_capacity_the_group_had_not_its_mean_load() {
+        // A steady 7 busy instances; the policy keeps 10 or 14 minute by minute (as one does
+        // on a noisy load, holding its peaks). Affording 90 % of that (a mean of 12) takes
+        // 10.8 on average: a cap of 11 (10 and 11 in turn), not the 9 that 90 % of the load
+        // over the target (7 / 0.7 = 10) would give.
+        let mut levers = GroupLevers::new(Some(0.7));
+        let mut now = at(2, 0, 0);
+        for i in 0..(24 * 60) {
+            let capacity = if i % 2 == 0 { 10 } else { 14 };
+            levers.observe(now, capacity, Some((7.0, capacity)));
+            now += TimeDelta::minutes(1);
+        }
+        let plan = levers.plan(now, 0.9, 0.7);
+        assert_eq!(plan.target_scale, 1.0, "{plan:?}");
+        assert_eq!(plan.cap, Some(11), "{plan:?}");
+        assert_eq!(plan.estimated_under, Some(0.0), "{plan:?}");
+    }
+
+    #[test]
+    fn at_the_cap_the_unsteered_capacity_is_the_load_over_the_target() {
+        // Held at a cap of 10 with 9.8 busy, the group would have had 14 unsteered (9.8 / 0.7):
+        // its unsteered rate is 1.4 times its run rate. Not at the cap, or with no cap in
+        // force, it is its run rate.
+        let mut levers = GroupLevers::new(Some(0.7));
+        levers.steered_by(1.0, Some(10));
+        levers.observe(at(2, 0, 0), 10, Some((9.8, 10)));
+        assert!((levers.unsteered_rate(10.0, 10) - 14.0).abs() < 1e-6);
+        levers.observe(at(2, 0, 1), 8, Some((5.0, 8)));
+        assert!((levers.unsteered_rate(8.0, 8) - 8.0).abs() < 1e-6);
+        levers.steered_by(1.0, None);
+        levers.observe(at(2, 0, 2), 10, Some((9.8, 10)));
+        assert!((levers.unsteered_rate(10.0, 10) - 10.0).abs() < 1e-6);
+        // A raised target scales it too.
+        levers.steered_by(1.25, None);
+        levers.observe(at(2, 0, 3), 8, Some((7.0, 8)));
+        assert!((levers.unsteered_rate(8.0, 8) - 10.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn spend_watched_before_a_period_forecasts_its_first_hours() {
+        // A week watched at 1 an hour before a ten-day period starts: at its first step the
+        // forecast is the week's profile (about 240), not the run rate of the moment (5 an
+        // hour, 1200) that a budget with no history would have to go by.
+        let start = at(10, 0, 0);
+        let period = (start, start + TimeDelta::days(10));
+        let mut watched = BudgetControl::new(Rung::Alert);
+        let mut fresh = BudgetControl::new(Rung::Alert);
+        let mut now = start - TimeDelta::days(7);
+        let mut cumulative = 0.0;
+        while now < start {
+            watched.watch(now, cumulative, 1.0);
+            cumulative += 5.0 / 60.0;
+            now += TimeDelta::minutes(5);
+        }
+        let step = watched.step(start, period, 1000.0, cumulative, (5.0, 5.0));
+        assert!((step.forecast - 240.0).abs() < 5.0, "{step:?}");
+        let step = fresh.step(start, period, 1000.0, cumulative, (5.0, 5.0));
+        assert!((step.forecast - 1200.0).abs() < 1.0, "{step:?}");
     }
 
     #[test]

@@ -211,11 +211,16 @@ impl PolicyController {
         state.levers.observe(now, view.desired, load);
         let run_rate = f64::from(view.desired) * price;
         let unsteered = state.levers.unsteered_rate(run_rate, view.desired);
-        let &(start, end, amount) = state
+        let Some(&(start, end, amount)) = state
             .config
             .periods
             .iter()
-            .find(|(s, e, _)| *s <= now && now < *e)?;
+            .find(|(s, e, _)| *s <= now && now < *e)
+        else {
+            // Outside every period (the warm-up): watched, not steered.
+            state.control.watch(now, cumulative, unsteered);
+            return None;
+        };
         // A predictive policy's forecast capacity gives the spend of the time it covers, as in
         // the control loop.
         let ahead = ahead.and_then(|points| {
@@ -239,6 +244,10 @@ impl PolicyController {
                 .levers
                 .plan(now, step.share, state.config.max_utilization)
         });
+        state.levers.steered_by(
+            plan.map_or(1.0, |p| p.target_scale),
+            plan.and_then(|p| p.cap),
+        );
         let rung = step.rung?;
         Some(BudgetSteer {
             budget: "replay".into(),
