@@ -302,8 +302,6 @@ const PLAN_REUSE: i64 = 3600;
 /// The window the levers and the unsteered rate are judged on: a week, so a weekly cycle and
 /// more than one day's peaks are in it.
 const LEVER_WINDOW: i64 = 7 * 86_400;
-/// The spend history a budget keeps.
-const HISTORY_WINDOW: i64 = LEVER_WINDOW;
 
 /// The two levers a budget on `cap` has on one group, and the choice between them.
 ///
@@ -368,13 +366,16 @@ impl GroupLevers {
         };
         // Unsteered, the group would have its capacity times the target scale; at the cap it
         // would have had more, as much as its load over the target asks (the capacity alone
-        // would teach the levers that the cap's level was all the group wanted).
+        // would teach the levers that the cap's level was all the group wanted), and never
+        // more than its capacity at full utilisation over the target, whatever the load
+        // reported.
         let mut unsteered = f64::from(capacity) * self.last_scale.max(1.0);
         if let (Some(cap), Some(target)) = (self.cap, self.target)
             && capacity >= cap
             && target > 0.0
         {
-            unsteered = unsteered.max(busy / target);
+            let asked = busy.min(f64::from(capacity)) / target;
+            unsteered = unsteered.max(asked);
         }
         self.last_unsteered = Some(unsteered);
         let sample = LoadSample {
@@ -658,7 +659,7 @@ impl BudgetControl {
         while self
             .history
             .front()
-            .is_some_and(|(at, _, _)| (now - *at).num_seconds() > HISTORY_WINDOW)
+            .is_some_and(|(at, _, _)| (now - *at).num_seconds() > LEVER_WINDOW)
         {
             self.history.pop_front();
         }
@@ -687,13 +688,8 @@ impl BudgetControl {
         }
         let spent = (cumulative - self.base).max(0.0);
         self.watch(now, cumulative, unsteered_rate);
-        let week: Vec<f64> = self
-            .history
-            .iter()
-            .filter(|(at, _, _)| (now - *at).num_seconds() <= LEVER_WINDOW)
-            .map(|h| h.2)
-            .collect();
-        let unsteered = week.iter().sum::<f64>() / week.len().max(1) as f64;
+        let unsteered =
+            self.history.iter().map(|h| h.2).sum::<f64>() / self.history.len().max(1) as f64;
         // The pace: the mean rate over the last week, or the run rate before an hour is
         // watched.
         let day_ago = self
@@ -773,14 +769,12 @@ impl BudgetControl {
             .find_map(|len| self.profile_of(len))
     }
 
-    /// The profile with `slots` hours (a day or a week), if every slot has been watched in
-    /// the last week.
+    /// The profile with `slots` hours (a day or a week), if every slot has been watched.
     fn profile_of(&self, slots: usize) -> Option<Vec<(f64, f64)>> {
         let mut sums = vec![(0.0f64, 0.0f64, 0.0f64); slots];
-        let now = self.history.back()?.0;
         for (a, b) in self.history.iter().zip(self.history.iter().skip(1)) {
             let secs = (b.0 - a.0).num_seconds();
-            if secs <= 0 || (now - a.0).num_seconds() >= LEVER_WINDOW {
+            if secs <= 0 {
                 continue;
             }
             let hours = secs as f64 / 3600.0;
@@ -1269,6 +1263,10 @@ mod tests {
         levers.steered_by(1.25, None);
         levers.observe(at(2, 0, 3), 8, Some((7.0, 8)));
         assert!((levers.unsteered_rate(8.0, 8) - 10.0).abs() < 1e-6);
+        // An absurd load at the cap asks no more than the whole capacity over the target.
+        levers.steered_by(1.0, Some(10));
+        levers.observe(at(2, 0, 4), 10, Some((1e12, 10)));
+        assert!((levers.unsteered_rate(10.0, 10) - 10.0 / 0.7).abs() < 1e-6);
     }
 
     #[test]
