@@ -102,6 +102,16 @@ pub struct Args {
     /// fewer short steps and more slack (swept from 4 to 40).
     #[arg(long, default_value_t = hoist::DEFAULT_PRICE, value_name = "PRICE")]
     pub hoist_price: f64,
+    /// The smallest CPU either recommender sizes a VM at, cores. Unset, each keeps its own:
+    /// 0.025 (the VPA's `--pod-recommendation-min-cpu-millicores` of 25) for both. Kubernetes
+    /// accepts requests down to 0.001. On a nearly idle VM the floor is most of the slack.
+    #[arg(long, value_name = "CORES")]
+    pub min_cpu: Option<f64>,
+    /// The smallest memory either recommender sizes a VM at (`250MiB`, `16MiB`, bytes). Unset,
+    /// each keeps its own: 250 MiB for the VPA (`--pod-recommendation-min-memory-mb`), 16 MiB
+    /// for Hoist's.
+    #[arg(long, value_name = "SIZE", value_parser = super::recommend::parse_size)]
+    pub min_memory: Option<u64>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -149,8 +159,19 @@ pub fn run(args: Args) -> CliResult {
         memory_half_life_seconds: args.vpa_half_life.as_secs() as i64,
         memory_interval_seconds: args.vpa_memory_interval.as_secs() as i64,
         cpu_first_bucket: args.vpa_cpu_first_bucket,
+        min_cpu_cores: args.min_cpu.unwrap_or(VpaConfig::default().min_cpu_cores),
+        min_memory_bytes: args
+            .min_memory
+            .map_or(VpaConfig::default().min_memory_bytes, |b| b as f64),
         ..VpaConfig::default()
     };
+    if let Some(cpu) = args.min_cpu
+        && !(cpu.is_finite() && (0.001..=1024.0).contains(&cpu))
+    {
+        return Err(CliError::input(format!(
+            "--min-cpu {cpu} must be a number of cores from 0.001 (Kubernetes' smallest request) to 1024"
+        )));
+    }
     config
         .validate()
         .map_err(|e| CliError::input(format!("--vpa-*: {e}")))?;
@@ -200,10 +221,12 @@ pub fn run(args: Args) -> CliResult {
     // The recommenders scored as rows; each plugs in as one more trait object.
     let recommenders: Vec<Box<dyn Recommender>> = vec![
         Box::new(Vpa::new(config.clone(), panel.columns.memory)),
-        Box::new(hoist::HoistRecommender::new(
-            args.hoist_price,
-            panel.columns.memory,
-        )),
+        Box::new(
+            hoist::HoistRecommender::new(args.hoist_price, panel.columns.memory).with_floors(
+                args.min_cpu.unwrap_or(hoist::MIN_CPU),
+                args.min_memory.map_or(hoist::MIN_MEM, |b| b as f64),
+            ),
+        ),
     ];
 
     // Per recommender, its row's score and then its sweep's (a recommender that can follow

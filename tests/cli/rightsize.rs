@@ -157,6 +157,92 @@ fn hoist_price_sets_hoists_row_and_is_checked() {
 }
 
 #[test]
+fn the_floors_bound_both_recommenders_on_an_idle_vm() {
+    // Three days of a VM using 0.0002 cores and 2 MB: every size is its floor, unless the
+    // floors are lowered.
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("timestamp,vm,cpu_used,cpu_capacity,mem_used,mem_capacity\n");
+    for step in 0..3 * 288 {
+        let (day, minute) = (step / 288, (step % 288) * 5);
+        text.push_str(&format!(
+            "2024-01-{:02}T{:02}:{:02}:00Z,idle,0.0002,2,2000000,4000000000\n",
+            1 + day,
+            minute / 60,
+            minute % 60
+        ));
+    }
+    let panel = dir.path().join("idle.csv");
+    std::fs::write(&panel, text).unwrap();
+    let rows = |args: &[&str]| {
+        let mut all = vec!["--format", "json", "--no-sweep"];
+        all.extend_from_slice(args);
+        let out = run(&all, &panel);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["rows"].as_array().unwrap().clone()
+    };
+    let mean = |row: &serde_json::Value, resource: &str| {
+        row[resource]["mean_recommended"].as_f64().unwrap()
+    };
+    const MIB: f64 = 1024.0 * 1024.0;
+    // Defaults: 25 millicores for both; 250 MiB for the VPA, 16 MiB for Hoist's.
+    let close = |got: f64, want: f64| assert!((got - want).abs() <= 1e-9 * want, "{got} {want}");
+    let default = rows(&[]);
+    close(mean(&default[1], "cpu"), 0.025);
+    close(mean(&default[2], "cpu"), 0.025);
+    close(mean(&default[1], "memory"), 250.0 * MIB);
+    close(mean(&default[2], "memory"), 16.0 * MIB);
+    assert!(!default[2]["settings"].as_str().unwrap().contains("floors"));
+    // Lowered to Kubernetes' smallest CPU request and 1 MiB: Hoist sizes the VM at the CPU
+    // floor and just over its 2 MB of memory; the VPA at its histograms' first buckets (0.01
+    // cores, 10 MB) with its margin.
+    let low = rows(&["--min-cpu", "0.001", "--min-memory", "1MiB"]);
+    close(mean(&low[2], "cpu"), 0.001);
+    let hoist_mem = mean(&low[2], "memory");
+    assert!((2e6..2.1e6).contains(&hoist_mem), "{hoist_mem}");
+    let vpa_cpu = mean(&low[1], "cpu");
+    assert!((0.001..0.025).contains(&vpa_cpu), "{vpa_cpu}");
+    // The VPA's memory histogram starts at 10 MB: 10 MB × 1.15.
+    close(mean(&low[1], "memory"), 11.5e6);
+    for row in &low[1..] {
+        assert!(
+            row["settings"]
+                .as_str()
+                .unwrap()
+                .contains("floors 0.001 cores, 1 MiB"),
+            "{row}"
+        );
+        assert_eq!(row["cpu"]["shortfall"], 0.0, "{row}");
+    }
+    // Less slack on the idle VM with lower floors.
+    for i in 1..=2 {
+        for resource in ["cpu", "memory"] {
+            let slack = |rows: &[serde_json::Value]| rows[i][resource]["slack"].as_f64().unwrap();
+            assert!(slack(&low) < slack(&default), "{resource}: {}", low[i]);
+        }
+    }
+    for bad in [
+        "--min-cpu=0",
+        "--min-cpu=0.0001",
+        "--min-cpu=NaN",
+        "--min-cpu=5000",
+        "--min-memory=0",
+        "--min-memory=-1MiB",
+        "--min-memory=2 furlongs",
+    ] {
+        let out = run(&[bad], &panel);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let flag = bad.split('=').next().unwrap();
+        assert!(err.contains(flag), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn prints_a_table_and_markdown_for_a_window() {
     let dir = tempfile::tempdir().unwrap();
     let panel = generic_panel(dir.path());

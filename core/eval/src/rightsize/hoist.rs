@@ -24,7 +24,8 @@
 //! - takes, of the three bases, the one whose learnt size has the least expected cost.
 //!
 //! Before a base has 100 steps of history, the recommendation is the last hour's peak × 1.5.
-//! Sizes are never below 0.025 cores and 16 MiB, and are not capped at what the VM was given
+//! Sizes are never below 0.025 cores and 16 MiB unless other floors are given
+//! ([`HoistRecommender::with_floors`]), and are not capped at what the VM was given
 //! (on the Bitbrains panel usage passes it).
 //!
 //! The main setting is the price of a short step, in steps of slack (swept from 4 to 40);
@@ -47,10 +48,12 @@
 use super::panel::Sample;
 use super::{Recommendation, Recommender, Setting};
 
-/// The smallest sizes recommended: the VPA's CPU minimum (0.025 cores), and 16 MiB of memory
-/// (the VPA's 250 MiB floor is for containers).
-const MIN_CPU: f64 = 0.025;
-const MIN_MEM: f64 = 16.0 * 1024.0 * 1024.0;
+/// The smallest sizes recommended unless other floors are given
+/// ([`HoistRecommender::with_floors`]): the VPA's CPU minimum (0.025 cores), and 16 MiB of
+/// memory (the VPA's 250 MiB floor is for containers).
+pub const MIN_CPU: f64 = 0.025;
+/// See [`MIN_CPU`].
+pub const MIN_MEM: f64 = 16.0 * 1024.0 * 1024.0;
 
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
@@ -260,6 +263,8 @@ struct Track {
 #[derive(Debug, Clone)]
 struct Resource {
     memory: bool,
+    /// The smallest size recommended (cores or bytes).
+    floor: f64,
     tracks: Vec<Track>,
     /// The state of the hour being played.
     pending_state: usize,
@@ -270,10 +275,11 @@ struct Resource {
 }
 
 impl Resource {
-    fn new(memory: bool) -> Resource {
+    fn new(memory: bool, floor: f64) -> Resource {
         let daily = if memory { MEM_DAILY } else { CPU_DAILY };
         Resource {
             memory,
+            floor,
             tracks: [LAST_HOUR, daily, WEEK]
                 .into_iter()
                 .map(|windows| Track {
@@ -345,7 +351,7 @@ impl Resource {
     /// The size for the hour from `at` at each of `prices`, into `sizes`; sets the bases and
     /// state it is learnt by. False (and `sizes` untouched) without a sample before `at`.
     fn recommend(&mut self, at: i64, past: &[Sample], prices: &[f64], sizes: &mut [f64]) -> bool {
-        let floor = if self.memory { MIN_MEM } else { MIN_CPU };
+        let floor = self.floor;
         // The last hour's peak; after a gap, the last twelve samples'.
         let Some(last_hour) = self.peak(past, at, LAST_HOUR).or_else(|| {
             past[past.len().saturating_sub(12)..]
@@ -418,6 +424,8 @@ pub struct HoistRecommender {
     has_memory: bool,
     cpu: Resource,
     mem: Resource,
+    /// The smallest CPU (cores) and memory (bytes) recommended.
+    floors: (f64, f64),
     /// The sizes at each price from the last call.
     cpu_sizes: Vec<f64>,
     mem_sizes: Vec<f64>,
@@ -433,12 +441,23 @@ impl HoistRecommender {
     /// With `price` the price of a short step, in steps of slack (at least 0.1;
     /// [`DEFAULT_PRICE`] is the one chosen on Bitbrains).
     pub fn new(price: f64, has_memory: bool) -> Self {
-        HoistRecommender::with_prices(&[price], has_memory)
+        HoistRecommender::with_prices(&[price], has_memory, (MIN_CPU, MIN_MEM))
+    }
+
+    /// The same, never recommending less than `cpu` cores and `mem` bytes (by default
+    /// [`MIN_CPU`] and [`MIN_MEM`]); a floor that is not a positive number keeps its default.
+    pub fn with_floors(self, cpu: f64, mem: f64) -> Self {
+        let keep = |x: f64, default: f64| if x.is_finite() && x > 0.0 { x } else { default };
+        HoistRecommender::with_prices(
+            &self.prices,
+            self.has_memory,
+            (keep(cpu, MIN_CPU), keep(mem, MIN_MEM)),
+        )
     }
 
     /// Following every price of `prices` at once (at least one): what is learnt does not
     /// depend on the price, only the size chosen from it.
-    fn with_prices(prices: &[f64], has_memory: bool) -> Self {
+    fn with_prices(prices: &[f64], has_memory: bool, floors: (f64, f64)) -> Self {
         let mut prices: Vec<f64> = prices
             .iter()
             .map(|&p| {
@@ -457,8 +476,9 @@ impl HoistRecommender {
             mem_sizes: vec![0.0; prices.len()],
             prices,
             has_memory,
-            cpu: Resource::new(false),
-            mem: Resource::new(true),
+            cpu: Resource::new(false, floors.0),
+            mem: Resource::new(true, floors.1),
+            floors,
             seen: 0,
             last_at: None,
             first_at: None,
@@ -507,8 +527,17 @@ impl Recommender for HoistRecommender {
 
     fn describe(&self) -> String {
         format!(
-            "per VM, the last hour's, the daily cycle's or the week's peak × a margin learnt from the VM's own past, by state; short step priced at {} steps of slack",
-            self.prices[0]
+            "per VM, the last hour's, the daily cycle's or the week's peak × a margin learnt from the VM's own past, by state; short step priced at {} steps of slack{}",
+            self.prices[0],
+            if self.floors == (MIN_CPU, MIN_MEM) {
+                String::new()
+            } else {
+                format!(
+                    "; floors {} cores, {} MiB",
+                    self.floors.0,
+                    self.floors.1 / (1024.0 * 1024.0)
+                )
+            }
         )
     }
 
@@ -521,13 +550,18 @@ impl Recommender for HoistRecommender {
     }
 
     fn with_setting(&self, value: f64) -> Box<dyn Recommender> {
-        Box::new(HoistRecommender::new(value, self.has_memory))
+        Box::new(HoistRecommender::with_prices(
+            &[value],
+            self.has_memory,
+            self.floors,
+        ))
     }
 
     fn with_settings(&self, values: &[f64]) -> Option<Box<dyn Recommender>> {
         Some(Box::new(HoistRecommender::with_prices(
             values,
             self.has_memory,
+            self.floors,
         )))
     }
 
@@ -609,6 +643,36 @@ mod tests {
         let idle = [sample(DAY0, 0.0, 0.0)];
         let rec = r.recommend(DAY0 + 300, &idle).unwrap();
         assert_eq!((rec.cpu, rec.mem), (MIN_CPU, MIN_MEM));
+    }
+
+    #[test]
+    fn the_floors_given_hold_at_every_price_of_a_sweep() {
+        // Two days at 0.0002 cores and 2 MiB: the sizes are at the floors, the defaults or
+        // those given, at the row's price and at each price of a sweep made from it.
+        let idle: Vec<Sample> = (0..2 * 288)
+            .map(|i| sample(DAY0 + 300 * i, 0.0002, 2.0 * 1024.0 * 1024.0))
+            .collect();
+        let sizes = |r: &mut dyn Recommender| {
+            r.start();
+            let mut out = [None, None];
+            r.recommend_all(DAY0 + 2 * DAY, &idle, &mut out);
+            out.map(Option::unwrap)
+        };
+        let default = HoistRecommender::new(DEFAULT_PRICE, true);
+        let row = default.clone().recommend(DAY0 + 2 * DAY, &idle).unwrap();
+        assert_eq!((row.cpu, row.mem), (MIN_CPU, MIN_MEM));
+        // Not positive numbers: the defaults are kept.
+        let kept = HoistRecommender::new(DEFAULT_PRICE, true).with_floors(0.0, f64::NAN);
+        assert_eq!(kept.floors, (MIN_CPU, MIN_MEM));
+        let low = default.with_floors(0.001, 1024.0 * 1024.0);
+        let mut sweep = low.with_settings(&[4.0, 40.0]).unwrap();
+        for rec in sizes(sweep.as_mut()) {
+            assert_eq!(rec.cpu, 0.001, "{rec:?}");
+            // Nothing learnt in one call: the last hour's 2 MiB × 1.5, over the 1 MiB floor.
+            assert!((rec.mem - 3.0 * 1024.0 * 1024.0).abs() < 1e-6, "{rec:?}");
+        }
+        let one = low.with_setting(40.0);
+        assert!(one.describe().contains("floors 0.001 cores, 1 MiB"));
     }
 
     #[test]

@@ -642,12 +642,24 @@ impl Recommender for Vpa {
     fn describe(&self) -> String {
         let c = &self.config;
         format!(
-            "target p{} CPU / p{} memory × {}, half-life {} h, memory peaks per {} h",
+            "target p{} CPU / p{} memory × {}, half-life {} h, memory peaks per {} h{}",
             c.target_cpu_percentile,
             c.target_memory_percentile,
             1.0 + c.safety_margin,
             c.cpu_half_life_seconds as f64 / 3600.0,
-            c.memory_interval_seconds as f64 / 3600.0
+            c.memory_interval_seconds as f64 / 3600.0,
+            {
+                let d = VpaConfig::default();
+                if (c.min_cpu_cores, c.min_memory_bytes) == (d.min_cpu_cores, d.min_memory_bytes) {
+                    String::new()
+                } else {
+                    format!(
+                        "; floors {} cores, {} MiB",
+                        c.min_cpu_cores,
+                        c.min_memory_bytes / (1024.0 * 1024.0)
+                    )
+                }
+            }
         )
     }
 
