@@ -135,18 +135,9 @@ def safest(points):
     return min(points, key=lambda p: (p["tau_u"], p["cost_ratio_o1"]))
 
 def passes(res, pname):
-    """Below both frontiers; or, where no setting of a baseline is as safe as the policy (the
-    verdict `evaluate` leaves open), cheaper than that baseline's safest setting as well."""
-    r = res["rows"][pname]
-    if r["below_every_frontier"]:
-        return True
-    for b, v in r["verdicts"]:
-        if v == "below":
-            continue
-        if v == "no_comparable_setting" and r["cost_ratio_o1"] < safest(res["fronts"][b])["cost_ratio_o1"]:
-            continue
-        return False
-    return True
+    """Below both frontiers, as `evaluate` judges it (a policy safer than every setting of a
+    baseline and cheaper than its safest setting counts as below it)."""
+    return res["rows"][pname]["below_every_frontier"] is True
 
 def verdict(res, pname):
     r = res["rows"][pname]
@@ -154,10 +145,11 @@ def verdict(res, pname):
     if r["below_every_frontier"]:
         return "**below both**"
     words = {"below": "below", "not_below": "not below",
+             "safer_and_cheaper": "below (safer than every setting, cheaper than the safest)",
              "no_comparable_setting": "no setting as safe"}
     detail = ", ".join(f"{k}: {words.get(v[k], v[k])}" for k in ("hpa", "target-tracking"))
-    if passes(res, pname):
-        return f"safer than every setting and cheaper than the safest ({detail})"
+    if r["below_every_frontier"] is None:
+        return f"open ({detail})"
     return f"not below ({detail})"
 
 def row_cells(res, pname):
@@ -179,12 +171,10 @@ for res in results:
       + " | ".join(c) + f" | {res['secs']:.1f} |")
 cyc = [r for r in results if r["cycle"]]
 ok = [r for r in cyc if r["rows"][base_name]["below_every_frontier"]]
-safer = [r["name"] for r in cyc if not r["rows"][base_name]["below_every_frontier"] and passes(r, base_name)]
 fail = [r["name"] for r in cyc if not passes(r, base_name)]
 nc = [r for r in results if not r["cycle"]]
 w("")
 w(f"Below both frontiers on {len(ok)} of {len(cyc)} traces with a daily cycle"
-  + (f"; safer than every baseline setting and cheaper than the safest on {', '.join(safer)}" if safer else "")
   + (f"; failing on {', '.join(fail)}." if fail else "; failing on none."))
 nc_ok = [r["name"] for r in nc if passes(r, base_name)]
 nc_fail = [r["name"] for r in nc if not passes(r, base_name)]
@@ -216,8 +206,8 @@ if quantiles:
     w("## Leave one trace out: `quantile`")
     w("")
     w(f"Values tried: {', '.join(quantiles)} (copies of `{policy}` with only `quantile` changed). "
-      "A trace passes when the policy is below both frontiers, or "
-      "safer than every setting of a baseline and cheaper than its safest setting. For each trace, the "
+      "A trace passes when the policy is below both frontiers (as `evaluate` judges it: a policy "
+      "safer than every setting of a baseline and cheaper than its safest setting is below it). For each trace, the "
       "value chosen is the one that passes on the largest share of the other traces (all of them, with and without a cycle), ties broken by the lower mean "
       "cost ÷ O1 over those traces; the table shows the held-out trace scored with that value.")
     w("")

@@ -409,7 +409,7 @@ fn render_markdown(
     );
     let _ = writeln!(
         md,
-        "\nθ and τ in %; jitter per hour; under/over in instance-hours; speedup = elastic speedup over `hpa` (geometric mean of hpa/policy over θ_U, θ_O, τ_U, τ_O; zeros replaced by ε = {SPEEDUP_EPSILON_PERCENT} %). Verdict: below a frontier = cheaper than every setting of that baseline (target 0.50–0.95) whose τ_U is no higher.\n"
+        "\nθ and τ in %; jitter per hour; under/over in instance-hours; speedup = elastic speedup over `hpa` (geometric mean of hpa/policy over θ_U, θ_O, τ_U, τ_O; zeros replaced by ε = {SPEEDUP_EPSILON_PERCENT} %). Verdict: below a frontier = cheaper than every setting of that baseline (target 0.50–0.95) whose τ_U is no higher, or, when every setting's τ_U is higher, cheaper than the safest setting.\n"
     );
     for r in reports {
         let _ = writeln!(

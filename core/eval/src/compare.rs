@@ -61,8 +61,12 @@ pub enum Verdict {
     Below,
     /// Some setting with no higher τ_U costs no more.
     NotBelow,
-    /// Every setting has a higher τ_U: the frontier does not reach the policy's risk level, so
-    /// the comparison says nothing.
+    /// Every setting has a higher τ_U, and the safest of them (the least τ_U, then the least
+    /// cost) costs more: the policy is below the frontier's safest end, and below any
+    /// extension of it to less τ_U (being safer never costs less along a frontier).
+    SaferAndCheaper,
+    /// Every setting has a higher τ_U and the safest costs no more: the frontier does not
+    /// reach the policy's risk level, so the comparison says nothing.
     NoComparableSetting,
 }
 
@@ -72,6 +76,7 @@ impl Verdict {
         match self {
             Verdict::Below => "below",
             Verdict::NotBelow => "not below",
+            Verdict::SaferAndCheaper => "below (safer than every setting, cheaper than the safest)",
             Verdict::NoComparableSetting => "no setting as safe",
         }
     }
@@ -86,7 +91,15 @@ impl Frontier {
             .filter(|p| p.tau_u <= tau_u + 1e-9)
             .peekable();
         if comparable.peek().is_none() {
-            return Verdict::NoComparableSetting;
+            let safest = self.points.iter().min_by(|a, b| {
+                a.tau_u
+                    .total_cmp(&b.tau_u)
+                    .then(a.cost_ratio_o1.total_cmp(&b.cost_ratio_o1))
+            });
+            return match safest {
+                Some(p) if cost_ratio_o1 < p.cost_ratio_o1 => Verdict::SaferAndCheaper,
+                _ => Verdict::NoComparableSetting,
+            };
         }
         if comparable.all(|p| cost_ratio_o1 < p.cost_ratio_o1) {
             Verdict::Below
@@ -96,15 +109,77 @@ impl Frontier {
     }
 }
 
-/// Whether a policy lies below every frontier: `Some(true)` when it is below all of them,
-/// `Some(false)` when it is not below at least one, `None` when it is below some and no
-/// frontier is comparable for the others.
+/// Whether a policy lies below every frontier: `Some(true)` when it is below all of them
+/// ([`Verdict::Below`] or [`Verdict::SaferAndCheaper`]), `Some(false)` when it is not below at
+/// least one, `None` when it is below some and no frontier is comparable for the others.
 pub fn below_every_frontier(verdicts: &[Verdict]) -> Option<bool> {
     if verdicts.contains(&Verdict::NotBelow) {
         Some(false)
-    } else if verdicts.iter().all(|v| *v == Verdict::Below) {
+    } else if verdicts
+        .iter()
+        .all(|v| matches!(v, Verdict::Below | Verdict::SaferAndCheaper))
+    {
         Some(true)
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frontier(points: &[(f64, f64)]) -> Frontier {
+        Frontier {
+            baseline: "hpa".into(),
+            points: points
+                .iter()
+                .enumerate()
+                .map(|(i, &(tau_u, cost_ratio_o1))| FrontierPoint {
+                    target: 0.5 + 0.05 * i as f64,
+                    tau_u,
+                    cost_ratio_o1,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_policy_is_judged_against_the_settings_as_safe_as_it_or_the_safest() {
+        // Targets 0.50–0.60: dearer as they get safer.
+        let f = frontier(&[(0.5, 1.6), (1.0, 1.3), (2.0, 1.1)]);
+        // Cheaper than both settings at no more τ_U.
+        assert_eq!(f.verdict(1.0, 1.25), Verdict::Below);
+        // The setting at τ_U 1.0 costs no more.
+        assert_eq!(f.verdict(1.5, 1.3), Verdict::NotBelow);
+        assert_eq!(f.verdict(2.5, 1.2), Verdict::NotBelow);
+        // Safer than every setting: below when cheaper than the safest (1.6), else open.
+        assert_eq!(f.verdict(0.1, 1.59), Verdict::SaferAndCheaper);
+        assert_eq!(f.verdict(0.1, 1.6), Verdict::NoComparableSetting);
+        assert_eq!(f.verdict(0.0, 3.0), Verdict::NoComparableSetting);
+        // Two equally safe settings: the cheaper is the safest.
+        let tied = frontier(&[(0.5, 1.6), (0.5, 1.4), (2.0, 1.1)]);
+        assert_eq!(tied.verdict(0.1, 1.5), Verdict::NoComparableSetting);
+        assert_eq!(tied.verdict(0.1, 1.3), Verdict::SaferAndCheaper);
+        // No settings at all: nothing to say.
+        assert_eq!(
+            frontier(&[]).verdict(0.0, 1.0),
+            Verdict::NoComparableSetting
+        );
+    }
+
+    #[test]
+    fn below_every_frontier_counts_safer_and_cheaper_as_below() {
+        use Verdict::*;
+        assert_eq!(below_every_frontier(&[Below, SaferAndCheaper]), Some(true));
+        assert_eq!(
+            below_every_frontier(&[SaferAndCheaper, NotBelow]),
+            Some(false)
+        );
+        assert_eq!(below_every_frontier(&[Below, NoComparableSetting]), None);
+        assert_eq!(
+            serde_json::to_value(SaferAndCheaper).unwrap(),
+            "safer_and_cheaper"
+        );
     }
 }
