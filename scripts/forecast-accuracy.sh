@@ -8,7 +8,8 @@
 #   scripts/forecast-accuracy.sh [REPORT.md]     default: docs/forecast-accuracy.md
 #
 # Environment: TRACES (shared traces folder, default ../shared/traces; only read), WORKDIR
-# (the generated suite goes into its `suite/`, default ~/.cache/hoist-forecast-accuracy).
+# (the generated suite goes into its `suite/`, default ~/.cache/hoist-forecast-accuracy),
+# PERTURB (a seed: the suite's specs moved at random first, by scripts/perturb-suite.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPORT="${1:-docs/forecast-accuracy.md}"
@@ -19,6 +20,9 @@ cargo build --release -q -p hoist
 HOIST="$CARGO_TARGET_DIR/release/hoist"
 rm -rf "$WORKDIR/suite" && mkdir -p "$WORKDIR/suite"
 "$HOIST" trace generate --suite standard --out "$WORKDIR/suite" >&2
+if [ -n "${PERTURB:-}" ]; then
+  python3 scripts/perturb-suite.py "$HOIST" "$WORKDIR/suite" "$PERTURB"
+fi
 
 HOIST="$HOIST" TRACES="$TRACES" WORKDIR="$WORKDIR/suite" REPORT="$REPORT" python3 - <<'PY'
 import glob, json, os, subprocess
