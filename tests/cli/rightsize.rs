@@ -7,20 +7,38 @@ fn hoist() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hoist"))
 }
 
+/// `days` days of 5-minute rows from midnight on the first of the month, after `header`:
+/// `row(day, minute of the day)` gives each row after its timestamp; lines end with `eol`.
+fn panel_text(
+    header: &str,
+    (year, month): (u32, u32),
+    days: u32,
+    eol: &str,
+    mut row: impl FnMut(u32, u32) -> String,
+) -> String {
+    let mut text = format!("{header}{eol}");
+    for step in 0..days * 288 {
+        let (day, minute) = (step / 288, (step % 288) * 5);
+        text.push_str(&format!(
+            "{year}-{month:02}-{:02}T{:02}:{:02}:00Z,{}{eol}",
+            1 + day,
+            minute / 60,
+            minute % 60,
+            row(day, minute)
+        ));
+    }
+    text
+}
+
+const GENERIC_HEADER: &str = "timestamp,vm,cpu_used,cpu_capacity,mem_used,mem_capacity";
+
 /// Three days of one VM in the generic format, 5-minute steps: CPU 0.5 cores with a 1-core
 /// burst at 12:00 each day, memory 1 GB, given 2 cores and 4 GB.
 fn generic_panel(dir: &Path) -> PathBuf {
-    let mut text = String::from("timestamp,vm,cpu_used,cpu_capacity,mem_used,mem_capacity\n");
-    for step in 0..3 * 288 {
-        let (day, minute) = (step / 288, (step % 288) * 5);
+    let text = panel_text(GENERIC_HEADER, (2024, 1), 3, "\n", |_, minute| {
         let cpu = if minute / 60 == 12 { 1.0 } else { 0.5 };
-        text.push_str(&format!(
-            "2024-01-{:02}T{:02}:{:02}:00Z,web-1,{cpu},2,1000000000,4000000000\n",
-            1 + day,
-            minute / 60,
-            minute % 60
-        ));
-    }
+        format!("web-1,{cpu},2,1000000000,4000000000")
+    });
     let path = dir.join("panel.csv");
     std::fs::write(&path, text).unwrap();
     path
@@ -161,16 +179,9 @@ fn the_floors_bound_both_recommenders_on_an_idle_vm() {
     // Three days of a VM using 0.0002 cores and 2 MB: every size is its floor, unless the
     // floors are lowered.
     let dir = tempfile::tempdir().unwrap();
-    let mut text = String::from("timestamp,vm,cpu_used,cpu_capacity,mem_used,mem_capacity\n");
-    for step in 0..3 * 288 {
-        let (day, minute) = (step / 288, (step % 288) * 5);
-        text.push_str(&format!(
-            "2024-01-{:02}T{:02}:{:02}:00Z,idle,0.0002,2,2000000,4000000000\n",
-            1 + day,
-            minute / 60,
-            minute % 60
-        ));
-    }
+    let text = panel_text(GENERIC_HEADER, (2024, 1), 3, "\n", |_, _| {
+        "idle,0.0002,2,2000000,4000000000".to_owned()
+    });
     let panel = dir.path().join("idle.csv");
     std::fs::write(&panel, text).unwrap();
     let rows = |args: &[&str]| {
@@ -289,24 +300,15 @@ fn prints_a_table_and_markdown_for_a_window() {
 #[test]
 fn reads_the_bitbrains_format_gzipped() {
     let dir = tempfile::tempdir().unwrap();
-    let mut text = String::from(
-        "timestamp,vm,cores,cpu_capacity_mhz,cpu_usage_mhz,mem_capacity_kb,mem_usage_kb\r\n",
-    );
-    for step in 0..2 * 288 {
-        let (day, minute) = (step / 288, (step % 288) * 5);
+    let header = "timestamp,vm,cores,cpu_capacity_mhz,cpu_usage_mhz,mem_capacity_kb,mem_usage_kb";
+    let text = panel_text(header, (2013, 7), 2, "\r\n", |day, minute| {
         // Off for the first hour of the second day.
-        let row = if day == 1 && minute < 60 {
-            "0,0.0,0.0,0,0".to_owned()
+        if day == 1 && minute < 60 {
+            "33,0,0.0,0.0,0,0".to_owned()
         } else {
-            "2,5200.0,520.0,8388608,1048576".to_owned()
-        };
-        text.push_str(&format!(
-            "2013-07-{:02}T{:02}:{:02}:00Z,33,{row}\r\n",
-            1 + day,
-            minute / 60,
-            minute % 60
-        ));
-    }
+            "33,2,5200.0,520.0,8388608,1048576".to_owned()
+        }
+    });
     let path = dir.path().join("bb.csv.gz");
     let gz = stored_gzip(text.as_bytes());
     std::fs::write(&path, gz).unwrap();

@@ -125,23 +125,30 @@ pub fn below_every_frontier(verdicts: &[Verdict]) -> Option<bool> {
     }
 }
 
+/// A frontier of `baseline` with one point per (τ_U, cost ÷ O1) of `points`, at targets 0.50,
+/// 0.55, … in order.
+#[cfg(test)]
+pub(crate) fn frontier_of(baseline: &str, points: &[(f64, f64)]) -> Frontier {
+    Frontier {
+        baseline: baseline.to_owned(),
+        points: points
+            .iter()
+            .enumerate()
+            .map(|(i, &(tau_u, cost_ratio_o1))| FrontierPoint {
+                target: 0.5 + 0.05 * i as f64,
+                tau_u,
+                cost_ratio_o1,
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn frontier(points: &[(f64, f64)]) -> Frontier {
-        Frontier {
-            baseline: "hpa".into(),
-            points: points
-                .iter()
-                .enumerate()
-                .map(|(i, &(tau_u, cost_ratio_o1))| FrontierPoint {
-                    target: 0.5 + 0.05 * i as f64,
-                    tau_u,
-                    cost_ratio_o1,
-                })
-                .collect(),
-        }
+        frontier_of("hpa", points)
     }
 
     #[test]

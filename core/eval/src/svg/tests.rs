@@ -69,18 +69,7 @@ fn plot_box(svg: &str) -> Bounds {
 }
 
 fn sweep(baseline: &str, points: &[(f64, f64)]) -> Frontier {
-    Frontier {
-        baseline: baseline.to_owned(),
-        points: points
-            .iter()
-            .enumerate()
-            .map(|(i, &(tau_u, cost_ratio_o1))| FrontierPoint {
-                target: 0.5 + 0.05 * i as f64,
-                tau_u,
-                cost_ratio_o1,
-            })
-            .collect(),
-    }
+    crate::compare::frontier_of(baseline, points)
 }
 
 fn policy(name: &str, tau_u: f64, cost_ratio_o1: f64) -> PolicyPoint {
