@@ -570,6 +570,12 @@ fn render(c: &Context<'_>, rows: &[RightsizeScore], sweeps: &[Sweep], markdown: 
             );
         }
     }
+    if !sweeps.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nEach best setting above is picked on the part it is scored on: to judge one fairly, pick it on an earlier part (--until) and score it on a later one (--from)."
+        );
+    }
     let _ = writeln!(
         out,
         "\n{:.2} s ({:.2} s reading the panel).",

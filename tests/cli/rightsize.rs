@@ -293,6 +293,10 @@ fn prints_a_table_and_markdown_for_a_window() {
         "{text}"
     );
     assert!(text.contains("best CPU at most 1.00 % short: "), "{text}");
+    assert!(
+        text.contains("picked on the part it is scored on"),
+        "{text}"
+    );
     assert!(text.contains("### Frontier of vpa"), "{text}");
     assert!(text.contains("### Frontier of hoist"), "{text}");
 }
