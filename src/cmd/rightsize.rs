@@ -109,7 +109,8 @@ pub struct Args {
     pub min_cpu: Option<f64>,
     /// The smallest memory either recommender sizes a VM at (`250MiB`, `16MiB`, bytes). Unset,
     /// each keeps its own: 250 MiB for the VPA (`--pod-recommendation-min-memory-mb`), 16 MiB
-    /// for Hoist's.
+    /// for Hoist's. Lower floors lower the headline slack mostly by making short steps miss
+    /// deeper: read over and miss × beside it.
     #[arg(long, value_name = "SIZE", value_parser = super::recommend::parse_size)]
     pub min_memory: Option<u64>,
 }
