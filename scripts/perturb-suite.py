@@ -10,7 +10,7 @@ trace as NAME.spec.json, and the trace is made again from it with `hoist trace g
 --spec`. The level changes by x0.7-1.4, each daily harmonic's peak hour by up to +-3 h and its
 amplitude by +-20 %; an hourly profile turns by up to 2 h; the weekend factor or weekly profile
 by +-10-20 %, the trend by x0.5-1.5, the random walk's spread by +-30 %; the trace starts on
-another weekday; level shifts move by up to +-2 days, flash crowds and outages by up to
+a weekday drawn at random; level shifts move by up to +-2 days, flash crowds and outages by up to
 +-12 h, and shift factors and crowd peaks change by +-30 % of their excess; the noise seed
 changes.
 """
