@@ -14,8 +14,8 @@ a weekday drawn at random; level shifts move by up to +-2 days, flash crowds and
 +-12 h, and shift factors and crowd peaks change by +-30 % of their excess; the noise seed
 changes.
 """
-import sys
-import json, os, random, re, subprocess
+import json, os, random, re, subprocess, sys
+
 hoist, gen, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rng = random.Random(seed)
 index = json.load(open(os.path.join(gen, "suite.json")))
@@ -57,7 +57,7 @@ for t in index["traces"]:
         spec["trend_per_week"] *= u(0.5, 1.5)
     if "random_walk" in spec:
         spec["random_walk"]["sd_per_hour"] *= u(0.7, 1.3)
-    # Events move within the test part's half of the trace or as they were, never past the end.
+    # Events move, but stay between the first hour and the last day of the trace.
     for key, spread in (("level_shifts", 2 * 86400), ("flash_crowds", 12 * 3600), ("outages", 12 * 3600)):
         for e in spec.get(key, []):
             at = secs(e["at"]) + u(-spread, spread)

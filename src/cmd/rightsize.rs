@@ -115,6 +115,9 @@ pub struct Args {
     pub min_memory: Option<u64>,
 }
 
+/// The largest `--min-memory` taken, 64 TiB: more than the largest machine any cloud offers.
+const MAX_MIN_MEMORY: u64 = 64 << 40;
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let d = hoist_core::duration::parse_duration(text)?;
     if d.subsec_nanos() != 0 {
@@ -171,6 +174,13 @@ pub fn run(args: Args) -> CliResult {
     {
         return Err(CliError::input(format!(
             "--min-cpu {cpu} must be a number of cores from 0.001 (Kubernetes' smallest request) to 1024"
+        )));
+    }
+    if let Some(bytes) = args.min_memory
+        && bytes > MAX_MIN_MEMORY
+    {
+        return Err(CliError::input(format!(
+            "--min-memory {bytes} bytes is more than any machine has: give at most 64TiB"
         )));
     }
     config

@@ -244,6 +244,7 @@ fn the_floors_bound_both_recommenders_on_an_idle_vm() {
         "--min-memory=0",
         "--min-memory=-1MiB",
         "--min-memory=2 furlongs",
+        "--min-memory=900000TB",
     ] {
         let out = run(&[bad], &panel);
         assert_eq!(out.status.code(), Some(2), "{bad}");
