@@ -47,7 +47,7 @@ pub enum Format {
 /// - Generic long CSV: `timestamp,vm,cpu_used[,cpu_capacity][,mem_used,mem_capacity]`, columns
 ///   in any order, CPU in cores, memory in bytes; a capacity is what the VM was given.
 ///
-/// Timestamps are RFC 3339; each VM's rows in increasing time. Negative usage, a capacity of 0
+/// Timestamps are RFC 3339 or whole Unix seconds; each VM's rows in increasing time. Negative usage, a capacity of 0
 /// and unparseable numbers are refused with the file and line.
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -11,7 +11,7 @@
 //!   `mem_used` and `mem_capacity`, in any order. CPU in cores, memory in bytes. A capacity,
 //!   when given, must be above zero.
 //!
-//! Timestamps are RFC 3339; each VM's rows must be in increasing time order (VMs may be
+//! Timestamps are RFC 3339 or whole Unix seconds; each VM's rows must be in increasing time order (VMs may be
 //! interleaved). Usage must be finite and non-negative. Every problem is reported as
 //! `file:line: what`.
 
@@ -313,15 +313,7 @@ fn parse(name: String, file: &str, text: &str) -> Result<Panel, PanelError> {
         let at = if time_text == cached_time.0 {
             cached_time.1
         } else {
-            let t = DateTime::parse_from_rfc3339(time_text)
-                .map_err(|e| {
-                    err(
-                        Some(n),
-                        format!("timestamp {time_text:?}: {e} (expected RFC 3339, e.g. 2024-01-01T00:00:00Z)"),
-                    )
-                })?
-                .with_timezone(&Utc)
-                .timestamp();
+            let t = parse_time(time_text).map_err(|e| err(Some(n), e))?;
             cached_time = (time_text, t);
             t
         };
@@ -441,6 +433,32 @@ fn parse(name: String, file: &str, text: &str) -> Result<Panel, PanelError> {
     })
 }
 
+/// The latest Unix time in seconds a panel may hold (the year 5000): a larger number is most
+/// likely milliseconds.
+const MAX_UNIX_SECONDS: i64 = 95_617_584_000;
+
+/// A step's time: RFC 3339, or whole Unix seconds (`1372629600`), as panels exported from
+/// monitoring systems often have.
+fn parse_time(text: &str) -> Result<i64, String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return match text.parse::<i64>() {
+            Ok(t) if t <= MAX_UNIX_SECONDS => Ok(t),
+            _ => Err(format!(
+                "timestamp {text:?} is past the year 5000 as Unix seconds; if it is in \
+                 milliseconds, divide it by 1000"
+            )),
+        };
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc).timestamp())
+        .map_err(|e| {
+            format!(
+                "timestamp {text:?}: {e} (expected RFC 3339, e.g. 2024-01-01T00:00:00Z, or Unix \
+                 seconds)"
+            )
+        })
+}
+
 /// The most common time between consecutive rows of a VM (300 s when no VM has two rows).
 fn common_step(vms: &[VmSeries]) -> i64 {
     let mut counts: HashMap<i64, usize> = HashMap::new();
@@ -500,6 +518,24 @@ mod tests {
         assert_eq!(p.vms.len(), 2);
         assert_eq!(p.vms[0].samples[1].cpu, 0.25);
         assert_eq!(p.step_seconds, 300);
+    }
+
+    #[test]
+    fn reads_unix_seconds_as_well_as_rfc_3339() {
+        let p = parse_panel(
+            "g",
+            "timestamp,vm,cpu_used\n1704067200,a,0.5\n2024-01-01T00:01:00Z,a,1\n1704067320,a,0.25\n",
+        )
+        .unwrap();
+        let at: Vec<i64> = p.vms[0].samples.iter().map(|s| s.at).collect();
+        assert_eq!(at, [1_704_067_200, 1_704_067_260, 1_704_067_320]);
+        assert_eq!(p.step_seconds, 60);
+        let e = error("timestamp,vm,cpu_used\n1704067200000,a,0.5\n");
+        assert!(
+            e.starts_with("p.csv:2: timestamp \"1704067200000\" is past the year 5000")
+                && e.contains("divide it by 1000"),
+            "{e}"
+        );
     }
 
     fn error(text: &str) -> String {
