@@ -1,8 +1,8 @@
 //! Demand traces: loading `timestamp,value` CSV files (plain or gzip) onto a regular time grid.
 //!
 //! A trace is a series of non-negative measurements on a grid `start + i * step`. The file has
-//! the header `timestamp,value`, RFC 3339 timestamps in increasing order and one row per step;
-//! a missing step is simply an absent row, and it stays a gap ([`None`]) here, never a zero:
+//! the header `timestamp,value`, timestamps (RFC 3339, or whole Unix seconds) in increasing
+//! order and one row per step; a missing step is simply an absent row, and it stays a gap ([`None`]) here, never a zero:
 //! "no data" is not "no demand". The step is the most common difference between consecutive
 //! timestamps, and every timestamp must sit on the grid it defines.
 //!
@@ -34,6 +34,10 @@ pub const MAX_TRACE_STEPS: usize = 20_000_000;
 /// The most bytes of text a trace file may hold (after gzip inflation): 512 MiB, room for
 /// [`MAX_TRACE_STEPS`] rows.
 pub const MAX_TRACE_BYTES: u64 = 512 << 20;
+
+/// The latest time a trace may give in whole Unix seconds (the year 5000): a larger number is
+/// most likely milliseconds.
+pub const MAX_UNIX_SECONDS: i64 = 95_617_584_000;
 
 /// The longest line of a trace file, bytes; a row is about 40.
 pub const MAX_TRACE_LINE_BYTES: usize = 4096;
@@ -216,9 +220,9 @@ pub enum TraceError {
         /// Fields found.
         found: usize,
     },
-    /// A timestamp is not RFC 3339.
+    /// A timestamp is neither RFC 3339 nor whole Unix seconds.
     #[error(
-        "{file}:{line}: bad timestamp {text:?}: {reason} (expected RFC 3339, e.g. 2024-01-01T00:00:00Z)"
+        "{file}:{line}: bad timestamp {text:?}: {reason} (expected RFC 3339, e.g. 2024-01-01T00:00:00Z, or whole Unix seconds)"
     )]
     Timestamp {
         /// The file.
@@ -438,7 +442,21 @@ fn parse(name: String, file: &str, text: &str) -> Result<Trace, TraceError> {
             });
         }
         let (ts, val) = (ts.trim(), val.trim());
-        let at = match parse_plain_utc(ts) {
+        let unix = (!ts.is_empty() && ts.bytes().all(|b| b.is_ascii_digit())).then(|| {
+            ts.parse::<i64>()
+                .ok()
+                .filter(|t| *t <= MAX_UNIX_SECONDS)
+                .and_then(|t| DateTime::from_timestamp(t, 0))
+                .ok_or_else(|| TraceError::Timestamp {
+                    file: file.to_owned(),
+                    line,
+                    text: ts.to_owned(),
+                    reason: "past the year 5000 as Unix seconds; if it is in milliseconds, \
+                             divide it by 1000"
+                        .to_owned(),
+                })
+        });
+        let at = match unix.transpose()?.or_else(|| parse_plain_utc(ts)) {
             Some(at) => at,
             None => DateTime::parse_from_rfc3339(ts)
                 .map_err(|e| TraceError::Timestamp {
@@ -729,6 +747,17 @@ mod tests {
     }
 
     #[test]
+    fn unix_seconds_read_as_their_time() {
+        let unix = parse_trace(
+            "demo",
+            "timestamp,value\n1704067200,1\n1704067500,2.5\n1704067800,0\n\
+             1704068700,4\n1704069000,3\n",
+        )
+        .unwrap();
+        assert_eq!(unix, parse_trace("demo", GAPPY).unwrap());
+    }
+
+    #[test]
     fn missing_file_is_an_io_error_naming_it() {
         let e = load_trace(Path::new("/nonexistent/x.csv")).unwrap_err();
         assert!(matches!(e, TraceError::Io { .. }));
@@ -745,6 +774,7 @@ mod tests {
         let ok0 = "2024-01-01T00:00:00Z,1\n";
         let cases: Vec<(String, usize, &str)> = vec![
             (format!("{h}{ok0}yesterday,1\n"), 3, "bad timestamp"),
+            (format!("{h}{ok0}1704067260000,1\n"), 3, "divide it by 1000"),
             (
                 format!("{h}{ok0}2024-01-01T00:01:00Z,abc\n"),
                 3,
