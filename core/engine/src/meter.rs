@@ -161,10 +161,13 @@ impl CostMeter {
                 life.price_per_hour = price(instance);
             }
         }
+        // Sorted for lookup: a group of thousands of instances would otherwise take a scan of
+        // them per open life.
+        alive.sort_unstable();
         let ended: Vec<InstanceId> = account
             .open
             .keys()
-            .filter(|id| !alive.contains(&id.as_str()))
+            .filter(|id| alive.binary_search(&id.as_str()).is_err())
             .cloned()
             .collect();
         for id in ended {
