@@ -1726,13 +1726,20 @@ impl Shared {
     ) -> Option<(f64, String)> {
         // The group's class sets the currency (and prices a group with no instance).
         let (_, currency) = self.price_of(managed, &group.instance_class).await?;
+        // Counted per (class, capacity type) first: a group of thousands of instances has a
+        // few kinds, each priced once.
+        let mut kinds: Vec<(&str, CapacityType)> = group
+            .instances
+            .iter()
+            .filter(|i| i.state.is_active())
+            .map(|i| (i.instance_class.as_str(), i.capacity_type))
+            .collect();
+        kinds.sort_unstable();
         let mut total = Decimal::ZERO;
-        for i in group.instances.iter().filter(|i| i.state.is_active()) {
-            if let Some((price, _)) = self
-                .price_for(managed, &i.instance_class, i.capacity_type)
-                .await
-            {
-                total += price;
+        for run in kinds.chunk_by(|a, b| a == b) {
+            let (class, capacity) = run[0];
+            if let Some((price, _)) = self.price_for(managed, class, capacity).await {
+                total += price * Decimal::from(run.len());
             }
         }
         Some((decimal_to_f64(total), currency))

@@ -12,7 +12,8 @@
 //! their own bill (the simulated cloud, AWS Cost Explorer) can be compared with the meter:
 //! [`Drift`] says by how much they differ.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use hoist_api::billing_rule::BillingRule;
@@ -23,6 +24,8 @@ use hoist_api::{
 /// One instance's life as the meter saw it.
 #[derive(Debug, Clone, PartialEq)]
 struct Life {
+    /// The observation that last saw it (see [`Account::epoch`]).
+    seen: u64,
     launched: DateTime<Utc>,
     price_per_hour: Option<Decimal>,
     capacity_type: CapacityType,
@@ -97,7 +100,10 @@ impl Drift {
 struct Account {
     since: DateTime<Utc>,
     settled: MeterReading,
-    open: BTreeMap<InstanceId, Life>,
+    /// Hashed with fixed keys, so that lives are visited in the same order in every run.
+    open: HashMap<InstanceId, Life, BuildHasherDefault<DefaultHasher>>,
+    /// Observations so far: a life not seen by the latest has ended.
+    epoch: u64,
 }
 
 /// The cost meter of one provider's groups.
@@ -137,10 +143,12 @@ impl CostMeter {
             .or_insert_with(|| Account {
                 since: at,
                 settled: MeterReading::default(),
-                open: BTreeMap::new(),
+                open: HashMap::default(),
+                epoch: 0,
             });
         let since = account.since;
-        let mut alive = Vec::with_capacity(group.instances.len());
+        account.epoch += 1;
+        let epoch = account.epoch;
         for instance in &group.instances {
             if matches!(
                 instance.state,
@@ -148,28 +156,32 @@ impl CostMeter {
             ) {
                 continue;
             }
-            alive.push(instance.id.as_str());
-            let life = account
-                .open
-                .entry(instance.id.clone())
-                .or_insert_with(|| Life {
-                    launched: instance.launched_at.min(at),
-                    price_per_hour: None,
-                    capacity_type: instance.capacity_type,
-                });
+            // Looked up before inserting, so a life already open costs no copy of its id.
+            let life = match account.open.get_mut(&instance.id) {
+                Some(life) => life,
+                None => account
+                    .open
+                    .entry(instance.id.clone())
+                    .or_insert_with(|| Life {
+                        seen: epoch,
+                        launched: instance.launched_at.min(at),
+                        price_per_hour: None,
+                        capacity_type: instance.capacity_type,
+                    }),
+            };
+            life.seen = epoch;
             if life.price_per_hour.is_none() {
                 life.price_per_hour = price(instance);
             }
         }
-        // Sorted for lookup: a group of thousands of instances would otherwise take a scan of
-        // them per open life.
-        alive.sort_unstable();
-        let ended: Vec<InstanceId> = account
+        // Every life this observation did not see has ended; settled in the order of their ids.
+        let mut ended: Vec<InstanceId> = account
             .open
-            .keys()
-            .filter(|id| alive.binary_search(&id.as_str()).is_err())
-            .cloned()
+            .iter()
+            .filter(|(_, life)| life.seen != epoch)
+            .map(|(id, _)| id.clone())
             .collect();
+        ended.sort_unstable();
         for id in ended {
             let Some(life) = account.open.remove(&id) else {
                 continue;
