@@ -93,7 +93,7 @@ enum Command {
     /// such as `46d`); steps before `--from` are history. Panel formats: the Bitbrains one
     /// (`timestamp,vm,cores,cpu_capacity_mhz,cpu_usage_mhz,mem_capacity_kb,mem_usage_kb`) and a
     /// generic long CSV `timestamp,vm,cpu_used[,cpu_capacity][,mem_used,mem_capacity]` (CPU in
-    /// cores, memory in bytes), plain or gzip.
+    /// cores, memory in bytes), plain or gzip; timestamps in RFC 3339 or whole Unix seconds.
     Rightsize(cmd::rightsize::Args),
     /// Recommend how to spend less on each group of a policy file, from its history.
     ///

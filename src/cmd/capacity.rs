@@ -17,7 +17,8 @@ use super::{CliError, CliResult};
 /// Options of `hoist capacity`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The group's history: a trace (CSV `timestamp,value`, optionally gzip).
+    /// The group's history: a trace (CSV `timestamp,value`, optionally gzip; timestamps in RFC
+    /// 3339 or whole Unix seconds).
     #[arg(
         value_name = "FILE",
         required_unless_present = "trace",

@@ -38,7 +38,8 @@ pub enum OutputFormat {
 /// Options of `hoist forecast`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The trace (CSV `timestamp,value`, optionally gzip).
+    /// The trace (CSV `timestamp,value`, optionally gzip; timestamps in RFC 3339 or whole Unix
+    /// seconds).
     #[arg(long, value_name = "FILE")]
     pub trace: PathBuf,
     /// Start of the test part (RFC 3339); the training part is everything before.

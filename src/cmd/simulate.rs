@@ -192,7 +192,8 @@ pub enum Output {
 /// Options of `hoist simulate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The demand trace (`timestamp,value` CSV, or .csv.gz).
+    /// The demand trace (`timestamp,value` CSV, or .csv.gz; timestamps in RFC 3339 or whole Unix
+    /// seconds).
     #[arg(long)]
     pub trace: PathBuf,
     /// A policy file, or a built-in: o1, o2, static-peak, static-mean, hpa, target-tracking.
