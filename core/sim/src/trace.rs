@@ -2,8 +2,8 @@
 //!
 //! A trace is a series of non-negative measurements on a grid `start + i * step`. The file has
 //! the header `timestamp,value`, timestamps (RFC 3339, or whole Unix seconds) in increasing
-//! order and one row per step; a missing step is simply an absent row, and it stays a gap ([`None`]) here, never a zero:
-//! "no data" is not "no demand". The step is the most common difference between consecutive
+//! order and one row per step; a missing step is simply an absent row, and it stays a gap
+//! ([`None`]) here, never a zero: "no data" is not "no demand". The step is the most common difference between consecutive
 //! timestamps, and every timestamp must sit on the grid it defines.
 //!
 //! ```
@@ -442,19 +442,13 @@ fn parse(name: String, file: &str, text: &str) -> Result<Trace, TraceError> {
             });
         }
         let (ts, val) = (ts.trim(), val.trim());
-        let unix = (!ts.is_empty() && ts.bytes().all(|b| b.is_ascii_digit())).then(|| {
-            ts.parse::<i64>()
-                .ok()
-                .filter(|t| *t <= MAX_UNIX_SECONDS)
-                .and_then(|t| DateTime::from_timestamp(t, 0))
-                .ok_or_else(|| TraceError::Timestamp {
-                    file: file.to_owned(),
-                    line,
-                    text: ts.to_owned(),
-                    reason: "past the year 5000 as Unix seconds; if it is in milliseconds, \
-                             divide it by 1000"
-                        .to_owned(),
-                })
+        let unix = parse_unix_seconds(ts).map(|t| {
+            t.map_err(|reason| TraceError::Timestamp {
+                file: file.to_owned(),
+                line,
+                text: ts.to_owned(),
+                reason,
+            })
         });
         let at = match unix.transpose()?.or_else(|| parse_plain_utc(ts)) {
             Some(at) => at,
@@ -593,6 +587,21 @@ fn parse(name: String, file: &str, text: &str) -> Result<Trace, TraceError> {
 
 /// The fast path for the common `YYYY-MM-DDTHH:MM:SSZ` form; anything else (offsets, fractions,
 /// invalid text) returns `None` and goes through chrono's full RFC 3339 parser.
+/// `text` read as whole Unix seconds, when it is all digits (`None` otherwise): an error past
+/// [`MAX_UNIX_SECONDS`], which is most likely milliseconds. Shared with the per-VM panels.
+pub fn parse_unix_seconds(text: &str) -> Option<Result<DateTime<Utc>, String>> {
+    (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then(|| {
+        text.parse::<i64>()
+            .ok()
+            .filter(|t| *t <= MAX_UNIX_SECONDS)
+            .and_then(|t| DateTime::from_timestamp(t, 0))
+            .ok_or_else(|| {
+                "past the year 5000 as Unix seconds; if it is in milliseconds, divide it by 1000"
+                    .to_owned()
+            })
+    })
+}
+
 fn parse_plain_utc(ts: &str) -> Option<DateTime<Utc>> {
     let b = ts.as_bytes();
     if b.len() != 20

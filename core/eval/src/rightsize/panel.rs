@@ -11,9 +11,9 @@
 //!   `mem_used` and `mem_capacity`, in any order. CPU in cores, memory in bytes. A capacity,
 //!   when given, must be above zero.
 //!
-//! Timestamps are RFC 3339 or whole Unix seconds; each VM's rows must be in increasing time order (VMs may be
-//! interleaved). Usage must be finite and non-negative. Every problem is reported as
-//! `file:line: what`.
+//! Timestamps are RFC 3339 or whole Unix seconds; each VM's rows must be in increasing time
+//! order (VMs may be interleaved). Usage must be finite and non-negative. Every problem is
+//! reported as `file:line: what`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -433,21 +433,13 @@ fn parse(name: String, file: &str, text: &str) -> Result<Panel, PanelError> {
     })
 }
 
-/// The latest Unix time in seconds a panel may hold (the year 5000): a larger number is most
-/// likely milliseconds.
-const MAX_UNIX_SECONDS: i64 = 95_617_584_000;
-
 /// A step's time: RFC 3339, or whole Unix seconds (`1372629600`), as panels exported from
 /// monitoring systems often have.
 fn parse_time(text: &str) -> Result<i64, String> {
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        return match text.parse::<i64>() {
-            Ok(t) if t <= MAX_UNIX_SECONDS => Ok(t),
-            _ => Err(format!(
-                "timestamp {text:?} is past the year 5000 as Unix seconds; if it is in \
-                 milliseconds, divide it by 1000"
-            )),
-        };
+    if let Some(unix) = hoist_sim::trace::parse_unix_seconds(text) {
+        return unix
+            .map(|t| t.timestamp())
+            .map_err(|reason| format!("timestamp {text:?} is {reason}"));
     }
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc).timestamp())
