@@ -335,9 +335,9 @@ pub const SHIFT_SPAN: TimeDelta = TimeDelta::hours(6);
 pub const SHIFT_AFTER: TimeDelta = TimeDelta::hours(6);
 /// How far from the usual week-over-week ratio each hour of [`SHIFT_SPAN`] must be, in robust
 /// standard deviations of the hourly ratios (and at least [`SHIFT_LEAST`]).
-const SHIFT_DEVIATIONS: f64 = 5.0;
+pub const SHIFT_DEVIATIONS: f64 = 5.0;
 /// The smallest departure from the usual ratio taken for a level shift (10 %).
-const SHIFT_LEAST: f64 = 0.1;
+pub const SHIFT_LEAST: f64 = 0.1;
 
 /// The ratio of the load's last [`SHIFT_SPAN`] to the same hours a week before, when the load
 /// has just left its usual level against last week: every hour of that span departs from the
