@@ -53,7 +53,7 @@ pub struct Args {
     pub train_fraction: f64,
     /// The model: `auto` (the seasonal model, daily or weekly seasonal naive or the median of
     /// the three, whichever erred least over the last 14 days, chosen separately up to 1 h,
-    /// 6 h, 12 h and beyond; past 6 h, last week scaled to the new level when the last 6 h
+    /// 6 h, 12 h, 21 h and beyond; past 6 h, last week scaled to the new level when the last 6 h
     /// have all been far off their usual ratio to last week: `level-shift` in the report),
     /// `seasonal` or `seasonal-naive`.
     #[arg(long, default_value = "auto", value_parser = parse_model)]
