@@ -53,9 +53,9 @@ pub struct Args {
     pub train_fraction: f64,
     /// The model: `auto` (the seasonal model, daily or weekly seasonal naive or the median of
     /// the three, whichever erred least over the last 14 days, chosen separately up to 1 h,
-    /// 6 h, 12 h, 21 h and beyond; past 6 h, last week scaled to the new level when the last 6 h
-    /// have all been far off their usual ratio to last week: `level-shift` in the report),
-    /// `seasonal` or `seasonal-naive`.
+    /// 6 h, 12 h, 21 h and beyond; past 6 h, the last two weeks scaled to the new level when
+    /// the last 6 h have all been far off their usual ratio to last week: `level-shift` in the
+    /// report), `seasonal` or `seasonal-naive`.
     #[arg(long, default_value = "auto", value_parser = parse_model)]
     pub model: ModelKind,
     /// The step the model works at; a finer trace is resampled (mean per step).
