@@ -7,6 +7,7 @@
 //! part of the MachineSet controller where a check needs one.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -472,11 +473,10 @@ async fn the_shipped_role_is_enough_and_nothing_more() {
     assert!(e.to_string().contains("rbac.yaml"), "{e}");
 
     // With the shipped ClusterRole bound to the user, every operation works.
-    let rbac = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../deploy/kubernetes/rbac.yaml"
-    );
-    kubectl(&["apply", "-f", rbac]);
+    let rbac = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../deploy/kubernetes/rbac.yaml");
+    kubectl(&["apply", "-f", &rbac.to_string_lossy()]);
     let binding = format!("hoist-limited-{ns}");
     kubectl(&[
         "create",

@@ -73,7 +73,9 @@ async fn prometheus_scrapes_hoist_run() {
     let scrape = server_url("HOIST_TEST_PROMETHEUS_SCRAPE_ADDR");
 
     let dir = tempfile::tempdir().expect("temporary directory");
-    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/examples/static-pool");
+    let example = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../plugins/examples/static-pool");
     std::fs::copy(
         example.join("machines.yaml"),
         dir.path().join("machines.yaml"),

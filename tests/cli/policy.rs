@@ -13,8 +13,11 @@ pub(crate) fn hoist(args: &[&str], dir: &Path) -> Output {
         .expect("run hoist")
 }
 
+/// The repository root, read when the test runs (cargo sets it then too): a test binary
+/// reused from a target directory another checkout built still finds this checkout's files.
 pub(crate) fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 fn text(output: &Output) -> (String, String) {

@@ -1,13 +1,13 @@
 //! `hoist recommend` as a user runs it, on `examples/usage-optimization.yml`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 const EXAMPLE: &str = "examples/usage-optimization.yml";
 
 fn hoist() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hoist"));
-    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    command.current_dir(crate::policy::root());
     command
 }
 
@@ -121,8 +121,7 @@ fn the_example_as_json_fits_the_observed_peak_and_its_schedule_is_a_valid_policy
     );
 
     // The schedule, pasted into the group as the snippet says, is a valid policy file.
-    let example =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE)).unwrap();
+    let example = std::fs::read_to_string(crate::policy::root().join(EXAMPLE)).unwrap();
     let (head, tail) = example.split_once("  - name: reports\n").unwrap();
     let mut applied = format!("{head}  - name: reports\n");
     for line in tail.lines() {

@@ -311,10 +311,9 @@ fn the_help_describes_every_field_and_the_guide_lists_the_suite() {
         assert!(help.contains(field), "--help does not mention {field}");
     }
 
-    let guide = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/guides/generated-traces.md"),
-    )
-    .unwrap();
+    let guide =
+        std::fs::read_to_string(crate::policy::root().join("docs/guides/generated-traces.md"))
+            .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = hoist(&[
         "trace",
