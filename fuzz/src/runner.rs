@@ -98,14 +98,17 @@ impl Config {
                 Rng::new(clock ^ name ^ u64::from(std::process::id())).next_u64() % 1_000_000_000
             }
         };
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        // Read when it runs (cargo sets it for tests): a test binary reused from a target
+        // directory another checkout built still finds this checkout's corpus.
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
         Ok(Config {
             duration: Duration::from_secs_f64(seconds),
             seed,
             case: var(CASE_VAR)?,
             replay: std::env::var_os(REPLAY_VAR)
                 .filter(|p| !p.is_empty())
-                .map(|p| resolve(dir, PathBuf::from(p))),
+                .map(|p| resolve(&dir, PathBuf::from(p))),
             time_limit: Duration::from_millis(var(TIME_LIMIT_VAR)?.unwrap_or(2_000)),
             max_len: var(MAX_LEN_VAR)?.unwrap_or(128 * 1024),
             save_current: var::<u32>(SAVE_CURRENT_VAR)?.unwrap_or(0) != 0,

@@ -515,11 +515,15 @@ fn exercise_class(class: &InstanceClass) {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     /// The corpus files of `target` with their names.
     fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+            .join("corpus");
         crate::runner::corpus_files(&dir, target)
             .unwrap()
             .into_iter()
