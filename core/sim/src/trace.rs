@@ -3,8 +3,9 @@
 //! A trace is a series of non-negative measurements on a grid `start + i * step`. The file has
 //! the header `timestamp,value`, timestamps (RFC 3339, or whole Unix seconds) in increasing
 //! order and one row per step; a missing step is simply an absent row, and it stays a gap
-//! ([`None`]) here, never a zero: "no data" is not "no demand". The step is the most common difference between consecutive
-//! timestamps, and every timestamp must sit on the grid it defines.
+//! ([`None`]) here, never a zero: "no data" is not "no demand". The step is the most common
+//! difference between consecutive timestamps, and every timestamp must sit on the grid it
+//! defines.
 //!
 //! ```
 //! use hoist_sim::trace::parse_trace;
@@ -585,8 +586,6 @@ fn parse(name: String, file: &str, text: &str) -> Result<Trace, TraceError> {
     })
 }
 
-/// The fast path for the common `YYYY-MM-DDTHH:MM:SSZ` form; anything else (offsets, fractions,
-/// invalid text) returns `None` and goes through chrono's full RFC 3339 parser.
 /// `text` read as whole Unix seconds, when it is all digits (`None` otherwise): an error past
 /// [`MAX_UNIX_SECONDS`], which is most likely milliseconds. Shared with the per-VM panels.
 pub fn parse_unix_seconds(text: &str) -> Option<Result<DateTime<Utc>, String>> {
@@ -602,6 +601,8 @@ pub fn parse_unix_seconds(text: &str) -> Option<Result<DateTime<Utc>, String>> {
     })
 }
 
+/// The fast path for the common `YYYY-MM-DDTHH:MM:SSZ` form; anything else (offsets, fractions,
+/// invalid text) returns `None` and goes through chrono's full RFC 3339 parser.
 fn parse_plain_utc(ts: &str) -> Option<DateTime<Utc>> {
     let b = ts.as_bytes();
     if b.len() != 20

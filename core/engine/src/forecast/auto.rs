@@ -414,7 +414,10 @@ pub fn level_shift(history: &[Option<f64>], step: TimeDelta) -> Option<f64> {
     if !(up || down) {
         return None;
     }
-    sums(n - span, n).map(|(now, before)| now / before)
+    // Values near the largest float can sum to infinity: such a ratio says nothing.
+    sums(n - span, n)
+        .map(|(now, before)| now / before)
+        .filter(|r| r.is_finite() && *r > 0.0)
 }
 
 /// Fits the `auto` model to the last `window` values of `history` (see the module docs), whose
@@ -753,7 +756,7 @@ fn span_ratio(history: &[Option<f64>], step: TimeDelta, back: usize) -> Option<f
             .try_fold(0.0, |s, v| Some(s + v.filter(|v| v.is_finite())?))
     };
     let (now, then) = (sum(n - span)?, sum(n - span - back)?);
-    (now > 0.0 && then > 0.0).then(|| now / then)
+    Some(now / then).filter(|r| now > 0.0 && then > 0.0 && r.is_finite())
 }
 
 #[cfg(test)]
@@ -997,6 +1000,29 @@ mod tests {
         assert_eq!(level_shift(&gapped[..8 * 24], step), None);
         // A step that does not divide six hours.
         assert_eq!(level_shift(&gapped, TimeDelta::minutes(7)), None);
+        // Values whose sums pass the largest float: no ratio, and no forecast scaled by one.
+        let mut huge = launch(30, 23 * 24 + 9, 1.8);
+        for v in &mut huge[23 * 24 + 9..] {
+            *v = Some(f64::MAX / 2.0);
+        }
+        let end = 23 * 24 + 16;
+        assert_eq!(level_shift(&huge[..end], step), None);
+        assert_eq!(span_ratio(&huge[..end], step, 336), None);
+        let (_, forecast, choice) = fit_auto(
+            &huge[..end],
+            0,
+            14 * 24,
+            step,
+            &SeasonalModelConfig::default(),
+            24,
+            None,
+        )
+        .unwrap();
+        assert_eq!(choice.level_shift, None);
+        assert!(
+            forecast.iter().all(|f| !f.value.is_infinite()),
+            "{forecast:?}"
+        );
     }
 
     #[test]
