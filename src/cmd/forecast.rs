@@ -51,8 +51,9 @@ pub struct Args {
     /// Fraction of the trace used for training; the rest is the test part.
     #[arg(long, default_value_t = 0.7)]
     pub train_fraction: f64,
-    /// The model: `auto` (the seasonal model, daily or weekly seasonal naive or the median of
-    /// the three, whichever erred least over the last 14 days, chosen separately up to 1 h,
+    /// The model: `auto` (the seasonal model, daily seasonal naive, the median of those two and
+    /// weekly seasonal naive, or the median of yesterday, last week and the week before
+    /// (`recent-median`), whichever erred least over the last 14 days, chosen separately up to 1 h,
     /// 6 h, 12 h, 21 h and beyond; past 6 h, the last two weeks scaled to the new level when
     /// the last 6 h have all been far off their usual ratio to last week: `level-shift` in the
     /// report), `seasonal` or `seasonal-naive`.

@@ -5,8 +5,8 @@
 //!   residual) with prediction intervals. It is written here rather than taken from `augurs`:
 //!   it beat seasonal naive on every shared trace and fits in about 60 µs.
 //! - [`naive`]: seasonal naive (same time last week, or yesterday), the baseline.
-//! - [`auto`]: the default model: the seasonal model, daily or weekly seasonal naive or their
-//!   median, chosen per band of lead times by their error over the last 14 days, so the
+//! - [`auto`]: the default model: the seasonal model, daily seasonal naive or two medians (of
+//!   those two and last week; of yesterday, last week and the week before), chosen per band of lead times by their error over the last 14 days, so the
 //!   forecast is rarely worse than the simple answers and says which it used
 //!   (`docs/forecast-accuracy.md` has the figures).
 //! - [`metrics`]: MASE and sMAPE.
@@ -115,8 +115,8 @@ pub enum ModelKind {
     Seasonal,
     /// Seasonal naive: the same time last week (or yesterday when the history is shorter).
     SeasonalNaive,
-    /// The seasonal model, daily or weekly seasonal naive, whichever erred least over the last
-    /// days, chosen per band of lead times (see [`auto`]).
+    /// The seasonal model, daily seasonal naive or a median of it and past days, whichever
+    /// erred least over the last days, chosen per band of lead times (see [`auto`]).
     Auto,
 }
 
