@@ -1128,6 +1128,84 @@ mod tests {
     }
 
     #[test]
+    fn the_recent_median_drops_a_one_off_and_fills_a_gap_from_the_other_week() {
+        let step = TimeDelta::hours(1);
+        let (day, week) = (24, 168);
+        // Three weeks of the same day, 100 at every hour but 9:00, which is 500.
+        let mut history: Vec<Option<f64>> = (0..3 * week)
+            .map(|t| Some(if t % day == 9 { 500.0 } else { 100.0 }))
+            .collect();
+        let n = history.len();
+        // Last week, 10:00 had a crowd (×10), and 11:00 is missing.
+        history[n - week + 10] = Some(1000.0);
+        history[n - week + 11] = None;
+        // Yesterday, 12:00 had a crowd too, and 13:00 is missing (the week before had a crowd
+        // then).
+        history[n - day + 12] = Some(900.0);
+        history[n - day + 13] = None;
+        history[n - 2 * week + 13] = Some(700.0);
+        // The week before, 14:00 is missing; yesterday had crowds at 11:00 and 14:00.
+        history[n - 2 * week + 14] = None;
+        history[n - day + 11] = Some(300.0);
+        history[n - day + 14] = Some(300.0);
+        let daily = naive_values(&history, day, 0.9, day);
+        let f = recent_median(&history, step, day, Some(&daily)).unwrap();
+        let at = |hour: usize| f[hour].value;
+        assert_eq!(at(9), 500.0, "the cycle is kept");
+        assert_eq!(at(10), 100.0, "last week's crowd is not repeated");
+        assert_eq!(
+            at(11),
+            100.0,
+            "a gap last week takes the week before, outvoting yesterday"
+        );
+        assert_eq!(
+            at(12),
+            100.0,
+            "yesterday's crowd is outvoted by the two weeks"
+        );
+        assert_eq!(at(13), 100.0, "a gap yesterday takes the day before");
+        assert_eq!(
+            at(14),
+            100.0,
+            "a gap the week before takes last week, outvoting yesterday"
+        );
+        // With one week of history it is last week's value.
+        let short = &history[n - week..];
+        let daily = naive_values(short, day, 0.9, day);
+        let f = recent_median(short, step, day, Some(&daily)).unwrap();
+        assert_eq!(f[10].value, 1000.0);
+        assert!(recent_median(&history[..week - 1], step, day, Some(&daily)).is_none());
+    }
+
+    #[test]
+    fn without_a_daily_cycle_the_day_ahead_is_not_the_seasonal_models_trend() {
+        // A random walk: no cycle, a level that wanders (a seed where the seasonal model's
+        // validation error 21 to 24 h ahead is the least, so only the rule keeps it out).
+        let mut seed: u64 = 45;
+        let mut level: f64 = 1000.0;
+        let values: Vec<Option<f64>> = (0..35 * 24)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let u = (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                level = (level + 40.0 * u).max(10.0);
+                Some(level)
+            })
+            .collect();
+        let step = TimeDelta::hours(1);
+        let config = SeasonalModelConfig::default();
+        let (seasonality, _, choice) =
+            fit_auto(&values, 0, 14 * 24, step, &config, 24, None).unwrap();
+        assert_eq!(seasonality.daily_steps, None);
+        let day_ahead = choice.model_at(24).unwrap();
+        assert_ne!(day_ahead, Candidate::Seasonal, "{}", choice.describe(step));
+        // The seasonal model's errors are still reported for that band.
+        let last = choice.bands.last().unwrap();
+        assert!(last.errors.iter().any(|(c, _)| *c == Candidate::Seasonal));
+    }
+
+    #[test]
     fn median_of_three() {
         assert_eq!(median3(1.0, 3.0, 2.0), 2.0);
         assert_eq!(median3(3.0, 1.0, 2.0), 2.0);
