@@ -46,7 +46,7 @@
 //!
 //! The last band (past 21 h) keeps yesterday, daily seasonal naive, unless another candidate
 //! erred less by more than [`BEAT_YESTERDAY_BY`] (1.25) standard errors of the per-origin
-//! differences ([`clearly_better`]). A day ahead, yesterday's value is as fresh as any, and on
+//! differences. A day ahead, yesterday's value is as fresh as any, and on
 //! a load whose level wanders (random-walk, isp-daily) it is the best forecast of tomorrow,
 //! while a median or the seasonal model's trend edges ahead of it over two weeks by chance
 //! and then costs a few per cent. Thresholds tried on the choosing set: 0.75, 1, 1.25, 1.5,
