@@ -823,8 +823,10 @@ pub(crate) fn fit_auto_with(
                 _ => Some((*c, *e)),
             })
             .map_or(previous, |(c, _)| c);
-        // The last band keeps yesterday unless another candidate beat it clearly.
+        // The last band, once scored, keeps yesterday unless another candidate beat it
+        // clearly.
         let model = if band + 1 == bands
+            && !errors.is_empty()
             && model != Candidate::DailyNaive
             && available.contains(&Candidate::DailyNaive)
             && !clearly_better(&per_origin, band, model, Candidate::DailyNaive)
@@ -1051,6 +1053,7 @@ mod tests {
         let (_, _, choice) = fit_auto(&values[..48], 0, 336, step, &config, 24, None).unwrap();
         assert_eq!(choice.validation_days, 0);
         assert_eq!(choice.model_at(1), Some(Candidate::Seasonal));
+        assert_eq!(choice.model_at(24), Some(Candidate::Seasonal));
         assert!(choice.describe(step).contains("too little history"));
     }
 
