@@ -396,7 +396,7 @@ fn recent_median(
                 let (last, before) = (at(weeks), at(weeks + week));
                 let value = match (yesterday, last.or(before), before.or(last)) {
                     (Some(a), Some(b), Some(c)) => median3(a, b, c),
-                    (None, Some(b), Some(c)) => 0.5 * (b + c),
+                    (None, Some(b), Some(c)) => 0.5 * b + 0.5 * c,
                     _ => d.value,
                 };
                 ForecastValue {
@@ -444,18 +444,16 @@ struct OriginScore {
 /// below yesterday's (daily seasonal naive's) for the last band of lead times to use it.
 pub const BEAT_YESTERDAY_BY: f64 = 1.25;
 
-/// Whether `other` erred less than `base` in `band` over the validation origins by more than
-/// [`BEAT_YESTERDAY_BY`] standard errors: the per-origin differences of mean absolute error,
-/// origins weighted alike.
+/// Whether `other` erred less than `base` over the validation origins (`per_origin`: each
+/// origin's error sums in one band and the leads counted) by more than [`BEAT_YESTERDAY_BY`]
+/// standard errors: the per-origin differences of mean absolute error, origins weighted alike.
 fn clearly_better(
-    per_origin: &[Vec<([f64; CANDIDATES], usize)>],
-    band: usize,
+    per_origin: &[([f64; CANDIDATES], usize)],
     other: Candidate,
     base: Candidate,
 ) -> bool {
     let diffs: Vec<f64> = per_origin
         .iter()
-        .filter_map(|bands| bands.get(band))
         .filter(|(_, count)| *count > 0)
         .map(|(errors, count)| (errors[other.index()] - errors[base.index()]) / *count as f64)
         .collect();
@@ -662,8 +660,8 @@ pub(crate) fn fit_auto_with(
     let bands = band_ends.len() + 1;
     let mut sums = vec![[0.0f64; CANDIDATES]; bands];
     let mut counts = vec![0usize; bands];
-    // Each origin's error sums per band, for the paired comparison with yesterday.
-    let mut per_origin: Vec<Vec<([f64; CANDIDATES], usize)>> = Vec::new();
+    // Each origin's error sums in the last band, for the paired comparison with yesterday.
+    let mut last_band: Vec<([f64; CANDIDATES], usize)> = Vec::new();
     let mut validation_days = 0;
     if day > 0 && available.len() > 1 {
         let lead_max = day.min(horizon_steps.max(1));
@@ -707,7 +705,7 @@ pub(crate) fn fit_auto_with(
                     }
                     counts[band] += count;
                 }
-                per_origin.push(score.bands.clone());
+                last_band.extend(score.bands.last().copied());
                 continue;
             }
             let computed;
@@ -758,7 +756,7 @@ pub(crate) fn fit_auto_with(
                 }
                 counts[band] += count;
             }
-            per_origin.push(scored.clone());
+            last_band.extend(scored.last().copied());
             // Every lead's actual value is in, and not the newest one (which may still be
             // filling): the errors are final.
             if let Some(cache) = cache.as_deref_mut()
@@ -829,7 +827,7 @@ pub(crate) fn fit_auto_with(
             && !errors.is_empty()
             && model != Candidate::DailyNaive
             && available.contains(&Candidate::DailyNaive)
-            && !clearly_better(&per_origin, band, model, Candidate::DailyNaive)
+            && !clearly_better(&last_band, model, Candidate::DailyNaive)
         {
             Candidate::DailyNaive
         } else {
@@ -876,7 +874,7 @@ pub(crate) fn fit_auto_with(
                                 .and_then(|i| history[i])
                                 .filter(|v| v.is_finite())
                             {
-                                value = 0.5 * (value + old * before);
+                                value = 0.5 * value + 0.5 * (old * before);
                             }
                         }
                         ForecastValue {
@@ -1218,6 +1216,16 @@ mod tests {
             100.0,
             "a gap the week before takes last week, outvoting yesterday"
         );
+        // Values near the largest float, yesterday missing: the mean of the two weeks is
+        // still a number.
+        let mut huge = history.clone();
+        huge[n - week + 15] = Some(f64::MAX / 1.5);
+        huge[n - 2 * week + 15] = Some(f64::MAX / 1.5);
+        huge[n - day + 15] = None;
+        huge[n - 2 * day + 15] = None;
+        let daily_huge = naive_values(&huge, day, 0.9, day);
+        let f = recent_median(&huge, step, day, Some(&daily_huge)).unwrap();
+        assert_eq!(f[15].value, f64::MAX / 1.5);
         // With one week of history it is last week's value.
         let short = &history[n - week..];
         let daily = naive_values(short, day, 0.9, day);
