@@ -10,12 +10,18 @@
 //!
 //! Where a predictive policy runs on every group of a budget and its forecast is trusted, the
 //! time the forecast covers costs its forecast capacity at each group's price per instance.
-//! The rest of the period is charged hour of day by hour of day at the last week's spend in
+//! The rest of the period is charged hour by hour of the week at the last week's spend in
 //! that hour, once every hour of the day has been watched (a daily budget at 15:00 has its
-//! evening peak ahead of it, not an average hour). Before that, the hours left are charged at
-//! a pace: the mean rate over what has been watched, or the current run rate in the first hour
-//! (or the pace an earlier run recorded in the cost ledger, when the budget carries on from
-//! it).
+//! evening peak ahead of it, not an average hour; a monthly budget on a Friday has a weekend
+//! ahead of it); an hour of the week not watched (in the first week, or blind) is charged at
+//! its hour of the day's spend. Before that, the hours left are charged at a pace: the mean
+//! rate over what has been watched, or the current run rate in the first hour (or the pace an
+//! earlier run recorded in the cost ledger, when the budget carries on from it).
+//!
+//! Time when no group of the budget had its load seen (its metrics missing, so its groups
+//! held their capacity blind) is spent and counted, but the pace and the profile are learnt
+//! without it: a capacity held through a day-long metrics outage is not a pattern of the weeks
+//! ahead ([`BudgetControl::set_blind`]).
 //!
 //! # The ladder
 //!
@@ -151,6 +157,8 @@ struct GroupCost {
     run_rate: f64,
     levers: GroupLevers,
     capacity: u32,
+    /// Whether its load was unseen at the last observation (its metrics missing).
+    blind: bool,
     /// A predictive policy's forecast capacity ahead, `(from, until, instances)` per point.
     forecast: Vec<(DateTime<Utc>, DateTime<Utc>, f64)>,
 }
@@ -556,14 +564,27 @@ pub struct BudgetControl {
     period: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// Cumulative spend of the scope at the period's start.
     base: f64,
-    /// (time, cumulative spend, the rate the scope would spend at unsteered) samples over the
-    /// pace window.
-    history: VecDeque<(DateTime<Utc>, f64, f64)>,
+    /// Samples over the pace window.
+    history: VecDeque<Watched>,
+    /// Whether the scope's load is unseen now (see [`BudgetControl::set_blind`]).
+    blind: bool,
     rung: Option<Rung>,
     /// What an earlier run recorded: the period, the spend in it, the pace, when.
     seed: Option<Seed>,
     /// The spend a predictive policy's forecast capacity says the time until `.0` will cost.
     ahead: Option<(DateTime<Utc>, f64)>,
+}
+
+/// One sample of a budget's scope.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Watched {
+    at: DateTime<Utc>,
+    /// Cumulative spend.
+    cumulative: f64,
+    /// The rate the scope would spend at unsteered.
+    unsteered: f64,
+    /// Whether the scope's load was unseen from here to the next sample.
+    blind: bool,
 }
 
 /// What a budget had spent in a period, from an earlier run's ledger.
@@ -618,6 +639,7 @@ impl BudgetControl {
             period: None,
             base: 0.0,
             history: VecDeque::new(),
+            blind: false,
             rung: None,
             seed: None,
             ahead: None,
@@ -628,6 +650,16 @@ impl BudgetControl {
     /// the next [`BudgetControl::step`]): the forecast covers it, the pace the rest.
     pub fn set_ahead(&mut self, ahead: Option<(DateTime<Utc>, f64)>) {
         self.ahead = ahead.filter(|(_, spend)| spend.is_finite() && *spend >= 0.0);
+    }
+
+    /// Whether the scope's load is unseen from now on (its metrics missing, so its groups hold
+    /// their capacity blind), until the next call. Blind time is spent, and counted in the
+    /// period's spend, but it is not a pattern of the time ahead: the pace, the hourly profile
+    /// and the unsteered rate are learnt from the time the load was seen (from all of it when
+    /// none was seen). A capacity held through a day-long metrics outage would otherwise be
+    /// forecast to come back every week.
+    pub fn set_blind(&mut self, blind: bool) {
+        self.blind = blind;
     }
 
     /// Starts from what an earlier run recorded for `period` (from the cost ledger): `spent`
@@ -651,15 +683,24 @@ impl BudgetControl {
         if self
             .history
             .back()
-            .is_none_or(|(at, _, _)| (now - *at).num_seconds() >= SAMPLE_EVERY)
+            .is_none_or(|w| (now - w.at).num_seconds() >= SAMPLE_EVERY)
         {
-            self.history
-                .push_back((now, cumulative, unsteered_rate.max(0.0)));
+            self.history.push_back(Watched {
+                at: now,
+                cumulative,
+                unsteered: unsteered_rate.max(0.0),
+                blind: self.blind,
+            });
+        } else if self.blind
+            && let Some(last) = self.history.back_mut()
+        {
+            // Blind at any step of a sample's interval: the interval is.
+            last.blind = true;
         }
         while self
             .history
             .front()
-            .is_some_and(|(at, _, _)| (now - *at).num_seconds() > LEVER_WINDOW)
+            .is_some_and(|w| (now - w.at).num_seconds() > LEVER_WINDOW)
         {
             self.history.pop_front();
         }
@@ -688,29 +729,27 @@ impl BudgetControl {
         }
         let spent = (cumulative - self.base).max(0.0);
         self.watch(now, cumulative, unsteered_rate);
-        let unsteered =
-            self.history.iter().map(|h| h.2).sum::<f64>() / self.history.len().max(1) as f64;
-        // The pace: the mean rate over the last week, or the run rate before an hour is
-        // watched.
-        let day_ago = self
-            .history
-            .iter()
-            .find(|(at, _, _)| (now - *at).num_seconds() <= LEVER_WINDOW);
-        let pace = match day_ago {
-            Some((at, cum, _)) if (now - *at).num_seconds() >= 3600 => {
-                let hours = (now - *at).num_seconds() as f64 / 3600.0;
-                ((cumulative - cum) / hours).max(0.0)
+        let seen = self.seen();
+        let unsteered = seen.iter().map(|w| w.unsteered).sum::<f64>() / seen.len().max(1) as f64;
+        // The pace: the mean rate over the last week's seen time, or the run rate before an
+        // hour of it is watched.
+        let (mut spend, mut hours) = (0.0, 0.0);
+        for pair in self.history.iter().zip(self.history.iter().skip(1)) {
+            if let Some(secs) = interval(pair, self.has_seen()) {
+                spend += (pair.1.cumulative - pair.0.cumulative).max(0.0);
+                hours += secs / 3600.0;
             }
+        }
+        let pace = match hours {
+            h if h >= 1.0 => (spend / h).max(0.0),
             _ => self
                 .seed
                 .filter(|s| Some(s.period) == self.period)
                 .map_or(run_rate.max(0.0), |s| s.pace),
         };
         let hours_left = (end - now).num_seconds().max(0) as f64 / 3600.0;
-        // The rest of the period, hour by hour of the week once a whole week is watched (a
-        // monthly budget on a Friday has a weekend ahead of it before the last weekdays), else
-        // of the day once a whole day is (a daily budget at 15:00 has the evening peak ahead
-        // of it, not an average hour), else at the flat pace.
+        // The rest of the period, hour by hour of the week once a whole day is watched (see
+        // `hourly_profile`), else at the flat pace.
         let profile = self.hourly_profile();
         let rest_between = |from: DateTime<Utc>| match &profile {
             Some(profile) => rest_of(from, end, profile),
@@ -760,34 +799,69 @@ impl BudgetControl {
 }
 
 impl BudgetControl {
-    /// The mean spend rate and unsteered rate per hour of the week (UTC) over the history when
-    /// every hour of the week has been watched, else per hour of the day when every hour of
-    /// the day has; `None` before.
-    fn hourly_profile(&self) -> Option<Vec<(f64, f64)>> {
-        [HOURS_OF_WEEK, HOURS_OF_DAY]
-            .into_iter()
-            .find_map(|len| self.profile_of(len))
+    /// Whether any of the history was watched with the load seen: blind time is then left
+    /// out of what the history teaches.
+    fn has_seen(&self) -> bool {
+        self.history.iter().any(|w| !w.blind)
     }
 
-    /// The profile with `slots` hours (a day or a week), if every slot has been watched.
-    fn profile_of(&self, slots: usize) -> Option<Vec<(f64, f64)>> {
-        let mut sums = vec![(0.0f64, 0.0f64, 0.0f64); slots];
-        for (a, b) in self.history.iter().zip(self.history.iter().skip(1)) {
-            let secs = (b.0 - a.0).num_seconds();
-            if secs <= 0 {
-                continue;
-            }
-            let hours = secs as f64 / 3600.0;
-            let slot = &mut sums[slot_of(a.0, slots)];
-            slot.0 += (b.1 - a.1).max(0.0);
-            slot.1 += b.2 * hours;
-            slot.2 += hours;
-        }
-        if sums.iter().any(|s| s.2 <= 0.0) {
+    /// The samples the unsteered rate is learnt from: those with the load seen, or all of
+    /// them when there are none.
+    fn seen(&self) -> Vec<&Watched> {
+        let skip_blind = self.has_seen();
+        self.history
+            .iter()
+            .filter(|w| !(skip_blind && w.blind))
+            .collect()
+    }
+
+    /// The mean spend rate and unsteered rate per hour of the week (UTC), once every hour of
+    /// the day has been watched; `None` before. An hour of the week watched has its own rates;
+    /// one not watched (in the first week, or blind) has those of its hour of the day.
+    fn hourly_profile(&self) -> Option<Vec<(f64, f64)>> {
+        let week = self.sums(HOURS_OF_WEEK);
+        let day = self.sums(HOURS_OF_DAY);
+        if day.iter().any(|s| s.2 <= 0.0) {
             return None;
         }
-        Some(sums.iter().map(|s| (s.0 / s.2, s.1 / s.2)).collect())
+        let rates = |s: &(f64, f64, f64)| (s.0 / s.2, s.1 / s.2);
+        Some(
+            week.iter()
+                .enumerate()
+                .map(|(slot, s)| {
+                    if s.2 > 0.0 {
+                        rates(s)
+                    } else {
+                        rates(&day[slot % HOURS_OF_DAY])
+                    }
+                })
+                .collect(),
+        )
     }
+
+    /// Per hour of the day or of the week (`slots`): spend, unsteered spend and hours watched.
+    fn sums(&self, slots: usize) -> Vec<(f64, f64, f64)> {
+        let mut sums = vec![(0.0f64, 0.0f64, 0.0f64); slots];
+        let skip_blind = self.has_seen();
+        for (a, b) in self.history.iter().zip(self.history.iter().skip(1)) {
+            let Some(secs) = interval((a, b), skip_blind) else {
+                continue;
+            };
+            let hours = secs / 3600.0;
+            let slot = &mut sums[slot_of(a.at, slots)];
+            slot.0 += (b.cumulative - a.cumulative).max(0.0);
+            slot.1 += b.unsteered * hours;
+            slot.2 += hours;
+        }
+        sums
+    }
+}
+
+/// The seconds between two consecutive samples, when they count: `None` for no time, or for
+/// blind time when `skip_blind`.
+fn interval((a, b): (&Watched, &Watched), skip_blind: bool) -> Option<f64> {
+    let secs = (b.at - a.at).num_seconds();
+    (secs > 0 && !(skip_blind && a.blind)).then_some(secs as f64)
 }
 
 const HOURS_OF_DAY: usize = 24;
@@ -862,6 +936,7 @@ impl BudgetTracker {
                     run_rate: 0.0,
                     levers: GroupLevers::new(utilization_target),
                     capacity: 0,
+                    blind: false,
                     forecast: Vec::new(),
                 },
             );
@@ -954,6 +1029,7 @@ impl BudgetTracker {
         state.run_rate = run_rate * rate;
         state.levers.observe(now, capacity, load);
         state.capacity = capacity;
+        state.blind = load.is_none();
     }
 
     /// A predictive policy's forecast for `group` at `now` (`None`: none, or not trusted):
@@ -1017,6 +1093,10 @@ impl BudgetTracker {
                     .map(|spend| (until, spend))
             });
             tracked.control.set_ahead(ahead);
+            // Blind when no group of the scope has its load seen.
+            tracked
+                .control
+                .set_blind(!covered.is_empty() && covered.iter().all(|n| self.groups[n].blind));
             let step = tracked.control.step(
                 now,
                 period,
@@ -1227,6 +1307,32 @@ mod tests {
     }
 
     #[test]
+    fn hours_of_the_week_not_watched_take_their_hour_of_the_day() {
+        // As above (2 an hour on weekdays, 0.5 at weekends, a monthly budget on Friday 13
+        // March), but Wednesday 11 March from 12:00 to 18:00 was blind. Those six hours of the
+        // week take the rate of their hours of the day, (5 × 2 + 2 × 0.5) / 7 = 11/7, on the
+        // two Wednesdays ahead: 696 − 12 × (2 − 11/7) ahead. The rest of the week keeps its
+        // own hours; falling back to the day's profile for all of them would say 716.6 ahead.
+        let mut control = BudgetControl::new(Rung::Alert);
+        let mut now = at(2, 0, 0);
+        let mut cumulative = 0.0;
+        let mut last = None;
+        while now <= at(13, 0, 0) {
+            let weekend = chrono::Datelike::weekday(&now).number_from_monday() > 5;
+            let rate = if weekend { 0.5 } else { 2.0 };
+            control.set_blind(now >= at(11, 12, 0) && now < at(11, 18, 0));
+            let period = BudgetPeriod::Monthly.containing(now);
+            last = Some(control.step(now, period, 5000.0, cumulative, (rate, rate)));
+            cumulative += rate * 5.0 / 60.0;
+            now += TimeDelta::minutes(5);
+        }
+        let step = last.unwrap();
+        let ahead = 696.0 - 12.0 * (2.0 - 11.0 / 7.0);
+        assert!((step.spent - 456.0).abs() < 0.5, "{step:?}");
+        assert!((step.forecast - (456.0 + ahead)).abs() < 1.0, "{step:?}");
+    }
+
+    #[test]
     fn the_cap_is_set_from_the_capacity_the_group_had_not_its_mean_load() {
         // A steady 7 busy instances; the policy keeps 10 or 14 minute by minute (as one does
         // on a noisy load, holding its peaks). Affording 90 % of that (a mean of 12) takes
@@ -1289,6 +1395,66 @@ mod tests {
         assert!((step.forecast - 240.0).abs() < 5.0, "{step:?}");
         let step = fresh.step(start, period, 1000.0, cumulative, (5.0, 5.0));
         assert!((step.forecast - 1200.0).abs() < 1.0, "{step:?}");
+    }
+
+    #[test]
+    fn time_with_the_load_unseen_is_spent_but_not_taken_as_the_pattern_ahead() {
+        // A week at 1 an hour before a ten-day period from Tuesday 10 March, except its last
+        // two days (Sunday and Monday), when the metrics were missing and the group held a
+        // peak's capacity blind, at 10 an hour. Taken as a pattern, every Sunday and Monday
+        // ahead would cost 240: 8 days × 24 + 2 × 240 = 672. Left out, their hours of the week
+        // take the rate of their hour of the day: 240.
+        let start = at(10, 0, 0);
+        let period = (start, start + TimeDelta::days(10));
+        let blind_from = start - TimeDelta::days(2);
+        let forecast = |skip_blind: bool| {
+            let mut control = BudgetControl::new(Rung::Alert);
+            let mut now = start - TimeDelta::days(7);
+            let mut cumulative = 0.0;
+            while now < start {
+                let blind = now >= blind_from;
+                control.set_blind(skip_blind && blind);
+                let rate = if blind { 10.0 } else { 1.0 };
+                control.watch(now, cumulative, rate);
+                cumulative += rate * 5.0 / 60.0;
+                now += TimeDelta::minutes(5);
+            }
+            control.set_blind(false);
+            let step = control.step(start, period, 1000.0, cumulative, (1.0, 1.0));
+            // The blind spend was spent all the same (before the period here).
+            assert!((cumulative - (5.0 * 24.0 + 2.0 * 240.0)).abs() < 1e-6);
+            step
+        };
+        let step = forecast(true);
+        assert!((step.forecast - 240.0).abs() < 2.0, "{step:?}");
+        assert!((step.pace_per_hour - 1.0).abs() < 0.01, "{step:?}");
+        let step = forecast(false);
+        assert!((step.forecast - 672.0).abs() < 5.0, "{step:?}");
+    }
+
+    #[test]
+    fn blind_spend_in_the_period_counts_and_all_blind_history_is_still_used() {
+        // A scope never seen (no utilisation signal at all): its history is all blind, and is
+        // used as it is, not dropped. Its spend in the period counts.
+        let start = at(10, 0, 0);
+        let period = (start, start + TimeDelta::days(10));
+        let mut control = BudgetControl::new(Rung::Alert);
+        control.set_blind(true);
+        let mut now = start - TimeDelta::days(7);
+        let mut cumulative = 0.0;
+        while now < start + TimeDelta::days(1) {
+            let period_now = if now >= start { period } else { (now, now) };
+            if now >= start {
+                control.step(now, period_now, 1000.0, cumulative, (2.0, 2.0));
+            } else {
+                control.watch(now, cumulative, 2.0);
+            }
+            cumulative += 2.0 * 5.0 / 60.0;
+            now += TimeDelta::minutes(5);
+        }
+        let step = control.step(now, period, 1000.0, cumulative, (2.0, 2.0));
+        assert!((step.spent - 48.0).abs() < 0.5, "{step:?}");
+        assert!((step.forecast - 480.0).abs() < 2.0, "{step:?}");
     }
 
     #[test]

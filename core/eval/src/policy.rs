@@ -209,6 +209,8 @@ impl PolicyController {
             _ => None,
         };
         state.levers.observe(now, view.desired, load);
+        // With no load seen (a gap in the trace), the group holds its capacity blind.
+        state.control.set_blind(load.is_none());
         let run_rate = f64::from(view.desired) * price;
         let unsteered = state.levers.unsteered_rate(run_rate, view.desired);
         let Some(&(start, end, amount)) = state
