@@ -1283,12 +1283,9 @@ mod tests {
         assert!(enforces_cap(at(3, 21, 36), day));
     }
 
-    #[test]
-    fn after_a_week_the_forecast_knows_the_weekend() {
-        // 2 an hour on weekdays and 0.5 at weekends, from Monday 2 March; a monthly budget on
-        // Friday 13 March at 00:00. Spent: 9 weekdays × 48 + 2 weekend days × 12 = 456.
-        // Ahead: 13 weekdays × 48 + 6 weekend days × 12 = 696. An average day (37.7) for the
-        // 19 days left would say 716.6.
+    /// 2 an hour on weekdays and 0.5 at weekends, fed every 5 minutes from Monday 2 March to
+    /// Friday 13 March at 00:00 under a monthly budget, blind when `blind` says; the last step.
+    fn feed_weekdays(blind: impl Fn(DateTime<Utc>) -> bool) -> ControlStep {
         let mut control = BudgetControl::new(Rung::Alert);
         let mut now = at(2, 0, 0);
         let mut cumulative = 0.0;
@@ -1296,37 +1293,32 @@ mod tests {
         while now <= at(13, 0, 0) {
             let weekend = chrono::Datelike::weekday(&now).number_from_monday() > 5;
             let rate = if weekend { 0.5 } else { 2.0 };
+            control.set_blind(blind(now));
             let period = BudgetPeriod::Monthly.containing(now);
             last = Some(control.step(now, period, 5000.0, cumulative, (rate, rate)));
             cumulative += rate * 5.0 / 60.0;
             now += TimeDelta::minutes(5);
         }
-        let step = last.unwrap();
+        last.unwrap()
+    }
+
+    #[test]
+    fn after_a_week_the_forecast_knows_the_weekend() {
+        // Spent by Friday 13 March: 9 weekdays × 48 + 2 weekend days × 12 = 456. Ahead: 13
+        // weekdays × 48 + 6 weekend days × 12 = 696. An average day (37.7) for the 19 days
+        // left would say 716.6.
+        let step = feed_weekdays(|_| false);
         assert!((step.spent - 456.0).abs() < 0.5, "{step:?}");
         assert!((step.forecast - (456.0 + 696.0)).abs() < 1.0, "{step:?}");
     }
 
     #[test]
     fn hours_of_the_week_not_watched_take_their_hour_of_the_day() {
-        // As above (2 an hour on weekdays, 0.5 at weekends, a monthly budget on Friday 13
-        // March), but Wednesday 11 March from 12:00 to 18:00 was blind. Those six hours of the
-        // week take the rate of their hours of the day, (5 × 2 + 2 × 0.5) / 7 = 11/7, on the
-        // two Wednesdays ahead: 696 − 12 × (2 − 11/7) ahead. The rest of the week keeps its
-        // own hours; falling back to the day's profile for all of them would say 716.6 ahead.
-        let mut control = BudgetControl::new(Rung::Alert);
-        let mut now = at(2, 0, 0);
-        let mut cumulative = 0.0;
-        let mut last = None;
-        while now <= at(13, 0, 0) {
-            let weekend = chrono::Datelike::weekday(&now).number_from_monday() > 5;
-            let rate = if weekend { 0.5 } else { 2.0 };
-            control.set_blind(now >= at(11, 12, 0) && now < at(11, 18, 0));
-            let period = BudgetPeriod::Monthly.containing(now);
-            last = Some(control.step(now, period, 5000.0, cumulative, (rate, rate)));
-            cumulative += rate * 5.0 / 60.0;
-            now += TimeDelta::minutes(5);
-        }
-        let step = last.unwrap();
+        // As above, but Wednesday 11 March from 12:00 to 18:00 was blind. Those six hours of
+        // the week take the rate of their hours of the day, (5 × 2 + 2 × 0.5) / 7 = 11/7, on
+        // the two Wednesdays ahead: 696 − 12 × (2 − 11/7) ahead. The rest of the week keeps
+        // its own hours; falling back to the day's profile for all of them would say 716.6.
+        let step = feed_weekdays(|now| now >= at(11, 12, 0) && now < at(11, 18, 0));
         let ahead = 696.0 - 12.0 * (2.0 - 11.0 / 7.0);
         assert!((step.spent - 456.0).abs() < 0.5, "{step:?}");
         assert!((step.forecast - (456.0 + ahead)).abs() < 1.0, "{step:?}");
