@@ -729,13 +729,19 @@ impl BudgetControl {
         }
         let spent = (cumulative - self.base).max(0.0);
         self.watch(now, cumulative, unsteered_rate);
-        let seen = self.seen();
-        let unsteered = seen.iter().map(|w| w.unsteered).sum::<f64>() / seen.len().max(1) as f64;
+        // Blind samples are left out of what the history teaches unless it has nothing else.
+        let skip_blind = self.has_seen();
+        let (mut sum, mut count) = (0.0, 0usize);
+        for w in self.history.iter().filter(|w| !(skip_blind && w.blind)) {
+            sum += w.unsteered;
+            count += 1;
+        }
+        let unsteered = sum / count.max(1) as f64;
         // The pace: the mean rate over the last week's seen time, or the run rate before an
         // hour of it is watched.
         let (mut spend, mut hours) = (0.0, 0.0);
         for pair in self.history.iter().zip(self.history.iter().skip(1)) {
-            if let Some(secs) = interval(pair, self.has_seen()) {
+            if let Some(secs) = interval(pair, skip_blind) {
                 spend += (pair.1.cumulative - pair.0.cumulative).max(0.0);
                 hours += secs / 3600.0;
             }
@@ -803,16 +809,6 @@ impl BudgetControl {
     /// out of what the history teaches.
     fn has_seen(&self) -> bool {
         self.history.iter().any(|w| !w.blind)
-    }
-
-    /// The samples the unsteered rate is learnt from: those with the load seen, or all of
-    /// them when there are none.
-    fn seen(&self) -> Vec<&Watched> {
-        let skip_blind = self.has_seen();
-        self.history
-            .iter()
-            .filter(|w| !(skip_blind && w.blind))
-            .collect()
     }
 
     /// The mean spend rate and unsteered rate per hour of the week (UTC), once every hour of
@@ -1435,9 +1431,8 @@ mod tests {
         let mut now = start - TimeDelta::days(7);
         let mut cumulative = 0.0;
         while now < start + TimeDelta::days(1) {
-            let period_now = if now >= start { period } else { (now, now) };
             if now >= start {
-                control.step(now, period_now, 1000.0, cumulative, (2.0, 2.0));
+                control.step(now, period, 1000.0, cumulative, (2.0, 2.0));
             } else {
                 control.watch(now, cumulative, 2.0);
             }
