@@ -54,9 +54,10 @@ pub struct Args {
     /// The model: `auto` (the seasonal model, daily seasonal naive, the median of those two and
     /// weekly seasonal naive, or the median of yesterday, last week and the week before
     /// (`recent-median`), whichever erred least over the last 14 days, chosen separately up to 1 h,
-    /// 6 h, 12 h, 21 h and beyond (beyond 21 h yesterday, unless another erred clearly less); past 6 h, the last two weeks scaled to the new level when
-    /// the last 6 h have all been far off their usual ratio to last week: `level-shift` in the
-    /// report), `seasonal` or `seasonal-naive`.
+    /// 6 h, 12 h, 21 h and beyond (beyond 21 h yesterday, unless another erred clearly less and
+    /// by more than 15 %); past 6 h, the last two weeks scaled to the new level (with no daily
+    /// or weekly cycle, the new level flat) when the last 6 h have all been far off their usual
+    /// ratio to last week: `level-shift` in the report), `seasonal` or `seasonal-naive`.
     #[arg(long, default_value = "auto", value_parser = parse_model)]
     pub model: ModelKind,
     /// The step the model works at; a finer trace is resampled (mean per step).
