@@ -253,7 +253,9 @@ const SATURATED: f64 = 0.98;
 const BUCKET_SAMPLES: usize = 8;
 
 /// One observation of the group: busy instances (utilisation × ready), ready instances, and
-/// the capacity it would have had unsteered (its capacity times the target scale in force).
+/// the capacity that load met unsteered: what the group would have had unsteered (its
+/// capacity times the target scale in force) as decided at the observation before, since a
+/// decision serves the load that comes after it.
 #[derive(Debug, Clone, Copy, Default)]
 struct LoadSample {
     busy: f32,
@@ -318,10 +320,12 @@ const LEVER_WINDOW: i64 = 7 * 86_400;
 /// on the workload: on a smooth daily curve a cap starves every broad peak while a raised
 /// target costs nothing until utilisation nears 100 %; on a noisy load the headroom is what
 /// absorbs the noise and a cap on rare peaks is cheaper. So the group keeps a week of its load
-/// (busy instances: utilisation × ready, in 5-minute means) and, for the share of spend the
-/// budget affords, replays that week under each raised target (with the cap that then meets the
-/// share) and picks the pair that would have left demand unserved least often, capacity
-/// following the load of the bucket before (the reaction lag of a reactive policy).
+/// (busy instances: utilisation × ready, up to eight samples per 5 minutes) and, for the share
+/// of spend the budget affords, replays that week under each raised target (with the cap that
+/// then meets the share) and picks the pair that would have left demand unserved least often.
+/// Each sample of load is judged against the capacity decided at the observation before it
+/// (the reaction lag of a reactive policy): judged against the capacity decided on itself, a
+/// raised target looked free on a noisy load, whose rises it meets a step late.
 /// Without a load history (no utilisation policy, or less than an hour watched) it raises the
 /// target first, then caps by the capacity profile.
 #[derive(Debug, Clone, Default)]
@@ -385,11 +389,12 @@ impl GroupLevers {
             let asked = busy.min(f64::from(capacity)) / target;
             unsteered = unsteered.max(asked);
         }
-        self.last_unsteered = Some(unsteered);
+        // This load met the capacity decided before it.
+        let met = self.last_unsteered.replace(unsteered).unwrap_or(unsteered);
         let sample = LoadSample {
             busy: busy as f32,
             ready: ready as f32,
-            unsteered: unsteered as f32,
+            unsteered: met as f32,
         };
         let slot = now.timestamp().div_euclid(LOAD_BUCKET);
         match &mut self.bucket {
@@ -1442,6 +1447,30 @@ mod tests {
         let step = control.step(now, period, 1000.0, cumulative, (2.0, 2.0));
         assert!((step.spent - 48.0).abs() < 0.5, "{step:?}");
         assert!((step.forecast - 480.0).abs() < 2.0, "{step:?}");
+    }
+
+    #[test]
+    fn each_load_is_judged_against_the_capacity_decided_before_it() {
+        // Every 5 minutes the load climbs from 6.9 busy to 8.9, 11.4 and 14.3, then drops
+        // back for two minutes; the group follows it, 10 to 21 instances at 0.7. Judged
+        // against the capacity decided on its own minute, a target raised by 1.25 looked free
+        // (each minute's capacity over 1.25 is still above its load) and was chosen with no
+        // cap. Each rise meets the capacity decided a minute before it, so a target raised so
+        // far is short on three minutes of five; affording 80 %, the plan keeps the rises
+        // (raised by no more than 10 / 8.9) and caps the top, short on one.
+        let mut levers = GroupLevers::new(Some(0.7));
+        let mut now = at(2, 0, 0);
+        for i in 0..(24 * 60) {
+            let busy = [6.9, 8.9, 11.4, 14.3, 6.9][i % 5];
+            let capacity = (busy / 0.7f64).ceil() as u32;
+            levers.observe(now, capacity, Some((busy, capacity)));
+            now += TimeDelta::minutes(1);
+        }
+        let plan = levers.plan(now, 0.8, 0.9);
+        assert!(plan.target_scale <= 10.0 / 8.9, "{plan:?}");
+        assert!(plan.cap.is_some_and(|c| c < 14), "{plan:?}");
+        let under = plan.estimated_under.expect("estimated from the load");
+        assert!((under - 0.2).abs() < 0.01, "{plan:?}");
     }
 
     #[test]
