@@ -989,6 +989,12 @@ mod tests {
             .collect()
     }
 
+    /// `auto` fitted on hourly `values` (14 days of history) for the day ahead.
+    fn fit_a_day(values: &[Option<f64>]) -> (Seasonality, Vec<ForecastValue>, ModelChoice) {
+        let config = SeasonalModelConfig::default();
+        fit_auto(values, 0, 14 * 24, TimeDelta::hours(1), &config, 24, None).unwrap()
+    }
+
     fn scores(values: &[Option<f64>], model: ModelKind) -> Vec<(f64, f64, f64)> {
         let start = DateTime::<Utc>::from_timestamp(1_704_067_200, 0).unwrap();
         let config = BacktestConfig {
@@ -1217,16 +1223,7 @@ mod tests {
         let end = 23 * 24 + 16;
         assert_eq!(level_shift(&huge[..end], step), None);
         assert_eq!(span_ratio(&huge[..end], step, 336), None);
-        let (_, forecast, choice) = fit_auto(
-            &huge[..end],
-            0,
-            14 * 24,
-            step,
-            &SeasonalModelConfig::default(),
-            24,
-            None,
-        )
-        .unwrap();
+        let (_, forecast, choice) = fit_a_day(&huge[..end]);
         assert_eq!(choice.level_shift, None);
         assert!(
             forecast.iter().all(|f| !f.value.is_infinite()),
@@ -1390,16 +1387,7 @@ mod tests {
         let end = 30 * 24;
         let values = series(30, 0.02, |t, _| if t + 9 >= end { 1800.0 } else { 1000.0 });
         let step = TimeDelta::hours(1);
-        let (seasonality, forecast, choice) = fit_auto(
-            &values,
-            0,
-            14 * 24,
-            step,
-            &SeasonalModelConfig::default(),
-            24,
-            None,
-        )
-        .unwrap();
+        let (seasonality, forecast, choice) = fit_a_day(&values);
         assert_eq!(seasonality.longest_steps(), None);
         assert!(choice.level_shift.is_some(), "{}", choice.describe(step));
         assert_eq!(choice.model_at(24), Some(Candidate::LevelShift));
