@@ -675,9 +675,6 @@ pub(crate) fn fit_auto_with(
     };
     // Weekly seasonal naive alone is not chosen: the median, the recent median and the level
     // shift use it, and the recent median is last week without its one-offs.
-    // With no daily or weekly cycle in the history, last week's values are only noise around
-    // its level: a level shift then forecasts the new level, flat.
-    let acyclic = seasonality.daily_steps.is_none() && seasonality.weekly_steps.is_none();
     let available: Vec<Candidate> = Candidate::ALL
         .into_iter()
         .filter(|c| *c != Candidate::WeeklyNaive && now[c.index()].is_some())
@@ -894,6 +891,9 @@ pub(crate) fn fit_auto_with(
         lower: f64::NAN,
         upper: f64::NAN,
     };
+    // With no daily or weekly cycle in the history, last week's values are only noise around
+    // its level: a level shift then forecasts the new level, flat.
+    let acyclic = seasonality.daily_steps.is_none() && seasonality.weekly_steps.is_none();
     let values = (1..=horizon_steps)
         .map(|lead| match choice.model_at(lead).unwrap_or(first) {
             Candidate::LevelShift if acyclic => {
