@@ -494,21 +494,42 @@ impl GroupLevers {
         let n = base.len().max(1) as f64;
         let unsteered = base.iter().sum::<f64>() / n;
         let goal = unsteered * share;
+        // The capacities in order with their running sums: the mean under a level is then a
+        // search, not a pass over the week (the level is searched ten times per plan).
+        let mut sorted = base.clone();
+        sorted.sort_by(f64::total_cmp);
+        let mut below = Vec::with_capacity(sorted.len() + 1);
+        below.push(0.0);
+        for b in &sorted {
+            below.push(below.last().copied().unwrap_or(0.0) + b);
+        }
         let mut best: Option<(f64, LeverPlan)> = None;
         // From the most headroom given up down: a cap is taken only where it would have left
         // demand unserved less often (on a tie, headroom goes first: it costs nothing until
         // utilisation nears 100 %, while a cap only limits scale-out and lets spend run over).
         for k in (0..SCALE_STEPS).rev() {
             let scale = 1.0 + (max_scale - 1.0) * k as f64 / (SCALE_STEPS - 1) as f64;
+            // The mean of each capacity over the scale, under `level`: summed over the week,
+            // and by a search where that is decided the same way (its sums are in another
+            // order, so a mean within rounding of the goal is summed as the week is).
             let mean_at = |level: f64| base.iter().map(|b| (b / scale).min(level)).sum::<f64>() / n;
-            let top = base.iter().fold(0.0f64, |m, b| m.max(b / scale));
+            let above_goal = |level: f64| {
+                let under = sorted.partition_point(|b| b / scale <= level);
+                let quick = (below[under] / scale + level * (sorted.len() - under) as f64) / n;
+                if (quick - goal).abs() > 1e-9 * goal.abs().max(1e-300) {
+                    quick > goal
+                } else {
+                    mean_at(level) > goal
+                }
+            };
+            let top = sorted.last().map_or(0.0, |b| (b / scale).max(0.0));
             let level = if mean_at(f64::INFINITY) <= goal {
                 f64::INFINITY
             } else {
                 let (mut lo, mut hi) = (0.0, top);
                 for _ in 0..30 {
                     let mid = (lo + hi) / 2.0;
-                    if mean_at(mid) > goal {
+                    if above_goal(mid) {
                         hi = mid;
                     } else {
                         lo = mid;
@@ -578,12 +599,31 @@ pub struct BudgetControl {
     seed: Option<Seed>,
     /// The spend a predictive policy's forecast capacity says the time until `.0` will cost.
     ahead: Option<(DateTime<Utc>, f64)>,
+    /// What the history teaches, kept until the history changes (a sample every
+    /// [`SAMPLE_EVERY`], while a step may come every minute).
+    learnt: Option<Learnt>,
+}
+
+/// What a [`BudgetControl`]'s history teaches (see [`BudgetControl::step`]).
+#[derive(Debug, Clone)]
+struct Learnt {
+    /// The mean unsteered rate.
+    unsteered: f64,
+    /// Spend and hours over the time that counts, for the pace.
+    spend: f64,
+    hours: f64,
+    /// The rates per hour of the week, once known.
+    profile: Option<Vec<(f64, f64)>>,
 }
 
 /// One sample of a budget's scope.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Watched {
     at: DateTime<Utc>,
+    /// Whole seconds since the sample before (0 for the first), and the hour of `at` (hours
+    /// since the Unix epoch): kept, so the profile is summed without calendar arithmetic.
+    secs: i64,
+    hour: i64,
     /// Cumulative spend.
     cumulative: f64,
     /// The rate the scope would spend at unsteered.
@@ -648,6 +688,7 @@ impl BudgetControl {
             rung: None,
             seed: None,
             ahead: None,
+            learnt: None,
         }
     }
 
@@ -690,17 +731,26 @@ impl BudgetControl {
             .back()
             .is_none_or(|w| (now - w.at).num_seconds() >= SAMPLE_EVERY)
         {
+            let secs = self
+                .history
+                .back()
+                .map_or(0, |w| (now - w.at).num_seconds());
             self.history.push_back(Watched {
                 at: now,
+                secs,
+                hour: now.timestamp().div_euclid(3600),
                 cumulative,
                 unsteered: unsteered_rate.max(0.0),
                 blind: self.blind,
             });
+            self.learnt = None;
         } else if self.blind
             && let Some(last) = self.history.back_mut()
+            && !last.blind
         {
             // Blind at any step of a sample's interval: the interval is.
             last.blind = true;
+            self.learnt = None;
         }
         while self
             .history
@@ -708,6 +758,7 @@ impl BudgetControl {
             .is_some_and(|w| (now - w.at).num_seconds() > LEVER_WINDOW)
         {
             self.history.pop_front();
+            self.learnt = None;
         }
     }
 
@@ -734,23 +785,13 @@ impl BudgetControl {
         }
         let spent = (cumulative - self.base).max(0.0);
         self.watch(now, cumulative, unsteered_rate);
-        // Blind samples are left out of what the history teaches unless it has nothing else.
-        let skip_blind = self.has_seen();
-        let (mut sum, mut count) = (0.0, 0usize);
-        for w in self.history.iter().filter(|w| !(skip_blind && w.blind)) {
-            sum += w.unsteered;
-            count += 1;
-        }
-        let unsteered = sum / count.max(1) as f64;
+        let learnt = match self.learnt.take() {
+            Some(learnt) => learnt,
+            None => self.learn(),
+        };
+        let (unsteered, spend, hours) = (learnt.unsteered, learnt.spend, learnt.hours);
         // The pace: the mean rate over the last week's seen time, or the run rate before an
         // hour of it is watched.
-        let (mut spend, mut hours) = (0.0, 0.0);
-        for pair in self.history.iter().zip(self.history.iter().skip(1)) {
-            if let Some(secs) = interval(pair, skip_blind) {
-                spend += (pair.1.cumulative - pair.0.cumulative).max(0.0);
-                hours += secs / 3600.0;
-            }
-        }
         let pace = match hours {
             h if h >= 1.0 => (spend / h).max(0.0),
             _ => self
@@ -761,8 +802,8 @@ impl BudgetControl {
         let hours_left = (end - now).num_seconds().max(0) as f64 / 3600.0;
         // The rest of the period, hour by hour of the week once a whole day is watched (see
         // `hourly_profile`), else at the flat pace.
-        let profile = self.hourly_profile();
-        let rest_between = |from: DateTime<Utc>| match &profile {
+        let profile = &learnt.profile;
+        let rest_between = |from: DateTime<Utc>| match profile {
             Some(profile) => rest_of(from, end, profile),
             None => {
                 let hours = (end - from).num_seconds().max(0) as f64 / 3600.0;
@@ -799,6 +840,7 @@ impl BudgetControl {
         } else if self.rung.is_some() && forecast < amount * RELEASE {
             self.rung = None;
         }
+        self.learnt = Some(learnt);
         ControlStep {
             spent,
             pace_per_hour: pace,
@@ -810,93 +852,127 @@ impl BudgetControl {
 }
 
 impl BudgetControl {
+    /// What the history teaches: the mean unsteered rate, the spend and hours for the pace,
+    /// and the hourly profile, in one pass over it. Blind samples are left out unless it has
+    /// nothing else.
+    fn learn(&self) -> Learnt {
+        let skip_blind = self.has_seen();
+        let (mut sum, mut count) = (0.0, 0usize);
+        let (mut spend, mut hours) = (0.0, 0.0);
+        // Per hour of the week and of the day: spend, unsteered spend and hours watched.
+        let mut week = [(0.0f64, 0.0f64, 0.0f64); HOURS_OF_WEEK];
+        let mut day = [(0.0f64, 0.0f64, 0.0f64); HOURS_OF_DAY];
+        let mut before: Option<&Watched> = None;
+        for w in &self.history {
+            if !(skip_blind && w.blind) {
+                sum += w.unsteered;
+                count += 1;
+            }
+            if let Some(a) = before
+                && let Some(secs) = interval((a, w), skip_blind)
+            {
+                let spent = (w.cumulative - a.cumulative).max(0.0);
+                let h = secs / 3600.0;
+                spend += spent;
+                hours += h;
+                for slot in [
+                    &mut week[slot_of_hour(a.hour, HOURS_OF_WEEK)],
+                    &mut day[slot_of_hour(a.hour, HOURS_OF_DAY)],
+                ] {
+                    slot.0 += spent;
+                    slot.1 += w.unsteered * h;
+                    slot.2 += h;
+                }
+            }
+            before = Some(w);
+        }
+        Learnt {
+            unsteered: sum / count.max(1) as f64,
+            spend,
+            hours,
+            profile: hourly_profile(&week, &day),
+        }
+    }
+
     /// Whether any of the history was watched with the load seen: blind time is then left
     /// out of what the history teaches.
     fn has_seen(&self) -> bool {
         self.history.iter().any(|w| !w.blind)
     }
+}
 
-    /// The mean spend rate and unsteered rate per hour of the week (UTC), once every hour of
-    /// the day has been watched; `None` before. An hour of the week watched has its own rates;
-    /// one not watched (in the first week, or blind) has those of its hour of the day.
-    fn hourly_profile(&self) -> Option<Vec<(f64, f64)>> {
-        let week = self.sums(HOURS_OF_WEEK);
-        let day = self.sums(HOURS_OF_DAY);
-        if day.iter().any(|s| s.2 <= 0.0) {
-            return None;
-        }
-        let rates = |s: &(f64, f64, f64)| (s.0 / s.2, s.1 / s.2);
-        Some(
-            week.iter()
-                .enumerate()
-                .map(|(slot, s)| {
-                    if s.2 > 0.0 {
-                        rates(s)
-                    } else {
-                        rates(&day[slot % HOURS_OF_DAY])
-                    }
-                })
-                .collect(),
-        )
+/// The mean spend rate and unsteered rate per hour of the week (UTC) from the sums per hour
+/// of the `week` and of the `day`, once every hour of the day has been watched; `None`
+/// before. An hour of the week watched has its own rates; one not watched (in the first week,
+/// or blind) has those of its hour of the day.
+fn hourly_profile(
+    week: &[(f64, f64, f64); HOURS_OF_WEEK],
+    day: &[(f64, f64, f64); HOURS_OF_DAY],
+) -> Option<Vec<(f64, f64)>> {
+    if day.iter().any(|s| s.2 <= 0.0) {
+        return None;
     }
-
-    /// Per hour of the day or of the week (`slots`): spend, unsteered spend and hours watched.
-    fn sums(&self, slots: usize) -> Vec<(f64, f64, f64)> {
-        let mut sums = vec![(0.0f64, 0.0f64, 0.0f64); slots];
-        let skip_blind = self.has_seen();
-        for (a, b) in self.history.iter().zip(self.history.iter().skip(1)) {
-            let Some(secs) = interval((a, b), skip_blind) else {
-                continue;
-            };
-            let hours = secs / 3600.0;
-            let slot = &mut sums[slot_of(a.at, slots)];
-            slot.0 += (b.cumulative - a.cumulative).max(0.0);
-            slot.1 += b.unsteered * hours;
-            slot.2 += hours;
-        }
-        sums
-    }
+    let rates = |s: &(f64, f64, f64)| (s.0 / s.2, s.1 / s.2);
+    Some(
+        week.iter()
+            .enumerate()
+            .map(|(slot, s)| {
+                if s.2 > 0.0 {
+                    rates(s)
+                } else {
+                    rates(&day[slot % HOURS_OF_DAY])
+                }
+            })
+            .collect(),
+    )
 }
 
 /// The seconds between two consecutive samples, when they count: `None` for no time, or for
 /// blind time when `skip_blind`.
 fn interval((a, b): (&Watched, &Watched), skip_blind: bool) -> Option<f64> {
-    let secs = (b.at - a.at).num_seconds();
+    let secs = b.secs;
     (secs > 0 && !(skip_blind && a.blind)).then_some(secs as f64)
 }
 
 const HOURS_OF_DAY: usize = 24;
 const HOURS_OF_WEEK: usize = 7 * 24;
 
-/// The slot of `at` in a profile of `slots` hours: its hour of the day, or of the week.
-fn slot_of(at: DateTime<Utc>, slots: usize) -> usize {
-    let hour = chrono::Timelike::hour(&at) as usize;
-    if slots == HOURS_OF_WEEK {
-        let day = chrono::Datelike::weekday(&at).num_days_from_monday() as usize;
-        (day * 24 + hour) % slots
+/// The slot of the hour `hour` (hours since the Unix epoch, UTC) in a profile of `slots`
+/// hours: its hour of the day, or of the week (from Monday; the epoch was a Thursday).
+fn slot_of_hour(hour: i64, slots: usize) -> usize {
+    let of_day = hour.rem_euclid(24);
+    let slot = if slots == HOURS_OF_WEEK {
+        (hour.div_euclid(24) + 3).rem_euclid(7) * 24 + of_day
     } else {
-        hour % slots
-    }
+        of_day
+    };
+    usize::try_from(slot).unwrap_or(0) % slots.max(1)
 }
 
 /// The spend and unsteered spend of `[now, end)` by the hourly `profile` (a day or a week).
+/// Called at every step for the rest of the period, so in whole seconds rather than calendar
+/// arithmetic.
 fn rest_of(now: DateTime<Utc>, end: DateTime<Utc>, profile: &[(f64, f64)]) -> (f64, f64) {
     let (mut spend, mut unsteered) = (0.0, 0.0);
-    let mut at = now;
+    let (mut at, end) = (now.timestamp(), end.timestamp());
+    if profile.is_empty() {
+        return (spend, unsteered);
+    }
+    let mut hour = at.div_euclid(3600);
+    // Hour after hour, the slot after slot (a day or a week wraps round).
+    let mut slot = slot_of_hour(hour, profile.len());
     while at < end {
-        let slot = slot_of(at, profile.len());
-        let next_hour = at
-            .date_naive()
-            .and_hms_opt(chrono::Timelike::hour(&at), 0, 0)
-            .map_or(end, |h| h.and_utc() + chrono::TimeDelta::hours(1));
-        let until = next_hour.min(end);
-        let hours = (until - at).num_seconds().max(0) as f64 / 3600.0;
+        let until = ((hour + 1) * 3600).min(end);
+        let hours = (until - at) as f64 / 3600.0;
         spend += profile[slot].0 * hours;
         unsteered += profile[slot].1 * hours;
-        if until <= at {
-            break;
-        }
         at = until;
+        hour += 1;
+        slot = if slot + 1 == profile.len() {
+            0
+        } else {
+            slot + 1
+        };
     }
     (spend, unsteered)
 }
@@ -1522,5 +1598,102 @@ mod tests {
         let next = BudgetPeriod::Daily.containing(at(3, 1, 0));
         let step = control.step(at(3, 1, 0), next, 100.0, 0.0, (1.0, 1.0));
         assert_eq!(step.spent, 0.0);
+    }
+
+    #[test]
+    fn hours_of_the_week_follow_the_calendar() {
+        // From 1901 to 2100, negative Unix times included, every 7 h and 13 min: each slot is
+        // the weekday from Monday × 24 + the hour, as the calendar has it.
+        let mut t = Utc.with_ymd_and_hms(1901, 1, 1, 0, 0, 0).unwrap();
+        let end = Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).unwrap();
+        let mut checked = 0;
+        while t < end {
+            let hour = t.timestamp().div_euclid(3600);
+            let weekday = chrono::Datelike::weekday(&t).num_days_from_monday() as usize;
+            let of_day = chrono::Timelike::hour(&t) as usize;
+            assert_eq!(
+                slot_of_hour(hour, HOURS_OF_WEEK),
+                weekday * 24 + of_day,
+                "{t}"
+            );
+            assert_eq!(slot_of_hour(hour, HOURS_OF_DAY), of_day, "{t}");
+            t += TimeDelta::minutes(7 * 60 + 13);
+            checked += 1;
+        }
+        assert!(checked > 200_000);
+    }
+
+    #[test]
+    fn the_rest_of_a_period_is_summed_hour_by_hour_of_the_week() {
+        // Slot k spends k + 1 per hour and would spend twice that unsteered. From Tuesday
+        // 10:30 to Wednesday 01:15: half of slot 34, slots 35 to 48 whole and a quarter of
+        // slot 49 (Wednesday 01:00).
+        let profile: Vec<(f64, f64)> = (0..HOURS_OF_WEEK)
+            .map(|k| (k as f64 + 1.0, 2.0 * (k as f64 + 1.0)))
+            .collect();
+        let rate = |slot: u32| f64::from(slot) + 1.0;
+        // 1970-01-06 was a Tuesday.
+        let from = Utc.with_ymd_and_hms(1970, 1, 6, 10, 30, 0).unwrap();
+        let until = Utc.with_ymd_and_hms(1970, 1, 7, 1, 15, 0).unwrap();
+        let want = 0.5 * rate(34) + (35..=48).map(rate).sum::<f64>() + 0.25 * rate(49);
+        let (spend, unsteered) = rest_of(from, until, &profile);
+        assert!((spend - want).abs() < 1e-9, "{spend} against {want}");
+        assert!((unsteered - 2.0 * want).abs() < 1e-9, "{unsteered}");
+        assert_eq!(rest_of(until, from, &profile), (0.0, 0.0));
+        // Across the end of the week: Sunday 22:30 to Monday 01:00 is half of slot 166, slot
+        // 167 and slot 0.
+        let from = Utc.with_ymd_and_hms(1970, 1, 4, 22, 30, 0).unwrap();
+        let until = Utc.with_ymd_and_hms(1970, 1, 5, 1, 0, 0).unwrap();
+        let want = 0.5 * rate(166) + rate(167) + rate(0);
+        let (spend, _) = rest_of(from, until, &profile);
+        assert!((spend - want).abs() < 1e-9, "{spend} against {want}");
+    }
+
+    #[test]
+    fn the_lever_plan_finds_the_cap_a_pass_over_every_sample_finds() {
+        // A week of a noisy daily load, planned at many shares: the cap of each plan is the
+        // level at which the mean capacity under it (each sample's capacity over the plan's
+        // scale) meets the share, found by halving over every sample's sum as well.
+        let mut levers = GroupLevers::new(Some(0.7));
+        let mut now = at(1, 0, 0);
+        let mut seed: u64 = 11;
+        for i in 0..(7 * 24 * 12) {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let noise = (seed >> 11) as f64 / (1u64 << 53) as f64;
+            let day = (i % 288) as f64 / 288.0 * std::f64::consts::TAU;
+            let busy = 20.0 + 12.0 * day.sin() + 6.0 * noise;
+            let capacity = (busy / 0.7).ceil() as u32;
+            levers.observe(now, capacity, Some((busy, capacity)));
+            now += TimeDelta::minutes(5);
+        }
+        let base: Vec<f64> = levers
+            .loads
+            .iter()
+            .flat_map(|b| b.samples().iter().map(|s| f64::from(s.unsteered)))
+            .collect();
+        let n = base.len() as f64;
+        let mut capped = 0;
+        for step in 0..40 {
+            let share = 0.5 + 0.0125 * f64::from(step);
+            let plan = levers.compute(share, 0.9);
+            let Some(cap) = plan.cap else { continue };
+            capped += 1;
+            let scale = plan.target_scale;
+            let goal = base.iter().sum::<f64>() / n * share;
+            let mean_at = |level: f64| base.iter().map(|b| (b / scale).min(level)).sum::<f64>() / n;
+            let (mut lo, mut hi) = (0.0, base.iter().fold(0.0f64, |m, b| m.max(b / scale)));
+            for _ in 0..30 {
+                let mid = (lo + hi) / 2.0;
+                if mean_at(mid) > goal {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            assert_eq!(cap, lo.floor() as u32, "share {share}: {plan:?}");
+        }
+        assert!(capped > 10, "{capped} plans capped");
     }
 }

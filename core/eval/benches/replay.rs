@@ -1,12 +1,14 @@
 //! Replay speed: a year of one-minute steps (525,600) through each built-in controller, and
-//! through the policy engine with a policy file: reactive (target tracking) and predictive
-//! (the predictive example's policies, forecasting with refits every 6 h).
+//! through the policy engine with a policy file: reactive (target tracking), predictive (the
+//! predictive example's policies, forecasting with refits every 6 h), and the reactive file
+//! under a monthly budget on `cap` (85 % of what the HPA spends each month, as the budget bar
+//! sets it: the budget is stepped and its levers planned at every decision).
 //!
 //! `cargo bench -p hoist-eval --bench replay` first prints steps per second for one replay of
-//! each built-in controller; then replays the two policy files in turn five times, printing
+//! each built-in controller; then replays the three policy files in turn five times, printing
 //! each one's decisions (cost, τ_U, actions: a change that only speeds the replay leaves them
-//! as they were), its median time, and the predictive file's time as a multiple of the
-//! reactive file's, the median of the five pairs; then lets criterion measure them all
+//! as they were), its median time, and the predictive and budgeted files' times as multiples
+//! of the reactive file's, the median of the five rounds; then lets criterion measure them all
 //! (`--bench zzz` stops before criterion). The built-ins' target is under 1 s per replay
 //! (above 525,600 steps per second) in a release build.
 
@@ -16,8 +18,10 @@ use std::time::Instant;
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hoist_engine::config::budget::{BudgetPeriod, Rung};
 use hoist_engine::config::parse_str;
-use hoist_eval::policy::PolicyController;
+use hoist_eval::budget::{BarSettings, BudgetAmount, budget_periods};
+use hoist_eval::policy::{PolicyController, ReplayBudget};
 use hoist_eval::{BuiltIn, Controller, Demand, ReplayOptions, ReplayParams, Scale, replay};
 use hoist_sim::trace::Trace;
 
@@ -70,6 +74,9 @@ const REACTIVE: &str =
 /// The predictive example's policies (examples/predictive-scaling.yml).
 const PREDICTIVE: &str = "      - predictive: { metric: utilization, target: 0.95, mode: forecast_and_scale, history: 14d, min_history: 24h, horizon: 48h, refresh: 6h, buffer: 10m, track_level: true, quantile: 0.9, max_capacity: { raise_by_percent: 10 } }\n      - target_tracking: { metric: utilization, target: 0.95, tolerance: 0.03 }\n";
 
+/// Makes a fresh controller for one replay of a policy file.
+type MakePolicy<'a> = Box<dyn Fn() -> PolicyController + 'a>;
+
 fn policy_file(policies: &str) -> PolicyController {
     let text = format!(
         "providers:\n  sim:\n    simulated: {{}}\nrun:\n  interval: 1m\ngroups:\n  - name: web\n    provider: sim\n    min: 2\n    max: 120\n    policies:\n{policies}"
@@ -113,20 +120,41 @@ fn bench_replay(c: &mut Criterion) {
     };
     let policy_steps = policy_trace.len();
     let policy_demand = Demand::new(&policy_trace, scale).expect("demand");
-    // The two policy files are replayed in turn, PAIRS times, and the ratio is taken pair by
-    // pair: on a shared machine one replay's time varies by a fifth from run to run, and pairing
-    // keeps a drift in the machine's speed out of the ratio. The medians are printed.
+    // Each month's budget: 85 % of what the HPA spends in it.
+    let settings = BarSettings {
+        amount: BudgetAmount::OfReference(0.85),
+        period: BudgetPeriod::Monthly,
+        action: Rung::Cap,
+        max_utilization: 0.9,
+        warmup_steps: 0,
+        interval_seconds: 60,
+    };
+    let mut hpa = BuiltIn::Hpa
+        .controller(&params, &scale)
+        .expect("controller");
+    let periods =
+        budget_periods(&policy_demand, &params, &mut *hpa, &settings).expect("budget periods");
+    let budget = ReplayBudget {
+        periods: periods.iter().map(|p| (p.start, p.end, p.budget)).collect(),
+        action: settings.action,
+        max_utilization: settings.max_utilization,
+    };
+    let files: [(&str, MakePolicy); 3] = [
+        ("policy-reactive", Box::new(|| policy_file(REACTIVE))),
+        ("policy-predictive", Box::new(|| policy_file(PREDICTIVE))),
+        (
+            "policy-budget",
+            Box::new(|| policy_file(REACTIVE).with_budget(budget.clone())),
+        ),
+    ];
+    // The policy files are replayed in turn, PAIRS times, and the ratios are taken round by
+    // round: on a shared machine one replay's time varies by a fifth from run to run, and
+    // pairing keeps a drift in the machine's speed out of the ratio. The medians are printed.
     let pairs = if benchmarking { PAIRS } else { 1 };
-    let mut seconds = [Vec::new(), Vec::new()];
+    let mut seconds = [Vec::new(), Vec::new(), Vec::new()];
     for pair in 0..pairs {
-        for (k, (name, policies)) in [
-            ("policy-reactive", REACTIVE),
-            ("policy-predictive", PREDICTIVE),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let mut controller = policy_file(policies);
+        for (k, (name, make)) in files.iter().enumerate() {
+            let mut controller = make();
             let started = Instant::now();
             let out = replay(
                 &policy_demand,
@@ -145,27 +173,29 @@ fn bench_replay(c: &mut Criterion) {
             seconds[k].push(s);
         }
     }
-    let ratios: Vec<f64> = seconds[1]
-        .iter()
-        .zip(&seconds[0])
-        .map(|(p, r)| p / r)
-        .collect();
-    for (k, name) in ["policy-reactive", "policy-predictive"].iter().enumerate() {
+    for (k, (name, _)) in files.iter().enumerate() {
         let s = median(&seconds[k]);
         println!(
             "{name:<16} median of {pairs}: {s:.3} s = {:.0} steps/s",
             policy_steps as f64 / s
         );
     }
-    println!(
-        "predictive policy ÷ reactive policy file: {:.2}× (median of {pairs} pairs; each pair {})",
-        median(&ratios),
-        ratios
+    for (k, what) in [(1, "predictive policy"), (2, "budgeted policy")] {
+        let ratios: Vec<f64> = seconds[k]
             .iter()
-            .map(|r| format!("{r:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+            .zip(&seconds[0])
+            .map(|(p, r)| p / r)
+            .collect();
+        println!(
+            "{what} ÷ reactive policy file: {:.2}× (median of {pairs} rounds; each {})",
+            median(&ratios),
+            ratios
+                .iter()
+                .map(|r| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let mut group = c.benchmark_group("replay_year_1min");
     group.throughput(Throughput::Elements(STEPS as u64));
     group.sample_size(10);
@@ -179,13 +209,10 @@ fn bench_replay(c: &mut Criterion) {
             })
         });
     }
-    for (name, policies) in [
-        ("policy-reactive", REACTIVE),
-        ("policy-predictive", PREDICTIVE),
-    ] {
-        group.bench_function(name, |bench| {
+    for (name, make) in &files {
+        group.bench_function(*name, |bench| {
             bench.iter(|| {
-                let mut controller = policy_file(policies);
+                let mut controller = make();
                 black_box(
                     replay(
                         &policy_demand,
