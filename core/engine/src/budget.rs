@@ -620,10 +620,10 @@ struct Learnt {
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Watched {
     at: DateTime<Utc>,
-    /// Whole seconds since the sample before (0 for the first), and the hour of `at` (hours
-    /// since the Unix epoch): kept, so the profile is summed without calendar arithmetic.
+    /// Whole seconds since the sample before (0 for the first), and the hour of the week of
+    /// `at` (UTC, from Monday): kept, so the profile is summed without calendar arithmetic.
     secs: i64,
-    hour: i64,
+    slot: usize,
     /// Cumulative spend.
     cumulative: f64,
     /// The rate the scope would spend at unsteered.
@@ -738,7 +738,7 @@ impl BudgetControl {
             self.history.push_back(Watched {
                 at: now,
                 secs,
-                hour: now.timestamp().div_euclid(3600),
+                slot: slot_of_hour(now.timestamp().div_euclid(3600), HOURS_OF_WEEK),
                 cumulative,
                 unsteered: unsteered_rate.max(0.0),
                 blind: self.blind,
@@ -875,10 +875,7 @@ impl BudgetControl {
                 let h = secs / 3600.0;
                 spend += spent;
                 hours += h;
-                for slot in [
-                    &mut week[slot_of_hour(a.hour, HOURS_OF_WEEK)],
-                    &mut day[slot_of_hour(a.hour, HOURS_OF_DAY)],
-                ] {
+                for slot in [&mut week[a.slot], &mut day[a.slot % HOURS_OF_DAY]] {
                     slot.0 += spent;
                     slot.1 += w.unsteered * h;
                     slot.2 += h;
