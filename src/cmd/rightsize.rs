@@ -97,11 +97,17 @@ pub struct Args {
     /// The VPA's first CPU histogram bucket, cores (0.01 up to VPA 1.3; 0.001 since).
     #[arg(long, default_value_t = 0.01)]
     pub vpa_cpu_first_bucket: f64,
-    /// Hoist's recommender: the price of a short step, in steps of slack, CPU and memory. It
-    /// weighs a short step against slack when each VM's margins are learnt: higher means
-    /// fewer short steps and more slack (swept from 4 to 40).
-    #[arg(long, default_value_t = hoist::DEFAULT_PRICE, value_name = "PRICE")]
-    pub hoist_price: f64,
+    /// Hoist's recommender: the share of steps short (%) it keeps the VMs at, CPU and memory
+    /// each. It weighs a short step against slack at a price shared by the VMs, which moves
+    /// every hour by how many of their steps were short, so over time that share is the
+    /// target's on any panel (swept from 0.1 to 5).
+    #[arg(long, default_value_t = hoist::DEFAULT_TARGET, value_name = "PERCENT", conflicts_with = "hoist_price")]
+    pub hoist_target: f64,
+    /// Hoist's recommender at a fixed price of a short step instead, in steps of slack, CPU
+    /// and memory: higher means fewer short steps and more slack (swept from 4 to 40). How many
+    /// steps a price leaves short depends on the panel.
+    #[arg(long, value_name = "PRICE")]
+    pub hoist_price: Option<f64>,
     /// The smallest CPU either recommender sizes a VM at, cores. Unset, each keeps its own:
     /// 0.025 (the VPA's `--pod-recommendation-min-cpu-millicores` of 25) for both. Kubernetes
     /// accepts requests down to 0.001. On a nearly idle VM the floor is most of the slack.
@@ -192,10 +198,17 @@ pub fn run(args: Args) -> CliResult {
             args.max_shortfall
         )));
     }
-    if !(args.hoist_price.is_finite() && args.hoist_price >= 0.1) {
+    if let Some(price) = args.hoist_price
+        && !(price.is_finite() && price >= 0.1)
+    {
         return Err(CliError::input(format!(
-            "--hoist-price {} must be a number of steps of slack, at least 0.1",
-            args.hoist_price
+            "--hoist-price {price} must be a number of steps of slack, at least 0.1"
+        )));
+    }
+    if !(args.hoist_target.is_finite() && args.hoist_target > 0.0 && args.hoist_target <= 100.0) {
+        return Err(CliError::input(format!(
+            "--hoist-target {} must be a percentage of steps short above 0 and at most 100",
+            args.hoist_target
         )));
     }
     let panel = load_panel(&args.panel).map_err(CliError::input)?;
@@ -233,7 +246,13 @@ pub fn run(args: Args) -> CliResult {
     let recommenders: Vec<Box<dyn Recommender>> = vec![
         Box::new(Vpa::new(config.clone(), panel.columns.memory)),
         Box::new(
-            hoist::HoistRecommender::new(args.hoist_price, panel.columns.memory).with_floors(
+            match args.hoist_price {
+                Some(price) => hoist::HoistRecommender::new(price, panel.columns.memory),
+                None => {
+                    hoist::HoistRecommender::with_target(args.hoist_target, panel.columns.memory)
+                }
+            }
+            .with_floors(
                 args.min_cpu.unwrap_or(hoist::MIN_CPU),
                 args.min_memory.map_or(hoist::MIN_MEM, |b| b as f64),
             ),

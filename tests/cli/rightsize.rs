@@ -72,8 +72,8 @@ fn scores_the_vpa_hoist_and_the_oracle_side_by_side() {
     assert_eq!(rows[0]["name"], "oracle");
     assert_eq!(rows[1]["name"], "vpa");
     assert_eq!(rows[2]["name"], "hoist");
-    // Hoist's row is at its default price of a short step, 14.
-    assert_eq!(rows[2]["setting"], 14.0);
+    // Hoist's row is at its default target, 0.9 % of steps short.
+    assert_eq!(rows[2]["setting"], 0.9);
     // Two scored days (the first is warm-up) of 288 steps.
     assert_eq!(rows[0]["cpu"]["steps"], 576);
     // The oracle is never short; given 2 cores and 4 GB, every cost ratio is below 1.
@@ -114,13 +114,13 @@ fn scores_the_vpa_hoist_and_the_oracle_side_by_side() {
     assert!(short <= 1.0 / 24.0 + 1e-9, "{short}");
     assert_eq!(v["sweeps"][0]["recommender"], "vpa");
     assert_eq!(v["sweeps"][0]["points"].as_array().unwrap().len(), 11);
-    // Hoist's sweep of the price, played in one pass: its point at 14 is its row.
+    // Hoist's sweep of the target, played in one pass: its point at 0.9 is its row.
     assert_eq!(v["sweeps"][1]["recommender"], "hoist");
-    assert_eq!(v["sweeps"][1]["setting"], "price of a short step");
+    assert_eq!(v["sweeps"][1]["setting"], "target % of steps short");
     let points = v["sweeps"][1]["points"].as_array().unwrap();
-    assert_eq!(points.len(), 14);
-    let at_14 = points.iter().find(|p| p["value"] == 14.0).unwrap();
-    assert_eq!(at_14["score"], rows[2]);
+    assert_eq!(points.len(), 12);
+    let at_default = points.iter().find(|p| p["value"] == 0.9).unwrap();
+    assert_eq!(at_default["score"], rows[2]);
     let svg = std::fs::read_to_string(&chart).unwrap();
     assert!(
         svg.starts_with("<svg") && svg.contains("vpa sweep") && svg.contains("hoist sweep"),
@@ -172,6 +172,77 @@ fn hoist_price_sets_hoists_row_and_is_checked() {
     // The old flag is gone.
     let out = run(&["--hoist-margin", "1.2"], &panel);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn hoist_target_sets_hoists_row_and_is_checked() {
+    // Twelve days of two VMs with noisy CPU and memory: a higher target leaves more steps
+    // short and recommends less.
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed: u64 = 3;
+    let text = panel_text(GENERIC_HEADER, (2024, 3), 12, "\n", |day, minute| {
+        let mut rows = Vec::new();
+        for vm in 0..2 {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let u = (seed >> 11) as f64 / (1u64 << 53) as f64;
+            let burst = if u > 0.97 { 1.5 } else { 0.0 };
+            let cpu = 0.3 + 0.5 * u + burst + f64::from((minute / 60 + day) % 3) * 0.1;
+            rows.push(format!(
+                "web-{vm},{cpu:.4},4,{:.0},8000000000",
+                1e9 * (1.0 + cpu)
+            ));
+        }
+        // One VM per line: the second VM's row follows with the same timestamp.
+        rows.join(&format!(
+            "\n2024-03-{:02}T{:02}:{:02}:00Z,",
+            1 + day,
+            minute / 60,
+            minute % 60
+        ))
+    });
+    let panel = dir.path().join("noisy.csv");
+    std::fs::write(&panel, text).unwrap();
+    let score = |target: &str| {
+        let out = run(
+            &["--format", "json", "--no-sweep", "--hoist-target", target],
+            &panel,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["rows"][2].clone()
+    };
+    let (low, high) = (score("0.5"), score("5"));
+    assert_eq!(
+        (low["setting"].as_f64(), high["setting"].as_f64()),
+        (Some(0.5), Some(5.0))
+    );
+    assert!(
+        low["settings"]
+            .as_str()
+            .unwrap()
+            .contains("following 0.5 % of steps short"),
+        "{low}"
+    );
+    let short = |r: &serde_json::Value| r["cpu"]["shortfall"].as_f64().unwrap();
+    let size = |r: &serde_json::Value| r["cpu"]["mean_recommended"].as_f64().unwrap();
+    assert!(short(&high) > short(&low), "{low} {high}");
+    assert!(size(&high) < size(&low), "{low} {high}");
+    for bad in ["0", "-1", "101", "NaN"] {
+        let out = run(&[&format!("--hoist-target={bad}")], &panel);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--hoist-target"), "{bad}: {err}");
+    }
+    // A fixed price and a target are one or the other.
+    let out = run(&["--hoist-target", "1", "--hoist-price", "14"], &panel);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
 }
 
 #[test]

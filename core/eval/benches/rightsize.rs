@@ -1,6 +1,7 @@
 //! Rightsizing speed: the VPA recommender and Hoist's scored on a panel the size of Bitbrains
-//! (40 VMs, 91 days of 5-minute steps, about a million samples), Hoist's whole sweep of the
-//! price played at once, and the hourly oracle.
+//! (40 VMs, 91 days of 5-minute steps, about a million samples): Hoist's at its default target
+//! (its VMs played together, the price following the share of steps short) and at a fixed
+//! price, its whole sweep of the target played at once, and the hourly oracle.
 //!
 //! `cargo bench -p hoist-eval --bench rightsize` first prints one scoring's time for each, then
 //! lets criterion measure. The target: well under 10 s for the whole `hoist rightsize` run in
@@ -11,7 +12,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hoist_eval::rightsize::hoist::{DEFAULT_PRICE, HoistRecommender};
+use hoist_eval::rightsize::hoist::{DEFAULT_PRICE, DEFAULT_TARGET, HoistRecommender};
 use hoist_eval::rightsize::panel::{Columns, Panel, PanelFormat, Sample, VmSeries};
 use hoist_eval::rightsize::vpa::{Vpa, VpaConfig};
 use hoist_eval::rightsize::{Recommender, ScoreOptions, score_oracle, score_recommender, sweep};
@@ -72,8 +73,16 @@ fn bench(c: &mut Criterion) {
     let panel = panel();
     let opts = ScoreOptions::default();
     let vpa = || -> Box<dyn Recommender> { Box::new(Vpa::new(VpaConfig::default(), true)) };
-    let hoist = || -> Box<dyn Recommender> { Box::new(HoistRecommender::new(DEFAULT_PRICE, true)) };
-    for (name, r) in [("vpa", vpa()), ("hoist", hoist())] {
+    let hoist = || -> Box<dyn Recommender> {
+        Box::new(HoistRecommender::with_target(DEFAULT_TARGET, true))
+    };
+    let hoist_price =
+        || -> Box<dyn Recommender> { Box::new(HoistRecommender::new(DEFAULT_PRICE, true)) };
+    for (name, r) in [
+        ("vpa", vpa()),
+        ("hoist", hoist()),
+        ("hoist at a fixed price", hoist_price()),
+    ] {
         let t = Instant::now();
         let s = score_recommender(&panel, r, &opts);
         let took = t.elapsed();
@@ -89,7 +98,7 @@ fn bench(c: &mut Criterion) {
     let t = Instant::now();
     let points = sweep(&panel, hoist().as_ref(), &opts, 1);
     println!(
-        "hoist sweep: {} prices in one play, {:.3} s on one thread",
+        "hoist sweep: {} targets in one play, {:.3} s on one thread",
         points.len(),
         t.elapsed().as_secs_f64()
     );
@@ -101,6 +110,9 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("hoist", |b| {
         b.iter(|| black_box(score_recommender(&panel, hoist(), &opts)))
+    });
+    group.bench_function("hoist_price", |b| {
+        b.iter(|| black_box(score_recommender(&panel, hoist_price(), &opts)))
     });
     group.bench_function("hoist_sweep", |b| {
         b.iter(|| black_box(sweep(&panel, hoist().as_ref(), &opts, 1)))

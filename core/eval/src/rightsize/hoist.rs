@@ -1,5 +1,6 @@
 //! Hoist's own recommender: the coming hour's peak, from a few predictors of it, each with a
-//! margin learnt from the VM's own past at one price for a short step.
+//! margin learnt from the VM's own past at one price for a short step, the price following a
+//! target share of steps short over the VMs.
 //!
 //! A recommendation is held for one hour and judged on each of that hour's 5-minute steps, so
 //! what it must cover is the coming hour's usage. The VPA sizes every VM from a percentile of
@@ -28,22 +29,35 @@
 //! ([`HoistRecommender::with_floors`]), and are not capped at what the VM was given
 //! (on the Bitbrains panel usage passes it).
 //!
-//! The main setting is the price of a short step, in steps of slack (swept from 4 to 40);
-//! memory uses the same price (a short memory is an out-of-memory kill: price it higher to
-//! size memory more safely). Every choice above was made on the first 46 days of the
-//! Bitbrains panel (`hoist rightsize --until 46d`), comparing slack at 1 % short: a single
-//! histogram per VM without states or the week's peak (CPU ratios of on/off VMs reach 100 ×,
-//! so one margin for all hours oversized them: 60.7 % CPU slack, 76.9 % memory at ≤ 1 %
-//! short), histogram half-lives of 3, 7, 14 and 60 days, state thresholds, 50 to 300 steps
-//! per state, and which bases to offer.
+//! The main setting is the **target share of steps short** (%, swept from 0.1 to 5; default
+//! 0.9). The price is what trades slack for short steps, but how many steps a price leaves
+//! short depends on the panel and the period: on Bitbrains the price chosen for 1 % on the
+//! first 46 days (14) left 0.49 % of the last 45 days' CPU steps short, half of what was
+//! allowed. So the price follows the target instead, CPU's and memory's apart, shared by the
+//! VMs: every hour its logarithm moves by 0.02 × (share short − target) / target, the
+//! share being over every VM's steps of an hour, on a grid of prices from 0.5 to 284, from
+//! [`DEFAULT_PRICE`]. That is integral control: over a long run the share short is the
+//! target's on any panel whose target lies within the grid's reach. The VMs are played
+//! together, hour by hour ([`Recommender::fleet_member`]), and the price at an hour comes
+//! from hours that ended an hour or more before it, so every VM has reported them. A fixed
+//! price (in steps of slack, swept from 4 to 40) remains: [`HoistRecommender::new`].
+//!
+//! Every choice above was made on the first 46 days of the Bitbrains panel (`hoist rightsize
+//! --until 46d`), comparing slack at 1 % short: a single histogram per VM without states or
+//! the week's peak (CPU ratios of on/off VMs reach 100 ×, so one margin for all hours
+//! oversized them: 60.7 % CPU slack, 76.9 % memory at ≤ 1 % short), histogram half-lives of 3,
+//! 7, 14 and 60 days, state thresholds, 50 to 300 steps per state, and which bases to offer.
+//! The default target, 0.9 %, is the largest of the sweep's whose share short on those days is
+//! at most 1 % for both resources (CPU 0.93 %, memory 0.80 %; at 1 %, CPU is 1.03 %).
 //!
 //! Speed: the histograms are running counts, each step added once (the half-life by weighting
 //! later steps more, rather than decaying every bin); the margin is minimised once an hour per
 //! base, over the bins with weight only, and kept while its histogram is unchanged (a state
-//! not seen for a while). What is learnt does not depend on the price, so a sweep follows every
-//! price in one play ([`Recommender::with_settings`]), side by side in the minimisation. The
-//! whole Bitbrains panel, VPA and Hoist rows and both sweeps, takes under 2 s in a release
-//! build.
+//! not seen for a while) and asked for at the same prices. What is learnt does not depend on
+//! the price, so a sweep follows every price or target in one play
+//! ([`Recommender::with_settings`]), side by side in the minimisation; following targets, only
+//! the grid prices the targets are at are minimised for. The whole Bitbrains panel, VPA and
+//! Hoist rows and both sweeps, takes under 2 s in a release build.
 
 use super::panel::Sample;
 use super::{Recommendation, Recommender, Setting};
@@ -58,8 +72,35 @@ pub const MIN_MEM: f64 = 16.0 * 1024.0 * 1024.0;
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
 
-/// The price of a short step recommended when none is given.
+/// The price of a short step a fixed-price recommender is made with when none is given, and
+/// the price a target's controller starts from.
 pub const DEFAULT_PRICE: f64 = 14.0;
+
+/// The share of steps short (%) the price follows when none is given.
+pub const DEFAULT_TARGET: f64 = 0.9;
+
+/// The targets (% of steps short) a frontier sweep tries.
+const TARGET_SWEEP: [f64; 12] = [
+    0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0,
+];
+
+/// The prices a target's controller moves between: `PRICE_GRID` prices from `GRID_LO`, each
+/// `GRID_STEP` (in natural logarithm, about 14.5 %) above the one before: 0.5 to 284 (three
+/// lanes of 16 in the minimisation).
+const PRICE_GRID: usize = 48;
+const GRID_LO: f64 = 0.5;
+const GRID_STEP: f64 = 0.135;
+/// How far the price's logarithm moves per hour for a share of steps short off the target,
+/// relative to the target: `GAIN × (share − target) / target`. Set without tuning: replays of
+/// the Bitbrains panel at 0.005, 0.01, 0.02 and 0.05 put the share short within 0.05 points
+/// of each other at every target from 0.6 to 1 %, on either part of the panel.
+const GAIN: f64 = 0.02;
+
+fn price_grid() -> Vec<f64> {
+    (0..PRICE_GRID)
+        .map(|k| GRID_LO * (GRID_STEP * k as f64).exp())
+        .collect()
+}
 
 /// The prices a frontier sweep tries.
 const PRICE_SWEEP: [f64; 14] = [
@@ -116,8 +157,9 @@ struct Hist {
     filled: [u64; WORDS],
     total: f64,
     steps: f64,
-    /// `best` at the recommender's prices since the last `add` (empty when stale).
+    /// `best` at the prices of `best_at` since the last `add` (empty when stale).
     best: Vec<(f64, f64)>,
+    best_at: Vec<f64>,
 }
 
 impl Hist {
@@ -129,6 +171,7 @@ impl Hist {
             total: 0.0,
             steps: 0.0,
             best: Vec::new(),
+            best_at: Vec::new(),
         }
     }
 
@@ -154,11 +197,13 @@ impl Hist {
 
     /// Per price of `prices`, the multiplier (a bin's upper edge) minimising a step's
     /// expected slack (0 when short) plus the price × its chance of being short, with that
-    /// expected cost per step; empty when the histogram has no weight. The prices are the
-    /// recommender's own, the same at every call: the answer is kept until the next `add`.
+    /// expected cost per step; empty when the histogram has no weight. The answer is kept
+    /// until the next `add`, for as long as the same prices are asked for.
     fn best(&mut self, prices: &[f64]) -> &[(f64, f64)] {
-        if self.best.is_empty() && self.total > 0.0 {
+        if (self.best.is_empty() || self.best_at != prices) && self.total > 0.0 {
             self.minimise(prices);
+            self.best_at.clear();
+            self.best_at.extend_from_slice(prices);
         }
         &self.best
     }
@@ -415,12 +460,100 @@ impl Resource {
     }
 }
 
+/// What the VMs of a fleet share when the price follows a target share of short steps: per
+/// target and per resource (CPU, memory), the price's logarithm, and the steps and short
+/// steps each VM reported per hour, not yet folded into it.
+#[derive(Debug)]
+struct Fleet {
+    /// The targets, fractions of steps short.
+    targets: Vec<f64>,
+    /// Per target: the logarithm of CPU's and memory's price.
+    ln_price: Vec<[f64; 2]>,
+    /// Per hour played: per target and resource, (steps, short steps) over the VMs.
+    reported: std::collections::BTreeMap<i64, Vec<[(f64, f64); 2]>>,
+}
+
+impl Fleet {
+    fn new(targets: &[f64]) -> Fleet {
+        Fleet {
+            targets: targets.to_vec(),
+            ln_price: vec![[DEFAULT_PRICE.ln(); 2]; targets.len()],
+            reported: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// A VM's outcome for the hour from `hour`: per target and resource, (steps, short).
+    fn report(&mut self, hour: i64, outcome: &[[(f64, f64); 2]]) {
+        let sums = self
+            .reported
+            .entry(hour)
+            .or_insert_with(|| vec![[(0.0, 0.0); 2]; self.targets.len()]);
+        for (sum, o) in sums.iter_mut().zip(outcome) {
+            for r in 0..2 {
+                sum[r].0 += o[r].0;
+                sum[r].1 += o[r].1;
+            }
+        }
+    }
+
+    /// Per target, the grid index of CPU's and memory's price for the hour from `at`. The
+    /// hours that ended an hour or more before `at` are folded in first: played together, every
+    /// VM has reported them (a VM reports an hour when it is asked for the next), so the price
+    /// at an hour is the same whichever VM asks first.
+    fn indices(&mut self, at: i64) -> Vec<[usize; 2]> {
+        while let Some(entry) = self.reported.first_entry() {
+            if *entry.key() > at - 2 * HOUR {
+                break;
+            }
+            let sums = entry.remove();
+            for ((ln, sum), &target) in self.ln_price.iter_mut().zip(&sums).zip(&self.targets) {
+                for r in 0..2 {
+                    let (steps, short) = sum[r];
+                    if steps > 0.0 {
+                        let off = (short / steps - target) / target;
+                        ln[r] = (ln[r] + GAIN * off).clamp(
+                            GRID_LO.ln(),
+                            GRID_LO.ln() + GRID_STEP * (PRICE_GRID - 1) as f64,
+                        );
+                    }
+                }
+            }
+        }
+        self.ln_price
+            .iter()
+            .map(|ln| {
+                ln.map(|l| {
+                    (((l - GRID_LO.ln()) / GRID_STEP).round().max(0.0) as usize).min(PRICE_GRID - 1)
+                })
+            })
+            .collect()
+    }
+}
+
+/// How the price of a short step is set.
+#[derive(Debug, Clone)]
+enum Pricing {
+    /// Fixed: the recommender's prices are the ones given.
+    Fixed,
+    /// Following targets: the recommender's prices are the grid, and per target a fleet-wide
+    /// price (shared by every member) picks the size from it.
+    Targets {
+        /// The targets, % of steps short.
+        targets: Vec<f64>,
+        fleet: std::sync::Arc<std::sync::Mutex<Fleet>>,
+        /// Per target, the size held for the hour being played.
+        held: Vec<Recommendation>,
+    },
+}
+
 /// Hoist's recommender (see the module docs).
 #[derive(Debug, Clone)]
 pub struct HoistRecommender {
-    /// The prices of a short step it follows: one, or a sweep's (see
-    /// [`Recommender::with_settings`]); the first is its main setting.
+    /// The prices of a short step it sizes at: one, or a sweep's (see
+    /// [`Recommender::with_settings`]), the first being its main setting; or, following
+    /// targets, the grid the targets' prices move on.
     prices: Vec<f64>,
+    pricing: Pricing,
     has_memory: bool,
     cpu: Resource,
     mem: Resource,
@@ -448,11 +581,15 @@ impl HoistRecommender {
     /// [`MIN_CPU`] and [`MIN_MEM`]); a floor that is not a positive number keeps its default.
     pub fn with_floors(self, cpu: f64, mem: f64) -> Self {
         let keep = |x: f64, default: f64| if x.is_finite() && x > 0.0 { x } else { default };
-        HoistRecommender::with_prices(
-            &self.prices,
-            self.has_memory,
-            (keep(cpu, MIN_CPU), keep(mem, MIN_MEM)),
-        )
+        let values = match &self.pricing {
+            Pricing::Fixed => self.prices.clone(),
+            Pricing::Targets { targets, .. } => targets.clone(),
+        };
+        HoistRecommender {
+            floors: (keep(cpu, MIN_CPU), keep(mem, MIN_MEM)),
+            ..self
+        }
+        .at(&values)
     }
 
     /// Following every price of `prices` at once (at least one): what is learnt does not
@@ -475,6 +612,7 @@ impl HoistRecommender {
             cpu_sizes: vec![0.0; prices.len()],
             mem_sizes: vec![0.0; prices.len()],
             prices,
+            pricing: Pricing::Fixed,
             has_memory,
             cpu: Resource::new(false, floors.0),
             mem: Resource::new(true, floors.1),
@@ -483,6 +621,69 @@ impl HoistRecommender {
             last_at: None,
             first_at: None,
         }
+    }
+
+    /// With the price of a short step following `target`, the share of steps short (%) it
+    /// keeps the VMs at: each hour the price (CPU's and memory's apart) moves by the share of
+    /// the VMs' steps that were short, on a grid from 0.5 to 284, starting from [`DEFAULT_PRICE`].
+    /// The VMs share it: play them together ([`Recommender::fleet_member`]). A target that is
+    /// not a number above 0 is [`DEFAULT_TARGET`].
+    pub fn with_target(target: f64, has_memory: bool) -> Self {
+        HoistRecommender::with_prices(&[DEFAULT_PRICE], has_memory, (MIN_CPU, MIN_MEM))
+            .following(&[target])
+    }
+
+    /// The same sizes learnt, the price following each of `targets` (%) instead.
+    fn following(self, targets: &[f64]) -> Self {
+        let mut targets: Vec<f64> = targets
+            .iter()
+            .map(|&t| {
+                if t.is_finite() && t > 0.0 {
+                    t.min(100.0)
+                } else {
+                    DEFAULT_TARGET
+                }
+            })
+            .collect();
+        if targets.is_empty() {
+            targets.push(DEFAULT_TARGET);
+        }
+        let grid = price_grid();
+        let fractions: Vec<f64> = targets.iter().map(|t| t / 100.0).collect();
+        HoistRecommender {
+            cpu_sizes: vec![0.0; grid.len()],
+            mem_sizes: vec![0.0; grid.len()],
+            prices: grid,
+            pricing: Pricing::Targets {
+                fleet: std::sync::Arc::new(std::sync::Mutex::new(Fleet::new(&fractions))),
+                held: Vec::new(),
+                targets,
+            },
+            ..self
+        }
+    }
+
+    /// Per target, the steps played and those short, CPU's and memory's, of the hour the
+    /// previous call sized, against the sizes held for it; empty when not following targets
+    /// or nothing was held.
+    fn outcome(&self, hour: &[Sample]) -> Vec<[(f64, f64); 2]> {
+        let Pricing::Targets { held, .. } = &self.pricing else {
+            return Vec::new();
+        };
+        held.iter()
+            .map(|size| {
+                let mut o = [(0.0, 0.0); 2];
+                for s in hour {
+                    o[0].0 += 1.0;
+                    o[0].1 += f64::from(u8::from(s.cpu > size.cpu));
+                    if self.has_memory {
+                        o[1].0 += 1.0;
+                        o[1].1 += f64::from(u8::from(s.mem > size.mem));
+                    }
+                }
+                o
+            })
+            .collect()
     }
 
     /// Learns from the steps since the previous call and sizes the hour from `at` at every
@@ -503,20 +704,101 @@ impl HoistRecommender {
                 self.mem.observe(s, w);
             }
         }
+        if let (Some(last), Pricing::Targets { fleet, .. }) = (self.last_at, &self.pricing) {
+            let hour = &new[new.partition_point(|s| s.at < last)..];
+            let hour = &hour[..hour.partition_point(|s| s.at < last + HOUR)];
+            let outcome = self.outcome(hour);
+            if !hour.is_empty()
+                && !outcome.is_empty()
+                && let Ok(mut fleet) = fleet.lock()
+            {
+                fleet.report(last, &outcome);
+            }
+        }
         self.seen = past.len();
         self.last_at = Some(at);
-        if !self
-            .cpu
-            .recommend(at, past, &self.prices, &mut self.cpu_sizes)
-        {
+        let has_memory = self.has_memory;
+        let Pricing::Targets { fleet, held, .. } = &mut self.pricing else {
+            let sized = self
+                .cpu
+                .recommend(at, past, &self.prices, &mut self.cpu_sizes)
+                && (!has_memory
+                    || self
+                        .mem
+                        .recommend(at, past, &self.prices, &mut self.mem_sizes));
+            if !has_memory {
+                self.mem_sizes.fill(0.0);
+            }
+            return sized;
+        };
+        // Following targets: sized only at the grid's prices the targets are at now.
+        held.clear();
+        let Ok(indices) = fleet.lock().map(|mut f| f.indices(at)) else {
             return false;
+        };
+        let at_grid = |r: usize| {
+            let mut ks: Vec<usize> = indices.iter().map(|i| i[r]).collect();
+            ks.sort_unstable();
+            ks.dedup();
+            ks
+        };
+        let (cpu_ks, mem_ks) = (at_grid(0), at_grid(1));
+        let prices = |ks: &[usize]| ks.iter().map(|&k| self.prices[k]).collect::<Vec<f64>>();
+        let (cpu_prices, mem_prices) = (prices(&cpu_ks), prices(&mem_ks));
+        let sized = self.cpu.recommend(
+            at,
+            past,
+            &cpu_prices,
+            &mut self.cpu_sizes[..cpu_prices.len()],
+        ) && (!has_memory
+            || self.mem.recommend(
+                at,
+                past,
+                &mem_prices,
+                &mut self.mem_sizes[..mem_prices.len()],
+            ));
+        if sized {
+            held.extend(indices.iter().map(|&[c, m]| Recommendation {
+                cpu: self.cpu_sizes[cpu_ks.partition_point(|&k| k < c)],
+                mem: if has_memory {
+                    self.mem_sizes[mem_ks.partition_point(|&k| k < m)]
+                } else {
+                    0.0
+                },
+            }));
         }
-        if !self.has_memory {
-            self.mem_sizes.fill(0.0);
-            return true;
+        !held.is_empty()
+    }
+
+    /// The size at the `i`th setting after a call to `play` that sized the hour.
+    fn size(&self, i: usize) -> Option<Recommendation> {
+        match &self.pricing {
+            Pricing::Fixed => (i < self.prices.len()).then(|| Recommendation {
+                cpu: self.cpu_sizes[i],
+                mem: self.mem_sizes[i],
+            }),
+            Pricing::Targets { held, .. } => held.get(i).copied(),
         }
-        self.mem
-            .recommend(at, past, &self.prices, &mut self.mem_sizes)
+    }
+
+    /// The main setting's value: the first price, or the first target.
+    fn setting(&self) -> f64 {
+        match &self.pricing {
+            Pricing::Fixed => self.prices[0],
+            Pricing::Targets { targets, .. } => targets[0],
+        }
+    }
+
+    /// A fresh recommender like this one at `values` of its main setting.
+    fn at(&self, values: &[f64]) -> HoistRecommender {
+        let fresh = HoistRecommender::with_prices(values, self.has_memory, self.floors);
+        match &self.pricing {
+            Pricing::Fixed => fresh,
+            Pricing::Targets { .. } => {
+                HoistRecommender::with_prices(&[DEFAULT_PRICE], self.has_memory, self.floors)
+                    .following(values)
+            }
+        }
     }
 }
 
@@ -526,9 +808,15 @@ impl Recommender for HoistRecommender {
     }
 
     fn describe(&self) -> String {
+        let pricing = match &self.pricing {
+            Pricing::Fixed => format!("short step priced at {} steps of slack", self.prices[0]),
+            Pricing::Targets { targets, .. } => format!(
+                "the price of a short step following {} % of steps short over the VMs",
+                targets[0]
+            ),
+        };
         format!(
-            "per VM, the last hour's, the daily cycle's or the week's peak × a margin learnt from the VM's own past, by state; short step priced at {} steps of slack{}",
-            self.prices[0],
+            "per VM, the last hour's, the daily cycle's or the week's peak × a margin learnt from the VM's own past, by state; {pricing}{}",
             if self.floors == (MIN_CPU, MIN_MEM) {
                 String::new()
             } else {
@@ -542,27 +830,35 @@ impl Recommender for HoistRecommender {
     }
 
     fn main_setting(&self) -> Option<Setting> {
-        Some(Setting {
-            name: "price of a short step".into(),
-            value: self.prices[0],
-            sweep: PRICE_SWEEP.to_vec(),
+        Some(match &self.pricing {
+            Pricing::Fixed => Setting {
+                name: "price of a short step".into(),
+                value: self.setting(),
+                sweep: PRICE_SWEEP.to_vec(),
+            },
+            Pricing::Targets { .. } => Setting {
+                name: "target % of steps short".into(),
+                value: self.setting(),
+                sweep: TARGET_SWEEP.to_vec(),
+            },
         })
     }
 
     fn with_setting(&self, value: f64) -> Box<dyn Recommender> {
-        Box::new(HoistRecommender::with_prices(
-            &[value],
-            self.has_memory,
-            self.floors,
-        ))
+        Box::new(self.at(&[value]))
     }
 
     fn with_settings(&self, values: &[f64]) -> Option<Box<dyn Recommender>> {
-        Some(Box::new(HoistRecommender::with_prices(
-            values,
-            self.has_memory,
-            self.floors,
-        )))
+        Some(Box::new(self.at(values)))
+    }
+
+    fn fleet_member(&self) -> Option<Box<dyn Recommender>> {
+        let Pricing::Targets { .. } = self.pricing else {
+            return None;
+        };
+        let mut member = self.clone();
+        member.start();
+        Some(Box::new(member))
     }
 
     fn start(&mut self) {
@@ -571,22 +867,23 @@ impl Recommender for HoistRecommender {
         self.seen = 0;
         self.last_at = None;
         self.first_at = None;
+        if let Pricing::Targets { held, .. } = &mut self.pricing {
+            held.clear();
+        }
     }
 
     fn recommend(&mut self, at: i64, past: &[Sample]) -> Option<Recommendation> {
-        self.play(at, past).then(|| Recommendation {
-            cpu: self.cpu_sizes[0],
-            mem: self.mem_sizes[0],
-        })
+        if self.play(at, past) {
+            self.size(0)
+        } else {
+            None
+        }
     }
 
     fn recommend_all(&mut self, at: i64, past: &[Sample], out: &mut [Option<Recommendation>]) {
         let sized = self.play(at, past);
         for (i, slot) in out.iter_mut().enumerate() {
-            *slot = (sized && i < self.prices.len()).then(|| Recommendation {
-                cpu: self.cpu_sizes[i],
-                mem: self.mem_sizes[i],
-            });
+            *slot = if sized { self.size(i) } else { None };
         }
     }
 }
@@ -746,6 +1043,142 @@ mod tests {
         // The prices matter: the dearest short step is short least often.
         let short = |p: &SweepPoint| p.score.cpu.shortfall;
         assert!(short(&points[0]) > short(points.last().unwrap()));
+    }
+
+    /// `vms` noisy VMs of `days` days: a base load with 5-minute noise, an hourly job on
+    /// some, and rare bursts, so that every price leaves some steps short.
+    fn noisy_panel(vms: i64, days: i64) -> super::super::panel::Panel {
+        use super::super::panel::{Columns, Panel, PanelFormat, VmSeries};
+        let mut seed: u64 = 11;
+        let mut noise = move || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let vms = (0..vms)
+            .map(|v| VmSeries {
+                vm: format!("vm-{v}"),
+                samples: (0..days * 288)
+                    .map(|i| {
+                        let t = DAY0 + 300 * i;
+                        let hour = (t - DAY0).rem_euclid(DAY) / HOUR;
+                        let job = if v % 2 == 0 && hour == 3 + v {
+                            3.0
+                        } else {
+                            0.0
+                        };
+                        let burst = if noise() < 0.02 {
+                            1.0 + 3.0 * noise()
+                        } else {
+                            0.0
+                        };
+                        let cpu = 0.2 + 0.4 * noise() + job + burst;
+                        sample(
+                            t,
+                            cpu,
+                            1e9 * (1.0 + 0.5 * noise() + job / 4.0 + burst / 8.0),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect();
+        Panel {
+            name: "noisy".into(),
+            format: PanelFormat::Generic,
+            columns: Columns {
+                cpu_given: true,
+                memory: true,
+                mem_given: true,
+            },
+            vms,
+            step_seconds: 300,
+            rows: 0,
+            off_rows: 0,
+        }
+    }
+
+    #[test]
+    fn the_share_of_steps_short_follows_the_target_over_the_vms() {
+        // Six noisy VMs, 40 days, the first 10 not scored (the price is still finding its
+        // level): at each target the share short over the VMs is near it, CPU and memory
+        // alike, while one fixed price leaves whatever share the panel gives.
+        use super::super::score::{ScoreOptions, score_recommender};
+        let panel = noisy_panel(6, 40);
+        let opts = ScoreOptions {
+            from: Some(DAY0 + 10 * DAY),
+            ..ScoreOptions::default()
+        };
+        let mut shares = Vec::new();
+        for target in [0.5, 2.0, 5.0] {
+            let s = score_recommender(
+                &panel,
+                Box::new(HoistRecommender::with_target(target, true)),
+                &opts,
+            );
+            for short in [s.cpu.shortfall, s.memory.as_ref().unwrap().shortfall] {
+                let share = short * 100.0;
+                assert!(
+                    (share - target).abs() <= 0.2 * target,
+                    "target {target} %: {share} %"
+                );
+            }
+            shares.push(s.cpu.shortfall);
+        }
+        let fixed = score_recommender(
+            &panel,
+            Box::new(HoistRecommender::new(DEFAULT_PRICE, true)),
+            &opts,
+        );
+        assert!(
+            shares
+                .iter()
+                .all(|s| (s - fixed.cpu.shortfall).abs() > 0.002),
+            "{shares:?} {}",
+            fixed.cpu.shortfall
+        );
+    }
+
+    #[test]
+    fn a_fleet_price_moves_only_on_hours_every_vm_has_reported() {
+        // An hour all short is reported (twice: two VMs); asked for the hour after it, the
+        // price has not moved (a VM reports an hour when asked for the next, so not every VM
+        // may have yet); asked an hour later, it has risen, CPU only.
+        let mut fleet = Fleet::new(&[0.01]);
+        let start = fleet.indices(DAY0);
+        fleet.report(DAY0, &[[(12.0, 12.0), (12.0, 0.0)]]);
+        fleet.report(DAY0, &[[(12.0, 12.0), (12.0, 0.0)]]);
+        assert_eq!(fleet.indices(DAY0 + HOUR), start);
+        let moved = fleet.indices(DAY0 + 2 * HOUR);
+        assert!(moved[0][0] > start[0][0], "{start:?} {moved:?}");
+        assert!(moved[0][1] <= start[0][1], "{start:?} {moved:?}");
+        // Hours on target leave it; a long run with none short takes it to the grid's floor.
+        fleet.report(DAY0 + HOUR, &[[(100.0, 1.0), (100.0, 1.0)]]);
+        assert_eq!(fleet.indices(DAY0 + 3 * HOUR), moved);
+        for h in 3..400 {
+            fleet.report(DAY0 + h * HOUR, &[[(12.0, 0.0), (12.0, 0.0)]]);
+        }
+        assert_eq!(fleet.indices(DAY0 + 500 * HOUR), vec![[0, 0]]);
+    }
+
+    #[test]
+    fn a_target_sweep_played_at_once_matches_each_target_alone() {
+        use super::super::score::{ScoreOptions, score_recommender, sweep};
+        let panel = noisy_panel(3, 12);
+        let opts = ScoreOptions::default();
+        let r = HoistRecommender::with_target(DEFAULT_TARGET, true);
+        let points = sweep(&panel, &r, &opts, 1);
+        assert_eq!(points.len(), TARGET_SWEEP.len());
+        for point in &points {
+            let alone = score_recommender(
+                &panel,
+                Box::new(HoistRecommender::with_target(point.value, true)),
+                &opts,
+            );
+            assert_eq!(point.score, alone, "target {}", point.value);
+        }
+        let short = |p: &SweepPoint| p.score.cpu.shortfall;
+        assert!(short(&points[0]) < short(points.last().unwrap()));
     }
 
     #[test]

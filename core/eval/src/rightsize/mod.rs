@@ -6,7 +6,9 @@
 //!   size. [`vpa::Vpa`] is the Kubernetes VPA recommender, ported faithfully; others (Hoist's
 //!   own) plug in as more trait objects.
 //! - [`score`] plays each recommender on every VM: a recommendation is made at every whole hour
-//!   (UTC) from the samples before it, held for the hour, and scored on the steps of that hour;
+//!   (UTC) from the samples before it, held for the hour, and scored on the steps of that hour
+//!   (a recommender whose VMs share state, [`Recommender::fleet_member`], on every VM together,
+//!   hour by hour);
 //!   the hourly oracle (the hour's own peak) is scored the same way. Per resource: slack,
 //!   shortfall, cost against what the VMs were given, changes per VM-day.
 //! - [`chart`] draws the frontier (slack against shortfall) as SVG.
@@ -75,6 +77,16 @@ pub trait Recommender: Send {
     /// [`recommend_all`]: Recommender::recommend_all
     fn with_settings(&self, values: &[f64]) -> Option<Box<dyn Recommender>> {
         let _ = values;
+        None
+    }
+
+    /// For a recommender with state shared by every VM of a panel (Hoist's price of a short
+    /// step, following a target share of short steps across them): a recommender for one
+    /// more VM, sharing that state with this one and every other made so. The scorer then
+    /// plays the panel's VMs together, hour by hour, each by its own member, so that what is
+    /// shared at an hour comes only from steps before it on every VM. `None` (the default):
+    /// one recommender plays the VMs one after the other.
+    fn fleet_member(&self) -> Option<Box<dyn Recommender>> {
         None
     }
 

@@ -5,7 +5,10 @@
 //! samples before `h` and its recommendation is held over `[h, h + hold)`; every sample in that
 //! hour is a scored step when it is at least `warmup` after the VM's first sample and inside
 //! `[from, until)`. Samples before `from` are still history: a recommender scored on the last
-//! 45 days has seen the days before. Per resource, over every scored step of every VM:
+//! 45 days has seen the days before. A recommender whose VMs share state
+//! ([`Recommender::fleet_member`]) plays them together, hour by hour, one member per VM, so that
+//! at every hour what it shares comes from the steps before that hour on every VM. Per
+//! resource, over every scored step of every VM:
 //!
 //! - **slack** = mean of `(recommended − used) / recommended` (negative on a short step, with
 //!   no lower bound: a step short by 25 × counts −24; a step with both at 0 counts 0, one with
@@ -282,40 +285,68 @@ struct Totals {
     unsized_steps: u64,
 }
 
-/// Plays `job` on one VM: one total per score the job gives.
-fn score_vm(samples: &[Sample], job: &mut Job, opts: &ScoreOptions, memory: bool) -> Vec<Totals> {
-    let n = job.scores();
-    let mut totals = vec![Totals::default(); n];
-    let Some(first) = samples.first() else {
-        return totals;
-    };
-    match job {
-        Job::Oracle => {}
-        Job::Recommender(r) | Job::Sweep { recommender: r, .. } => r.start(),
+/// One VM being played: where it is in its samples, and its totals so far (one per score the
+/// job gives).
+struct VmPlay<'a> {
+    samples: &'a [Sample],
+    /// The first sample not played yet.
+    i: usize,
+    hold: i64,
+    scored_from: i64,
+    until: i64,
+    memory: bool,
+    previous: Vec<Option<Recommendation>>,
+    recs: Vec<Option<Recommendation>>,
+    totals: Vec<Totals>,
+}
+
+impl<'a> VmPlay<'a> {
+    fn new(samples: &'a [Sample], scores: usize, opts: &ScoreOptions, memory: bool) -> Self {
+        let first = samples.first().map_or(i64::MAX, |s| s.at);
+        VmPlay {
+            samples,
+            i: 0,
+            hold: opts.hold_seconds.max(1),
+            scored_from: first
+                .saturating_add(opts.warmup_seconds)
+                .max(opts.from.unwrap_or(i64::MIN)),
+            until: opts.until.unwrap_or(i64::MAX),
+            memory,
+            previous: vec![None; scores],
+            recs: vec![None; scores],
+            totals: vec![Totals::default(); scores],
+        }
     }
-    let hold = opts.hold_seconds.max(1);
-    let scored_from = (first.at + opts.warmup_seconds).max(opts.from.unwrap_or(i64::MIN));
-    let until = opts.until.unwrap_or(i64::MAX);
-    let mut previous: Vec<Option<Recommendation>> = vec![None; n];
-    let mut recs: Vec<Option<Recommendation>> = vec![None; n];
-    let mut i = 0;
-    while i < samples.len() && samples[i].at < until {
-        let h = samples[i].at.div_euclid(hold) * hold;
+
+    /// The hour (a multiple of the hold) of the next sample to play; `None` when every one
+    /// before `until` is played.
+    fn next_hour(&self) -> Option<i64> {
+        self.samples
+            .get(self.i)
+            .filter(|s| s.at < self.until)
+            .map(|s| s.at.div_euclid(self.hold) * self.hold)
+    }
+
+    /// Plays the next hour, `h` (from [`VmPlay::next_hour`]): the job's recommendation from
+    /// the samples before it, scored on the hour's samples.
+    fn hour(&mut self, job: &mut Job, h: i64) {
+        let (i, samples) = (self.i, self.samples);
         let mut j = i + 1;
-        while j < samples.len() && samples[j].at < h + hold {
+        while j < samples.len() && samples[j].at < h + self.hold {
             j += 1;
         }
+        let recs = &mut self.recs;
         match job {
             Job::Oracle => recs[0] = Some(oracle(&samples[i..j])),
             Job::Recommender(r) => recs[0] = r.recommend(h, &samples[..i]),
             Job::Sweep { recommender, .. } => {
-                recommender.recommend_all(h, &samples[..i], &mut recs);
+                recommender.recommend_all(h, &samples[..i], recs);
             }
         }
-        for ((t, &rec), previous) in totals.iter_mut().zip(&recs).zip(&mut previous) {
+        for ((t, &rec), previous) in self.totals.iter_mut().zip(&*recs).zip(&mut self.previous) {
             let mut scored = false;
             for s in &samples[i..j] {
-                if s.at < scored_from || s.at >= until {
+                if s.at < self.scored_from || s.at >= self.until {
                     continue;
                 }
                 let Some(rec) = rec else {
@@ -324,30 +355,99 @@ fn score_vm(samples: &[Sample], job: &mut Job, opts: &ScoreOptions, memory: bool
                 };
                 scored = true;
                 t.cpu.add(rec.cpu, s.cpu, s.cpu_given);
-                if memory {
+                if self.memory {
                     t.mem.add(rec.mem, s.mem, s.mem_given);
                 }
             }
             if scored && let (Some(p), Some(r)) = (*previous, rec) {
                 t.cpu.changes += u64::from(p.cpu != r.cpu);
-                t.mem.changes += u64::from(memory && p.mem != r.mem);
+                t.mem.changes += u64::from(self.memory && p.mem != r.mem);
             }
             *previous = rec;
         }
-        i = j;
+        self.i = j;
     }
-    for t in &mut totals {
-        t.vms = usize::from(t.cpu.n > 0);
+
+    fn finish(mut self) -> Vec<Totals> {
+        for t in &mut self.totals {
+            t.vms = usize::from(t.cpu.n > 0);
+        }
+        self.totals
     }
-    totals
+}
+
+/// Plays `job` on one VM: one total per score the job gives.
+fn score_vm(samples: &[Sample], job: &mut Job, opts: &ScoreOptions, memory: bool) -> Vec<Totals> {
+    let mut play = VmPlay::new(samples, job.scores(), opts, memory);
+    if samples.is_empty() {
+        return play.finish();
+    }
+    match job {
+        Job::Oracle => {}
+        Job::Recommender(r) | Job::Sweep { recommender: r, .. } => r.start(),
+    }
+    while let Some(h) = play.next_hour() {
+        play.hour(job, h);
+    }
+    play.finish()
+}
+
+/// For a job whose recommender shares state across VMs ([`Recommender::fleet_member`]): a
+/// job per VM, each with its own member, started. `None` for any other job.
+fn fleet_jobs(job: &Job, vms: usize) -> Option<Vec<Job>> {
+    let (Job::Recommender(r) | Job::Sweep { recommender: r, .. }) = job else {
+        return None;
+    };
+    let first = r.fleet_member()?;
+    let jobs = std::iter::once(Some(first))
+        .chain((1..vms).map(|_| r.fleet_member()))
+        .map(|member| {
+            let mut member = member?;
+            member.start();
+            Some(match job {
+                Job::Sweep { values, .. } => Job::Sweep {
+                    recommender: member,
+                    values: values.clone(),
+                },
+                _ => Job::Recommender(member),
+            })
+        })
+        .collect::<Option<Vec<Job>>>()?;
+    Some(jobs)
+}
+
+/// Plays every VM of `panel` together, hour by hour (in the panel's VM order within an hour),
+/// each with its own job of `jobs`: one total per VM, per score.
+fn score_fleet(panel: &Panel, jobs: &mut [Job], opts: &ScoreOptions) -> Vec<Vec<Totals>> {
+    let mut plays: Vec<VmPlay<'_>> = panel
+        .vms
+        .iter()
+        .zip(jobs.iter())
+        .map(|(vm, job)| VmPlay::new(&vm.samples, job.scores(), opts, panel.columns.memory))
+        .collect();
+    while let Some(h) = plays.iter().filter_map(VmPlay::next_hour).min() {
+        for (play, job) in plays.iter_mut().zip(jobs.iter_mut()) {
+            if play.next_hour() == Some(h) {
+                play.hour(job, h);
+            }
+        }
+    }
+    plays.into_iter().map(VmPlay::finish).collect()
 }
 
 /// Scores `job` on `panel`: one score per score the job gives.
 fn score_job(panel: &Panel, mut job: Job, opts: &ScoreOptions) -> Vec<RightsizeScore> {
     let mut totals = vec![Totals::default(); job.scores()];
-    for vm in &panel.vms {
-        let vm_totals = score_vm(&vm.samples, &mut job, opts, panel.columns.memory);
-        for (totals, t) in totals.iter_mut().zip(&vm_totals) {
+    let per_vm: Vec<Vec<Totals>> = match fleet_jobs(&job, panel.vms.len()) {
+        Some(mut jobs) => score_fleet(panel, &mut jobs, opts),
+        None => panel
+            .vms
+            .iter()
+            .map(|vm| score_vm(&vm.samples, &mut job, opts, panel.columns.memory))
+            .collect(),
+    };
+    for vm_totals in &per_vm {
+        for (totals, t) in totals.iter_mut().zip(vm_totals) {
             totals.cpu.merge(&t.cpu);
             totals.mem.merge(&t.mem);
             totals.vms += t.vms;
@@ -500,6 +600,7 @@ pub fn best_within(points: &[SweepPoint], max_shortfall: f64, memory: bool) -> O
 mod tests {
     use super::super::panel::parse_panel;
     use super::*;
+    use std::sync::Arc;
 
     /// Recommends a fixed size, or the last sample's use × 2 when `follow`.
     #[derive(Debug)]
@@ -590,6 +691,85 @@ mod tests {
         assert!((m.short_depth.unwrap() - 1.25).abs() < 1e-12);
         assert_eq!((s.cpu.changes, m.changes), (0, 0));
         assert!((s.vm_days - 1.0 / 12.0).abs() < 1e-12);
+    }
+
+    /// A fleet member: sizes each hour at the number of hours any member has been asked for
+    /// before it, and notes every call (its VM, the hour) in the log the fleet shares.
+    struct Counting {
+        vm: usize,
+        members: Arc<Mutex<usize>>,
+        log: Arc<Mutex<Vec<(usize, i64)>>>,
+    }
+
+    impl Recommender for Counting {
+        fn name(&self) -> String {
+            "counting".into()
+        }
+        fn with_setting(&self, _: f64) -> Box<dyn Recommender> {
+            unreachable!()
+        }
+        fn fleet_member(&self) -> Option<Box<dyn Recommender>> {
+            let mut members = self.members.lock().unwrap();
+            *members += 1;
+            Some(Box::new(Counting {
+                vm: *members - 1,
+                members: Arc::clone(&self.members),
+                log: Arc::clone(&self.log),
+            }))
+        }
+        fn start(&mut self) {}
+        fn recommend(&mut self, at: i64, _past: &[Sample]) -> Option<Recommendation> {
+            let mut log = self.log.lock().unwrap();
+            let before = log.iter().filter(|(_, h)| *h < at).count() as f64;
+            log.push((self.vm, at));
+            Some(Recommendation {
+                cpu: 1.0 + before,
+                mem: 1.0,
+            })
+        }
+    }
+
+    #[test]
+    fn a_fleet_is_played_hour_by_hour_over_its_vms() {
+        // Two VMs: `a` from 00:00 to 02:30, `b` from 01:00 to 03:30. Played together, the
+        // calls go hour by hour, in the panel's order within an hour, one member per VM.
+        let panel = parse_panel(
+            "fleet",
+            "timestamp,vm,cpu_used\n\
+             2024-01-01T00:00:00Z,a,1\n\
+             2024-01-01T01:00:00Z,a,1\n\
+             2024-01-01T02:30:00Z,a,1\n\
+             2024-01-01T01:00:00Z,b,1\n\
+             2024-01-01T03:30:00Z,b,1\n",
+        )
+        .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let fleet = Counting {
+            vm: usize::MAX,
+            members: Arc::new(Mutex::new(0)),
+            log: Arc::clone(&log),
+        };
+        let opts = ScoreOptions {
+            warmup_seconds: 0,
+            ..ScoreOptions::default()
+        };
+        let s = score_recommender(&panel, Box::new(fleet), &opts);
+        let t0 = 1_704_067_200; // 2024-01-01T00:00:00Z
+        let h = |k: i64| t0 + k * 3600;
+        assert_eq!(
+            *log.lock().unwrap(),
+            vec![(0, h(0)), (0, h(1)), (1, h(1)), (0, h(2)), (1, h(3))]
+        );
+        // Each step scored against its own member's size: at 00:00 nothing was asked before
+        // (1), at 01:00 one hour (2, both VMs), at 02:00 three calls before (4), at 03:00 four
+        // (5): CPU used 1 everywhere, so slack is the mean of 1 − 1 / size.
+        let expected = [1.0, 2.0, 2.0, 4.0, 5.0]
+            .iter()
+            .map(|size: &f64| 1.0 - 1.0 / size)
+            .sum::<f64>()
+            / 5.0;
+        assert_eq!((s.cpu.steps, s.vms), (5, 2));
+        assert!((s.cpu.slack - expected).abs() < 1e-12, "{}", s.cpu.slack);
     }
 
     #[test]
