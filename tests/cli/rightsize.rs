@@ -128,26 +128,28 @@ fn scores_the_vpa_hoist_and_the_oracle_side_by_side() {
     );
 }
 
+/// Hoist's row in JSON with `args` and no sweep.
+fn hoist_row(panel: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--format", "json", "--no-sweep"];
+    all.extend_from_slice(args);
+    let out = run(&all, panel);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["sweeps"].as_array().unwrap().is_empty());
+    assert_eq!(v["rows"][2]["name"], "hoist");
+    v["rows"][2].clone()
+}
+
 #[test]
 fn hoist_price_sets_hoists_row_and_is_checked() {
     let dir = tempfile::tempdir().unwrap();
     let panel = generic_panel(dir.path());
-    let score = |price: &str| {
-        let out = run(
-            &["--format", "json", "--no-sweep", "--hoist-price", price],
-            &panel,
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert!(v["sweeps"].as_array().unwrap().is_empty());
-        v["rows"][2].clone()
-    };
-    let cheap = score("4");
-    let dear = score("40");
+    let cheap = hoist_row(&panel, &["--hoist-price", "4"]);
+    let dear = hoist_row(&panel, &["--hoist-price", "40"]);
     assert_eq!(
         (cheap["setting"].as_f64(), dear["setting"].as_f64()),
         (Some(4.0), Some(40.0))
@@ -204,20 +206,8 @@ fn hoist_target_sets_hoists_row_and_is_checked() {
     });
     let panel = dir.path().join("noisy.csv");
     std::fs::write(&panel, text).unwrap();
-    let score = |target: &str| {
-        let out = run(
-            &["--format", "json", "--no-sweep", "--hoist-target", target],
-            &panel,
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["rows"][2].clone()
-    };
-    let (low, high) = (score("0.5"), score("5"));
+    let low = hoist_row(&panel, &["--hoist-target", "0.5"]);
+    let high = hoist_row(&panel, &["--hoist-target", "5"]);
     assert_eq!(
         (low["setting"].as_f64(), high["setting"].as_f64()),
         (Some(0.5), Some(5.0))

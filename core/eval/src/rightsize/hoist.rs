@@ -1002,59 +1002,35 @@ mod tests {
         assert!(last.mem >= 3e9 && last.mem < 3e9 * 1.021, "{last:?}");
     }
 
+    /// Scores `swept` at every value of its main setting in one play, and checks each
+    /// value's score is exactly that of `alone(value)`; returns the sweep.
+    fn sweep_matches_alone(
+        panel: &super::super::panel::Panel,
+        swept: &HoistRecommender,
+        alone: impl Fn(f64) -> HoistRecommender,
+    ) -> Vec<SweepPoint> {
+        use super::super::score::{ScoreOptions, score_recommender, sweep};
+        let opts = ScoreOptions::default();
+        let points = sweep(panel, swept, &opts, 1);
+        let values = swept.main_setting().unwrap().sweep;
+        assert_eq!(points.len(), values.len());
+        for point in &points {
+            let one = score_recommender(panel, Box::new(alone(point.value)), &opts);
+            assert_eq!(point.score, one, "at {}", point.value);
+        }
+        points
+    }
+
     #[test]
     fn a_sweep_played_at_once_matches_each_price_alone() {
         // Two noisy VMs with daily jobs, 20 days: the sweep followed in one play gives, at
         // every price, exactly the score of the recommender at that price alone.
-        use super::super::panel::{Columns, Panel, PanelFormat, VmSeries};
-        use super::super::score::{ScoreOptions, score_recommender, sweep};
-        let mut seed: u64 = 7;
-        let mut noise = move || {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let vms = (0..2)
-            .map(|v| VmSeries {
-                vm: format!("vm-{v}"),
-                samples: (0..20 * 288)
-                    .map(|i| {
-                        let t = DAY0 + 300 * i;
-                        let hour = (t - DAY0).rem_euclid(DAY) / HOUR;
-                        let job = if hour == 3 + 5 * v { 4.0 } else { 0.0 };
-                        let burst = if noise() < 0.01 { 2.0 } else { 0.0 };
-                        let cpu = 0.2 + 0.3 * noise() + job + burst;
-                        sample(t, cpu, 1e9 * (1.0 + noise() + job / 4.0))
-                    })
-                    .collect(),
-            })
-            .collect();
-        let panel = Panel {
-            name: "noisy".into(),
-            format: PanelFormat::Generic,
-            columns: Columns {
-                cpu_given: true,
-                memory: true,
-                mem_given: true,
-            },
-            vms,
-            step_seconds: 300,
-            rows: 2 * 20 * 288,
-            off_rows: 0,
-        };
-        let opts = ScoreOptions::default();
-        let r = HoistRecommender::new(DEFAULT_PRICE, true);
-        let points = sweep(&panel, &r, &opts, 1);
+        let points = sweep_matches_alone(
+            &noisy_panel(2, 20),
+            &HoistRecommender::new(DEFAULT_PRICE, true),
+            |price| HoistRecommender::new(price, true),
+        );
         assert_eq!(points.len(), PRICE_SWEEP.len());
-        for point in &points {
-            let alone = score_recommender(
-                &panel,
-                Box::new(HoistRecommender::new(point.value, true)),
-                &opts,
-            );
-            assert_eq!(point.score, alone, "price {}", point.value);
-        }
         // The prices matter: the dearest short step is short least often.
         let short = |p: &SweepPoint| p.score.cpu.shortfall;
         assert!(short(&points[0]) > short(points.last().unwrap()));
@@ -1178,20 +1154,13 @@ mod tests {
 
     #[test]
     fn a_target_sweep_played_at_once_matches_each_target_alone() {
-        use super::super::score::{ScoreOptions, score_recommender, sweep};
-        let panel = noisy_panel(3, 12);
-        let opts = ScoreOptions::default();
-        let r = HoistRecommender::with_target(DEFAULT_TARGET, true);
-        let points = sweep(&panel, &r, &opts, 1);
+        let points = sweep_matches_alone(
+            &noisy_panel(3, 12),
+            &HoistRecommender::with_target(DEFAULT_TARGET, true),
+            |target| HoistRecommender::with_target(target, true),
+        );
         assert_eq!(points.len(), TARGET_SWEEP.len());
-        for point in &points {
-            let alone = score_recommender(
-                &panel,
-                Box::new(HoistRecommender::with_target(point.value, true)),
-                &opts,
-            );
-            assert_eq!(point.score, alone, "target {}", point.value);
-        }
+        // The targets matter: the lowest is short least often.
         let short = |p: &SweepPoint| p.score.cpu.shortfall;
         assert!(short(&points[0]) < short(points.last().unwrap()));
     }
