@@ -77,7 +77,8 @@ enum Command {
     /// `--chart FILE.svg` draws spend against each budget over its period; `--focus FILE.csv`
     /// exports the spend as FinOps FOCUS 1.1 cost and usage rows, one per group per hour.
     Cost(cmd::cost::Args),
-    /// Score rightsizing recommenders (the Kubernetes VPA, the hourly oracle) on a per-VM panel.
+    /// Score rightsizing recommenders (the Kubernetes VPA, Hoist's, the hourly oracle) on a per-VM
+    /// panel.
     ///
     /// Every VM gets a CPU and memory size every hour (UTC) from its past usage only; the size is
     /// held for the hour and scored on the steps that follow, after a warm-up (`--warmup`, each
@@ -86,8 +87,9 @@ enum Command {
     /// (slack counting over-sizing only: a short step counts 0), miss × (how many times its size
     /// a short step used, on average: deep misses lower the slack, not the over), cost
     /// (Σ recommended / Σ what the VMs were given) and changes per VM-day. The hourly oracle (each hour's own peak) is scored
-    /// beside them, and each recommender's main setting (the VPA's target percentile) is swept
-    /// for a frontier of slack against shortfall (`--chart FILE.svg`).
+    /// beside them, and each recommender's main setting (the VPA's target percentile, Hoist's
+    /// target share of steps short, `--hoist-target`, default 0.9 %) is swept for a frontier of
+    /// slack against shortfall (`--chart FILE.svg`).
     ///
     /// `--from`/`--until` score a window (RFC 3339, or a length after the panel's first step
     /// such as `46d`); steps before `--from` are history. Panel formats: the Bitbrains one
