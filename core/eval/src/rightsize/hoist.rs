@@ -806,9 +806,8 @@ impl HoistRecommender {
 
     /// A fresh recommender like this one at `values` of its main setting.
     fn at(&self, values: &[f64]) -> HoistRecommender {
-        let fresh = HoistRecommender::with_prices(values, self.has_memory, self.floors);
         match &self.pricing {
-            Pricing::Fixed => fresh,
+            Pricing::Fixed => HoistRecommender::with_prices(values, self.has_memory, self.floors),
             Pricing::Targets { .. } => {
                 HoistRecommender::with_prices(&[DEFAULT_PRICE], self.has_memory, self.floors)
                     .following(values)
