@@ -242,9 +242,13 @@ impl PolicyController {
             .control
             .step(now, (start, end), amount, cumulative, (run_rate, unsteered));
         let plan = (step.rung == Some(Rung::Cap) && step.share < 1.0).then(|| {
+            let frame = hoist_engine::budget::frame(
+                state.control.unsteered_rate(),
+                state.levers.mean_unsteered().unwrap_or(0.0) * price,
+            );
             state
                 .levers
-                .plan(now, step.share, state.config.max_utilization)
+                .plan(now, step.share * frame, state.config.max_utilization)
         });
         state.levers.steered_by(
             plan.map_or(1.0, |p| p.target_scale),
