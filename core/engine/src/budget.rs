@@ -693,16 +693,21 @@ pub fn enforces_cap(now: DateTime<Utc>, (start, end): (DateTime<Utc>, DateTime<U
 /// The budget aims this far under its amount, so that what the forecast of the rest of the
 /// period misses does not carry it over.
 const MARGIN: f64 = 0.005;
-/// Over the last this many hours of a period, the margin shrinks with the time left, as the
-/// rest to forecast does, ...
-const MARGIN_RELEASE_HOURS: f64 = 24.0;
-/// ... to this share of [`MARGIN`] (0.1 % of the amount): a cap enforced at the end holds the
-/// spend of the last hours, but not to the cent of a billing rule's rounding.
+/// In the period's last tenth, where the cap is enforced and holds the spend, the margin
+/// shrinks with the time left down to this share of [`MARGIN`] (0.1 % of the amount): an
+/// enforced cap holds the spend of the last hours, but not to the cent of a billing rule's
+/// rounding.
 const MARGIN_FLOOR: f64 = 0.2;
 
-/// The share of the amount the budget keeps in hand with `hours_left` of its period to go.
-fn margin(hours_left: f64) -> f64 {
-    MARGIN * (hours_left / MARGIN_RELEASE_HOURS).clamp(MARGIN_FLOOR, 1.0)
+/// The share of the amount a budget keeps in hand with `hours_left` of a period of
+/// `period_hours` to go: [`MARGIN`], shrinking over the last tenth (see [`MARGIN_FLOOR`]).
+fn margin(hours_left: f64, period_hours: f64) -> f64 {
+    let tenth = (1.0 - ENFORCE_AFTER) * period_hours;
+    if tenth > 0.0 {
+        MARGIN * (hours_left / tenth).clamp(MARGIN_FLOOR, 1.0)
+    } else {
+        MARGIN
+    }
 }
 
 /// The factor that turns a budget's share of its unsteered rate into the share of its groups'
@@ -857,6 +862,7 @@ impl BudgetControl {
                 .map_or(run_rate.max(0.0), |s| s.pace),
         };
         let hours_left = (end - now).num_seconds().max(0) as f64 / 3600.0;
+        let period_hours = (end - start).num_seconds().max(0) as f64 / 3600.0;
         // The rest of the period, hour by hour of the week once a whole day is watched (see
         // `hourly_profile`), else at the flat pace.
         let profile = &learnt.profile;
@@ -880,7 +886,7 @@ impl BudgetControl {
         // at the amount itself, late in a period, it cut the whole margin out of the hours
         // left at once.
         let line = if self.max_rung == Rung::Cap {
-            amount * (1.0 - margin(hours_left))
+            amount * (1.0 - margin(hours_left, period_hours))
         } else {
             amount
         };
@@ -891,7 +897,7 @@ impl BudgetControl {
         if self.rung == Some(Rung::Cap) {
             // What the rest of the period affords per hour, against what the scope would
             // spend per hour unsteered.
-            let affordable = (amount * (1.0 - margin(hours_left)) - spent).max(0.0);
+            let affordable = (amount * (1.0 - margin(hours_left, period_hours)) - spent).max(0.0);
             share = if rest_unsteered > 0.0 {
                 (affordable / rest_unsteered).min(1.0)
             } else if hours_left > 0.0 {
@@ -1723,14 +1729,14 @@ mod tests {
 
     #[test]
     fn cap_climbs_where_the_forecast_crosses_its_aim() {
-        // The workload costs 42 a day; a budget of 42.1 aims 0.48 % under it at 01:00 (23
-        // hours left), at 41.90: `cap` climbs, with a share just under 1 (the cut is gentle),
+        // The workload costs 42 a day; a budget of 42.1 aims 0.5 % under it at 01:00, at
+        // 41.89: `cap` climbs, with a share just under 1 (the cut is gentle),
         // where waiting for the amount itself would climb only once the spend had run past
         // the aim, and then cut the whole margin out of the hours left.
         let mut control = BudgetControl::new(Rung::Cap);
         let step = feed(&mut control, 42.1, at(3, 1, 0));
         assert_eq!(step.rung, Some(Rung::Cap), "{step:?}");
-        let aim = 42.1 * (1.0 - 0.005 * 23.0 / 24.0);
+        let aim = 42.1 * (1.0 - 0.005);
         assert!((step.share - (aim - 1.0) / 41.0).abs() < 0.002, "{step:?}");
         assert!(step.share > 0.99 && step.share < 1.0, "{step:?}");
         // Another rung climbs at the amount.
@@ -1739,12 +1745,23 @@ mod tests {
     }
 
     #[test]
-    fn the_margin_shrinks_over_the_last_day_to_a_floor() {
-        assert!((margin(240.0) - 0.005).abs() < 1e-12);
-        assert!((margin(24.0) - 0.005).abs() < 1e-12);
-        assert!((margin(12.0) - 0.0025).abs() < 1e-12);
-        assert!((margin(1.0) - 0.001).abs() < 1e-12);
-        assert!((margin(0.0) - 0.001).abs() < 1e-12);
+    fn the_margin_shrinks_over_the_last_tenth_to_a_floor() {
+        // A 30-day month: the last tenth is 72 hours.
+        let month = 720.0;
+        for (left, want) in [
+            (700.0, 0.005),
+            (72.0, 0.005),
+            (36.0, 0.0025),
+            (7.2, 0.001),
+            (1.0, 0.001),
+            (0.0, 0.001),
+        ] {
+            assert!((margin(left, month) - want).abs() < 1e-12, "{left}");
+        }
+        // A day: the last 2.4 hours.
+        assert!((margin(12.0, 24.0) - 0.005).abs() < 1e-12);
+        assert!((margin(1.2, 24.0) - 0.0025).abs() < 1e-12);
+        assert!((margin(0.0, 0.0) - 0.005).abs() < 1e-12);
     }
 
     #[test]
