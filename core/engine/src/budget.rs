@@ -32,7 +32,7 @@
 //! - `prefer_cheaper`: a group's vertical policy takes any saving as worth a move and may
 //!   recommend spot (see `control.rs`); horizontal decisions are unchanged and say so.
 //! - `cap`: the spend rate is brought to what the rest of the period affords. The budget aims
-//!   0.5 % under its amount (0.1 % by its last hours, see [`margin`]) and climbs to `cap` when
+//!   0.5 % under its amount (0.1 % by the end of its last tenth) and climbs to `cap` when
 //!   the forecast crosses that aim. Its *share* is the affordable rate (what is left of the aim,
 //!   over the hours left) against the rate its groups would run at unsteered (the run rate
 //!   times the target scale in force, averaged over the last week); the share is fed back
