@@ -313,6 +313,9 @@ const PLAN_REUSE: i64 = 3600;
 /// The window the levers and the unsteered rate are judged on: a week, so a weekly cycle and
 /// more than one day's peaks are in it.
 const LEVER_WINDOW: i64 = 7 * 86_400;
+/// How long a budget keeps its history: the lever window, and two days and six hours more
+/// for the level shift to compare the last hours with the week before.
+const HISTORY_KEPT: i64 = LEVER_WINDOW + 2 * 86_400 + 6 * 3600;
 
 /// The two levers a budget on `cap` has on one group, and the choice between them.
 ///
@@ -620,6 +623,9 @@ pub struct BudgetControl {
     /// What the history teaches, kept until the history changes (a sample every
     /// [`SAMPLE_EVERY`], while a step may come every minute).
     learnt: Option<Learnt>,
+    /// A level shift in force: the first hour at the new level (hours since the epoch) and
+    /// the ratio of the new level to the old (see [`BudgetControl::step`]).
+    shift: Option<(i64, f64)>,
 }
 
 /// What a [`BudgetControl`]'s history teaches (see [`BudgetControl::step`]).
@@ -632,6 +638,11 @@ struct Learnt {
     hours: f64,
     /// The rates per hour of the week, once known.
     profile: Option<Vec<(f64, f64)>>,
+    /// The ratio of the last hours' unsteered spend to the same hours a week before, when
+    /// it has just left its usual level (see [`BudgetControl::learn`]).
+    shift: Option<f64>,
+    /// The same ratio whether or not it left its usual level (`None` without the hours).
+    week_ratio: Option<f64>,
 }
 
 /// One sample of a budget's scope.
@@ -751,6 +762,7 @@ impl BudgetControl {
             seed: None,
             ahead: None,
             learnt: None,
+            shift: None,
         }
     }
 
@@ -817,7 +829,7 @@ impl BudgetControl {
         while self
             .history
             .front()
-            .is_some_and(|w| (now - w.at).num_seconds() > LEVER_WINDOW)
+            .is_some_and(|w| (now - w.at).num_seconds() > HISTORY_KEPT)
         {
             self.history.pop_front();
             self.learnt = None;
@@ -865,9 +877,12 @@ impl BudgetControl {
         let period_hours = (end - start).num_seconds().max(0) as f64 / 3600.0;
         // The rest of the period, hour by hour of the week once a whole day is watched (see
         // `hourly_profile`), else at the flat pace.
+        let now_hour = now.timestamp().div_euclid(3600);
+        self.follow_shift(now_hour, learnt.shift, learnt.week_ratio);
+        let shift = self.shift;
         let profile = &learnt.profile;
         let rest_between = |from: DateTime<Utc>| match profile {
-            Some(profile) => rest_of(from, end, profile),
+            Some(profile) => rest_of(from, end, profile, shift.map(|(at, r)| (now_hour, at, r))),
             None => {
                 let hours = (end - from).num_seconds().max(0) as f64 / 3600.0;
                 (pace * hours, unsteered * hours)
@@ -933,9 +948,23 @@ impl BudgetControl {
         // Per hour of the week and of the day: spend, unsteered spend and hours watched.
         let mut week = [(0.0f64, 0.0f64, 0.0f64); HOURS_OF_WEEK];
         let mut day = [(0.0f64, 0.0f64, 0.0f64); HOURS_OF_DAY];
+        // The pace, the rates and the profile are of the last week; the level shift looks
+        // further back.
+        let newest = self.history.back().map_or(0, |w| w.at.timestamp());
+        let from = newest - LEVER_WINDOW;
+        let first_hour = self
+            .history
+            .front()
+            .map_or(0, |w| w.at.timestamp().div_euclid(3600));
+        let last_hour = newest.div_euclid(3600);
+        // Unsteered spend per hour since the history began (`None`: not watched, or blind),
+        // the hour in progress left out.
+        let mut hourly: Vec<Option<f64>> =
+            vec![None; usize::try_from(last_hour - first_hour).unwrap_or(0)];
         let mut before: Option<&Watched> = None;
         for w in &self.history {
-            if !(skip_blind && w.blind) {
+            let recent = w.at.timestamp() >= from;
+            if recent && !(skip_blind && w.blind) {
                 sum += w.unsteered;
                 count += 1;
             }
@@ -944,12 +973,20 @@ impl BudgetControl {
             {
                 let spent = (w.cumulative - a.cumulative).max(0.0);
                 let h = secs / 3600.0;
-                spend += spent;
-                hours += h;
-                for slot in [&mut week[a.slot], &mut day[a.slot % HOURS_OF_DAY]] {
-                    slot.0 += spent;
-                    slot.1 += w.unsteered * h;
-                    slot.2 += h;
+                if let Some(slot) = usize::try_from(a.at.timestamp().div_euclid(3600) - first_hour)
+                    .ok()
+                    .and_then(|i| hourly.get_mut(i))
+                {
+                    *slot = Some(slot.unwrap_or(0.0) + w.unsteered * h);
+                }
+                if a.at.timestamp() >= from {
+                    spend += spent;
+                    hours += h;
+                    for slot in [&mut week[a.slot], &mut day[a.slot % HOURS_OF_DAY]] {
+                        slot.0 += spent;
+                        slot.1 += w.unsteered * h;
+                        slot.2 += h;
+                    }
                 }
             }
             before = Some(w);
@@ -959,7 +996,33 @@ impl BudgetControl {
             spend,
             hours,
             profile: hourly_profile(&week, &day),
+            shift: crate::forecast::auto::level_shift(&hourly, chrono::TimeDelta::hours(1)),
+            week_ratio: week_ratio(&hourly),
         }
+    }
+
+    /// Keeps the level shift in force at `now_hour` from what the history shows: `seen`, a
+    /// shift found now (its ratio), and `ratio`, the last hours over the same hours a week
+    /// before. A shift is found only while the new level is unusual against the week before,
+    /// about a day; the week's profile holds hours from before it for a week. So a shift is
+    /// kept from its first hour until a week has passed, while the last hours stay nearer
+    /// its ratio than the old level (a load that came back drops it).
+    fn follow_shift(&mut self, now_hour: i64, seen: Option<f64>, ratio: Option<f64>) {
+        let span = SHIFT_HOURS;
+        self.shift = match (self.shift, seen) {
+            // Seen again within two days, the same way: the same shift, at its latest ratio.
+            (Some((at, old)), Some(r)) if r.ln() * old.ln() > 0.0 && now_hour - at < 48 => {
+                Some((at, r))
+            }
+            (_, Some(r)) => Some((now_hour - span, r)),
+            (Some((at, r)), None) => {
+                // Nearer the shift's ratio than the old level's.
+                let holds = ratio.is_some_and(|now| (now.ln() - r.ln()).abs() < now.ln().abs());
+                (now_hour - at < HOURS_OF_WEEK as i64 && (now_hour - at < 2 * span || holds))
+                    .then_some((at, r))
+            }
+            (None, None) => None,
+        };
     }
 
     /// Whether any of the history was watched with the load seen: blind time is then left
@@ -1020,7 +1083,12 @@ fn slot_of_hour(hour: i64, slots: usize) -> usize {
 /// The spend and unsteered spend of `[now, end)` by the hourly `profile` (a day or a week).
 /// Called at every step for the rest of the period, so in whole seconds rather than calendar
 /// arithmetic.
-fn rest_of(now: DateTime<Utc>, end: DateTime<Utc>, profile: &[(f64, f64)]) -> (f64, f64) {
+fn rest_of(
+    now: DateTime<Utc>,
+    end: DateTime<Utc>,
+    profile: &[(f64, f64)],
+    shift: Option<(i64, i64, f64)>,
+) -> (f64, f64) {
     let (mut spend, mut unsteered) = (0.0, 0.0);
     let (mut at, end) = (now.timestamp(), end.timestamp());
     if profile.is_empty() {
@@ -1031,7 +1099,16 @@ fn rest_of(now: DateTime<Utc>, end: DateTime<Utc>, profile: &[(f64, f64)]) -> (f
     let mut slot = slot_of_hour(hour, profile.len());
     while at < end {
         let until = ((hour + 1) * 3600).min(end);
-        let hours = (until - at) as f64 / 3600.0;
+        let mut hours = (until - at) as f64 / 3600.0;
+        // An hour whose profile was watched before a level shift (the last time its hour of
+        // the week came round, before `now`) is at the new level.
+        if let Some((now_hour, from, ratio)) = shift {
+            let watched =
+                hour - profile.len() as i64 * ((hour - now_hour) / profile.len() as i64 + 1);
+            if watched < from {
+                hours *= ratio;
+            }
+        }
         spend += profile[slot].0 * hours;
         unsteered += profile[slot].1 * hours;
         at = until;
@@ -1043,6 +1120,28 @@ fn rest_of(now: DateTime<Utc>, end: DateTime<Utc>, profile: &[(f64, f64)]) -> (f
         };
     }
     (spend, unsteered)
+}
+
+/// The hours a level shift is judged over (the forecaster's `SHIFT_SPAN`).
+const SHIFT_HOURS: i64 = 6;
+
+/// The last [`SHIFT_HOURS`] complete hours of `hourly` over the same hours a week before;
+/// `None` on a gap, a zero or too short a history.
+fn week_ratio(hourly: &[Option<f64>]) -> Option<f64> {
+    let week = HOURS_OF_WEEK;
+    let span = SHIFT_HOURS as usize;
+    let n = hourly.len();
+    if n < week + span {
+        return None;
+    }
+    let (mut now, mut before) = (0.0, 0.0);
+    for t in n - span..n {
+        now += hourly[t]?;
+        before += hourly[t - week]?;
+    }
+    (now > 0.0 && before > 0.0)
+        .then(|| now / before)
+        .filter(|r| r.is_finite())
 }
 
 /// Every budget of a policy file, fed by the cost meter.
@@ -1714,16 +1813,16 @@ mod tests {
         let from = Utc.with_ymd_and_hms(1970, 1, 6, 10, 30, 0).unwrap();
         let until = Utc.with_ymd_and_hms(1970, 1, 7, 1, 15, 0).unwrap();
         let want = 0.5 * rate(34) + (35..=48).map(rate).sum::<f64>() + 0.25 * rate(49);
-        let (spend, unsteered) = rest_of(from, until, &profile);
+        let (spend, unsteered) = rest_of(from, until, &profile, None);
         assert!((spend - want).abs() < 1e-9, "{spend} against {want}");
         assert!((unsteered - 2.0 * want).abs() < 1e-9, "{unsteered}");
-        assert_eq!(rest_of(until, from, &profile), (0.0, 0.0));
+        assert_eq!(rest_of(until, from, &profile, None), (0.0, 0.0));
         // Across the end of the week: Sunday 22:30 to Monday 01:00 is half of slot 166, slot
         // 167 and slot 0.
         let from = Utc.with_ymd_and_hms(1970, 1, 4, 22, 30, 0).unwrap();
         let until = Utc.with_ymd_and_hms(1970, 1, 5, 1, 0, 0).unwrap();
         let want = 0.5 * rate(166) + rate(167) + rate(0);
-        let (spend, _) = rest_of(from, until, &profile);
+        let (spend, _) = rest_of(from, until, &profile, None);
         assert!((spend - want).abs() < 1e-9, "{spend} against {want}");
     }
 
@@ -1742,6 +1841,51 @@ mod tests {
         // Another rung climbs at the amount.
         let mut control = BudgetControl::new(Rung::Alert);
         assert_eq!(feed(&mut control, 42.1, at(3, 1, 0)).rung, None);
+    }
+
+    #[test]
+    fn a_level_shift_is_followed_until_the_load_comes_back() {
+        // 1 an hour for nine and a half days, then 2 an hour (a launch, or a holiday's end):
+        // eight hours later the rest of March is forecast at 2 an hour, though the week's
+        // profile still holds 1 for all but those hours. When the load falls back to 1, the
+        // shift is dropped.
+        let mut control = BudgetControl::new(Rung::Alert);
+        let mut now = at(1, 0, 0);
+        let mut cumulative = 0.0;
+        let mut run = |control: &mut BudgetControl, until: DateTime<Utc>, rate: f64| {
+            let mut last = None;
+            while now <= until {
+                let period = BudgetPeriod::Monthly.containing(now);
+                last = Some(control.step(now, period, 1e9, cumulative, (rate, rate)));
+                cumulative += rate * 5.0 / 60.0;
+                now += TimeDelta::minutes(5);
+            }
+            last.unwrap()
+        };
+        let end = at(31, 0, 0) + TimeDelta::days(1);
+        let before = run(&mut control, at(10, 12, 0), 1.0);
+        let left = |t: DateTime<Utc>| (end - t).num_seconds() as f64 / 3600.0;
+        let rest = before.forecast - before.spent;
+        assert!(
+            (rest - left(at(10, 12, 0))).abs() < 0.02 * rest,
+            "{before:?}"
+        );
+        let shifted = run(&mut control, at(10, 20, 0), 2.0);
+        let rest = shifted.forecast - shifted.spent;
+        let want = 2.0 * left(at(10, 20, 0));
+        assert!((rest - want).abs() < 0.02 * want, "{rest} against {want}");
+        // A day and a half later the shift is no longer unusual week on week, and the rest
+        // is still forecast at the new level.
+        let later = run(&mut control, at(12, 8, 0), 2.0);
+        let rest = later.forecast - later.spent;
+        let want = 2.0 * left(at(12, 8, 0));
+        assert!((rest - want).abs() < 0.02 * want, "{rest} against {want}");
+        // Back at 1 for twelve hours: the shift is dropped, and the rest is forecast by the
+        // week's profile alone (at 2 for the 56 hours of it at 2, at 1 for the others).
+        let back = run(&mut control, at(12, 20, 0), 1.0);
+        let rest = back.forecast - back.spent;
+        let hours = left(at(12, 20, 0));
+        assert!(rest > hours && rest < 1.5 * hours, "{rest} against {hours}");
     }
 
     #[test]
