@@ -302,6 +302,10 @@ impl LoadBucket {
     fn samples(&self) -> &[LoadSample] {
         &self.samples[..usize::from(self.len)]
     }
+
+    fn unsteered_sum(&self) -> f64 {
+        self.samples().iter().map(|s| f64::from(s.unsteered)).sum()
+    }
 }
 
 /// A week of load buckets.
@@ -337,6 +341,9 @@ pub struct GroupLevers {
     /// The lowest utilisation target of the group's target-tracking policies.
     target: Option<f64>,
     loads: VecDeque<LoadBucket>,
+    /// The sum of the unsteered capacities in `loads`, and how many: their mean is asked
+    /// at every step a budget caps the group.
+    loads_unsteered: (f64, usize),
     /// The bucket being filled, and its slot.
     bucket: Option<(i64, LoadBucket)>,
     profile: CapacityProfile,
@@ -405,9 +412,15 @@ impl GroupLevers {
             Some((at, bucket)) if *at == slot => bucket.add(sample),
             open => {
                 if let Some((_, bucket)) = open.take() {
+                    let (sum, count) = &mut self.loads_unsteered;
+                    *sum += bucket.unsteered_sum();
+                    *count += bucket.samples().len();
                     self.loads.push_back(bucket);
                     while self.loads.len() > LOAD_BUCKETS {
-                        self.loads.pop_front();
+                        if let Some(gone) = self.loads.pop_front() {
+                            *sum -= gone.unsteered_sum();
+                            *count -= gone.samples().len();
+                        }
                     }
                 }
                 let mut bucket = LoadBucket::default();
@@ -444,13 +457,7 @@ impl GroupLevers {
     /// The mean of the capacities the group would have had unsteered over the samples the
     /// levers are planned on (`None` before any).
     pub fn mean_unsteered(&self) -> Option<f64> {
-        let (sum, count) = self
-            .loads
-            .iter()
-            .flat_map(|b| b.samples())
-            .fold((0.0, 0usize), |(s, c), x| {
-                (s + f64::from(x.unsteered), c + 1)
-            });
+        let (sum, count) = self.loads_unsteered;
         (count > 0).then(|| sum / count as f64)
     }
 
