@@ -1104,18 +1104,22 @@ fn rest_of(
     let mut hour = at.div_euclid(3600);
     // Hour after hour, the slot after slot (a day or a week wraps round).
     let mut slot = slot_of_hour(hour, profile.len());
+    // With a level shift: an hour's profile was watched the last time its slot came round
+    // before `now`, a cycle (or more) before it, so whether it predates the shift repeats
+    // every cycle: the first `cutoff` hours of each cycle from `now` do.
+    let cycle = profile.len() as i64;
+    let (cutoff, ratio) = shift.map_or((0, 1.0), |(now_hour, from, ratio)| {
+        (from + cycle - now_hour, ratio)
+    });
+    let mut phase = shift.map_or(0, |(now_hour, _, _)| (hour - now_hour).rem_euclid(cycle));
     while at < end {
         let until = ((hour + 1) * 3600).min(end);
         let mut hours = (until - at) as f64 / 3600.0;
-        // An hour whose profile was watched before a level shift (the last time its hour of
-        // the week came round, before `now`) is at the new level.
-        if let Some((now_hour, from, ratio)) = shift {
-            let watched =
-                hour - profile.len() as i64 * ((hour - now_hour) / profile.len() as i64 + 1);
-            if watched < from {
-                hours *= ratio;
-            }
+        // An hour whose profile was watched before a level shift is at the new level.
+        if phase < cutoff {
+            hours *= ratio;
         }
+        phase = if phase + 1 == cycle { 0 } else { phase + 1 };
         spend += profile[slot].0 * hours;
         unsteered += profile[slot].1 * hours;
         at = until;
