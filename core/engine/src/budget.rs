@@ -36,8 +36,8 @@
 //!   the forecast crosses that aim. Its *share* is the affordable rate (what is left of the aim,
 //!   over the hours left) against the rate its groups would run at unsteered (the run rate
 //!   times the target scale in force, averaged over the last week); the share is fed back
-//!   through the spend, so it settles where the budget holds. Each group then meets the share with two levers, chosen by
-//!   [`GroupLevers`]: running hotter (utilisation targets raised, up to the budget's
+//!   through the spend, so it settles where the budget holds. Each group then meets the share
+//!   with two levers, chosen by [`GroupLevers`]: running hotter (utilisation targets raised, up to the budget's
 //!   `max_utilization`) and a cap on scale-out; it picks the pair that, replayed on its last week
 //!   of load, would have left demand unserved least often. In the period's last tenth the cap
 //!   is enforced: capacity above it is brought down to it ([`enforces_cap`]).
@@ -633,6 +633,8 @@ pub struct BudgetControl {
     /// A level shift in force: the first hour at the new level (hours since the epoch) and
     /// the ratio of the new level to the old (see [`BudgetControl::step`]).
     shift: Option<(i64, f64)>,
+    /// The level shift read from the history, kept until a new hour completes.
+    level: Option<Level>,
 }
 
 /// What a [`BudgetControl`]'s history teaches (see [`BudgetControl::step`]).
@@ -645,8 +647,17 @@ struct Learnt {
     hours: f64,
     /// The rates per hour of the week, once known.
     profile: Option<Vec<(f64, f64)>>,
-    /// The ratio of the last hours' unsteered spend to the same hours a week before, when
-    /// it has just left its usual level (see [`BudgetControl::learn`]).
+}
+
+/// What a [`BudgetControl`]'s hourly unsteered spend shows of a level shift, for the hours it
+/// was read at (see [`BudgetControl::level`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Level {
+    /// The first and last hour of the history (hours since the epoch), and whether blind time
+    /// was left out: the hourly series changes only when one of them does.
+    key: (i64, i64, bool),
+    /// The ratio of the last hours' unsteered spend to the same hours a week before, when it
+    /// has just left its usual level.
     shift: Option<f64>,
     /// The same ratio whether or not it left its usual level (`None` without the hours).
     week_ratio: Option<f64>,
@@ -770,6 +781,7 @@ impl BudgetControl {
             ahead: None,
             learnt: None,
             shift: None,
+            level: None,
         }
     }
 
@@ -885,7 +897,8 @@ impl BudgetControl {
         // The rest of the period, hour by hour of the week once a whole day is watched (see
         // `hourly_profile`), else at the flat pace.
         let now_hour = now.timestamp().div_euclid(3600);
-        self.follow_shift(now_hour, learnt.shift, learnt.week_ratio);
+        let level = self.level();
+        self.follow_shift(now_hour, level.shift, level.week_ratio);
         let shift = self.shift;
         let profile = &learnt.profile;
         let rest_between = |from: DateTime<Utc>| match profile {
@@ -955,23 +968,14 @@ impl BudgetControl {
         // Per hour of the week and of the day: spend, unsteered spend and hours watched.
         let mut week = [(0.0f64, 0.0f64, 0.0f64); HOURS_OF_WEEK];
         let mut day = [(0.0f64, 0.0f64, 0.0f64); HOURS_OF_DAY];
-        // The pace, the rates and the profile are of the last week; the level shift looks
-        // further back.
+        // The last week only: the history kept before it is for the level shift.
         let newest = self.history.back().map_or(0, |w| w.at.timestamp());
-        let from = newest - LEVER_WINDOW;
-        let first_hour = self
+        let first = self
             .history
-            .front()
-            .map_or(0, |w| w.at.timestamp().div_euclid(3600));
-        let last_hour = newest.div_euclid(3600);
-        // Unsteered spend per hour since the history began (`None`: not watched, or blind),
-        // the hour in progress left out.
-        let mut hourly: Vec<Option<f64>> =
-            vec![None; usize::try_from(last_hour - first_hour).unwrap_or(0)];
+            .partition_point(|w| w.at.timestamp() < newest - LEVER_WINDOW);
         let mut before: Option<&Watched> = None;
-        for w in &self.history {
-            let recent = w.at.timestamp() >= from;
-            if recent && !(skip_blind && w.blind) {
+        for w in self.history.range(first..) {
+            if !(skip_blind && w.blind) {
                 sum += w.unsteered;
                 count += 1;
             }
@@ -980,20 +984,12 @@ impl BudgetControl {
             {
                 let spent = (w.cumulative - a.cumulative).max(0.0);
                 let h = secs / 3600.0;
-                if let Some(slot) = usize::try_from(a.at.timestamp().div_euclid(3600) - first_hour)
-                    .ok()
-                    .and_then(|i| hourly.get_mut(i))
-                {
-                    *slot = Some(slot.unwrap_or(0.0) + w.unsteered * h);
-                }
-                if a.at.timestamp() >= from {
-                    spend += spent;
-                    hours += h;
-                    for slot in [&mut week[a.slot], &mut day[a.slot % HOURS_OF_DAY]] {
-                        slot.0 += spent;
-                        slot.1 += w.unsteered * h;
-                        slot.2 += h;
-                    }
+                spend += spent;
+                hours += h;
+                for slot in [&mut week[a.slot], &mut day[a.slot % HOURS_OF_DAY]] {
+                    slot.0 += spent;
+                    slot.1 += w.unsteered * h;
+                    slot.2 += h;
                 }
             }
             before = Some(w);
@@ -1003,9 +999,51 @@ impl BudgetControl {
             spend,
             hours,
             profile: hourly_profile(&week, &day),
+        }
+    }
+
+    /// What the hourly unsteered spend shows of a level shift (the forecaster's
+    /// `level_shift` rule). The series holds the complete hours of the history, its first
+    /// hour left out as partly dropped, so it changes only when an hour completes or the
+    /// history's first hour moves: it is read again only then, not at every sample.
+    fn level(&mut self) -> Level {
+        let skip_blind = self.has_seen();
+        let first_hour = self
+            .history
+            .front()
+            .map_or(0, |w| w.at.timestamp().div_euclid(3600));
+        let last_hour = self
+            .history
+            .back()
+            .map_or(0, |w| w.at.timestamp().div_euclid(3600));
+        let key = (first_hour, last_hour, skip_blind);
+        if let Some(level) = self.level.filter(|l| l.key == key) {
+            return level;
+        }
+        // Unsteered spend per hour (`None`: not watched, or blind), the hour in progress and
+        // the first hour left out.
+        let mut hourly: Vec<Option<f64>> =
+            vec![None; usize::try_from(last_hour - first_hour).unwrap_or(0)];
+        let mut before: Option<&Watched> = None;
+        for w in &self.history {
+            if let Some(a) = before
+                && let Some(secs) = interval((a, w), skip_blind)
+                && let Some(slot) = usize::try_from(a.at.timestamp().div_euclid(3600) - first_hour)
+                    .ok()
+                    .filter(|i| *i > 0)
+                    .and_then(|i| hourly.get_mut(i))
+            {
+                *slot = Some(slot.unwrap_or(0.0) + w.unsteered * secs / 3600.0);
+            }
+            before = Some(w);
+        }
+        let level = Level {
+            key,
             shift: crate::forecast::auto::level_shift(&hourly, chrono::TimeDelta::hours(1)),
             week_ratio: week_ratio(&hourly),
-        }
+        };
+        self.level = Some(level);
+        level
     }
 
     /// Keeps the level shift in force at `now_hour` from what the history shows: `seen`, a
